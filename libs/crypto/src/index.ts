@@ -1,0 +1,4 @@
+export * from './tokens';
+export * from './wireguard';
+export * from './pki';
+export * from './kubeconfig';
