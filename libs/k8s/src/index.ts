@@ -1,1 +1,11 @@
-export {};
+export * from './config';
+export * from './discovery';
+export * from './errors';
+export * from './events';
+export * from './finalizers';
+export * from './informer';
+export * from './leader';
+export * from './patch';
+export * from './request';
+export * from './secrets';
+export * from './status';

@@ -1,1 +1,3 @@
-export {};
+export * from './bundle';
+export * from './controlplane';
+export * from './workspace';

@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { bundleScript, ControlPlane } from '@knet/testing';
+import { formatMicroTime } from '../src';
+
+jest.setTimeout(60_000);
+
+let cp: ControlPlane;
+let script: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  [cp, script] = await Promise.all([
+    ControlPlane.start(),
+    bundleScript(join(__dirname, 'fixtures/elector.ts')),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await cp?.stop();
+});
+
+interface Line {
+  event: string;
+  identity: string;
+  at: number;
+  leader?: string;
+}
+
+function candidate(identity: string, lease: string, log: Line[]): ChildProcess {
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, IDENTITY: identity, KUBECONFIG_PATH: cp.kubeconfigPath, LEASE_NAME: lease },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  createInterface({ input: child.stdout! }).on('line', (l) => log.push(JSON.parse(l) as Line));
+  return child;
+}
+
+async function until(pred: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function leaseSpec(
+  name: string,
+): Promise<{ holderIdentity?: string; renewTime?: string; leaseTransitions?: number }> {
+  return JSON.parse(
+    await cp.kubectlOk(['get', 'lease', name, '-n', 'default', '-o', 'jsonpath={.spec}']),
+  ) as never;
+}
+
+describe('LeaderElector: two real processes contend for one Lease', () => {
+  it('exactly one leads; after kill -9 the other takes over within the lease duration', async () => {
+    const log: Line[] = [];
+    const a = candidate('a', 'contend', log);
+    const b = candidate('b', 'contend', log);
+    await until(() => log.some((l) => l.event === 'leading'), 20_000);
+    // Give both several retry periods to (wrongly) both lead.
+    await new Promise((r) => setTimeout(r, 2000));
+    const leaders = log.filter((l) => l.event === 'leading');
+    expect(leaders).toHaveLength(1);
+    const first = leaders[0]!.identity;
+    const spec = await leaseSpec('contend');
+    expect(spec.holderIdentity).toBe(first);
+    expect(spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    // the follower knows who leads
+    expect(log.some((l) => l.identity !== first && l.event === 'leader' && l.leader === first)).toBe(true);
+
+    const killedAt = Date.now();
+    (first === 'a' ? a : b).kill('SIGKILL');
+    await until(() => log.some((l) => l.event === 'leading' && l.identity !== first), 10_000);
+    const tookOver = log.find((l) => l.event === 'leading' && l.identity !== first)!;
+    // lease 3 s; the follower checks every 0.5–0.6 s; allow one check period of slack plus scheduling
+    expect(tookOver.at - killedAt).toBeLessThanOrEqual(3000 + 1500);
+    const after = await leaseSpec('contend');
+    expect(after.holderIdentity).toBe(tookOver.identity);
+    expect(after.leaseTransitions).toBe(1);
+  });
+
+  it('a leader that stops releases the lease so the follower takes over at once', async () => {
+    const log: Line[] = [];
+    const a = candidate('x', 'release', log);
+    await until(() => log.some((l) => l.event === 'leading' && l.identity === 'x'), 20_000);
+    candidate('y', 'release', log);
+    await until(() => log.some((l) => l.identity === 'y' && l.event === 'leader'), 10_000);
+    const stoppedAt = Date.now();
+    a.kill('SIGTERM');
+    await until(() => log.some((l) => l.event === 'leading' && l.identity === 'y'), 10_000);
+    const y = log.find((l) => l.event === 'leading' && l.identity === 'y')!;
+    expect(log.some((l) => l.identity === 'x' && l.event === 'stopped')).toBe(true);
+    // released lease: no need to wait the 3 s lease duration
+    expect(y.at - stoppedAt).toBeLessThan(3000);
+  });
+});
+
+describe('formatMicroTime', () => {
+  it.each([
+    ['2026-01-02T03:04:05.678Z', '2026-01-02T03:04:05.678000Z'],
+    ['2026-12-31T23:59:59.000Z', '2026-12-31T23:59:59.000000Z'],
+  ])('%s → %s', (iso, want) => expect(formatMicroTime(new Date(iso))).toBe(want));
+});

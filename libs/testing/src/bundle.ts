@@ -1,0 +1,29 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { build } from 'esbuild';
+import { workspaceRoot } from './workspace';
+
+/**
+ * Bundles a TypeScript entry point (a test fixture or an app's main.ts) into one CommonJS file
+ * with esbuild, the way apps ship, so tests can run it as a separate real process with `node`.
+ * ESM-only dependencies are bundled in; workspace aliases resolve through tsconfig.base.json.
+ */
+export async function bundleScript(entry: string): Promise<string> {
+  const outfile = join(
+    mkdtempSync(join(tmpdir(), 'knet-bundle-')),
+    basename(entry).replace(/\.[cm]?ts$/, '.cjs'),
+  );
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    sourcemap: 'inline',
+    logLevel: 'error',
+    tsconfig: join(workspaceRoot(), 'tsconfig.base.json'),
+  });
+  return outfile;
+}

@@ -1,0 +1,315 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
+import { ensureTestBedBinaries, type TestBedBinaries } from './binaries';
+import { run, type RunResult } from './exec';
+import { ManagedProcess } from './process';
+import { freePort } from './ports';
+
+export interface ControlPlaneOptions {
+  /** Also run kube-controller-manager (namespaces finalize, default ServiceAccounts appear, GC runs). */
+  controllerManager?: boolean;
+  /** Extra kube-apiserver flags, e.g. ['--feature-gates=…']. */
+  apiServerFlags?: string[];
+  /** How long to wait for /readyz (default 90 s; the first start on 2 cores takes ~10 s). */
+  startTimeoutMs?: number;
+  /** Keep the temp dir (logs, certs) after stop, to debug a failure. */
+  keepDir?: boolean;
+}
+
+/** What a kubectl or helm run printed and how it exited. */
+export type KubectlResult = RunResult;
+
+/**
+ * A real Kubernetes control plane on loopback: etcd + kube-apiserver (+ kube-controller-manager),
+ * in a temp dir, RBAC on, client-cert admin in system:masters. Always `stop()` it (afterAll);
+ * if the test process dies, the kernel kills the children (pdeathsig).
+ */
+export class ControlPlane {
+  private procs: ManagedProcess[] = [];
+  private readonly commands = new Map<string, { cmd: string; args: string[] }>();
+
+  private constructor(
+    readonly dir: string,
+    readonly bin: TestBedBinaries,
+    /** https://127.0.0.1:PORT */
+    readonly server: string,
+    readonly caPem: string,
+    /** Admin (system:masters) kubeconfig file. */
+    readonly kubeconfigPath: string,
+    private readonly keepDir: boolean,
+  ) {}
+
+  static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const bin = await ensureTestBedBinaries();
+    const dir = mkdtempSync(join(tmpdir(), 'knet-cp-'));
+    const [etcdPort, peerPort, apiPort, kcmPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    const server = `https://127.0.0.1:${apiPort}`;
+
+    const ca = await createCertificateAuthority('knet-testbed-ca');
+    const serving = await issueCertificate(ca, {
+      commonName: 'kube-apiserver',
+      dnsNames: [
+        'localhost',
+        'kubernetes',
+        'kubernetes.default',
+        'kubernetes.default.svc',
+        'kubernetes.default.svc.cluster.local',
+      ],
+      ipAddresses: ['127.0.0.1', '::1', '10.0.0.1'],
+      usage: 'server',
+    });
+    const admin = await issueCertificate(ca, {
+      commonName: 'admin',
+      organizations: ['system:masters'],
+      usage: 'client',
+    });
+    const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const f = (name: string, content: string) => {
+      const p = join(dir, name);
+      writeFileSync(p, content, { mode: 0o600 });
+      return p;
+    };
+    const caFile = f('ca.crt', ca.certPem);
+    const caKeyFile = f('ca.key', ca.keyPem);
+    const tlsCert = f('apiserver.crt', serving.certPem);
+    const tlsKey = f('apiserver.key', serving.keyPem);
+    const saKey = f('sa.key', sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    const saPub = f('sa.pub', sa.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    const kubeconfigPath = f(
+      'admin.kubeconfig',
+      renderKubeconfig({
+        name: 'testbed',
+        server,
+        caPem: ca.certPem,
+        credentials: { clientCertificatePem: admin.certPem, clientKeyPem: admin.keyPem },
+      }),
+    );
+
+    const cp = new ControlPlane(dir, bin, server, ca.certPem, kubeconfigPath, opts.keepDir ?? false);
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
+    try {
+      const etcd = cp.spawn('etcd', bin.etcd, [
+        '--name=testbed',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=testbed=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync=true',
+        '--log-level=warn',
+      ]);
+      await waitFor(etcd, deadline, async () =>
+        (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).includes('true'),
+      );
+
+      const apiFlags = [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        `--cert-dir=${join(dir, 'apiserver-certs')}`,
+        `--tls-cert-file=${tlsCert}`,
+        `--tls-private-key-file=${tlsKey}`,
+        `--client-ca-file=${caFile}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${saPub}`,
+        `--service-account-signing-key-file=${saKey}`,
+        '--authorization-mode=Node,RBAC',
+        '--allow-privileged=true',
+        '--enable-priority-and-fairness=false',
+        '--profiling=false',
+        '--v=1',
+      ];
+      if (!hasDefaultRoute()) {
+        // With no default route the apiserver cannot pick an advertise address by itself;
+        // loopback is not a valid Endpoints address, so the endpoint reconciler is turned off.
+        apiFlags.push('--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none');
+      }
+      const api = cp.spawn('kube-apiserver', bin.kubeApiserver, [
+        ...apiFlags,
+        ...(opts.apiServerFlags ?? []),
+      ]);
+      await waitFor(
+        api,
+        deadline,
+        async () => (await cp.kubectl(['get', '--raw', '/readyz'])).stdout === 'ok',
+      );
+
+      if (opts.controllerManager) {
+        const kcm = cp.spawn('kube-controller-manager', bin.kubeControllerManager, [
+          `--kubeconfig=${kubeconfigPath}`,
+          `--authentication-kubeconfig=${kubeconfigPath}`,
+          `--authorization-kubeconfig=${kubeconfigPath}`,
+          '--bind-address=127.0.0.1',
+          `--secure-port=${kcmPort}`,
+          '--leader-elect=false',
+          `--service-account-private-key-file=${saKey}`,
+          `--root-ca-file=${caFile}`,
+          `--cluster-signing-cert-file=${caFile}`,
+          `--cluster-signing-key-file=${caKeyFile}`,
+          '--use-service-account-credentials=true',
+          '--v=1',
+        ]);
+        // Ready once the serviceaccount controller has made the default ServiceAccount.
+        await waitFor(
+          kcm,
+          deadline,
+          async () =>
+            (await cp.kubectl(['get', 'serviceaccount', 'default', '-n', 'default'])).exitCode === 0,
+        );
+      }
+      return cp;
+    } catch (e) {
+      await cp.stop();
+      throw e;
+    }
+  }
+
+  private spawn(name: string, cmd: string, args: string[]): ManagedProcess {
+    const p = ManagedProcess.start(name, cmd, args, join(this.dir, `${name}.log`));
+    this.procs.push(p);
+    this.commands.set(name, { cmd, args });
+    return p;
+  }
+
+  /**
+   * Stops one component (kill -9 with `crash: true`) and starts it again with the same flags and
+   * port, then waits until the API server is ready again. For fault-injection tests.
+   */
+  async restart(
+    name: 'etcd' | 'kube-apiserver' | 'kube-controller-manager',
+    opts: { crash?: boolean; downMs?: number } = {},
+  ): Promise<void> {
+    const old = this.process(name);
+    const command = this.commands.get(name);
+    if (!old || !command) throw new Error(`restart: ${name} is not part of this control plane`);
+    if (opts.crash) await old.kill();
+    else await old.stop();
+    this.procs = this.procs.filter((p) => p !== old);
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    const p = this.spawn(name, command.cmd, command.args);
+    await waitFor(
+      p,
+      Date.now() + 90_000,
+      async () => (await this.kubectl(['get', '--raw', '/readyz'])).stdout === 'ok',
+    );
+  }
+
+  /** Runs the real kubectl against this control plane as admin. Never throws on a non-zero exit. */
+  async kubectl(
+    args: string[],
+    opts: { input?: string; kubeconfig?: string; timeoutMs?: number } = {},
+  ): Promise<KubectlResult> {
+    return run(this.bin.kubectl, [`--kubeconfig=${opts.kubeconfig ?? this.kubeconfigPath}`, ...args], {
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      ...(opts.input === undefined ? {} : { input: opts.input }),
+    });
+  }
+
+  /** Like kubectl(), but throws with kubectl's stderr when it exits non-zero. */
+  async kubectlOk(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<string> {
+    const r = await this.kubectl(args, opts);
+    if (r.exitCode !== 0)
+      throw new Error(`kubectl ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Runs the real helm with this control plane's admin kubeconfig. */
+  async helm(args: string[]): Promise<KubectlResult> {
+    return run(this.bin.helm, args, {
+      env: {
+        ...process.env,
+        KUBECONFIG: this.kubeconfigPath,
+        HELM_CACHE_HOME: join(this.dir, 'helm-cache'),
+        HELM_CONFIG_HOME: join(this.dir, 'helm-config'),
+        HELM_DATA_HOME: join(this.dir, 'helm-data'),
+      },
+    });
+  }
+
+  /** The admin kubeconfig's YAML. */
+  adminKubeconfig(): string {
+    return readFileSync(this.kubeconfigPath, 'utf8');
+  }
+
+  /**
+   * A kubeconfig file that authenticates as ServiceAccount `namespace/name` with a bound token
+   * from the TokenRequest API, so a test can prove an app's RBAC is enough (and no more).
+   * Creates the namespace and ServiceAccount when missing.
+   */
+  async serviceAccountKubeconfig(namespace: string, name: string, durationSeconds = 3600): Promise<string> {
+    await this.kubectl(['create', 'namespace', namespace]);
+    await this.kubectl(['create', 'serviceaccount', name, '-n', namespace]);
+    const token = (
+      await this.kubectlOk(['create', 'token', name, '-n', namespace, `--duration=${durationSeconds}s`])
+    ).trim();
+    const file = join(this.dir, `sa-${namespace}-${name}.kubeconfig`);
+    writeFileSync(
+      file,
+      renderKubeconfig({
+        name: `${namespace}-${name}`,
+        server: this.server,
+        caPem: this.caPem,
+        namespace,
+        credentials: { token },
+      }),
+      { mode: 0o600 },
+    );
+    return file;
+  }
+
+  /** Processes of this control plane, by name (etcd, kube-apiserver, kube-controller-manager). */
+  process(name: string): ManagedProcess | undefined {
+    return this.procs.find((p) => p.name === name);
+  }
+
+  /** Stops every process (reverse start order) and removes the temp dir. Safe to call twice. */
+  async stop(): Promise<void> {
+    const procs = this.procs.reverse();
+    this.procs = [];
+    for (const p of procs) await p.stop();
+    if (!this.keepDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function waitFor(proc: ManagedProcess, deadline: number, ready: () => Promise<boolean>): Promise<void> {
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (!proc.running)
+      throw new Error(`${proc.name} exited during start-up; last log lines:\n${proc.tail()}`);
+    try {
+      if (await ready()) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `${proc.name} not ready in time (${String(last ?? 'no answer')}); last log lines:\n${proc.tail()}`,
+  );
+}
+
+function httpGet(url: string): Promise<string> {
+  return fetch(url, { signal: AbortSignal.timeout(2000) }).then((r) => r.text());
+}
+
+/** True when the root namespace has an IPv4 default route (read from /proc, nothing changed). */
+function hasDefaultRoute(): boolean {
+  try {
+    return readFileSync('/proc/net/route', 'utf8')
+      .split('\n')
+      .slice(1)
+      .some((l) => l.split(/\s+/)[1] === '00000000');
+  } catch {
+    return false;
+  }
+}

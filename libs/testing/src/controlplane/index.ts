@@ -1,0 +1,5 @@
+export * from './binaries';
+export * from './controlplane';
+export * from './ports';
+export * from './exec';
+export * from './process';
