@@ -22,6 +22,7 @@ const esmOnly = [
   'is-stream',
   'is-unicode-supported',
   'cross-spawn',
+  '@sindresorhus/merge-streams',
 ];
 
 /** @type {import('jest').Config} */
@@ -41,6 +42,9 @@ module.exports = {
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   moduleNameMapper: {
     '^@knet/(k8s|host-net|crypto|runtime|testing)$': '<rootDir>/../../libs/$1/src/index.ts',
+    // unicorn-magic (used by execa) exports only an `import` condition, which Jest's CommonJS
+    // resolver does not match; point at its Node entry, which the SWC transform above converts.
+    '^unicorn-magic$': '<rootDir>/../../node_modules/unicorn-magic/node.js',
   },
   testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.test.ts'],
   reporters: ['default', '<rootDir>/../../tools/jest/totals-reporter.cjs'],

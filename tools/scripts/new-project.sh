@@ -30,7 +30,12 @@ if [ "$kind" = app ]; then
 }
 JSON
   cat > "$dir/tsconfig.app.json" <<JSON
-{ "extends": "./tsconfig.json", "include": ["src/**/*.ts"], "exclude": ["src/**/*.spec.ts"] }
+{
+  "extends": "./tsconfig.json",
+  "compilerOptions": { "declaration": false, "emitDeclarationOnly": false, "noEmit": true },
+  "include": ["src/**/*.ts"],
+  "exclude": ["src/**/*.spec.ts"]
+}
 JSON
   printf "console.log('%s');\n" "$name" > "$dir/src/main.ts"
 else
