@@ -1,1 +1,14 @@
-export {};
+export * from './errors';
+export * from './runner';
+export * from './ip-types';
+export { assertIfName, familyOf, ipArgs, routeFamily, ruleFamily } from './ip-args';
+export { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from './ip-parse';
+export * from './ip';
+export * from './fdb';
+export * from './sysctl';
+export * from './iptables-rules';
+export * from './iptables';
+export * from './wireguard-format';
+export * from './wireguard';
+export * from './host-net';
+export * from './fakes';

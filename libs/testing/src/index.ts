@@ -1,3 +1,4 @@
 export * from './bundle';
 export * from './controlplane';
 export * from './workspace';
+export * from './netns';

@@ -1,0 +1,77 @@
+import { fdbArgs, ZERO_MAC, type BridgeFdb, type FdbEntry, type FdbEntrySpec } from '../fdb';
+import { ipFailure } from './fake-ip-route';
+import { normalizeIp } from './addr-math';
+
+/** Anything that can say whether a link exists (FakeIpRoute does). */
+export interface LinkRegistry {
+  hasLink(name: string): boolean;
+}
+
+/**
+ * In-memory {@link BridgeFdb}. With a link registry (a FakeIpRoute), unknown devices fail like
+ * `bridge` does. Appending an entry that exists is a no-op and deleting a missing all-zeros remote
+ * succeeds silently — both as the kernel's VXLAN driver does; deleting any other missing entry fails.
+ */
+export class FakeBridgeFdb implements BridgeFdb {
+  private entries: FdbEntry[] = [];
+
+  constructor(private readonly links?: LinkRegistry) {}
+
+  private check(args: string[], dev: string): void {
+    if (this.links && !this.links.hasLink(dev)) ipFailure(args, 255, `Cannot find device "${dev}"`, 'bridge');
+  }
+
+  async list(options: { dev?: string } = {}): Promise<FdbEntry[]> {
+    if (options.dev) this.check(fdbArgs.list(options), options.dev);
+    return this.entries
+      .filter((e) => !options.dev || e.dev === options.dev)
+      .filter((e) => !this.links || this.links.hasLink(e.dev))
+      .map((e) => ({ ...e, flags: [...e.flags] }));
+  }
+
+  private toEntry(spec: FdbEntrySpec): FdbEntry {
+    const entry: FdbEntry = {
+      mac: spec.mac.toLowerCase(),
+      dev: spec.dev,
+      flags: [spec.target ?? 'self'],
+      state: spec.state === 'dynamic' ? '' : (spec.state ?? 'permanent'),
+    };
+    if (spec.dst) entry.dst = normalizeIp(spec.dst);
+    if (spec.vni !== undefined) entry.vni = spec.vni;
+    if (entry.state === '') delete entry.state;
+    return entry;
+  }
+
+  private same(e: FdbEntry, spec: FdbEntrySpec, withDst: boolean): boolean {
+    return (
+      e.mac === spec.mac.toLowerCase() &&
+      e.dev === spec.dev &&
+      (!withDst || (e.dst ?? '') === (spec.dst ? normalizeIp(spec.dst) : ''))
+    );
+  }
+
+  async append(spec: FdbEntrySpec): Promise<void> {
+    this.check(fdbArgs.change('append', spec), spec.dev);
+    if (this.entries.some((e) => this.same(e, spec, true))) return;
+    this.entries.push(this.toEntry(spec));
+  }
+
+  async replace(spec: FdbEntrySpec): Promise<void> {
+    this.check(fdbArgs.change('replace', spec), spec.dev);
+    const i = this.entries.findIndex((e) => this.same(e, spec, false));
+    if (i >= 0) this.entries[i] = this.toEntry(spec);
+    else this.entries.push(this.toEntry(spec));
+  }
+
+  async delete(spec: FdbEntrySpec): Promise<void> {
+    const args = fdbArgs.change('del', spec);
+    this.check(args, spec.dev);
+    const i = this.entries.findIndex((e) => this.same(e, spec, spec.dst !== undefined));
+    if (i >= 0) {
+      this.entries.splice(i, 1);
+      return;
+    }
+    if (spec.mac === ZERO_MAC && spec.dst !== undefined) return;
+    ipFailure(args, 255, 'RTNETLINK answers: No such file or directory', 'bridge');
+  }
+}

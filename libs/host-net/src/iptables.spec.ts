@@ -1,0 +1,173 @@
+import { CommandError } from './errors';
+import { FakeCommandRunner } from './fakes/fake-runner';
+import { FakeIptables } from './fakes/fake-iptables';
+import { ExecIptables, IptablesReconciler } from './iptables';
+import type { IptablesRuleSet } from './iptables-rules';
+
+const set: IptablesRuleSet = {
+  table: 'filter',
+  chains: {
+    'KNT-FWD': ['-s 192.0.2.0/24 -j ACCEPT', '-p tcp --dport 443 -j DROP'],
+    'KNT-IN': ['-j RETURN'],
+  },
+  jumps: [
+    { fromChain: 'FORWARD', rule: '-j KNT-FWD', position: 'prepend' },
+    { fromChain: 'INPUT', rule: '-j KNT-IN', position: 'append' },
+  ],
+};
+const nat: IptablesRuleSet = {
+  table: 'nat',
+  chains: { 'KNT-POST': ['-o eth0 -j MASQUERADE'] },
+  jumps: [{ fromChain: 'POSTROUTING', rule: '-j KNT-POST', position: 'append' }],
+};
+
+describe('IptablesReconciler on FakeIptables', () => {
+  it('applies, is idempotent, repairs drift and cleans up', async () => {
+    const ipt = new FakeIptables();
+    await ipt.command(['-A', 'FORWARD', '-j', 'DROP']);
+    const rec = new IptablesReconciler(ipt, [set, nat]);
+    const first = await rec.reconcile();
+    expect(first.changed).toBe(true);
+    expect(first.remaining).toEqual([]);
+    expect(await ipt.listRules('filter')).toBe(
+      [
+        '-P INPUT ACCEPT',
+        '-P FORWARD ACCEPT',
+        '-P OUTPUT ACCEPT',
+        '-N KNT-FWD',
+        '-N KNT-IN',
+        '-A INPUT -j KNT-IN',
+        '-A FORWARD -j KNT-FWD',
+        '-A FORWARD -j DROP',
+        '-A KNT-FWD -s 192.0.2.0/24 -j ACCEPT',
+        '-A KNT-FWD -p tcp -m tcp --dport 443 -j DROP',
+        '-A KNT-IN -j RETURN',
+        '',
+      ].join('\n'),
+    );
+    expect(await rec.reconcile()).toEqual({ changed: false, drift: [], remaining: [] });
+
+    await ipt.command(['-D', 'KNT-FWD', '1']);
+    await ipt.command(['-A', 'FORWARD', '-j', 'KNT-FWD']);
+    await ipt.command(['-t', 'nat', '-F', 'KNT-POST']);
+    expect((await rec.drift()).map((d) => `${d.kind} ${d.chain}`)).toEqual([
+      'chain-rules KNT-FWD',
+      'jumps FORWARD',
+      'chain-rules KNT-POST',
+    ]);
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    expect(await rec.drift()).toEqual([]);
+
+    await rec.cleanup();
+    expect(await ipt.listRules('filter')).toBe(
+      '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-A FORWARD -j DROP\n',
+    );
+    expect(await ipt.listRules('nat')).not.toContain('KNT');
+  });
+
+  it('setDesired switches the desired state; ownedPrefix removes what is no longer wanted', async () => {
+    const ipt = new FakeIptables();
+    const rec = new IptablesReconciler(ipt, set, { ownedPrefix: 'KNT-' });
+    await rec.reconcile();
+    rec.setDesired({ table: 'filter', chains: { 'KNT-FWD': ['-j ACCEPT'] } });
+    const r = await rec.reconcile();
+    expect(r.drift.map((d) => `${d.kind} ${d.chain}`)).toEqual([
+      'chain-rules KNT-FWD',
+      'stale-chain KNT-IN',
+      'jumps INPUT',
+      'jumps FORWARD',
+    ]);
+    expect(await ipt.listRules('filter')).toBe(
+      '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N KNT-FWD\n-A KNT-FWD -j ACCEPT\n',
+    );
+  });
+
+  it('rejects invalid or duplicate-table desired states up front', () => {
+    const ipt = new FakeIptables();
+    expect(() => new IptablesReconciler(ipt, [set, set])).toThrow(/table filter given twice/);
+    expect(() => new IptablesReconciler(ipt, { table: 'filter', chains: { INPUT: [] } })).toThrow(/built-in/);
+  });
+
+  it('logs the drift it repairs', async () => {
+    const records: unknown[] = [];
+    const rec = new IptablesReconciler(new FakeIptables(), nat, {
+      logger: { debug: (obj) => records.push(obj) },
+    });
+    await rec.reconcile();
+    expect(records).toEqual([
+      {
+        family: 'inet',
+        table: 'nat',
+        drift: ['nat/KNT-POST: chain missing', 'nat/POSTROUTING: jumps differ (want [-j KNT-POST], have [])'],
+      },
+    ]);
+  });
+});
+
+describe('FakeIptables', () => {
+  it('fails like iptables for common mistakes', async () => {
+    const ipt = new FakeIptables();
+    const fail = async (args: string[]): Promise<CommandError> => {
+      const err = await ipt.command(args).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CommandError);
+      return err as CommandError;
+    };
+    expect((await fail(['-A', 'NOPE', '-j', 'ACCEPT'])).message).toBe(
+      'iptables -A NOPE -j ACCEPT failed (exit 1): iptables: No chain/target/match by that name.',
+    );
+    expect((await fail(['-A', 'INPUT', '-j', 'NOPE'])).stderr).toBe(
+      "iptables v1.8.9 (nf_tables): Chain 'NOPE' does not exist",
+    );
+    expect((await fail(['-D', 'INPUT', '-j', 'ACCEPT'])).kind).toBe('not-found');
+    await ipt.command(['-N', 'KNT-A']);
+    expect((await fail(['-N', 'KNT-A'])).stderr).toBe('iptables: Chain already exists.');
+    await ipt.command(['-A', 'INPUT', '-j', 'KNT-A']);
+    expect((await fail(['-X', 'KNT-A'])).exitCode).toBe(4);
+    expect((await fail(['-t', 'bogus', '-S'])).exitCode).toBe(3);
+    await ipt.command(['-C', 'INPUT', '-j', 'KNT-A']);
+    await ipt.command(['-D', 'INPUT', '1']);
+    await ipt.command(['-X', 'KNT-A']);
+    expect(await ipt.listRules('filter')).toBe('-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n');
+  });
+
+  it('restores atomically per table: a failing line changes nothing', async () => {
+    const ipt = new FakeIptables();
+    const err = await ipt
+      .restore('*filter\n:KNT-A - [0:0]\n-A KNT-A -j ACCEPT\n-D INPUT -j KNT-A\nCOMMIT\n')
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toBe(
+      'iptables-restore -w 5 --noflush failed (exit 1): iptables-restore: line 4 failed: Bad rule (does a matching rule exist in that chain?).',
+    );
+    expect(await ipt.listRules('filter')).not.toContain('KNT-A');
+    await expect(ipt.restore('*filter\n-A INPUT -j ACCEPT\n')).rejects.toThrow(/COMMIT expected/);
+  });
+
+  it('declaring an existing chain in a restore flushes it (noflush semantics)', async () => {
+    const ipt = new FakeIptables('inet6');
+    await ipt.restore('*filter\n:KNT-A - [0:0]\n-A KNT-A -j ACCEPT\n-A KNT-A -j REJECT\nCOMMIT\n');
+    await ipt.restore('*filter\n:KNT-A - [0:0]\n-A KNT-A -j DROP\nCOMMIT\n');
+    expect(await ipt.listRules('filter')).toBe(
+      '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N KNT-A\n-A KNT-A -j DROP\n',
+    );
+    expect(ipt.family).toBe('inet6');
+  });
+});
+
+describe('ExecIptables', () => {
+  it('runs iptables/ip6tables with the lock wait and restore on stdin', async () => {
+    const runner = new FakeCommandRunner((c) =>
+      c.args.includes('-S') ? { stdout: '-P INPUT ACCEPT\n' } : undefined,
+    );
+    const v4 = new ExecIptables(runner);
+    const v6 = new ExecIptables(runner, { family: 'inet6', lockWaitSeconds: 10 });
+    await v4.listRules('nat');
+    await v6.restore('*filter\nCOMMIT\n');
+    await v4.command(['-D', 'INPUT', '1']);
+    expect(runner.commandLines()).toEqual([
+      'iptables -w 5 -t nat -S',
+      'ip6tables-restore -w 10 --noflush',
+      'iptables -w 5 -D INPUT 1',
+    ]);
+    expect(runner.calls[1]!.options.input).toBe('*filter\nCOMMIT\n');
+  });
+});

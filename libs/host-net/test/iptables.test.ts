@@ -1,0 +1,230 @@
+import { NetLab, type NetHost } from '@knet/testing';
+import { describeDrift, IptablesReconciler, type IptablesRuleSet } from '../src';
+import { CapturingLogger, hostNetFor } from './helpers';
+
+jest.setTimeout(60_000);
+
+const filter: IptablesRuleSet = {
+  table: 'filter',
+  chains: {
+    'KNT-FWD': [
+      '-s 192.0.2.0/24 -m comment --comment "knet: lab" -j ACCEPT',
+      '-p tcp --dport 443 -j DROP',
+      '-d 198.51.100.7 -j REJECT',
+    ],
+    'KNT-IN': ['-i eth0 -p udp --dport 4789 -j ACCEPT'],
+  },
+  jumps: [
+    { table: 'filter', fromChain: 'FORWARD', rule: '-j KNT-FWD', position: 'prepend' },
+    { table: 'filter', fromChain: 'INPUT', rule: '-j KNT-IN', position: 'append' },
+  ],
+};
+const nat: IptablesRuleSet = {
+  table: 'nat',
+  chains: { 'KNT-POST': ['-o eth0 -j MASQUERADE'] },
+  jumps: [{ fromChain: 'POSTROUTING', rule: '-j KNT-POST', position: 'append' }],
+};
+
+/** What `iptables -S` must print once the rule sets are applied (a foreign rule stays below our jump). */
+const wantFilter = [
+  '-P INPUT ACCEPT',
+  '-P FORWARD ACCEPT',
+  '-P OUTPUT ACCEPT',
+  '-N KNT-FWD',
+  '-N KNT-IN',
+  '-A INPUT -j KNT-IN',
+  '-A FORWARD -j KNT-FWD',
+  '-A FORWARD -s 203.0.113.0/24 -j DROP',
+  '-A KNT-FWD -s 192.0.2.0/24 -m comment --comment "knet: lab" -j ACCEPT',
+  '-A KNT-FWD -p tcp -m tcp --dport 443 -j DROP',
+  '-A KNT-FWD -d 198.51.100.7/32 -j REJECT --reject-with icmp-port-unreachable',
+  '-A KNT-IN -i eth0 -p udp -m udp --dport 4789 -j ACCEPT',
+];
+const wantNat = [
+  '-P PREROUTING ACCEPT',
+  '-P INPUT ACCEPT',
+  '-P OUTPUT ACCEPT',
+  '-P POSTROUTING ACCEPT',
+  '-N KNT-POST',
+  '-A POSTROUTING -j KNT-POST',
+  '-A KNT-POST -o eth0 -j MASQUERADE',
+];
+
+const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
+/** `-N` lines sorted (their order follows creation, which a repair may change); rules keep their order. */
+const normalizeOrder = (l: string[]): string[] => [
+  ...l.filter((x) => x.startsWith('-P')),
+  ...l.filter((x) => x.startsWith('-N')).sort(),
+  ...l.filter((x) => x.startsWith('-A')),
+];
+
+let lab: NetLab;
+let host: NetHost;
+beforeAll(async () => {
+  lab = await NetLab.create();
+  host = await lab.addHost('fw');
+});
+afterAll(async () => {
+  await lab?.dispose();
+});
+
+const iptablesS = async (table = 'filter', bin = 'iptables'): Promise<string[]> =>
+  normalizeOrder(lines((await host.exec(bin, ['-w', '5', '-t', table, '-S'])).stdout));
+const raw = async (...args: string[]): Promise<void> => {
+  await host.exec('iptables', ['-w', '5', ...args]);
+};
+
+describe('IptablesReconciler in a network namespace', () => {
+  it('applies, detects hand-made drift, repairs it, is idempotent and cleans up', async () => {
+    const logger = new CapturingLogger();
+    const { net } = hostNetFor(host, logger);
+    await raw('-A', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'DROP'); // someone else's rule
+    const rec = new IptablesReconciler(net.iptables, [filter, nat], { logger });
+
+    const first = await rec.reconcile();
+    expect(first.changed).toBe(true);
+    expect(first.drift.map(describeDrift)).toEqual([
+      'filter/KNT-FWD: chain missing',
+      'filter/KNT-IN: chain missing',
+      'filter/INPUT: jumps differ (want [-j KNT-IN], have [])',
+      'filter/FORWARD: jumps differ (want [-j KNT-FWD], have [])',
+      'nat/KNT-POST: chain missing',
+      'nat/POSTROUTING: jumps differ (want [-j KNT-POST], have [])',
+    ]);
+    expect(first.remaining).toEqual([]);
+    expect(await iptablesS()).toEqual(normalizeOrder(wantFilter));
+    expect(await iptablesS('nat')).toEqual(normalizeOrder(wantNat));
+    expect(logger.text()).toContain('iptables-restore -w 5 --noflush');
+
+    // Idempotent: nothing drifts, nothing is written.
+    const restoresBefore = logger.records.filter((r) =>
+      String(r.obj['command']).includes('iptables-restore'),
+    ).length;
+    expect(await rec.reconcile()).toEqual({ changed: false, drift: [], remaining: [] });
+    expect(await new IptablesReconciler(net.iptables, [filter, nat]).drift()).toEqual([]);
+    expect(logger.records.filter((r) => String(r.obj['command']).includes('iptables-restore')).length).toBe(
+      restoresBefore,
+    );
+
+    // Drift by hand: a deleted rule, a flushed chain, an extra jump, a missing jump.
+    await raw('-D', 'KNT-FWD', '2');
+    await raw('-F', 'KNT-IN');
+    await raw('-I', 'FORWARD', '3', '-j', 'KNT-FWD');
+    await raw('-t', 'nat', '-D', 'POSTROUTING', '-j', 'KNT-POST');
+    const drift = await rec.drift();
+    expect(drift.map((d) => `${d.kind} ${d.table}/${d.chain}`)).toEqual([
+      'chain-rules filter/KNT-FWD',
+      'chain-rules filter/KNT-IN',
+      'jumps filter/FORWARD',
+      'jumps nat/POSTROUTING',
+    ]);
+    const repaired = await rec.reconcile();
+    expect(repaired.changed).toBe(true);
+    expect(repaired.remaining).toEqual([]);
+    expect(await iptablesS()).toEqual(normalizeOrder(wantFilter));
+    expect(await iptablesS('nat')).toEqual(normalizeOrder(wantNat));
+
+    // A chain deleted altogether (and its jump) comes back.
+    await raw('-D', 'INPUT', '-j', 'KNT-IN');
+    await raw('-F', 'KNT-IN');
+    await raw('-X', 'KNT-IN');
+    expect((await rec.drift()).map((d) => d.kind)).toEqual(['missing-chain', 'jumps']);
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    expect(await iptablesS()).toEqual(normalizeOrder(wantFilter));
+    expect((await rec.reconcile()).changed).toBe(false);
+
+    // Cleanup leaves the built-in chains and the foreign rule only.
+    await rec.cleanup();
+    expect(await iptablesS()).toEqual([
+      '-P INPUT ACCEPT',
+      '-P FORWARD ACCEPT',
+      '-P OUTPUT ACCEPT',
+      '-A FORWARD -s 203.0.113.0/24 -j DROP',
+    ]);
+    expect(await iptablesS('nat')).toEqual([
+      '-P PREROUTING ACCEPT',
+      '-P INPUT ACCEPT',
+      '-P OUTPUT ACCEPT',
+      '-P POSTROUTING ACCEPT',
+    ]);
+    await rec.cleanup(); // nothing left: no-op
+    await raw('-D', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'DROP');
+  });
+
+  it('removes stale owned chains by prefix', async () => {
+    const { net } = hostNetFor(host);
+    const v1 = new IptablesReconciler(net.iptables, filter, { ownedPrefix: 'KNT-' });
+    await v1.reconcile();
+    const v2set: IptablesRuleSet = {
+      table: 'filter',
+      chains: { 'KNT-FWD': ['-j ACCEPT'] },
+      jumps: [{ fromChain: 'FORWARD', rule: '-j KNT-FWD', position: 'append' }],
+    };
+    const v2 = new IptablesReconciler(net.iptables, v2set, { ownedPrefix: 'KNT-' });
+    const r = await v2.reconcile();
+    expect(r.drift.map((d) => `${d.kind} ${d.chain}`)).toEqual([
+      'chain-rules KNT-FWD',
+      'stale-chain KNT-IN',
+      'jumps INPUT', // the jump into the stale chain goes; FORWARD's single jump is already in place
+    ]);
+    expect(r.remaining).toEqual([]);
+    expect(await iptablesS()).toEqual([
+      '-P INPUT ACCEPT',
+      '-P FORWARD ACCEPT',
+      '-P OUTPUT ACCEPT',
+      '-N KNT-FWD',
+      '-A FORWARD -j KNT-FWD',
+      '-A KNT-FWD -j ACCEPT',
+    ]);
+    await v2.cleanup();
+    expect(await iptablesS()).toEqual(['-P INPUT ACCEPT', '-P FORWARD ACCEPT', '-P OUTPUT ACCEPT']);
+  });
+
+  it('learns how the kernel prints rules it cannot canonicalise itself', async () => {
+    const { net } = hostNetFor(host);
+    const set: IptablesRuleSet = {
+      table: 'filter',
+      chains: { 'KNT-CT': ['-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'] },
+      jumps: [{ fromChain: 'INPUT', rule: '-j KNT-CT', position: 'prepend' }],
+    };
+    const rec = new IptablesReconciler(net.iptables, set);
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    expect(await iptablesS()).toContain('-A KNT-CT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+    expect(await rec.reconcile()).toEqual({ changed: false, drift: [], remaining: [] });
+    // A new reconciler has not learned the form yet: it rewrites once, then it is stable too.
+    const fresh = new IptablesReconciler(net.iptables, set);
+    expect((await fresh.reconcile()).changed).toBe(true);
+    expect((await fresh.reconcile()).changed).toBe(false);
+    await fresh.cleanup();
+    expect(await iptablesS()).toEqual(['-P INPUT ACCEPT', '-P FORWARD ACCEPT', '-P OUTPUT ACCEPT']);
+  });
+
+  it('manages ip6tables the same way', async () => {
+    const { net } = hostNetFor(host);
+    const v6: IptablesRuleSet = {
+      table: 'filter',
+      chains: { 'KNT-FWD6': ['-s 2001:db8::/32 -j ACCEPT', '-p tcp --dport 22 -j REJECT'] },
+      jumps: [{ fromChain: 'FORWARD', rule: '-j KNT-FWD6', position: 'prepend' }],
+    };
+    const rec = new IptablesReconciler(net.ip6tables, v6);
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    expect(await iptablesS('filter', 'ip6tables')).toEqual([
+      '-P INPUT ACCEPT',
+      '-P FORWARD ACCEPT',
+      '-P OUTPUT ACCEPT',
+      '-N KNT-FWD6',
+      '-A FORWARD -j KNT-FWD6',
+      '-A KNT-FWD6 -s 2001:db8::/32 -j ACCEPT',
+      '-A KNT-FWD6 -p tcp -m tcp --dport 22 -j REJECT --reject-with icmp6-port-unreachable',
+    ]);
+    expect((await rec.reconcile()).changed).toBe(false);
+    // The IPv4 table is not touched by the IPv6 reconciler.
+    expect(await iptablesS()).toEqual(['-P INPUT ACCEPT', '-P FORWARD ACCEPT', '-P OUTPUT ACCEPT']);
+    await rec.cleanup();
+    expect(await iptablesS('filter', 'ip6tables')).toEqual([
+      '-P INPUT ACCEPT',
+      '-P FORWARD ACCEPT',
+      '-P OUTPUT ACCEPT',
+    ]);
+  });
+});

@@ -1,0 +1,10 @@
+export { NetLabCommandError, type LabExecOptions, type LabExecResult } from './exec';
+export {
+  NETLAB_PREFIX,
+  namespaceOwner,
+  parseNetnsList,
+  sweepStaleNetns,
+  destroyNamespace,
+  type SweepOptions,
+} from './namespaces';
+export * from './lab';
