@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: every check of every project, then one grand total.
 //  1. builds (or finds cached) test-bed binaries, so no test times out building them;
-//  2. typecheck + lint of all projects (Nx, inferred targets);
+//  2. prettier --check, then typecheck + lint of all projects (Nx, inferred targets);
 //  3. jest of all projects, one project at a time (integration tests start real control planes
 //     and network namespaces; two at once on 2 cores only makes both slower);
 //  4. prints "N passed, N failed, N skipped" from tools/jest/totals-reporter.cjs. Skipped or
@@ -38,6 +38,7 @@ const results = [];
 results.push(step('test bed', bin('tsx'), ['libs/testing/src/cli.ts', 'build']));
 const nx = ['run-many', '--outputStyle=static', '--skipNxCache'];
 if (results[0]) {
+  results.push(step('format', bin('prettier'), ['--check', '--log-level=warn', '.']));
   results.push(step('typecheck + lint', bin('nx'), [...nx, '-t', 'typecheck', 'lint', '--parallel=2']));
   results.push(step('tests', bin('nx'), [...nx, '-t', 'test', '--parallel=1', ...extra]));
 }

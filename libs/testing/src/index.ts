@@ -1,4 +1,5 @@
 export * from './bundle';
 export * from './controlplane';
+export * from './exec';
 export * from './workspace';
 export * from './netns';

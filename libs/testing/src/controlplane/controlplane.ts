@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
 import { ensureTestBedBinaries, type TestBedBinaries } from './binaries';
-import { run, type RunResult } from './exec';
+import { run, type RunResult } from '../exec';
 import { ManagedProcess } from './process';
 import { freePort } from './ports';
 

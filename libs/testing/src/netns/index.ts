@@ -1,4 +1,3 @@
-export { NetLabCommandError, type LabExecOptions, type LabExecResult } from './exec';
 export {
   NETLAB_PREFIX,
   namespaceOwner,

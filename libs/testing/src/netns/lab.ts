@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { execArgv, NetLabCommandError, oneLine, type LabExecOptions, type LabExecResult } from './exec';
+import { execArgv, NetLabCommandError, oneLine, type LabExecOptions, type LabExecResult } from '../exec';
 import {
   destroyNamespace,
   installExitHandlers,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { execArgv, execArgvSync } from './exec';
+import { execArgv, execArgvSync } from '../exec';
 
 /** Every namespace the harness creates starts with this. */
 export const NETLAB_PREFIX = 'knt-';

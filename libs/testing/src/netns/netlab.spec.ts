@@ -7,11 +7,11 @@ import {
   destroyNamespace,
   namespaceOwner,
   NetLab,
-  NetLabCommandError,
   NetLabUnavailableError,
   parseNetnsList,
   sweepStaleNetns,
 } from './index';
+import { NetLabCommandError } from '../exec';
 
 jest.setTimeout(60_000);
 

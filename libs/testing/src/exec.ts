@@ -39,11 +39,12 @@ export interface LabExecOptions {
   /** Throw {@link NetLabCommandError} on a non-zero exit (default true). */
   check?: boolean;
   env?: NodeJS.ProcessEnv;
+  cwd?: string;
 }
 
 /**
- * Runs argv to completion (node:child_process, not execa, so the harness also loads as plain
- * CommonJS, e.g. under tsx). A missing binary is a one-line NetLabCommandError.
+ * Runs argv to completion (node:child_process, not execa, so the test bed also loads as plain
+ * CommonJS, e.g. the testbed CLI under tsx). A missing binary is a one-line NetLabCommandError.
  */
 export function execArgv(argv: readonly string[], options: LabExecOptions = {}): Promise<LabExecResult> {
   const [file, ...args] = argv;
@@ -52,6 +53,7 @@ export function execArgv(argv: readonly string[], options: LabExecOptions = {}):
     const child = spawn(file, args, {
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: options.env ?? process.env,
+      cwd: options.cwd,
     });
     // Our own timer (spawn's `timeout` leaks its timer when the binary is missing).
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
@@ -95,4 +97,25 @@ export function execArgvSync(argv: readonly string[], timeoutMs = 10_000): LabEx
   });
   if (r.error) return null;
   return { stdout: r.stdout ?? '', stderr: r.stderr ?? '', exitCode: r.status, signal: r.signal };
+}
+
+/** What a command (kubectl, helm, go…) printed, without the final newline, and how it exited. */
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Runs a command to completion; never throws on a non-zero exit (a missing binary still throws). */
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  options: Omit<LabExecOptions, 'check'> = {},
+): Promise<RunResult> {
+  const r = await execArgv([cmd, ...args], { timeoutMs: 60_000, ...options, check: false });
+  return {
+    stdout: r.stdout.replace(/\n$/, ''),
+    stderr: r.stderr.replace(/\n$/, ''),
+    exitCode: r.exitCode ?? 128,
+  };
 }
