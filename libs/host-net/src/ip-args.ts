@@ -95,15 +95,7 @@ export const ipArgs = {
   },
   deleteLink: (name: string): string[] => ['link', 'del', 'dev', name],
 
-  listAddresses(o: { dev?: string; family?: Family } = {}): string[] {
-    return [
-      '-j',
-      ...(o.family ? [familyFlag(o.family)] : []),
-      'addr',
-      'show',
-      ...(o.dev ? ['dev', o.dev] : []),
-    ];
-  },
+  listAddresses: (o: { dev?: string; family?: Family } = {}): string[] => showArgs('addr', o),
   addAddress(dev: string, cidr: string, o: { nodad?: boolean } = {}): string[] {
     return [
       familyFlag(familyOf(cidr)),
@@ -146,15 +138,7 @@ export const ipArgs = {
   addRule: (r: RuleSpec): string[] => ruleArgs('add', r),
   deleteRule: (r: RuleSpec): string[] => ruleArgs('del', r),
 
-  listNeighbours(o: { dev?: string; family?: Family } = {}): string[] {
-    return [
-      '-j',
-      ...(o.family ? [familyFlag(o.family)] : []),
-      'neigh',
-      'show',
-      ...(o.dev ? ['dev', o.dev] : []),
-    ];
-  },
+  listNeighbours: (o: { dev?: string; family?: Family } = {}): string[] => showArgs('neigh', o),
   replaceNeighbour: (n: NeighbourSpec): string[] => [
     familyFlag(familyOf(n.dst)),
     'neigh',
@@ -223,4 +207,15 @@ function ruleArgs(verb: 'add' | 'del', r: RuleSpec): string[] {
 function withPrefix(cidr: string): string {
   if (cidr.includes('/')) return cidr;
   return `${cidr}/${familyOf(cidr) === 'inet6' ? 128 : 32}`;
+}
+
+/** `ip -j [-4|-6] OBJECT show [dev DEV]`. */
+function showArgs(object: 'addr' | 'neigh', o: { dev?: string; family?: Family }): string[] {
+  return [
+    '-j',
+    ...(o.family ? [familyFlag(o.family)] : []),
+    object,
+    'show',
+    ...(o.dev ? ['dev', o.dev] : []),
+  ];
 }
