@@ -9,3 +9,4 @@ export * from './patch';
 export * from './request';
 export * from './secrets';
 export * from './status';
+export * from './workqueue';

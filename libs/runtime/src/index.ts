@@ -5,3 +5,4 @@ export * from './server';
 export * from './shutdown';
 export * from './options';
 export * from './main';
+export * from './backoff';

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger';
 
@@ -26,6 +27,10 @@ export interface ObservabilityServerOptions {
    * leaves Service endpoints while it shuts down (like kube-apiserver's `[-]shutdown`).
    */
   shutdownSignal?: AbortSignal;
+  /** Extra GET/HEAD routes by exact path (e.g. `/version`), answered before the built-in ones. */
+  routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
+  /** Handles HTTP upgrade requests (e.g. WebSocket); without it, upgrades are refused with 404. */
+  onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 /** Serves `/healthz`, `/readyz` and `/metrics`; see `createObservabilityServer`. */
@@ -84,6 +89,10 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
       else res.destroy();
     });
   });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (options.onUpgrade) options.onUpgrade(req, socket, head);
+    else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
   let port: number | undefined;
 
   function addCheck(kind: HealthCheckKind, name: string, check: HealthCheck): void {
@@ -117,6 +126,11 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       send(res, req, 405, TEXT, 'method not allowed\n');
+      return;
+    }
+    const route = options.routes?.[url.pathname];
+    if (route) {
+      route(req, res);
       return;
     }
     if (url.pathname === '/metrics') {

@@ -24,6 +24,8 @@ export async function bundleScript(entry: string): Promise<string> {
     sourcemap: 'inline',
     logLevel: 'error',
     tsconfig: join(workspaceRoot(), 'tsconfig.base.json'),
+    // Native add-ons (ssh2's crypto binding, cpu-features) are copied next to the bundle.
+    loader: { '.node': 'copy' },
   });
   return outfile;
 }

@@ -1,0 +1,249 @@
+import { connect as netConnect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Client, type ClientChannel, type TcpConnectionDetails } from 'ssh2';
+import WebSocket, { createWebSocketStream } from 'ws';
+import type { Logger } from '@knet/runtime';
+import {
+  HELLO_TIMEOUT_MS,
+  SUBPROTOCOL,
+  TARGETS,
+  decodeHelloReply,
+  encodeHello,
+  fingerprintOfBlob,
+  splice,
+  type TargetName,
+} from '@knet/tunnel';
+import type { AgentMetrics } from './metrics';
+import type { ApiServerProxy } from './upstream';
+
+export interface ConnectionOptions {
+  url: string;
+  cluster: string;
+  token: string;
+  agent: string;
+  agentVersion: string;
+  /** `SHA256:…` the proxy's host key must have. */
+  fingerprint: string;
+  keepaliveMs: number;
+  /** Extra CA for a wss:// proxy with a private certificate. */
+  proxyCa?: string;
+  apiServer: ApiServerProxy;
+  /** host:port of ks-apiserver, when this agent serves the kubesphere target. */
+  kubesphere?: { host: string; port: number };
+  logger: Logger;
+  metrics: AgentMetrics;
+}
+
+/** The proxy's host key is not the pinned one: never retried, the agent exits. */
+export class FingerprintMismatchError extends Error {
+  override readonly name = 'FingerprintMismatchError';
+}
+
+/** The proxy refused this agent (bad token, unknown cluster…): retried after a backoff. */
+export class RefusedError extends Error {
+  override readonly name = 'RefusedError';
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const SSH_ALGORITHMS = {
+  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com'],
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256'],
+  serverHostKey: ['ssh-ed25519'],
+  compress: ['none'],
+};
+
+/**
+ * One connection to the proxy, from dial to close: WebSocket, SSH with the pinned host key, hello,
+ * targets, then serving channels. `established` resolves once the proxy has accepted the agent;
+ * `closed` resolves (with the reason) when the connection is over. Typed errors tell the supervisor
+ * whether to retry.
+ */
+export class AgentConnection {
+  readonly established: Promise<void>;
+  readonly closed: Promise<Error | undefined>;
+  private readonly ssh = new Client();
+  private ws: WebSocket | undefined;
+  private settle!: (err: Error | undefined) => void;
+
+  constructor(private readonly o: ConnectionOptions) {
+    this.closed = new Promise((r) => (this.settle = r));
+    this.established = this.run();
+    this.established.catch((e: unknown) => this.finish(e as Error));
+  }
+
+  private finish(err: Error | undefined): void {
+    this.settle(err);
+    this.ssh.end();
+    this.ws?.terminate();
+  }
+
+  close(): void {
+    this.finish(undefined);
+  }
+
+  private async run(): Promise<void> {
+    const stream = await this.dial();
+    await this.handshake(stream);
+    await this.hello();
+    await this.advertise();
+  }
+
+  private dial(): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.o.url, SUBPROTOCOL, {
+        perMessageDeflate: false,
+        handshakeTimeout: 45_000,
+        maxPayload: 4 * 1024 * 1024,
+        ...(this.o.proxyCa ? { ca: this.o.proxyCa } : {}),
+      });
+      this.ws = ws;
+      ws.binaryType = 'nodebuffer';
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()).length > 2048 && res.destroy());
+        res.on('end', () =>
+          reject(new Error(`proxy answered HTTP ${res.statusCode}: ${body.trim() || res.statusMessage}`)),
+        );
+        res.on('error', () => reject(new Error(`proxy answered HTTP ${res.statusCode}`)));
+      });
+      ws.once('error', (e) => reject(new Error(`cannot reach the proxy at ${this.o.url}: ${e.message}`)));
+      ws.once('open', () => {
+        const s = createWebSocketStream(ws, { highWaterMark: 1024 * 1024 });
+        s.on('error', () => s.destroy());
+        resolve(s);
+      });
+    });
+  }
+
+  private handshake(sock: Duplex): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let seen: string | undefined;
+      this.ssh.once('ready', () => resolve());
+      this.ssh.on('error', (e: Error & { level?: string }) => {
+        if (seen && seen !== this.o.fingerprint) {
+          const err = new FingerprintMismatchError(
+            `the proxy's SSH host key is ${seen}, not the pinned --fingerprint ${this.o.fingerprint}: refusing to connect ` +
+              '(another proxy, a rotated key, or a man in the middle; check the fingerprint the proxy logs)',
+          );
+          reject(err);
+          this.finish(err);
+          return;
+        }
+        const err = new Error(`SSH with the proxy failed: ${e.message}`);
+        reject(err);
+        this.finish(err);
+      });
+      this.ssh.on('close', () => this.finish(new Error('connection to the proxy closed')));
+      this.ssh.on('tcp connection', (details, accept, reject) => this.onChannel(details, accept, reject));
+      this.ssh.connect({
+        sock: sock as never,
+        username: this.o.cluster,
+        authHandler: [{ type: 'none', username: this.o.cluster }] as never,
+        hostVerifier: (key: Buffer) => {
+          seen = fingerprintOfBlob(key);
+          return seen === this.o.fingerprint;
+        },
+        keepaliveInterval: this.o.keepaliveMs,
+        keepaliveCountMax: 1,
+        readyTimeout: 30_000,
+        algorithms: SSH_ALGORITHMS as never,
+      });
+    });
+  }
+
+  private hello(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('the proxy did not answer the hello in time')),
+        HELLO_TIMEOUT_MS,
+      );
+      const hello = encodeHello({
+        version: 1,
+        cluster: this.o.cluster,
+        token: this.o.token,
+        agent: this.o.agent,
+        agentVersion: this.o.agentVersion,
+      });
+      this.ssh.exec(hello, (err, ch: ClientChannel) => {
+        if (err) {
+          clearTimeout(timer);
+          reject(new Error(`the proxy refused the hello channel: ${err.message}`));
+          return;
+        }
+        let out = '';
+        ch.on('data', (c: Buffer) => {
+          if (out.length < 64 * 1024) out += c.toString('utf8');
+        });
+        ch.stderr.resume();
+        ch.on('close', () => {
+          clearTimeout(timer);
+          try {
+            const reply = decodeHelloReply(out.trim());
+            if (reply.ok) {
+              this.o.logger.info(
+                { session: reply.session, proxyVersion: reply.proxyVersion },
+                'connected to the proxy',
+              );
+              resolve();
+            } else {
+              reject(
+                new RefusedError(
+                  reply.reason,
+                  `the proxy refused this agent (${reply.reason}): ${reply.message}`,
+                ),
+              );
+            }
+          } catch (e) {
+            reject(e as Error);
+          }
+        });
+      });
+    });
+  }
+
+  /** Sends one tcpip-forward per target we serve: the proxy may open channels to these and no other. */
+  private async advertise(): Promise<void> {
+    const targets: TargetName[] = ['kubernetes', ...(this.o.kubesphere ? (['kubesphere'] as const) : [])];
+    for (const t of targets) {
+      await new Promise<void>((resolve, reject) =>
+        this.ssh.forwardIn(t, TARGETS[t], (err) =>
+          err ? reject(new Error(`the proxy refused target ${t}: ${err.message}`)) : resolve(),
+        ),
+      );
+    }
+    this.o.logger.info({ targets }, 'serving targets');
+  }
+
+  private onChannel(details: TcpConnectionDetails, accept: () => ClientChannel, reject: () => void): void {
+    const target = details.destIP as TargetName;
+    const allowed = target === 'kubernetes' || (target === 'kubesphere' && this.o.kubesphere !== undefined);
+    if (!allowed || TARGETS[target] !== details.destPort) {
+      this.o.metrics.refusedChannels.inc({ target: String(details.destIP).slice(0, 64) });
+      this.o.logger.warn(
+        { target: details.destIP, port: details.destPort },
+        'proxy asked for a target this agent does not serve; refused',
+      );
+      reject();
+      return;
+    }
+    const ch = accept();
+    this.o.metrics.channels.inc({ target });
+    this.o.metrics.channelsTotal.inc({ target });
+    ch.once('close', () => this.o.metrics.channels.dec({ target }));
+    if (target === 'kubernetes') {
+      this.o.apiServer.handle(ch);
+      return;
+    }
+    const ks = this.o.kubesphere;
+    if (!ks) return; // unreachable: `allowed` checked it
+    const sock = netConnect({ host: ks.host, port: ks.port });
+    void splice(ch, sock, (dir, n) =>
+      this.o.metrics.bytes.inc({ target, direction: dir === 'a-to-b' ? 'up' : 'down' }, n),
+    );
+  }
+}

@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { createProgram, logLevelOption, schemas, shutdownTimeoutOption } from '@knet/runtime';
+import { VERSION } from './version';
+
+export const program = createProgram({
+  name: 'tower-agent',
+  version: VERSION,
+  description:
+    'Connects this member cluster to a tower-proxy on the KubeSphere host cluster: dials out (WebSocket + SSH), ' +
+    "then serves the host's requests to this cluster's kube-apiserver (with this agent's own credentials) and ks-apiserver.",
+  options: {
+    name: {
+      flag: '--name <cluster>',
+      env: 'TOWER_CLUSTER_NAME',
+      description: 'name of this cluster: the Cluster object on the host cluster',
+      schema: z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be the name of a Cluster object (a DNS subdomain)'),
+    },
+    token: {
+      flag: '--token <token>',
+      env: 'TOWER_TOKEN',
+      description: "the Cluster's spec.connection.token (prefer the env var, from a Secret, over the flag)",
+      schema: z.string().min(1).max(1024),
+      secret: true,
+    },
+    proxyServer: {
+      flag: '--proxy-server <url>',
+      env: 'TOWER_PROXY_SERVER',
+      description: 'address of tower-proxy (http, https, ws or wss; the tunnel is at /v1/tunnel)',
+      schema: schemas.url({ protocols: ['http', 'https', 'ws', 'wss'] }),
+      default: 'http://127.0.0.1:8080',
+    },
+    fingerprint: {
+      flag: '--fingerprint <sha256>',
+      env: 'TOWER_FINGERPRINT',
+      description:
+        "SHA-256 fingerprint of the proxy's SSH host key (the proxy logs it and publishes it in its ConfigMap); any other key is refused",
+      schema: z
+        .string()
+        .regex(
+          /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/i,
+          'must be a SHA-256 fingerprint like SHA256:<43 base64 characters>',
+        ),
+    },
+    proxyCa: {
+      flag: '--proxy-ca <file>',
+      env: 'TOWER_PROXY_CA',
+      description:
+        'CA bundle (PEM) to verify a wss:// / https:// proxy whose certificate is not publicly trusted',
+      schema: schemas.existingFile().optional(),
+    },
+    kubeconfig: {
+      flag: '--kubeconfig <path>',
+      env: 'KUBECONFIG',
+      description: "credentials for this cluster's kube-apiserver (default: the pod's service account)",
+      schema: z.string().optional(),
+    },
+    serviceAccountDir: {
+      flag: '--service-account-dir <dir>',
+      env: 'TOWER_SERVICE_ACCOUNT_DIR',
+      description:
+        'in-cluster credentials: directory with token and ca.crt (the token is re-read when it rotates)',
+      schema: z.string().min(1),
+      default: '/var/run/secrets/kubernetes.io/serviceaccount',
+    },
+    kubernetesService: {
+      flag: '--kubernetes-service <host:port>',
+      env: 'TOWER_KUBERNETES_SERVICE',
+      description:
+        'in-cluster kube-apiserver address (default: $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
+      schema: schemas.hostPort({ defaultPort: 443 }).optional(),
+    },
+    kubesphereService: {
+      flag: '--kubesphere-service <host:port>',
+      env: 'TOWER_KUBESPHERE_SERVICE',
+      description:
+        'ks-apiserver address served as the kubesphere target; "none" serves only the kube-apiserver',
+      schema: z.union([z.literal('none'), schemas.hostPort({ defaultPort: 80 })]),
+      default: 'ks-apiserver.kubesphere-system.svc:80',
+    },
+    keepalive: {
+      flag: '--keepalive <duration>',
+      env: 'TOWER_KEEPALIVE',
+      description:
+        'SSH keepalive; a proxy that misses a reply is considered dead within 2x this and the agent reconnects',
+      schema: schemas.duration({ min: 1000 }),
+      default: '30s',
+    },
+    maxRetry: {
+      flag: '--max-retry <n>',
+      env: 'TOWER_MAX_RETRY',
+      description: 'consecutive failed connection attempts before exiting 1 (0 = retry forever)',
+      schema: schemas.integer({ min: 0 }),
+      default: 0,
+    },
+    maxRetryInterval: {
+      flag: '--max-retry-interval <duration>',
+      env: 'TOWER_MAX_RETRY_INTERVAL',
+      description: 'cap of the exponential backoff (with jitter) between attempts; SIGHUP retries at once',
+      schema: schemas.duration({ min: 1000 }),
+      default: '2m',
+    },
+    agentId: {
+      flag: '--agent-id <name>',
+      env: 'POD_NAME',
+      description: "this agent in the proxy's logs and metrics (default: the host name)",
+      schema: z.string().min(1).optional(),
+    },
+    metricsPort: {
+      flag: '--metrics-port <port>',
+      env: 'TOWER_METRICS_PORT',
+      description: 'port of /healthz, /readyz (ready while connected) and /metrics; 0 picks one',
+      schema: schemas.port({ allowZero: true }),
+      default: 8081,
+    },
+    metricsHost: {
+      flag: '--metrics-host <address>',
+      env: 'TOWER_METRICS_HOST',
+      description: 'address of the metrics endpoint',
+      schema: schemas.ipAddress(),
+      default: '0.0.0.0',
+    },
+    logLevel: logLevelOption,
+    shutdownTimeout: shutdownTimeoutOption,
+  },
+});

@@ -1,0 +1,255 @@
+import { isIP } from 'node:net';
+import {
+  EXTERNAL_LB_ANNOTATIONS,
+  setClusterCondition,
+  type Cluster,
+  type ClusterCondition,
+  type Connection,
+} from '@knet/cluster-crd';
+
+/** Where per-cluster ports come from: kubernetes in [min, max), kubesphere = kubernetes + offset (Tower's scheme). */
+export interface PortRange {
+  min: number;
+  max: number;
+  kubesphereOffset: number;
+}
+export const DEFAULT_PORT_RANGE: PortRange = { min: 6000, max: 7000, kubesphereOffset: 10_000 };
+
+export interface Ports {
+  kubernetes: number;
+  kubesphere: number;
+}
+
+/**
+ * Ports for `cluster`: keeps its current ones when valid and not taken by another cluster (the
+ * oldest claim wins a duplicate), else the lowest free pair. Deterministic, so a restarted proxy
+ * computes the same answer. Throws when the range is exhausted.
+ */
+export function allocatePorts(
+  cluster: Cluster,
+  others: readonly Cluster[],
+  range: PortRange = DEFAULT_PORT_RANGE,
+): Ports {
+  const used = new Set<number>();
+  const mine = cluster.spec?.connection?.kubernetesAPIServerPort ?? 0;
+  const myCreated = cluster.metadata.name;
+  for (const o of others) {
+    if (o.metadata.name === myCreated) continue;
+    const p = o.spec?.connection?.kubernetesAPIServerPort;
+    if (!p) continue;
+    // On a duplicate, the cluster whose name sorts first keeps the port (stable and coordination-free).
+    if (p === mine && o.metadata.name > myCreated) continue;
+    used.add(p);
+  }
+  const valid = (p: number) => Number.isInteger(p) && p >= range.min && p < range.max && !used.has(p);
+  if (valid(mine)) return { kubernetes: mine, kubesphere: mine + range.kubesphereOffset };
+  for (let p = range.min; p < range.max; p++) {
+    if (valid(p)) return { kubernetes: p, kubesphere: p + range.kubesphereOffset };
+  }
+  throw new Error(`no free port left in [${range.min}, ${range.max}) for cluster ${cluster.metadata.name}`);
+}
+
+/** The LoadBalancer annotations from KubeSphere's (misspelled) annotation; invalid JSON is an error to report. */
+export function lbAnnotations(
+  cluster: Cluster,
+): { ok: true; annotations: Record<string, string> } | { ok: false; message: string } {
+  const raw = cluster.metadata.annotations?.[EXTERNAL_LB_ANNOTATIONS];
+  if (!raw) return { ok: true, annotations: {} };
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return { ok: false, message: `annotation ${EXTERNAL_LB_ANNOTATIONS} is not JSON` };
+  }
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    Array.isArray(v) ||
+    Object.values(v).some((x) => typeof x !== 'string')
+  ) {
+    return { ok: false, message: `annotation ${EXTERNAL_LB_ANNOTATIONS} must be a JSON object of strings` };
+  }
+  return { ok: true, annotations: v as Record<string, string> };
+}
+
+export interface ServiceOptions {
+  namespace: string;
+  selector: Record<string, string>;
+}
+
+export const serviceName = (cluster: string) => `mc-${cluster}`;
+
+/** The Service `mc-<cluster>` (server-side apply intent): 6443 → kubernetes port, 80 → kubesphere port. */
+export function desiredService(
+  cluster: Cluster,
+  ports: Ports,
+  o: ServiceOptions,
+  annotations: Record<string, string>,
+): object {
+  const external = cluster.spec?.externalKubeAPIEnabled === true;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: serviceName(cluster.metadata.name),
+      namespace: o.namespace,
+      labels: {
+        'app.kubernetes.io/managed-by': 'tower-proxy',
+        'tower.knet.io/cluster': cluster.metadata.name,
+      },
+      annotations: external ? annotations : {},
+      ownerReferences: cluster.metadata.uid
+        ? [
+            {
+              apiVersion: cluster.apiVersion,
+              kind: 'Cluster',
+              name: cluster.metadata.name,
+              uid: cluster.metadata.uid,
+            },
+          ]
+        : [],
+    },
+    spec: {
+      type: external ? 'LoadBalancer' : 'ClusterIP',
+      selector: o.selector,
+      ports: [
+        { name: 'kubernetes', protocol: 'TCP', port: 6443, targetPort: ports.kubernetes },
+        { name: 'kubesphere', protocol: 'TCP', port: 80, targetPort: ports.kubesphere },
+      ],
+    },
+  };
+}
+
+export interface ServiceState {
+  clusterIP?: string;
+  /** First LoadBalancer ingress (ip or hostname), when there is one. */
+  ingress?: string;
+}
+
+/** Host part of a URL (IPv6 in brackets). */
+function urlHost(h: string): string {
+  return isIP(h) === 6 ? `[${h}]` : h;
+}
+
+/**
+ * The connection fields KubeSphere reads. With `publishAddress` (e.g. a node address in tests) the
+ * listener ports are published directly instead of the Service's 6443/80.
+ */
+export function endpoints(
+  ports: Ports,
+  svc: ServiceState,
+  publishAddress: string | undefined,
+): Pick<Connection, 'kubernetesAPIEndpoint' | 'kubesphereAPIEndpoint' | 'externalKubernetesAPIEndpoint'> {
+  const out: Pick<
+    Connection,
+    'kubernetesAPIEndpoint' | 'kubesphereAPIEndpoint' | 'externalKubernetesAPIEndpoint'
+  > = {};
+  if (publishAddress) {
+    out.kubernetesAPIEndpoint = `https://${urlHost(publishAddress)}:${ports.kubernetes}`;
+    out.kubesphereAPIEndpoint = `http://${urlHost(publishAddress)}:${ports.kubesphere}`;
+  } else if (svc.clusterIP && svc.clusterIP !== 'None') {
+    out.kubernetesAPIEndpoint = `https://${urlHost(svc.clusterIP)}:6443`;
+    out.kubesphereAPIEndpoint = `http://${urlHost(svc.clusterIP)}:80`;
+  }
+  if (svc.ingress) out.externalKubernetesAPIEndpoint = `https://${urlHost(svc.ingress)}:6443`;
+  return out;
+}
+
+/** Names and addresses the listener's serving certificate must cover. */
+export function servingNames(
+  cluster: string,
+  namespace: string,
+  svc: ServiceState,
+  publishAddress?: string,
+): { dnsNames: string[]; ipAddresses: string[] } {
+  const svcName = serviceName(cluster);
+  const dnsNames = [
+    'kubernetes',
+    'kubernetes.default',
+    'kubernetes.default.svc',
+    svcName,
+    `${svcName}.${namespace}`,
+    `${svcName}.${namespace}.svc`,
+  ];
+  const ipAddresses: string[] = [];
+  for (const h of [svc.clusterIP, publishAddress, svc.ingress]) {
+    if (!h || h === 'None') continue;
+    if (isIP(h)) ipAddresses.push(h);
+    else dnsNames.push(h);
+  }
+  return { dnsNames: [...new Set(dnsNames)], ipAddresses: [...new Set(ipAddresses)] };
+}
+
+export interface ConditionInputs {
+  initialized: { ok: true } | { ok: false; reason: string; message: string };
+  agents: number;
+  external?: { enabled: boolean; ingress?: string; annotationError?: string };
+}
+
+/** The three conditions the proxy owns, true to what it observed. Other conditions are kept. */
+export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Date): ClusterCondition[] {
+  let c = cluster.status?.conditions ?? [];
+  c = setClusterCondition(
+    c,
+    i.initialized.ok
+      ? {
+          type: 'Initialized',
+          status: 'True',
+          reason: 'Initialized',
+          message: 'Cluster has been initialized',
+        }
+      : {
+          type: 'Initialized',
+          status: 'False',
+          reason: i.initialized.reason,
+          message: i.initialized.message,
+        },
+    now,
+  );
+  c = setClusterCondition(
+    c,
+    i.agents > 0
+      ? {
+          type: 'AgentAvailable',
+          status: 'True',
+          reason: 'AgentConnected',
+          message: `${i.agents} agent(s) connected`,
+        }
+      : {
+          type: 'AgentAvailable',
+          status: 'False',
+          reason: 'NoAgent',
+          message: 'no agent is connected to the proxy',
+        },
+    now,
+  );
+  if (i.external?.enabled) {
+    c = setClusterCondition(
+      c,
+      i.external.annotationError
+        ? {
+            type: 'ExternalAccessReady',
+            status: 'False',
+            reason: 'InvalidAnnotation',
+            message: i.external.annotationError,
+          }
+        : i.external.ingress
+          ? {
+              type: 'ExternalAccessReady',
+              status: 'True',
+              reason: 'LoadBalancerReady',
+              message: `reachable at ${i.external.ingress}`,
+            }
+          : {
+              type: 'ExternalAccessReady',
+              status: 'False',
+              reason: 'WaitingForLoadBalancer',
+              message: 'the LoadBalancer Service has no ingress yet',
+            },
+      now,
+    );
+  } else {
+    c = c.filter((x) => x.type !== 'ExternalAccessReady');
+  }
+  return c;
+}

@@ -1,0 +1,153 @@
+import { hostname } from 'node:os';
+import { LeaderElector, checkApiServer, loadKubeConfig, patchObject, serverOf } from '@knet/k8s';
+import {
+  UsageError,
+  createLogger,
+  createMetricsRegistry,
+  createObservabilityServer,
+  installSignalHandlers,
+  onShutdown,
+  parseOptions,
+  runMain,
+  untilAborted,
+} from '@knet/runtime';
+import { ClusterController } from './controller';
+import { ClusterListeners } from './listeners';
+import { createProxyMetrics } from './metrics';
+import { program } from './options';
+import { SessionRegistry } from './sessions';
+import { loadOrCreateCa, loadOrCreateHostKey } from './state';
+import { TunnelServer } from './tunnel-server';
+import { VERSION } from './version';
+
+void runMain('tower-proxy', async () => {
+  const opts = parseOptions(program);
+  if (Boolean(opts.caCert) !== Boolean(opts.caKey)) {
+    throw new UsageError(
+      '--ca-cert and --ca-key go together: give both, or neither to use a CA kept in --ca-secret',
+    );
+  }
+  const logger = createLogger({ name: 'tower-proxy', level: opts.logLevel });
+  const { signal } = installSignalHandlers({ logger, timeoutMs: opts.shutdownTimeout });
+  const identity = opts.identity ?? hostname();
+
+  const { kc, source } = loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
+  const { gitVersion } = await checkApiServer(kc);
+  logger.info(
+    { server: serverOf(kc), credentials: source, kubernetes: gitVersion, version: VERSION },
+    'connected to the host cluster',
+  );
+
+  const hostKey = await loadOrCreateHostKey(kc, opts.namespace, opts.hostKeySecret);
+  const ca = await loadOrCreateCa(
+    kc,
+    opts.namespace,
+    opts.caSecret,
+    opts.caCert && opts.caKey ? { cert: opts.caCert, key: opts.caKey } : undefined,
+  );
+  logger.info(
+    { fingerprint: hostKey.fingerprint },
+    `SSH host key fingerprint ${hostKey.fingerprint} (agents pin it with --fingerprint)`,
+  );
+  await patchObject(
+    kc,
+    { apiVersion: 'v1', kind: 'ConfigMap', name: opts.infoConfigMap, namespace: opts.namespace },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: opts.infoConfigMap, namespace: opts.namespace },
+      data: {
+        fingerprint: hostKey.fingerprint,
+        'ssh-host-key.pub': hostKey.publicKey,
+        'ca.crt': ca.certPem,
+        version: VERSION,
+      },
+    },
+    'apply',
+    { fieldManager: 'tower-proxy', force: true },
+  );
+
+  const registry = createMetricsRegistry();
+  const metrics = createProxyMetrics(registry);
+  const sessions = new SessionRegistry();
+  const listeners = new ClusterListeners(sessions, metrics, logger, opts.listenAddress);
+  const controller = new ClusterController({
+    kc,
+    ca,
+    registry: sessions,
+    listeners,
+    metrics,
+    logger,
+    serviceNamespace: opts.serviceNamespace ?? opts.namespace,
+    serviceSelector: opts.serviceSelector,
+    ...(opts.publishServiceAddress ? { publishAddress: opts.publishServiceAddress } : {}),
+    portRange: opts.portRange,
+  });
+  await controller.start();
+
+  let serving = false;
+  const tunnel = new TunnelServer({
+    hostKey,
+    registry: sessions,
+    authorize: (h) => controller.authorize(h),
+    isServing: () => serving,
+    logger,
+    metrics,
+    version: VERSION,
+    keepaliveMs: opts.keepalive,
+  });
+  const server = createObservabilityServer({
+    host: opts.host,
+    port: opts.port,
+    registry,
+    logger,
+    shutdownSignal: signal,
+    routes: {
+      '/version': (_req, res) => {
+        res.setHeader('Content-Type', 'application/json');
+        res.end(JSON.stringify({ version: VERSION, fingerprint: hostKey.fingerprint }) + '\n');
+      },
+    },
+    onUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head),
+  });
+  server.addReadinessCheck('serving', () => serving);
+  const port = await server.listen();
+  logger.info({ host: opts.host, port }, `accepting agents on ${opts.host}:${port}/v1/tunnel`);
+
+  const startServing = () => {
+    serving = true;
+    controller.setLeading(true);
+  };
+  let elector: LeaderElector | undefined;
+  if (opts.leaderElect) {
+    elector = new LeaderElector({
+      kc,
+      namespace: opts.namespace,
+      name: opts.leaseName,
+      identity,
+      logger,
+      onStartedLeading: startServing,
+      onStoppedLeading: () => {
+        // Stop serving at once; exiting lets the pod restart clean as a follower.
+        serving = false;
+        controller.setLeading(false);
+        tunnel.closeAll('lost leadership');
+        void listeners.closeAll();
+        if (!signal.aborted) process.kill(process.pid, 'SIGTERM');
+      },
+    });
+    elector.start();
+  } else {
+    startServing();
+  }
+
+  onShutdown(async () => {
+    serving = false;
+    tunnel.close();
+    await listeners.closeAll();
+    await controller.stop();
+    await elector?.stop();
+    await server.close();
+  }, 'tower-proxy');
+  await untilAborted(signal);
+});

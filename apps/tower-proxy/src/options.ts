@@ -1,0 +1,175 @@
+import { z } from 'zod';
+import { createProgram, logLevelOption, schemas, shutdownTimeoutOption } from '@knet/runtime';
+import { VERSION } from './version';
+
+const labelSelector = z.string().transform((s, ctx) => {
+  const out: Record<string, string> = {};
+  for (const part of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    const m = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(part);
+    if (!m?.[1] || m[2] === undefined) {
+      ctx.addIssue({ code: 'custom', message: `must be key=value[,key=value], got "${part}"` });
+      return z.NEVER;
+    }
+    out[m[1]] = m[2];
+  }
+  if (Object.keys(out).length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must not be empty' });
+    return z.NEVER;
+  }
+  return out;
+});
+
+const portRange = z.string().transform((s, ctx) => {
+  const m = /^(\d+)-(\d+)$/.exec(s.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1024 || max > 55_535 || min >= max) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be MIN-MAX within 1024-55535 (MAX+10000 holds the ks ports), got "${s}"`,
+    });
+    return z.NEVER;
+  }
+  return { min, max, kubesphereOffset: 10_000 };
+});
+
+export const program = createProgram({
+  name: 'tower-proxy',
+  version: VERSION,
+  description:
+    'Serves member clusters of a KubeSphere host cluster through reverse tunnels: agents in the members dial in ' +
+    '(WebSocket + SSH), and each proxy-type Cluster gets a Service mc-<name>, a kubeconfig and per-cluster listeners.',
+  options: {
+    kubeconfig: {
+      flag: '--kubeconfig <path>',
+      env: 'KUBECONFIG',
+      description: 'kubeconfig of the host cluster (default: in-cluster credentials, then ~/.kube/config)',
+      schema: z.string().optional(),
+    },
+    host: {
+      flag: '--host <address>',
+      env: 'TOWER_HOST',
+      description: 'address of the agent endpoint and of /healthz, /readyz, /metrics, /version',
+      schema: schemas.ipAddress(),
+      default: '0.0.0.0',
+    },
+    port: {
+      flag: '--port <port>',
+      env: 'TOWER_PORT',
+      description: 'port of the agent endpoint (WebSocket upgrade on /v1/tunnel) and the HTTP endpoints',
+      schema: schemas.port({ allowZero: true }),
+      default: 8080,
+    },
+    listenAddress: {
+      flag: '--listen-address <address>',
+      env: 'TOWER_LISTEN_ADDRESS',
+      description: 'address of the per-cluster listeners (ports from --port-range)',
+      schema: schemas.ipAddress(),
+      default: '0.0.0.0',
+    },
+    portRange: {
+      flag: '--port-range <min-max>',
+      env: 'TOWER_PORT_RANGE',
+      description:
+        "per-cluster kube-apiserver listener ports; each cluster's ks-apiserver port is that port + 10000",
+      schema: portRange,
+      default: '6000-7000',
+    },
+    publishServiceAddress: {
+      flag: '--publish-service-address <address>',
+      env: 'TOWER_PUBLISH_SERVICE_ADDRESS',
+      description:
+        "address written into the Clusters' endpoints and kubeconfigs instead of the mc-<name> Service's ClusterIP " +
+        '(then with the listener ports); empty = the Service',
+      schema: z.string().optional(),
+    },
+    caCert: {
+      flag: '--ca-cert <file>',
+      env: 'TOWER_CA_CERT',
+      description:
+        'CA certificate (PEM) that signs listener and kubeconfig certificates; with --ca-key. Default: a CA kept in --ca-secret',
+      schema: schemas.existingFile().optional(),
+    },
+    caKey: {
+      flag: '--ca-key <file>',
+      env: 'TOWER_CA_KEY',
+      description: 'private key (PEM: RSA or ECDSA) of --ca-cert',
+      schema: schemas.existingFile().optional(),
+    },
+    namespace: {
+      flag: '--namespace <name>',
+      env: 'POD_NAMESPACE',
+      description: "namespace of the proxy's own Secrets, ConfigMap and Lease",
+      schema: z.string().min(1),
+      default: 'kubesphere-system',
+    },
+    serviceNamespace: {
+      flag: '--service-namespace <name>',
+      env: 'TOWER_SERVICE_NAMESPACE',
+      description: 'namespace of the mc-<cluster> Services (default: --namespace)',
+      schema: z.string().min(1).optional(),
+    },
+    serviceSelector: {
+      flag: '--service-selector <labels>',
+      env: 'TOWER_SERVICE_SELECTOR',
+      description: 'pod labels the mc-<cluster> Services select (the proxy pods)',
+      schema: labelSelector,
+      default: 'app.kubernetes.io/name=tower-proxy',
+    },
+    hostKeySecret: {
+      flag: '--host-key-secret <name>',
+      env: 'TOWER_HOST_KEY_SECRET',
+      description:
+        'Secret that keeps the SSH host key (created on first start) so the fingerprint agents pin never changes',
+      schema: z.string().min(1),
+      default: 'tower-proxy-host-key',
+    },
+    caSecret: {
+      flag: '--ca-secret <name>',
+      env: 'TOWER_CA_SECRET',
+      description: 'Secret that keeps the generated CA when --ca-cert/--ca-key are not given',
+      schema: z.string().min(1),
+      default: 'tower-proxy-ca',
+    },
+    infoConfigMap: {
+      flag: '--info-configmap <name>',
+      env: 'TOWER_INFO_CONFIGMAP',
+      description: 'ConfigMap where the proxy publishes its SSH host key fingerprint for agent installers',
+      schema: z.string().min(1),
+      default: 'tower-proxy',
+    },
+    keepalive: {
+      flag: '--keepalive <duration>',
+      env: 'TOWER_KEEPALIVE',
+      description: 'SSH keepalive towards agents; an agent silent for 2x this is dropped',
+      schema: schemas.duration({ min: 1000 }),
+      default: '30s',
+    },
+    leaderElect: {
+      flag: '--leader-elect [bool]',
+      env: 'TOWER_LEADER_ELECT',
+      description:
+        'with several replicas: only the Lease holder serves (agents, listeners, writes); the others are not ready',
+      schema: schemas.bool(),
+      default: false,
+    },
+    leaseName: {
+      flag: '--lease-name <name>',
+      env: 'TOWER_LEASE_NAME',
+      description: 'Lease used by --leader-elect (in --namespace)',
+      schema: z.string().min(1),
+      default: 'tower-proxy',
+    },
+    identity: {
+      flag: '--identity <name>',
+      env: 'POD_NAME',
+      description: 'this replica in leader election and logs (default: the host name)',
+      schema: z.string().min(1).optional(),
+    },
+    logLevel: logLevelOption,
+    shutdownTimeout: shutdownTimeoutOption,
+  },
+});

@@ -1,0 +1,75 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { TargetName } from '@knet/tunnel';
+
+/** One connected agent: an authenticated SSH connection that serves some targets for one cluster. */
+export interface AgentSession {
+  readonly id: string;
+  readonly cluster: string;
+  readonly agent: string;
+  readonly remoteAddress: string;
+  readonly connectedAt: Date;
+  /** Targets the agent advertised (its allow-list). */
+  readonly targets: ReadonlySet<TargetName>;
+  /** Channels open right now, for load sharing. */
+  readonly openChannels: number;
+  /** Opens a channel to `target` through the agent; rejects when the agent refuses it. */
+  openChannel(target: TargetName, origin: { address: string; port: number }): Promise<Duplex>;
+  close(reason: string): void;
+}
+
+/**
+ * The agents connected per cluster. Several agents of one cluster share the load (the least busy
+ * one that serves the target gets each new connection) and fail over (a lost agent just stops
+ * being picked). Emits `change(cluster)` when a cluster gains its first or loses its last agent.
+ */
+export class SessionRegistry extends EventEmitter<{ change: [cluster: string] }> {
+  private readonly byCluster = new Map<string, Set<AgentSession>>();
+
+  add(s: AgentSession): void {
+    let set = this.byCluster.get(s.cluster);
+    if (!set) this.byCluster.set(s.cluster, (set = new Set()));
+    set.add(s);
+    if (set.size === 1) this.emit('change', s.cluster);
+  }
+
+  remove(s: AgentSession): void {
+    const set = this.byCluster.get(s.cluster);
+    if (!set?.delete(s)) return;
+    if (set.size === 0) {
+      this.byCluster.delete(s.cluster);
+      this.emit('change', s.cluster);
+    }
+  }
+
+  /** Sessions of one cluster (a copy). */
+  sessions(cluster: string): AgentSession[] {
+    return [...(this.byCluster.get(cluster) ?? [])];
+  }
+
+  count(cluster?: string): number {
+    if (cluster !== undefined) return this.byCluster.get(cluster)?.size ?? 0;
+    let n = 0;
+    for (const s of this.byCluster.values()) n += s.size;
+    return n;
+  }
+
+  clusters(): string[] {
+    return [...this.byCluster.keys()];
+  }
+
+  /** The least busy session of `cluster` that serves `target`, ties broken by age (oldest first). */
+  pick(cluster: string, target: TargetName): AgentSession | undefined {
+    let best: AgentSession | undefined;
+    for (const s of this.byCluster.get(cluster) ?? []) {
+      if (!s.targets.has(target)) continue;
+      if (!best || s.openChannels < best.openChannels) best = s;
+    }
+    return best;
+  }
+
+  /** Closes every session of a cluster (it was deleted or its token changed). */
+  closeCluster(cluster: string, reason: string): void {
+    for (const s of this.sessions(cluster)) s.close(reason);
+  }
+}

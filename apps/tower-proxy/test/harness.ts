@@ -1,0 +1,198 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clusterCrdPath, type Cluster } from '@knet/cluster-crd';
+import { ControlPlane, ManagedProcess, bundleScript, freePort, workspaceRoot } from '@knet/testing';
+
+export const NS = 'kubesphere-system';
+
+let bundles: Promise<{ proxy: string; agent: string }> | undefined;
+/** The two apps bundled with esbuild, as they ship (once per test file). */
+export function appBundles(): Promise<{ proxy: string; agent: string }> {
+  bundles ??= Promise.all([
+    bundleScript(join(workspaceRoot(), 'apps/tower-proxy/src/main.ts')),
+    bundleScript(join(workspaceRoot(), 'apps/tower-agent/src/main.ts')),
+  ]).then(([proxy, agent]) => ({ proxy, agent }));
+  return bundles;
+}
+
+/** A host control plane with the Cluster CRD and the proxy's namespace. */
+export async function startHost(): Promise<ControlPlane> {
+  const host = await ControlPlane.start();
+  await host.kubectlOk(['apply', '-f', clusterCrdPath(workspaceRoot())]);
+  await host.kubectlOk([
+    'wait',
+    '--for=condition=Established',
+    'crd/clusters.cluster.kubesphere.io',
+    '--timeout=30s',
+  ]);
+  await host.kubectlOk(['create', 'namespace', NS]);
+  return host;
+}
+
+export interface RunningProxy {
+  proc: ManagedProcess;
+  port: number;
+  url: string;
+  fingerprint: string;
+  args: string[];
+}
+
+/** Starts tower-proxy against `host`; the per-cluster ports come from a range no other test uses. */
+export async function startProxy(
+  host: ControlPlane,
+  extra: string[] = [],
+  port?: number,
+): Promise<RunningProxy> {
+  const { proxy } = await appBundles();
+  const p = port ?? (await freePort());
+  const base = 10_000 + Math.floor(Math.random() * 190) * 50;
+  const args = [
+    proxy,
+    `--kubeconfig=${host.kubeconfigPath}`,
+    '--host=127.0.0.1',
+    `--port=${p}`,
+    '--listen-address=127.0.0.1',
+    '--publish-service-address=127.0.0.1',
+    `--port-range=${base}-${base + 50}`,
+    `--namespace=${NS}`,
+    '--keepalive=2s',
+    '--log-level=debug',
+    ...extra,
+  ];
+  const proc = ManagedProcess.start(
+    'tower-proxy',
+    process.execPath,
+    args,
+    join(host.dir, `tower-proxy-${p}.log`),
+  );
+  const url = `http://127.0.0.1:${p}`;
+  const fingerprint = await until(
+    async () => {
+      const r = await fetch(`${url}/version`).catch(() => undefined);
+      if (!r?.ok) return undefined;
+      const ready = await fetch(`${url}/readyz`)
+        .then((x) => x.ok)
+        .catch(() => false);
+      return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
+    },
+    30_000,
+    () => `tower-proxy did not become ready; log:\n${proc.tail(30)}`,
+  );
+  return { proc, port: p, url, fingerprint, args };
+}
+
+/** A member cluster's service-account directory for the agent (token + ca.crt), RBAC given by `rules`. */
+export async function memberServiceAccount(member: ControlPlane, name = 'tower-agent'): Promise<string> {
+  await member.kubectl(['create', 'namespace', NS]);
+  await member.kubectlOk(['create', 'serviceaccount', name, '-n', NS]);
+  // What the tests ask of the member through the tunnel, and no more.
+  await member.kubectlOk([
+    'create',
+    'clusterrole',
+    `${name}-test`,
+    '--verb=get,list,watch',
+    '--resource=namespaces,configmaps,pods',
+  ]);
+  await member.kubectlOk([
+    'create',
+    'clusterrolebinding',
+    `${name}-test`,
+    `--clusterrole=${name}-test`,
+    `--serviceaccount=${NS}:${name}`,
+  ]);
+  const dir = mkdtempSync(join(tmpdir(), 'knet-sa-'));
+  writeFileSync(join(dir, 'ca.crt'), member.caPem);
+  await refreshToken(member, dir, name);
+  return dir;
+}
+
+export async function refreshToken(member: ControlPlane, dir: string, name = 'tower-agent'): Promise<string> {
+  const token = (await member.kubectlOk(['create', 'token', name, '-n', NS, '--duration=1h'])).trim();
+  writeFileSync(join(dir, 'token'), token);
+  return token;
+}
+
+export interface AgentSpec {
+  cluster: string;
+  token: string;
+  proxy: RunningProxy;
+  member: ControlPlane;
+  saDir: string;
+  fingerprint?: string;
+  extra?: string[];
+  id?: string;
+}
+
+export function startAgent(a: AgentSpec, bundle: string): ManagedProcess {
+  const apiPort = new URL(a.member.server).port;
+  const args = [
+    bundle,
+    `--name=${a.cluster}`,
+    `--proxy-server=${a.proxy.url}`,
+    `--fingerprint=${a.fingerprint ?? a.proxy.fingerprint}`,
+    `--service-account-dir=${a.saDir}`,
+    `--kubernetes-service=127.0.0.1:${apiPort}`,
+    '--kubesphere-service=none',
+    '--keepalive=1s',
+    '--max-retry-interval=2s',
+    '--metrics-port=0',
+    '--metrics-host=127.0.0.1',
+    `--agent-id=${a.id ?? 'agent-1'}`,
+    '--log-level=debug',
+    ...(a.extra ?? []),
+  ];
+  const env: NodeJS.ProcessEnv = { ...process.env, TOWER_TOKEN: a.token };
+  delete env['KUBECONFIG'];
+  return ManagedProcess.start(
+    `tower-agent-${a.id ?? 'agent-1'}`,
+    process.execPath,
+    args,
+    join(a.member.dir, `tower-agent-${a.id ?? 'agent-1'}-${Date.now()}.log`),
+    env,
+  );
+}
+
+export async function getCluster(host: ControlPlane, name: string): Promise<Cluster> {
+  return JSON.parse(
+    await host.kubectlOk(['get', 'clusters.cluster.kubesphere.io', name, '-o', 'json']),
+  ) as Cluster;
+}
+
+export async function createCluster(host: ControlPlane, name: string, spec: object = {}): Promise<void> {
+  const c = {
+    apiVersion: 'cluster.kubesphere.io/v1alpha1',
+    kind: 'Cluster',
+    metadata: { name },
+    spec: { joinFederation: true, enable: true, connection: { type: 'proxy' }, ...spec },
+  };
+  await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(c) });
+}
+
+export function condition(c: Cluster, type: string): string | undefined {
+  return c.status?.conditions?.find((x) => x.type === type)?.status;
+}
+
+/** Writes the Cluster's kubeconfig to a file and returns its path. */
+export function writeKubeconfig(c: Cluster, dir: string): string {
+  const kc = c.spec?.connection?.kubeconfig;
+  if (!kc) throw new Error(`Cluster ${c.metadata.name} has no kubeconfig yet`);
+  const file = join(dir, `${c.metadata.name}-${Date.now()}.kubeconfig`);
+  writeFileSync(file, Buffer.from(kc, 'base64'));
+  return file;
+}
+
+/** Polls `fn` until it returns a value (not undefined/false), or throws `what()` after `ms`. */
+export async function until<T>(
+  fn: () => Promise<T | undefined | false>,
+  ms: number,
+  what: () => string,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > deadline) throw new Error(what());
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,139 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { ControlPlane, type ManagedProcess } from '@knet/testing';
+import {
+  appBundles,
+  condition,
+  createCluster,
+  getCluster,
+  memberServiceAccount,
+  startAgent,
+  startHost,
+  startProxy,
+  until,
+  writeKubeconfig,
+  type RunningProxy,
+} from './harness';
+
+jest.setTimeout(120_000);
+
+let host: ControlPlane;
+let member: ControlPlane;
+let proxy: RunningProxy;
+let agent: ManagedProcess;
+let saDir: string;
+let kubeconfig: string;
+const procs: ManagedProcess[] = [];
+
+beforeAll(async () => {
+  [host, member] = await Promise.all([startHost(), ControlPlane.start(), appBundles()]).then(([h, m]) => [
+    h,
+    m,
+  ]);
+  proxy = await startProxy(host);
+  procs.push(proxy.proc);
+  saDir = await memberServiceAccount(member);
+  await createCluster(host, 'alpha');
+  const c = await until(
+    async () => {
+      const c = await getCluster(host, 'alpha');
+      return c.spec?.connection?.kubeconfig && c.spec.connection.token ? c : undefined;
+    },
+    30_000,
+    () => `no kubeconfig written; proxy log:\n${proxy.proc.tail(30)}`,
+  );
+  kubeconfig = writeKubeconfig(c, host.dir);
+  agent = startAgent(
+    { cluster: 'alpha', token: c.spec!.connection!.token!, proxy, member, saDir },
+    (await appBundles()).agent,
+  );
+  procs.push(agent);
+  await until(
+    async () => condition(await getCluster(host, 'alpha'), 'AgentAvailable') === 'True',
+    30_000,
+    () => `agent never available; agent log:\n${agent.tail(30)}\nproxy log:\n${proxy.proc.tail(30)}`,
+  );
+}, 240_000);
+
+afterAll(async () => {
+  for (const p of procs) await p.stop();
+  await Promise.all([host?.stop(), member?.stop()]);
+});
+
+describe('the kubeconfig in the Cluster object works with kubectl through the tunnel', () => {
+  it('fills the Cluster: token, ports, endpoints, kubeconfig, conditions, Service mc-alpha', async () => {
+    const c = await getCluster(host, 'alpha');
+    const conn = c.spec!.connection!;
+    expect(conn.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(conn.kubesphereAPIServerPort).toBe(conn.kubernetesAPIServerPort! + 10_000);
+    expect(conn.kubernetesAPIEndpoint).toBe(`https://127.0.0.1:${conn.kubernetesAPIServerPort}`);
+    expect(condition(c, 'Initialized')).toBe('True');
+    const svc = JSON.parse(
+      await host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
+    ) as {
+      spec: { type: string; ports: { port: number; targetPort: number }[] };
+      metadata: { ownerReferences: { kind: string; name: string }[] };
+    };
+    expect(svc.spec.type).toBe('ClusterIP');
+    expect(svc.spec.ports.map((p) => [p.port, p.targetPort])).toEqual([
+      [6443, conn.kubernetesAPIServerPort],
+      [80, conn.kubesphereAPIServerPort],
+    ]);
+    expect(svc.metadata.ownerReferences[0]).toMatchObject({ kind: 'Cluster', name: 'alpha' });
+  });
+
+  it('kubectl get namespaces reaches the member', async () => {
+    await member.kubectlOk(['create', 'namespace', 'only-on-member']);
+    const out = await host.kubectlOk(['get', 'namespaces', '-o', 'name'], { kubeconfig });
+    expect(out.split('\n')).toContain('namespace/only-on-member');
+    // and it is the member, not the host, that answered
+    expect((await host.kubectl(['get', 'namespace', 'only-on-member'])).exitCode).not.toBe(0);
+  });
+
+  it('kubectl --watch sees a change made on the member', async () => {
+    const { kubectl } = host.bin;
+    const w = spawn(kubectl, [`--kubeconfig=${kubeconfig}`, 'get', 'namespaces', '--watch', '-o', 'name'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    createInterface({ input: w.stdout! }).on('line', (l) => lines.push(l));
+    try {
+      await until(
+        async () => lines.includes('namespace/default'),
+        20_000,
+        () => 'the watch did not list the namespaces',
+      );
+      await member.kubectlOk(['create', 'namespace', 'watched']);
+      await until(
+        async () => lines.includes('namespace/watched'),
+        20_000,
+        () => `watch did not see the change: ${lines.join(', ')}`,
+      );
+    } finally {
+      w.kill();
+    }
+  });
+
+  it('a large list (>= 5 MiB) arrives whole', async () => {
+    const blob = 'x'.repeat(900 * 1024);
+    for (let i = 0; i < 6; i++) {
+      const cm = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `big-${i}`, namespace: 'default' },
+        data: { blob },
+      };
+      await member.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(cm) });
+    }
+    const out = await host.kubectlOk(['get', 'configmaps', '-n', 'default', '-o', 'json'], { kubeconfig });
+    expect(out.length).toBeGreaterThanOrEqual(5 * 1024 * 1024);
+    const items = (JSON.parse(out) as { items: { metadata: { name: string }; data?: { blob?: string } }[] })
+      .items;
+    expect(
+      items
+        .filter((i) => i.data?.blob === blob)
+        .map((i) => i.metadata.name)
+        .sort(),
+    ).toEqual(['big-0', 'big-1', 'big-2', 'big-3', 'big-4', 'big-5']);
+  });
+});

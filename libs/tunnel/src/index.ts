@@ -1,0 +1,3 @@
+export * from './hostkey';
+export * from './pipe';
+export * from './protocol';
