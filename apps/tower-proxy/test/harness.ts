@@ -49,7 +49,7 @@ export async function startProxy(
   const base = 10_000 + Math.floor(Math.random() * 190) * 50;
   const args = [
     proxy,
-    `--kubeconfig=${host.kubeconfigPath}`,
+    `--kubeconfig=${kubeconfig}`,
     '--host=127.0.0.1',
     `--port=${p}`,
     '--listen-address=127.0.0.1',
