@@ -38,11 +38,15 @@ export interface RunningProxy {
   args: string[];
 }
 
-/** Starts tower-proxy against `host`; the per-cluster ports come from a range no other test uses. */
+/**
+ * Starts tower-proxy against `host` (as admin, or with `kubeconfig`, e.g. the chart's ServiceAccount);
+ * the per-cluster ports come from a random range so tests do not collide.
+ */
 export async function startProxy(
   host: ControlPlane,
   extra: string[] = [],
   port?: number,
+  kubeconfig = host.kubeconfigPath,
 ): Promise<RunningProxy> {
   const { proxy } = await appBundles();
   const p = port ?? (await freePort());
