@@ -181,10 +181,27 @@ export class ClusterListeners {
   }
 }
 
-/** Answers a raw connection with a Kubernetes Status so kubectl prints the reason, then closes it. */
+/**
+ * Answers a raw connection with a Kubernetes Status so kubectl prints the reason, then closes it.
+ * The answer waits for the request head (clients may drop a response that precedes their request).
+ */
 function respond(s: Socket, code: number, reason: string, message: string): void {
-  const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message });
-  s.end(
-    `HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const body = JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    code,
+    reason,
+    message,
+  });
+  const send = () => {
+    clearTimeout(timer);
+    s.end(
+      `HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
+  const timer = setTimeout(send, 5000);
+  s.once('data', send);
+  s.resume();
 }

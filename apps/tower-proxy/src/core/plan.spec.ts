@@ -1,0 +1,177 @@
+import type { Cluster } from '@knet/cluster-crd';
+import {
+  allocatePorts,
+  desiredConditions,
+  desiredService,
+  endpoints,
+  lbAnnotations,
+  servingNames,
+} from './plan';
+
+const cluster = (name: string, port?: number, extra: Partial<Cluster> = {}): Cluster => ({
+  apiVersion: 'cluster.kubesphere.io/v1alpha1',
+  kind: 'Cluster',
+  metadata: { name, uid: `uid-${name}` },
+  spec: {
+    joinFederation: true,
+    connection: { type: 'proxy', ...(port ? { kubernetesAPIServerPort: port } : {}) },
+  },
+  ...extra,
+});
+const range = { min: 6000, max: 6003, kubesphereOffset: 10_000 };
+
+describe('allocatePorts', () => {
+  it.each([
+    ['a fresh cluster gets the lowest free port', cluster('a'), [], 6000],
+    ['keeps its own valid port', cluster('a', 6002), [cluster('b', 6000)], 6002],
+    ['skips ports of others', cluster('c'), [cluster('a', 6000), cluster('b', 6001)], 6002],
+    ['a port outside the range is replaced', cluster('a', 80), [], 6000],
+    ['on a duplicate the name that sorts first keeps it', cluster('a', 6000), [cluster('b', 6000)], 6000],
+    ['and the other moves', cluster('b', 6000), [cluster('a', 6000)], 6001],
+    ['itself in the list does not count', cluster('a', 6001), [cluster('a', 6001)], 6001],
+  ])('%s', (_what, c, others, want) => {
+    expect(allocatePorts(c, others, range)).toEqual({ kubernetes: want, kubesphere: want + 10_000 });
+  });
+
+  it('fails with a clear message when the range is full', () => {
+    expect(() =>
+      allocatePorts(cluster('d'), [cluster('a', 6000), cluster('b', 6001), cluster('c', 6002)], range),
+    ).toThrow('no free port left in [6000, 6003) for cluster d');
+  });
+});
+
+describe('Service, endpoints, names', () => {
+  it('renders mc-<name> as ClusterIP, or LoadBalancer with the annotations when external access is on', () => {
+    expect(
+      desiredService(
+        cluster('a'),
+        { kubernetes: 6000, kubesphere: 16000 },
+        { namespace: 'ks', selector: { app: 'tower' } },
+        {},
+      ),
+    ).toMatchSnapshot();
+    const ext = cluster('b', 6001, {});
+    ext.spec!.externalKubeAPIEnabled = true;
+    const svc = desiredService(
+      ext,
+      { kubernetes: 6001, kubesphere: 16001 },
+      { namespace: 'ks', selector: { app: 'tower' } },
+      { 'lb/x': 'y' },
+    ) as {
+      spec: { type: string };
+      metadata: { annotations: object };
+    };
+    expect(svc.spec.type).toBe('LoadBalancer');
+    expect(svc.metadata.annotations).toEqual({ 'lb/x': 'y' });
+  });
+
+  it.each([
+    [undefined, { ok: true, annotations: {} }],
+    ['{"a":"b"}', { ok: true, annotations: { a: 'b' } }],
+    [
+      'nope',
+      { ok: false, message: 'annotation tower.kubesphere.io/external-lb-service-annoations is not JSON' },
+    ],
+    [
+      '{"a":1}',
+      {
+        ok: false,
+        message:
+          'annotation tower.kubesphere.io/external-lb-service-annoations must be a JSON object of strings',
+      },
+    ],
+  ])('lb annotations %p', (raw, want) => {
+    const c = cluster('a');
+    if (raw) c.metadata.annotations = { 'tower.kubesphere.io/external-lb-service-annoations': raw };
+    expect(lbAnnotations(c)).toEqual(want);
+  });
+
+  it.each([
+    [
+      { clusterIP: '10.0.0.5' },
+      undefined,
+      { kubernetesAPIEndpoint: 'https://10.0.0.5:6443', kubesphereAPIEndpoint: 'http://10.0.0.5:80' },
+    ],
+    [
+      { clusterIP: 'fd00::5' },
+      undefined,
+      { kubernetesAPIEndpoint: 'https://[fd00::5]:6443', kubesphereAPIEndpoint: 'http://[fd00::5]:80' },
+    ],
+    [
+      { clusterIP: '10.0.0.5' },
+      '127.0.0.1',
+      { kubernetesAPIEndpoint: 'https://127.0.0.1:6000', kubesphereAPIEndpoint: 'http://127.0.0.1:16000' },
+    ],
+    [
+      { clusterIP: '10.0.0.5', ingress: 'lb.example.com' },
+      undefined,
+      {
+        kubernetesAPIEndpoint: 'https://10.0.0.5:6443',
+        kubesphereAPIEndpoint: 'http://10.0.0.5:80',
+        externalKubernetesAPIEndpoint: 'https://lb.example.com:6443',
+      },
+    ],
+    [{}, undefined, {}],
+  ])('endpoints for %p published at %p', (svc, publish, want) => {
+    expect(endpoints({ kubernetes: 6000, kubesphere: 16000 }, svc, publish)).toEqual(want);
+  });
+
+  it('covers the Service names, the ClusterIP, the published address and the LB in the serving certificate', () => {
+    expect(
+      servingNames('a', 'ks', { clusterIP: '10.0.0.5', ingress: 'lb.example.com' }, '127.0.0.1'),
+    ).toEqual({
+      dnsNames: [
+        'kubernetes',
+        'kubernetes.default',
+        'kubernetes.default.svc',
+        'mc-a',
+        'mc-a.ks',
+        'mc-a.ks.svc',
+        'lb.example.com',
+      ],
+      ipAddresses: ['10.0.0.5', '127.0.0.1'],
+    });
+  });
+});
+
+describe('desiredConditions', () => {
+  const t0 = new Date('2026-01-01T00:00:00Z');
+  const t1 = new Date('2026-01-01T00:05:00Z');
+
+  it('reports Initialized and AgentAvailable, moving lastTransitionTime only on a change of status', () => {
+    const c = cluster('a');
+    c.status = { conditions: desiredConditions(c, { initialized: { ok: true }, agents: 0 }, t0) };
+    expect(c.status.conditions).toMatchSnapshot();
+    const later = desiredConditions(c, { initialized: { ok: true }, agents: 2 }, t1);
+    const agent = later.find((x) => x.type === 'AgentAvailable')!;
+    expect(agent).toMatchObject({
+      status: 'True',
+      message: '2 agent(s) connected',
+      lastTransitionTime: '2026-01-01T00:05:00Z',
+    });
+    expect(later.find((x) => x.type === 'Initialized')!.lastUpdateTime).toBe('2026-01-01T00:00:00Z'); // untouched
+  });
+
+  it('tracks external access only while it is enabled, and keeps conditions it does not own', () => {
+    const c = cluster('a');
+    c.status = { conditions: [{ type: 'Ready', status: 'True' }] };
+    const waiting = desiredConditions(
+      c,
+      { initialized: { ok: true }, agents: 0, external: { enabled: true } },
+      t0,
+    );
+    expect(waiting.map((x) => [x.type, x.status, x.reason])).toEqual([
+      ['Ready', 'True', undefined],
+      ['Initialized', 'True', 'Initialized'],
+      ['AgentAvailable', 'False', 'NoAgent'],
+      ['ExternalAccessReady', 'False', 'WaitingForLoadBalancer'],
+    ]);
+    c.status.conditions = waiting;
+    const off = desiredConditions(
+      c,
+      { initialized: { ok: true }, agents: 0, external: { enabled: false } },
+      t1,
+    );
+    expect(off.map((x) => x.type)).toEqual(['Ready', 'Initialized', 'AgentAvailable']);
+  });
+});

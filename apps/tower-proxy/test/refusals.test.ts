@@ -1,0 +1,282 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Server as SshServer, type Connection } from 'ssh2';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
+import { ControlPlane, freePort, type ManagedProcess } from '@knet/testing';
+import { SUBPROTOCOL, generateHostKey } from '@knet/tunnel';
+import {
+  appBundles,
+  condition,
+  createCluster,
+  getCluster,
+  memberServiceAccount,
+  startAgent,
+  startHost,
+  startProxy,
+  until,
+  writeKubeconfig,
+  type RunningProxy,
+} from './harness';
+
+jest.setTimeout(120_000);
+
+let host: ControlPlane;
+let member: ControlPlane;
+let proxy: RunningProxy;
+let saDir: string;
+let agentBundle: string;
+const procs: ManagedProcess[] = [];
+
+async function readyCluster(name: string) {
+  await createCluster(host, name);
+  return until(
+    async () => {
+      const c = await getCluster(host, name);
+      return condition(c, 'Initialized') === 'True' && c.spec?.connection?.kubeconfig ? c : undefined;
+    },
+    30_000,
+    () => `Cluster ${name} not initialized; proxy log:\n${proxy.proc.tail(20)}`,
+  );
+}
+
+async function proxyMetric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+beforeAll(async () => {
+  [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
+  agentBundle = (await appBundles()).agent;
+  proxy = await startProxy(host);
+  procs.push(proxy.proc);
+  saDir = await memberServiceAccount(member);
+}, 240_000);
+
+afterAll(async () => {
+  for (const p of procs) await p.stop();
+  await Promise.all([host?.stop(), member?.stop()]);
+});
+
+describe('refusals', () => {
+  it("a wrong token: the agent logs the proxy's reason, backs off and retries; the cluster stays unavailable", async () => {
+    await readyCluster('wrong-token');
+    const agent = startAgent(
+      { cluster: 'wrong-token', token: 'not-the-token', proxy, member, saDir, id: 'wt' },
+      agentBundle,
+    );
+    procs.push(agent);
+    await until(
+      async () =>
+        (readFileSync(agent.logFile, 'utf8').match(/refused this agent \(bad-token\)/g)?.length ?? 0) >= 2,
+      30_000,
+      () => `agent did not retry after refusal:\n${agent.tail(20)}`,
+    );
+    const log = readFileSync(agent.logFile, 'utf8');
+    expect(log).toContain("the token does not match Cluster wrong-token's spec.connection.token");
+    expect(log).toMatch(/reconnecting after backoff/);
+    expect(log).not.toContain('not-the-token'); // the token is never logged
+    expect(agent.running).toBe(true);
+    expect(condition(await getCluster(host, 'wrong-token'), 'AgentAvailable')).toBe('False');
+    expect(
+      await proxyMetric('tower_proxy_handshake_failures_total', 'reason="bad-token"'),
+    ).toBeGreaterThanOrEqual(2);
+    await agent.stop();
+  });
+
+  it('a wrong fingerprint: the agent refuses the proxy and exits non-zero with one clear line', async () => {
+    const c = await readyCluster('wrong-fp');
+    const other = generateHostKey().fingerprint;
+    const agent = startAgent(
+      {
+        cluster: 'wrong-fp',
+        token: c.spec!.connection!.token!,
+        proxy,
+        member,
+        saDir,
+        fingerprint: other,
+        id: 'fp',
+      },
+      agentBundle,
+    );
+    procs.push(agent);
+    expect(await agent.wait()).toBe(1);
+    const stderrLines = agent
+      .tail(50)
+      .split('\n')
+      .filter((l) => l.startsWith('tower-agent: '));
+    expect(stderrLines).toEqual([
+      `tower-agent: the proxy's SSH host key is ${proxy.fingerprint}, not the pinned --fingerprint ${other}: refusing to connect (another proxy, a rotated key, or a man in the middle; check the fingerprint the proxy logs)`,
+    ]);
+    // it never sent its token: the proxy saw no hello
+    expect(await proxyMetric('tower_proxy_handshake_failures_total', 'reason="bad-token"')).toBeLessThan(100);
+  });
+
+  describe('listeners', () => {
+    let kubeconfigA: string;
+    let kubeconfigB: string;
+
+    beforeAll(async () => {
+      const [a, b] = await Promise.all([readyCluster('listener-a'), readyCluster('listener-b')]);
+      kubeconfigA = writeKubeconfig(a, host.dir);
+      kubeconfigB = writeKubeconfig(b, host.dir);
+      for (const c of [a, b]) {
+        const agent = startAgent(
+          {
+            cluster: c.metadata.name,
+            token: c.spec!.connection!.token!,
+            proxy,
+            member,
+            saDir,
+            id: c.metadata.name,
+          },
+          agentBundle,
+        );
+        procs.push(agent);
+      }
+      for (const n of ['listener-a', 'listener-b']) {
+        await until(
+          async () => condition(await getCluster(host, n), 'AgentAvailable') === 'True',
+          30_000,
+          () => `${n} never available`,
+        );
+      }
+      expect(
+        await host.kubectlOk(['get', 'namespace', 'default', '-o', 'name'], { kubeconfig: kubeconfigA }),
+      ).toBe('namespace/default');
+    });
+
+    it("cluster A's kubeconfig used against cluster B's listener is refused (403), naming the reason", async () => {
+      const serverB = /server: "([^"]+)"/.exec(readFileSync(kubeconfigB, 'utf8'))![1]!;
+      const crossed = join(host.dir, 'a-at-b.kubeconfig');
+      writeFileSync(
+        crossed,
+        readFileSync(kubeconfigA, 'utf8').replace(/server: "[^"]+"/, `server: "${serverB}"`),
+      );
+      const r = await host.kubectl(['get', '--raw', '/api/v1/namespaces'], { kubeconfig: crossed });
+      expect(r.exitCode).not.toBe(0);
+      // --raw skips discovery, so kubectl prints the Status the listener sent
+      expect(r.stderr).toBe(
+        'Error from server (Forbidden): client certificate "knet-tower:listener-a" is not valid for cluster listener-b',
+      );
+      expect((await host.kubectl(['get', 'namespaces'], { kubeconfig: crossed })).exitCode).not.toBe(0);
+      expect(
+        await proxyMetric('tower_proxy_listener_refusals_total', 'reason="wrong-cluster"'),
+      ).toBeGreaterThanOrEqual(1);
+    });
+
+    it('a client certificate from another CA is refused in the TLS handshake', async () => {
+      const evil = await createCertificateAuthority('evil');
+      const cert = await issueCertificate(evil, {
+        commonName: 'knet-tower:listener-a',
+        organizations: ['knet-tower'],
+        usage: 'client',
+      });
+      const real = readFileSync(kubeconfigA, 'utf8');
+      const caPem = Buffer.from(/certificate-authority-data: "([^"]+)"/.exec(real)![1]!, 'base64').toString();
+      const server = /server: "([^"]+)"/.exec(real)![1]!;
+      const file = join(host.dir, 'evil.kubeconfig');
+      writeFileSync(
+        file,
+        renderKubeconfig({
+          name: 'evil',
+          server,
+          caPem,
+          credentials: { clientCertificatePem: cert.certPem, clientKeyPem: cert.keyPem },
+        }),
+      );
+      const r = await host.kubectl(['get', '--raw', '/api'], { kubeconfig: file });
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toMatch(/certificate|tls|EOF|connection reset/i);
+      expect(await proxyMetric('tower_proxy_listener_refusals_total', 'reason="tls"')).toBeGreaterThanOrEqual(
+        1,
+      );
+      // and without any client certificate
+      writeFileSync(file, renderKubeconfig({ name: 'anon', server, caPem, credentials: { token: 'x' } }));
+      expect((await host.kubectl(['get', '--raw', '/api'], { kubeconfig: file })).exitCode).not.toBe(0);
+    });
+
+    it('a target the agent does not serve is not routed: the ks listener answers 503', async () => {
+      const c = await getCluster(host, 'listener-a');
+      const port = c.spec!.connection!.kubesphereAPIServerPort!;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = netConnect({ host: '127.0.0.1', port }, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+        let buf = '';
+        s.on('data', (d) => (buf += d.toString()));
+        s.on('close', () => resolve(buf));
+        s.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1.1 503 ServiceUnavailable/);
+      expect(answer).toContain('no agent of cluster listener-a is connected');
+    });
+  });
+
+  describe('an agent asked for a target outside its allow-list refuses it', () => {
+    let server: HttpServer;
+
+    afterAll(() => server?.close());
+
+    it('even from a proxy that holds the pinned key', async () => {
+      // A rogue proxy (it has the key the agent pins) that asks the agent for other targets.
+      const key = generateHostKey();
+      const asked: Record<string, string> = {};
+      let resolveDone!: () => void;
+      const done = new Promise<void>((r) => (resolveDone = r));
+      const ssh = new SshServer({ hostKeys: [key.privateKey] }, (conn: Connection) => {
+        conn.on('authentication', (ctx) => ctx.accept());
+        conn.on('ready', () => {
+          conn.on('session', (accept) =>
+            accept().on('exec', (acc) => {
+              const s = acc();
+              s.write('{"ok":true,"proxyVersion":"rogue","session":"s"}\n');
+              s.exit(0);
+              s.end();
+            }),
+          );
+          conn.on('request', (accept, _reject, name, info) => {
+            accept?.();
+            if (name !== 'tcpip-forward' || (info as { bindAddr: string }).bindAddr !== 'kubernetes') return;
+            const tries: [string, string, number][] = [
+              ['ssh-on-node', '127.0.0.1', 22],
+              ['kubesphere-not-served', 'kubesphere', 80],
+              ['kubernetes-wrong-port', 'kubernetes', 22],
+              ['kubernetes', 'kubernetes', 443],
+            ];
+            let left = tries.length;
+            for (const [label, addr, port] of tries) {
+              conn.forwardOut(addr, port, '127.0.0.1', 1, (err, ch) => {
+                asked[label] = err ? `refused: ${err.message}` : 'accepted';
+                ch?.end();
+                if (--left === 0) resolveDone();
+              });
+            }
+          });
+        });
+      });
+      const wss = new WebSocketServer({ noServer: true, handleProtocols: () => SUBPROTOCOL });
+      server = createServer();
+      server.on('upgrade', (req, sock, head) =>
+        wss.handleUpgrade(req, sock, head, (ws) => ssh.injectSocket(createWebSocketStream(ws) as never)),
+      );
+      const port = await freePort();
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+      const rogue = { ...proxy, url: `http://127.0.0.1:${port}`, fingerprint: key.fingerprint };
+      const agent = startAgent(
+        { cluster: 'rogue', token: 't', proxy: rogue, member, saDir, id: 'rogue' },
+        agentBundle,
+      );
+      procs.push(agent);
+      await done;
+      expect(asked).toEqual({
+        'ssh-on-node': expect.stringMatching(/^refused/),
+        'kubesphere-not-served': expect.stringMatching(/^refused/),
+        'kubernetes-wrong-port': expect.stringMatching(/^refused/),
+        kubernetes: 'accepted',
+      });
+      await agent.stop();
+    });
+  });
+});

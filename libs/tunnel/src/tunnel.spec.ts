@@ -1,0 +1,74 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  decodeHello,
+  decodeHelloReply,
+  encodeHello,
+  fingerprintOfPublicKey,
+  generateHostKey,
+  loadHostKey,
+  normalizeFingerprint,
+  tunnelUrl,
+} from './index';
+
+describe('host keys', () => {
+  it('generates ed25519 keys whose fingerprint is what ssh-keygen prints', () => {
+    const k = generateHostKey();
+    const dir = mkdtempSync(join(tmpdir(), 'knet-hk-'));
+    writeFileSync(join(dir, 'k.pub'), k.publicKey + '\n');
+    const out = execFileSync('ssh-keygen', ['-lf', join(dir, 'k.pub')]).toString();
+    expect(out.split(' ')[1]).toBe(k.fingerprint);
+    expect(fingerprintOfPublicKey(k.publicKey)).toBe(k.fingerprint);
+    const again = loadHostKey(k.privateKey);
+    expect(again.fingerprint).toBe(k.fingerprint);
+    expect(again.publicKey).toBe(k.publicKey.split(' ').slice(0, 2).join(' '));
+  });
+
+  it('rejects a broken key and normalizes fingerprints', () => {
+    expect(() => loadHostKey('not a key')).toThrow(/^SSH host key is not valid/);
+    const fp = generateHostKey().fingerprint;
+    expect(normalizeFingerprint(fp)).toBe(fp);
+    expect(normalizeFingerprint(fp.slice('SHA256:'.length) + '=')).toBe(fp);
+    expect(() => normalizeFingerprint('MD5:aa:bb')).toThrow(/must be a SHA-256 fingerprint/);
+  });
+});
+
+describe('hello', () => {
+  const hello = { version: 1 as const, cluster: 'alpha', token: 't'.repeat(64), agent: 'pod-1' };
+
+  it('round-trips', () => {
+    expect(decodeHello(encodeHello(hello))).toEqual({ ok: true, hello });
+  });
+
+  it.each([
+    ['bash -c id', 'expected "knet-tower-hello <json>"'],
+    ['knet-tower-hello {', 'hello is not valid JSON'],
+    ['knet-tower-hello {"version":2,"cluster":"a","token":"t","agent":"x"}', 'hello version: Invalid input: expected 1'],
+    ['knet-tower-hello {"version":1,"cluster":"A_B","token":"t","agent":"x"}', 'hello cluster: must be a DNS subdomain name (the Cluster object name)'],
+    ['knet-tower-hello {"version":1,"cluster":"a","token":"","agent":"x"}', 'hello token: Too small: expected string to have >=1 characters'],
+  ])('refuses %p', (cmd, message) => {
+    expect(decodeHello(cmd)).toEqual({ ok: false, message });
+  });
+
+  it('decodes replies and refuses malformed ones', () => {
+    expect(decodeHelloReply('{"ok":false,"reason":"bad-token","message":"m"}')).toEqual({ ok: false, reason: 'bad-token', message: 'm' });
+    expect(() => decodeHelloReply('{"ok":true}')).toThrow(/malformed/);
+    expect(() => decodeHelloReply('<html>')).toThrow(/not JSON/);
+  });
+});
+
+describe('tunnelUrl', () => {
+  it.each([
+    ['http://tower:8080', 'ws://tower:8080/v1/tunnel'],
+    ['https://tower.example.com', 'wss://tower.example.com/v1/tunnel'],
+    ['https://lb.example.com/prefix/', 'wss://lb.example.com/prefix/v1/tunnel'],
+    ['ws://[::1]:8080', 'ws://[::1]:8080/v1/tunnel'],
+  ])('%s → %s', (input, want) => expect(tunnelUrl(input)).toBe(want));
+
+  it('explains bad input', () => {
+    expect(() => tunnelUrl('tower:8080')).toThrow('--proxy-server scheme must be http, https, ws or wss, got "tower"');
+    expect(() => tunnelUrl('::')).toThrow(/--proxy-server must be a URL/);
+  });
+});
