@@ -1,7 +1,7 @@
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type TcpConnectionDetails } from 'ssh2';
-import WebSocket, { createWebSocketStream } from 'ws';
+import WebSocket from 'ws';
 import type { Logger } from '@knet/runtime';
 import {
   HELLO_TIMEOUT_MS,
@@ -12,6 +12,7 @@ import {
   fingerprintOfBlob,
   splice,
   type TargetName,
+  webSocketDuplex,
 } from '@knet/tunnel';
 import type { AgentMetrics } from './metrics';
 import type { ApiServerProxy } from './upstream';
@@ -102,7 +103,6 @@ export class AgentConnection {
         ...(this.o.proxyCa ? { ca: this.o.proxyCa } : {}),
       });
       this.ws = ws;
-      ws.binaryType = 'nodebuffer';
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()).length > 2048 && res.destroy());
@@ -112,11 +112,7 @@ export class AgentConnection {
         res.on('error', () => reject(new Error(`proxy answered HTTP ${res.statusCode}`)));
       });
       ws.once('error', (e) => reject(new Error(`cannot reach the proxy at ${this.o.url}: ${e.message}`)));
-      ws.once('open', () => {
-        const s = createWebSocketStream(ws, { highWaterMark: 1024 * 1024 });
-        s.on('error', () => s.destroy());
-        resolve(s);
-      });
+      ws.once('open', () => resolve(webSocketDuplex(ws)));
     });
   }
 

@@ -18,11 +18,18 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'tower-proxy' };
 export async function loadOrCreateHostKey(kc: KubeConfig, namespace: string, name: string): Promise<HostKey> {
   const secrets = new Secrets(kc);
   const { secret } = await secrets.upsert(namespace, name, (cur) => {
-    if (cur && secretData(cur)['ssh-host-key']) return cur;
+    if (cur && secretData(cur)['ssh-host-key']?.length) return cur;
     const key = generateHostKey();
+    // Keep whatever else an existing Secret holds; add the key.
     return {
-      metadata: { name, labels: MANAGED_BY, annotations: { 'tower.knet.io/fingerprint': key.fingerprint } },
-      type: 'Opaque',
+      ...cur,
+      metadata: {
+        ...cur?.metadata,
+        name,
+        labels: { ...cur?.metadata?.labels, ...MANAGED_BY },
+        annotations: { ...cur?.metadata?.annotations, 'tower.knet.io/fingerprint': key.fingerprint },
+      },
+      type: cur?.type ?? 'Opaque',
       stringData: { 'ssh-host-key': key.privateKey, 'ssh-host-key.pub': key.publicKey },
     };
   });
@@ -54,8 +61,14 @@ export async function loadOrCreateCa(
     return loadCertificateAuthority(read(files.cert, '--ca-cert'), read(files.key, '--ca-key'));
   }
   const secrets = new Secrets(kc);
-  const has = (d: Record<string, Buffer>) => Boolean(d['tls.crt'] && d['tls.key']);
-  if (!has(secretData(await secrets.get(namespace, name)))) {
+  const has = (d: Record<string, Buffer>) => Boolean(d['tls.crt']?.length && d['tls.key']?.length);
+  const existing = await secrets.get(namespace, name);
+  if (existing && existing.type !== 'kubernetes.io/tls' && !has(secretData(existing))) {
+    throw new Error(
+      `Secret ${namespace}/${name} exists with type ${existing.type ?? 'Opaque'} and no CA in it; delete it or choose another --ca-secret`,
+    );
+  }
+  if (!has(secretData(existing))) {
     const ca = await createCertificateAuthority('knet-tower-proxy-ca');
     await secrets.upsert(namespace, name, (cur) =>
       cur && has(secretData(cur))

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as SshServer, type Connection, type ServerChannel } from 'ssh2';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import { WebSocketServer } from 'ws';
 import type { Logger } from '@knet/runtime';
 import {
   HELLO_TIMEOUT_MS,
@@ -16,6 +16,7 @@ import {
   type HostKey,
   type RefusalReason,
   type TargetName,
+  webSocketDuplex,
 } from '@knet/tunnel';
 import type { ProxyMetrics } from './metrics';
 import type { AgentSession, SessionRegistry } from './sessions';
@@ -109,19 +110,16 @@ export class TunnelServer {
     }
     if (!this.o.isServing()) return refuse(503, 'not-serving', 'this proxy replica is not the leader; retry');
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.binaryType = 'nodebuffer';
-      const stream = createWebSocketStream(ws, { highWaterMark: 1024 * 1024 }) as Duplex & {
-        remoteAddress?: string;
-        remotePort?: number;
-      };
+      const stream = webSocketDuplex(ws) as Duplex & { remoteAddress?: string; remotePort?: number };
       stream.remoteAddress = req.socket.remoteAddress;
       stream.remotePort = req.socket.remotePort;
-      stream.on('error', () => stream.destroy());
       this.ssh.injectSocket(stream as never);
     });
   }
 
   private onSsh(conn: Connection, ip: string): void {
+    // ssh2 keeps the transport it was given; we need it to cut a dead peer off (see 'error').
+    const stream = (conn as unknown as { _sock?: Duplex })._sock;
     this.connections.add(conn);
     const log = this.o.logger.child({ remote: ip });
     let session: Session | undefined;
@@ -133,9 +131,12 @@ export class TunnelServer {
     }, this.o.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
     helloTimer.unref();
 
-    conn.on('error', (err: Error) => {
+    conn.on('error', (err: Error & { level?: string }) => {
       if (!helloDone) this.o.metrics.handshakeFailures.inc({ reason: 'ssh' });
       log.debug({ err: err.message }, 'agent connection error');
+      // A keepalive timeout means the peer is gone or frozen: no close handshake will complete,
+      // so tear the WebSocket down now instead of waiting for its close timeout.
+      stream?.destroy();
     });
     conn.on('close', () => {
       clearTimeout(helloTimer);

@@ -64,12 +64,17 @@ export async function startProxy(
     '--log-level=debug',
     ...extra,
   ];
-  const proc = ManagedProcess.start(
-    'tower-proxy',
-    process.execPath,
-    args,
-    join(host.dir, `tower-proxy-${p}.log`),
-  );
+  return launchProxy(host, args, p);
+}
+
+/** Starts the proxy again with exactly the same flags (port, port range…), as a pod restart would. */
+export function restartProxy(host: ControlPlane, old: RunningProxy): Promise<RunningProxy> {
+  return launchProxy(host, old.args, old.port);
+}
+
+async function launchProxy(host: ControlPlane, args: string[], p: number): Promise<RunningProxy> {
+  const log = join(host.dir, `tower-proxy-${p}-${Date.now()}.log`);
+  const proc = ManagedProcess.start('tower-proxy', process.execPath, args, log);
   const url = `http://127.0.0.1:${p}`;
   const fingerprint = await until(
     async () => {

@@ -1,3 +1,4 @@
 export * from './hostkey';
 export * from './pipe';
 export * from './protocol';
+export * from './ws';

@@ -45,15 +45,28 @@ describe('hello', () => {
   it.each([
     ['bash -c id', 'expected "knet-tower-hello <json>"'],
     ['knet-tower-hello {', 'hello is not valid JSON'],
-    ['knet-tower-hello {"version":2,"cluster":"a","token":"t","agent":"x"}', 'hello version: Invalid input: expected 1'],
-    ['knet-tower-hello {"version":1,"cluster":"A_B","token":"t","agent":"x"}', 'hello cluster: must be a DNS subdomain name (the Cluster object name)'],
-    ['knet-tower-hello {"version":1,"cluster":"a","token":"","agent":"x"}', 'hello token: Too small: expected string to have >=1 characters'],
+    [
+      'knet-tower-hello {"version":2,"cluster":"a","token":"t","agent":"x"}',
+      'hello version: Invalid input: expected 1',
+    ],
+    [
+      'knet-tower-hello {"version":1,"cluster":"A_B","token":"t","agent":"x"}',
+      'hello cluster: must be a DNS subdomain name (the Cluster object name)',
+    ],
+    [
+      'knet-tower-hello {"version":1,"cluster":"a","token":"","agent":"x"}',
+      'hello token: Too small: expected string to have >=1 characters',
+    ],
   ])('refuses %p', (cmd, message) => {
     expect(decodeHello(cmd)).toEqual({ ok: false, message });
   });
 
   it('decodes replies and refuses malformed ones', () => {
-    expect(decodeHelloReply('{"ok":false,"reason":"bad-token","message":"m"}')).toEqual({ ok: false, reason: 'bad-token', message: 'm' });
+    expect(decodeHelloReply('{"ok":false,"reason":"bad-token","message":"m"}')).toEqual({
+      ok: false,
+      reason: 'bad-token',
+      message: 'm',
+    });
     expect(() => decodeHelloReply('{"ok":true}')).toThrow(/malformed/);
     expect(() => decodeHelloReply('<html>')).toThrow(/not JSON/);
   });
@@ -68,7 +81,9 @@ describe('tunnelUrl', () => {
   ])('%s → %s', (input, want) => expect(tunnelUrl(input)).toBe(want));
 
   it('explains bad input', () => {
-    expect(() => tunnelUrl('tower:8080')).toThrow('--proxy-server scheme must be http, https, ws or wss, got "tower"');
+    expect(() => tunnelUrl('tower:8080')).toThrow(
+      '--proxy-server scheme must be http, https, ws or wss, got "tower"',
+    );
     expect(() => tunnelUrl('::')).toThrow(/--proxy-server must be a URL/);
   });
 });

@@ -1,0 +1,279 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clusterCrdPath, type Cluster } from '@knet/cluster-crd';
+// Benches drive the real test bed, as tests under test/ do (type:testing is meant for them).
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { ControlPlane, ManagedProcess, bundleScript, workspaceRoot } from '@knet/testing';
+import { until } from './util';
+
+export const NS = 'kubesphere-system';
+
+export interface Bundles {
+  proxy: string;
+  agent: string;
+  sim: string;
+}
+
+/** The apps bundled with esbuild as they ship, and the simulated-agents script. */
+export async function buildBundles(): Promise<Bundles> {
+  const root = workspaceRoot();
+  const [proxy, agent, sim] = await Promise.all([
+    bundleScript(join(root, 'apps/tower-proxy/src/main.ts')),
+    bundleScript(join(root, 'apps/tower-agent/src/main.ts')),
+    bundleScript(join(root, 'apps/tower-proxy/bench/sim-agents.ts')),
+  ]);
+  return { proxy, agent, sim };
+}
+
+/**
+ * The host control plane with the Cluster CRD. Its Service CIDR is a /16 (the test bed's /24 holds
+ * only ~250 ClusterIPs, and the proxy makes one Service mc-<name> per Cluster).
+ */
+export async function startHost(): Promise<ControlPlane> {
+  const host = await ControlPlane.start({ apiServerFlags: ['--service-cluster-ip-range=10.0.0.0/16'] });
+  try {
+    await host.kubectlOk(['apply', '-f', clusterCrdPath(workspaceRoot())]);
+    await host.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      'crd/clusters.cluster.kubesphere.io',
+      '--timeout=30s',
+    ]);
+    await host.kubectlOk(['create', 'namespace', NS]);
+  } catch (e) {
+    await host.stop();
+    throw e;
+  }
+  return host;
+}
+
+/** A ServiceAccount on the member for the agent: a directory with `token` and `ca.crt`. */
+export async function memberServiceAccount(member: ControlPlane): Promise<{ dir: string; token: string }> {
+  await member.kubectlOk(['create', 'namespace', NS]);
+  await member.kubectlOk(['create', 'serviceaccount', 'tower-agent', '-n', NS]);
+  const token = (
+    await member.kubectlOk(['create', 'token', 'tower-agent', '-n', NS, '--duration=2h'])
+  ).trim();
+  const dir = mkdtempSync(join(tmpdir(), 'knet-bench-sa-'));
+  writeFileSync(join(dir, 'ca.crt'), member.caPem);
+  writeFileSync(join(dir, 'token'), token);
+  return { dir, token };
+}
+
+export interface ProxyOptions {
+  bundle: string;
+  listenAddress: string;
+  portRange: { min: number; max: number };
+  logDir: string;
+  /** Directory for `node --cpu-prof` output, when profiling. */
+  cpuProfDir?: string;
+  /** Port of the node inspector on 127.0.0.1 (the bench uses it to force a GC before measuring memory). */
+  inspectPort?: number;
+  /** Extra node flags, e.g. --max-old-space-size=128. */
+  nodeFlags?: string[];
+}
+
+export interface RunningProxy {
+  proc: ManagedProcess;
+  url: string;
+  fingerprint: string;
+}
+
+/** Starts tower-proxy as it ships (one bundle, `node`), at log level info, and waits until it is ready. */
+export async function startProxy(host: ControlPlane, port: number, o: ProxyOptions): Promise<RunningProxy> {
+  const args = [
+    ...profFlags(o.cpuProfDir),
+    ...(o.inspectPort ? [`--inspect=127.0.0.1:${o.inspectPort}`] : []),
+    ...(o.nodeFlags ?? []),
+    o.bundle,
+    `--kubeconfig=${host.kubeconfigPath}`,
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    `--listen-address=${o.listenAddress}`,
+    `--publish-service-address=${o.listenAddress}`,
+    `--port-range=${o.portRange.min}-${o.portRange.max}`,
+    `--namespace=${NS}`,
+    '--log-level=info',
+  ];
+  mkdirSync(o.logDir, { recursive: true });
+  const proc = ManagedProcess.start(
+    'tower-proxy',
+    process.execPath,
+    args,
+    join(o.logDir, `tower-proxy-${port}.log`),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    const fingerprint = await until(
+      async () => {
+        if (!proc.running) throw new Error('exited');
+        const r = await fetch(`${url}/version`).catch(() => undefined);
+        if (!r?.ok) return undefined;
+        const ready = await fetch(`${url}/readyz`)
+          .then((x) => x.ok)
+          .catch(() => false);
+        return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
+      },
+      60_000,
+      () => `tower-proxy did not become ready; log:\n${proc.tail(30)}`,
+    );
+    return { proc, url, fingerprint };
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+}
+
+export interface AgentOptions {
+  bundle: string;
+  cluster: string;
+  token: string;
+  proxy: RunningProxy;
+  apiServer: string;
+  saDir: string;
+  kubesphere: string;
+  logDir: string;
+  cpuProfDir?: string;
+}
+
+/** Starts tower-agent as it ships, serving the member's kube-apiserver and `kubesphere` (a raw TCP target). */
+export function startAgent(a: AgentOptions): ManagedProcess {
+  const args = [
+    ...profFlags(a.cpuProfDir),
+    a.bundle,
+    `--name=${a.cluster}`,
+    `--proxy-server=${a.proxy.url}`,
+    `--fingerprint=${a.proxy.fingerprint}`,
+    `--service-account-dir=${a.saDir}`,
+    `--kubernetes-service=${a.apiServer}`,
+    `--kubesphere-service=${a.kubesphere}`,
+    '--max-retry-interval=2s',
+    '--metrics-port=0',
+    '--metrics-host=127.0.0.1',
+    '--agent-id=bench-agent',
+    '--log-level=info',
+  ];
+  const env: NodeJS.ProcessEnv = { ...process.env, TOWER_TOKEN: a.token };
+  delete env['KUBECONFIG'];
+  return ManagedProcess.start(
+    'tower-agent',
+    process.execPath,
+    args,
+    join(a.logDir, `tower-agent-${Date.now()}.log`),
+    env,
+  );
+}
+
+function profFlags(cpuProfDir: string | undefined): string[] {
+  if (!cpuProfDir) return [];
+  mkdirSync(cpuProfDir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
+}
+
+/** A proxy-type, federated Cluster as KubeSphere creates it (optionally with a token already set). */
+export function clusterObject(name: string, token?: string): object {
+  return {
+    apiVersion: 'cluster.kubesphere.io/v1alpha1',
+    kind: 'Cluster',
+    metadata: { name },
+    spec: {
+      joinFederation: true,
+      enable: true,
+      connection: { type: 'proxy', ...(token ? { token } : {}) },
+    },
+  };
+}
+
+/** Creates Clusters in batches (one kubectl create per batch of a List). */
+export async function createClusters(host: ControlPlane, objects: object[], batch = 250): Promise<void> {
+  for (let i = 0; i < objects.length; i += batch) {
+    const list = { apiVersion: 'v1', kind: 'List', items: objects.slice(i, i + batch) };
+    await host.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(list) });
+  }
+}
+
+/** Admin credentials of a control plane's kubeconfig, for plain node:https calls. */
+export function adminCredentials(cp: ControlPlane): { ca: string; cert: string; key: string } {
+  return kubeconfigCredentials(cp.adminKubeconfig());
+}
+
+/** CA, client certificate and key (PEM) of a kubeconfig written by @knet/crypto's renderKubeconfig. */
+export function kubeconfigCredentials(yaml: string): {
+  ca: string;
+  cert: string;
+  key: string;
+  server: string;
+} {
+  const field = (k: string) => {
+    const m = new RegExp(`^\\s*${k}:\\s*"?([^"\\s]+)"?\\s*$`, 'm').exec(yaml);
+    if (!m?.[1]) throw new Error(`kubeconfig has no ${k}`);
+    return m[1];
+  };
+  const b64 = (k: string) => Buffer.from(field(k), 'base64').toString('utf8');
+  return {
+    server: field('server'),
+    ca: b64('certificate-authority-data'),
+    cert: b64('client-certificate-data'),
+    key: b64('client-key-data'),
+  };
+}
+
+/** GET a JSON object from a control plane's API as admin. */
+export function getJson<T>(cp: ControlPlane, path: string, timeoutMs = 30_000): Promise<T> {
+  const c = adminCredentials(cp);
+  const u = new URL(cp.server);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        path,
+        ca: c.ca,
+        cert: c.cert,
+        key: c.key,
+        headers: { accept: 'application/json' },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (b: Buffer) => chunks.push(b));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) reject(new Error(`GET ${path}: HTTP ${res.statusCode}: ${body}`));
+          else resolve(JSON.parse(body) as T);
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function listClusters(host: ControlPlane): Promise<Cluster[]> {
+  return (await getJson<{ items: Cluster[] }>(host, '/apis/cluster.kubesphere.io/v1alpha1/clusters')).items;
+}
+
+export function conditionOf(c: Cluster, type: string): string | undefined {
+  return c.status?.conditions?.find((x) => x.type === type)?.status;
+}
+
+/** Waits until `name` has its token, ports and kubeconfig, and returns it. */
+export async function waitForCluster(
+  host: ControlPlane,
+  name: string,
+  proxy: ManagedProcess,
+): Promise<Cluster> {
+  return until(
+    async () => {
+      const c = await getJson<Cluster>(host, `/apis/cluster.kubesphere.io/v1alpha1/clusters/${name}`);
+      const k = c.spec?.connection;
+      return k?.kubeconfig && k.token && k.kubesphereAPIServerPort ? c : undefined;
+    },
+    60_000,
+    () => `Cluster ${name} got no kubeconfig; proxy log:\n${proxy.tail(30)}`,
+  );
+}

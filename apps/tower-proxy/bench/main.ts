@@ -1,0 +1,359 @@
+/**
+ * `npm run bench -- tower [options]`: tower-proxy + tower-agent against OpenSSH (and chisel) on
+ * this machine, in one run. One JSON object per line on stdout; progress on stderr.
+ *
+ *   throughput  one bulk TCP stream through the tunnel's `kubesphere` target vs `ssh -L` (and chisel)
+ *   latency     GET /version through the cluster's kubeconfig vs directly, p50/p99, and req/s at 64 clients
+ *   scale       N Clusters, N simulated agents on one proxy: reconcile time, connect time, RSS
+ *
+ * Options: --only=throughput,latency,scale  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
+ *          --rps-seconds=S  --concurrency=N  --clusters=N  --agents-per-cluster=N  --sim-processes=N
+ *          --dial-concurrency=N  --reconcile-timeout=S  --proxy-node-flags="--max-old-space-size=128"
+ *          --cpu-prof (profile proxy and agent in throughput/latency)  --keep (keep the logs)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { ControlPlane, freePort } from '@knet/testing';
+import {
+  buildBundles,
+  clusterObject,
+  conditionOf,
+  createClusters,
+  getJson,
+  kubeconfigCredentials,
+  memberServiceAccount,
+  startAgent,
+  startHost,
+  startProxy,
+  waitForCluster,
+  type Bundles,
+} from './bed';
+import type { Cluster } from '@knet/cluster-crd';
+import { gcAndMeasure } from './inspect';
+import { requestRate, sequentialLatency, type Endpoint } from './latency';
+import { summarizeProfiles } from './profile';
+import { runScale } from './scale';
+import { Sink, bulkStream, ensureChisel, startChisel, startOpenSsh, stopPeer, type Peer } from './throughput';
+import { Cleanup, CpuMeter, busy, emit, log, median, memoryMiB, until } from './util';
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'throughput,latency,scale' },
+    bytes: { type: 'string', default: '1024' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    requests: { type: 'string', default: '2000' },
+    'rps-seconds': { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '64' },
+    clusters: { type: 'string', default: '1000' },
+    'agents-per-cluster': { type: 'string', default: '1' },
+    'sim-processes': { type: 'string', default: '1' },
+    'dial-concurrency': { type: 'string', default: '100' },
+    'reconcile-timeout': { type: 'string', default: '300' },
+    'proxy-node-flags': { type: 'string', default: '' },
+    'cpu-prof': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+  allowPositionals: false,
+});
+
+const int = (name: keyof typeof args): number => {
+  const v = Number(args[name]);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new Error(`--${name} must be a positive number, got ${String(args[name])}`);
+  return v;
+};
+const parts = new Set(String(args.only).split(','));
+for (const p of parts) {
+  if (!['throughput', 'latency', 'scale'].includes(p)) throw new Error(`--only: unknown part "${p}"`);
+}
+
+/** --proxy-node-flags="--max-old-space-size=128 …": node flags for the proxy (as a chart might set). */
+function proxyNodeFlags(): string[] {
+  return String(args['proxy-node-flags']).split(/\s+/).filter(Boolean);
+}
+
+const cleanup = new Cleanup();
+const dir = mkdtempSync(join(tmpdir(), 'knet-bench-tower-'));
+const TIME_LIMIT_MS = 25 * 60_000;
+
+async function main(): Promise<void> {
+  log(`logs in ${dir}`);
+  const needMember = parts.has('throughput') || parts.has('latency');
+  log(`building bundles; starting the host${needMember ? ' and member' : ''} control plane(s)`);
+  const started = await Promise.allSettled([
+    buildBundles(),
+    startHost(),
+    needMember ? ControlPlane.start() : Promise.resolve(undefined),
+  ] as const);
+  const [b, h, m] = started;
+  if (h.status === 'fulfilled') cleanup.defer('host control plane', () => h.value.stop());
+  const stopMember =
+    m.status === 'fulfilled' && m.value
+      ? cleanup.defer('member control plane', () => m.value?.stop())
+      : undefined;
+  for (const r of started) if (r.status === 'rejected') throw r.reason;
+  const bundles = (b as PromiseFulfilledResult<Bundles>).value;
+  const host = (h as PromiseFulfilledResult<ControlPlane>).value;
+  const member = (m as PromiseFulfilledResult<ControlPlane | undefined>).value;
+
+  if (member) {
+    await tunnelParts(host, member, bundles);
+    await stopMember?.();
+  }
+  if (parts.has('scale')) {
+    busy('scale');
+    await runScale(
+      host,
+      bundles,
+      dir,
+      {
+        clusters: int('clusters'),
+        agentsPerCluster: int('agents-per-cluster'),
+        simProcesses: int('sim-processes'),
+        dialConcurrency: int('dial-concurrency'),
+        reconcileTimeoutMs: int('reconcile-timeout') * 1000,
+        connectTimeoutMs: 300_000,
+        proxyNodeFlags: proxyNodeFlags(),
+      },
+      cleanup,
+    );
+  }
+}
+
+/** Parts 1 and 2: one proxy, one real agent serving the member's kube-apiserver and a byte sink. */
+async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bundles): Promise<void> {
+  const profDir = args['cpu-prof'] ? join(dir, 'cpu-prof') : undefined;
+  const sa = await memberServiceAccount(member);
+  const sink = await new Sink().start();
+  cleanup.defer('sink', () => sink.stop());
+  // A 10-port range no e2e test uses (they take 10000-19599 and +10000).
+  const base = 19_600 + Math.floor(Math.random() * 35) * 10;
+  const inspectPort = await freePort();
+  const proxy = await startProxy(host, await freePort(), {
+    bundle: bundles.proxy,
+    listenAddress: '127.0.0.1',
+    portRange: { min: base, max: base + 10 },
+    logDir: dir,
+    inspectPort,
+    nodeFlags: proxyNodeFlags(),
+    ...(profDir ? { cpuProfDir: join(profDir, 'proxy') } : {}),
+  });
+  const stopProxy = cleanup.defer('proxy', () => proxy.proc.stop(15_000));
+  await createClusters(host, [clusterObject('bench')]);
+  const cluster = await waitForCluster(host, 'bench', proxy.proc);
+  const conn = cluster.spec?.connection ?? {};
+  const agent = startAgent({
+    bundle: bundles.agent,
+    cluster: 'bench',
+    token: conn.token ?? '',
+    proxy,
+    apiServer: `127.0.0.1:${new URL(member.server).port}`,
+    saDir: sa.dir,
+    kubesphere: `127.0.0.1:${sink.port}`,
+    logDir: dir,
+    ...(profDir ? { cpuProfDir: join(profDir, 'agent') } : {}),
+  });
+  const stopAgent = cleanup.defer('agent', () => agent.stop(15_000));
+  await until(
+    async () =>
+      conditionOf(
+        await getJson<Cluster>(host, '/apis/cluster.kubesphere.io/v1alpha1/clusters/bench'),
+        'AgentAvailable',
+      ) === 'True',
+    60_000,
+    () =>
+      `the agent never became available; agent log:\n${agent.tail(20)}\nproxy log:\n${proxy.proc.tail(20)}`,
+  );
+  const mem = memoryMiB(proxy.proc.pid);
+  const gc = await gcAndMeasure(inspectPort).catch(() => undefined);
+  emit({
+    metric: 'rss_1_agent',
+    value: mem.rss,
+    unit: 'MiB',
+    ...(gc ? { rss_after_gc_MiB: gc.rss, heap_used_after_gc_MiB: gc.heapUsed } : {}),
+  });
+  const pids = {
+    bench: process.pid,
+    proxy: proxy.proc.pid,
+    agent: agent.pid,
+    'member apiserver': member.process('kube-apiserver')?.pid,
+  };
+
+  if (parts.has('throughput')) {
+    const ksPort = conn.kubesphereAPIServerPort;
+    if (!ksPort) throw new Error('the Cluster has no kubesphereAPIServerPort');
+    await throughput(sink, ksPort, pids);
+  }
+  if (parts.has('latency')) {
+    const kc = kubeconfigCredentials(Buffer.from(conn.kubeconfig ?? '', 'base64').toString('utf8'));
+    await latency(
+      { name: 'direct', url: member.server, ca: member.caPem, authorization: `Bearer ${sa.token}` },
+      { name: 'tunnel', url: kc.server, ca: kc.ca, cert: kc.cert, key: kc.key },
+      pids,
+    );
+  }
+  await stopAgent();
+  await stopProxy();
+  if (profDir) {
+    for (const [who, bundle] of [
+      ['proxy', bundles.proxy],
+      ['agent', bundles.agent],
+    ] as const) {
+      for (const l of summarizeProfiles(join(profDir, who), bundle)) log(`${who} ${l}`);
+    }
+  }
+}
+
+async function throughput(
+  sink: Sink,
+  ksPort: number,
+  pids: Record<string, number | undefined>,
+): Promise<void> {
+  const maxBytes = int('bytes') * 1024 * 1024;
+  const maxMs = int('seconds') * 1000;
+  const rounds = int('rounds');
+  const paths: { name: string; port: number; peer?: Peer }[] = [
+    { name: 'direct', port: sink.port },
+    { name: 'tower', port: ksPort },
+  ];
+  const peers: Peer[] = [];
+  const stopPeers = cleanup.defer('tunnel peers', async () => {
+    for (const p of peers) await stopPeer(p);
+  });
+  for (const cipher of [undefined, 'aes128-gcm@openssh.com']) {
+    const p = await startOpenSsh(join(dir, 'ssh'), sink.port, cipher);
+    peers.push(p);
+    paths.push({ name: p.name, port: p.port, peer: p });
+  }
+  const chisel = await ensureChisel();
+  if (chisel) {
+    const p = await startChisel(chisel, join(dir, 'chisel'), sink.port);
+    peers.push(p);
+    paths.push({ name: p.name, port: p.port, peer: p });
+  }
+
+  busy('throughput');
+  const gbps = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+  log(
+    `throughput: warm-up (64 MiB per path), then ${rounds} rounds of ≤ ${int('bytes')} MiB / ≤ ${maxMs / 1000} s`,
+  );
+  for (const p of paths) await bulkStream(sink, '127.0.0.1', p.port, 64 * 1024 * 1024, maxMs);
+  for (let r = 0; r < rounds; r++) {
+    for (const p of paths) {
+      const peerPids = Object.fromEntries((p.peer?.procs ?? []).map((x) => [x.name, x.pid]));
+      const cpu = new CpuMeter(
+        p.name === 'tower'
+          ? { bench: pids['bench'], proxy: pids['proxy'], agent: pids['agent'] }
+          : { bench: pids['bench'], ...peerPids },
+        ['sshd'],
+      ).start();
+      const res = await bulkStream(sink, '127.0.0.1', p.port, maxBytes, maxMs);
+      gbps.get(p.name)?.push(res.gbps);
+      log(
+        `  round ${r + 1} ${p.name.padEnd(20)} ${res.gbps.toFixed(2)} Gbit/s ` +
+          `(${(res.bytes / 1048576).toFixed(0)} MiB in ${res.seconds.toFixed(2)} s; ${cpu.stop()})`,
+      );
+    }
+  }
+  await stopPeers();
+  const med = (n: string) => median(gbps.get(n) ?? []);
+  const tower = med('tower');
+  emit({ metric: 'throughput_direct', value: med('direct'), unit: 'Gbit/s' });
+  for (const p of paths) {
+    if (!p.peer) continue;
+    const v = med(p.name);
+    emit({
+      metric: 'throughput',
+      value: tower,
+      unit: 'Gbit/s',
+      peer: p.name,
+      peer_value: v,
+      ratio: tower / v,
+    });
+  }
+}
+
+async function latency(
+  direct: Endpoint,
+  tunnel: Endpoint,
+  pids: Record<string, number | undefined>,
+): Promise<void> {
+  const n = int('requests');
+  busy('latency');
+  log(`latency: ${n} sequential GET /version each, direct and through the tunnel, alternating`);
+  const cpu = new CpuMeter(pids).start();
+  const [d, t] = await sequentialLatency([direct, tunnel], '/version', n, 200);
+  if (!d || !t) throw new Error('no latency samples');
+  log(
+    `  direct p50 ${d.p50.toFixed(3)} p99 ${d.p99.toFixed(3)} ms; tunnel p50 ${t.p50.toFixed(3)} p99 ${t.p99.toFixed(3)} ms; ${cpu.stop()}`,
+  );
+  emit({
+    metric: 'overhead_p50',
+    value: t.p50 - d.p50,
+    unit: 'ms',
+    tunnel_ms: t.p50,
+    direct_ms: d.p50,
+    samples: n,
+  });
+  emit({
+    metric: 'overhead_p99',
+    value: t.p99 - d.p99,
+    unit: 'ms',
+    tunnel_ms: t.p99,
+    direct_ms: d.p99,
+    samples: n,
+  });
+
+  const c = int('concurrency');
+  const secs = int('rps-seconds');
+  const rates = [];
+  for (const ep of [direct, tunnel]) {
+    const meter = new CpuMeter(pids).start();
+    const r = await requestRate(ep, '/version', c, secs * 1000, 1000);
+    log(
+      `  ${ep.name}: ${r.rps.toFixed(0)} req/s at ${c} clients (p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ` +
+        `${r.errors} errors; ${meter.stop()})`,
+    );
+    rates.push(r);
+  }
+  const [rd, rt] = rates;
+  if (!rd || !rt) throw new Error('no rate results');
+  emit({
+    metric: `rps_${c}`,
+    value: rt.rps,
+    unit: 'req/s',
+    peer: 'direct',
+    peer_value: rd.rps,
+    ratio: rt.rps / rd.rps,
+    errors: rt.errors,
+    p99_ms: rt.p99,
+  });
+}
+
+let failed = false;
+const guard = setTimeout(() => {
+  log(`the bench exceeded its time limit (${TIME_LIMIT_MS / 60_000} min); stopping`);
+  void cleanup.run().finally(() => process.exit(1));
+}, TIME_LIMIT_MS);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: stopping everything`);
+    void cleanup.run().finally(() => process.exit(130));
+  });
+}
+main()
+  .catch((e: unknown) => {
+    failed = true;
+    log(`FAILED: ${(e as Error).stack ?? String(e)}`);
+  })
+  .finally(async () => {
+    clearTimeout(guard);
+    await cleanup.run();
+    if (!failed && !args.keep) rmSync(dir, { recursive: true, force: true });
+    else log(`logs kept in ${dir}`);
+    process.exit(failed ? 1 : 0);
+  });

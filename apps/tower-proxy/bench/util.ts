@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+
+/** One result line on stdout (the only thing the bench prints there). */
+export interface Result {
+  metric: string;
+  value: number;
+  unit: string;
+  peer?: string;
+  peer_value?: number;
+  ratio?: number;
+  [extra: string]: unknown;
+}
+
+export function emit(r: Result): void {
+  const round = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(4)) : v);
+  const out: Record<string, unknown> = { bench: 'tower' };
+  for (const [k, v] of Object.entries(r)) out[k] = round(v);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** Progress and logs: stderr only. */
+export function log(msg: string): void {
+  const t = new Date().toISOString().slice(11, 23);
+  process.stderr.write(`[bench ${t}] ${msg}\n`);
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export function median(xs: readonly number[]): number {
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a value (not undefined/false), or throws `what()` after `ms`. */
+export async function until<T>(
+  fn: () => Promise<T | undefined | false>,
+  ms: number,
+  what: () => string,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > deadline) throw new Error(what());
+    await sleep(everyMs);
+  }
+}
+
+/** VmRSS and VmHWM (peak) of a process, in MiB. */
+export function memoryMiB(pid: number): { rss: number; peak: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+/** CPU seconds (user + system) a process has used; clock ticks are 1/100 s on Linux. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Measures how many cores each named process used between start() and stop(). */
+export class CpuMeter {
+  private t0 = 0;
+  private readonly before = new Map<string, number>();
+  /** `trees`: names whose child processes count too (sshd forwards in a per-connection child). */
+  constructor(
+    private readonly pids: Record<string, number | undefined>,
+    private readonly trees: readonly string[] = [],
+  ) {}
+
+  start(): this {
+    this.t0 = performance.now();
+    for (const [name, pid] of Object.entries(this.pids)) {
+      if (pid !== undefined) this.before.set(name, safeCpu(pid, this.trees.includes(name)));
+    }
+    return this;
+  }
+
+  /** "proxy 0.93, agent 0.88, …" cores over the interval. */
+  stop(): string {
+    const secs = (performance.now() - this.t0) / 1000;
+    const parts: string[] = [];
+    for (const [name, pid] of Object.entries(this.pids)) {
+      const b = this.before.get(name);
+      if (pid === undefined || b === undefined) continue;
+      parts.push(`${name} ${((safeCpu(pid, this.trees.includes(name)) - b) / secs).toFixed(2)}`);
+    }
+    return `cores used: ${parts.join(', ')}`;
+  }
+}
+
+function safeCpu(pid: number, tree: boolean): number {
+  try {
+    return cpuSeconds(pid) + (tree ? descendants(pid).reduce((a, c) => a + cpuSeconds(c), 0) : 0);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Child processes, recursively (sshd does its forwarding in a per-connection child). */
+export function descendants(pid: number): number[] {
+  let kids: number[] = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+  return kids.flatMap((k) => [k, ...descendants(k)]);
+}
+
+/** Stops what was started, newest first, each at most once, even when a step fails. */
+export class Cleanup {
+  private readonly steps: { name: string; fn: () => unknown }[] = [];
+
+  /** Registers a stop step; the returned function runs it now (once) instead of at the end. */
+  defer(name: string, fn: () => unknown): () => Promise<void> {
+    const step = { name, fn };
+    this.steps.push(step);
+    return async () => {
+      const i = this.steps.indexOf(step);
+      if (i < 0) return;
+      this.steps.splice(i, 1);
+      await fn();
+    };
+  }
+
+  async run(): Promise<void> {
+    for (let s = this.steps.pop(); s; s = this.steps.pop()) {
+      try {
+        await s.fn();
+      } catch (e) {
+        log(`cleanup of ${s.name} failed: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+/** Warns on stderr when other work keeps the machine busy (results then vary more). */
+export function busy(part: string): void {
+  const [one] = loadavg();
+  const n = cpus().length;
+  if (one !== undefined && one > n * 0.5) {
+    log(
+      `${part}: load average ${one.toFixed(1)} on ${n} cores before starting: other work is running, expect noise`,
+    );
+  }
+}

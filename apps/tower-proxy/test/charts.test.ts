@@ -1,0 +1,491 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ControlPlane, run, workspaceRoot, type ManagedProcess } from '@knet/testing';
+import {
+  NS,
+  appBundles,
+  condition,
+  createCluster,
+  getCluster,
+  startHost,
+  startProxy,
+  until,
+  type RunningProxy,
+} from './harness';
+
+// The helm charts of tower-proxy and tower-agent, against a real API server: lint, render, server-side
+// dry run, values checks, and the proxy running with nothing but the chart's RBAC.
+
+jest.setTimeout(120_000);
+
+const PROXY_CHART = join(workspaceRoot(), 'charts/tower-proxy');
+const AGENT_CHART = join(workspaceRoot(), 'charts/tower-agent');
+const PROXY_SA = `system:serviceaccount:${NS}:tower-proxy`;
+const AGENT_SA = `system:serviceaccount:${NS}:tower-agent`;
+const FINGERPRINT = `SHA256:${'A'.repeat(43)}`;
+/** The agent chart's required values. */
+const AGENT_REQUIRED = {
+  name: 'alpha',
+  proxyServer: 'http://tower.example.com:8080',
+  fingerprint: FINGERPRINT,
+  token: '0123456789abcdef',
+};
+const setStrings = (values: Record<string, string>) =>
+  Object.entries(values).flatMap(([k, v]) => ['--set-string', `${k}=${v}`]);
+const AGENT_VALUES = setStrings(AGENT_REQUIRED);
+
+let host: ControlPlane;
+const procs: ManagedProcess[] = [];
+
+beforeAll(async () => {
+  [host] = await Promise.all([startHost(), appBundles()]);
+}, 240_000);
+
+afterAll(async () => {
+  for (const p of procs) await p.stop();
+  await host?.stop();
+});
+
+/** `helm template` with release `release` in namespace NS; throws with helm's stderr on failure. */
+async function render(chart: string, release: string, args: string[] = []): Promise<string> {
+  const r = await host.helm(['template', release, chart, '--namespace', NS, ...args]);
+  if (r.exitCode !== 0) throw new Error(`helm template ${chart} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** kubectl apply of rendered YAML (every namespaced object names its namespace); the sorted result lines. */
+async function apply(yaml: string, dryRun: boolean): Promise<string[]> {
+  const file = join(host.dir, `rendered-${Date.now()}-${Math.random().toString(16).slice(2)}.yaml`);
+  writeFileSync(file, yaml);
+  const out = await host.kubectlOk(['apply', ...(dryRun ? ['--dry-run=server'] : []), '-f', file]);
+  return out.trim().split('\n').sort();
+}
+
+/** `kubectl auth can-i` as `user`: true for yes. */
+async function can(user: string, args: string[]): Promise<boolean> {
+  const r = await host.kubectl(['auth', 'can-i', ...args, `--as=${user}`]);
+  if (r.stdout.trim() !== 'yes' && r.stdout.trim() !== 'no')
+    throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim() === 'yes';
+}
+
+describe('helm lint --strict', () => {
+  it('passes for tower-proxy', async () => {
+    const r = await host.helm(['lint', '--strict', PROXY_CHART]);
+    expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('passes for tower-agent, with its required values and without (lint only reports them)', async () => {
+    const r = await host.helm(['lint', '--strict', AGENT_CHART, ...AGENT_VALUES]);
+    expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const bare = await host.helm(['lint', '--strict', AGENT_CHART]);
+    expect(bare.exitCode).toBe(0);
+    expect(bare.stderr).toContain('Missing required value: fingerprint is required');
+  });
+});
+
+describe('the API server accepts every rendered object (kubectl apply --dry-run=server)', () => {
+  it('tower-proxy with the default values', async () => {
+    const applied = await apply(await render(PROXY_CHART, 'tower-proxy'), true);
+    expect(applied).toEqual(
+      [
+        'clusterrole.rbac.authorization.k8s.io/tower-proxy',
+        'clusterrolebinding.rbac.authorization.k8s.io/tower-proxy',
+        'deployment.apps/tower-proxy',
+        'role.rbac.authorization.k8s.io/tower-proxy',
+        'role.rbac.authorization.k8s.io/tower-proxy-events',
+        'rolebinding.rbac.authorization.k8s.io/tower-proxy',
+        'rolebinding.rbac.authorization.k8s.io/tower-proxy-events',
+        'service/tower',
+        'serviceaccount/tower-proxy',
+      ].map((o) => `${o} created (server dry run)`),
+    );
+    // dry run: nothing was stored
+    expect((await host.kubectl(['get', 'deployment', 'tower-proxy', '-n', NS])).exitCode).not.toBe(0);
+  });
+
+  it('tower-proxy with 2 replicas (leader election), an existing CA Secret and a LoadBalancer', async () => {
+    const yaml = await render(PROXY_CHART, 'ha', [
+      '--set',
+      'replicas=2',
+      '--set',
+      'ca.existingSecret=my-ca',
+      '--set',
+      'service.type=LoadBalancer',
+      '--set',
+      'service.name=tower-ha',
+    ]);
+    expect(yaml).toContain('- --leader-elect=true');
+    expect(yaml).toContain('- --ca-cert=/etc/tower-proxy/ca/ca.crt');
+    expect(yaml).not.toContain('--ca-secret');
+    expect(yaml).toContain('resources: [leases]');
+    const applied = await apply(yaml, true);
+    expect(applied).toContain('deployment.apps/ha-tower-proxy created (server dry run)');
+    expect(applied).toContain('service/tower-ha created (server dry run)');
+    expect(applied).toHaveLength(9);
+  });
+
+  it('tower-agent with its required values', async () => {
+    const yaml = await render(AGENT_CHART, 'tower-agent', AGENT_VALUES);
+    expect(yaml).toContain(`- --fingerprint=${FINGERPRINT}`);
+    expect(yaml).not.toContain('0123456789abcdef'); // only base64 in the Secret, never in args
+    expect(await apply(yaml, true)).toEqual(
+      [
+        'clusterrolebinding.rbac.authorization.k8s.io/tower-agent',
+        'deployment.apps/tower-agent',
+        'secret/tower-agent-token',
+        'serviceaccount/tower-agent',
+      ].map((o) => `${o} created (server dry run)`),
+    );
+  });
+});
+
+describe("the Deployments' args are flags the apps accept", () => {
+  /** The container args of the rendered Deployment (one `- --flag=value` per line). */
+  const argsOf = (yaml: string) =>
+    [...yaml.matchAll(/^ {12}- (--\S+)$/gm)].map((m) => m[1] as string).filter(Boolean);
+  /** Runs an app bundle: it must get past option parsing and fail only where a pod would differ. */
+  const runApp = (bundle: string, args: string[], env: NodeJS.ProcessEnv) =>
+    run(process.execPath, [bundle, ...args], {
+      env: { PATH: process.env['PATH'], ...env },
+      timeoutMs: 30_000,
+    });
+
+  it('tower-proxy (both the default values and HA with an existing CA)', async () => {
+    const { proxy } = await appBundles();
+    for (const values of [[], ['--set', 'replicas=2', '--set', 'ca.existingSecret=my-ca']]) {
+      const args = argsOf(
+        await render(PROXY_CHART, 'tower-proxy', [...values, '--show-only', 'templates/deployment.yaml']),
+      );
+      expect(args).toContain('--port-range=6000-7000');
+      // The CA files would be mounted from the Secret: give files that exist, the real parser checks.
+      const fixed = args.map((a) =>
+        a.startsWith('--ca-cert=') || a.startsWith('--ca-key=')
+          ? `${a.split('=')[0]}=${host.kubeconfigPath}`
+          : a,
+      );
+      const r = await runApp(proxy, [...fixed, '--kubeconfig=/nonexistent/kubeconfig'], {
+        POD_NAMESPACE: NS,
+        POD_NAME: 'tower-proxy-0',
+      });
+      // Past the options: it stops only at the kubeconfig, which a pod does not need.
+      expect(r.stderr).toContain(
+        'tower-proxy: kubeconfig /nonexistent/kubeconfig (from --kubeconfig) cannot be read',
+      );
+      expect(r.exitCode).toBe(1);
+    }
+  });
+
+  it('tower-agent', async () => {
+    const { agent } = await appBundles();
+    const args = argsOf(
+      await render(AGENT_CHART, 'tower-agent', [...AGENT_VALUES, '--show-only', 'templates/deployment.yaml']),
+    );
+    expect(args).toContain(`--fingerprint=${FINGERPRINT}`);
+    const r = await runApp(agent, args, { TOWER_TOKEN: AGENT_REQUIRED.token, POD_NAME: 'tower-agent-0' });
+    // Past the options: it stops only because this is not a pod (no in-cluster API server address).
+    expect(r.stderr).toContain(
+      'tower-agent: error: not running in a cluster (KUBERNETES_SERVICE_HOST unset)',
+    );
+  });
+});
+
+describe('values are checked before anything is rendered', () => {
+  const fails = async (chart: string, args: string[]) => {
+    const r = await host.helm(['template', 'x', chart, '--namespace', NS, ...args]);
+    expect(r.exitCode).not.toBe(0);
+    return r.stderr;
+  };
+
+  it('tower-proxy: the schema names the bad value', async () => {
+    expect(await fails(PROXY_CHART, ['--set', 'portRange.min=80'])).toMatch(
+      /portRange\.min: Must be greater than or equal to 1024/,
+    );
+    expect(await fails(PROXY_CHART, ['--set', 'service.type=External'])).toMatch(
+      /service\.type: service\.type must be one of the following/,
+    );
+    expect(await fails(PROXY_CHART, ['--set', 'keepalive=forever'])).toMatch(
+      /keepalive: Does not match pattern/,
+    );
+    expect(await fails(PROXY_CHART, ['--set', 'replica=2'])).toMatch(
+      /Additional property replica is not allowed/,
+    );
+  });
+
+  it('tower-proxy: what the schema cannot say, the templates refuse', async () => {
+    expect(await fails(PROXY_CHART, ['--set', 'replicas=2', '--set', 'leaderElect=false'])).toContain(
+      'replicas=2 needs leaderElect=true',
+    );
+    expect(await fails(PROXY_CHART, ['--set', 'port=6500'])).toContain(
+      'port 6500 falls inside portRange 6000-7000',
+    );
+  });
+
+  it('tower-agent: a missing fingerprint fails with a message that says where to find it', async () => {
+    const { fingerprint: _, ...withoutFingerprint } = AGENT_REQUIRED;
+    expect(await fails(AGENT_CHART, setStrings(withoutFingerprint))).toContain(
+      "fingerprint is required: the proxy's SSH host key fingerprint; on the host cluster: " +
+        'kubectl -n kubesphere-system get configmap tower-proxy -o jsonpath={.data.fingerprint}',
+    );
+  });
+
+  it('tower-agent: the schema names the bad value', async () => {
+    // (--set-string wins over --set whatever the order, so overrides of required values are --set-string too)
+    expect(await fails(AGENT_CHART, setStrings({ ...AGENT_REQUIRED, fingerprint: 'abc' }))).toMatch(
+      /fingerprint: Does not match pattern/,
+    );
+    expect(await fails(AGENT_CHART, [...AGENT_VALUES, '--set', 'keepalive=5'])).toMatch(
+      /keepalive: Invalid type. Expected: string, given: integer/,
+    );
+    expect(await fails(AGENT_CHART, setStrings({ ...AGENT_REQUIRED, proxyServer: 'ftp://x' }))).toMatch(
+      /proxyServer: Does not match pattern/,
+    );
+    expect(await fails(AGENT_CHART, [...AGENT_VALUES, '--set', 'existingSecret=s'])).toContain(
+      'give token or existingSecret, not both',
+    );
+  });
+});
+
+describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing more", () => {
+  let proxy: RunningProxy;
+  let hostKeyUid: string;
+
+  beforeAll(async () => {
+    // The most demanding configuration: leader election on (the Lease rules).
+    const rbac = await render(PROXY_CHART, 'tower-proxy', [
+      '--set',
+      'leaderElect=true',
+      '--show-only',
+      'templates/serviceaccount.yaml',
+      '--show-only',
+      'templates/rbac.yaml',
+    ]);
+    expect(await apply(rbac, false)).toHaveLength(7);
+    // A host-key Secret without the key makes the proxy take its update path (PUT); the CA Secret is created.
+    await host.kubectlOk([
+      'create',
+      'secret',
+      'generic',
+      'tower-proxy-host-key',
+      '-n',
+      NS,
+      '--from-literal=note=made by hand',
+    ]);
+    hostKeyUid = await host.kubectlOk([
+      'get',
+      'secret',
+      'tower-proxy-host-key',
+      '-n',
+      NS,
+      '-o',
+      'jsonpath={.metadata.uid}',
+    ]);
+    // The chart's ServiceAccount exists, so this only issues a token for it.
+    const kubeconfig = await host.serviceAccountKubeconfig(NS, 'tower-proxy');
+    proxy = await startProxy(host, ['--leader-elect=true', '--identity=rbac-test'], undefined, kubeconfig);
+    procs.push(proxy.proc);
+    await createCluster(host, 'rbac');
+    await until(
+      async () => {
+        const c = await getCluster(host, 'rbac');
+        const svc = await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS]);
+        return (
+          Boolean(c.spec?.connection?.kubeconfig) &&
+          condition(c, 'Initialized') === 'True' &&
+          svc.exitCode === 0
+        );
+      },
+      30_000,
+      () => `the Cluster was not initialized; proxy log:\n${proxy.proc.tail(30)}`,
+    );
+  }, 120_000);
+
+  it("the proxy authenticates as the chart's ServiceAccount", async () => {
+    const sa = JSON.parse(
+      await host.kubectlOk(['get', 'serviceaccount', 'tower-proxy', '-n', NS, '-o', 'json']),
+    ) as { metadata: { labels?: Record<string, string> } };
+    expect(sa.metadata.labels?.['helm.sh/chart']).toBe('tower-proxy-0.1.0');
+    expect(proxy.args.find((a) => a.startsWith('--kubeconfig='))).toMatch(/sa-kubesphere-system-tower-proxy/);
+  });
+
+  it('fills the Cluster: token, kubeconfig, Initialized, and creates the Service mc-rbac', async () => {
+    const c = await getCluster(host, 'rbac');
+    expect(c.spec?.connection?.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(c.spec?.connection?.kubeconfig).toBeTruthy();
+    expect(condition(c, 'Initialized')).toBe('True');
+    const svc = JSON.parse(await host.kubectlOk(['get', 'service', 'mc-rbac', '-n', NS, '-o', 'json'])) as {
+      spec: { ports: { port: number }[] };
+    };
+    expect(svc.spec.ports.map((p) => p.port)).toEqual([6443, 80]);
+  });
+
+  it('keeps its state: host key Secret (updated), CA Secret (created), info ConfigMap (applied), Lease', async () => {
+    const secret = async (name: string) =>
+      JSON.parse(await host.kubectlOk(['get', 'secret', name, '-n', NS, '-o', 'json'])) as {
+        metadata: { uid: string };
+        type: string;
+        data?: Record<string, string>;
+      };
+    // Replaced in place (PUT: same object, the proxy's content), not deleted and created again.
+    const hostKey = await secret('tower-proxy-host-key');
+    expect(hostKey.metadata.uid).toBe(hostKeyUid);
+    expect(Object.keys(hostKey.data ?? {}).sort()).toEqual(['ssh-host-key', 'ssh-host-key.pub']);
+    const ca = await secret('tower-proxy-ca');
+    expect(ca.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(ca.data ?? {}).sort()).toEqual(['tls.crt', 'tls.key']);
+    // The command NOTES.txt gives.
+    expect(
+      await host.kubectlOk([
+        '-n',
+        NS,
+        'get',
+        'configmap',
+        'tower-proxy',
+        '-o',
+        'jsonpath={.data.fingerprint}',
+      ]),
+    ).toBe(proxy.fingerprint);
+    expect(
+      await host.kubectlOk([
+        '-n',
+        NS,
+        'get',
+        'lease',
+        'tower-proxy',
+        '-o',
+        'jsonpath={.spec.holderIdentity}',
+      ]),
+    ).toBe('rbac-test');
+  });
+
+  it('records Events about the Cluster (in the namespace "default")', async () => {
+    await until(
+      async () =>
+        (
+          await host.kubectlOk([
+            'get',
+            'events',
+            '-n',
+            'default',
+            '--field-selector',
+            'involvedObject.name=rbac,reason=KubeconfigIssued',
+            '-o',
+            'name',
+          ])
+        ).trim() !== '',
+      10_000,
+      () => `no KubeconfigIssued event; proxy log:\n${proxy.proc.tail(30)}`,
+    );
+  });
+
+  it('deletes mc-<name> when the Cluster goes (no garbage collector runs here: the proxy does it)', async () => {
+    await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'rbac']);
+    await until(
+      async () => (await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS])).exitCode !== 0,
+      20_000,
+      () => `mc-rbac was not deleted; proxy log:\n${proxy.proc.tail(30)}`,
+    );
+  });
+
+  it('no request of the proxy was forbidden', () => {
+    const log = readFileSync(proxy.proc.logFile, 'utf8');
+    expect(log.split('\n').filter((l) => /forbidden|\b403\b/i.test(l))).toEqual([]);
+  });
+
+  it('the ServiceAccount can do what the proxy does…', async () => {
+    const yes = [
+      ['list', 'clusters.cluster.kubesphere.io'],
+      ['watch', 'clusters.cluster.kubesphere.io'],
+      ['patch', 'clusters.cluster.kubesphere.io/any'],
+      ['create', 'services', '-n', NS],
+      ['patch', 'services/mc-any', '-n', NS],
+      ['delete', 'services/mc-any', '-n', NS],
+      ['get', 'secrets/tower-proxy-host-key', '-n', NS],
+      ['update', 'secrets/tower-proxy-ca', '-n', NS],
+      ['create', 'secrets', '-n', NS],
+      ['patch', 'configmaps/tower-proxy', '-n', NS],
+      ['create', 'configmaps/tower-proxy', '-n', NS],
+      ['update', 'leases.coordination.k8s.io/tower-proxy', '-n', NS],
+      ['create', 'events', '-n', 'default'],
+    ];
+    for (const a of yes) expect([a.join(' '), await can(PROXY_SA, a)]).toEqual([a.join(' '), true]);
+  });
+
+  it('…and nothing it does not need', async () => {
+    const no = [
+      ['list', 'secrets', '--all-namespaces'],
+      ['get', 'secrets', '-n', NS], // only the two named Secrets
+      ['get', 'secrets/other', '-n', NS],
+      ['update', 'secrets/other', '-n', NS],
+      ['delete', 'secrets/tower-proxy-ca', '-n', NS],
+      ['create', 'secrets', '-n', 'default'],
+      ['get', 'pods', '-n', NS],
+      ['list', 'pods', '--all-namespaces'],
+      ['create', 'pods', '-n', NS],
+      ['delete', 'clusters.cluster.kubesphere.io/any'],
+      ['update', 'clusters.cluster.kubesphere.io/any'],
+      ['create', 'clusters.cluster.kubesphere.io'],
+      ['patch', 'services/kube-dns', '-n', 'kube-system'],
+      ['create', 'services', '-n', 'default'],
+      ['get', 'services', '-n', NS],
+      ['list', 'configmaps', '-n', NS],
+      ['patch', 'configmaps/other', '-n', NS],
+      ['create', 'configmaps/other', '-n', NS],
+      ['update', 'leases.coordination.k8s.io/other', '-n', NS],
+      ['create', 'events', '-n', 'kube-system'],
+      ['list', 'namespaces'],
+      ['create', 'clusterrolebindings'],
+      ['*', '*'],
+    ];
+    for (const a of no) expect([a.join(' '), await can(PROXY_SA, a)]).toEqual([a.join(' '), false]);
+  });
+});
+
+describe("tower-agent's RBAC: the ClusterRole it binds is what the host may do in the member", () => {
+  // "view" is an aggregated ClusterRole: kube-controller-manager fills its rules, so this member runs one.
+  let member: ControlPlane;
+  const canOnMember = async (args: string[]) => {
+    const r = await member.kubectl(['auth', 'can-i', ...args, `--as=${AGENT_SA}`]);
+    return r.stdout.trim() === 'yes';
+  };
+
+  beforeAll(async () => {
+    member = await ControlPlane.start({ controllerManager: true });
+    await member.kubectlOk(['create', 'namespace', NS]);
+    const rbac = await render(AGENT_CHART, 'tower-agent', [
+      ...AGENT_VALUES,
+      '--show-only',
+      'templates/serviceaccount.yaml',
+      '--show-only',
+      'templates/rbac.yaml',
+    ]);
+    const file = join(member.dir, 'agent-rbac.yaml');
+    writeFileSync(file, rbac);
+    expect((await member.kubectlOk(['apply', '-f', file])).trim().split('\n').sort()).toEqual([
+      'clusterrolebinding.rbac.authorization.k8s.io/tower-agent created',
+      'serviceaccount/tower-agent created',
+    ]);
+    await until(
+      async () => canOnMember(['list', 'pods', '--all-namespaces']),
+      30_000,
+      () => 'the ClusterRole view was never aggregated',
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await member?.stop();
+  });
+
+  it('by default "view": read most things, no Secrets, no writes', async () => {
+    expect(await canOnMember(['list', 'pods', '--all-namespaces'])).toBe(true);
+    expect(await canOnMember(['watch', 'deployments.apps', '-n', 'default'])).toBe(true);
+    expect(await canOnMember(['get', 'secrets', '-n', 'default'])).toBe(false);
+    expect(await canOnMember(['create', 'deployments.apps', '-n', 'default'])).toBe(false);
+    expect(await canOnMember(['delete', 'namespaces'])).toBe(false);
+    expect(await canOnMember(['create', 'pods/exec', '-n', 'default'])).toBe(false);
+  });
+});

@@ -1,0 +1,87 @@
+{{/* Name of the chart, or nameOverride. */}}
+{{- define "tower-proxy.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-scoped name: the release name when it already contains the chart name. */}}
+{{- define "tower-proxy.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tower-proxy.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tower-proxy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tower-proxy.labels" -}}
+{{ include "tower-proxy.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: proxy
+app.kubernetes.io/part-of: knet
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* --service-selector: the mc-<cluster> Services select exactly this release's proxy pods. */}}
+{{- define "tower-proxy.serviceSelector" -}}
+app.kubernetes.io/name={{ include "tower-proxy.name" . }},app.kubernetes.io/instance={{ .Release.Name }}
+{{- end }}
+
+{{- define "tower-proxy.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tower-proxy.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" or "false": leader election on (leaderElect auto = replicas > 1). Fails on replicas > 1 without it. */}}
+{{- define "tower-proxy.leaderElect" -}}
+{{- $le := .Values.leaderElect }}
+{{- if eq (toString $le) "auto" }}
+{{- $le = gt (int .Values.replicas) 1 }}
+{{- end }}
+{{- if and (not $le) (gt (int .Values.replicas) 1) }}
+{{- fail (printf "replicas=%d needs leaderElect=true (or auto): several proxies without a Lease would all write to the Clusters" (int .Values.replicas)) }}
+{{- end }}
+{{- ternary "true" "false" $le }}
+{{- end }}
+
+{{- define "tower-proxy.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Checks that the schema cannot express. */}}
+{{- define "tower-proxy.validate" -}}
+{{- if ge (int .Values.portRange.min) (int .Values.portRange.max) }}
+{{- fail (printf "portRange.min (%d) must be less than portRange.max (%d)" (int .Values.portRange.min) (int .Values.portRange.max)) }}
+{{- end }}
+{{- $ks := add (int .Values.portRange.min) 10000 }}
+{{- if and (ge (int .Values.port) (int .Values.portRange.min)) (le (int .Values.port) (add (int .Values.portRange.max) 10000)) }}
+{{- if or (le (int .Values.port) (int .Values.portRange.max)) (ge (int .Values.port) $ks) }}
+{{- fail (printf "port %d falls inside portRange %d-%d or its ks-apiserver ports (+10000)" (int .Values.port) (int .Values.portRange.min) (int .Values.portRange.max)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* shutdownTimeout in whole seconds plus 5 s, for terminationGracePeriodSeconds. */}}
+{{- define "tower-proxy.gracePeriod" -}}
+{{- $d := .Values.shutdownTimeout }}
+{{- $s := 0.0 }}
+{{- range $m := regexFindAll "[0-9.]+(ms|s|m|h)" $d -1 }}
+{{- $n := float64 (regexFind "^[0-9.]+" $m) }}
+{{- $u := regexFind "(ms|s|m|h)$" $m }}
+{{- $f := get (dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0) $u }}
+{{- $s = addf $s (mulf $n $f) }}
+{{- end }}
+{{- add (ceil $s | int) 5 }}
+{{- end }}

@@ -1,0 +1,14 @@
+# tower-agent: a member cluster's end of the tower tunnel (charts/tower-agent).
+# Build the bundle first, from the repository root:
+#   npx nx build @knet/tower-agent
+#   docker build -f docker/tower-agent.Dockerfile -t knet/tower-agent:dev .
+# esbuild copies native add-ons (*.node) next to main.js and main.js loads them by relative path,
+# so the whole output folder is copied, not main.js alone.
+FROM gcr.io/distroless/nodejs20-debian12:nonroot
+COPY dist/apps/tower-agent/ /app/
+# 65532 = distroless "nonroot"; the agent needs no privileges at all (it only dials out).
+USER 65532:65532
+ENV NODE_ENV=production
+# /healthz, /readyz (ready while connected) and /metrics.
+EXPOSE 8081
+ENTRYPOINT ["/nodejs/bin/node", "--enable-source-maps", "/app/main.js"]
