@@ -1,4 +1,4 @@
-import { KubeConfig, type KubernetesListObject, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type KubernetesListObject, type V1Service } from '@kubernetes/client-node';
 import {
   CLUSTER_API_VERSION,
   CLUSTERS_PATH,
@@ -27,6 +27,8 @@ import {
 import type { Logger } from '@knet/runtime';
 import type { Hello } from '@knet/tunnel';
 import {
+  CLUSTER_LABEL,
+  MANAGED_SELECTOR,
   allocatePorts,
   desiredConditions,
   desiredService,
@@ -67,6 +69,8 @@ const FIELD_MANAGER = 'tower-proxy';
  */
 export class ClusterController {
   private readonly informer: ResilientInformer<Cluster>;
+  /** The mc-<cluster> Services: a change (LoadBalancer ingress, deletion by hand) re-reconciles the cluster. */
+  private readonly services: ResilientInformer<V1Service>;
   private readonly queue: WorkQueue;
   private readonly events: EventRecorder;
   private leading = false;
@@ -84,12 +88,30 @@ export class ClusterController {
       onDelete: (c) => this.enqueue(c.metadata.name),
       logger: o.logger,
     });
+    const core = o.kc.makeApiClient(CoreV1Api);
+    const owner = (svc: V1Service) => svc.metadata?.labels?.[CLUSTER_LABEL];
+    this.services = new ResilientInformer<V1Service>({
+      kc: o.kc,
+      path: `/api/v1/namespaces/${o.serviceNamespace}/services`,
+      labelSelector: MANAGED_SELECTOR,
+      list: () =>
+        core.listNamespacedService({ namespace: o.serviceNamespace, labelSelector: MANAGED_SELECTOR }),
+      onUpdate: (svc) => {
+        const c = owner(svc);
+        if (c) this.enqueue(c);
+      },
+      onDelete: (svc) => {
+        const c = owner(svc);
+        if (c) this.enqueue(c);
+      },
+      logger: o.logger,
+    });
     o.registry.on('change', (cluster) => this.enqueue(cluster));
   }
 
   async start(): Promise<void> {
-    await this.informer.start();
-    await this.informer.synced;
+    await Promise.all([this.informer.start(), this.services.start()]);
+    await Promise.all([this.informer.synced, this.services.synced]);
   }
 
   /** Writes happen only while leading; on gaining leadership every cluster is reconciled. */
@@ -100,7 +122,7 @@ export class ClusterController {
 
   async stop(): Promise<void> {
     this.queue.stop();
-    await this.informer.stop();
+    await Promise.all([this.informer.stop(), this.services.stop()]);
   }
 
   /** Resolves when no reconcile is queued or running (for tests). */

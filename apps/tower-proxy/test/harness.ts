@@ -47,6 +47,7 @@ export async function startProxy(
   extra: string[] = [],
   port?: number,
   kubeconfig = host.kubeconfigPath,
+  opts: { waitReady?: boolean } = {},
 ): Promise<RunningProxy> {
   const { proxy } = await appBundles();
   const p = port ?? (await freePort());
@@ -64,15 +65,20 @@ export async function startProxy(
     '--log-level=debug',
     ...extra,
   ];
-  return launchProxy(host, args, p);
+  return launchProxy(host, args, p, opts.waitReady ?? true);
 }
 
 /** Starts the proxy again with exactly the same flags (port, port range…), as a pod restart would. */
 export function restartProxy(host: ControlPlane, old: RunningProxy): Promise<RunningProxy> {
-  return launchProxy(host, old.args, old.port);
+  return launchProxy(host, old.args, old.port, true);
 }
 
-async function launchProxy(host: ControlPlane, args: string[], p: number): Promise<RunningProxy> {
+async function launchProxy(
+  host: ControlPlane,
+  args: string[],
+  p: number,
+  waitReady: boolean,
+): Promise<RunningProxy> {
   const log = join(host.dir, `tower-proxy-${p}-${Date.now()}.log`);
   const proc = ManagedProcess.start('tower-proxy', process.execPath, args, log);
   const url = `http://127.0.0.1:${p}`;
@@ -80,6 +86,7 @@ async function launchProxy(host: ControlPlane, args: string[], p: number): Promi
     async () => {
       const r = await fetch(`${url}/version`).catch(() => undefined);
       if (!r?.ok) return undefined;
+      if (!waitReady) return ((await r.json()) as { fingerprint: string }).fingerprint;
       const ready = await fetch(`${url}/readyz`)
         .then((x) => x.ok)
         .catch(() => false);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { ControlPlane, type ManagedProcess } from '@knet/testing';
 import {
@@ -135,5 +136,116 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
         .map((i) => i.metadata.name)
         .sort(),
     ).toEqual(['big-0', 'big-1', 'big-2', 'big-3', 'big-4', 'big-5']);
+  });
+});
+
+describe('external access and deletion', () => {
+  it('externalKubeAPIEnabled makes mc-<name> a LoadBalancer with the annotated annotations; its ingress sets ExternalAccessReady', async () => {
+    await host.kubectlOk([
+      'annotate',
+      'clusters.cluster.kubesphere.io',
+      'alpha',
+      'tower.kubesphere.io/external-lb-service-annoations={"lb.example.com/scheme":"internal"}',
+    ]);
+    await host.kubectlOk([
+      'patch',
+      'clusters.cluster.kubesphere.io',
+      'alpha',
+      '--type=merge',
+      '-p',
+      '{"spec":{"externalKubeAPIEnabled":true}}',
+    ]);
+    const svc = await until(
+      async () => {
+        const s = JSON.parse(
+          await host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
+        ) as {
+          spec: { type: string };
+          metadata: { annotations?: Record<string, string> };
+        };
+        return s.spec.type === 'LoadBalancer' ? s : undefined;
+      },
+      20_000,
+      () => 'Service never became a LoadBalancer',
+    );
+    expect(svc.metadata.annotations).toMatchObject({ 'lb.example.com/scheme': 'internal' });
+    await until(
+      async () =>
+        (await getCluster(host, 'alpha')).status?.conditions?.find((c) => c.type === 'ExternalAccessReady')
+          ?.reason === 'WaitingForLoadBalancer',
+      20_000,
+      () => 'no WaitingForLoadBalancer',
+    );
+
+    // What a cloud controller does once the load balancer exists:
+    await host.kubectlOk([
+      'patch',
+      'service',
+      'mc-alpha',
+      '-n',
+      'kubesphere-system',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"}]}}}',
+    ]);
+    const c = await until(
+      async () => {
+        const c = await getCluster(host, 'alpha');
+        return condition(c, 'ExternalAccessReady') === 'True' ? c : undefined;
+      },
+      20_000,
+      () => 'ExternalAccessReady never True',
+    );
+    expect(c.spec?.connection?.externalKubernetesAPIEndpoint).toBe('https://203.0.113.10:6443');
+
+    await host.kubectlOk([
+      'patch',
+      'clusters.cluster.kubesphere.io',
+      'alpha',
+      '--type=merge',
+      '-p',
+      '{"spec":{"externalKubeAPIEnabled":false}}',
+    ]);
+    await until(
+      async () => condition(await getCluster(host, 'alpha'), 'ExternalAccessReady') === undefined,
+      20_000,
+      () => 'ExternalAccessReady not removed',
+    );
+  });
+
+  it('a Service deleted by hand comes back', async () => {
+    await host.kubectlOk(['delete', 'service', 'mc-alpha', '-n', 'kubesphere-system']);
+    await until(
+      async () =>
+        (await host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode === 0,
+      20_000,
+      () => 'Service not recreated',
+    );
+  });
+
+  it('deleting the Cluster removes its Service, listener and agent sessions', async () => {
+    const port = (await getCluster(host, 'alpha')).spec!.connection!.kubernetesAPIServerPort!;
+    await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'alpha']);
+    await until(
+      async () =>
+        (await host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode !== 0,
+      20_000,
+      () => 'Service not deleted',
+    );
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port });
+      s.on('connect', () => (s.destroy(), resolve(false)));
+      s.on('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+    const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
+    expect(metrics).toMatch(/tower_proxy_agent_sessions\{cluster="alpha"\} 0/);
+    // the agent is now turned away as unknown, and keeps trying with backoff
+    await until(
+      async () => agent.tail(50).includes('unknown-cluster'),
+      20_000,
+      () => `agent not refused:\n${agent.tail(10)}`,
+    );
   });
 });

@@ -78,6 +78,9 @@ export interface ServiceOptions {
 }
 
 export const serviceName = (cluster: string) => `mc-${cluster}`;
+/** Labels of the Services the proxy manages: which cluster each belongs to, and who manages it. */
+export const CLUSTER_LABEL = 'tower.knet.io/cluster';
+export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=tower-proxy';
 
 /** The Service `mc-<cluster>` (server-side apply intent): 6443 → kubernetes port, 80 → kubesphere port. */
 export function desiredService(

@@ -1,0 +1,148 @@
+import { spawnSync } from 'node:child_process';
+import { appBundles } from './harness';
+
+jest.setTimeout(60_000);
+
+let bundles: { proxy: string; agent: string };
+beforeAll(async () => {
+  bundles = await appBundles();
+});
+
+const run = (bundle: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
+  const r = spawnSync(process.execPath, [bundle, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH'], HOME: '/nonexistent', ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+
+describe('--help explains every flag with its env var', () => {
+  it.each([
+    [
+      'proxy',
+      [
+        '--kubeconfig',
+        '--host',
+        '--port',
+        '--listen-address',
+        '--port-range',
+        '--publish-service-address',
+        '--ca-cert',
+        '--ca-key',
+        '--namespace',
+        '--service-namespace',
+        '--service-selector',
+        '--host-key-secret',
+        '--ca-secret',
+        '--info-configmap',
+        '--keepalive',
+        '--leader-elect',
+        '--lease-name',
+        '--identity',
+        '--log-level',
+        '--shutdown-timeout',
+      ],
+    ],
+    [
+      'agent',
+      [
+        '--name',
+        '--token',
+        '--proxy-server',
+        '--fingerprint',
+        '--proxy-ca',
+        '--kubeconfig',
+        '--service-account-dir',
+        '--kubernetes-service',
+        '--kubesphere-service',
+        '--keepalive',
+        '--max-retry',
+        '--max-retry-interval',
+        '--agent-id',
+        '--metrics-port',
+        '--metrics-host',
+        '--log-level',
+        '--shutdown-timeout',
+      ],
+    ],
+  ] as const)('tower-%s', (app, flags) => {
+    const r = run(app === 'proxy' ? bundles.proxy : bundles.agent, ['--help']);
+    expect(r.code).toBe(0);
+    for (const f of flags) expect(r.stdout).toContain(f);
+    // each option line names its env var
+    const optionLines = r.stdout
+      .split('\n')
+      .filter((l) => /^ {2}(-\w, )?--[a-z]/.test(l) && !/--help|--version/.test(l));
+    const withEnv = r.stdout.replace(/\s+/g, ' ').match(/\(env: [A-Z_]+/g) ?? [];
+    expect(withEnv).toHaveLength(optionLines.length);
+  });
+});
+
+describe('bad input is one line and exit code 2', () => {
+  it.each([
+    ['agent without --name', 'agent', [], {}, /^tower-agent: error: .*--name \(TOWER_CLUSTER_NAME\)/],
+    [
+      'agent with a malformed fingerprint',
+      'agent',
+      ['--name=a', '--token=t', '--fingerprint=MD5:aa'],
+      {},
+      /^tower-agent: error: --fingerprint \(TOWER_FINGERPRINT\): must be a SHA-256 fingerprint/,
+    ],
+    [
+      'agent with a bad proxy scheme',
+      'agent',
+      ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43), '--proxy-server=ftp://x'],
+      {},
+      /^tower-agent: error: --proxy-server \(TOWER_PROXY_SERVER\)/,
+    ],
+    [
+      'agent with a bad env keepalive',
+      'agent',
+      ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43)],
+      { TOWER_KEEPALIVE: 'often' },
+      /^tower-agent: error: --keepalive \(TOWER_KEEPALIVE\): .*"often"/,
+    ],
+    [
+      'proxy with a bad port range',
+      'proxy',
+      ['--port-range=7000-6000'],
+      {},
+      /^tower-proxy: error: --port-range \(TOWER_PORT_RANGE\): must be MIN-MAX/,
+    ],
+    [
+      'proxy with --ca-cert but no --ca-key',
+      'proxy',
+      ['--ca-cert=/etc/hostname'],
+      {},
+      /^tower-proxy: error: --ca-cert and --ca-key go together/,
+    ],
+    ['proxy with an unknown flag', 'proxy', ['--nope'], {}, /^tower-proxy: error: unknown option '--nope'/],
+  ] as const)('%s', (_what, app, args, env, line) => {
+    const r = run(app === 'proxy' ? bundles.proxy : bundles.agent, [...args], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(line);
+  });
+
+  it('the token never appears in an error', () => {
+    const r = run(bundles.agent, ['--name=BAD NAME', '--token=s3cr3t-value', '--fingerprint=nope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain('s3cr3t-value');
+  });
+
+  it('an agent outside a cluster without --kubeconfig says what to do', () => {
+    const r = run(bundles.agent, ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'tower-agent: error: not running in a cluster (KUBERNETES_SERVICE_HOST unset): pass --kubeconfig or --kubernetes-service\n',
+    );
+  });
+
+  it('a proxy with an unreadable kubeconfig fails with one line (exit 1)', () => {
+    const r = run(bundles.proxy, ['--kubeconfig=/nonexistent']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'tower-proxy: kubeconfig /nonexistent (from --kubeconfig) cannot be read: no such file\n',
+    );
+  });
+});

@@ -1,0 +1,110 @@
+import { spawnSync } from 'node:child_process';
+import { ControlPlane, type ManagedProcess } from '@knet/testing';
+import {
+  appBundles,
+  condition,
+  createCluster,
+  getCluster,
+  memberServiceAccount,
+  startAgent,
+  startHost,
+  startProxy,
+  until,
+  writeKubeconfig,
+  type RunningProxy,
+} from './harness';
+
+jest.setTimeout(180_000);
+
+let host: ControlPlane;
+let member: ControlPlane;
+const procs: ManagedProcess[] = [];
+
+afterAll(async () => {
+  for (const p of procs) await p.stop();
+  await Promise.all([host?.stop(), member?.stop()]);
+});
+
+const ready = async (p: RunningProxy) =>
+  (await fetch(`${p.url}/readyz`).catch(() => undefined))?.status === 200;
+
+describe('two proxy replicas with --leader-elect', () => {
+  it('exactly one serves; when it dies the other takes over and the agent follows', async () => {
+    [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
+    const saDir = await memberServiceAccount(member);
+    // Same port range for both: the kubeconfig written by one stays valid when the other serves.
+    const shared = ['--leader-elect', '--port-range=19000-19050'];
+    const a = await startProxy(host, [...shared, '--identity=proxy-a']);
+    procs.push(a.proc);
+    // The follower is up but not ready.
+    const b = await startProxy(host, [...shared, '--identity=proxy-b'], undefined, undefined, {
+      waitReady: false,
+    });
+    procs.push(b.proc);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect([await ready(a), await ready(b)]).toEqual([true, false]);
+    const lease = JSON.parse(
+      await host.kubectlOk(['get', 'lease', 'tower-proxy', '-n', 'kubesphere-system', '-o', 'json']),
+    ) as { spec: { holderIdentity: string } };
+    expect(lease.spec.holderIdentity).toBe('proxy-a');
+
+    await createCluster(host, 'ha');
+    const c = await until(
+      async () => {
+        const c = await getCluster(host, 'ha');
+        return c.spec?.connection?.kubeconfig ? c : undefined;
+      },
+      30_000,
+      () => 'no kubeconfig',
+    );
+    const kubeconfig = writeKubeconfig(c, host.dir);
+    const agentBundle = (await appBundles()).agent;
+    const agentA = startAgent(
+      { cluster: 'ha', token: c.spec!.connection!.token!, proxy: a, member, saDir, id: 'on-a' },
+      agentBundle,
+    );
+    procs.push(agentA);
+    await until(
+      async () => condition(await getCluster(host, 'ha'), 'AgentAvailable') === 'True',
+      30_000,
+      () => 'agent not available',
+    );
+    expect(spawnSync(host.bin.kubectl, [`--kubeconfig=${kubeconfig}`, 'get', '--raw', '/api']).status).toBe(
+      0,
+    );
+
+    // An agent that reaches the follower is turned away with a reason it logs, and retries.
+    const early = startAgent(
+      { cluster: 'ha', token: c.spec!.connection!.token!, proxy: b, member, saDir, id: 'early-b' },
+      agentBundle,
+    );
+    procs.push(early);
+    await until(
+      async () =>
+        early.tail(20).includes('proxy answered HTTP 503: this proxy replica is not the leader; retry'),
+      20_000,
+      () => `no 503 from the follower:\n${early.tail(10)}`,
+    );
+
+    const killedAt = Date.now();
+    await a.proc.kill();
+    // Lease 15 s (client-go's default): B serves once it expires.
+    await until(
+      async () => ready(b),
+      30_000,
+      () => `proxy-b never took over:\n${b.proc.tail(20)}`,
+    );
+    expect(Date.now() - killedAt).toBeLessThan(15_000 + 5_000);
+    // The agent pointed at B (a Service would route there now) connects, and the same kubeconfig works.
+    await until(
+      async () =>
+        spawnSync(host.bin.kubectl, [`--kubeconfig=${kubeconfig}`, 'get', '--raw', '/api']).status === 0,
+      30_000,
+      () => `kubeconfig does not work through proxy-b:\n${b.proc.tail(20)}`,
+    );
+    const after = JSON.parse(
+      await host.kubectlOk(['get', 'lease', 'tower-proxy', '-n', 'kubesphere-system', '-o', 'json']),
+    ) as { spec: { holderIdentity: string; leaseTransitions: number } };
+    expect(after.spec).toMatchObject({ holderIdentity: 'proxy-b', leaseTransitions: 1 });
+  });
+});
