@@ -330,10 +330,10 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
         type: string;
         data?: Record<string, string>;
       };
-    // Replaced in place (PUT: same object, the proxy's content), not deleted and created again.
+    // Updated in place (PUT: same object, what it held kept, the key added), not deleted and created again.
     const hostKey = await secret('tower-proxy-host-key');
     expect(hostKey.metadata.uid).toBe(hostKeyUid);
-    expect(Object.keys(hostKey.data ?? {}).sort()).toEqual(['ssh-host-key', 'ssh-host-key.pub']);
+    expect(Object.keys(hostKey.data ?? {}).sort()).toEqual(['note', 'ssh-host-key', 'ssh-host-key.pub']);
     const ca = await secret('tower-proxy-ca');
     expect(ca.type).toBe('kubernetes.io/tls');
     expect(Object.keys(ca.data ?? {}).sort()).toEqual(['tls.crt', 'tls.key']);
