@@ -10,7 +10,7 @@ import { SUBPROTOCOL, TUNNEL_PATH, encodeHello } from '@knet/tunnel';
 import {
   appBundles,
   condition,
-  createCluster,
+  createReadyCluster,
   getCluster,
   memberServiceAccount,
   refreshToken,
@@ -59,15 +59,7 @@ beforeAll(async () => {
   proxy = await startProxy(host);
   procs.push(proxy.proc);
   saDir = await memberServiceAccount(member);
-  await createCluster(host, 'faulty');
-  const c = await until(
-    async () => {
-      const c = await getCluster(host, 'faulty');
-      return c.spec?.connection?.kubeconfig ? c : undefined;
-    },
-    30_000,
-    () => 'no kubeconfig',
-  );
+  const c = await createReadyCluster(host, 'faulty', proxy);
   token = c.spec!.connection!.token!;
   kubeconfig = writeKubeconfig(c, host.dir);
 }, 240_000);

@@ -3,7 +3,7 @@ import { ControlPlane, type ManagedProcess } from '@knet/testing';
 import {
   appBundles,
   condition,
-  createCluster,
+  createReadyCluster,
   getCluster,
   memberServiceAccount,
   startAgent,
@@ -48,15 +48,7 @@ describe('two proxy replicas with --leader-elect', () => {
     ) as { spec: { holderIdentity: string } };
     expect(lease.spec.holderIdentity).toBe('proxy-a');
 
-    await createCluster(host, 'ha');
-    const c = await until(
-      async () => {
-        const c = await getCluster(host, 'ha');
-        return c.spec?.connection?.kubeconfig ? c : undefined;
-      },
-      30_000,
-      () => 'no kubeconfig',
-    );
+    const c = await createReadyCluster(host, 'ha', a);
     const kubeconfig = writeKubeconfig(c, host.dir);
     const agentBundle = (await appBundles()).agent;
     const agentA = startAgent(

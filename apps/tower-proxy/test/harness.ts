@@ -185,6 +185,27 @@ export async function createCluster(host: ControlPlane, name: string, spec: obje
   await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(c) });
 }
 
+/**
+ * Creates a proxy-type Cluster and waits until the proxy has initialized it (token, ports,
+ * endpoints, kubeconfig written; Initialized=True). `proxy` only enriches the failure message.
+ */
+export async function createReadyCluster(
+  host: ControlPlane,
+  name: string,
+  proxy?: RunningProxy,
+): Promise<Cluster> {
+  await createCluster(host, name);
+  return until(
+    async () => {
+      const c = await getCluster(host, name);
+      const conn = c.spec?.connection;
+      return conn?.kubeconfig && conn.token && condition(c, 'Initialized') === 'True' ? c : undefined;
+    },
+    30_000,
+    () => `Cluster ${name} was not initialized${proxy ? `; proxy log:\n${proxy.proc.tail(20)}` : ''}`,
+  );
+}
+
 export function condition(c: Cluster, type: string): string | undefined {
   return c.status?.conditions?.find((x) => x.type === type)?.status;
 }

@@ -10,7 +10,7 @@ import { SUBPROTOCOL, generateHostKey } from '@knet/tunnel';
 import {
   appBundles,
   condition,
-  createCluster,
+  createReadyCluster,
   getCluster,
   memberServiceAccount,
   startAgent,
@@ -30,17 +30,7 @@ let saDir: string;
 let agentBundle: string;
 const procs: ManagedProcess[] = [];
 
-async function readyCluster(name: string) {
-  await createCluster(host, name);
-  return until(
-    async () => {
-      const c = await getCluster(host, name);
-      return condition(c, 'Initialized') === 'True' && c.spec?.connection?.kubeconfig ? c : undefined;
-    },
-    30_000,
-    () => `Cluster ${name} not initialized; proxy log:\n${proxy.proc.tail(20)}`,
-  );
-}
+const readyCluster = (name: string) => createReadyCluster(host, name, proxy);
 
 async function proxyMetric(name: string, labels: string): Promise<number> {
   const text = await (await fetch(`${proxy.url}/metrics`)).text();

@@ -5,7 +5,7 @@ import { ControlPlane, type ManagedProcess } from '@knet/testing';
 import {
   appBundles,
   condition,
-  createCluster,
+  createReadyCluster,
   getCluster,
   memberServiceAccount,
   startAgent,
@@ -34,15 +34,7 @@ beforeAll(async () => {
   proxy = await startProxy(host);
   procs.push(proxy.proc);
   saDir = await memberServiceAccount(member);
-  await createCluster(host, 'alpha');
-  const c = await until(
-    async () => {
-      const c = await getCluster(host, 'alpha');
-      return c.spec?.connection?.kubeconfig && c.spec.connection.token ? c : undefined;
-    },
-    30_000,
-    () => `no kubeconfig written; proxy log:\n${proxy.proc.tail(30)}`,
-  );
+  const c = await createReadyCluster(host, 'alpha', proxy);
   kubeconfig = writeKubeconfig(c, host.dir);
   agent = startAgent(
     { cluster: 'alpha', token: c.spec!.connection!.token!, proxy, member, saDir },
