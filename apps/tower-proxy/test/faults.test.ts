@@ -239,6 +239,32 @@ describe('faults', () => {
     expect(await kubectlWorks()).toBe(true); // the kubeconfig written before the restart still works
   });
 
+  it('a frozen proxy (SIGSTOP) is noticed by the agent within 2x its keepalive, and it reconnects once thawed', async () => {
+    const agent = procs.find((p) => p.name === 'tower-agent-a3')!;
+    const lost = () =>
+      (readFileSync(agent.logFile, 'utf8').match(/connection to the proxy lost/g) ?? []).length;
+    const before = lost();
+    const stoppedAt = Date.now();
+    process.kill(proxy.proc.pid, 'SIGSTOP');
+    try {
+      await until(
+        async () => lost() > before,
+        15_000,
+        () => `the agent never noticed:\n${agent.tail(10)}`,
+      );
+      expect(Date.now() - stoppedAt).toBeLessThan(2 * 1000 + 1500); // agent keepalive 1 s
+    } finally {
+      process.kill(proxy.proc.pid, 'SIGCONT');
+    }
+    process.kill(agent.pid, 'SIGHUP');
+    await until(
+      async () => (await proxySessions()) === 1,
+      30_000,
+      () => `agent did not reconnect:\n${agent.tail(10)}`,
+    );
+    expect(await kubectlWorks()).toBe(true);
+  });
+
   it('1,000 malformed upgrade and handshake inputs: no crash, no leak, the tunnel still works', async () => {
     const pid = proxy.proc.pid;
     const fds = () => readdirSync(`/proc/${pid}/fd`).length;
