@@ -100,6 +100,10 @@ export class AgentConnection {
         perMessageDeflate: false,
         handshakeTimeout: 45_000,
         maxPayload: 4 * 1024 * 1024,
+        // RFC 6455 masking protects intermediaries from attacker-chosen plaintext; ours is SSH
+        // ciphertext. An all-zero key lets both ends skip the XOR pass over every byte (ws skips
+        // unmasking a zero key), which about doubles agent→proxy throughput.
+        generateMask: (mask: Buffer) => void mask.fill(0),
         ...(this.o.proxyCa ? { ca: this.o.proxyCa } : {}),
       });
       this.ws = ws;
@@ -237,7 +241,7 @@ export class AgentConnection {
     }
     const ks = this.o.kubesphere;
     if (!ks) return; // unreachable: `allowed` checked it
-    const sock = netConnect({ host: ks.host, port: ks.port });
+    const sock = netConnect({ host: ks.host, port: ks.port, noDelay: true });
     void splice(ch, sock, (dir, n) =>
       this.o.metrics.bytes.inc({ target, direction: dir === 'a-to-b' ? 'up' : 'down' }, n),
     );

@@ -237,9 +237,10 @@ export class ApiServerProxy {
             port,
             servername: isIpLiteral(host) ? undefined : host,
             ALPNProtocols: ['http/1.1'],
+            noDelay: true,
             ...tlsOpts(c),
           } as ConnectionOptions)
-        : netConnect({ host, port });
+        : netConnect({ host, port, noDelay: true });
     up.on('error', (e) => {
       this.logger.debug({ err: e.message }, 'upstream upgrade failed');
       socket.destroy();

@@ -257,10 +257,13 @@ export class ClusterController {
       caPem: this.o.ca.certPem,
     });
 
+    // The status write is conditional on resourceVersion: after our own spec patch it must use the
+    // new one, or it always conflicts (409) and every cluster needs a second reconcile.
+    let current = cluster;
     if (Object.keys(patch).length > 0) {
       const changed = Object.keys(patch).filter((k) => k !== 'token' && k !== 'kubeconfig');
       this.o.logger.info({ cluster: name, fields: Object.keys(patch) }, 'updating cluster connection');
-      await patchObject(
+      current = await patchObject<Cluster>(
         this.o.kc,
         { apiVersion: CLUSTER_API_VERSION, kind: 'Cluster', name },
         { spec: { connection: patch } },
@@ -275,7 +278,7 @@ export class ClusterController {
       if (changed.length) void this.events.normal(cluster, 'ConnectionUpdated', `set ${changed.join(', ')}`);
     }
     await this.writeStatus(
-      cluster,
+      current,
       { ok: true },
       {
         enabled: cluster.spec?.externalKubeAPIEnabled === true,

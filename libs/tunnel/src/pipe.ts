@@ -24,10 +24,19 @@ export function splice(
     }
     a.pipe(b);
     b.pipe(a);
-    for (const s of [a, b]) {
+    for (const [s, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       s.once('error', finish);
-      s.once('close', finish);
+      s.once('close', () => {
+        // After a clean EOF, pipe() has called other.end(): let `other` flush what it still
+        // buffers (an SSH channel waiting for window) before tearing it down, or the tail is lost.
+        if (s.readableEnded && !other.writableFinished && !other.destroyed) {
+          other.once('finish', finish);
+          other.once('close', finish);
+        } else finish();
+      });
     }
-    // A half-close (end) propagates through pipe(); the full close follows from the other side.
   });
 }
