@@ -28,7 +28,7 @@ export default [
   },
   {
     // Tests (and only tests) of apps and libs may use the test bed.
-    files: ['**/test/**/*.ts', '**/*.spec.ts'],
+    files: ['**/test/**/*.ts', '**/bench/**/*.ts', '**/*.spec.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@nx/enforce-module-boundaries': [

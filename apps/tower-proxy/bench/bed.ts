@@ -1,11 +1,10 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { clusterCrdPath, type Cluster } from '@knet/cluster-crd';
 // Benches drive the real test bed, as tests under test/ do (type:testing is meant for them).
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { ControlPlane, ManagedProcess, bundleScript, workspaceRoot } from '@knet/testing';
+import { ControlPlane, ManagedProcess, workspaceRoot } from '@knet/testing';
 import { until } from './util';
 
 export const NS = 'kubesphere-system';
@@ -16,13 +15,35 @@ export interface Bundles {
   sim: string;
 }
 
-/** The apps bundled with esbuild as they ship, and the simulated-agents script. */
-export async function buildBundles(): Promise<Bundles> {
+/**
+ * The apps bundled as `nx build` ships them (esbuild, CommonJS, source map in a separate file), and
+ * the simulated-agents script. Not bundleScript(): its inline source map (~10 MB of base64) stays in
+ * the V8 heap and adds ~50 MiB to every process's RSS, which would skew the memory figures.
+ */
+export async function buildBundles(dir: string): Promise<Bundles> {
   const root = workspaceRoot();
+  const one = async (entry: string, name: string) => {
+    const outfile = join(dir, 'bundles', name, `${name}.cjs`);
+    await build({
+      entryPoints: [join(root, entry)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      sourcemap: true,
+      minify: false,
+      legalComments: 'none',
+      logLevel: 'error',
+      tsconfig: join(root, 'tsconfig.base.json'),
+      loader: { '.node': 'copy' },
+    });
+    return outfile;
+  };
   const [proxy, agent, sim] = await Promise.all([
-    bundleScript(join(root, 'apps/tower-proxy/src/main.ts')),
-    bundleScript(join(root, 'apps/tower-agent/src/main.ts')),
-    bundleScript(join(root, 'apps/tower-proxy/bench/sim-agents.ts')),
+    one('apps/tower-proxy/src/main.ts', 'tower-proxy'),
+    one('apps/tower-agent/src/main.ts', 'tower-agent'),
+    one('apps/tower-proxy/bench/sim-agents.ts', 'sim-agents'),
   ]);
   return { proxy, agent, sim };
 }
@@ -50,13 +71,17 @@ export async function startHost(): Promise<ControlPlane> {
 }
 
 /** A ServiceAccount on the member for the agent: a directory with `token` and `ca.crt`. */
-export async function memberServiceAccount(member: ControlPlane): Promise<{ dir: string; token: string }> {
+export async function memberServiceAccount(
+  member: ControlPlane,
+  parent: string,
+): Promise<{ dir: string; token: string }> {
   await member.kubectlOk(['create', 'namespace', NS]);
   await member.kubectlOk(['create', 'serviceaccount', 'tower-agent', '-n', NS]);
   const token = (
     await member.kubectlOk(['create', 'token', 'tower-agent', '-n', NS, '--duration=2h'])
   ).trim();
-  const dir = mkdtempSync(join(tmpdir(), 'knet-bench-sa-'));
+  const dir = join(parent, 'member-sa');
+  mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'ca.crt'), member.caPem);
   writeFileSync(join(dir, 'token'), token);
   return { dir, token };
@@ -67,8 +92,6 @@ export interface ProxyOptions {
   listenAddress: string;
   portRange: { min: number; max: number };
   logDir: string;
-  /** Directory for `node --cpu-prof` output, when profiling. */
-  cpuProfDir?: string;
   /** Port of the node inspector on 127.0.0.1 (the bench uses it to force a GC before measuring memory). */
   inspectPort?: number;
   /** Extra node flags, e.g. --max-old-space-size=128. */
@@ -84,7 +107,6 @@ export interface RunningProxy {
 /** Starts tower-proxy as it ships (one bundle, `node`), at log level info, and waits until it is ready. */
 export async function startProxy(host: ControlPlane, port: number, o: ProxyOptions): Promise<RunningProxy> {
   const args = [
-    ...profFlags(o.cpuProfDir),
     ...(o.inspectPort ? [`--inspect=127.0.0.1:${o.inspectPort}`] : []),
     ...(o.nodeFlags ?? []),
     o.bundle,
@@ -135,13 +157,14 @@ export interface AgentOptions {
   saDir: string;
   kubesphere: string;
   logDir: string;
-  cpuProfDir?: string;
+  /** Port of the node inspector on 127.0.0.1 (for CPU profiles). */
+  inspectPort?: number;
 }
 
 /** Starts tower-agent as it ships, serving the member's kube-apiserver and `kubesphere` (a raw TCP target). */
 export function startAgent(a: AgentOptions): ManagedProcess {
   const args = [
-    ...profFlags(a.cpuProfDir),
+    ...(a.inspectPort ? [`--inspect=127.0.0.1:${a.inspectPort}`] : []),
     a.bundle,
     `--name=${a.cluster}`,
     `--proxy-server=${a.proxy.url}`,
@@ -164,12 +187,6 @@ export function startAgent(a: AgentOptions): ManagedProcess {
     join(a.logDir, `tower-agent-${Date.now()}.log`),
     env,
   );
-}
-
-function profFlags(cpuProfDir: string | undefined): string[] {
-  if (!cpuProfDir) return [];
-  mkdirSync(cpuProfDir, { recursive: true });
-  return ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
 }
 
 /** A proxy-type, federated Cluster as KubeSphere creates it (optionally with a token already set). */

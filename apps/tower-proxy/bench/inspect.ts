@@ -1,4 +1,50 @@
 import WebSocket from 'ws';
+import type { CpuProfile } from './profile';
+
+/** A connection to the inspector of a node process started with `--inspect=127.0.0.1:<port>`. */
+export class Inspector {
+  private id = 0;
+
+  private constructor(private readonly ws: WebSocket) {}
+
+  static async connect(port: number): Promise<Inspector> {
+    const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
+      webSocketDebuggerUrl: string;
+    }[];
+    const url = list[0]?.webSocketDebuggerUrl;
+    if (!url) throw new Error(`no inspector target on port ${port}`);
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 512 * 1024 * 1024 });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return new Inspector(ws);
+  }
+
+  call<T = unknown>(method: string, params: object = {}): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const my = ++this.id;
+      const timer = setTimeout(() => {
+        this.ws.off('message', onMessage);
+        reject(new Error(`inspector ${method} timed out`));
+      }, 60_000);
+      const onMessage = (data: WebSocket.RawData) => {
+        const msg = JSON.parse(data.toString()) as { id?: number; result?: T; error?: { message: string } };
+        if (msg.id !== my) return;
+        this.ws.off('message', onMessage);
+        clearTimeout(timer);
+        if (msg.error) reject(new Error(`inspector ${method}: ${msg.error.message}`));
+        else resolve(msg.result as T);
+      };
+      this.ws.on('message', onMessage);
+      this.ws.send(JSON.stringify({ id: my, method, params }));
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
 
 export interface HeapAfterGc {
   heapUsed: number;
@@ -9,47 +55,18 @@ export interface HeapAfterGc {
 }
 
 /**
- * Asks a node process started with `--inspect=127.0.0.1:<port>` to run a full GC, then reads its
- * process.memoryUsage() (MiB): what it retains, as opposed to garbage a lazy GC has not freed yet.
+ * Runs a full GC in the process, then reads its process.memoryUsage() (MiB): what it retains, as
+ * opposed to garbage a lazy GC has not freed yet.
  */
 export async function gcAndMeasure(inspectPort: number): Promise<HeapAfterGc> {
-  const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
-    webSocketDebuggerUrl: string;
-  }[];
-  const url = list[0]?.webSocketDebuggerUrl;
-  if (!url) throw new Error(`no inspector target on port ${inspectPort}`);
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  let id = 0;
-  const call = (method: string, params: object = {}) =>
-    new Promise<unknown>((resolve, reject) => {
-      const my = ++id;
-      const timer = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 30_000);
-      const onMessage = (data: WebSocket.RawData) => {
-        const msg = JSON.parse(data.toString()) as {
-          id?: number;
-          result?: unknown;
-          error?: { message: string };
-        };
-        if (msg.id !== my) return;
-        ws.off('message', onMessage);
-        clearTimeout(timer);
-        if (msg.error) reject(new Error(`inspector ${method}: ${msg.error.message}`));
-        else resolve(msg.result);
-      };
-      ws.on('message', onMessage);
-      ws.send(JSON.stringify({ id: my, method, params }));
-    });
+  const i = await Inspector.connect(inspectPort);
   try {
-    await call('HeapProfiler.collectGarbage');
-    await call('HeapProfiler.collectGarbage');
-    const r = (await call('Runtime.evaluate', {
+    await i.call('HeapProfiler.collectGarbage');
+    await i.call('HeapProfiler.collectGarbage');
+    const r = await i.call<{ result: { value: string } }>('Runtime.evaluate', {
       expression: 'JSON.stringify(process.memoryUsage())',
       returnByValue: true,
-    })) as { result: { value: string } };
+    });
     const m = JSON.parse(r.result.value) as Record<keyof HeapAfterGc, number>;
     const mib = (x: number) => x / 1048576;
     return {
@@ -60,6 +77,31 @@ export async function gcAndMeasure(inspectPort: number): Promise<HeapAfterGc> {
       rss: mib(m.rss),
     };
   } finally {
-    ws.close();
+    i.close();
+  }
+}
+
+/** Samples the CPU of each process (by inspector port) while `fn` runs. */
+export async function profileDuring<T>(
+  ports: Record<string, number>,
+  fn: () => Promise<T>,
+): Promise<{ result: T; profiles: Record<string, CpuProfile> }> {
+  const conns: [string, Inspector][] = [];
+  try {
+    for (const [name, port] of Object.entries(ports)) conns.push([name, await Inspector.connect(port)]);
+    for (const [, i] of conns) {
+      await i.call('Profiler.enable');
+      await i.call('Profiler.setSamplingInterval', { interval: 250 });
+      await i.call('Profiler.start');
+    }
+    const result = await fn();
+    const profiles: Record<string, CpuProfile> = {};
+    for (const [name, i] of conns) {
+      profiles[name] = (await i.call<{ profile: CpuProfile }>('Profiler.stop')).profile;
+      await i.call('Profiler.disable');
+    }
+    return { result, profiles };
+  } finally {
+    for (const [, i] of conns) i.close();
   }
 }

@@ -9,13 +9,12 @@
  * Options: --only=throughput,latency,scale  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
  *          --rps-seconds=S  --concurrency=N  --clusters=N  --agents-per-cluster=N  --sim-processes=N
  *          --dial-concurrency=N  --reconcile-timeout=S  --proxy-node-flags="--max-old-space-size=128"
- *          --cpu-prof (profile proxy and agent in throughput/latency)  --keep (keep the logs)
+ *          --cpu-prof (then profile proxy and agent in one more stream and rate run)  --keep (keep logs)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import { ControlPlane, freePort } from '@knet/testing';
 import {
   buildBundles,
@@ -32,9 +31,9 @@ import {
   type Bundles,
 } from './bed';
 import type { Cluster } from '@knet/cluster-crd';
-import { gcAndMeasure } from './inspect';
+import { gcAndMeasure, profileDuring } from './inspect';
 import { requestRate, sequentialLatency, type Endpoint } from './latency';
-import { summarizeProfiles } from './profile';
+import { summarizeProfile } from './profile';
 import { runScale } from './scale';
 import { Sink, bulkStream, ensureChisel, startChisel, startOpenSsh, stopPeer, type Peer } from './throughput';
 import { Cleanup, CpuMeter, busy, emit, log, median, memoryMiB, until } from './util';
@@ -42,7 +41,7 @@ import { Cleanup, CpuMeter, busy, emit, log, median, memoryMiB, until } from './
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string', default: 'throughput,latency,scale' },
-    bytes: { type: 'string', default: '1024' },
+    bytes: { type: 'string', default: '512' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     requests: { type: 'string', default: '2000' },
@@ -85,7 +84,7 @@ async function main(): Promise<void> {
   const needMember = parts.has('throughput') || parts.has('latency');
   log(`building bundles; starting the host${needMember ? ' and member' : ''} control plane(s)`);
   const started = await Promise.allSettled([
-    buildBundles(),
+    buildBundles(dir),
     startHost(),
     needMember ? ControlPlane.start() : Promise.resolve(undefined),
   ] as const);
@@ -105,7 +104,7 @@ async function main(): Promise<void> {
     await stopMember?.();
   }
   if (parts.has('scale')) {
-    busy('scale');
+    await busy('scale');
     await runScale(
       host,
       bundles,
@@ -126,8 +125,7 @@ async function main(): Promise<void> {
 
 /** Parts 1 and 2: one proxy, one real agent serving the member's kube-apiserver and a byte sink. */
 async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bundles): Promise<void> {
-  const profDir = args['cpu-prof'] ? join(dir, 'cpu-prof') : undefined;
-  const sa = await memberServiceAccount(member);
+  const sa = await memberServiceAccount(member, dir);
   const sink = await new Sink().start();
   cleanup.defer('sink', () => sink.stop());
   // A 10-port range no e2e test uses (they take 10000-19599 and +10000).
@@ -140,12 +138,12 @@ async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bu
     logDir: dir,
     inspectPort,
     nodeFlags: proxyNodeFlags(),
-    ...(profDir ? { cpuProfDir: join(profDir, 'proxy') } : {}),
   });
   const stopProxy = cleanup.defer('proxy', () => proxy.proc.stop(15_000));
   await createClusters(host, [clusterObject('bench')]);
   const cluster = await waitForCluster(host, 'bench', proxy.proc);
   const conn = cluster.spec?.connection ?? {};
+  const agentInspectPort = args['cpu-prof'] ? await freePort() : undefined;
   const agent = startAgent({
     bundle: bundles.agent,
     cluster: 'bench',
@@ -155,7 +153,7 @@ async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bu
     saDir: sa.dir,
     kubesphere: `127.0.0.1:${sink.port}`,
     logDir: dir,
-    ...(profDir ? { cpuProfDir: join(profDir, 'agent') } : {}),
+    ...(agentInspectPort ? { inspectPort: agentInspectPort } : {}),
   });
   const stopAgent = cleanup.defer('agent', () => agent.stop(15_000));
   await until(
@@ -176,36 +174,50 @@ async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bu
     unit: 'MiB',
     ...(gc ? { rss_after_gc_MiB: gc.rss, heap_used_after_gc_MiB: gc.heapUsed } : {}),
   });
+  emit({ metric: 'agent_rss', value: memoryMiB(agent.pid).rss, unit: 'MiB', goal_MiB: 64 });
   const pids = {
     bench: process.pid,
     proxy: proxy.proc.pid,
     agent: agent.pid,
     'member apiserver': member.process('kube-apiserver')?.pid,
   };
+  // With --cpu-prof: one more (unmeasured) run of a phase with the proxy and agent sampled.
+  const profiled = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    if (!agentInspectPort) return;
+    log(`profiling proxy and agent during ${what}`);
+    const { profiles } = await profileDuring({ proxy: inspectPort, agent: agentInspectPort }, fn);
+    for (const [who, bundle] of [
+      ['proxy', bundles.proxy],
+      ['agent', bundles.agent],
+    ] as const) {
+      const p = profiles[who];
+      if (p) for (const l of summarizeProfile(`${who} (${what})`, p, bundle)) log(l);
+    }
+  };
 
   if (parts.has('throughput')) {
     const ksPort = conn.kubesphereAPIServerPort;
     if (!ksPort) throw new Error('the Cluster has no kubesphereAPIServerPort');
     await throughput(sink, ksPort, pids);
+    for (const direction of ['upload', 'download'] as const) {
+      await profiled(`one bulk stream (${direction})`, () =>
+        bulkStream(sink, '127.0.0.1', ksPort, int('bytes') * 1024 * 1024, int('seconds') * 1000, direction),
+      );
+    }
   }
   if (parts.has('latency')) {
     const kc = kubeconfigCredentials(Buffer.from(conn.kubeconfig ?? '', 'base64').toString('utf8'));
+    const tunnel: Endpoint = { name: 'tunnel', url: kc.server, ca: kc.ca, cert: kc.cert, key: kc.key };
     await latency(
       { name: 'direct', url: member.server, ca: member.caPem, authorization: `Bearer ${sa.token}` },
-      { name: 'tunnel', url: kc.server, ca: kc.ca, cert: kc.cert, key: kc.key },
+      tunnel,
       pids,
     );
+    const c = int('concurrency');
+    await profiled(`GET /version at ${c} clients`, () => requestRate(tunnel, '/version', c, 3000, 500));
   }
   await stopAgent();
   await stopProxy();
-  if (profDir) {
-    for (const [who, bundle] of [
-      ['proxy', bundles.proxy],
-      ['agent', bundles.agent],
-    ] as const) {
-      for (const l of summarizeProfiles(join(profDir, who), bundle)) log(`${who} ${l}`);
-    }
-  }
 }
 
 async function throughput(
@@ -236,45 +248,58 @@ async function throughput(
     paths.push({ name: p.name, port: p.port, peer: p });
   }
 
-  busy('throughput');
-  const gbps = new Map<string, number[]>(paths.map((p) => [p.name, []]));
-  log(
-    `throughput: warm-up (64 MiB per path), then ${rounds} rounds of ≤ ${int('bytes')} MiB / ≤ ${maxMs / 1000} s`,
-  );
-  for (const p of paths) await bulkStream(sink, '127.0.0.1', p.port, 64 * 1024 * 1024, maxMs);
-  for (let r = 0; r < rounds; r++) {
+  for (const direction of ['upload', 'download'] as const) {
+    await busy(`throughput (${direction})`);
+    const gbps = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    const cpuPerGiB = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    log(
+      `throughput, ${direction} (${direction === 'upload' ? 'client → member' : 'member → client'}): ` +
+        `warm-up (64 MiB per path), then ${rounds} rounds of ≤ ${int('bytes')} MiB / ≤ ${maxMs / 1000} s`,
+    );
+    for (const p of paths) await bulkStream(sink, '127.0.0.1', p.port, 64 * 1024 * 1024, maxMs, direction);
+    for (let r = 0; r < rounds; r++) {
+      for (const p of paths) {
+        const peerPids = Object.fromEntries((p.peer?.procs ?? []).map((x) => [x.name, x.pid]));
+        const cpu = new CpuMeter(
+          p.name === 'tower'
+            ? { bench: pids['bench'], proxy: pids['proxy'], agent: pids['agent'] }
+            : { bench: pids['bench'], ...peerPids },
+          ['sshd'],
+        ).start();
+        const res = await bulkStream(sink, '127.0.0.1', p.port, maxBytes, maxMs, direction);
+        gbps.get(p.name)?.push(res.gbps);
+        const used = Object.entries(cpu.seconds()).filter(([n]) => n !== 'bench');
+        const perGiB = used.reduce((a, [, v]) => a + v, 0) / (res.bytes / 2 ** 30);
+        if (p.name !== 'direct') cpuPerGiB.get(p.name)?.push(perGiB);
+        log(
+          `  round ${r + 1} ${p.name.padEnd(20)} ${res.gbps.toFixed(2)} Gbit/s ` +
+            `(${(res.bytes / 1048576).toFixed(0)} MiB in ${res.seconds.toFixed(2)} s; ${cpu.stop()}` +
+            `${p.name === 'direct' ? '' : `; tunnel CPU ${perGiB.toFixed(2)} s/GiB`})`,
+        );
+      }
+    }
+    const med = (n: string) => median(gbps.get(n) ?? []);
+    const cpuMed = (n: string) => median(cpuPerGiB.get(n) ?? []);
+    const tower = med('tower');
+    const metric = direction === 'upload' ? 'throughput' : 'throughput_download';
+    emit({ metric: `${metric}_direct`, value: med('direct'), unit: 'Gbit/s' });
     for (const p of paths) {
-      const peerPids = Object.fromEntries((p.peer?.procs ?? []).map((x) => [x.name, x.pid]));
-      const cpu = new CpuMeter(
-        p.name === 'tower'
-          ? { bench: pids['bench'], proxy: pids['proxy'], agent: pids['agent'] }
-          : { bench: pids['bench'], ...peerPids },
-        ['sshd'],
-      ).start();
-      const res = await bulkStream(sink, '127.0.0.1', p.port, maxBytes, maxMs);
-      gbps.get(p.name)?.push(res.gbps);
-      log(
-        `  round ${r + 1} ${p.name.padEnd(20)} ${res.gbps.toFixed(2)} Gbit/s ` +
-          `(${(res.bytes / 1048576).toFixed(0)} MiB in ${res.seconds.toFixed(2)} s; ${cpu.stop()})`,
-      );
+      if (!p.peer) continue;
+      const v = med(p.name);
+      emit({
+        metric,
+        value: tower,
+        unit: 'Gbit/s',
+        peer: p.name,
+        peer_value: v,
+        ratio: tower / v,
+        // CPU seconds both tunnel ends (proxy + agent, or the peer's two processes) spend per GiB.
+        cpu_s_per_GiB: cpuMed('tower'),
+        peer_cpu_s_per_GiB: cpuMed(p.name),
+      });
     }
   }
   await stopPeers();
-  const med = (n: string) => median(gbps.get(n) ?? []);
-  const tower = med('tower');
-  emit({ metric: 'throughput_direct', value: med('direct'), unit: 'Gbit/s' });
-  for (const p of paths) {
-    if (!p.peer) continue;
-    const v = med(p.name);
-    emit({
-      metric: 'throughput',
-      value: tower,
-      unit: 'Gbit/s',
-      peer: p.name,
-      peer_value: v,
-      ratio: tower / v,
-    });
-  }
 }
 
 async function latency(
@@ -283,7 +308,7 @@ async function latency(
   pids: Record<string, number | undefined>,
 ): Promise<void> {
   const n = int('requests');
-  busy('latency');
+  await busy('latency');
   log(`latency: ${n} sequential GET /version each, direct and through the tunnel, alternating`);
   const cpu = new CpuMeter(pids).start();
   const [d, t] = await sequentialLatency([direct, tunnel], '/version', n, 200);
@@ -311,12 +336,18 @@ async function latency(
   const c = int('concurrency');
   const secs = int('rps-seconds');
   const rates = [];
+  let perReq: Record<string, number> = {};
   for (const ep of [direct, tunnel]) {
     const meter = new CpuMeter(pids).start();
     const r = await requestRate(ep, '/version', c, secs * 1000, 1000);
+    const used = meter.seconds();
+    perReq = Object.fromEntries(Object.entries(used).map(([n, v]) => [n, (v * 1e6) / r.requests]));
     log(
       `  ${ep.name}: ${r.rps.toFixed(0)} req/s at ${c} clients (p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ` +
-        `${r.errors} errors; ${meter.stop()})`,
+        `${r.errors} errors; ${meter.stop()}; CPU µs per request: ` +
+        `${Object.entries(perReq)
+          .map(([n, v]) => `${n} ${v.toFixed(0)}`)
+          .join(', ')})`,
     );
     rates.push(r);
   }
@@ -331,28 +362,39 @@ async function latency(
     ratio: rt.rps / rd.rps,
     errors: rt.errors,
     p99_ms: rt.p99,
+    proxy_cpu_us_per_req: perReq['proxy'],
+    agent_cpu_us_per_req: perReq['agent'],
   });
 }
 
 let failed = false;
+let interrupted = false;
 const guard = setTimeout(() => {
   log(`the bench exceeded its time limit (${TIME_LIMIT_MS / 60_000} min); stopping`);
   void cleanup.run().finally(() => process.exit(1));
 }, TIME_LIMIT_MS);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
+  // Ctrl-C reaches us up to three times (the process group, then npm's and tsx's forwarding):
+  // the first one starts the cleanup, the others must not kill us in the middle of it.
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
     log(`${sig}: stopping everything`);
-    void cleanup.run().finally(() => process.exit(130));
+    void cleanup.run().finally(() => {
+      if (!args.keep) rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 main()
   .catch((e: unknown) => {
     failed = true;
-    log(`FAILED: ${(e as Error).stack ?? String(e)}`);
+    if (!interrupted) log(`FAILED: ${(e as Error).stack ?? String(e)}`);
   })
   .finally(async () => {
     clearTimeout(guard);
     await cleanup.run();
+    if (interrupted) return; // the signal handler exits
     if (!failed && !args.keep) rmSync(dir, { recursive: true, force: true });
     else log(`logs kept in ${dir}`);
     process.exit(failed ? 1 : 0);

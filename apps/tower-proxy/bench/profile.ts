@@ -1,5 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 
 interface ProfileNode {
   id: number;
@@ -7,11 +6,11 @@ interface ProfileNode {
   hitCount?: number;
 }
 
-interface CpuProfile {
+/** A V8 CPU profile (the inspector's Profiler.stop, or a .cpuprofile file). */
+export interface CpuProfile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
-  samples?: number[];
 }
 
 /**
@@ -24,7 +23,7 @@ function moduleLines(bundle: string): (line: number) => string {
   readFileSync(bundle, 'utf8')
     .split('\n')
     .forEach((l, i) => {
-      const m = /^\/\/ ((?:node_modules|apps|libs)\/\S+)$/.exec(l);
+      const m = /^\/\/ (\S+\.(?:[cm]?js|ts|json))$/.exec(l);
       if (m?.[1]) starts.push({ line: i, module: m[1] });
     });
   return (line) => {
@@ -48,46 +47,51 @@ function moduleLines(bundle: string): (line: number) => string {
 function packageOf(module: string): string {
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(module);
   if (nm?.[1]) return nm[1];
-  const ws = /^((?:apps|libs)\/[^/]+)/.exec(module);
+  const ws = /(?:^|\/)((?:apps|libs)\/[^/]+)/.exec(module);
   return ws?.[1] ?? module;
 }
 
 /**
- * Self time of the hottest functions and per package in the `.cpuprofile` files of `dir`, as
- * text lines (for stderr). `bundle` maps bundle lines back to modules.
+ * Where a process spent its CPU: share of busy (non-idle) samples per package and for the hottest
+ * functions (self time), as text lines for stderr. `bundle` maps bundle lines back to modules.
  */
-export function summarizeProfiles(dir: string, bundle: string, top = 15): string[] {
-  if (!existsSync(dir)) return [`no profiles in ${dir}`];
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+export function summarizeProfile(name: string, p: CpuProfile, bundle: string, top = 12): string[] {
   const mod = moduleLines(bundle);
-  const out: string[] = [];
-  for (const f of files) {
-    const p = JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile;
-    const totalHits = p.nodes.reduce((a, n) => a + (n.hitCount ?? 0), 0) || 1;
-    const wallMs = (p.endTime - p.startTime) / 1000;
-    const byFn = new Map<string, number>();
-    const byPkg = new Map<string, number>();
-    for (const n of p.nodes) {
-      const hits = n.hitCount ?? 0;
-      if (!hits) continue;
-      const { functionName, url, lineNumber } = n.callFrame;
-      const where = url.endsWith('.cjs') || url.endsWith('.js') ? mod(lineNumber) : url || '(native)';
-      const key = `${functionName || '(anonymous)'} ${url.startsWith('node:') ? url : where}`;
-      byFn.set(key, (byFn.get(key) ?? 0) + hits);
-      const pkg =
-        functionName.startsWith('(') && !url
-          ? functionName
-          : url.startsWith('node:')
-            ? 'node:internal'
-            : packageOf(where);
-      byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + hits);
+  const byFn = new Map<string, number>();
+  const byPkg = new Map<string, number>();
+  let total = 0;
+  let idle = 0;
+  for (const n of p.nodes) {
+    const hits = n.hitCount ?? 0;
+    if (!hits) continue;
+    total += hits;
+    const { functionName, url, lineNumber } = n.callFrame;
+    if (functionName === '(idle)') {
+      idle += hits;
+      continue;
     }
-    const pct = (h: number) => `${((100 * h) / totalHits).toFixed(1).padStart(5)}%`;
-    out.push(`profile ${f} (${(wallMs / 1000).toFixed(1)} s):`);
-    out.push('  by package (self time):');
-    for (const [k, h] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 10)) out.push(`    ${pct(h)}  ${k}`);
-    out.push(`  top ${top} functions (self time):`);
-    for (const [k, h] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`    ${pct(h)}  ${k}`);
+    const inBundle = url.endsWith('.cjs') || url.endsWith('.js');
+    const where = inBundle ? mod(lineNumber) : url || '(native)';
+    const key = `${functionName || '(anonymous)'} ${url.startsWith('node:') ? url : where}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + hits);
+    const pkg =
+      !url && functionName.startsWith('(')
+        ? functionName
+        : url.startsWith('node:')
+          ? 'node:internal'
+          : !url
+            ? '(native)'
+            : packageOf(where);
+    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + hits);
   }
+  const busy = total - idle || 1;
+  const secs = (p.endTime - p.startTime) / 1e6;
+  const pct = (h: number) => `${((100 * h) / busy).toFixed(1).padStart(5)}%`;
+  const out = [
+    `${name}: busy ${(100 * (busy / (total || 1))).toFixed(0)}% of ${secs.toFixed(1)} s; by package (share of busy time):`,
+  ];
+  for (const [k, h] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 8)) out.push(`  ${pct(h)}  ${k}`);
+  out.push(`${name}: top ${top} functions (self time):`);
+  for (const [k, h] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(h)}  ${k}`);
   return out;
 }

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '@knet/cluster-crd';
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import { ManagedProcess, freePort, type ControlPlane } from '@knet/testing';
 import {
   clusterObject,

@@ -2,27 +2,39 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import { ManagedProcess, freePort, run, workspaceRoot } from '@knet/testing';
 import { log, until } from './util';
 
 const HEADER = 16;
+const CHUNK = Buffer.alloc(256 * 1024, 0x5a);
 
-interface Expectation {
+interface Upload {
+  kind: 'upload';
   got: number;
   last: number;
   total?: number;
   done: () => void;
 }
 
+interface Download {
+  kind: 'download';
+  maxBytes: number;
+  maxMs: number;
+  /** Set once the server has written everything it will send. */
+  sent?: number;
+}
+
+type Run = Upload | Download;
+
 /**
- * Counts bytes per connection. A sender first sends a 16-byte run id, so probe connections (a
- * tunnel's readiness check) and anything else that arrives are not counted.
+ * The far end of the tunnels: counts what a client uploads, or sends what a client downloads.
+ * A client first sends a 16-byte run id, so probe connections (a tunnel's readiness check) and
+ * anything else that arrives are neither counted nor answered.
  */
 export class Sink {
   private server!: Server;
   port = 0;
-  private readonly runs = new Map<string, Expectation>();
+  private readonly runs = new Map<string, Run>();
   private readonly sockets = new Set<Socket>();
 
   async start(): Promise<this> {
@@ -38,7 +50,7 @@ export class Sink {
     s.once('close', () => this.sockets.delete(s));
     s.on('error', () => s.destroy());
     let head = Buffer.alloc(0);
-    let run: Expectation | undefined;
+    let run: Run | undefined;
     s.on('data', (b: Buffer) => {
       if (!run) {
         head = Buffer.concat([head, b]);
@@ -48,20 +60,26 @@ export class Sink {
           s.destroy();
           return;
         }
+        if (run.kind === 'download') {
+          void send(s, run.maxBytes, run.maxMs).then(
+            (n) => {
+              if (run?.kind === 'download') run.sent = n;
+            },
+            () => s.destroy(),
+          );
+          return;
+        }
         b = head.subarray(HEADER);
       }
+      if (run.kind !== 'upload') return;
       run.got += b.length;
       run.last = performance.now();
       if (run.total !== undefined && run.got >= run.total) run.done();
     });
   }
 
-  expect(id: string): Expectation & { finished: Promise<void> } {
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    const e = { got: 0, last: 0, done, finished };
-    this.runs.set(id, e);
-    return e;
+  register(id: string, run: Run): void {
+    this.runs.set(id, run);
   }
 
   forget(id: string): void {
@@ -74,11 +92,62 @@ export class Sink {
   }
 }
 
+/** Writes up to `maxBytes` (for at most `maxMs`) with backpressure; resolves with the bytes written. */
+async function send(sock: Socket, maxBytes: number, maxMs: number): Promise<number> {
+  let sent = 0;
+  const deadline = performance.now() + maxMs;
+  while (sent < maxBytes && performance.now() < deadline) {
+    if (sock.destroyed) throw new Error('the connection was closed while sending');
+    sent += CHUNK.length;
+    if (!sock.write(CHUNK)) {
+      await new Promise<void>((resolve, reject) => {
+        const onClose = () => reject(new Error('the connection was closed while sending'));
+        sock.once('close', onClose);
+        sock.once('drain', () => {
+          sock.off('close', onClose);
+          resolve();
+        });
+      });
+    }
+  }
+  return sent;
+}
+
 let seq = 0;
 
+/** Resolves when `done()` is true, checking on every `tick`; fails when `progress()` stalls for 10 s. */
+function completion(
+  tick: (fn: () => void) => void,
+  done: () => boolean,
+  progress: () => number,
+  what: string,
+) {
+  return new Promise<void>((resolve, reject) => {
+    let last = -1;
+    const stalled = setInterval(() => {
+      if (progress() === last) {
+        clearInterval(stalled);
+        reject(new Error(`${what} stalled at ${progress()} bytes`));
+      }
+      last = progress();
+    }, 10_000);
+    const check = () => {
+      if (!done()) return;
+      clearInterval(stalled);
+      resolve();
+    };
+    tick(check);
+    check();
+  });
+}
+
+export type Direction = 'upload' | 'download';
+
 /**
- * Sends up to `maxBytes` (or for `maxMs`) through `host:port` to the sink and returns Gbit/s: the
- * bytes the sink counted over the time from the sender's connect to the sink's last byte.
+ * One bulk TCP stream through `host:port` (a tunnel to the sink, or the sink itself): the client
+ * uploads to the sink, or downloads from it, up to `maxBytes` or for `maxMs`. Returns Gbit/s: the
+ * bytes received over the time from the client's first write to the last byte's arrival. There
+ * is no half-close: the connection is dropped once the receiver has counted everything.
  */
 export async function bulkStream(
   sink: Sink,
@@ -86,9 +155,9 @@ export async function bulkStream(
   port: number,
   maxBytes: number,
   maxMs: number,
+  direction: Direction = 'upload',
 ): Promise<{ gbps: number; bytes: number; seconds: number }> {
   const id = `run-${process.pid}-${++seq}`.padEnd(HEADER, '.').slice(0, HEADER);
-  const exp = sink.expect(id);
   const sock = connect({ host, port });
   sock.on('error', () => undefined);
   try {
@@ -96,44 +165,42 @@ export async function bulkStream(
       sock.once('connect', resolve);
       sock.once('error', reject);
     });
-    const t0 = performance.now();
-    const chunk = Buffer.alloc(256 * 1024, 0x5a);
-    sock.write(Buffer.from(id, 'latin1'));
-    let sent = 0;
-    const deadline = t0 + maxMs;
-    while (sent < maxBytes && performance.now() < deadline) {
-      if (sock.destroyed) throw new Error('the connection was closed while sending');
-      sent += chunk.length;
-      if (!sock.write(chunk)) {
-        await new Promise<void>((resolve, reject) => {
-          const onClose = () => reject(new Error('the connection was closed while sending'));
-          sock.once('close', onClose);
-          sock.once('drain', () => {
-            sock.off('close', onClose);
-            resolve();
-          });
-        });
-      }
+    if (direction === 'download') {
+      const run: Download = { kind: 'download', maxBytes, maxMs };
+      sink.register(id, run);
+      let got = 0;
+      let last = 0;
+      let notify = () => undefined as void;
+      sock.on('data', (b: Buffer) => {
+        got += b.length;
+        last = performance.now();
+        notify();
+      });
+      const t0 = performance.now();
+      sock.write(Buffer.from(id, 'latin1'));
+      await completion(
+        (fn) => (notify = fn),
+        () => run.sent !== undefined && got >= run.sent,
+        () => got,
+        `download through port ${port}`,
+      );
+      const seconds = (last - t0) / 1000;
+      return { gbps: (got * 8) / seconds / 1e9, bytes: got, seconds };
     }
-    // No half-close: the connection is dropped once the sink has counted everything (a tunnel
-    // that loses the tail of a stream after a FIN would otherwise make this hang).
-    exp.total = sent;
-    if (exp.got >= sent) exp.done();
-    let stalled: NodeJS.Timeout | undefined;
-    await Promise.race([
-      exp.finished,
-      new Promise<void>((_, reject) => {
-        // Fails only when the sink sees no progress for 10 s.
-        let lastGot = -1;
-        stalled = setInterval(() => {
-          if (exp.got === lastGot)
-            reject(new Error(`the sink stalled at ${exp.got} of ${sent} bytes (port ${port})`));
-          lastGot = exp.got;
-        }, 10_000);
-      }),
-    ]).finally(() => clearInterval(stalled));
-    const seconds = (exp.last - t0) / 1000;
-    return { gbps: (exp.got * 8) / seconds / 1e9, bytes: exp.got, seconds };
+    let done = () => undefined as void;
+    const up: Upload = { kind: 'upload', got: 0, last: 0, done: () => done() };
+    sink.register(id, up);
+    const t0 = performance.now();
+    sock.write(Buffer.from(id, 'latin1'));
+    up.total = await send(sock, maxBytes, maxMs);
+    await completion(
+      (fn) => (done = fn),
+      () => up.total !== undefined && up.got >= up.total,
+      () => up.got,
+      `upload through port ${port}`,
+    );
+    const seconds = (up.last - t0) / 1000;
+    return { gbps: (up.got * 8) / seconds / 1e9, bytes: up.got, seconds };
   } finally {
     sock.destroy();
     sink.forget(id);

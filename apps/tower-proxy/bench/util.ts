@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
 
 /** One result line on stdout (the only thing the bench prints there). */
 export interface Result {
@@ -66,16 +65,23 @@ export function memoryMiB(pid: number): { rss: number; peak: number } {
 
 /** CPU seconds (user + system) a process has used; clock ticks are 1/100 s on Linux. */
 export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** User and system CPU seconds of a process. */
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
 }
 
 /** Measures how many cores each named process used between start() and stop(). */
 export class CpuMeter {
   private t0 = 0;
   private readonly before = new Map<string, number>();
+  private readonly beforeSys = new Map<string, number>();
   /** `trees`: names whose child processes count too (sshd forwards in a per-connection child). */
   constructor(
     private readonly pids: Record<string, number | undefined>,
@@ -85,27 +91,47 @@ export class CpuMeter {
   start(): this {
     this.t0 = performance.now();
     for (const [name, pid] of Object.entries(this.pids)) {
-      if (pid !== undefined) this.before.set(name, safeCpu(pid, this.trees.includes(name)));
+      if (pid === undefined) continue;
+      this.before.set(name, safeCpu(pid, this.trees.includes(name)));
+      this.beforeSys.set(name, safeSys(pid, this.trees.includes(name)));
     }
     return this;
   }
 
-  /** "proxy 0.93, agent 0.88, …" cores over the interval. */
-  stop(): string {
-    const secs = (performance.now() - this.t0) / 1000;
-    const parts: string[] = [];
+  /** CPU seconds each process used since start(). */
+  seconds(): Record<string, number> {
+    const out: Record<string, number> = {};
     for (const [name, pid] of Object.entries(this.pids)) {
       const b = this.before.get(name);
-      if (pid === undefined || b === undefined) continue;
-      parts.push(`${name} ${((safeCpu(pid, this.trees.includes(name)) - b) / secs).toFixed(2)}`);
+      if (pid !== undefined && b !== undefined) out[name] = safeCpu(pid, this.trees.includes(name)) - b;
     }
-    return `cores used: ${parts.join(', ')}`;
+    return out;
+  }
+
+  /** "cores used (of which kernel): proxy 0.93 (0.41), …" over the interval. */
+  stop(): string {
+    const secs = (performance.now() - this.t0) / 1000;
+    const parts = Object.entries(this.seconds()).map(([n, c]) => {
+      const pid = this.pids[n];
+      const sys =
+        pid === undefined ? NaN : safeSys(pid, this.trees.includes(n)) - (this.beforeSys.get(n) ?? NaN);
+      return `${n} ${(c / secs).toFixed(2)} (${(sys / secs).toFixed(2)})`;
+    });
+    return `cores used (kernel): ${parts.join(', ')}`;
   }
 }
 
 function safeCpu(pid: number, tree: boolean): number {
   try {
     return cpuSeconds(pid) + (tree ? descendants(pid).reduce((a, c) => a + cpuSeconds(c), 0) : 0);
+  } catch {
+    return NaN;
+  }
+}
+
+function safeSys(pid: number, tree: boolean): number {
+  try {
+    return cpuTimes(pid).system + (tree ? descendants(pid).reduce((a, c) => a + cpuTimes(c).system, 0) : 0);
   } catch {
     return NaN;
   }
@@ -142,24 +168,49 @@ export class Cleanup {
     };
   }
 
-  async run(): Promise<void> {
-    for (let s = this.steps.pop(); s; s = this.steps.pop()) {
-      try {
-        await s.fn();
-      } catch (e) {
-        log(`cleanup of ${s.name} failed: ${(e as Error).message}`);
+  private running: Promise<void> | undefined;
+
+  /** Runs every step; a second call (a signal during the normal cleanup) waits for the same run. */
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (let s = this.steps.pop(); s; s = this.steps.pop()) {
+        try {
+          await s.fn();
+        } catch (e) {
+          log(`cleanup of ${s.name} failed: ${(e as Error).message}`);
+        }
       }
-    }
+      this.running = undefined;
+    })();
+    return this.running;
   }
 }
 
-/** Warns on stderr when other work keeps the machine busy (results then vary more). */
-export function busy(part: string): void {
-  const [one] = loadavg();
-  const n = cpus().length;
-  if (one !== undefined && one > n * 0.5) {
+/** Jiffies of all CPUs: total and idle (idle + iowait), from /proc/stat. */
+function cpuJiffies(): { total: number; idle: number } {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { total, idle: (f[3] ?? 0) + (f[4] ?? 0) };
+}
+
+/**
+ * Warns on stderr when other work keeps the machine busy: samples the whole machine for a second
+ * while the bench's own processes are quiet (between phases). Returns the busy share (0-1).
+ */
+export async function busy(part: string): Promise<number> {
+  const a = cpuJiffies();
+  await sleep(1000);
+  const b = cpuJiffies();
+  const share = 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+  if (share > 0.25) {
     log(
-      `${part}: load average ${one.toFixed(1)} on ${n} cores before starting: other work is running, expect noise`,
+      `${part}: the machine was ${(share * 100).toFixed(0)}% busy before starting (other work is running): ` +
+        'expect noise',
     );
   }
+  return share;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { build } from 'esbuild';
@@ -21,7 +21,8 @@ export async function bundleScript(entry: string): Promise<string> {
     platform: 'node',
     target: 'node20',
     format: 'cjs',
-    sourcemap: 'inline',
+    // A separate map (used only with --enable-source-maps): an inline one costs ~50 MiB per process.
+    sourcemap: 'external',
     logLevel: 'error',
     tsconfig: join(workspaceRoot(), 'tsconfig.base.json'),
     // Native add-ons (ssh2's crypto binding, cpu-features) are copied next to the bundle.
@@ -29,3 +30,8 @@ export async function bundleScript(entry: string): Promise<string> {
   });
   return outfile;
 }
+
+const bundleDirs: string[] = [];
+process.once('exit', () => {
+  for (const d of bundleDirs) rmSync(d, { recursive: true, force: true });
+});
