@@ -2,9 +2,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { clusterCrdPath, type Cluster } from '@knet/cluster-crd';
+import type { Cluster } from '@knet/cluster-crd';
 // Benches drive the real test bed, as tests under test/ do (type:testing is meant for them).
 import { ControlPlane, ManagedProcess, workspaceRoot } from '@knet/testing';
+import { startHost as startTestHost } from '../test/harness';
 import { until } from './util';
 
 export const NS = 'kubesphere-system';
@@ -52,22 +53,8 @@ export async function buildBundles(dir: string): Promise<Bundles> {
  * The host control plane with the Cluster CRD. Its Service CIDR is a /16 (the test bed's /24 holds
  * only ~250 ClusterIPs, and the proxy makes one Service mc-<name> per Cluster).
  */
-export async function startHost(): Promise<ControlPlane> {
-  const host = await ControlPlane.start({ apiServerFlags: ['--service-cluster-ip-range=10.0.0.0/16'] });
-  try {
-    await host.kubectlOk(['apply', '-f', clusterCrdPath(workspaceRoot())]);
-    await host.kubectlOk([
-      'wait',
-      '--for=condition=Established',
-      'crd/clusters.cluster.kubesphere.io',
-      '--timeout=30s',
-    ]);
-    await host.kubectlOk(['create', 'namespace', NS]);
-  } catch (e) {
-    await host.stop();
-    throw e;
-  }
-  return host;
+export function startHost(): Promise<ControlPlane> {
+  return startTestHost(['--service-cluster-ip-range=10.0.0.0/16']);
 }
 
 /** A ServiceAccount on the member for the agent: a directory with `token` and `ca.crt`. */
@@ -274,9 +261,7 @@ export async function listClusters(host: ControlPlane): Promise<Cluster[]> {
   return (await getJson<{ items: Cluster[] }>(host, '/apis/cluster.kubesphere.io/v1alpha1/clusters')).items;
 }
 
-export function conditionOf(c: Cluster, type: string): string | undefined {
-  return c.status?.conditions?.find((x) => x.type === type)?.status;
-}
+export { condition as conditionOf } from '../test/harness';
 
 /** Waits until `name` has its token, ports and kubeconfig, and returns it. */
 export async function waitForCluster(

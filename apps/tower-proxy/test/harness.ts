@@ -16,17 +16,22 @@ export function appBundles(): Promise<{ proxy: string; agent: string }> {
   return bundles;
 }
 
-/** A host control plane with the Cluster CRD and the proxy's namespace. */
-export async function startHost(): Promise<ControlPlane> {
-  const host = await ControlPlane.start();
-  await host.kubectlOk(['apply', '-f', clusterCrdPath(workspaceRoot())]);
-  await host.kubectlOk([
-    'wait',
-    '--for=condition=Established',
-    'crd/clusters.cluster.kubesphere.io',
-    '--timeout=30s',
-  ]);
-  await host.kubectlOk(['create', 'namespace', NS]);
+/** A host control plane with the Cluster CRD and the proxy's namespace (stopped again if that fails). */
+export async function startHost(apiServerFlags: string[] = []): Promise<ControlPlane> {
+  const host = await ControlPlane.start({ apiServerFlags });
+  try {
+    await host.kubectlOk(['apply', '-f', clusterCrdPath(workspaceRoot())]);
+    await host.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      'crd/clusters.cluster.kubesphere.io',
+      '--timeout=30s',
+    ]);
+    await host.kubectlOk(['create', 'namespace', NS]);
+  } catch (e) {
+    await host.stop();
+    throw e;
+  }
   return host;
 }
 
