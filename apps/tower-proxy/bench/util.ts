@@ -40,21 +40,7 @@ export function median(xs: readonly number[]): number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a value (not undefined/false), or throws `what()` after `ms`. */
-export async function until<T>(
-  fn: () => Promise<T | undefined | false>,
-  ms: number,
-  what: () => string,
-  everyMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(what());
-    await sleep(everyMs);
-  }
-}
+export { until } from '../test/harness';
 
 /** VmRSS and VmHWM (peak) of a process, in MiB. */
 export function memoryMiB(pid: number): { rss: number; peak: number } {

@@ -229,12 +229,13 @@ export async function until<T>(
   fn: () => Promise<T | undefined | false>,
   ms: number,
   what: () => string,
+  everyMs = 200,
 ): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn().catch(() => undefined);
     if (v !== undefined && v !== false) return v as T;
     if (Date.now() > deadline) throw new Error(what());
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
