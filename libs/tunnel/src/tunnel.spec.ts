@@ -1,17 +1,22 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   decodeHello,
   decodeHelloReply,
   encodeHello,
+  encodeOpenSshEd25519,
   fingerprintOfPublicKey,
   generateHostKey,
   loadHostKey,
   normalizeFingerprint,
   tunnelUrl,
 } from './index';
+
+/** DER header of a PKCS#8 ed25519 private key; the 32-byte seed follows. */
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 describe('host keys', () => {
   it('generates ed25519 keys whose fingerprint is what ssh-keygen prints', () => {
@@ -24,6 +29,32 @@ describe('host keys', () => {
     const again = loadHostKey(k.privateKey);
     expect(again.fingerprint).toBe(k.fingerprint);
     expect(again.publicKey).toBe(k.publicKey.split(' ').slice(0, 2).join(' '));
+  });
+
+  it('writes a private key that ssh-keygen and ssh2 read, also when the public key starts with a zero byte', () => {
+    // ssh2's own generator mangles exactly these keys (about 1 in 256); find one deterministically.
+    let seed: Buffer | undefined;
+    let pub: Buffer | undefined;
+    for (let i = 0; i < 5000 && !pub; i++) {
+      const s = createHash('sha256').update(`seed-${i}`).digest();
+      const key = createPrivateKey({
+        key: Buffer.concat([PKCS8_ED25519_PREFIX, s]),
+        format: 'der',
+        type: 'pkcs8',
+      });
+      const p = createPublicKey(key).export({ type: 'spki', format: 'der' }).subarray(-32);
+      if (p[0] === 0) [seed, pub] = [s, p];
+    }
+    expect(pub?.[0]).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'knet-hk-'));
+    for (const k of [encodeOpenSshEd25519(seed!, pub!, 'zero-lead'), generateHostKey('fresh')]) {
+      const file = join(dir, 'k');
+      writeFileSync(file, k.privateKey, { mode: 0o600 });
+      const derived = execFileSync('ssh-keygen', ['-y', '-f', file]).toString().trim();
+      expect(derived.split(' ').slice(0, 2).join(' ')).toBe(k.publicKey.split(' ').slice(0, 2).join(' '));
+      expect(loadHostKey(k.privateKey).fingerprint).toBe(k.fingerprint);
+      rmSync(file);
+    }
   });
 
   it('rejects a broken key and normalizes fingerprints', () => {
