@@ -1,3 +1,4 @@
+export * from './bench';
 export * from './bundle';
 export * from './controlplane';
 export * from './exec';
