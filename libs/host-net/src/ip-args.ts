@@ -201,6 +201,8 @@ function ruleArgs(verb: 'add' | 'del', r: RuleSpec): string[] {
   if (r.iif) args.push('iif', r.iif);
   if (r.oif) args.push('oif', r.oif);
   if (r.table !== undefined) args.push('table', String(r.table));
+  if (r.suppressPrefixLength !== undefined)
+    args.push('suppress_prefixlength', String(r.suppressPrefixLength));
   return args;
 }
 

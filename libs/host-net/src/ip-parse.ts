@@ -68,6 +68,7 @@ const ruleJson = z.object({
   iif: z.string().optional(),
   oif: z.string().optional(),
   action: z.string().optional(),
+  suppress_prefixlen: z.number().optional(),
 });
 
 const neighJson = z.object({
@@ -173,6 +174,7 @@ export function parseRules(text: string, family: Family, commandLine = 'ip -j ru
     if (r.iif !== undefined) rule.iif = r.iif;
     if (r.oif !== undefined) rule.oif = r.oif;
     if (r.action !== undefined) rule.action = r.action;
+    if (r.suppress_prefixlen !== undefined) rule.suppressPrefixLength = r.suppress_prefixlen;
     return rule;
   });
 }

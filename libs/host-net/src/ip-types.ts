@@ -66,6 +66,8 @@ export interface Rule {
   fwmask?: number;
   iif?: string;
   oif?: string;
+  /** `suppress_prefixlength N`: ignore routes of the looked-up table with a prefix length ≤ N. */
+  suppressPrefixLength?: number;
   /** Set for non-lookup rules (`unreachable`, `blackhole`, `prohibit`, `goto`). */
   action?: string;
 }
@@ -133,6 +135,8 @@ export interface RuleSpec {
   iif?: string;
   oif?: string;
   table?: string | number;
+  /** `suppress_prefixlength N`, e.g. 0 to let a table's specific routes win but not its default. */
+  suppressPrefixLength?: number;
 }
 
 export interface NeighbourSpec {

@@ -51,6 +51,15 @@ const script: [string, (n: HostNet) => Promise<unknown>][] = [
   ['rules', async (n) => (await n.ip.listRules()).map((r) => `${r.priority} ${r.from} ${r.table ?? ''}`)],
   ['del rule by table', (n) => n.ip.deleteRule({ table: 100 })],
   ['del missing rule', (n) => n.ip.deleteRule({ priority: 4242 })],
+  ['suppress rule', (n) => n.ip.addRule({ priority: 50, table: 'main', suppressPrefixLength: 0 })],
+  ['suppress rule again', (n) => n.ip.addRule({ priority: 50, table: 'main', suppressPrefixLength: 0 })],
+  [
+    'rules with suppress',
+    async (n) =>
+      (await n.ip.listRules())
+        .filter((r) => r.priority === 50)
+        .map((r) => `${r.priority} ${r.table ?? ''} ${r.suppressPrefixLength ?? '-'}`),
+  ],
   ['neigh', (n) => n.ip.replaceNeighbour({ dst: '192.0.2.9', dev: 'v0', lladdr: '02:00:00:00:00:09' })],
   [
     'neighs',

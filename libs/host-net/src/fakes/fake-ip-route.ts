@@ -416,6 +416,7 @@ export class FakeIpRoute implements IpRoute {
     if (spec.fwmask !== undefined && spec.fwmark !== undefined) rule.fwmask = spec.fwmask;
     if (spec.iif) rule.iif = spec.iif;
     if (spec.oif) rule.oif = spec.oif;
+    if (spec.suppressPrefixLength !== undefined) rule.suppressPrefixLength = spec.suppressPrefixLength;
     const at = this.rules.findIndex((r) => r.family === family && r.priority > rule.priority);
     if (at < 0) this.rules.push(rule);
     else this.rules.splice(at, 0, rule);
@@ -482,5 +483,7 @@ function ruleMatches(r: Rule, spec: RuleSpec): boolean {
   if (spec.fwmark !== undefined && r.fwmark !== spec.fwmark) return false;
   if (spec.iif && r.iif !== spec.iif) return false;
   if (spec.oif && r.oif !== spec.oif) return false;
+  if (spec.suppressPrefixLength !== undefined && r.suppressPrefixLength !== spec.suppressPrefixLength)
+    return false;
   return true;
 }
