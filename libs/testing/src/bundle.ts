@@ -10,10 +10,10 @@ import { workspaceRoot } from './workspace';
  * ESM-only dependencies are bundled in; workspace aliases resolve through tsconfig.base.json.
  */
 export async function bundleScript(entry: string): Promise<string> {
-  const outfile = join(
-    mkdtempSync(join(tmpdir(), 'knet-bundle-')),
-    basename(entry).replace(/\.[cm]?ts$/, '.cjs'),
-  );
+  const dir = mkdtempSync(join(tmpdir(), 'knet-bundle-'));
+  // Removed when this process exits (the bundle's processes are gone by then).
+  bundleDirs.push(dir);
+  const outfile = join(dir, basename(entry).replace(/\.[cm]?ts$/, '.cjs'));
   await build({
     entryPoints: [entry],
     outfile,

@@ -7,3 +7,4 @@ export {
   type SweepOptions,
 } from './namespaces';
 export * from './lab';
+export * from './bridge';

@@ -5,7 +5,7 @@ import {
   installExitHandlers,
   liveNamespaces,
   liveProcessGroups,
-  newNamespaceName,
+  freshNamespaceName,
   sweepStaleNetns,
 } from './namespaces';
 
@@ -327,7 +327,7 @@ export class NetLab {
 
   private async addNamespace(): Promise<string> {
     this.assertOpen();
-    const name = newNamespaceName();
+    const name = freshNamespaceName(liveNamespaces);
     // Registered before creation so that a crash between the two still cleans it up.
     liveNamespaces.add(name);
     this.namespaces.push(name);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { execArgv, execArgvSync } from '../exec';
 
@@ -9,6 +10,17 @@ const NAME = /^knt-([0-9a-z]{1,6})-([0-9a-f]{4})$/;
 
 export function newNamespaceName(): string {
   return `${NETLAB_PREFIX}${process.pid.toString(36)}-${randomBytes(2).toString('hex')}`;
+}
+
+/**
+ * A harness namespace name that no live namespace (of any run) has: 16 random bits clash with
+ * ~2% odds among 50 hosts, so names in use are skipped.
+ */
+export function freshNamespaceName(taken: ReadonlySet<string>): string {
+  for (;;) {
+    const name = newNamespaceName();
+    if (!taken.has(name) && !existsSync(`/run/netns/${name}`)) return name;
+  }
 }
 
 /** The pid that created a harness namespace, or undefined when the name is not one of ours. */
