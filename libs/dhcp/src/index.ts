@@ -1,0 +1,37 @@
+export {
+  BOOTREPLY,
+  BOOTREQUEST,
+  BROADCAST_FLAG,
+  MAGIC_COOKIE,
+  MIN_MESSAGE_SIZE,
+  DhcpDecodeError,
+  DhcpMessageType,
+  DhcpOption,
+  clientKeyOf,
+  decodeDhcp,
+  encodeDhcp,
+  messageTypeName,
+  type DhcpMessage,
+  type DhcpMessageInit,
+  type DhcpMessageTypeName,
+  type DhcpOptions,
+} from './codec';
+export * from './pool';
+export * from './lease-file';
+export * from './flooder';
+export * from './server';
+export * from './client';
+export * from './logger';
+export * from './transport';
+export {
+  inNetwork,
+  intToIp,
+  ipToInt,
+  isIPv4,
+  netmaskToPrefix,
+  normalizeMac,
+  parseNetwork,
+  prefixToNetmask,
+  type Ipv4Network,
+} from './ipv4';
+export * from './fake-network';

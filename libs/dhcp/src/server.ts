@@ -1,0 +1,504 @@
+// DhcpServer: the pool, the lease file, the sockets and the VXLAN flood list put together.
+import {
+  BOOTREPLY,
+  BOOTREQUEST,
+  clientKeyOf,
+  decodeDhcp,
+  DhcpDecodeError,
+  DhcpMessageType,
+  encodeDhcp,
+  messageTypeName,
+  type DhcpMessage,
+  type DhcpOptions,
+} from './codec';
+import type { VtepFlooder } from './flooder';
+import { inNetwork, isIPv4, parseNetwork } from './ipv4';
+import { LeaseFileWriter, readLeaseFile } from './lease-file';
+import type { DhcpLogger } from './logger';
+import { LeasePool, type Lease, type LeasePoolConfig, type PoolClient } from './pool';
+import { udpSocketFactory, type DhcpSocket, type DhcpSocketFactory, type RemoteInfo } from './transport';
+
+const ZERO = '0.0.0.0';
+const LIMITED_BROADCAST = '255.255.255.255';
+
+export interface DhcpServerMetric {
+  kind: 'received' | 'sent' | 'malformed' | 'ignored';
+  /** Message type name for received/sent (`DISCOVER`, `ACK`, …); the reason for malformed/ignored. */
+  type: string;
+}
+
+export interface DhcpServerStats {
+  /** By message type name. */
+  received: Record<string, number>;
+  sent: Record<string, number>;
+  /** Packets that did not decode. */
+  malformed: number;
+  /** Decoded but not for us: BOOTREPLYs, relayed, other server's, server-only message types. */
+  ignored: number;
+}
+
+export interface DhcpServerOptions {
+  /** The server's address on the serving device (pod-gateway: NET.1); replies are sent from it. */
+  serverAddress: string;
+  /** Pool configuration; `gateway` defaults to serverAddress. The netmask comes from `network`. */
+  pool: Omit<LeasePoolConfig, 'gateway'> & { gateway?: string };
+  /** Option 3. Default: serverAddress; null: none. */
+  router?: string | null;
+  /** Option 6. Default: [serverAddress]; []: none. */
+  dnsServers?: readonly string[];
+  /** Option 26 (e.g. a WireGuard-sized MTU for the overlay). */
+  mtu?: number;
+  /** Option 15. */
+  domain?: string;
+  /** Where leases are kept across restarts (JSON, 0600, written atomically, debounced). */
+  leaseFile?: string;
+  /** Makes broadcasts reach the client's VTEP (see FdbVtepFlooder). */
+  flooder?: VtepFlooder;
+  logger: DhcpLogger;
+  /** Server port (default 67). */
+  port?: number;
+  /** Client port replies go to (default 68). */
+  clientPort?: number;
+  /** Address of the receiving socket (default 0.0.0.0). */
+  listenAddress?: string;
+  /** Called with hostname → address of the active leases whenever that map changes (and at start). */
+  onLeasesChanged?: (hosts: Record<string, string>) => void;
+  /** Counter hook (e.g. prom-client counters by kind and type). */
+  metrics?: (event: DhcpServerMetric) => void;
+  /** Default node:dgram. */
+  socketFactory?: DhcpSocketFactory;
+  /** Clock in ms (default Date.now). */
+  now?: () => number;
+  /** Expiry sweep period (default 10 s). */
+  sweepIntervalMs?: number;
+  /** Lease file write debounce (default 500 ms). */
+  persistDebounceMs?: number;
+  /** Longest wait for the flooder before broadcasting anyway (default 3 s). */
+  flooderTimeoutMs?: number;
+}
+
+/** `Web-1.example.` → `web-1`; anything that is not a DNS label → undefined. */
+export function sanitizeHostname(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const label = raw.trim().toLowerCase().split('.')[0] ?? '';
+  return /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label) ? label : undefined;
+}
+
+/**
+ * A DHCPv4 server for one directly attached subnet (no relays), made for a VXLAN overlay.
+ *
+ * - Receives on `listenAddress:port` (0.0.0.0:67, SO_REUSEADDR) and sends from a second socket bound
+ *   to `serverAddress:port`: Linux sends a limited broadcast out of the device that owns the bound
+ *   source address, so replies leave through the overlay device even though the default route of
+ *   the namespace points elsewhere. Unicast requests to serverAddress arrive on that socket too.
+ * - Replies go to ciaddr:68 when the client has an address (renewing, INFORM), else to
+ *   255.255.255.255:68 after `flooder.ensure(chaddr)`.
+ * - DISCOVER, REQUEST (selecting, init-reboot, renewing, rebinding), RELEASE, DECLINE, INFORM;
+ *   BOOTREPLYs, relayed requests and undecodable packets are counted and dropped.
+ */
+export class DhcpServer {
+  readonly pool: LeasePool;
+  private readonly logger: DhcpLogger;
+  private readonly now: () => number;
+  private readonly port: number;
+  private readonly clientPort: number;
+  private readonly baseOptions: DhcpOptions;
+  private readonly writer: LeaseFileWriter | undefined;
+  private readonly counters: DhcpServerStats = { received: {}, sent: {}, malformed: 0, ignored: 0 };
+  private sockets: { recv: DhcpSocket; send: DhcpSocket } | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private lastHosts = '';
+  private stopping = false;
+  private malformedSinceWarn = 0;
+  private lastMalformedWarn = -Infinity;
+  private lastExhaustedWarn = -Infinity;
+
+  constructor(private readonly options: DhcpServerOptions) {
+    if (!isIPv4(options.serverAddress)) {
+      throw new TypeError(`DhcpServer: serverAddress ${JSON.stringify(options.serverAddress)} is not IPv4`);
+    }
+    const network = parseNetwork(options.pool.network);
+    if (!inNetwork(network, options.serverAddress)) {
+      throw new TypeError(`DhcpServer: serverAddress ${options.serverAddress} is not in ${network.cidr}`);
+    }
+    this.pool = new LeasePool({ ...options.pool, gateway: options.pool.gateway ?? options.serverAddress });
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.port = options.port ?? 67;
+    this.clientPort = options.clientPort ?? 68;
+    const router = options.router === undefined ? options.serverAddress : options.router;
+    const dns = options.dnsServers ?? [options.serverAddress];
+    this.baseOptions = {
+      serverId: options.serverAddress,
+      subnetMask: this.pool.netmask,
+      ...(router ? { routers: [router] } : {}),
+      ...(dns.length ? { dnsServers: [...dns] } : {}),
+      ...(options.domain ? { domainName: options.domain } : {}),
+      ...(options.mtu !== undefined ? { mtu: options.mtu } : {}),
+    };
+    // Validate the static reply options once, now, rather than on the first reply.
+    encodeDhcp({
+      op: BOOTREPLY,
+      xid: 0,
+      chaddr: '00:00:00:00:00:00',
+      messageType: 2,
+      options: this.baseOptions,
+    });
+    this.writer = options.leaseFile
+      ? new LeaseFileWriter(
+          options.leaseFile,
+          () => this.pool.snapshot(),
+          this.logger,
+          options.persistDebounceMs,
+        )
+      : undefined;
+  }
+
+  /** Loads the lease file, binds both sockets and starts the expiry sweep. */
+  async start(): Promise<void> {
+    if (this.sockets) throw new Error('DhcpServer: already started');
+    const now = this.now();
+    if (this.options.leaseFile) {
+      const snap = await readLeaseFile(this.options.leaseFile, this.logger);
+      if (snap) {
+        const { restored, dropped } = this.pool.restore(snap, now);
+        this.logger.info(
+          {
+            leaseFile: this.options.leaseFile,
+            restored,
+            dropped,
+            active: this.pool.activeLeases(now).length,
+          },
+          'dhcp: leases restored',
+        );
+      }
+    }
+    const factory = this.options.socketFactory ?? udpSocketFactory;
+    const recv = factory();
+    const send = factory();
+    try {
+      await recv.bind(this.port, this.options.listenAddress ?? ZERO);
+      await send.bind(this.port, this.options.serverAddress);
+    } catch (err) {
+      await Promise.all([recv.close(), send.close()]);
+      throw err;
+    }
+    const onMessage = (buf: Buffer, from: RemoteInfo) => {
+      if (this.stopping) return;
+      const p = this.handle(buf, from).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    };
+    recv.onMessage(onMessage);
+    send.onMessage(onMessage);
+    this.sockets = { recv, send };
+    this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs ?? 10_000);
+    this.sweepTimer.unref();
+    this.stopping = false;
+    this.logger.info(
+      {
+        serverAddress: this.options.serverAddress,
+        port: this.port,
+        network: this.pool.network.cidr,
+        leaseTimeSec: this.pool.leaseTimeSec,
+      },
+      'dhcp: server started',
+    );
+    this.publishHosts(true);
+  }
+
+  /** Closes the sockets, waits for replies in progress and writes the lease file. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const sockets = this.sockets;
+    this.sockets = undefined;
+    if (sockets) await Promise.all([sockets.recv.close(), sockets.send.close()]);
+    await Promise.allSettled([...this.inFlight]);
+    await this.writer?.flush();
+  }
+
+  /** Counters since start. */
+  stats(): DhcpServerStats {
+    return structuredClone(this.counters);
+  }
+
+  /** hostname → address of the active leases. */
+  hosts(): Record<string, string> {
+    return this.pool.hosts(this.now());
+  }
+
+  leases(): Lease[] {
+    return this.pool.activeLeases(this.now());
+  }
+
+  /** Ends expired leases now (also runs on a timer). */
+  sweep(): void {
+    const now = this.now();
+    const ended = this.pool.sweep(now);
+    if (ended.length === 0) return;
+    for (const l of ended)
+      this.logger.info({ ip: l.ip, chaddr: l.chaddr, hostname: l.hostname }, 'dhcp: lease ended');
+    this.changed();
+    const active = this.pool.activeLeases(now).map((l) => l.chaddr);
+    this.options.flooder?.prune?.(active).catch((err: Error) => {
+      this.logger.warn({ error: err.message }, 'dhcp: pruning flood entries failed');
+    });
+  }
+
+  private count(kind: DhcpServerMetric['kind'], type: string): void {
+    if (kind === 'received' || kind === 'sent') {
+      const m = this.counters[kind];
+      m[type] = (m[type] ?? 0) + 1;
+    } else {
+      this.counters[kind]++;
+    }
+    this.options.metrics?.({ kind, type });
+  }
+
+  private changed(): void {
+    this.writer?.schedule();
+    this.publishHosts(false);
+  }
+
+  private publishHosts(force: boolean): void {
+    const hosts = this.pool.hosts(this.now());
+    const key = JSON.stringify(hosts);
+    if (!force && key === this.lastHosts) return;
+    this.lastHosts = key;
+    try {
+      this.options.onLeasesChanged?.(hosts);
+    } catch (err) {
+      this.logger.error({ error: (err as Error).message }, 'dhcp: onLeasesChanged failed');
+    }
+  }
+
+  private async handle(buf: Buffer, from: RemoteInfo): Promise<void> {
+    let msg: DhcpMessage;
+    try {
+      msg = decodeDhcp(buf);
+    } catch (err) {
+      const reason = err instanceof DhcpDecodeError ? err.reason : 'unexpected decoder error';
+      this.count('malformed', reason);
+      this.noteMalformed(reason, from);
+      return;
+    }
+    try {
+      await this.dispatch(msg, from);
+    } catch (err) {
+      this.logger.error(
+        {
+          error: (err as Error).message,
+          xid: msg.xid,
+          chaddr: msg.chaddr,
+          type: messageTypeName(msg.messageType),
+        },
+        'dhcp: handling a message failed',
+      );
+    }
+  }
+
+  private noteMalformed(reason: string, from: RemoteInfo): void {
+    this.malformedSinceWarn++;
+    this.logger.debug({ from: `${from.address}:${from.port}`, reason }, 'dhcp: malformed packet dropped');
+    const now = this.now();
+    if (now - this.lastMalformedWarn >= 60_000) {
+      this.logger.warn(
+        { count: this.malformedSinceWarn, lastReason: reason, from: from.address },
+        'dhcp: dropping malformed DHCP packets',
+      );
+      this.lastMalformedWarn = now;
+      this.malformedSinceWarn = 0;
+    }
+  }
+
+  private async dispatch(msg: DhcpMessage, from: RemoteInfo): Promise<void> {
+    if (msg.op !== BOOTREQUEST) {
+      this.count('ignored', 'BOOTREPLY');
+      return;
+    }
+    const type = messageTypeName(msg.messageType);
+    this.count('received', type);
+    if (msg.giaddr !== ZERO) {
+      this.count('ignored', 'relayed');
+      this.logger.debug({ giaddr: msg.giaddr, from: from.address }, 'dhcp: relayed request ignored');
+      return;
+    }
+    const hostname = sanitizeHostname(msg.options.hostname);
+    const client: PoolClient = {
+      clientKey: clientKeyOf(msg),
+      chaddr: msg.chaddr,
+      ...(hostname !== undefined ? { hostname } : {}),
+    };
+    const serverId = msg.options.serverId;
+    const forOthers = serverId !== undefined && serverId !== this.options.serverAddress;
+    switch (msg.messageType) {
+      case DhcpMessageType.DISCOVER:
+        return this.discover(msg, client);
+      case DhcpMessageType.REQUEST:
+        if (forOthers) {
+          this.pool.cancelOffer(client.clientKey);
+          this.count('ignored', 'other server');
+          return;
+        }
+        return this.request(msg, client);
+      case DhcpMessageType.RELEASE:
+        if (forOthers) return this.count('ignored', 'other server');
+        if (this.pool.release(client, msg.ciaddr, this.now())) {
+          this.logger.info({ ip: msg.ciaddr, chaddr: msg.chaddr, hostname }, 'dhcp: lease released');
+          this.changed();
+        }
+        return;
+      case DhcpMessageType.DECLINE: {
+        if (forOthers) return this.count('ignored', 'other server');
+        const ip = msg.options.requestedIp ?? msg.ciaddr;
+        if (this.pool.decline(client, ip, this.now())) {
+          this.logger.warn(
+            { ip, chaddr: msg.chaddr },
+            'dhcp: client declined the address (in use?); quarantined',
+          );
+          this.changed();
+        }
+        return;
+      }
+      case DhcpMessageType.INFORM:
+        return this.reply(msg, DhcpMessageType.ACK, { yiaddr: ZERO, inform: true });
+      default:
+        this.count('ignored', `client sent ${type}`);
+        return;
+    }
+  }
+
+  private async discover(msg: DhcpMessage, client: PoolClient): Promise<void> {
+    const now = this.now();
+    const requestedIp = msg.options.requestedIp;
+    const offer = this.pool.offer({ ...client, ...(requestedIp ? { requestedIp } : {}) }, now);
+    if (!offer) {
+      if (now - this.lastExhaustedWarn >= 10_000) {
+        this.lastExhaustedWarn = now;
+        this.logger.warn(
+          { chaddr: msg.chaddr, hostname: client.hostname, network: this.pool.network.cidr },
+          'dhcp: no address to offer (pool exhausted, or the reserved address is quarantined)',
+        );
+      }
+      return;
+    }
+    this.logger.debug({ ip: offer.ip, chaddr: msg.chaddr, xid: msg.xid }, 'dhcp: offering');
+    await this.reply(msg, DhcpMessageType.OFFER, { yiaddr: offer.ip });
+  }
+
+  private async request(msg: DhcpMessage, client: PoolClient): Promise<void> {
+    const requested = msg.options.requestedIp;
+    const ip = requested ?? (msg.ciaddr !== ZERO ? msg.ciaddr : undefined);
+    const state =
+      msg.options.serverId !== undefined
+        ? 'selecting'
+        : requested !== undefined
+          ? 'init-reboot'
+          : msg.ciaddr !== ZERO
+            ? 'renewing/rebinding'
+            : 'unknown';
+    if (ip === undefined) {
+      await this.nak(msg, 'no requested address');
+      return;
+    }
+    const result = this.pool.request(client, ip, this.now());
+    if (result.type === 'nak') {
+      this.logger.info({ ip, chaddr: msg.chaddr, state, reason: result.reason }, 'dhcp: NAK');
+      await this.nak(msg, result.reason);
+      return;
+    }
+    if (result.replaced) {
+      this.logger.warn(
+        { ip, hostname: client.hostname, previousChaddr: result.replaced.chaddr, chaddr: msg.chaddr },
+        'dhcp: reserved address taken over by a new client with the same hostname',
+      );
+    }
+    this.logger.info(
+      { ip, chaddr: msg.chaddr, hostname: client.hostname, client: client.clientKey, state },
+      'dhcp: ACK',
+    );
+    this.changed();
+    await this.reply(msg, DhcpMessageType.ACK, { yiaddr: ip, leaseTimeSec: result.leaseTimeSec });
+  }
+
+  private nak(msg: DhcpMessage, reason: string): Promise<void> {
+    return this.reply(msg, DhcpMessageType.NAK, { yiaddr: ZERO, nak: reason.slice(0, 255) });
+  }
+
+  private async reply(
+    req: DhcpMessage,
+    type: DhcpMessageType,
+    o: { yiaddr: string; leaseTimeSec?: number; nak?: string; inform?: boolean },
+  ): Promise<void> {
+    let options: DhcpOptions;
+    if (o.nak !== undefined) {
+      options = { serverId: this.options.serverAddress, message: o.nak.replace(/[^\x20-\x7e]/g, '?') };
+    } else {
+      const lease = o.inform ? undefined : (o.leaseTimeSec ?? this.pool.leaseTimeSec);
+      options = {
+        ...this.baseOptions,
+        ...(lease !== undefined
+          ? {
+              leaseTimeSec: lease,
+              renewalTimeSec: Math.floor(lease / 2),
+              rebindingTimeSec: Math.floor((lease * 7) / 8),
+            }
+          : {}),
+      };
+    }
+    const buf = encodeDhcp({
+      op: BOOTREPLY,
+      xid: req.xid,
+      flags: req.flags,
+      ciaddr: type === DhcpMessageType.NAK ? ZERO : req.ciaddr,
+      yiaddr: o.yiaddr,
+      siaddr: type === DhcpMessageType.NAK ? ZERO : this.options.serverAddress,
+      giaddr: req.giaddr,
+      chaddr: req.chaddr,
+      messageType: type,
+      options,
+    });
+    const sockets = this.sockets;
+    if (!sockets) return;
+    let dest: string;
+    if (type !== DhcpMessageType.NAK && req.ciaddr !== ZERO) {
+      dest = req.ciaddr;
+    } else {
+      dest = LIMITED_BROADCAST;
+      await this.flood(req.chaddr);
+    }
+    try {
+      await sockets.send.send(buf, this.clientPort, dest);
+      this.count('sent', messageTypeName(type));
+    } catch (err) {
+      this.logger.warn(
+        { error: (err as Error).message, to: `${dest}:${this.clientPort}`, type: messageTypeName(type) },
+        'dhcp: cannot send reply',
+      );
+    }
+  }
+
+  private async flood(chaddr: string): Promise<void> {
+    const flooder = this.options.flooder;
+    if (!flooder) return;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = this.options.flooderTimeoutMs ?? 3000;
+    try {
+      await Promise.race([
+        flooder.ensure(chaddr),
+        new Promise<void>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timed out after ${limit} ms`)), limit);
+        }),
+      ]);
+    } catch (err) {
+      this.logger.warn(
+        { chaddr, error: (err as Error).message },
+        'dhcp: could not add the client VTEP to the flood list',
+      );
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+}
