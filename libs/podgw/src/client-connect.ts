@@ -1,0 +1,194 @@
+import { DhcpClient, type DhcpClientTimeouts, type DhcpLease } from '@knet/dhcp';
+import { ExecaRunner, createHostNet, type CommandRunner } from '@knet/host-net';
+import type { Logger } from '@knet/runtime';
+import {
+  deleteDefaultRoutes,
+  detectPodGateway,
+  ensureIptables,
+  ensureOnlyAddress,
+  ensureOnlyFloodEntry,
+  ensureRoute,
+  ensureVxlan,
+  ourRoutes,
+  type Changes,
+  type PodNet,
+} from './apply';
+import {
+  gatewayFdb,
+  gatewayPodRoute,
+  overlayDefaultRoute,
+  type ClientFacts,
+  type ClientPlan,
+} from './client-plan';
+import { VXLAN_DEVICE } from './gateway-plan';
+import { GatewayUnreachableError, gatewayAnswers, resolveGateway } from './gateway-locate';
+import { matchNatEntry, type NatEntry } from './natconf';
+import { podHostname, type PodgwConfig } from './options';
+import type { Settings } from './settings';
+
+/** What client-init and client-sidecar share: the pod's network and how to reach the gateway. */
+export interface ClientContext {
+  net: PodNet;
+  runner: CommandRunner;
+  settings: Settings;
+  /** This pod's nat.conf entry (static address), if any. */
+  nat: NatEntry | undefined;
+  hostname: string;
+  podInterface: string;
+  logger: Logger;
+  /** Time limit for a DHCP lease. */
+  dhcpTimeoutMs: number;
+  /** Retransmission of DHCP requests (the sidecar retries fast while a gateway restarts). */
+  dhcpTimeouts?: DhcpClientTimeouts;
+}
+
+export interface GatewayConnection {
+  /** The gateway pod's IP (the VTEP). */
+  gatewayIp: string;
+  /** Our overlay address with prefix length. */
+  address: string;
+  /** The DHCP lease, when not static. */
+  lease: DhcpLease | undefined;
+}
+
+/**
+ * The context of a client app from its parsed options and configuration: the host-net wrappers
+ * over one runner, this pod's hostname and its nat.conf entry.
+ */
+export function createClientContext(
+  opts: { hostname?: string | undefined; podInterface: string; dhcpTimeout: number },
+  config: PodgwConfig,
+  logger: Logger,
+  dhcp: { timeoutMs?: number; timeouts?: DhcpClientTimeouts } = {},
+): ClientContext {
+  const runner = new ExecaRunner({ logger });
+  const hostname = podHostname(opts);
+  return {
+    net: createHostNet(runner),
+    runner,
+    settings: config.settings,
+    nat: matchNatEntry(config.nat, hostname),
+    hostname,
+    podInterface: opts.podInterface,
+    logger,
+    dhcpTimeoutMs: dhcp.timeoutMs ?? opts.dhcpTimeout,
+    ...(dhcp.timeouts ? { dhcpTimeouts: dhcp.timeouts } : {}),
+  };
+}
+
+/**
+ * The pod network's gateways. On a second run (client-sidecar, or a restarted init container)
+ * the default route is gone, so they are read back from the routes we installed.
+ */
+export async function discoverFacts(
+  ctx: Pick<ClientContext, 'net' | 'settings' | 'podInterface'>,
+): Promise<ClientFacts> {
+  const { net, settings, podInterface } = ctx;
+  const fromOurs = async (family: 'inet' | 'inet6') =>
+    (await ourRoutes(net, family)).find((r) => r.dev === podInterface && r.gateway)?.gateway;
+  const override = settings.k8sDefaultGw;
+  const v4 = override && !override.includes(':') ? override : undefined;
+  const v6 = override?.includes(':') ? override : undefined;
+  return {
+    podInterface,
+    podGateway4: v4 ?? (await detectPodGateway(net, podInterface, 'inet')) ?? (await fromOurs('inet')),
+    podGateway6: v6 ?? (await detectPodGateway(net, podInterface, 'inet6')) ?? (await fromOurs('inet6')),
+  };
+}
+
+/**
+ * Keeps NOT_ROUTED CIDRs and the cluster DNS on the pod network, removes every other default
+ * route (IPv4 and IPv6: the leak guard) and installs the IPv6 OUTPUT guard.
+ */
+export async function isolatePod(ctx: ClientContext, plan: ClientPlan, facts: ClientFacts): Promise<Changes> {
+  if (!facts.podGateway4) {
+    throw new GatewayUnreachableError(
+      `cannot find the pod network's gateway: no default route on ${ctx.podInterface} and K8S_DEFAULT_GW is not set`,
+    );
+  }
+  const changes: Changes = [];
+  for (const r of plan.podRoutes) changes.push(...(await ensureRoute(ctx.net, r)));
+  changes.push(...(await deleteDefaultRoutes(ctx.net, 'inet', VXLAN_DEVICE)));
+  changes.push(...(await deleteDefaultRoutes(ctx.net, 'inet6', VXLAN_DEVICE)));
+  changes.push(...(await ensureIptables(ctx.net.ip6tables, [plan.ip6tables], ['filter'], ctx.logger)));
+  return changes;
+}
+
+/** A stable DHCP client id for this pod (type 0 + hostname): a new vxlan0 MAC keeps the address. */
+export function clientIdFor(hostname: string): string {
+  return `00${Buffer.from(hostname).toString('hex')}`;
+}
+
+/** A DHCP client for vxlan0 with its MAC, this pod's hostname and stable client id. */
+export async function dhcpClientFor(ctx: ClientContext): Promise<DhcpClient> {
+  const link = await ctx.net.ip.getLink(VXLAN_DEVICE);
+  return new DhcpClient({
+    interface: VXLAN_DEVICE,
+    mac: link.mac ?? '',
+    hostname: ctx.hostname,
+    clientId: clientIdFor(ctx.hostname),
+    logger: ctx.logger,
+    ...(ctx.dhcpTimeouts ? { timeouts: ctx.dhcpTimeouts } : {}),
+  });
+}
+
+/**
+ * Finds the gateway and routes through it: resolve it, route its pod IP via the pod network,
+ * build vxlan0 with the flood entry to it, take a lease (or the static address), default route
+ * over the overlay, and check that the gateway answers. Idempotent; returns what it did.
+ */
+export async function connectToGateway(
+  ctx: ClientContext,
+  plan: ClientPlan,
+  facts: ClientFacts,
+  options: { requestedIp?: string; signal?: AbortSignal } = {},
+): Promise<GatewayConnection & { changes: Changes }> {
+  const { net, settings } = ctx;
+  const changes: Changes = [];
+  const gatewayIp = await resolveGateway(settings.gatewayName, settings.k8sDnsIps);
+  const podRoute = gatewayPodRoute(gatewayIp, facts);
+  if (podRoute) changes.push(...(await ensureRoute(net, podRoute)));
+  changes.push(...(await ensureVxlan(net, plan.vxlan)));
+  changes.push(...(await ensureOnlyFloodEntry(net, gatewayFdb(gatewayIp))));
+
+  let lease: DhcpLease | undefined;
+  let address: string;
+  if (plan.staticAddress) {
+    address = plan.staticAddress;
+  } else {
+    changes.push(...(await ensureRoute(net, plan.broadcastRoute)));
+    const link = await net.ip.getLink(VXLAN_DEVICE);
+    const client = await dhcpClientFor(ctx);
+    const requestedIp = options.requestedIp ?? (await currentAddress(net))?.split('/')[0];
+    lease = await client.acquire({
+      timeoutMs: ctx.dhcpTimeoutMs,
+      ...(requestedIp ? { requestedIp } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    address = `${lease.address}/${lease.prefixLength}`;
+    if (lease.mtu !== undefined && settings.vpnInterfaceMtu === undefined && lease.mtu !== link.mtu) {
+      await net.ip.setLink(VXLAN_DEVICE, { mtu: lease.mtu });
+      changes.push(`${VXLAN_DEVICE} mtu ${lease.mtu} (from DHCP)`);
+    }
+  }
+  changes.push(...(await ensureOnlyAddress(net, VXLAN_DEVICE, address)));
+  changes.push(...(await ensureRoute(net, overlayDefaultRoute(lease?.router ?? plan.gatewayAddress))));
+
+  const answers = await gatewayAnswers(ctx.runner, plan.gatewayAddress, {
+    device: VXLAN_DEVICE,
+    count: settings.connectionRetryCount,
+  });
+  if (!answers) {
+    throw new GatewayUnreachableError(
+      `gateway ${plan.gatewayAddress} (pod ${gatewayIp}) does not answer over ${VXLAN_DEVICE}: ` +
+        `is UDP ${settings.vxlanPort} allowed between pods, and VXLAN_ID ${settings.vxlanId} the same on the gateway?`,
+    );
+  }
+  return { gatewayIp, address, lease, changes };
+}
+
+/** The address on vxlan0, if any (`a.b.c.d/24`). */
+export async function currentAddress(net: PodNet): Promise<string | undefined> {
+  if (!(await net.ip.findLink(VXLAN_DEVICE))) return undefined;
+  return (await net.ip.listAddresses({ dev: VXLAN_DEVICE, family: 'inet' }))[0]?.cidr;
+}

@@ -1,0 +1,107 @@
+import {
+  ZERO_MAC,
+  type FdbEntrySpec,
+  type IptablesRuleSet,
+  type RouteSpec,
+  type VxlanOptions,
+} from '@knet/host-net';
+import { CHAIN_PREFIX, NDP_TYPES, ROUTE_PROTOCOL, VXLAN_DEVICE } from './gateway-plan';
+import type { NatEntry } from './natconf';
+import { overlay, type Settings } from './settings';
+
+export interface ClientFacts {
+  /** The pod's interface, usually eth0. */
+  podInterface: string;
+  /** IPv4 gateway of the pod network (K8S_DEFAULT_GW, else the default route's) — kept for NOT_ROUTED. */
+  podGateway4: string | undefined;
+  /** IPv6 gateway of the pod network, for IPv6 NOT_ROUTED CIDRs (dual-stack clusters). */
+  podGateway6: string | undefined;
+}
+
+/** What client-init makes true around the DHCP lease. Pure data; the app applies it. */
+export interface ClientPlan {
+  /** Routes that stay on the pod network: NOT_ROUTED CIDRs and the cluster DNS servers. */
+  podRoutes: RouteSpec[];
+  vxlan: { name: string } & VxlanOptions;
+  /** A route that lets a UDP socket send the DHCP DISCOVER (a limited broadcast) out of vxlan0. */
+  broadcastRoute: RouteSpec;
+  /** Static overlay address from nat.conf (`NET.octet/24`), else undefined: take a DHCP lease. */
+  staticAddress: string | undefined;
+  /** The gateway's overlay address. */
+  gatewayAddress: string;
+  /** IPv6 leak guard: OUTPUT allows only loopback, NOT_ROUTED IPv6 CIDRs and neighbour discovery. */
+  ip6tables: IptablesRuleSet;
+}
+
+export function planClient(settings: Settings, nat: NatEntry | undefined, facts: ClientFacts): ClientPlan {
+  const net = overlay(settings);
+  const podRoutes: RouteSpec[] = [];
+  const via = (dst: string) => (dst.includes(':') ? facts.podGateway6 : facts.podGateway4);
+  const seen = new Set<string>();
+  const add = (dst: string) => {
+    const gw = via(dst);
+    if (!gw || seen.has(dst)) return;
+    seen.add(dst);
+    podRoutes.push({ dst, via: gw, dev: facts.podInterface, protocol: ROUTE_PROTOCOL });
+  };
+  settings.notRoutedToGatewayCidrs.forEach(add);
+  // The cluster DNS must stay reachable to find the gateway again after it moves (pod-gateway
+  // relied on NOT_ROUTED covering the service CIDR; without it re-init could not resolve).
+  settings.k8sDnsIps.forEach((ip) => add(ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+
+  const vxlan: ClientPlan['vxlan'] = {
+    name: VXLAN_DEVICE,
+    id: settings.vxlanId,
+    dstPort: settings.vxlanPort,
+    dev: facts.podInterface,
+    // The only peer is the gateway, reached by the all-zeros entry: nothing to learn, and nothing
+    // stale to unlearn when the gateway pod moves.
+    learning: false,
+  };
+  if (settings.vpnInterfaceMtu !== undefined) vxlan.mtu = settings.vpnInterfaceMtu;
+
+  const v6 = settings.notRoutedToGatewayCidrs.filter((c) => c.includes(':'));
+  return {
+    podRoutes,
+    vxlan,
+    broadcastRoute: { dst: '255.255.255.255/32', dev: VXLAN_DEVICE, protocol: ROUTE_PROTOCOL },
+    staticAddress: nat ? `${net.address(nat.octet)}/${net.prefixLength}` : undefined,
+    gatewayAddress: net.gateway,
+    ip6tables: {
+      table: 'filter',
+      chains: {
+        [`${CHAIN_PREFIX}V6`]: [
+          '-o lo -j ACCEPT',
+          ...v6.map((c) => `-d ${c} -j ACCEPT`),
+          ...NDP_TYPES.filter((t) => t !== 134).map(
+            (t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`,
+          ),
+          '-j REJECT --reject-with icmp6-adm-prohibited',
+        ],
+      },
+      jumps: [{ fromChain: 'OUTPUT', rule: `-j ${CHAIN_PREFIX}V6`, position: 'prepend' }],
+    },
+  };
+}
+
+/** Host route to the gateway pod over the pod network (it is rarely on-link). */
+export function gatewayPodRoute(gatewayIp: string, facts: ClientFacts): RouteSpec | undefined {
+  const gw = gatewayIp.includes(':') ? facts.podGateway6 : facts.podGateway4;
+  if (!gw) return undefined;
+  return {
+    dst: gatewayIp.includes(':') ? `${gatewayIp}/128` : `${gatewayIp}/32`,
+    via: gw,
+    dev: facts.podInterface,
+    protocol: ROUTE_PROTOCOL,
+  };
+}
+
+/** The all-zeros FDB entry that sends the client's overlay traffic (and broadcasts) to the gateway. */
+export function gatewayFdb(gatewayIp: string): FdbEntrySpec {
+  return { mac: ZERO_MAC, dev: VXLAN_DEVICE, dst: gatewayIp };
+}
+
+/** The client's default route over the overlay. */
+export function overlayDefaultRoute(gatewayAddress: string): RouteSpec {
+  return { dst: 'default', via: gatewayAddress, dev: VXLAN_DEVICE, protocol: ROUTE_PROTOCOL };
+}

@@ -1,0 +1,199 @@
+import type { IptablesRuleSet, RouteSpec, RuleSpec, VxlanOptions } from '@knet/host-net';
+import type { NatEntry } from './natconf';
+import { overlay, type Settings } from './settings';
+
+/** Name of the overlay device on gateway and clients (pod-gateway's name). */
+export const VXLAN_DEVICE = 'vxlan0';
+/** Routes we install carry this protocol number, so we find (and only touch) our own. */
+export const ROUTE_PROTOCOL = '77';
+/** Prefix of the iptables chains we own. */
+export const CHAIN_PREFIX = 'KNET-PGW-';
+
+export interface GatewayFacts {
+  /** The pod's network interface (underlay of the overlay), usually eth0. */
+  podInterface: string;
+  /** The pod network's gateway (the default route's), for VPN_LOCAL_CIDRS; undefined if none. */
+  podGateway: string | undefined;
+  /**
+   * The cluster DNS servers the gateway itself asks (DNS_LOCAL_SERVER, else the original
+   * resolv.conf's): the kill switch lets DNS to them out even when VPN_LOCAL_CIDRS misses them.
+   */
+  clusterDns?: readonly string[];
+}
+
+/** Everything gateway-init makes true; applying it twice changes nothing. */
+export interface GatewayPlan {
+  sysctls: { key: string; value: string }[];
+  vxlan: { name: string } & VxlanOptions;
+  /** The gateway's overlay address with prefix (`NET.1/24`). */
+  address: string;
+  /** `from all lookup main suppress_prefixlength 0 pref 50`: main's specific routes beat a VPN's policy routing. */
+  rules: RuleSpec[];
+  /** VPN_LOCAL_CIDRS via the pod network's gateway. */
+  routes: RouteSpec[];
+  iptables: IptablesRuleSet[];
+  ip6tables: IptablesRuleSet[];
+}
+
+const chain = (name: string) => `${CHAIN_PREFIX}${name}`;
+
+/**
+ * The gateway's desired state from the settings, nat.conf and what the pod looks like. Pure.
+ *
+ * Differences from pod-gateway's gateway_init.sh, on purpose:
+ * - MASQUERADE matches the overlay's source addresses and any interface but the overlay, so
+ *   forwarded ports reach clients with the real source address (pod-gateway masqueraded everything).
+ * - The kill switch is a DROP at the end of our own chains instead of changing the FORWARD and
+ *   OUTPUT policies, it also allows the VXLAN port (so the overlay works whatever the pod CIDR is),
+ *   replies to inbound connections (probes), and applies to IPv6 too.
+ * - Established traffic is only accepted towards clients (`--ctdir REPLY`), so a flow that a client
+ *   started over the VPN cannot continue over eth0 after the VPN goes down.
+ */
+export function planGateway(settings: Settings, nat: readonly NatEntry[], facts: GatewayFacts): GatewayPlan {
+  const net = overlay(settings);
+  const vx = VXLAN_DEVICE;
+  const vpn = settings.vpnInterface;
+  const vxlan: GatewayPlan['vxlan'] = {
+    name: vx,
+    id: settings.vxlanId,
+    dstPort: settings.vxlanPort,
+    dev: facts.podInterface,
+    learning: true,
+  };
+  if (settings.vpnInterfaceMtu !== undefined) vxlan.mtu = settings.vpnInterfaceMtu;
+
+  const post: string[] = [];
+  if (settings.snatIp && vpn) post.push(`-s ${net.network} -o ${vpn} -j SNAT --to-source ${settings.snatIp}`);
+  post.push(`-s ${net.network} ! -o ${vx} -j MASQUERADE`);
+  const nat4: IptablesRuleSet = {
+    table: 'nat',
+    chains: { [chain('POST')]: post },
+    jumps: [{ fromChain: 'POSTROUTING', rule: `-j ${chain('POST')}`, position: 'prepend' }],
+  };
+
+  const iptables: IptablesRuleSet[] = [nat4];
+  const ip6tables: IptablesRuleSet[] = [];
+  if (vpn) {
+    const pre: string[] = [];
+    const fwd: string[] = [];
+    for (const e of nat) {
+      for (const p of e.ports) {
+        const client = net.address(e.octet);
+        pre.push(
+          `-i ${vpn} -p ${p.protocol} -m ${p.protocol} --dport ${p.publicPort} -j DNAT --to-destination ${client}:${p.clientPort}`,
+        );
+        fwd.push(
+          `-i ${vpn} -d ${client}/32 -p ${p.protocol} -m ${p.protocol} --dport ${p.clientPort} -j ACCEPT`,
+        );
+      }
+    }
+    if (pre.length > 0) {
+      nat4.chains = { ...nat4.chains, [chain('PRE')]: pre };
+      nat4.jumps = [
+        ...(nat4.jumps ?? []),
+        { fromChain: 'PREROUTING', rule: `-j ${chain('PRE')}`, position: 'prepend' },
+      ];
+    }
+    fwd.push(`-o ${vx} -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT`);
+    fwd.push(`-i ${vpn} -j REJECT --reject-with icmp-port-unreachable`);
+    const out: string[] = [];
+    const local4 = settings.vpnLocalCidrs.filter((c) => !c.includes(':'));
+    const local6 = settings.vpnLocalCidrs.filter((c) => c.includes(':'));
+    if (settings.vpnBlockOtherTraffic) {
+      fwd.push(`-i ${vx} -o ${vpn} -j ACCEPT`, `-i ${vx} -o ${vx} -j ACCEPT`);
+      fwd.push(...local4.map((c) => `-d ${c} -j ACCEPT`), '-j DROP');
+      out.push(...killSwitchOutput(settings, vpn, local4, dnsRules(facts.clusterDns ?? [], 4)));
+    }
+    const filter: IptablesRuleSet = {
+      table: 'filter',
+      chains: { [chain('FWD')]: fwd, ...(out.length ? { [chain('OUT')]: out } : {}) },
+      jumps: [
+        { fromChain: 'FORWARD', rule: `-j ${chain('FWD')}`, position: 'prepend' },
+        ...(out.length
+          ? [{ fromChain: 'OUTPUT', rule: `-j ${chain('OUT')}`, position: 'prepend' as const }]
+          : []),
+      ],
+    };
+    iptables.push(filter);
+    if (settings.vpnBlockOtherTraffic) {
+      ip6tables.push({
+        table: 'filter',
+        chains: {
+          [chain('FWD')]: [
+            `-o ${vx} -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT`,
+            `-i ${vx} -o ${vpn} -j ACCEPT`,
+            ...local6.map((c) => `-d ${c} -j ACCEPT`),
+            '-j DROP',
+          ],
+          // Neighbour discovery on the pod network, or nothing on it works at all.
+          [chain('OUT')]: killSwitchOutput(settings, vpn, local6, [
+            ...dnsRules(facts.clusterDns ?? [], 6),
+            ...NDP_TYPES.map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`),
+          ]),
+        },
+        jumps: [
+          { fromChain: 'FORWARD', rule: `-j ${chain('FWD')}`, position: 'prepend' },
+          { fromChain: 'OUTPUT', rule: `-j ${chain('OUT')}`, position: 'prepend' },
+        ],
+      });
+    }
+  }
+
+  const podGateway = facts.podGateway;
+  const routes: RouteSpec[] = podGateway
+    ? settings.vpnLocalCidrs
+        .filter((c) => c.includes(':') === podGateway.includes(':'))
+        .map((dst) => ({ dst, via: podGateway, dev: facts.podInterface, protocol: ROUTE_PROTOCOL }))
+    : [];
+
+  return {
+    sysctls: [{ key: 'net.ipv4.ip_forward', value: '1' }],
+    vxlan,
+    address: `${net.gateway}/${net.prefixLength}`,
+    rules: [{ priority: 50, table: 'main', suppressPrefixLength: 0 }],
+    routes,
+    iptables,
+    ip6tables,
+  };
+}
+
+/**
+ * ICMPv6 router solicitation/advertisement and neighbour solicitation/advertisement, by number:
+ * that is how `ip6tables -S` prints them, so a fresh run compares equal and changes nothing.
+ */
+export const NDP_TYPES = [133, 134, 135, 136];
+
+/** DNS (udp and tcp 53) to each server of one address family. */
+function dnsRules(servers: readonly string[], family: 4 | 6): string[] {
+  return servers
+    .filter((ip) => ip.includes(':') === (family === 6))
+    .flatMap((ip) => {
+      const dst = `${ip}/${family === 6 ? 128 : 32}`;
+      return [`-d ${dst} -p udp -m udp --dport 53 -j ACCEPT`, `-d ${dst} -p tcp -m tcp --dport 53 -j ACCEPT`];
+    });
+}
+
+/** OUTPUT of the gateway itself with the kill switch on: the VPN, the overlay, cluster networks. */
+function killSwitchOutput(
+  settings: Settings,
+  vpn: string,
+  local: readonly string[],
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    '-o lo -j ACCEPT',
+    `-o ${vpn} -j ACCEPT`,
+    `-o ${VXLAN_DEVICE} -j ACCEPT`,
+    // The overlay's own packets (encapsulated, to client pods) leave by the pod interface.
+    `-p udp -m udp --dport ${settings.vxlanPort} -j ACCEPT`,
+    ...settings.vpnTrafficPorts.flatMap((p) => [
+      `-p udp -m udp --dport ${p} -j ACCEPT`,
+      `-p tcp -m tcp --dport ${p} -j ACCEPT`,
+    ]),
+    ...local.map((c) => `-d ${c} -j ACCEPT`),
+    // Answers to connections others opened to the gateway (kubelet probes, metrics).
+    '-m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
+    ...extra,
+    '-j DROP',
+  ];
+}
