@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { clientOptions, SETTINGS_HELP } from '@knet/podgw';
+import { createProgram, schemas } from '@knet/runtime';
+import { VERSION } from './version';
+
+export const program = createProgram({
+  name: 'client-sidecar',
+  version: VERSION,
+  description:
+    'Keeps a pod-gateway client pod routed: checks the gateway over vxlan0, and when it stops answering (the gateway ' +
+    'pod was recreated with a new IP) resolves it again and rebuilds the tunnel and the lease; renews the DHCP lease; ' +
+    "exits 0 once the pod's other containers have finished, so Jobs complete.",
+  options: {
+    ...clientOptions,
+    checkInterval: {
+      flag: '--check-interval <duration>',
+      env: 'PODGW_CHECK_INTERVAL',
+      description:
+        'time between gateway checks (ICMP over vxlan0, 1 s timeout); CONNECTION_RETRY_COUNT failures in a row trigger a rebuild',
+      schema: schemas.duration({ min: 100 }),
+      default: '1s',
+    },
+    retryInterval: {
+      flag: '--retry-interval <duration>',
+      env: 'PODGW_RETRY_INTERVAL',
+      description: 'time between rebuild attempts while the gateway is away',
+      schema: schemas.duration({ min: 100 }),
+      default: '500ms',
+    },
+    podName: {
+      flag: '--pod-name <name>',
+      env: 'POD_NAME',
+      description:
+        "this pod's name (downward API, metadata.name); with --pod-namespace it enables exiting when the other containers finished",
+      schema: z.string().min(1).optional(),
+    },
+    podNamespace: {
+      flag: '--pod-namespace <namespace>',
+      env: 'POD_NAMESPACE',
+      description: "this pod's namespace (downward API, metadata.namespace)",
+      schema: z.string().min(1).optional(),
+    },
+    containerName: {
+      flag: '--container-name <name>',
+      env: 'PODGW_CONTAINER_NAME',
+      description: "this sidecar's container name in the pod spec (it does not wait for itself)",
+      schema: z.string().min(1),
+      default: 'gateway-sidecar',
+    },
+    podPollInterval: {
+      flag: '--pod-poll-interval <duration>',
+      env: 'PODGW_POD_POLL_INTERVAL',
+      description: 'time between reads of this pod (needs only "get" on pods)',
+      schema: schemas.duration({ min: 500 }),
+      default: '5s',
+    },
+    kubeconfig: {
+      flag: '--kubeconfig <path>',
+      env: 'KUBECONFIG',
+      description: "credentials to read this pod (default: the pod's service account)",
+      schema: z.string().optional(),
+    },
+    healthPort: {
+      flag: '--health-port <port>',
+      env: 'PODGW_HEALTH_PORT',
+      description:
+        'serve /healthz, /readyz (ready while routed through the gateway) and /metrics on this port; 0 = off',
+      schema: schemas.port({ allowZero: true }),
+      default: 0,
+    },
+  },
+});
+program.command.addHelpText('after', SETTINGS_HELP);
