@@ -10,7 +10,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const aliases = { tower: 'apps/tower-proxy' };
+const aliases = { tower: 'apps/tower-proxy', gateway: 'apps/gateway-sidecar' };
 
 function benches() {
   const found = new Map();

@@ -1,0 +1,81 @@
+/**
+ * Client timings in the pod-gateway lab (test/podgw-lab.ts):
+ *   client_routed_ms   client-init from process start to exit 0: routes isolated, gateway resolved,
+ *                      vxlan0 built, DHCP lease taken, default route set, gateway answering
+ *   recovery_ms        gateway pod replaced by one with a new IP: from the new gateway serving (DHCP
+ *                      and DNS up, cluster DNS record updated) to the client routed through it again
+ *                      (a TCP round trip to the internet host that arrives from the new VPN address)
+ */
+import { writeFileSync } from 'node:fs';
+import { median, sleep } from '@knet/testing';
+import { INTERNET, PodgwLab, VPN_SERVER, type Gateway } from '../test/podgw-lab';
+import type { BenchContext } from './context';
+
+export async function benchClient(ctx: BenchContext, rounds = 5): Promise<void> {
+  const w = await PodgwLab.create();
+  ctx.cleanup.defer('pod-gateway lab', () => w.dispose());
+
+  const startGateway = async (podIp: string, vpnIp: string): Promise<Gateway> => {
+    const gw = await w.addGateway(podIp, vpnIp);
+    const resolv = w.resolvConf(gw);
+    const init = await w.gatewayInit(gw, resolv);
+    if (init.exitCode !== 0) throw new Error(`gateway-init failed: ${init.stderr.trim()}`);
+    writeFileSync(resolv, `nameserver ${VPN_SERVER}\n`);
+    await w.startGatewaySidecar(gw, resolv);
+    return gw;
+  };
+  let gw = await startGateway('192.0.2.10', '203.0.113.2');
+
+  const routed: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const c = await w.addClient(`bench-${i}`);
+    const t0 = performance.now();
+    const r = await w.clientInit(c);
+    const ms = performance.now() - t0;
+    if (r.exitCode !== 0) throw new Error(`client-init failed: ${r.stderr.trim()}`);
+    routed.push(ms);
+    ctx.log(`client-init ${i + 1}/${rounds}: routed in ${ms.toFixed(0)} ms`);
+  }
+  ctx.emit({
+    metric: 'client_routed_ms',
+    value: median(routed),
+    unit: 'ms',
+    rounds,
+    min: Math.min(...routed),
+  });
+
+  const c = await w.addClient('bench-recovery');
+  const init = await w.clientInit(c);
+  if (init.exitCode !== 0) throw new Error(`client-init failed: ${init.stderr.trim()}`);
+  await w.startClientSidecar(c);
+  const recovery: number[] = [];
+  const addresses = ['192.0.2.11', '192.0.2.12', '192.0.2.13', '192.0.2.14', '192.0.2.15', '192.0.2.16'];
+  for (let i = 0; i < Math.min(rounds, addresses.length); i++) {
+    // The old gateway pod goes away; a new one with a new IP starts serving.
+    const old = gw;
+    if (old.sidecar) process.kill(old.sidecar.pid, 'SIGTERM');
+    await old.host.ip('link', 'set', 'eth0', 'down');
+    await old.host.ip('link', 'set', 'tun0', 'down');
+    const vpnIp = `203.0.113.${3 + i}`;
+    gw = await startGateway(addresses[i] as string, vpnIp);
+    w.setClusterRecord(gw.podIp);
+    const t0 = performance.now();
+    for (;;) {
+      if ((await w.whoami(c.host, INTERNET, 7, 500)) === vpnIp) break;
+      if (performance.now() - t0 > 60_000) throw new Error('the client did not recover within 60 s');
+      await sleep(20);
+    }
+    const ms = performance.now() - t0;
+    recovery.push(ms);
+    ctx.log(`gateway replaced ${i + 1}: client routed again after ${ms.toFixed(0)} ms`);
+  }
+  ctx.emit({
+    metric: 'recovery_ms',
+    value: median(recovery),
+    unit: 'ms',
+    rounds: recovery.length,
+    max: Math.max(...recovery),
+    goal_ms: 3000,
+    check_interval_ms: 500,
+  });
+}

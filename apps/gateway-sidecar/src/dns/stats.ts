@@ -1,0 +1,101 @@
+// Counters of the DNS server: plain numbers on the hot path, exported to Prometheus at scrape time.
+import { Counter, Gauge, type Registry } from '@knet/runtime';
+
+export interface DnsStats {
+  /** Answered from the cache. */
+  queriesCache: number;
+  /** Answered from the local names (leases). */
+  queriesLocal: number;
+  /** Sent upstream (cache misses, including coalesced duplicates). */
+  queriesForwarded: number;
+  /** Malformed queries: answered FORMERR/NOTIMP/BADVERS, or dropped when no reply was possible. */
+  malformed: number;
+  /** SERVFAIL sent because no upstream answered (or none was configured). */
+  servfail: number;
+  /** Queries dropped because too many were waiting for upstreams. */
+  overload: number;
+  upstreamTimeouts: number;
+  /** Upstream network errors (unreachable, refused connection…). */
+  upstreamErrors: number;
+  /** Upstream replies ignored: unknown ID, wrong source or question, unparsable. */
+  upstreamRejected: number;
+  /** TCP connections refused or closed for idleness/limits. */
+  tcpDropped: number;
+}
+
+export function createStats(): DnsStats {
+  return {
+    queriesCache: 0,
+    queriesLocal: 0,
+    queriesForwarded: 0,
+    malformed: 0,
+    servfail: 0,
+    overload: 0,
+    upstreamTimeouts: 0,
+    upstreamErrors: 0,
+    upstreamRejected: 0,
+    tcpDropped: 0,
+  };
+}
+
+/**
+ * Registers `<prefix>queries_total{source}`, `<prefix>errors_total{kind}`,
+ * `<prefix>upstream_timeouts_total` and `<prefix>cache_entries`, read from `source()` when
+ * scraped (so counting costs nothing per query). Default prefix `knet_dns_`.
+ */
+export function registerDnsMetrics(
+  registry: Registry,
+  source: () => { stats: DnsStats; cacheEntries: number },
+  prefix = 'knet_dns_',
+): void {
+  // Counters are fed the growth since the last scrape.
+  const last = createStats();
+  const grow = (c: Counter<string>, labels: Record<string, string>, key: keyof DnsStats, s: DnsStats) => {
+    const d = s[key] - last[key];
+    if (d > 0) c.inc(labels, d);
+    last[key] = s[key];
+  };
+  new Counter({
+    name: `${prefix}queries_total`,
+    help: 'DNS queries answered, by source (cache, local, forwarded)',
+    labelNames: ['source'],
+    registers: [registry],
+    collect() {
+      const s = source().stats;
+      grow(this, { source: 'cache' }, 'queriesCache', s);
+      grow(this, { source: 'local' }, 'queriesLocal', s);
+      grow(this, { source: 'forwarded' }, 'queriesForwarded', s);
+    },
+  });
+  new Counter({
+    name: `${prefix}errors_total`,
+    help: 'DNS errors, by kind',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const s = source().stats;
+      grow(this, { kind: 'malformed' }, 'malformed', s);
+      grow(this, { kind: 'servfail' }, 'servfail', s);
+      grow(this, { kind: 'overload' }, 'overload', s);
+      grow(this, { kind: 'upstream_error' }, 'upstreamErrors', s);
+      grow(this, { kind: 'upstream_rejected' }, 'upstreamRejected', s);
+      grow(this, { kind: 'tcp_dropped' }, 'tcpDropped', s);
+    },
+  });
+  new Counter({
+    name: `${prefix}upstream_timeouts_total`,
+    help: 'Upstream DNS queries that timed out',
+    registers: [registry],
+    collect() {
+      grow(this, {}, 'upstreamTimeouts', source().stats);
+    },
+  });
+  new Gauge({
+    name: `${prefix}cache_entries`,
+    help: 'Responses in the DNS cache',
+    registers: [registry],
+    collect() {
+      this.set(source().cacheEntries);
+    },
+  });
+}

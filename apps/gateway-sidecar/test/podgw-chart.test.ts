@@ -1,0 +1,874 @@
+/**
+ * The pod-gateway chart (charts/pod-gateway) against the real helm and a real kube-apiserver: lint,
+ * render, server-side dry run, schema and template refusals, the rendered settings.sh and nat.conf
+ * read by the apps' own loaders, the Deployment's args run by the real app bundles, and a real
+ * install whose RBAC lets client-sidecar's ServiceAccounts `get` pods in the routed namespaces and
+ * nothing more.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadSettings, parseNatConf, type GatewayPlan, type Settings } from '@knet/podgw';
+import { ControlPlane, bundleScript, run, workspaceRoot } from '@knet/testing';
+
+jest.setTimeout(120_000);
+
+const CHART = join(workspaceRoot(), 'charts/pod-gateway');
+/** The gateway's namespace, and the namespaces whose pods it routes. */
+const NS = 'vpn-gateway';
+const ROUTED = ['media', 'downloads'];
+/** Release "pod-gateway": every object is called "pod-gateway" (the release name holds the chart's). */
+const NAME = 'pod-gateway';
+const GATEWAY_NAME = `${NAME}.${NS}.svc.cluster.local`;
+
+/** Values with every feature on: JSON is YAML, so they go to helm as a values file, typed as users write them. */
+const FULL = {
+  routedNamespaces: ROUTED,
+  clientServiceAccounts: ['default', 'jobs'],
+  settings: {
+    K8S_DNS_IPS: '10.0.0.10',
+    NOT_ROUTED_TO_GATEWAY_CIDRS: ['10.0.0.0/24', '10.244.0.0/16'],
+    // From a values file helm reads numbers as float64: this one must not become 1.6777215e+07.
+    VXLAN_ID: 16_777_215,
+    VPN_INTERFACE: 'wg0',
+    VPN_BLOCK_OTHER_TRAFFIC: true,
+    VPN_TRAFFIC_PORT: [51820, 443],
+    VPN_LOCAL_CIDRS: '10.0.0.0/8,192.168.1.1',
+    DNS_LOCAL_CIDRS: ['local', 'corp.example'],
+    SNAT_IP: '203.0.113.7',
+    VPN_INTERFACE_MTU: 1420,
+    CONNECTION_RETRY_COUNT: 3,
+  },
+  publicPorts: [
+    {
+      hostname: 'transmission',
+      IP: 10,
+      ports: [
+        { type: 'tcp', port: 51413 },
+        { type: 'udp', port: 51413 },
+      ],
+    },
+    { hostname: 'web', IP: 11, ports: [{ type: 'tcp', port: 8443, clientPort: 443 }] },
+    { hostname: 'fixed', IP: 12 },
+  ],
+  vpn: {
+    enabled: true,
+    container: {
+      image: 'ghcr.io/qdm12/gluetun:v3.40.0',
+      env: [{ name: 'VPN_TYPE', value: 'wireguard' }],
+      volumeMounts: [{ name: 'wg', mountPath: '/gluetun/wireguard', readOnly: true }],
+    },
+    volumes: [{ name: 'wg', secret: { secretName: 'wg-config' } }],
+  },
+  networkPolicy: { enabled: true },
+};
+
+// --- the parts of the objects the tests look at ---------------------------------------------------
+interface SecurityContext {
+  privileged?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  runAsUser?: number;
+  runAsNonRoot?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+  seccompProfile?: { type: string };
+}
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  securityContext?: SecurityContext;
+  ports?: { name?: string; containerPort: number; protocol?: string }[];
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+interface Volume {
+  name: string;
+  configMap?: { name: string };
+  emptyDir?: Record<string, unknown>;
+  secret?: { secretName: string };
+}
+interface PodSpec {
+  automountServiceAccountToken?: boolean;
+  securityContext?: { sysctls?: { name: string; value: string }[]; seccompProfile?: { type: string } };
+  initContainers: Container[];
+  containers: Container[];
+  volumes: Volume[];
+}
+interface PolicyPeer {
+  ipBlock?: { cidr: string };
+  namespaceSelector?: {
+    matchLabels?: Record<string, string>;
+    matchExpressions?: { key: string; operator: string; values: string[] }[];
+  };
+  podSelector?: { matchLabels?: Record<string, string> };
+}
+interface PolicyRule {
+  to?: PolicyPeer[];
+  from?: PolicyPeer[];
+  ports?: { protocol: string; port: number }[];
+}
+interface K8sObject {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  data?: Record<string, string>;
+  spec?: {
+    replicas?: number;
+    strategy?: { type: string };
+    template?: { metadata: { annotations?: Record<string, string> }; spec: PodSpec };
+    clusterIP?: string;
+    ports?: { name: string; port: number; protocol: string }[];
+    policyTypes?: string[];
+    ingress?: PolicyRule[];
+    egress?: PolicyRule[];
+  };
+  rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+  subjects?: { kind: string; name: string; namespace: string }[];
+}
+
+let host: ControlPlane;
+let tmp: string;
+let fullValues: string;
+let bundles: Promise<{ gatewayInit: string; gatewaySidecar: string }>;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'podgw-chart-'));
+  fullValues = join(tmp, 'full-values.json');
+  writeFileSync(fullValues, JSON.stringify(FULL, null, 2));
+  bundles = Promise.all([
+    bundleScript(join(workspaceRoot(), 'apps/gateway-init/src/main.ts')),
+    bundleScript(join(workspaceRoot(), 'apps/gateway-sidecar/src/main.ts')),
+  ]).then(([gatewayInit, gatewaySidecar]) => ({ gatewayInit, gatewaySidecar }));
+  bundles.catch(() => undefined); // awaited by the tests that use them
+  host = await ControlPlane.start();
+  // The routed namespaces must exist before anything is put into them.
+  for (const ns of [NS, ...ROUTED]) await host.kubectlOk(['create', 'namespace', ns]);
+}, 240_000);
+
+afterAll(async () => {
+  await host?.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+/** `helm template` of release NAME in NS; throws with helm's stderr on failure. */
+async function render(args: string[] = []): Promise<string> {
+  const r = await host.helm(['template', NAME, CHART, '--namespace', NS, ...args]);
+  if (r.exitCode !== 0) throw new Error(`helm template failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+let seq = 0;
+/** Server-side dry run of rendered YAML: the objects as the API server would store them. */
+async function dryRun(yaml: string): Promise<K8sObject[]> {
+  const file = join(tmp, `rendered-${++seq}.yaml`);
+  writeFileSync(file, yaml);
+  const out = JSON.parse(
+    await host.kubectlOk(['apply', '--dry-run=server', '-o', 'json', '-f', file]),
+  ) as K8sObject & { items?: K8sObject[] };
+  return out.items ?? [out];
+}
+
+/** A dry run in a namespace that does not exist yet (created first, so the API server accepts it). */
+async function dryRunIn(ns: string, yaml: string): Promise<K8sObject[]> {
+  await host.kubectl(['create', 'namespace', ns]);
+  return dryRun(yaml);
+}
+
+/** "Kind namespace/name" of each object, sorted. */
+const ids = (objects: K8sObject[]) =>
+  objects.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
+
+const find = (objects: K8sObject[], kind: string, namespace = NS) => {
+  const o = objects.find((x) => x.kind === kind && x.metadata.namespace === namespace);
+  if (!o) throw new Error(`no ${kind} in ${namespace} among ${ids(objects).join(', ')}`);
+  return o;
+};
+const podSpec = (objects: K8sObject[]) => find(objects, 'Deployment').spec!.template!.spec;
+const container = (list: Container[], name: string) => {
+  const c = list.find((x) => x.name === name);
+  if (!c) throw new Error(`no container ${name} among ${list.map((x) => x.name).join(', ')}`);
+  return c;
+};
+
+/** Writes a ConfigMap's settings.sh and nat.conf to files, as the pod's /config mount holds them. */
+function configFiles(cm: K8sObject): { settings: string; natConf: string } {
+  const dir = mkdtempSync(join(tmp, 'config-'));
+  const settings = join(dir, 'settings.sh');
+  const natConf = join(dir, 'nat.conf');
+  writeFileSync(settings, cm.data?.['settings.sh'] ?? '');
+  writeFileSync(natConf, cm.data?.['nat.conf'] ?? '');
+  return { settings, natConf };
+}
+
+/** settings.sh of a ConfigMap read by @knet/podgw's loader, with no environment. */
+function settingsOf(cm: K8sObject) {
+  return loadSettings({ files: [{ path: configFiles(cm).settings, required: true }], env: {} });
+}
+
+/** `kubectl auth can-i` as `user`: true for yes. */
+async function can(user: string, args: string[]): Promise<boolean> {
+  const r = await host.kubectl(['auth', 'can-i', ...args, `--as=${user}`]);
+  if (r.stdout.trim() !== 'yes' && r.stdout.trim() !== 'no')
+    throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim() === 'yes';
+}
+
+/** The apps' defaults with the chart's settings.sh on top (the chart's defaults). */
+const CHART_DEFAULTS: Settings = {
+  gatewayName: GATEWAY_NAME,
+  k8sDnsIps: [],
+  notRoutedToGatewayCidrs: [],
+  vxlanId: 42,
+  vxlanPort: 4789,
+  vxlanNetwork: '172.16.0',
+  firstDynamicIp: 20,
+  vpnInterface: 'tun0',
+  vpnBlockOtherTraffic: false,
+  vpnTrafficPorts: [1194],
+  vpnLocalCidrs: ['10.0.0.0/8', '192.168.0.0/16'],
+  dnsLocalDomains: ['local'],
+  dnsLocalServers: [],
+  snatIp: undefined,
+  vpnInterfaceMtu: undefined,
+  connectionRetryCount: 1,
+  k8sDefaultGw: undefined,
+  gatewayEnableDnssec: true,
+  resolvConfCopy: '/etc/resolv_copy.conf',
+  iptablesNft: false,
+};
+
+describe('helm lint --strict', () => {
+  it('passes with the default values and with every feature on', async () => {
+    for (const args of [[], ['-f', fullValues]]) {
+      const r = await host.helm(['lint', '--strict', CHART, '--namespace', NS, ...args]);
+      expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+    }
+  });
+});
+
+describe('the API server accepts every rendered object (kubectl apply --dry-run=server)', () => {
+  it('default values: ConfigMap, headless Service and the gateway Deployment, hardened', async () => {
+    const objects = await dryRun(await render());
+    expect(ids(objects)).toEqual([
+      `ConfigMap ${NS}/${NAME}`,
+      `Deployment ${NS}/${NAME}`,
+      `Service ${NS}/${NAME}`,
+    ]);
+    const deploy = find(objects, 'Deployment');
+    expect(deploy.spec?.replicas).toBe(1);
+    expect(deploy.spec?.strategy?.type).toBe('Recreate');
+
+    const pod = podSpec(objects);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext?.seccompProfile?.type).toBe('RuntimeDefault');
+    expect(pod.securityContext?.sysctls).toBeUndefined();
+    expect(pod.initContainers.map((c) => c.name)).toEqual(['gateway-init']);
+    expect(pod.containers.map((c) => c.name)).toEqual(['gateway-sidecar']); // no VPN container by default
+
+    // gateway-init: privileged for the ip_forward sysctl, like pod-gateway's.
+    const init = container(pod.initContainers, 'gateway-init');
+    expect(init.image).toBe('knet/gateway-init:0.1.0');
+    expect(init.securityContext).toMatchObject({
+      privileged: true,
+      readOnlyRootFilesystem: true,
+      runAsUser: 0,
+    });
+    expect(init.securityContext?.allowPrivilegeEscalation).toBeUndefined();
+
+    // gateway-sidecar: root in the pod's netns, but only NET_ADMIN (fdb) and NET_BIND_SERVICE (53, 67).
+    const sidecar = container(pod.containers, 'gateway-sidecar');
+    expect(sidecar.image).toBe('knet/gateway-sidecar:0.1.0');
+    expect(sidecar.securityContext).toEqual({
+      runAsUser: 0,
+      runAsNonRoot: false,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_BIND_SERVICE'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(sidecar.ports).toContainEqual({ name: 'http', containerPort: 8080, protocol: 'TCP' });
+    expect(sidecar.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'http' });
+    expect(sidecar.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'http' });
+
+    // The settings ConfigMap at /config (read-only) and the state emptyDir in both containers.
+    for (const c of [init, sidecar]) {
+      expect(c.volumeMounts).toContainEqual({ name: 'config', mountPath: '/config', readOnly: true });
+      expect(c.volumeMounts).toContainEqual({ name: 'state', mountPath: '/var/lib/pod-gateway' });
+      expect(c.args).toEqual(
+        expect.arrayContaining([
+          '--settings=/config/settings.sh',
+          '--nat-config=/config/nat.conf',
+          '--state-dir=/var/lib/pod-gateway',
+        ]),
+      );
+    }
+    expect(pod.volumes.find((v) => v.name === 'config')?.configMap?.name).toBe(NAME);
+    expect(pod.volumes.find((v) => v.name === 'state')?.emptyDir).toBeDefined();
+
+    // Headless: GATEWAY_NAME resolves to the pod IP. The VXLAN port, UDP.
+    const svc = find(objects, 'Service');
+    expect(svc.spec?.clusterIP).toBe('None');
+    expect(svc.spec?.ports).toEqual([
+      expect.objectContaining({ name: 'vxlan', port: 4789, protocol: 'UDP' }),
+    ]);
+    // dry run: nothing was stored
+    expect((await host.kubectl(['get', 'deployment', NAME, '-n', NS])).exitCode).not.toBe(0);
+  });
+
+  it('every feature on: the ConfigMap in each routed namespace, client RBAC, NetworkPolicy, VPN container', async () => {
+    const objects = await dryRun(await render(['-f', fullValues]));
+    expect(ids(objects)).toEqual(
+      [
+        `ConfigMap ${NS}/${NAME}`,
+        ...ROUTED.map((ns) => `ConfigMap ${ns}/${NAME}`),
+        `Deployment ${NS}/${NAME}`,
+        `NetworkPolicy ${NS}/${NAME}`,
+        ...ROUTED.map((ns) => `Role ${ns}/${NAME}-client`),
+        ...ROUTED.map((ns) => `RoleBinding ${ns}/${NAME}-client`),
+        `Service ${NS}/${NAME}`,
+      ].sort(),
+    );
+    // pod-gateway#86: the very same ConfigMap everywhere a client pod may mount it.
+    const data = find(objects, 'ConfigMap').data;
+    for (const ns of ROUTED) expect(find(objects, 'ConfigMap', ns).data).toEqual(data);
+
+    for (const ns of ROUTED) {
+      expect(find(objects, 'Role', ns).rules).toEqual([
+        { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+      ]);
+      expect(find(objects, 'RoleBinding', ns).subjects).toEqual([
+        { kind: 'ServiceAccount', name: 'default', namespace: ns },
+        { kind: 'ServiceAccount', name: 'jobs', namespace: ns },
+      ]);
+    }
+
+    // The VPN container as given, named "vpn", with the default NET_ADMIN, and its volume.
+    const pod = podSpec(objects);
+    expect(pod.containers.map((c) => c.name)).toEqual(['gateway-sidecar', 'vpn']);
+    const vpn = container(pod.containers, 'vpn');
+    expect(vpn.image).toBe('ghcr.io/qdm12/gluetun:v3.40.0');
+    expect(vpn.securityContext).toEqual({ capabilities: { add: ['NET_ADMIN'] } });
+    expect(vpn.volumeMounts).toEqual([{ name: 'wg', mountPath: '/gluetun/wireguard', readOnly: true }]);
+    expect(pod.volumes.find((v) => v.name === 'wg')?.secret?.secretName).toBe('wg-config');
+
+    // The NetworkPolicy follows the settings (unlike pod-gateway's fixed UDP 1194, #13).
+    const np = find(objects, 'NetworkPolicy').spec!;
+    expect(np.policyTypes).toEqual(['Ingress', 'Egress']);
+    const routedPeer = {
+      namespaceSelector: {
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ROUTED }],
+      },
+    };
+    expect(np.ingress).toEqual([{ from: [routedPeer], ports: [{ protocol: 'UDP', port: 4789 }] }]);
+    expect(np.egress).toEqual([
+      {
+        to: [{ ipBlock: { cidr: '0.0.0.0/0' } }],
+        ports: [
+          { protocol: 'UDP', port: 51820 },
+          { protocol: 'TCP', port: 51820 },
+          { protocol: 'UDP', port: 443 },
+          { protocol: 'TCP', port: 443 },
+        ],
+      },
+      // VPN_LOCAL_CIDRS; a bare address becomes a /32.
+      { to: [{ ipBlock: { cidr: '10.0.0.0/8' } }, { ipBlock: { cidr: '192.168.1.1/32' } }] },
+      {
+        to: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+            podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+          },
+        ],
+        ports: [
+          { protocol: 'UDP', port: 53 },
+          { protocol: 'TCP', port: 53 },
+        ],
+      },
+      { to: [routedPeer], ports: [{ protocol: 'UDP', port: 4789 }] },
+    ]);
+  });
+
+  it('a NetworkPolicy without routed namespaces admits no overlay traffic (no rule that would allow all)', async () => {
+    const objects = await dryRun(
+      await render(['--set', 'networkPolicy.enabled=true', '--show-only', 'templates/networkpolicy.yaml']),
+    );
+    const np = find(objects, 'NetworkPolicy').spec!;
+    expect(np.ingress).toBeUndefined(); // with policyTypes Ingress: nothing may come in
+    expect(np.egress?.map((r) => r.to?.length)).toEqual([1, 2, 1]); // VPN servers, local CIDRs, DNS
+    expect(np.egress?.every((r) => (r.to ?? []).length > 0)).toBe(true);
+  });
+
+  it('gatewayInit.ipForward=podSysctl: the pod asks for the sysctl, gateway-init runs unprivileged', async () => {
+    const pod = podSpec(
+      await dryRun(
+        await render([
+          '--set',
+          'gatewayInit.ipForward=podSysctl',
+          '--show-only',
+          'templates/deployment.yaml',
+        ]),
+      ),
+    );
+    expect(pod.securityContext?.sysctls).toEqual([{ name: 'net.ipv4.ip_forward', value: '1' }]);
+    expect(container(pod.initContainers, 'gateway-init').securityContext).toEqual({
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+  });
+
+  it('why privileged mode leaves allowPrivilegeEscalation out: the API server refuses it with privileged', async () => {
+    const yaml = await render([
+      '--set',
+      'gatewayInit.ipForward=privileged',
+      '--show-only',
+      'templates/deployment.yaml',
+    ]);
+    const broken = yaml.replace(/(\n(\s+)privileged: true)/, '$1\n$2allowPrivilegeEscalation: false');
+    expect(broken).not.toBe(yaml);
+    const file = join(tmp, 'broken.yaml');
+    writeFileSync(file, broken);
+    const r = await host.kubectl(['apply', '--dry-run=server', '-f', file]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('cannot set `allowPrivilegeEscalation` to false and `privileged` to true');
+  });
+
+  it('VXLAN_PORT reaches the Service, the container port and the NetworkPolicy; 0 means 4789', async () => {
+    const ports = async (vxlanPort: number) => {
+      const objects = await dryRun(
+        await render([
+          '--set',
+          `settings.VXLAN_PORT=${vxlanPort}`,
+          '--set',
+          'networkPolicy.enabled=true',
+          '--set',
+          'routedNamespaces={media}',
+        ]),
+      );
+      const np = find(objects, 'NetworkPolicy').spec!;
+      return [
+        find(objects, 'Service').spec?.ports?.[0]?.port,
+        container(podSpec(objects).containers, 'gateway-sidecar').ports?.find((p) => p.name === 'vxlan')
+          ?.containerPort,
+        np.ingress?.[0]?.ports?.[0]?.port,
+        np.egress?.at(-1)?.ports?.[0]?.port,
+        settingsOf(find(objects, 'ConfigMap')).settings.vxlanPort,
+      ];
+    };
+    expect(await ports(8472)).toEqual([8472, 8472, 8472, 8472, 8472]);
+    expect(await ports(0)).toEqual([4789, 4789, 4789, 4789, 4789]);
+  });
+
+  it('a settings change changes the pod template (gateway-init applies settings only at start)', async () => {
+    const checksum = async (args: string[]) =>
+      find(await dryRun(await render([...args, '--show-only', 'templates/deployment.yaml'])), 'Deployment')
+        .spec?.template?.metadata.annotations?.['checksum/config'];
+    const base = await checksum([]);
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    expect(await checksum([])).toBe(base);
+    expect(await checksum(['--set', 'settings.VXLAN_ID=43'])).not.toBe(base);
+    expect(await checksum(['-f', fullValues])).not.toBe(base);
+  });
+});
+
+describe("settings.sh and nat.conf, read by the apps' own loaders (@knet/podgw)", () => {
+  it("default values: pod-gateway chart's defaults, GATEWAY_NAME = the headless Service's DNS name", async () => {
+    const cm = find(await dryRun(await render(['--show-only', 'templates/configmap.yaml'])), 'ConfigMap');
+    const loaded = settingsOf(cm);
+    expect(loaded.settings).toEqual(CHART_DEFAULTS);
+    expect(loaded.warnings).toEqual([]);
+    // K8S_DNS_IPS is not written when unknown (it would override the webhook's K8S_DNS_ips).
+    expect(cm.data?.['settings.sh']).not.toContain('K8S_DNS_IPS');
+    expect(loaded.origins.GATEWAY_NAME).toMatch(/settings\.sh:\d+$/);
+    expect(loaded.origins.VPN_TRAFFIC_PORT).toMatch(/settings\.sh:\d+$/);
+    const nat = parseNatConf(cm.data?.['nat.conf'] ?? '', 'nat.conf', { firstDynamicIp: 20 });
+    expect(nat).toEqual([]);
+  });
+
+  it('every feature on: typed settings and the static clients with their port forwards', async () => {
+    const cm = find(
+      await dryRun(await render(['-f', fullValues, '--show-only', 'templates/configmap.yaml'])),
+      'ConfigMap',
+    );
+    const loaded = settingsOf(cm);
+    expect(loaded.settings).toEqual({
+      ...CHART_DEFAULTS,
+      k8sDnsIps: ['10.0.0.10'],
+      notRoutedToGatewayCidrs: ['10.0.0.0/24', '10.244.0.0/16'],
+      vxlanId: 16_777_215,
+      vpnInterface: 'wg0',
+      vpnBlockOtherTraffic: true,
+      vpnTrafficPorts: [51820, 443],
+      vpnLocalCidrs: ['10.0.0.0/8', '192.168.1.1/32'],
+      dnsLocalDomains: ['local', 'corp.example'],
+      snatIp: '203.0.113.7',
+      vpnInterfaceMtu: 1420,
+      connectionRetryCount: 3,
+    });
+    expect(loaded.warnings).toEqual([]);
+    expect(cm.data?.['settings.sh']).toContain('VXLAN_ID="16777215"');
+
+    const text = cm.data?.['nat.conf'] ?? '';
+    expect(text).toContain('web 11 tcp:8443:443\n');
+    const nat = parseNatConf(text, 'nat.conf', { firstDynamicIp: loaded.settings.firstDynamicIp });
+    expect(nat.map(({ origin: _, ...e }) => e)).toEqual([
+      {
+        hostname: 'transmission',
+        octet: 10,
+        ports: [
+          { protocol: 'tcp', publicPort: 51413, clientPort: 51413 },
+          { protocol: 'udp', publicPort: 51413, clientPort: 51413 },
+        ],
+      },
+      { hostname: 'web', octet: 11, ports: [{ protocol: 'tcp', publicPort: 8443, clientPort: 443 }] },
+      { hostname: 'fixed', octet: 12, ports: [] },
+    ]);
+  });
+
+  it('GATEWAY_NAME follows the release, namespace and clusterDomain, or is taken as given', async () => {
+    const gatewayName = async (release: string, args: string[]) => {
+      const r = await host.helm([
+        'template',
+        release,
+        CHART,
+        '--namespace',
+        'edge',
+        '--show-only',
+        'templates/configmap.yaml',
+        ...args,
+      ]);
+      if (r.exitCode !== 0) throw new Error(r.stderr);
+      return settingsOf(find(await dryRunIn('edge', r.stdout), 'ConfigMap', 'edge')).settings.gatewayName;
+    };
+    expect(await gatewayName('vpn', ['--set', 'clusterDomain=k8s.example'])).toBe(
+      'vpn-pod-gateway.edge.svc.k8s.example',
+    );
+    expect(await gatewayName('vpn', ['--set', 'settings.GATEWAY_NAME=gw.example.com'])).toBe(
+      'gw.example.com',
+    );
+    expect(await gatewayName('vpn', ['--set', 'fullnameOverride=gw'])).toBe('gw.edge.svc.cluster.local');
+  });
+
+  it('a setting given as null is left out: the apps use their own default', async () => {
+    const cm = find(
+      await dryRun(
+        await render(['--set', 'settings.VPN_TRAFFIC_PORT=null', '--show-only', 'templates/configmap.yaml']),
+      ),
+      'ConfigMap',
+    );
+    expect(cm.data?.['settings.sh']).not.toContain('VPN_TRAFFIC_PORT');
+    expect(settingsOf(cm).settings.vpnTrafficPorts).toEqual([443]);
+  });
+});
+
+describe("the Deployment's args and the ConfigMap run the real app bundles", () => {
+  /** The Deployment's objects and its /config files for the given values. */
+  const rendered = async (args: string[]) => {
+    const objects = await dryRun(await render(args));
+    return { pod: podSpec(objects), files: configFiles(find(objects, 'ConfigMap')) };
+  };
+  /** A container's args with the pod's paths replaced by the test's files. */
+  const localArgs = (c: Container, files: { settings: string; natConf: string }, stateDir: string) =>
+    (c.args ?? []).map((a) =>
+      a
+        .replace('=/config/settings.sh', `=${files.settings}`)
+        .replace('=/config/nat.conf', `=${files.natConf}`)
+        .replace('=/var/lib/pod-gateway', `=${stateDir}`),
+    );
+  const runApp = (bundle: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+    run(process.execPath, [bundle, ...args], {
+      env: { PATH: process.env['PATH'], ...env },
+      timeoutMs: 30_000,
+    });
+
+  it('gateway-init plans the port forwards, SNAT and the kill switch from the rendered files', async () => {
+    const { gatewayInit } = await bundles;
+    const { pod, files } = await rendered(['-f', fullValues]);
+    const args = localArgs(container(pod.initContainers, 'gateway-init'), files, join(tmp, 'state-init'));
+    expect(args).toContain('--log-level=info');
+    // --dry-run prints the plan; K8S_DEFAULT_GW stands in for the pod's default route.
+    const r = await runApp(gatewayInit, [...args, '--dry-run'], { K8S_DEFAULT_GW: '10.0.0.1' });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const plan = JSON.parse(r.stdout) as GatewayPlan;
+    expect(plan.vxlan).toMatchObject({ name: 'vxlan0', id: 16_777_215, dstPort: 4789, mtu: 1420 });
+    expect(plan.address).toBe('172.16.0.1/24');
+    expect(plan.sysctls).toEqual([{ key: 'net.ipv4.ip_forward', value: '1' }]);
+    const rules = (table: string) =>
+      plan.iptables.filter((t) => t.table === table).flatMap((t) => Object.values(t.chains).flat());
+    expect(rules('nat')).toEqual(
+      expect.arrayContaining([
+        '-s 172.16.0.0/24 -o wg0 -j SNAT --to-source 203.0.113.7',
+        '-i wg0 -p tcp -m tcp --dport 51413 -j DNAT --to-destination 172.16.0.10:51413',
+        '-i wg0 -p udp -m udp --dport 51413 -j DNAT --to-destination 172.16.0.10:51413',
+        '-i wg0 -p tcp -m tcp --dport 8443 -j DNAT --to-destination 172.16.0.11:443',
+      ]),
+    );
+    // Kill switch on: the VPN client's ports are let out, the rest is dropped.
+    expect(rules('filter')).toEqual(
+      expect.arrayContaining([
+        '-p udp -m udp --dport 51820 -j ACCEPT',
+        '-p tcp -m tcp --dport 443 -j ACCEPT',
+        '-j DROP',
+      ]),
+    );
+  });
+
+  it('gateway-init with the default values: no kill switch (VPN_BLOCK_OTHER_TRAFFIC=false), tun0', async () => {
+    const { gatewayInit } = await bundles;
+    const { pod, files } = await rendered([]);
+    const args = localArgs(container(pod.initContainers, 'gateway-init'), files, join(tmp, 'state-init'));
+    const r = await runApp(gatewayInit, [...args, '--dry-run'], { K8S_DEFAULT_GW: '10.0.0.1' });
+    expect(r.exitCode).toBe(0);
+    const plan = JSON.parse(r.stdout) as GatewayPlan;
+    expect(plan.vxlan).toMatchObject({ id: 42, dstPort: 4789 });
+    const all = plan.iptables.flatMap((t) => Object.values(t.chains).flat());
+    expect(all).not.toContain('-j DROP');
+    expect(all).toContain('-s 172.16.0.0/24 ! -o vxlan0 -j MASQUERADE');
+  });
+
+  it('gateway-sidecar accepts its args and settings and stops only because there is no vxlan0 here', async () => {
+    const { gatewaySidecar } = await bundles;
+    const { pod, files } = await rendered(['-f', fullValues, '--set', 'gatewaySidecar.localDomain=vpn.lan']);
+    const args = localArgs(container(pod.containers, 'gateway-sidecar'), files, join(tmp, 'state-sidecar'));
+    expect(args).toEqual(
+      expect.arrayContaining(['--lease-time=12h', '--health-port=8080', '--local-domain=vpn.lan']),
+    );
+    const r = await runApp(gatewaySidecar, args);
+    expect(r.stderr).toContain(
+      'gateway-sidecar: vxlan0 does not have the gateway address 172.16.0.1: run gateway-init first',
+    );
+    expect(r.exitCode).toBe(1);
+  });
+});
+
+describe('values are checked before anything is rendered', () => {
+  const fails = async (args: string[]) => {
+    const r = await host.helm(['template', NAME, CHART, '--namespace', NS, ...args]);
+    expect(r.exitCode).not.toBe(0);
+    return r.stderr;
+  };
+
+  it('the schema names the bad setting', async () => {
+    expect(await fails(['--set', 'settings.VXLAN_ID=0'])).toMatch(
+      /settings\.VXLAN_ID: Must be greater than or equal to 1/,
+    );
+    expect(await fails(['--set', 'settings.VXLAN_ID=16777216'])).toMatch(
+      // (helm's validator prints the limit in float notation)
+      /settings\.VXLAN_ID: Must be less than or equal to 1\.6777215e\+07/,
+    );
+    expect(await fails(['--set-string', 'settings.VXLAN_ID=abc'])).toMatch(
+      /settings\.VXLAN_ID: Invalid type\. Expected: integer, given: string/,
+    );
+    expect(await fails(['--set', 'settings.VPN_LOCAL_CIDRS=10.0.0.0/33'])).toMatch(
+      /settings\.VPN_LOCAL_CIDRS: Does not match pattern/,
+    );
+    expect(await fails(['--set', 'settings.NOT_ROUTED_TO_GATEWAY_CIDRS={10.0.0.0/8,300.1.0.0/16}'])).toMatch(
+      /settings\.NOT_ROUTED_TO_GATEWAY_CIDRS\.1: Does not match pattern/,
+    );
+    expect(await fails(['--set', 'settings.VPN_INTERFACE=a-very-long-ifname'])).toMatch(
+      /settings\.VPN_INTERFACE: Does not match pattern/,
+    );
+    expect(await fails(['--set', 'settings.VPN_TRAFFIC_PORT=70000'])).toMatch(
+      /settings\.VPN_TRAFFIC_PORT: Must be less than or equal to 65535/,
+    );
+    expect(await fails(['--set-string', 'settings.VPN_BLOCK_OTHER_TRAFFIC=yes'])).toMatch(
+      /settings\.VPN_BLOCK_OTHER_TRAFFIC: Invalid type\. Expected: boolean, given: string/,
+    );
+    expect(await fails(['--set', 'settings.VXLAN_IP_NETWORK=172.16.0.0/16'])).toMatch(
+      /settings\.VXLAN_IP_NETWORK: Does not match pattern/,
+    );
+  });
+
+  it('the schema refuses unknown keys: typos do not pass silently', async () => {
+    expect(await fails(['--set', 'settings.VXLAN_IDD=43'])).toMatch(
+      /settings: Additional property VXLAN_IDD is not allowed/,
+    );
+    expect(await fails(['--set', 'routedNamespace={media}'])).toMatch(
+      /Additional property routedNamespace is not allowed/,
+    );
+    expect(await fails(['--set', 'networkPolicy.enable=true'])).toMatch(
+      /networkPolicy: Additional property enable is not allowed/,
+    );
+  });
+
+  it('the schema checks publicPorts, namespaces and modes', async () => {
+    const entry = (rest: string) => ['--set', `publicPorts[0].hostname=web,publicPorts[0].IP=10,${rest}`];
+    expect(await fails(entry('publicPorts[0].ports[0].type=icmp,publicPorts[0].ports[0].port=1'))).toMatch(
+      /publicPorts\.0\.ports\.0\.type: publicPorts\.0\.ports\.0\.type must be one of the following: "tcp", "udp"/,
+    );
+    expect(await fails(entry('publicPorts[0].ports[0].type=tcp,publicPorts[0].ports[0].port=0'))).toMatch(
+      /publicPorts\.0\.ports\.0\.port: Must be greater than or equal to 1/,
+    );
+    expect(await fails(['--set', 'publicPorts[0].hostname=Web_1,publicPorts[0].IP=10'])).toMatch(
+      /publicPorts\.0\.hostname: Does not match pattern/,
+    );
+    expect(await fails(['--set', 'publicPorts[0].hostname=web'])).toMatch(/publicPorts\.0: IP is required/);
+    expect(await fails(['--set', 'routedNamespaces={Media}'])).toMatch(
+      /routedNamespaces\.0: Does not match pattern/,
+    );
+    expect(await fails(['--set', 'gatewayInit.ipForward=sysctl'])).toMatch(
+      /gatewayInit\.ipForward: gatewayInit\.ipForward must be one of the following: "privileged", "podSysctl"/,
+    );
+    expect(await fails(['--set', 'clientServiceAccounts=null'])).toMatch(/clientServiceAccounts is required/);
+  });
+
+  it('what the schema cannot say, the templates refuse', async () => {
+    expect(await fails(['--set', `routedNamespaces={media,${NS}}`])).toContain(
+      `routedNamespaces must not contain the release namespace ${NS}: the gateway pod would be routed through itself`,
+    );
+    expect(await fails(['--set', 'publicPorts[0].hostname=web,publicPorts[0].IP=20'])).toContain(
+      'publicPorts: web has IP 20, which must be below VXLAN_GATEWAY_FIRST_DYNAMIC_IP (20)',
+    );
+    expect(
+      await fails([
+        '--set',
+        'publicPorts[0].hostname=a,publicPorts[0].IP=10,publicPorts[1].hostname=b,publicPorts[1].IP=10',
+      ]),
+    ).toContain('publicPorts: IP 10 is given to both a and b');
+    expect(
+      await fails([
+        '--set',
+        'publicPorts[0].hostname=a,publicPorts[0].IP=10,publicPorts[0].ports[0].type=tcp,publicPorts[0].ports[0].port=80',
+        '--set',
+        'publicPorts[1].hostname=b,publicPorts[1].IP=11,publicPorts[1].ports[0].type=tcp,publicPorts[1].ports[0].port=80',
+      ]),
+    ).toContain('publicPorts: tcp:80 is forwarded to both a and b');
+    expect(await fails(['--set', 'vpn.enabled=true'])).toContain('vpn.enabled needs vpn.container.image');
+    expect(
+      await fails(['--set', 'settings.SNAT_IP=203.0.113.7', '--set', 'settings.VPN_INTERFACE=']),
+    ).toContain('settings.SNAT_IP needs settings.VPN_INTERFACE');
+  });
+});
+
+describe('a real install: the ConfigMap and the client RBAC in every routed namespace', () => {
+  const sa = (ns: string, name = 'default') => `system:serviceaccount:${ns}:${name}`;
+  let notes: string;
+
+  beforeAll(async () => {
+    // The cluster DNS Service the chart looks up for K8S_DNS_IPS (10.0.0.0/24 is the service range).
+    await host.kubectlOk([
+      'create',
+      'service',
+      'clusterip',
+      'kube-dns',
+      '-n',
+      'kube-system',
+      '--clusterip=10.0.0.10',
+      '--tcp=53:53',
+    ]);
+    const r = await host.helm([
+      'install',
+      NAME,
+      CHART,
+      '--namespace',
+      NS,
+      '--set',
+      `routedNamespaces={${ROUTED.join(',')}}`,
+    ]);
+    if (r.exitCode !== 0) throw new Error(`helm install failed: ${r.stderr}`);
+    notes = r.stdout;
+  }, 120_000);
+
+  it('NOTES: what GATEWAY_NAME and K8S_DNS_IPS resolved to, the kill switch, how to route a namespace', () => {
+    expect(notes).toContain(`GATEWAY_NAME: ${GATEWAY_NAME}`);
+    expect(notes).toContain('K8S_DNS_IPS:  10.0.0.10');
+    expect(notes).toContain('Kill switch OFF (VPN_BLOCK_OTHER_TRAFFIC=false)');
+    expect(notes).toContain('no VPN container (vpn.enabled=false)');
+    expect(notes).toContain(`Routed now: ${ROUTED.join(', ')}.`);
+    expect(notes).toContain('image: knet/client-init:0.1.0');
+    expect(notes).toContain('image: knet/client-sidecar:0.1.0');
+    expect(notes).toContain(`{ name: pod-gateway, configMap: { name: ${NAME} } }`);
+  });
+
+  it('NOTES with every feature on, and without a cluster DNS to look up', async () => {
+    const notesOf = async (args: string[]) => {
+      const r = await host.helm(['install', 'notes', CHART, '--namespace', NS, '--dry-run=server', ...args]);
+      if (r.exitCode !== 0) throw new Error(`helm install --dry-run failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    const full = await notesOf(['-f', fullValues]);
+    expect(full).toContain('GATEWAY_NAME: notes-pod-gateway.vpn-gateway.svc.cluster.local');
+    expect(full).toContain('VPN interface wg0: brought up by the container "vpn".');
+    expect(full).toContain('Kill switch ON: client traffic leaves only through wg0');
+    expect(full).toContain('VPN_TRAFFIC_PORT 51820,443');
+    expect(full).toContain('NetworkPolicy notes-pod-gateway: egress only to');
+    expect(full).toContain('3 static client(s) in nat.conf');
+    const noDns = await notesOf(['--set', 'clusterDnsService=']);
+    expect(noDns).toContain('K8S_DNS_IPS:  (empty)');
+    expect(noDns).toContain('Clients resolve GATEWAY_NAME at K8S_DNS_IPS, which is empty.');
+  });
+
+  it('the ConfigMap exists in the release and every routed namespace, with the looked-up K8S_DNS_IPS', async () => {
+    for (const ns of [NS, ...ROUTED]) {
+      const cm = JSON.parse(
+        await host.kubectlOk(['get', 'configmap', NAME, '-n', ns, '-o', 'json']),
+      ) as K8sObject;
+      expect(settingsOf(cm).settings).toEqual({ ...CHART_DEFAULTS, k8sDnsIps: ['10.0.0.10'] });
+    }
+  });
+
+  it("client-sidecar's ServiceAccounts may get pods in their own routed namespace…", async () => {
+    for (const ns of ROUTED) {
+      expect([ns, await can(sa(ns), ['get', 'pods', '-n', ns])]).toEqual([ns, true]);
+      expect([ns, await can(sa(ns), ['get', 'pods/any-pod', '-n', ns])]).toEqual([ns, true]);
+    }
+  });
+
+  it('…and nothing else', async () => {
+    const no: [string, string[]][] = [
+      [sa('media'), ['list', 'pods', '-n', 'media']],
+      [sa('media'), ['watch', 'pods', '-n', 'media']],
+      [sa('media'), ['get', 'secrets', '-n', 'media']],
+      [sa('media'), ['get', 'configmaps', '-n', 'media']],
+      [sa('media'), ['create', 'pods', '-n', 'media']],
+      [sa('media'), ['delete', 'pods/any-pod', '-n', 'media']],
+      [sa('media'), ['patch', 'pods/any-pod', '-n', 'media']],
+      [sa('media'), ['get', 'pods', '--subresource=log', '-n', 'media']],
+      [sa('media'), ['create', 'pods', '--subresource=exec', '-n', 'media']],
+      [sa('media'), ['get', 'pods', '-n', 'downloads']], // another routed namespace
+      [sa('media'), ['get', 'pods', '-n', NS]], // the gateway's
+      [sa('media'), ['get', 'pods', '-n', 'default']],
+      [sa('media', 'other'), ['get', 'pods', '-n', 'media']], // not in clientServiceAccounts
+      [sa(NS), ['get', 'pods', '-n', NS]], // the gateway pod needs no API access
+    ];
+    for (const [user, args] of no)
+      expect([user, args.join(' '), await can(user, args)]).toEqual([user, args.join(' '), false]);
+  });
+
+  it('with a real token: the ServiceAccount reads a pod, but cannot list them', async () => {
+    const kubeconfig = await host.serviceAccountKubeconfig('media', 'default');
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'routed-app', namespace: 'media' },
+      spec: { containers: [{ name: 'app', image: 'busybox' }] },
+    };
+    await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+    expect(
+      await host.kubectlOk(['get', 'pod', 'routed-app', '-n', 'media', '-o', 'jsonpath={.metadata.name}'], {
+        kubeconfig,
+      }),
+    ).toBe('routed-app');
+    const list = await host.kubectl(['get', 'pods', '-n', 'media'], { kubeconfig });
+    expect(list.exitCode).not.toBe(0);
+    expect(list.stderr).toContain('is forbidden');
+  });
+
+  it('helm uninstall removes what it put into the routed namespaces', async () => {
+    const r = await host.helm(['uninstall', NAME, '--namespace', NS]);
+    expect(r.exitCode).toBe(0);
+    for (const ns of ROUTED) {
+      expect((await host.kubectl(['get', 'configmap', NAME, '-n', ns])).exitCode).not.toBe(0);
+      expect((await host.kubectl(['get', 'role', `${NAME}-client`, '-n', ns])).exitCode).not.toBe(0);
+    }
+    expect(await can(sa('media'), ['get', 'pods', '-n', 'media'])).toBe(false);
+  });
+});

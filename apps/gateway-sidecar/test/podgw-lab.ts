@@ -1,0 +1,327 @@
+/**
+ * A pod-gateway world in network namespaces, for the end-to-end tests and the bench:
+ *
+ *   pod network (switch "podnet", 192.0.2.0/24, 2001:db8::/64)
+ *     router   192.0.2.1    the pods' default gateway; also 198.51.100.1 towards the cluster DNS
+ *     gw       192.0.2.10   the gateway pod: eth0 + tun0 (a veth standing in for the VPN)
+ *     clients  192.0.2.21…  client pods
+ *   cluster DNS  198.51.100.10  dnsmasq: pod-gateway.vpn.svc.cluster.local → the gateway pod,
+ *                               web.default.svc.cluster.local → 198.51.100.20; a whoami TCP server
+ *   VPN side (switch "vpnnet", 203.0.113.0/24)
+ *     vpn      203.0.113.1  the VPN server and "the internet": dnsmasq for outside.example, a whoami
+ *                           server on 203.0.113.100:7; reachable from the gateway only over tun0
+ *
+ * Every app runs as its real bundle (`node <app>.cjs`) inside its namespace.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// Types only: the bench runs this file with tsx, which cannot load execa (ESM) through @knet/podgw.
+import type { SettingName } from '@knet/podgw';
+import {
+  NetLab,
+  bundleScript,
+  workspaceRoot,
+  type LabProcess,
+  type NetHost,
+  type NetSwitch,
+} from '@knet/testing';
+
+export const GATEWAY_NAME = 'pod-gateway.vpn.svc.cluster.local';
+export const CLUSTER_DNS = '198.51.100.10';
+export const INTERNET = '203.0.113.100';
+export const VPN_SERVER = '203.0.113.1';
+
+export const SETTINGS: Partial<Record<SettingName, string>> = {
+  GATEWAY_NAME,
+  K8S_DNS_IPS: CLUSTER_DNS,
+  NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28',
+  VXLAN_ID: '42',
+  VXLAN_PORT: '4789',
+  VXLAN_IP_NETWORK: '172.16.0',
+  VPN_INTERFACE: 'tun0',
+  VPN_BLOCK_OTHER_TRAFFIC: 'true',
+  VPN_TRAFFIC_PORT: '1194',
+  VPN_LOCAL_CIDRS: '198.51.100.0/28 192.0.2.0/24',
+  DNS_LOCAL_CIDRS: 'cluster.local',
+};
+export const NAT_CONF = 'web 10 tcp:8080:80\n';
+
+export type AppName = 'gateway-init' | 'gateway-sidecar' | 'client-init' | 'client-sidecar';
+
+let bundles: Promise<Record<AppName, string>> | undefined;
+/** The four apps bundled once per test process. */
+export function appBundles(): Promise<Record<AppName, string>> {
+  bundles ??= (async () => {
+    const names: AppName[] = ['gateway-init', 'gateway-sidecar', 'client-init', 'client-sidecar'];
+    const files = await Promise.all(
+      names.map((n) => bundleScript(join(workspaceRoot(), 'apps', n, 'src', 'main.ts'))),
+    );
+    return Object.fromEntries(names.map((n, i) => [n, files[i]])) as Record<AppName, string>;
+  })();
+  return bundles;
+}
+
+/** Inline Node scripts run inside hosts (no files to ship). */
+const WHOAMI_SERVER = `
+const net = require('net');
+const [host, port] = process.argv.slice(1);
+net.createServer((s) => { s.end(s.remoteAddress + '\\n'); s.on('error', () => {}); })
+  .listen(Number(port), host, () => console.log('listening'));`;
+
+const WHOAMI_CLIENT = `
+const net = require('net');
+const [host, port, timeout] = process.argv.slice(1);
+const s = net.connect({ host, port: Number(port) });
+let out = '';
+s.setTimeout(Number(timeout || 3000), () => { console.log('timeout'); process.exit(3); });
+s.on('data', (d) => (out += d));
+s.on('end', () => { console.log(out.trim()); process.exit(0); });
+s.on('error', (e) => { console.log('error ' + e.code); process.exit(2); });`;
+
+const RESOLVE = `
+const { Resolver } = require('dns').promises;
+const [server, name, type] = process.argv.slice(1);
+const r = new Resolver({ timeout: 2000, tries: 2 });
+r.setServers([server]);
+(type === 'PTR' ? r.reverse(name) : r.resolve(name, type || 'A'))
+  .then((a) => console.log(JSON.stringify(a)))
+  .catch((e) => { console.log('error ' + e.code); process.exit(2); });`;
+
+export interface Client {
+  host: NetHost;
+  hostname: string;
+  podIp: string;
+  sidecar?: LabProcess;
+}
+
+export interface Gateway {
+  host: NetHost;
+  podIp: string;
+  vpnIp: string;
+  sidecar?: LabProcess;
+}
+
+export class PodgwLab {
+  readonly dir = mkdtempSync(join(tmpdir(), 'knet-podgw-'));
+  readonly configDir = join(this.dir, 'config');
+  readonly stateDir = join(this.dir, 'state');
+  readonly hostsFile = join(this.dir, 'cluster-hosts');
+  router!: NetHost;
+  clusterDns!: NetHost;
+  vpn!: NetHost;
+  podnet!: NetSwitch;
+  vpnnet!: NetSwitch;
+  private dnsmasq!: LabProcess;
+  private nextClient = 21;
+
+  private constructor(readonly lab: NetLab) {}
+
+  static async create(settings = SETTINGS, natConf = NAT_CONF): Promise<PodgwLab> {
+    const l = new PodgwLab(await NetLab.create());
+    try {
+      await l.build(settings, natConf);
+    } catch (e) {
+      await l.dispose();
+      throw e;
+    }
+    return l;
+  }
+
+  private async build(settings: Partial<Record<SettingName, string>>, natConf: string): Promise<void> {
+    const { lab } = this;
+    mkdirSync(this.configDir, { recursive: true });
+    // settings.sh as pod-gateway's chart writes it: KEY="value" lines.
+    const lines = Object.entries(settings).map(([k, v]) => `${k}="${v}"`);
+    writeFileSync(join(this.configDir, 'settings.sh'), `${lines.join('\n')}\n`);
+    writeFileSync(join(this.configDir, 'nat.conf'), natConf);
+    this.router = await lab.addHost('router', { forwarding: true });
+    this.clusterDns = await lab.addHost('k8sdns');
+    this.vpn = await lab.addHost('vpn');
+    this.podnet = await lab.addSwitch('podnet');
+    this.vpnnet = await lab.addSwitch('vpnnet');
+    await this.podnet.connect(this.router, { ifname: 'eth0', address: ['192.0.2.1/24', '2001:db8::1/64'] });
+    await lab.link(this.router, this.clusterDns, {
+      a: { ifname: 'eth1', address: '198.51.100.1/28' },
+      b: { ifname: 'eth0', address: `${CLUSTER_DNS}/28` },
+    });
+    await this.clusterDns.ip('route', 'add', 'default', 'via', '198.51.100.1');
+    await this.vpnnet.connect(this.vpn, { ifname: 'eth0', address: `${VPN_SERVER}/24` });
+    await this.vpn.ip('addr', 'add', `${INTERNET}/32`, 'dev', 'lo');
+
+    this.setClusterRecord('192.0.2.10');
+    this.dnsmasq = this.clusterDns.spawn('dnsmasq', [
+      '--keep-in-foreground',
+      '--conf-file=/dev/null',
+      '--no-resolv',
+      '--no-hosts',
+      '--user=root',
+      `--pid-file=${join(this.dir, 'k8sdns.pid')}`,
+      `--listen-address=${CLUSTER_DNS}`,
+      '--bind-interfaces',
+      `--addn-hosts=${this.hostsFile}`,
+      '--host-record=web.default.svc.cluster.local,198.51.100.20',
+      // Like CoreDNS: authoritative for the cluster domain (NXDOMAIN for unknown names).
+      '--local=/cluster.local/',
+      '--log-facility=-',
+    ]);
+    await this.dnsmasq.waitForOutput(/started/i, 10_000);
+    const vpnDns = this.vpn.spawn('dnsmasq', [
+      '--keep-in-foreground',
+      '--conf-file=/dev/null',
+      '--no-resolv',
+      '--no-hosts',
+      '--user=root',
+      `--pid-file=${join(this.dir, 'vpndns.pid')}`,
+      `--listen-address=${VPN_SERVER}`,
+      '--bind-interfaces',
+      `--address=/outside.example/${INTERNET}`,
+      '--log-facility=-',
+    ]);
+    await vpnDns.waitForOutput(/started/i, 10_000);
+    await this.serveWhoami(this.vpn, INTERNET, 7);
+    await this.serveWhoami(this.clusterDns, CLUSTER_DNS, 7);
+  }
+
+  /** Points the gateway's cluster DNS name at `podIp` (dnsmasq re-reads its hosts file on SIGHUP). */
+  setClusterRecord(podIp: string): void {
+    writeFileSync(this.hostsFile, `${podIp} ${GATEWAY_NAME}\n`);
+    if (this.dnsmasq?.running) process.kill(this.dnsmasq.pid, 'SIGHUP');
+  }
+
+  async serveWhoami(host: NetHost, address: string, port: number): Promise<LabProcess> {
+    const p = host.spawn('node', ['-e', WHOAMI_SERVER, address, String(port)]);
+    await p.waitForOutput(/listening/, 10_000);
+    return p;
+  }
+
+  /** Connects from `host` to address:port; the peer address the server saw, or `error …`/`timeout`. */
+  async whoami(host: NetHost, address: string, port = 7, timeoutMs = 3000): Promise<string> {
+    const r = await host.exec('node', ['-e', WHOAMI_CLIENT, address, String(port), String(timeoutMs)], {
+      check: false,
+    });
+    return r.stdout.trim();
+  }
+
+  /** Resolves at `server` from inside `host`: JSON of the answers, or `error CODE`. */
+  async resolve(host: NetHost, server: string, name: string, type = 'A'): Promise<string> {
+    const r = await host.exec('node', ['-e', RESOLVE, server, name, type], { check: false });
+    return r.stdout.trim();
+  }
+
+  /** A gateway pod: eth0 on the pod network, tun0 on the VPN side with routes 0/1 and 128/1 over it. */
+  async addGateway(podIp: string, vpnIp: string): Promise<Gateway> {
+    const host = await this.lab.addHost('gw');
+    await this.podnet.connect(host, { ifname: 'eth0', address: `${podIp}/24` });
+    await host.ip('route', 'add', 'default', 'via', '192.0.2.1');
+    await this.vpnnet.connect(host, { ifname: 'tun0', address: `${vpnIp}/24` });
+    await host.ip('route', 'add', '0.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+    await host.ip('route', 'add', '128.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+    return { host, podIp, vpnIp };
+  }
+
+  /** The pod's original resolv.conf (the cluster DNS) and, as a VPN client leaves it, the VPN's DNS. */
+  resolvConf(gw: Gateway): string {
+    const file = join(this.dir, `resolv-${gw.podIp}.conf`);
+    writeFileSync(file, `nameserver ${CLUSTER_DNS}\nsearch vpn.svc.cluster.local svc.cluster.local\n`);
+    return file;
+  }
+
+  appArgs(): string[] {
+    return [
+      `--settings=${join(this.configDir, 'settings.sh')}`,
+      `--nat-config=${join(this.configDir, 'nat.conf')}`,
+    ];
+  }
+
+  /** Runs gateway-init in the gateway; returns its exit code and output. */
+  async gatewayInit(gw: Gateway, resolvConf: string, env: NodeJS.ProcessEnv = {}) {
+    const { 'gateway-init': bundle } = await appBundles();
+    return gw.host.exec(
+      'env',
+      [
+        ...envArgs(env),
+        'node',
+        bundle,
+        ...this.appArgs(),
+        `--state-dir=${this.stateDir}`,
+        `--resolv-conf=${resolvConf}`,
+      ],
+      { check: false, timeoutMs: 60_000 },
+    );
+  }
+
+  async startGatewaySidecar(gw: Gateway, resolvConf: string, extra: string[] = []): Promise<LabProcess> {
+    const { 'gateway-sidecar': bundle } = await appBundles();
+    gw.sidecar = gw.host.spawn('node', [
+      bundle,
+      ...this.appArgs(),
+      `--state-dir=${this.stateDir}`,
+      `--resolv-conf=${resolvConf}`,
+      '--health-port=0',
+      '--health-host=127.0.0.1',
+      ...extra,
+    ]);
+    await gw.sidecar.waitForOutput(/serving DHCP and DNS/, 20_000);
+    return gw.sidecar;
+  }
+
+  /** A client pod on the pod network (IPv4 and IPv6 default routes via the router). */
+  async addClient(hostname: string): Promise<Client> {
+    const n = this.nextClient++;
+    const host = await this.lab.addHost(hostname.slice(0, 6));
+    const podIp = `192.0.2.${n}`;
+    await this.podnet.connect(host, { ifname: 'eth0', address: [`${podIp}/24`, `2001:db8::${n}/64`] });
+    await host.ip('route', 'add', 'default', 'via', '192.0.2.1');
+    await host.ip('-6', 'route', 'add', 'default', 'via', '2001:db8::1');
+    return { host, hostname, podIp };
+  }
+
+  async clientInit(c: Client, extra: string[] = []) {
+    const { 'client-init': bundle } = await appBundles();
+    return c.host.exec('node', [bundle, ...this.appArgs(), `--hostname=${c.hostname}`, ...extra], {
+      check: false,
+      timeoutMs: 90_000,
+    });
+  }
+
+  async startClientSidecar(
+    c: Client,
+    extra: string[] = [],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<LabProcess> {
+    const { 'client-sidecar': bundle } = await appBundles();
+    c.sidecar = c.host.spawn('env', [
+      ...envArgs(env),
+      'node',
+      bundle,
+      ...this.appArgs(),
+      `--hostname=${c.hostname}`,
+      '--check-interval=500ms',
+      ...extra,
+    ]);
+    await c.sidecar.waitForOutput(/routed through the gateway/, 30_000);
+    return c.sidecar;
+  }
+
+  /** The client's overlay address (without prefix). */
+  async overlayAddress(c: Client): Promise<string | undefined> {
+    const out = JSON.parse(await c.host.ip('-j', '-4', 'addr', 'show', 'dev', 'vxlan0')) as {
+      addr_info: { local: string }[];
+    }[];
+    return out[0]?.addr_info[0]?.local;
+  }
+
+  async dispose(): Promise<void> {
+    try {
+      await this.lab.dispose();
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** `env -i`-free environment arguments for `env`: KEY=value pairs, PATH kept. */
+function envArgs(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`);
+}
