@@ -32,9 +32,10 @@ void runMain('client-sidecar', async () => {
   const done = new AbortController();
   const signal = AbortSignal.any([shutdown, done.signal]);
 
-  // Short attempts with fast retransmission: a restarting gateway is back within seconds.
+  // Short attempts with fast retransmission: a restarting gateway is back within seconds, and an
+  // attempt against the old, dead gateway (its DNS record not yet updated) must not hold us long.
   const ctx = createClientContext(opts, config, logger, {
-    timeoutMs: Math.min(opts.dhcpTimeout, 5000),
+    timeoutMs: Math.min(opts.dhcpTimeout, 2000),
     timeouts: { initialRetransmitMs: 250, maxRetransmitMs: 1000 },
   });
   const { nat } = ctx;

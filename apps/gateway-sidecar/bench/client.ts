@@ -35,6 +35,8 @@ export async function benchClient(ctx: BenchContext, rounds = 5): Promise<void> 
     if (r.exitCode !== 0) throw new Error(`client-init failed: ${r.stderr.trim()}`);
     routed.push(ms);
     ctx.log(`client-init ${i + 1}/${rounds}: routed in ${ms.toFixed(0)} ms`);
+    // An outlier is worth reading: what took the time is in client-init's own log.
+    if (ms > 2000) ctx.log(`slow client-init, its log:\n${r.stdout.trim()}`);
   }
   ctx.emit({
     metric: 'client_routed_ms',
