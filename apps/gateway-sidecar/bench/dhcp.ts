@@ -28,9 +28,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   NetLab,
+  buildVxlanOverlay,
   bundleScript,
   busy,
   median,
+  overlayClientUnderlay,
   workspaceRoot,
   type LabProcess,
   type NetHost,
@@ -40,7 +42,6 @@ import type { BenchContext } from './context';
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const CLIENTS = 50;
 const ROUNDS = 5;
-const GW_UNDERLAY = '192.0.2.1';
 const ZERO_MAC = '00:00:00:00:00:00';
 
 type ServerName = 'ours' | 'dnsmasq' | 'dnsmasq-no-ping';
@@ -65,23 +66,6 @@ function lines(text: string): Record<string, unknown>[] {
     });
 }
 
-async function vxlan(h: NetHost): Promise<void> {
-  await h.ip(
-    'link',
-    'add',
-    'vxlan0',
-    'type',
-    'vxlan',
-    'id',
-    '42',
-    'dstport',
-    '4789',
-    'dev',
-    'eth0',
-    'learning',
-  );
-}
-
 export async function benchDhcp(ctx: BenchContext): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'knet-bench-dhcp-'));
   ctx.cleanup.defer('dhcp bench dir', () =>
@@ -94,24 +78,8 @@ export async function benchDhcp(ctx: BenchContext): Promise<void> {
   ctx.log(`dhcp: building the overlay (gateway + ${CLIENTS} client namespaces)`);
   const lab = await NetLab.create();
   ctx.cleanup.defer('dhcp network namespaces', () => lab.dispose());
-  const sw = await lab.addSwitch('node');
-  const gw = await lab.addHost('gw');
-  await sw.connect(gw, { ifname: 'eth0', address: `${GW_UNDERLAY}/24` });
-  await vxlan(gw);
-  await gw.ip('addr', 'add', '172.16.0.1/24', 'dev', 'vxlan0');
-  await gw.ip('link', 'set', 'vxlan0', 'up');
-  const clients: NetHost[] = [];
-  const vteps: string[] = [];
-  for (let i = 0; i < CLIENTS; i++) {
-    const c = await lab.addHost(`c${i}`);
-    const vtep = `192.0.2.${10 + i}`;
-    await sw.connect(c, { ifname: 'eth0', address: `${vtep}/24` });
-    await vxlan(c);
-    await c.exec('bridge', ['fdb', 'append', ZERO_MAC, 'dev', 'vxlan0', 'dst', GW_UNDERLAY]);
-    await c.ip('link', 'set', 'vxlan0', 'up');
-    clients.push(c);
-    vteps.push(vtep);
-  }
+  const { gw, clients } = await buildVxlanOverlay(lab, CLIENTS);
+  const vteps = clients.map((_c, i) => overlayClientUnderlay(i));
 
   const floodEntries = async (): Promise<string[]> =>
     (

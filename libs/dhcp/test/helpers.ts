@@ -1,69 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundleScript, type LabProcess, type NetHost, type NetLab } from '@knet/testing';
-
-export const GATEWAY_UNDERLAY = '192.0.2.1';
-export const GATEWAY_OVERLAY = '172.16.0.1';
+import { OVERLAY_GATEWAY, bundleScript, type LabProcess, type NetHost } from '@knet/testing';
 
 let bundle: Promise<string> | undefined;
 /** test/fixtures/dhcp-node.ts bundled once per test file. */
 export function nodeBundle(): Promise<string> {
   bundle ??= bundleScript(join(__dirname, 'fixtures', 'dhcp-node.ts'));
   return bundle;
-}
-
-export interface Overlay {
-  gw: NetHost;
-  clients: NetHost[];
-}
-
-/** `vxlan0` (VNI 42, port 4789, over eth0, learning on) in a host. */
-async function addVxlan(h: NetHost): Promise<void> {
-  await h.ip(
-    'link',
-    'add',
-    'vxlan0',
-    'type',
-    'vxlan',
-    'id',
-    '42',
-    'dstport',
-    '4789',
-    'dev',
-    'eth0',
-    'learning',
-  );
-}
-
-/**
- * pod-gateway's overlay: a "node" switch (192.0.2.0/24) with a gateway (eth0 .1, vxlan0 172.16.0.1/24
- * and no FDB entries) and `clientCount` clients (eth0 .10+i, vxlan0 without address whose only FDB
- * entry is `00:00:00:00:00:00 dst 192.0.2.1`). The clients' broadcast route is left to the
- * fixture (installBroadcastRoute).
- */
-export async function buildOverlay(lab: NetLab, clientCount: number): Promise<Overlay> {
-  const sw = await lab.addSwitch('node');
-  const gw = await lab.addHost('gw');
-  await sw.connect(gw, { ifname: 'eth0', address: `${GATEWAY_UNDERLAY}/24` });
-  await addVxlan(gw);
-  await gw.ip('addr', 'add', `${GATEWAY_OVERLAY}/24`, 'dev', 'vxlan0');
-  await gw.ip('link', 'set', 'vxlan0', 'up');
-  const clients: NetHost[] = [];
-  for (let i = 0; i < clientCount; i++) clients.push(await addClient(lab, sw, i));
-  return { gw, clients };
-}
-
-export async function addClient(
-  lab: NetLab,
-  sw: { connect: (h: NetHost, o: { ifname: string; address: string }) => Promise<unknown> },
-  i: number,
-): Promise<NetHost> {
-  const c = await lab.addHost(`c${i}`);
-  await sw.connect(c, { ifname: 'eth0', address: `192.0.2.${10 + i}/24` });
-  await addVxlan(c);
-  await c.exec('bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxlan0', 'dst', GATEWAY_UNDERLAY]);
-  await c.ip('link', 'set', 'vxlan0', 'up');
-  return c;
 }
 
 export interface JsonLine {
@@ -111,7 +54,7 @@ export async function startServer(gw: NetHost, args: Record<string, unknown>): P
   const p = gw.spawn('node', [
     await nodeBundle(),
     'server',
-    JSON.stringify({ serverAddress: GATEWAY_OVERLAY, network: '172.16.0.0/24', dev: 'vxlan0', ...args }),
+    JSON.stringify({ serverAddress: OVERLAY_GATEWAY, network: '172.16.0.0/24', dev: 'vxlan0', ...args }),
   ]);
   await p.waitForOutput(/"event":"ready"/, 30_000);
   return p;

@@ -1,15 +1,5 @@
-import { NetLab } from '@knet/testing';
-import {
-  GATEWAY_OVERLAY,
-  buildOverlay,
-  jsonLines,
-  leaseOf,
-  nodeBundle,
-  rssMiB,
-  runClient,
-  serverStats,
-  startServer,
-} from './helpers';
+import { NetLab, OVERLAY_GATEWAY, buildVxlanOverlay } from '@knet/testing';
+import { jsonLines, leaseOf, nodeBundle, rssMiB, runClient, serverStats, startServer } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -22,7 +12,7 @@ afterAll(async () => {
 it('survives 10,000 malformed DHCP packets and still leases correctly, without runaway memory', async () => {
   await nodeBundle();
   lab = await NetLab.create();
-  const { gw, clients } = await buildOverlay(lab, 3);
+  const { gw, clients } = await buildVxlanOverlay(lab, 3);
   const [good, attacker, late] = clients as [
     (typeof clients)[0] & object,
     (typeof clients)[0] & object,
@@ -59,7 +49,7 @@ it('survives 10,000 malformed DHCP packets and still leases correctly, without r
   expect(renewed.address).toBe(first.address);
   const next = leaseOf(await runClient(late, { hostname: 'late', apply: true }));
   expect(next.address).toMatch(/^172\.16\.0\.(2[1-9])$/);
-  expect(await late.ping(GATEWAY_OVERLAY, { count: 1, timeoutSeconds: 2 })).toBe(true);
+  expect(await late.ping(OVERLAY_GATEWAY, { count: 1, timeoutSeconds: 2 })).toBe(true);
 
   const statsAfter = await serverStats(server);
   const s0 = statsBefore.stats as { malformed: number; ignored: number };

@@ -1,18 +1,15 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetLab, type NetHost } from '@knet/testing';
 import {
-  GATEWAY_OVERLAY,
-  GATEWAY_UNDERLAY,
-  buildOverlay,
-  jsonLines,
-  leaseOf,
-  nodeBundle,
-  runClient,
-  startServer,
-  type Overlay,
-} from './helpers';
+  NetLab,
+  OVERLAY_GATEWAY,
+  OVERLAY_GATEWAY_UNDERLAY,
+  buildVxlanOverlay,
+  type NetHost,
+  type VxlanOverlay,
+} from '@knet/testing';
+import { jsonLines, leaseOf, nodeBundle, runClient, startServer } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -42,9 +39,9 @@ async function floodList(h: NetHost): Promise<string[]> {
   return fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '');
 }
 
-async function overlay(clients: number): Promise<Overlay> {
+async function overlay(clients: number): Promise<VxlanOverlay> {
   lab = await NetLab.create();
-  return buildOverlay(lab, clients);
+  return buildVxlanOverlay(lab, clients);
 }
 
 describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
@@ -61,20 +58,20 @@ describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
       interface: 'vxlan0',
       address: '172.16.0.20',
       prefixLength: 24,
-      router: GATEWAY_OVERLAY,
-      dnsServers: [GATEWAY_OVERLAY],
-      serverId: GATEWAY_OVERLAY,
+      router: OVERLAY_GATEWAY,
+      dnsServers: [OVERLAY_GATEWAY],
+      serverId: OVERLAY_GATEWAY,
       leaseTimeSec: 43200,
       t1: 21600,
       t2: 37800,
       mtu: 1400,
     });
-    expect(await c.ping(GATEWAY_OVERLAY, { count: 2, timeoutSeconds: 2 })).toBe(true);
+    expect(await c.ping(OVERLAY_GATEWAY, { count: 2, timeoutSeconds: 2 })).toBe(true);
 
     // The server put the client's VTEP into the gateway's flood list (and only that one).
     expect(await floodList(gw)).toEqual(['192.0.2.10']);
     expect(jsonLines(server.output()).some((l) => l.event === 'hosts')).toBe(true);
-    expect(GATEWAY_UNDERLAY).toBe('192.0.2.1');
+    expect(OVERLAY_GATEWAY_UNDERLAY).toBe('192.0.2.1');
   });
 
   it('without the flood entry the broadcast OFFER never arrives: a one-line timeout names what was heard', async () => {
@@ -103,7 +100,7 @@ describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
     expect(addrs).toEqual(['172.16.0.20', '172.16.0.21']);
     const lr = await runClient(r, { hostname: 'torrent', apply: true });
     expect(leaseOf(lr).address).toBe('172.16.0.5');
-    expect(await r.ping(GATEWAY_OVERLAY, { count: 1, timeoutSeconds: 2 })).toBe(true);
+    expect(await r.ping(OVERLAY_GATEWAY, { count: 1, timeoutSeconds: 2 })).toBe(true);
 
     const hosts = jsonLines(server.output()).filter((l) => l.event === 'hosts');
     expect(hosts[hosts.length - 1]!.hosts).toEqual({
@@ -118,8 +115,8 @@ describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
     await startServer(gw, {});
     const lines = await runClient(clients[0]!, { apply: true, renew: true, rebind: true });
     expect(leaseOf(lines).address).toBe('172.16.0.20');
-    expect(leaseOf(lines, 'renewed')).toMatchObject({ address: '172.16.0.20', serverId: GATEWAY_OVERLAY });
-    expect(leaseOf(lines, 'rebound')).toMatchObject({ address: '172.16.0.20', serverId: GATEWAY_OVERLAY });
+    expect(leaseOf(lines, 'renewed')).toMatchObject({ address: '172.16.0.20', serverId: OVERLAY_GATEWAY });
+    expect(leaseOf(lines, 'rebound')).toMatchObject({ address: '172.16.0.20', serverId: OVERLAY_GATEWAY });
   });
 
   it('keeps leases across a server restart through the lease file (same client id → same address)', async () => {

@@ -8,3 +8,4 @@ export {
 } from './namespaces';
 export * from './lab';
 export * from './bridge';
+export * from './overlay';
