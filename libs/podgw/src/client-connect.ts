@@ -119,12 +119,14 @@ export function clientIdFor(hostname: string): string {
   return `00${Buffer.from(hostname).toString('hex')}`;
 }
 
-/** A DHCP client for vxlan0 with its MAC, this pod's hostname and stable client id. */
-export async function dhcpClientFor(ctx: ClientContext): Promise<DhcpClient> {
-  const link = await ctx.net.ip.getLink(VXLAN_DEVICE);
+/**
+ * A DHCP client for vxlan0 with its MAC (read from the link unless the caller has it), this pod's
+ * hostname and stable client id.
+ */
+export async function dhcpClientFor(ctx: ClientContext, mac?: string): Promise<DhcpClient> {
   return new DhcpClient({
     interface: VXLAN_DEVICE,
-    mac: link.mac ?? '',
+    mac: mac ?? (await ctx.net.ip.getLink(VXLAN_DEVICE)).mac ?? '',
     hostname: ctx.hostname,
     clientId: clientIdFor(ctx.hostname),
     logger: ctx.logger,
@@ -158,7 +160,7 @@ export async function connectToGateway(
   } else {
     changes.push(...(await ensureRoute(net, plan.broadcastRoute)));
     const link = await net.ip.getLink(VXLAN_DEVICE);
-    const client = await dhcpClientFor(ctx);
+    const client = await dhcpClientFor(ctx, link.mac ?? '');
     const requestedIp = options.requestedIp ?? (await currentAddress(net))?.split('/')[0];
     lease = await client.acquire({
       timeoutMs: ctx.dhcpTimeoutMs,
