@@ -189,37 +189,25 @@ export class UpstreamClient {
     const packet = Buffer.from(query);
     packet.writeUInt16BE(id, 0);
     let settled = false;
+    /** Settles the attempt once: no timer, no pending entry, then `then`. */
+    const finish = (then: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(attempt.timer);
+      entry.pending.delete(id);
+      then();
+    };
     const attempt: Attempt = {
       server,
       packet,
       questionEnd,
-      timer: setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        entry.pending.delete(id);
-        onFail(true);
-      }, this.timeoutMs),
-      onReply: (response, info) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(attempt.timer);
-        entry.pending.delete(id);
-        onReply(response, info);
-      },
-      cancel: () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(attempt.timer);
-        onFail(false, 'closed');
-      },
+      timer: setTimeout(() => finish(() => onFail(true)), this.timeoutMs),
+      onReply: (response, info) => finish(() => onReply(response, info)),
+      cancel: () => finish(() => onFail(false, 'closed')),
     };
     entry.pending.set(id, attempt);
     entry.socket.send(packet, server.port, server.address, (err) => {
-      if (!err || settled) return;
-      settled = true;
-      clearTimeout(attempt.timer);
-      entry.pending.delete(id);
-      onFail(false, err);
+      if (err) finish(() => onFail(false, err));
     });
   }
 
