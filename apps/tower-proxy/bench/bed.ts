@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import type { Cluster } from '@knet/cluster-crd';
 // Benches drive the real test bed, as tests under test/ do (type:testing is meant for them).
-import { ControlPlane, ManagedProcess, workspaceRoot } from '@knet/testing';
+import { ControlPlane, ManagedProcess, shippedNodeFlags, workspaceRoot } from '@knet/testing';
 import { startHost as startTestHost } from '../test/harness';
 import { until } from './util';
 
@@ -81,7 +81,7 @@ export interface ProxyOptions {
   logDir: string;
   /** Port of the node inspector on 127.0.0.1 (the bench uses it to force a GC before measuring memory). */
   inspectPort?: number;
-  /** Extra node flags, e.g. --max-old-space-size=128. */
+  /** Node flags besides the image's (shippedNodeFlags), e.g. --max-old-space-size=128. */
   nodeFlags?: string[];
 }
 
@@ -91,10 +91,11 @@ export interface RunningProxy {
   fingerprint: string;
 }
 
-/** Starts tower-proxy as it ships (one bundle, `node`), at log level info, and waits until it is ready. */
+/** Starts tower-proxy as it ships (one bundle, `node` with the image's flags), at log level info, and waits until it is ready. */
 export async function startProxy(host: ControlPlane, port: number, o: ProxyOptions): Promise<RunningProxy> {
   const args = [
     ...(o.inspectPort ? [`--inspect=127.0.0.1:${o.inspectPort}`] : []),
+    ...shippedNodeFlags('tower-proxy.Dockerfile'),
     ...(o.nodeFlags ?? []),
     o.bundle,
     `--kubeconfig=${host.kubeconfigPath}`,
@@ -146,12 +147,16 @@ export interface AgentOptions {
   logDir: string;
   /** Port of the node inspector on 127.0.0.1 (for CPU profiles). */
   inspectPort?: number;
+  /** Node flags besides the image's (--agent-node-flags). */
+  nodeFlags?: string[];
 }
 
-/** Starts tower-agent as it ships, serving the member's kube-apiserver and `kubesphere` (a raw TCP target). */
+/** Starts tower-agent as it ships (the image's node flags), serving the member's kube-apiserver and `kubesphere` (a raw TCP target). */
 export function startAgent(a: AgentOptions): ManagedProcess {
   const args = [
     ...(a.inspectPort ? [`--inspect=127.0.0.1:${a.inspectPort}`] : []),
+    ...shippedNodeFlags('tower-agent.Dockerfile'),
+    ...(a.nodeFlags ?? []),
     a.bundle,
     `--name=${a.cluster}`,
     `--proxy-server=${a.proxy.url}`,

@@ -9,6 +9,7 @@
  * Options: --only=throughput,latency,scale  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
  *          --rps-seconds=S  --concurrency=N  --clusters=N  --agents-per-cluster=N  --sim-processes=N
  *          --dial-concurrency=N  --reconcile-timeout=S  --proxy-node-flags="--max-old-space-size=128"
+ *          --agent-node-flags="--trace-gc"
  *          --cpu-prof (then profile proxy and agent in one more stream and rate run)  --keep (keep logs)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     'dial-concurrency': { type: 'string', default: '100' },
     'reconcile-timeout': { type: 'string', default: '300' },
     'proxy-node-flags': { type: 'string', default: '' },
+    'agent-node-flags': { type: 'string', default: '' },
     'cpu-prof': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
   },
@@ -73,6 +75,11 @@ for (const p of parts) {
 /** --proxy-node-flags="--max-old-space-size=128 …": node flags for the proxy (as a chart might set). */
 function proxyNodeFlags(): string[] {
   return String(args['proxy-node-flags']).split(/\s+/).filter(Boolean);
+}
+
+/** --agent-node-flags="--trace-gc …": node flags for the real agent of the stream and request parts. */
+function agentNodeFlags(): string[] {
+  return String(args['agent-node-flags']).split(/\s+/).filter(Boolean);
 }
 
 const cleanup = new Cleanup();
@@ -153,6 +160,7 @@ async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bu
     saDir: sa.dir,
     kubesphere: `127.0.0.1:${sink.port}`,
     logDir: dir,
+    nodeFlags: agentNodeFlags(),
     ...(agentInspectPort ? { inspectPort: agentInspectPort } : {}),
   });
   const stopAgent = cleanup.defer('agent', () => agent.stop(15_000));

@@ -2,7 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterCrdPath, type Cluster } from '@knet/cluster-crd';
-import { ControlPlane, ManagedProcess, bundleScript, freePort, workspaceRoot } from '@knet/testing';
+import {
+  ControlPlane,
+  ManagedProcess,
+  bundleScript,
+  freePort,
+  shippedNodeFlags,
+  workspaceRoot,
+} from '@knet/testing';
 
 export const NS = 'kubesphere-system';
 
@@ -85,7 +92,12 @@ async function launchProxy(
   waitReady: boolean,
 ): Promise<RunningProxy> {
   const log = join(host.dir, `tower-proxy-${p}-${Date.now()}.log`);
-  const proc = ManagedProcess.start('tower-proxy', process.execPath, args, log);
+  const proc = ManagedProcess.start(
+    'tower-proxy',
+    process.execPath,
+    [...shippedNodeFlags('tower-proxy.Dockerfile'), ...args],
+    log,
+  );
   const url = `http://127.0.0.1:${p}`;
   const fingerprint = await until(
     async () => {
@@ -148,6 +160,7 @@ export interface AgentSpec {
 export function startAgent(a: AgentSpec, bundle: string): ManagedProcess {
   const apiPort = new URL(a.member.server).port;
   const args = [
+    ...shippedNodeFlags('tower-agent.Dockerfile'),
     bundle,
     `--name=${a.cluster}`,
     `--proxy-server=${a.proxy.url}`,

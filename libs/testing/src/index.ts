@@ -4,3 +4,4 @@ export * from './controlplane';
 export * from './exec';
 export * from './workspace';
 export * from './netns';
+export * from './image';
