@@ -1,9 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Duplex } from 'node:stream';
+import { createCertificateAuthority, issueCertificate } from '@knet/crypto';
 import { createLogger } from '@knet/runtime';
 import { ApiServerProxy, inClusterUpstream, upstreamHeaders, type Upstream } from './upstream';
 
@@ -176,5 +178,58 @@ describe('ApiServerProxy over a channel-like stream', () => {
     expect(JSON.parse(res.body).message).toMatch(
       /^agent cannot reach the member's kube-apiserver at 127.0.0.1:1: connect ECONNREFUSED/,
     );
+  });
+});
+
+describe('ApiServerProxy over https', () => {
+  it('keeps one keep-alive pool while the TLS material is the same (even in new buffers), a new one when it changes', async () => {
+    const ca = await createCertificateAuthority('test-ca');
+    const serving = await issueCertificate(ca, {
+      commonName: 'apiserver',
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
+    const server = createHttpsServer({ cert: serving.certPem, key: serving.keyPem }, (_req, res) =>
+      res.end('ok'),
+    );
+    let connections = 0;
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    let caPem = ca.certPem;
+    const up: Upstream = {
+      server: new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}`),
+      // A kubeconfig's credentials come as fresh buffers on every call.
+      credentials: async () => ({ ca: Buffer.from(caPem), authorization: 'Bearer t' }),
+    };
+    const p = new ApiServerProxy(up, createLogger({ name: 'test', level: 'silent' }));
+    const get = () =>
+      new Promise<string>((resolve, reject) => {
+        const toProxy = new PassThrough();
+        const toClient = new PassThrough();
+        p.handle(Duplex.from({ readable: toProxy, writable: toClient }));
+        const req = request(
+          {
+            createConnection: () => Duplex.from({ readable: toClient, writable: toProxy }) as never,
+            path: '/version',
+          },
+          (r) => {
+            let b = '';
+            r.on('data', (c: Buffer) => (b += c.toString()));
+            r.on('end', () => resolve(b));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect([await get(), await get(), await get()]).toEqual(['ok', 'ok', 'ok']);
+      expect(connections).toBe(1);
+      caPem = `${ca.certPem}\n`; // another CA bundle (same CA here): the pool is rebuilt
+      expect(await get()).toBe('ok');
+      expect(connections).toBe(2);
+    } finally {
+      p.close();
+      server.close();
+    }
   });
 });

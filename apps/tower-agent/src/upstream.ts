@@ -133,7 +133,7 @@ export function upstreamHeaders(
  */
 export class ApiServerProxy {
   private readonly http: Server;
-  private agent: { key: string; agent: HttpsAgent } | undefined;
+  private agent: { tls: UpstreamCredentials; agent: HttpsAgent } | undefined;
 
   constructor(
     private readonly upstream: Upstream,
@@ -167,18 +167,26 @@ export class ApiServerProxy {
     this.http.emit('connection', s);
   }
 
+  /**
+   * The keep-alive pool for the current TLS material; a new pool when it changes (a rotated client
+   * certificate). Compared by identity first: in-cluster credentials hand out the same CA buffer on
+   * every request, so the common case costs no byte comparison at all.
+   */
   private httpsAgent(c: UpstreamCredentials): HttpsAgent {
-    const key = JSON.stringify([
-      c.ca?.toString(),
-      c.cert?.toString(),
-      c.key?.toString(),
-      c.rejectUnauthorized,
-    ]);
-    if (this.agent?.key !== key) {
-      this.agent?.agent.destroy();
-      this.agent = { key, agent: new HttpsAgent({ keepAlive: true, maxSockets: 256, ...tlsOpts(c) }) };
-    }
-    return this.agent.agent;
+    const cur = this.agent;
+    if (
+      cur &&
+      sameMaterial(cur.tls.ca, c.ca) &&
+      sameMaterial(cur.tls.cert, c.cert) &&
+      sameMaterial(cur.tls.key, c.key) &&
+      cur.tls.rejectUnauthorized === c.rejectUnauthorized
+    )
+      return cur.agent;
+    cur?.agent.destroy();
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 256, ...tlsOpts(c) });
+    const { ca, cert, key, rejectUnauthorized } = c;
+    this.agent = { tls: { ca, cert, key, rejectUnauthorized }, agent };
+    return agent;
   }
 
   private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -269,6 +277,12 @@ function tlsOpts(
     ...(c.key ? { key: c.key } : {}),
     ...(c.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
   };
+}
+
+function sameMaterial(a: string | Buffer | undefined, b: string | Buffer | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return Buffer.from(a).equals(Buffer.from(b));
 }
 
 function isIpLiteral(h: string): boolean {
