@@ -14,7 +14,10 @@ EXPOSE 8081
 # --no-concurrent-array-buffer-sweeping: a tunnel allocates a Buffer per SSH packet and socket read.
 # Swept concurrently, freed ArrayBuffers stay counted as external memory for a while, and V8 answers
 # that pressure with a full mark-compact ~12 times a second during a bulk stream (most of the
-# CPU went to GC). Swept at once, that pressure never builds: the tunnel needs ~40% less CPU per
+# CPU went to GC). Swept at once, that pressure never builds: the tunnel needs 30-50% less CPU per
 # GiB (npm run bench -- tower; apps/tower-proxy/bench/README.md). Node refuses V8 flags in
 # NODE_OPTIONS, so it is here; tests and benches read it from this line (shippedNodeFlags).
-ENTRYPOINT ["/nodejs/bin/node", "--enable-source-maps", "--no-concurrent-array-buffer-sweeping", "/app/main.js"]
+# No --enable-source-maps: loading the bundle's map costs ~35 MiB of RSS per process (measured by
+# the bench); stack traces still name the bundle's functions, and NODE_OPTIONS=--enable-source-maps
+# (allowed there) turns TypeScript positions on when needed.
+ENTRYPOINT ["/nodejs/bin/node", "--no-concurrent-array-buffer-sweeping", "/app/main.js"]

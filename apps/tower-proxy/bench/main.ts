@@ -9,14 +9,15 @@
  * Options: --only=throughput,latency,scale  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
  *          --rps-seconds=S  --concurrency=N  --clusters=N  --agents-per-cluster=N  --sim-processes=N
  *          --dial-concurrency=N  --reconcile-timeout=S  --proxy-node-flags="--max-old-space-size=128"
+ *          (default: the chart's nodeOptions; the image's ENTRYPOINT flags are always there)
  *          --agent-node-flags="--trace-gc"
  *          --cpu-prof (then profile proxy and agent in one more stream and rate run)  --keep (keep logs)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ControlPlane, freePort } from '@knet/testing';
+import { ControlPlane, freePort, workspaceRoot } from '@knet/testing';
 import {
   buildBundles,
   clusterObject,
@@ -53,7 +54,7 @@ const { values: args } = parseArgs({
     'sim-processes': { type: 'string', default: '1' },
     'dial-concurrency': { type: 'string', default: '100' },
     'reconcile-timeout': { type: 'string', default: '300' },
-    'proxy-node-flags': { type: 'string', default: '' },
+    'proxy-node-flags': { type: 'string' },
     'agent-node-flags': { type: 'string', default: '' },
     'cpu-prof': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -72,9 +73,20 @@ for (const p of parts) {
   if (!['throughput', 'latency', 'scale'].includes(p)) throw new Error(`--only: unknown part "${p}"`);
 }
 
-/** --proxy-node-flags="--max-old-space-size=128 …": node flags for the proxy (as a chart might set). */
+/**
+ * --proxy-node-flags="--max-old-space-size=128 …": node flags for the proxy besides the image's. By
+ * default the NODE_OPTIONS charts/tower-proxy sets (`nodeOptions` in its values.yaml), so the proxy
+ * runs as a default install does.
+ */
 function proxyNodeFlags(): string[] {
-  return String(args['proxy-node-flags']).split(/\s+/).filter(Boolean);
+  return (args['proxy-node-flags'] ?? chartNodeOptions()).split(/\s+/).filter(Boolean);
+}
+
+function chartNodeOptions(): string {
+  const file = join(workspaceRoot(), 'charts/tower-proxy/values.yaml');
+  const m = /^nodeOptions:[ \t]*(.*?)[ \t]*$/m.exec(readFileSync(file, 'utf8'));
+  if (!m) throw new Error(`${file} has no top-level nodeOptions; give --proxy-node-flags`);
+  return (m[1] ?? '').replace(/^(["'])(.*)\1$/, '$2');
 }
 
 /** --agent-node-flags="--trace-gc …": node flags for the real agent of the stream and request parts. */
