@@ -15,11 +15,12 @@ ENV NODE_ENV=production
 EXPOSE 8080
 # --no-concurrent-array-buffer-sweeping: a tunnel allocates a Buffer per SSH packet and socket read.
 # Swept concurrently, freed ArrayBuffers stay counted as external memory for a while, and V8 answers
-# that pressure with a full mark-compact ~12 times a second during a bulk stream (most of the
-# CPU went to GC). Swept at once, that pressure never builds: the tunnel needs 30-50% less CPU per
-# GiB (npm run bench -- tower; apps/tower-proxy/bench/README.md). Node refuses V8 flags in
-# NODE_OPTIONS, so it is here; tests and benches read it from this line (shippedNodeFlags).
-# No --enable-source-maps: loading the bundle's map costs ~35 MiB of RSS per process (measured by
-# the bench); stack traces still name the bundle's functions, and NODE_OPTIONS=--enable-source-maps
-# (allowed there) turns TypeScript positions on when needed.
+# that pressure with a full mark-compact ~12 times a second during a bulk stream (about a third of
+# the proxy's CPU went to GC). Swept at once, that pressure seldom builds: the
+# tunnel needs 2.5-4.4 s of CPU per GiB instead of 5.3 (npm run bench -- tower; figures in
+# apps/tower-proxy/bench/README.md). Node refuses V8 flags in NODE_OPTIONS, so it is here; tests
+# and benches read it from this line (shippedNodeFlags).
+# No --enable-source-maps: loading the bundle's map costs ~35 MiB of RSS in the proxy and ~21 MiB
+# in the agent (measured by the bench); stack traces still name the bundle's functions, and
+# NODE_OPTIONS=--enable-source-maps (allowed there) turns TypeScript positions on when needed.
 ENTRYPOINT ["/nodejs/bin/node", "--no-concurrent-array-buffer-sweeping", "/app/main.js"]
