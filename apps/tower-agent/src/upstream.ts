@@ -282,7 +282,10 @@ function tlsOpts(
 function sameMaterial(a: string | Buffer | undefined, b: string | Buffer | undefined): boolean {
   if (a === b) return true;
   if (a === undefined || b === undefined) return false;
-  return Buffer.from(a).equals(Buffer.from(b));
+  // Buffer.from(buffer) would copy: only strings are converted (a kubeconfig's material is
+  // compared on every request).
+  const bytes = (x: string | Buffer) => (typeof x === 'string' ? Buffer.from(x) : x);
+  return bytes(a).equals(bytes(b));
 }
 
 function isIpLiteral(h: string): boolean {

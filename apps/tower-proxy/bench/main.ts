@@ -79,7 +79,7 @@ for (const p of parts) {
  * runs as a default install does.
  */
 function proxyNodeFlags(): string[] {
-  return (args['proxy-node-flags'] ?? chartNodeOptions()).split(/\s+/).filter(Boolean);
+  return splitFlags(args['proxy-node-flags'] ?? chartNodeOptions());
 }
 
 function chartNodeOptions(): string {
@@ -91,7 +91,11 @@ function chartNodeOptions(): string {
 
 /** --agent-node-flags="--trace-gc …": node flags for the real agent of the stream and request parts. */
 function agentNodeFlags(): string[] {
-  return String(args['agent-node-flags']).split(/\s+/).filter(Boolean);
+  return splitFlags(String(args['agent-node-flags']));
+}
+
+function splitFlags(flags: string): string[] {
+  return flags.split(/\s+/).filter(Boolean);
 }
 
 const cleanup = new Cleanup();
