@@ -236,10 +236,11 @@ async function stopAll(procs: ManagedProcess[]): Promise<void> {
 }
 
 /**
- * OpenSSH `ssh -N -L` through an sshd of our own on a free loopback port: temp host key, temp
- * authorized key, no PAM, no ~/.ssh. `cipher` undefined = OpenSSH's default negotiation.
+ * OpenSSH `ssh -N -L` to 127.0.0.1:`targetPort` through an sshd of our own on a free loopback
+ * port: temp host key, temp authorized key, no PAM, no ~/.ssh. `cipher` undefined = OpenSSH's
+ * default negotiation.
  */
-export async function startOpenSsh(dir: string, sinkPort: number, cipher?: string): Promise<Peer> {
+export async function startOpenSsh(dir: string, targetPort: number, cipher?: string): Promise<Peer> {
   mkdirSync(dir, { recursive: true });
   const hostKey = join(dir, 'host_ed25519');
   const clientKey = join(dir, 'client_ed25519');
@@ -310,7 +311,7 @@ export async function startOpenSsh(dir: string, sinkPort: number, cipher?: strin
         'LogLevel=ERROR',
         ...(cipher ? ['-c', cipher] : []),
         '-L',
-        `127.0.0.1:${port}:127.0.0.1:${sinkPort}`,
+        `127.0.0.1:${port}:127.0.0.1:${targetPort}`,
         `${userInfo().username}@127.0.0.1`,
       ],
       join(dir, `ssh-${port}.log`),
