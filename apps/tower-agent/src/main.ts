@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { loadKubeConfig } from '@knet/k8s';
 import {
   Backoff,
   UsageError,
@@ -16,7 +15,7 @@ import { normalizeFingerprint, tunnelUrl } from '@knet/tunnel';
 import { AgentConnection, FingerprintMismatchError, RefusedError } from './connection';
 import { createAgentMetrics } from './metrics';
 import { program } from './options';
-import { ApiServerProxy, inClusterUpstream, kubeconfigUpstream, type Upstream } from './upstream';
+import { ApiServerProxy, inClusterUpstream, type Upstream } from './upstream';
 import { VERSION } from './version';
 
 void runMain('tower-agent', async () => {
@@ -32,7 +31,7 @@ void runMain('tower-agent', async () => {
   const logger = createLogger({ name: 'tower-agent', level: opts.logLevel });
   const { signal } = installSignalHandlers({ logger, timeoutMs: opts.shutdownTimeout });
 
-  const upstream = chooseUpstream(opts);
+  const upstream = await chooseUpstream(opts);
   logger.info({ apiserver: upstream.server.host, proxy: url, cluster: opts.name }, 'starting');
 
   const registry = createMetricsRegistry();
@@ -130,12 +129,17 @@ void runMain('tower-agent', async () => {
   }
 });
 
-function chooseUpstream(opts: {
+async function chooseUpstream(opts: {
   kubeconfig?: string;
   serviceAccountDir: string;
   kubernetesService?: { host: string; port: number };
-}): Upstream {
-  if (opts.kubeconfig) return kubeconfigUpstream(loadKubeConfig({ kubeconfig: opts.kubeconfig }).kc);
+}): Promise<Upstream> {
+  if (opts.kubeconfig) {
+    // Loaded only here (see kubeconfig.ts): in a cluster the service-account files are all the
+    // agent needs.
+    const { kubeconfigFileUpstream } = await import('./kubeconfig');
+    return kubeconfigFileUpstream(opts.kubeconfig);
+  }
   const host = opts.kubernetesService?.host ?? process.env['KUBERNETES_SERVICE_HOST'];
   const port = String(opts.kubernetesService?.port ?? process.env['KUBERNETES_SERVICE_PORT'] ?? '443');
   if (!host) {

@@ -12,7 +12,6 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '@knet/runtime';
 import { splice } from '@knet/tunnel';
 
@@ -51,32 +50,6 @@ export function inClusterUpstream(saDir: string, host: string, port: string): Up
   return {
     server: new URL(`https://${h}:${port}`),
     credentials: async () => ({ ca, authorization: `Bearer ${readToken()}` }),
-  };
-}
-
-/** Credentials of a kubeconfig (client certificate, token, token file, exec plugin…), as client-node applies them. */
-export function kubeconfigUpstream(kc: KubeConfig): Upstream {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  return {
-    server: new URL(cluster.server),
-    credentials: async () => {
-      const o: {
-        ca?: Buffer;
-        cert?: Buffer;
-        key?: Buffer;
-        rejectUnauthorized?: boolean;
-        headers?: Record<string, string>;
-      } = { headers: {} };
-      await kc.applyToHTTPSOptions(o as never);
-      return {
-        ...(o.ca ? { ca: o.ca } : {}),
-        ...(o.cert ? { cert: o.cert } : {}),
-        ...(o.key ? { key: o.key } : {}),
-        ...(o.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
-        ...(o.headers?.['Authorization'] ? { authorization: o.headers['Authorization'] } : {}),
-      };
-    },
   };
 }
 

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import type { Cluster } from '@knet/cluster-crd';
 // Benches drive the real test bed, as tests under test/ do (type:testing is meant for them).
-import { ControlPlane, ManagedProcess, shippedNodeFlags, workspaceRoot } from '@knet/testing';
+import {
+  ControlPlane,
+  ManagedProcess,
+  SHIPPED_BUNDLE_OPTIONS,
+  shippedNodeFlags,
+  workspaceRoot,
+} from '@knet/testing';
 import { startHost as startTestHost } from '../test/harness';
 import { until } from './util';
 
@@ -33,8 +39,7 @@ export async function buildBundles(dir: string): Promise<Bundles> {
       target: 'node20',
       format: 'cjs',
       sourcemap: true,
-      minify: false,
-      legalComments: 'none',
+      ...SHIPPED_BUNDLE_OPTIONS,
       logLevel: 'error',
       tsconfig: join(root, 'tsconfig.base.json'),
       loader: { '.node': 'copy' },

@@ -130,6 +130,19 @@ describe('bad input is one line and exit code 2', () => {
     expect(r.stderr).not.toContain('s3cr3t-value');
   });
 
+  it('an agent with an unreadable --kubeconfig fails with one line (exit 1)', () => {
+    const r = run(bundles.agent, [
+      '--name=a',
+      '--token=t',
+      '--fingerprint=SHA256:' + 'A'.repeat(43),
+      '--kubeconfig=/nonexistent',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'tower-agent: kubeconfig /nonexistent (from --kubeconfig) cannot be read: no such file\n',
+    );
+  });
+
   it('an agent outside a cluster without --kubeconfig says what to do', () => {
     const r = run(bundles.agent, ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43)]);
     expect(r.code).toBe(2);

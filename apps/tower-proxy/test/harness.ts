@@ -152,6 +152,8 @@ export interface AgentSpec {
   proxy: RunningProxy;
   member: ControlPlane;
   saDir: string;
+  /** Credentials from this kubeconfig (`--kubeconfig`) instead of the service-account directory. */
+  kubeconfig?: string;
   fingerprint?: string;
   extra?: string[];
   id?: string;
@@ -165,8 +167,9 @@ export function startAgent(a: AgentSpec, bundle: string): ManagedProcess {
     `--name=${a.cluster}`,
     `--proxy-server=${a.proxy.url}`,
     `--fingerprint=${a.fingerprint ?? a.proxy.fingerprint}`,
-    `--service-account-dir=${a.saDir}`,
-    `--kubernetes-service=127.0.0.1:${apiPort}`,
+    ...(a.kubeconfig
+      ? [`--kubeconfig=${a.kubeconfig}`]
+      : [`--service-account-dir=${a.saDir}`, `--kubernetes-service=127.0.0.1:${apiPort}`]),
     '--kubesphere-service=none',
     '--keepalive=1s',
     '--max-retry-interval=2s',

@@ -131,6 +131,42 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
   });
 });
 
+describe('an agent outside its cluster, with --kubeconfig credentials', () => {
+  it('forwards with the kubeconfig’s identity (client certificate), not a service account', async () => {
+    const c = await createReadyCluster(host, 'kcfg', proxy);
+    const kcfg = writeKubeconfig(c, host.dir);
+    const outside = startAgent(
+      {
+        cluster: 'kcfg',
+        token: c.spec!.connection!.token!,
+        proxy,
+        member,
+        saDir,
+        kubeconfig: member.kubeconfigPath,
+        id: 'kubeconfig-agent',
+      },
+      (await appBundles()).agent,
+    );
+    procs.push(outside);
+    await until(
+      async () => condition(await getCluster(host, 'kcfg'), 'AgentAvailable') === 'True',
+      30_000,
+      () => `agent never available; agent log:\n${outside.tail(30)}`,
+    );
+    const whoami = (out: string) =>
+      (JSON.parse(out) as { status: { userInfo: { username: string } } }).status.userInfo.username;
+    const direct = whoami(await member.kubectlOk(['auth', 'whoami', '-o', 'json']));
+    const tunnelled = whoami(await host.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig: kcfg }));
+    expect(tunnelled).toBe(direct);
+    expect(tunnelled).not.toMatch(/^system:serviceaccount:/);
+    // …while the in-cluster agent of alpha is its service account
+    const sa = whoami(await host.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig }));
+    expect(sa).toMatch(/^system:serviceaccount:/);
+    await outside.stop();
+    await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'kcfg']);
+  });
+});
+
 describe('external access and deletion', () => {
   it('externalKubeAPIEnabled makes mc-<name> a LoadBalancer with the annotated annotations; its ingress sets ExternalAccessReady', async () => {
     await host.kubectlOk([
