@@ -4,7 +4,10 @@
 // a time: (a) our DnsServer in its own Node process (bundled bench/dns-server-entry.ts, warn-level
 // logs), (b) dnsmasq as a caching forwarder. Each is warmed (every name asked twice), then driven
 // by dnsperf with the same settings, once flat out (queries/s, CPU per query) and once at a fixed
-// rate both sustain (latency); rounds alternate which goes first; medians are reported.
+// rate both sustain (latency); rounds alternate which goes first; medians are reported. A third
+// server, the Node floor (bench/dns-floor-entry.ts: one fixed answer, no DNS work at all, through
+// the same UDP path), is driven flat out in the same rounds: the most any Node DNS server can reach
+// here, so `dns_qps_node_floor` shows how much of the gap to dnsmasq is Node's and how much ours.
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +32,7 @@ const DNSPERF_LOAD = ['-T', '1', '-c', '4', '-q', '100'];
 const UPSTREAM = '127.0.0.61';
 const OURS = '127.0.0.62';
 const DNSMASQ_FWD = '127.0.0.63';
+const FLOOR = '127.0.0.64';
 /** Rate of the latency runs: well below what either server sustains. */
 const FIXED_QPS = 20_000;
 
@@ -58,7 +62,12 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
   writeFileSync(recordsFile, `${records.join('\n')}\n`);
   writeFileSync(queryFile, `${queries.join('\n')}\n`);
 
-  const [upPort, ourPort, fwdPort] = [await freePort(), await freePort(), await freePort()];
+  const [upPort, ourPort, fwdPort, floorPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const dnsmasqBase = ['--no-daemon', '--no-resolv', '--no-hosts', '--bind-interfaces', '--log-facility=-'];
 
   const upstream = ManagedProcess.start(
@@ -70,12 +79,15 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
   ctx.cleanup.defer('dnsmasq upstream', () => upstream.stop());
   await waitForDns(UPSTREAM, upPort, upstream);
 
-  ctx.log('dns: bundling the server entry');
-  const bundle = await bundleScript(join(workspaceRoot(), 'apps/gateway-sidecar/bench/dns-server-entry.ts'));
-  ctx.cleanup.defer(
-    'dns server bundle',
-    () => ctx.keep || rmSync(dirname(bundle), { recursive: true, force: true }),
-  );
+  ctx.log('dns: bundling the server entry and the Node floor');
+  const entry = (f: string) => bundleScript(join(workspaceRoot(), 'apps/gateway-sidecar/bench', f));
+  const [bundle, floorBundle] = await Promise.all([
+    entry('dns-server-entry.ts'),
+    entry('dns-floor-entry.ts'),
+  ]);
+  for (const b of [bundle, floorBundle]) {
+    ctx.cleanup.defer(`bundle ${b}`, () => ctx.keep || rmSync(dirname(b), { recursive: true, force: true }));
+  }
   const ours = ManagedProcess.start(
     'dns-ours',
     process.execPath,
@@ -104,12 +116,21 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
     join(dir, 'forwarder.log'),
   );
   ctx.cleanup.defer('dnsmasq forwarder', () => forwarder.stop());
+  const floor = ManagedProcess.start(
+    'dns-node-floor',
+    process.execPath,
+    [floorBundle, JSON.stringify({ address: FLOOR, port: floorPort })],
+    join(dir, 'floor.log'),
+  );
+  ctx.cleanup.defer('Node floor server', () => floor.stop());
   await waitForDns(OURS, ourPort, ours);
   await waitForDns(DNSMASQ_FWD, fwdPort, forwarder);
+  await waitForDns(FLOOR, floorPort, floor);
 
   const targets = [
     { name: 'ours', addr: OURS, port: ourPort, proc: ours },
     { name: 'dnsmasq', addr: DNSMASQ_FWD, port: fwdPort, proc: forwarder },
+    { name: 'node-floor', addr: FLOOR, port: floorPort, proc: floor },
   ];
   for (const t of targets) {
     // Warm the cache (every name twice) and the JIT.
@@ -118,13 +139,20 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
 
   // Per round and server: a saturating run (queries/s, and the latency under that load) and a run
   // at a fixed rate both handle easily (service latency, CPU per query).
-  const full: Record<string, PerfResult[]> = { ours: [], dnsmasq: [] };
+  const full: Record<string, PerfResult[]> = { ours: [], dnsmasq: [], 'node-floor': [] };
   const fixed: Record<string, PerfResult[]> = { ours: [], dnsmasq: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse();
     for (const t of order) {
       await busy(`dns ${t.name}`);
       const r = await dnsperf(t.addr, t.port, queryFile, ['-l', String(ctx.seconds)], t.proc.pid);
+      full[t.name]!.push(r);
+      if (t.name === 'node-floor') {
+        ctx.log(
+          `dns round ${round + 1} ${t.name}: ${r.qps.toFixed(0)} q/s, ${r.cpuUs.toFixed(2)} µs CPU/query, ${r.cores}`,
+        );
+        continue;
+      }
       const f = await dnsperf(
         t.addr,
         t.port,
@@ -137,7 +165,6 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
           `${r.cpuUs.toFixed(2)} µs CPU/query, ${r.lost} lost, ${r.cores}; at ${FIXED_QPS} q/s: ` +
           `${f.latencyMs.toFixed(3)} ms avg, ${f.cpuUs.toFixed(2)} µs CPU/query, ${f.lost} lost`,
       );
-      full[t.name]!.push(r);
       fixed[t.name]!.push(f);
     }
   }
@@ -165,6 +192,19 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
     load: `${FIXED_QPS} q/s`,
   });
   ctx.emit({ metric: 'dns_cpu_per_query', unit: 'µs', ...pair(full, 'cpuUs'), load: 'saturating' });
+  const floorQps = med(full, 'node-floor', 'qps');
+  const dnsmasqQps = med(full, 'dnsmasq', 'qps');
+  ctx.emit({
+    metric: 'dns_qps_node_floor',
+    unit: 'queries/s',
+    value: floorQps,
+    peer: 'dnsmasq',
+    peer_value: dnsmasqQps,
+    ratio: floorQps / dnsmasqQps,
+    // how close our server gets to what Node itself allows here
+    ours_of_floor: med(full, 'ours', 'qps') / floorQps,
+    cpu_us_per_query: med(full, 'node-floor', 'cpuUs'),
+  });
 }
 
 /** Runs dnsperf against one server; measures that server's CPU over the run. */
