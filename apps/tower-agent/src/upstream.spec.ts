@@ -1,48 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { Agent, createServer, request, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Duplex } from 'node:stream';
 import { createCertificateAuthority, issueCertificate } from '@knet/crypto';
 import { createLogger } from '@knet/runtime';
-import { ApiServerProxy, inClusterUpstream, upstreamHeaders, type Upstream } from './upstream';
-
-describe('upstreamHeaders', () => {
-  it("drops hop-by-hop headers and the caller's Authorization, sets Host and ours", () => {
-    const h: IncomingHttpHeaders = {
-      host: 'proxy:6443',
-      authorization: 'Bearer caller',
-      connection: 'keep-alive, x-drop',
-      'x-drop': '1',
-      'keep-alive': 'timeout=5',
-      'transfer-encoding': 'chunked',
-      accept: 'application/json',
-      'impersonate-user': 'alice',
-    };
-    expect(upstreamHeaders(h, 'api:443', 'Bearer agent', false)).toEqual({
-      accept: 'application/json',
-      'impersonate-user': 'alice',
-      host: 'api:443',
-      authorization: 'Bearer agent',
-    });
-  });
-
-  it('keeps Connection/Upgrade for an upgrade request', () => {
-    const h: IncomingHttpHeaders = {
-      host: 'p',
-      connection: 'Upgrade',
-      upgrade: 'SPDY/3.1',
-      'keep-alive': 'x',
-    };
-    expect(upstreamHeaders(h, 'api', undefined, true)).toEqual({
-      connection: 'Upgrade',
-      upgrade: 'SPDY/3.1',
-      host: 'api',
-    });
-  });
-});
+import { ApiServerProxy, inClusterUpstream, type Upstream } from './upstream';
 
 describe('inClusterUpstream', () => {
   it('re-reads a rotated token and fails early without one', async () => {
@@ -64,11 +29,18 @@ describe('ApiServerProxy over a channel-like stream', () => {
   let upstream: Server;
   let seen: { auth?: string; host?: string; url?: string }[];
   let proxy: ApiServerProxy;
+  let upstreamConnections = 0;
 
   beforeAll(async () => {
     seen = [];
     upstream = createServer((req, res) => {
       seen.push({ auth: req.headers.authorization, host: req.headers.host, url: req.url });
+      if (req.method === 'POST') {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => res.end(`got ${body}`));
+        return;
+      }
       if (req.url === '/stream') {
         res.writeHead(200, { 'content-type': 'application/json' });
         let n = 0;
@@ -88,6 +60,7 @@ describe('ApiServerProxy over a channel-like stream', () => {
       sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
       sock.pipe(sock);
     });
+    upstream.on('connection', () => upstreamConnections++);
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const port = (upstream.address() as AddressInfo).port;
     const up: Upstream = {
@@ -152,6 +125,67 @@ describe('ApiServerProxy over a channel-like stream', () => {
     c.destroy();
   });
 
+  /** Writes `raw` into a new channel and collects what comes back until the channel ends. */
+  async function exchange(raw: string): Promise<string> {
+    const c = channel();
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    c.on('error', () => undefined);
+    c.write(raw);
+    await new Promise<void>((resolve) => c.once('end', resolve));
+    return got;
+  }
+
+  it('rewrites every pipelined request on one connection, through one API server connection', async () => {
+    const before = { seen: seen.length, conns: upstreamConnections };
+    const got = await exchange(
+      'GET /one HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer caller\r\n\r\n' +
+        'GET /two HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer caller\r\nConnection: close\r\n\r\n',
+    );
+    expect(got.match(/HTTP\/1.1 200 OK/g)).toHaveLength(2);
+    expect(seen.slice(before.seen)).toEqual([
+      { auth: 'Bearer agent-token', host: expect.stringMatching(/^127.0.0.1:\d+$/) as string, url: '/one' },
+      { auth: 'Bearer agent-token', host: expect.stringMatching(/^127.0.0.1:\d+$/) as string, url: '/two' },
+    ]);
+    expect(upstreamConnections - before.conns).toBe(1);
+  });
+
+  it('passes a chunked request body through whole', async () => {
+    const got = await exchange(
+      'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        '5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n',
+    );
+    expect(got).toMatch(/^HTTP\/1.1 200 OK/);
+    expect(got.endsWith('got hello world')).toBe(true);
+  });
+
+  it('refuses a request the API server could frame differently; nothing of it reaches the API server', async () => {
+    const before = { seen: seen.length, conns: upstreamConnections };
+    const got = await exchange(
+      'POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n' +
+        '0\r\n\r\nGET /secret HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    expect(got).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+    expect(JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      kind: 'Status',
+      code: 400,
+      reason: 'BadRequest',
+      message: 'both Content-Length and Transfer-Encoding',
+    });
+    expect(seen.length).toBe(before.seen);
+    expect(upstreamConnections).toBe(before.conns);
+  });
+
+  it('answers the requests before a refused one, then the refusal', async () => {
+    const before = seen.length;
+    const got = await exchange(
+      'GET /fine HTTP/1.1\r\nHost: x\r\n\r\nGET /bad HTTP/1.1\r\nHost: x\r\nX-A: a\x01\r\n\r\n',
+    );
+    expect(got).toMatch(/^HTTP\/1.1 200 OK[\s\S]*\{"ok":true\}HTTP\/1.1 400 Bad Request\r\n/);
+    expect(got).toContain('control character in header field X-A');
+    expect(seen.slice(before).map((s) => s.url)).toEqual(['/fine']);
+  });
+
   it('answers 502 with a Status when the apiserver is unreachable', async () => {
     const dead: Upstream = { server: new URL('http://127.0.0.1:1'), credentials: async () => ({}) };
     const p = new ApiServerProxy(dead, createLogger({ name: 'test', level: 'silent' }));
@@ -182,53 +216,71 @@ describe('ApiServerProxy over a channel-like stream', () => {
 });
 
 describe('ApiServerProxy over https', () => {
-  it('keeps one keep-alive pool while the TLS material is the same (even in new buffers), a new one when it changes', async () => {
+  it('gives each channel one verified API server connection, kept for its keep-alive requests', async () => {
     const ca = await createCertificateAuthority('test-ca');
+    const other = await createCertificateAuthority('other-ca');
     const serving = await issueCertificate(ca, {
       commonName: 'apiserver',
       ipAddresses: ['127.0.0.1'],
       usage: 'server',
     });
-    const server = createHttpsServer({ cert: serving.certPem, key: serving.keyPem }, (_req, res) =>
-      res.end('ok'),
+    const server = createHttpsServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) =>
+      res.end(`ok ${req.headers.authorization}`),
     );
     let connections = 0;
     server.on('secureConnection', () => connections++);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    let caPem = ca.certPem;
-    const up: Upstream = {
-      server: new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}`),
-      // A kubeconfig's credentials come as fresh buffers on every call.
-      credentials: async () => ({ ca: Buffer.from(caPem), authorization: 'Bearer t' }),
+    const url = new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const logger = createLogger({ name: 'test', level: 'silent' });
+    const good = new ApiServerProxy(
+      { server: url, credentials: async () => ({ ca: ca.certPem, authorization: 'Bearer t' }) },
+      logger,
+    );
+    const wrongCa = new ApiServerProxy(
+      { server: url, credentials: async () => ({ ca: other.certPem, authorization: 'Bearer t' }) },
+      logger,
+    );
+    /** A keep-alive client whose one connection is a channel into `p` (here a loopback TCP socket). */
+    const entries: NetServer[] = [];
+    const client = async (p: ApiServerProxy) => {
+      const entry = createNetServer((sock) => p.handle(sock));
+      entries.push(entry);
+      await new Promise<void>((r) => entry.listen(0, '127.0.0.1', r));
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      return { agent, port: (entry.address() as AddressInfo).port };
     };
-    const p = new ApiServerProxy(up, createLogger({ name: 'test', level: 'silent' }));
-    const get = () =>
-      new Promise<string>((resolve, reject) => {
-        const toProxy = new PassThrough();
-        const toClient = new PassThrough();
-        p.handle(Duplex.from({ readable: toProxy, writable: toClient }));
-        const req = request(
-          {
-            createConnection: () => Duplex.from({ readable: toClient, writable: toProxy }) as never,
-            path: '/version',
-          },
-          (r) => {
-            let b = '';
-            r.on('data', (c: Buffer) => (b += c.toString()));
-            r.on('end', () => resolve(b));
-          },
-        );
+    const get = ({ agent, port }: { agent: Agent; port: number }) =>
+      new Promise<{ status?: number; body: string }>((resolve, reject) => {
+        const req = request({ agent, host: '127.0.0.1', port, path: '/version' }, (r) => {
+          let b = '';
+          r.on('data', (c: Buffer) => (b += c.toString()));
+          r.on('end', () => resolve({ status: r.statusCode, body: b }));
+        });
         req.on('error', reject);
         req.end();
       });
+    const a = await client(good);
+    const b = await client(good);
     try {
-      expect([await get(), await get(), await get()]).toEqual(['ok', 'ok', 'ok']);
+      expect([await get(a), await get(a), await get(a)].map((r) => r.body)).toEqual([
+        'ok Bearer t',
+        'ok Bearer t',
+        'ok Bearer t',
+      ]);
       expect(connections).toBe(1);
-      caPem = `${ca.certPem}\n`; // another CA bundle (same CA here): the pool is rebuilt
-      expect(await get()).toBe('ok');
+      expect((await get(b)).body).toBe('ok Bearer t');
       expect(connections).toBe(2);
+      const refused = await get(await client(wrongCa));
+      expect(refused.status).toBe(502);
+      expect(JSON.parse(refused.body).message).toMatch(
+        /^agent cannot reach the member's kube-apiserver at 127.0.0.1:\d+: .*certificate/,
+      );
     } finally {
-      p.close();
+      a.agent.destroy();
+      b.agent.destroy();
+      for (const e of entries) e.close();
+      good.close();
+      wrongCa.close();
       server.close();
     }
   });

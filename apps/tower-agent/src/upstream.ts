@@ -1,19 +1,11 @@
 import { readFileSync, statSync } from 'node:fs';
-import {
-  request as httpRequest,
-  createServer,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { STATUS_CODES } from 'node:http';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import type { Logger } from '@knet/runtime';
-import { splice } from '@knet/tunnel';
+import { RequestFramer, upstreamHead } from './http1';
 
 /** How the agent reaches and authenticates to its own cluster's kube-apiserver. */
 export interface Upstream {
@@ -53,161 +45,136 @@ export function inClusterUpstream(saDir: string, host: string, port: string): Up
   };
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-/** Request headers for the upstream: hop-by-hop and the caller's Authorization removed, ours added. */
-export function upstreamHeaders(
-  h: IncomingHttpHeaders,
-  upstreamHost: string,
-  authorization: string | undefined,
-  keepUpgrade: boolean,
-): Record<string, string | string[]> {
-  const listed = new Set(
-    String(h.connection ?? '')
-      .toLowerCase()
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k === 'host' || k === 'authorization') continue;
-    if (!keepUpgrade && (HOP_BY_HOP.has(k) || listed.has(k))) continue;
-    if (
-      keepUpgrade &&
-      (k === 'keep-alive' ||
-        k === 'proxy-authorization' ||
-        k === 'proxy-authenticate' ||
-        k === 'te' ||
-        k === 'trailer')
-    )
-      continue;
-    out[k] = v;
-  }
-  out['host'] = upstreamHost;
-  if (authorization) out['authorization'] = authorization;
-  return out;
-}
-
 /**
- * The agent side of the `kubernetes` target: each channel is an HTTP/1.1 connection from a client of
- * the proxy's listener. Requests are forwarded to the member's kube-apiserver with the agent's own
- * credentials (they never leave the member cluster); responses stream back (watches, chunked), and
- * upgrades (exec, attach, port-forward) become raw byte pipes.
+ * The agent side of the `kubernetes` target: each channel is one HTTP/1.1 connection of a client of
+ * the proxy's listener, and gets one connection of its own to the member's kube-apiserver. Request
+ * heads are rewritten (the agent's Host and credentials; the caller's never leave the member
+ * cluster); request bodies and all responses pass through as bytes, so watches, chunked responses
+ * and upgrades (exec, attach, port-forward) need nothing special, and nothing is parsed, copied or
+ * re-encoded on the way back. Where requests begin and end is found by `RequestFramer`, which
+ * refuses what the API server could frame differently.
  */
 export class ApiServerProxy {
-  private readonly http: Server;
-  private agent: { tls: UpstreamCredentials; agent: HttpsAgent } | undefined;
+  private readonly open = new Set<ChannelForwarder>();
 
   constructor(
     private readonly upstream: Upstream,
     private readonly logger: Logger,
     private readonly onBytes?: (direction: 'up' | 'down', n: number) => void,
-  ) {
-    this.http = createServer(
-      { requestTimeout: 0, keepAliveTimeout: 0 },
-      (req, res) => void this.forward(req, res),
-    );
-    this.http.on(
-      'upgrade',
-      (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.forwardUpgrade(req, socket, head),
-    );
-    this.http.on('clientError', (_err, socket: Duplex) => socket.destroy());
-  }
+  ) {}
 
   /** Serves one channel as an HTTP connection. */
   handle(channel: Duplex): void {
-    const s = channel as Duplex & {
-      setTimeout?: unknown;
-      setNoDelay?: unknown;
-      setKeepAlive?: unknown;
-      remoteAddress?: string;
-    };
-    // node:http expects a net.Socket; an SSH channel has no socket options to set.
-    s.setTimeout ??= () => s;
-    s.setNoDelay ??= () => s;
-    s.setKeepAlive ??= () => s;
-    s.remoteAddress ??= 'tunnel';
-    this.http.emit('connection', s);
+    const f = new ChannelForwarder(channel, this.upstream, this.logger, this.onBytes);
+    this.open.add(f);
+    channel.once('close', () => this.open.delete(f));
+  }
+
+  close(): void {
+    for (const f of this.open) f.destroy();
+    this.open.clear();
+  }
+}
+
+class ChannelForwarder {
+  private readonly framer = new RequestFramer();
+  private up: Duplex | undefined;
+  /** Bytes of a response have reached the client: an error can no longer be answered. */
+  private answered = false;
+  /** The answer to a refused request, sent once the API server has finished what came before. */
+  private refusal: { status: number; message: string } | undefined;
+  private queue: Buffer[] = [];
+  private busy = false;
+  private done = false;
+
+  constructor(
+    private readonly channel: Duplex,
+    private readonly upstream: Upstream,
+    private readonly logger: Logger,
+    private readonly onBytes?: (direction: 'up' | 'down', n: number) => void,
+  ) {
+    channel.on('data', (chunk: Buffer) => {
+      this.onBytes?.('up', chunk.length);
+      this.queue.push(chunk);
+      if (!this.busy) void this.forward();
+    });
+    channel.on('end', () => {
+      // The client is done sending: so are we, once what is queued is written.
+      this.queue.push(EOF);
+      if (!this.busy) void this.forward();
+    });
+    channel.on('error', () => this.destroy());
+    channel.on('close', () => this.destroy());
+  }
+
+  destroy(): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue = [];
+    this.channel.destroy();
+    this.up?.destroy();
+  }
+
+  /** Feeds queued client bytes through the framer to the API server, one chunk at a time. */
+  private async forward(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.queue.length && !this.done && !this.refusal) {
+        const chunk = this.queue.shift() as Buffer;
+        if (chunk === EOF) {
+          if (this.up) this.up.end();
+          else this.channel.end();
+          continue;
+        }
+        for (const p of this.framer.push(chunk)) {
+          let data: Buffer | string;
+          if (p.kind === 'refused') {
+            this.logger.debug({ status: p.error.status, err: p.error.message }, 'request refused');
+            this.refuse(p.error.status, p.error.message);
+            return;
+          }
+          if (p.kind === 'head') {
+            let c: UpstreamCredentials;
+            try {
+              c = await this.upstream.credentials();
+            } catch (e) {
+              this.refuse(500, `agent cannot read its credentials: ${(e as Error).message}`);
+              return;
+            }
+            if (this.done) return;
+            this.up ??= this.connect(c);
+            data = upstreamHead(p.head, this.upstream.server.host, c.authorization);
+          } else data = p.data;
+          if (this.up && !this.up.write(data)) {
+            this.channel.pause();
+            this.up.once('drain', () => this.channel.resume());
+          }
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
   }
 
   /**
-   * The keep-alive pool for the current TLS material; a new pool when it changes (a rotated client
-   * certificate). Compared by identity first: in-cluster credentials hand out the same CA buffer on
-   * every request, so the common case costs no byte comparison at all.
+   * Answers a request the agent will not forward with a Status and closes the connection, after
+   * the API server has answered the requests before it (it closes once our side is ended).
    */
-  private httpsAgent(c: UpstreamCredentials): HttpsAgent {
-    const cur = this.agent;
-    if (
-      cur &&
-      sameMaterial(cur.tls.ca, c.ca) &&
-      sameMaterial(cur.tls.cert, c.cert) &&
-      sameMaterial(cur.tls.key, c.key) &&
-      cur.tls.rejectUnauthorized === c.rejectUnauthorized
-    )
-      return cur.agent;
-    cur?.agent.destroy();
-    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 256, ...tlsOpts(c) });
-    const { ca, cert, key, rejectUnauthorized } = c;
-    this.agent = { tls: { ca, cert, key, rejectUnauthorized }, agent };
-    return agent;
+  private refuse(status: number, message: string): void {
+    this.refusal = { status, message };
+    this.queue = [];
+    this.channel.pause();
+    if (this.up) this.up.end();
+    else this.sendRefusal();
   }
 
-  private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let c: UpstreamCredentials;
-    try {
-      c = await this.upstream.credentials();
-    } catch (e) {
-      return fail(res, 500, `agent cannot read its credentials: ${(e as Error).message}`);
-    }
-    const u = this.upstream.server;
-    const secure = u.protocol === 'https:';
-    const send = secure ? httpsRequest : httpRequest;
-    const up = send(
-      {
-        hostname: u.hostname.replace(/^\[|\]$/g, ''),
-        port: u.port || (secure ? 443 : 80),
-        method: req.method,
-        path: req.url,
-        headers: upstreamHeaders(req.headers, u.host, c.authorization, false),
-        ...(secure ? { agent: this.httpsAgent(c) } : {}),
-      },
-      (pres) => {
-        const headers: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(pres.headers))
-          if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
-        res.writeHead(pres.statusCode ?? 502, headers);
-        if (this.onBytes) pres.on('data', (b: Buffer) => this.onBytes?.('down', b.length));
-        pres.pipe(res);
-      },
-    );
-    up.on('error', (e) => {
-      this.logger.debug({ err: e.message, path: req.url }, 'upstream request failed');
-      fail(res, 502, `agent cannot reach the member's kube-apiserver at ${u.host}: ${e.message}`);
-    });
-    res.on('close', () => up.destroy()); // the client went away: end the (possibly endless) watch upstream
-    if (this.onBytes) req.on('data', (b: Buffer) => this.onBytes?.('up', b.length));
-    req.pipe(up);
+  /** Sends the refusal: at once, or once the API server has ended its side (its answers complete). */
+  private sendRefusal(): void {
+    const r = this.refusal;
+    if (r && !this.done) this.channel.end(statusResponse(r.status, r.message));
   }
 
-  private async forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
-    let c: UpstreamCredentials;
-    try {
-      c = await this.upstream.credentials();
-    } catch {
-      socket.destroy();
-      return;
-    }
+  private connect(c: UpstreamCredentials): Duplex {
     const u = this.upstream.server;
     const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
     const host = u.hostname.replace(/^\[|\]$/g, '');
@@ -222,24 +189,42 @@ export class ApiServerProxy {
             ...tlsOpts(c),
           } as ConnectionOptions)
         : netConnect({ host, port, noDelay: true });
-    up.on('error', (e) => {
-      this.logger.debug({ err: e.message }, 'upstream upgrade failed');
-      socket.destroy();
+    up.on('data', (d: Buffer) => {
+      this.answered = true;
+      this.onBytes?.('down', d.length);
+      if (!this.channel.write(d)) {
+        up.pause();
+        this.channel.once('drain', () => up.resume());
+      }
     });
-    const lines = [`${req.method} ${req.url} HTTP/1.1`];
-    for (const [k, v] of Object.entries(upstreamHeaders(req.headers, u.host, c.authorization, true))) {
-      for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
-    }
-    up.write(lines.join('\r\n') + '\r\n\r\n');
-    if (head.length) up.write(head);
-    await splice(socket, up);
-  }
-
-  close(): void {
-    this.http.close();
-    this.agent?.agent.destroy();
+    up.on('end', () => {
+      if (this.refusal) this.sendRefusal();
+      else if (!this.done) this.channel.end();
+    });
+    up.on('error', (e) => {
+      this.logger.debug({ err: e.message }, 'upstream connection failed');
+      if (this.answered || this.done) {
+        this.destroy();
+        return;
+      }
+      this.refusal = {
+        status: 502,
+        message: `agent cannot reach the member's kube-apiserver at ${u.host}: ${e.message}`,
+      };
+      this.queue = [];
+      this.sendRefusal();
+    });
+    up.on('close', () => {
+      // After a clean end the channel flushes what it holds, then closes; otherwise tear down now.
+      if (this.channel.writableEnded) this.channel.once('finish', () => this.destroy());
+      else this.destroy();
+    });
+    return up;
   }
 }
+
+/** Marks the client's end of stream in the queue. */
+const EOF = Buffer.alloc(0);
 
 function tlsOpts(
   c: UpstreamCredentials,
@@ -252,32 +237,32 @@ function tlsOpts(
   };
 }
 
-function sameMaterial(a: string | Buffer | undefined, b: string | Buffer | undefined): boolean {
-  if (a === b) return true;
-  if (a === undefined || b === undefined) return false;
-  // Buffer.from(buffer) would copy: only strings are converted (a kubeconfig's material is
-  // compared on every request).
-  const bytes = (x: string | Buffer) => (typeof x === 'string' ? Buffer.from(x) : x);
-  return bytes(a).equals(bytes(b));
-}
-
 function isIpLiteral(h: string): boolean {
   return /^[\d.]+$/.test(h) || h.includes(':');
 }
 
-function fail(res: ServerResponse, code: number, message: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
+const REASONS: Record<number, string> = {
+  400: 'BadRequest',
+  431: 'RequestHeaderFieldsTooLarge',
+  500: 'InternalError',
+  501: 'NotImplemented',
+  502: 'BadGateway',
+  505: 'HTTPVersionNotSupported',
+};
+
+/** A Kubernetes Status as a complete HTTP response that closes the connection. */
+function statusResponse(code: number, message: string): string {
   const body = JSON.stringify({
     kind: 'Status',
     apiVersion: 'v1',
+    metadata: {},
     status: 'Failure',
     code,
-    reason: code === 502 ? 'BadGateway' : 'InternalError',
+    reason: REASONS[code] ?? 'InternalError',
     message,
   });
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  return (
+    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }

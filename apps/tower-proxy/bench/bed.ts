@@ -11,7 +11,9 @@ import {
   shippedNodeFlags,
   workspaceRoot,
 } from '@knet/testing';
-import { startHost as startTestHost } from '../test/harness';
+import { kubeconfigCredentials, startHost as startTestHost } from '../test/harness';
+
+export { kubeconfigCredentials };
 import { until } from './util';
 
 export const NS = 'kubesphere-system';
@@ -211,27 +213,6 @@ export async function createClusters(host: ControlPlane, objects: object[], batc
 /** Admin credentials of a control plane's kubeconfig, for plain node:https calls. */
 export function adminCredentials(cp: ControlPlane): { ca: string; cert: string; key: string } {
   return kubeconfigCredentials(cp.adminKubeconfig());
-}
-
-/** CA, client certificate and key (PEM) of a kubeconfig written by @knet/crypto's renderKubeconfig. */
-export function kubeconfigCredentials(yaml: string): {
-  ca: string;
-  cert: string;
-  key: string;
-  server: string;
-} {
-  const field = (k: string) => {
-    const m = new RegExp(`^\\s*${k}:\\s*"?([^"\\s]+)"?\\s*$`, 'm').exec(yaml);
-    if (!m?.[1]) throw new Error(`kubeconfig has no ${k}`);
-    return m[1];
-  };
-  const b64 = (k: string) => Buffer.from(field(k), 'base64').toString('utf8');
-  return {
-    server: field('server'),
-    ca: b64('certificate-authority-data'),
-    cert: b64('client-certificate-data'),
-    key: b64('client-key-data'),
-  };
 }
 
 /** GET a JSON object from a control plane's API as admin. */

@@ -240,6 +240,27 @@ export function writeKubeconfig(c: Cluster, dir: string): string {
   return file;
 }
 
+/** CA, client certificate and key (PEM) of a kubeconfig written by @knet/crypto's renderKubeconfig. */
+export function kubeconfigCredentials(yaml: string): {
+  ca: string;
+  cert: string;
+  key: string;
+  server: string;
+} {
+  const field = (k: string) => {
+    const m = new RegExp(`^\\s*${k}:\\s*"?([^"\\s]+)"?\\s*$`, 'm').exec(yaml);
+    if (!m?.[1]) throw new Error(`kubeconfig has no ${k}`);
+    return m[1];
+  };
+  const b64 = (k: string) => Buffer.from(field(k), 'base64').toString('utf8');
+  return {
+    server: field('server'),
+    ca: b64('certificate-authority-data'),
+    cert: b64('client-certificate-data'),
+    key: b64('client-key-data'),
+  };
+}
+
 /** Polls `fn` until it returns a value (not undefined/false), or throws `what()` after `ms`. */
 export async function until<T>(
   fn: () => Promise<T | undefined | false>,

@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
 import { ControlPlane, type ManagedProcess } from '@knet/testing';
 import {
   appBundles,
   condition,
   createReadyCluster,
   getCluster,
+  kubeconfigCredentials,
   memberServiceAccount,
   startAgent,
   startHost,
@@ -104,6 +107,49 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
       );
     } finally {
       w.kill();
+    }
+  });
+
+  it('an HTTP upgrade passes through: a WebSocket watch sees a change made on the member', async () => {
+    const kc = kubeconfigCredentials(readFileSync(kubeconfig, 'utf8'));
+    const url = `${kc.server.replace(/^https/, 'wss')}/api/v1/namespaces?watch=true&resourceVersion=0`;
+    // The API server's WebSocket handler (x/net/websocket) refuses a handshake without an Origin.
+    const ws = new WebSocket(url, {
+      ca: kc.ca,
+      cert: kc.cert,
+      key: kc.key,
+      origin: kc.server,
+      perMessageDeflate: false,
+    });
+    const names: string[] = [];
+    ws.on('message', (m: Buffer) => {
+      const ev = JSON.parse(m.toString()) as { type: string; object: { metadata: { name: string } } };
+      names.push(`${ev.type} ${ev.object.metadata.name}`);
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no WebSocket handshake within 20 s')), 20_000);
+        ws.once('open', () => (clearTimeout(timer), resolve()));
+        ws.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => reject(new Error(`HTTP ${res.statusCode}: ${body}`)));
+        });
+        ws.once('error', reject);
+      });
+      await until(
+        async () => names.includes('ADDED default'),
+        20_000,
+        () => `no initial events: ${names.join(', ')}`,
+      );
+      await member.kubectlOk(['create', 'namespace', 'seen-over-websocket']);
+      await until(
+        async () => names.includes('ADDED seen-over-websocket'),
+        20_000,
+        () => `the WebSocket watch did not see the change: ${names.join(', ')}`,
+      );
+    } finally {
+      ws.terminate();
     }
   });
 

@@ -1,0 +1,337 @@
+/**
+ * The agent's HTTP/1.1 request framing: where each request head starts and ends in the byte stream
+ * of a tunnel channel, and where its body ends. The agent rewrites request heads only (its own
+ * Host and Authorization) and passes bodies and responses through as they are, so it must agree
+ * with the API server (Go's net/http) on every request boundary. It does so by refusing whatever
+ * two parsers could read differently: Content-Length together with Transfer-Encoding, repeated or
+ * malformed Content-Length, any transfer coding but `chunked`, folded header lines, bare CR or LF,
+ * control characters, a request-target that is not origin-form. Refused input never reaches the
+ * API server.
+ */
+
+/** Largest request head (request line and header fields); Go's default limit is 1 MiB. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** Largest chunk-size line (with extensions), as Go's chunked reader. */
+const MAX_CHUNK_LINE = 4096;
+/** Largest trailer section of a chunked body. */
+const MAX_TRAILER_BYTES = 64 * 1024;
+
+/** A request the agent refuses, with the status to answer it with. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 431 | 501 | 505,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RequestHead {
+  method: string;
+  /** origin-form (`/path?query`), or `*` */
+  target: string;
+  version: '1.0' | '1.1';
+  /** Header fields in order, names as sent, values without surrounding whitespace. */
+  fields: [string, string][];
+  /** `Connection: upgrade` with an `Upgrade` field: after this head the stream is opaque. */
+  upgrade: boolean;
+}
+
+export type Piece =
+  /** A complete request head. */
+  | { kind: 'head'; head: RequestHead }
+  /** Bytes of the current request's body, chunked framing included, to pass on unchanged. */
+  | { kind: 'body'; data: Buffer }
+  /** Bytes after an upgrade request: no longer HTTP. */
+  | { kind: 'raw'; data: Buffer }
+  /** Refused input; always the last piece, and the framer refuses everything after it. */
+  | { kind: 'refused'; error: HttpError };
+
+type State = 'head' | 'fixed' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailer' | 'raw';
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)$/;
+/** Field values: no control characters but HTAB (obs-text, 0x80-0xFF, is allowed as RFC 9110 says). */
+function hasControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+const CHUNK_LINE = /^([0-9a-fA-F]{1,13})(;[\t\x20-\x7e\x80-\xff]*)?$/;
+const CRLF = Buffer.from('\r\n');
+const HEAD_END = Buffer.from('\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Splits a client's byte stream into request heads and body bytes, chunk by chunk as they arrive.
+ * Input it refuses ends the pieces of that chunk with a `refused` piece (what came before it in
+ * the same chunk is still returned); everything after that is refused as well.
+ */
+export class RequestFramer {
+  private state: State = 'head';
+  /** Bytes of an unfinished request head. */
+  private partial: Buffer = EMPTY;
+  /** Body bytes still to come (fixed length), or of the current chunk. */
+  private remaining = 0;
+  /** An unfinished chunk-size or trailer line (latin1). */
+  private line = '';
+  /** How many bytes of the CRLF after a chunk's data have been seen. */
+  private crlfSeen = 0;
+  private trailerBytes = 0;
+  private failed = false;
+
+  push(chunk: Buffer): Piece[] {
+    if (this.failed)
+      return [{ kind: 'refused', error: new HttpError(400, 'the request stream was already refused') }];
+    const out: Piece[] = [];
+    try {
+      this.consume(chunk, out);
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      this.failed = true;
+      out.push({ kind: 'refused', error: e });
+    }
+    return out;
+  }
+
+  private consume(chunk: Buffer, out: Piece[]): void {
+    let buf = chunk;
+    let i = 0;
+    while (i < buf.length) {
+      if (this.state === 'raw') {
+        out.push({ kind: 'raw', data: i === 0 ? buf : buf.subarray(i) });
+        return;
+      }
+      if (this.state === 'head') {
+        if (this.partial.length) {
+          buf = Buffer.concat([this.partial, buf.subarray(i)]);
+          i = 0;
+          this.partial = EMPTY;
+        }
+        // An empty line before a request line is ignored (RFC 9112, 2.2).
+        while (buf[i] === 0x0d && buf[i + 1] === 0x0a) i += 2;
+        if (i >= buf.length) break;
+        if (buf[i] === 0x0d && i + 1 === buf.length) {
+          this.partial = Buffer.from(buf.subarray(i));
+          break;
+        }
+        const end = buf.indexOf(HEAD_END, i);
+        if (end < 0) {
+          if (buf.length - i > MAX_HEAD_BYTES) throw tooLarge();
+          // A head with bare LFs would never end here: refuse it now rather than at the limit.
+          for (let lf = buf.indexOf(0x0a, i); lf >= 0; lf = buf.indexOf(0x0a, lf + 1)) {
+            if (lf === i || buf[lf - 1] !== 0x0d)
+              throw new HttpError(400, 'bare CR or LF in the request head');
+          }
+          this.partial = Buffer.from(buf.subarray(i)); // a copy: the chunk's memory is not kept
+          break;
+        }
+        if (end - i > MAX_HEAD_BYTES) throw tooLarge();
+        const head = parseHead(buf.toString('latin1', i, end));
+        i = end + HEAD_END.length;
+        this.state = this.afterHead(head); // first: a head whose framing is refused is not returned
+        out.push({ kind: 'head', head });
+        continue;
+      }
+      // Body states: what is consumed here is passed on as it is.
+      const start = i;
+      while (i < buf.length && (this.state as State) !== 'head') i = this.bodyStep(buf, i);
+      if (i > start)
+        out.push({ kind: 'body', data: start === 0 && i === buf.length ? buf : buf.subarray(start, i) });
+    }
+  }
+
+  private afterHead(h: RequestHead): State {
+    let length: number | undefined;
+    let chunked = false;
+    let codings: string[] | undefined;
+    for (const [name, value] of h.fields) {
+      const n = name.toLowerCase();
+      if (n === 'content-length') {
+        if (length !== undefined) throw new HttpError(400, 'more than one Content-Length field');
+        if (!/^\d{1,15}$/.test(value))
+          throw new HttpError(400, `malformed Content-Length ${JSON.stringify(value)}`);
+        length = Number(value);
+      } else if (n === 'transfer-encoding') {
+        (codings ??= []).push(...value.split(',').map((c) => c.trim().toLowerCase()));
+      }
+    }
+    if (codings) {
+      if (h.version === '1.0') throw new HttpError(400, 'Transfer-Encoding in an HTTP/1.0 request');
+      if (length !== undefined) throw new HttpError(400, 'both Content-Length and Transfer-Encoding');
+      if (codings.length !== 1 || codings[0] !== 'chunked')
+        throw new HttpError(
+          501,
+          `Transfer-Encoding ${JSON.stringify(codings.join(', '))} not supported (only chunked)`,
+        );
+      chunked = true;
+    }
+    if (h.upgrade) {
+      if (chunked || (length ?? 0) > 0) throw new HttpError(400, 'an upgrade request with a body');
+      return 'raw';
+    }
+    if (chunked) {
+      this.line = '';
+      return 'chunk-size';
+    }
+    if (length) {
+      this.remaining = length;
+      return 'fixed';
+    }
+    return 'head';
+  }
+
+  /** Consumes body bytes from `buf` at `i`; returns the new position. */
+  private bodyStep(buf: Buffer, i: number): number {
+    switch (this.state) {
+      case 'fixed':
+      case 'chunk-data': {
+        const n = Math.min(this.remaining, buf.length - i);
+        this.remaining -= n;
+        if (this.remaining === 0) {
+          if (this.state === 'fixed') this.state = 'head';
+          else {
+            this.state = 'chunk-crlf';
+            this.crlfSeen = 0;
+          }
+        }
+        return i + n;
+      }
+      case 'chunk-crlf': {
+        if (buf[i] !== CRLF[this.crlfSeen]) throw new HttpError(400, 'chunk data not followed by CRLF');
+        if (++this.crlfSeen === 2) {
+          this.state = 'chunk-size';
+          this.line = '';
+        }
+        return i + 1;
+      }
+      case 'chunk-size':
+      case 'trailer': {
+        const lf = buf.indexOf(0x0a, i);
+        const stop = lf < 0 ? buf.length : lf + 1;
+        this.line += buf.toString('latin1', i, stop);
+        if (this.state === 'trailer') {
+          this.trailerBytes += stop - i;
+          if (this.trailerBytes > MAX_TRAILER_BYTES) throw new HttpError(431, 'trailer section too large');
+        } else if (this.line.length > MAX_CHUNK_LINE) throw new HttpError(400, 'chunk-size line too long');
+        if (lf >= 0) this.endLine();
+        return stop;
+      }
+      default:
+        return buf.length;
+    }
+  }
+
+  private endLine(): void {
+    const line = this.line;
+    this.line = '';
+    if (!line.endsWith('\r\n') || line.indexOf('\r') !== line.length - 2)
+      throw new HttpError(400, 'a line of the chunked body does not end in CRLF');
+    const text = line.slice(0, -2);
+    if (this.state === 'chunk-size') {
+      const m = CHUNK_LINE.exec(text);
+      if (!m) throw new HttpError(400, `malformed chunk size ${JSON.stringify(text.slice(0, 40))}`);
+      const size = parseInt(m[1] as string, 16);
+      if (size === 0) {
+        this.state = 'trailer';
+        this.trailerBytes = 0;
+      } else {
+        this.state = 'chunk-data';
+        this.remaining = size;
+      }
+      return;
+    }
+    if (text === '') {
+      this.state = 'head'; // the end of the chunked body
+      return;
+    }
+    parseField(text);
+  }
+}
+
+function tooLarge(): HttpError {
+  return new HttpError(431, `request head larger than ${MAX_HEAD_BYTES} bytes`);
+}
+
+function parseField(line: string): [string, string] {
+  const colon = line.indexOf(':');
+  const name = colon < 0 ? '' : line.slice(0, colon);
+  // Also refuses obs-fold (a line starting with whitespace) and whitespace before the colon.
+  if (!TOKEN.test(name))
+    throw new HttpError(400, `malformed header field ${JSON.stringify(line.slice(0, 40))}`);
+  const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+  if (hasControl(value)) throw new HttpError(400, `control character in header field ${name}`);
+  return [name, value];
+}
+
+/** Parses a request head (without its final empty line). */
+export function parseHead(text: string): RequestHead {
+  const lines = text.split('\r\n');
+  for (const l of lines) {
+    if (l.includes('\n') || l.includes('\r')) throw new HttpError(400, 'bare CR or LF in the request head');
+  }
+  const m = REQUEST_LINE.exec(lines[0] ?? '');
+  if (!m) throw new HttpError(400, `malformed request line ${JSON.stringify((lines[0] ?? '').slice(0, 60))}`);
+  const [, method, target, major, minor] = m as unknown as [string, string, string, string, string];
+  if (major !== '1' || (minor !== '0' && minor !== '1'))
+    throw new HttpError(505, `HTTP/${major}.${minor} not supported (HTTP/1.1 only)`);
+  if (!(target.startsWith('/') || (target === '*' && method === 'OPTIONS')))
+    throw new HttpError(400, 'the request-target must be a path (origin-form)');
+  const fields = lines.slice(1).map(parseField);
+  let hasUpgrade = false;
+  let connectionUpgrade = false;
+  for (const [name, value] of fields) {
+    const n = name.toLowerCase();
+    if (n === 'upgrade') hasUpgrade = true;
+    else if (n === 'connection') connectionUpgrade ||= connectionTokens(value).includes('upgrade');
+  }
+  return {
+    method,
+    target,
+    version: minor === '0' ? '1.0' : '1.1',
+    fields,
+    upgrade: hasUpgrade && connectionUpgrade,
+  };
+}
+
+function connectionTokens(value: string): string[] {
+  return value
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+/** Fields that describe one hop and never go to the API server (Connection itself stays: see below). */
+const HOP_BY_HOP = new Set([
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+]);
+
+/**
+ * The head the agent sends upstream: the caller's Host and Authorization replaced by the agent's,
+ * hop-by-hop fields (and those Connection names) dropped. Connection, Upgrade and Transfer-Encoding
+ * stay: the body and the response pass through unchanged, over a connection that mirrors the
+ * caller's one to one.
+ */
+export function upstreamHead(h: RequestHead, host: string, authorization: string | undefined): string {
+  const named = new Set<string>();
+  for (const [name, value] of h.fields) {
+    if (name.toLowerCase() === 'connection') {
+      for (const t of connectionTokens(value))
+        if (t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') named.add(t);
+    }
+  }
+  let out = `${h.method} ${h.target} HTTP/${h.version}\r\nHost: ${host}\r\n`;
+  if (authorization) out += `Authorization: ${authorization}\r\n`;
+  for (const [name, value] of h.fields) {
+    const n = name.toLowerCase();
+    if (n === 'host' || n === 'authorization' || HOP_BY_HOP.has(n) || named.has(n)) continue;
+    out += `${name}: ${value}\r\n`;
+  }
+  return `${out}\r\n`;
+}
