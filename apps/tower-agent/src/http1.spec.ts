@@ -228,6 +228,13 @@ describe('RequestFramer', () => {
     ]);
   });
 
+  it('takes a long head in small pieces, and refuses one over the limit that arrives the same way', () => {
+    const long = `GET /a HTTP/1.1\r\nX-Long: ${'v'.repeat(MAX_HEAD_BYTES - 100)}\r\n\r\n`;
+    expect(frame(long, 1000)).toEqual([{ head: 'GET /a' }]);
+    const over = `GET /a HTTP/1.1\r\nX-Long: ${'v'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`;
+    expect(refusal(over, 1000).status).toBe(431);
+  });
+
   it('refuses an endless chunk-size line', () => {
     const f = new RequestFramer();
     f.push(Buffer.from('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1'));

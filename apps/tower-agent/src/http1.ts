@@ -62,7 +62,6 @@ function hasControl(value: string): boolean {
 const CHUNK_LINE = /^([0-9a-fA-F]{1,13})(;[\t\x20-\x7e\x80-\xff]*)?$/;
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
-const EMPTY = Buffer.alloc(0);
 
 /**
  * Splits a client's byte stream into request heads and body bytes, chunk by chunk as they arrive.
@@ -71,8 +70,11 @@ const EMPTY = Buffer.alloc(0);
  */
 export class RequestFramer {
   private state: State = 'head';
-  /** Bytes of an unfinished request head. */
-  private partial: Buffer = EMPTY;
+  /** Bytes of an unfinished request head (copies: a chunk's memory is not kept). */
+  private parts: Buffer[] = [];
+  private partLen = 0;
+  /** The last three bytes of `parts`, where a head end may begin. */
+  private tail = Buffer.alloc(0);
   /** Body bytes still to come (fixed length), or of the current chunk. */
   private remaining = 0;
   /** An unfinished chunk-size or trailer line (latin1). */
@@ -105,27 +107,33 @@ export class RequestFramer {
         return;
       }
       if (this.state === 'head') {
-        if (this.partial.length) {
-          buf = Buffer.concat([this.partial, buf.subarray(i)]);
+        if (this.partLen > 0) {
+          // Continuing a head that began in earlier chunks: look at the new bytes only (with the
+          // last three before them), so a head arriving byte by byte costs linear time.
+          const fresh = buf.subarray(i);
+          const tail = this.tail;
+          const seam = Buffer.concat([tail, fresh]);
+          if (seam.indexOf(HEAD_END) < 0) {
+            checkBareLf(seam, tail.length);
+            this.keep(fresh);
+            if (this.partLen > MAX_HEAD_BYTES) throw tooLarge();
+            break;
+          }
+          buf = Buffer.concat([...this.parts, fresh]);
           i = 0;
-          this.partial = EMPTY;
+          this.parts = [];
+          this.partLen = 0;
+          this.tail = Buffer.alloc(0);
         }
         // An empty line before a request line is ignored (RFC 9112, 2.2).
         while (buf[i] === 0x0d && buf[i + 1] === 0x0a) i += 2;
         if (i >= buf.length) break;
-        if (buf[i] === 0x0d && i + 1 === buf.length) {
-          this.partial = Buffer.from(buf.subarray(i));
-          break;
-        }
         const end = buf.indexOf(HEAD_END, i);
         if (end < 0) {
           if (buf.length - i > MAX_HEAD_BYTES) throw tooLarge();
           // A head with bare LFs would never end here: refuse it now rather than at the limit.
-          for (let lf = buf.indexOf(0x0a, i); lf >= 0; lf = buf.indexOf(0x0a, lf + 1)) {
-            if (lf === i || buf[lf - 1] !== 0x0d)
-              throw new HttpError(400, 'bare CR or LF in the request head');
-          }
-          this.partial = Buffer.from(buf.subarray(i)); // a copy: the chunk's memory is not kept
+          checkBareLf(buf, i);
+          this.keep(buf.subarray(i));
           break;
         }
         if (end - i > MAX_HEAD_BYTES) throw tooLarge();
@@ -141,6 +149,12 @@ export class RequestFramer {
       if (i > start)
         out.push({ kind: 'body', data: start === 0 && i === buf.length ? buf : buf.subarray(start, i) });
     }
+  }
+
+  private keep(bytes: Buffer): void {
+    this.parts.push(Buffer.from(bytes));
+    this.partLen += bytes.length;
+    this.tail = Buffer.concat([this.tail, bytes]).subarray(-3);
   }
 
   private afterHead(h: RequestHead): State {
@@ -248,6 +262,13 @@ export class RequestFramer {
       return;
     }
     parseField(text);
+  }
+}
+
+/** Refuses an LF at or after `from` that does not follow a CR (the byte before `from` counts). */
+function checkBareLf(buf: Buffer, from: number): void {
+  for (let lf = buf.indexOf(0x0a, from); lf >= 0; lf = buf.indexOf(0x0a, lf + 1)) {
+    if (lf === 0 || buf[lf - 1] !== 0x0d) throw new HttpError(400, 'bare CR or LF in the request head');
   }
 }
 

@@ -216,7 +216,8 @@ class ChannelForwarder {
     });
     up.on('close', () => {
       // After a clean end the channel flushes what it holds, then closes; otherwise tear down now.
-      if (this.channel.writableEnded) this.channel.once('finish', () => this.destroy());
+      if (this.channel.writableEnded && !this.channel.writableFinished)
+        this.channel.once('finish', () => this.destroy());
       else this.destroy();
     });
     return up;
