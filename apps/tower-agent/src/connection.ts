@@ -242,8 +242,8 @@ export class AgentConnection {
     const ks = this.o.kubesphere;
     if (!ks) return; // unreachable: `allowed` checked it
     const sock = netConnect({ host: ks.host, port: ks.port, noDelay: true });
-    void splice(ch, sock, (dir, n) =>
-      this.o.metrics.bytes.inc({ target, direction: dir === 'a-to-b' ? 'up' : 'down' }, n),
-    );
+    const up = this.o.metrics.bytes.labels({ target, direction: 'up' });
+    const down = this.o.metrics.bytes.labels({ target, direction: 'down' });
+    void splice(ch, sock, (dir, n) => (dir === 'a-to-b' ? up : down).inc(n));
   }
 }

@@ -36,9 +36,11 @@ void runMain('tower-agent', async () => {
 
   const registry = createMetricsRegistry();
   const metrics = createAgentMetrics(registry);
-  const apiServer = new ApiServerProxy(upstream, logger, (dir, n) =>
-    metrics.bytes.inc({ target: 'kubernetes', direction: dir }, n),
-  );
+  const apiBytes = {
+    up: metrics.bytes.labels({ target: 'kubernetes', direction: 'up' }),
+    down: metrics.bytes.labels({ target: 'kubernetes', direction: 'down' }),
+  };
+  const apiServer = new ApiServerProxy(upstream, logger, (dir, n) => apiBytes[dir].inc(n));
   const server = createObservabilityServer({
     host: opts.metricsHost,
     port: opts.metricsPort,

@@ -177,10 +177,10 @@ export class ClusterListeners {
       respond(s, 502, 'BadGateway', (e as Error).message);
       return;
     }
-    const bytes = this.metrics.bytes;
-    await splice(s, ch, (dir, n) =>
-      bytes.inc({ cluster, target, direction: dir === 'a-to-b' ? 'to_agent' : 'from_agent' }, n),
-    );
+    // Counted per read: the labelled children are looked up once per connection, not per chunk.
+    const toAgent = this.metrics.bytes.labels({ cluster, target, direction: 'to_agent' });
+    const fromAgent = this.metrics.bytes.labels({ cluster, target, direction: 'from_agent' });
+    await splice(s, ch, (dir, n) => (dir === 'a-to-b' ? toAgent : fromAgent).inc(n));
   }
 }
 

@@ -164,8 +164,25 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
       };
       await member.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(cm) });
     }
-    const out = await host.kubectlOk(['get', 'configmaps', '-n', 'default', '-o', 'json'], { kubeconfig });
+    const bytes = async (direction: string) => {
+      const text = await (await fetch(`${proxy.url}/metrics`)).text();
+      const re = new RegExp(
+        `^tower_proxy_bytes_total\\{cluster="alpha",target="kubernetes",direction="${direction}"\\} (\\d+)`,
+        'm',
+      );
+      return Number(re.exec(text)?.[1] ?? 0);
+    };
+    const before = await bytes('from_agent');
+    // Uncompressed: with gzip (the API server compresses large responses) these repetitive
+    // objects would cross the tunnel as ~34 KB.
+    const out = await host.kubectlOk(
+      ['get', 'configmaps', '-n', 'default', '-o', 'json', '--disable-compression'],
+      { kubeconfig },
+    );
     expect(out.length).toBeGreaterThanOrEqual(5 * 1024 * 1024);
+    // all of it crossed the tunnel, and the proxy counted it
+    expect((await bytes('from_agent')) - before).toBeGreaterThanOrEqual(5 * 1024 * 1024);
+    expect(await bytes('to_agent')).toBeGreaterThan(0);
     const items = (JSON.parse(out) as { items: { metadata: { name: string }; data?: { blob?: string } }[] })
       .items;
     expect(
