@@ -14,11 +14,17 @@ describe('inClusterUpstream', () => {
     const dir = mkdtempSync(join(tmpdir(), 'knet-sa-'));
     writeFileSync(join(dir, 'ca.crt'), 'CA');
     writeFileSync(join(dir, 'token'), 'one\n');
-    const u = inClusterUpstream(dir, 'fd00::1', '6443');
+    const u = inClusterUpstream(dir, 'fd00::1', '6443', 0);
     expect(u.server.host).toBe('[fd00::1]:6443');
     expect((await u.credentials()).authorization).toBe('Bearer one');
     writeFileSync(join(dir, 'token'), 'second-token\n');
     expect((await u.credentials()).authorization).toBe('Bearer second-token');
+    // looked at again only after the re-check interval
+    const slow = inClusterUpstream(dir, 'h', '443', 200);
+    writeFileSync(join(dir, 'token'), 'third\n');
+    expect((await slow.credentials()).authorization).toBe('Bearer second-token');
+    await new Promise((r) => setTimeout(r, 250));
+    expect((await slow.credentials()).authorization).toBe('Bearer third');
     const empty = mkdtempSync(join(tmpdir(), 'knet-sa-'));
     writeFileSync(join(empty, 'ca.crt'), 'CA');
     expect(() => inClusterUpstream(empty, 'h', '443')).toThrow(/ENOENT/);

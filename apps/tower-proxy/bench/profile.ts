@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   hitCount?: number;
 }
 
@@ -14,32 +15,16 @@ export interface CpuProfile {
 }
 
 /**
- * Which source module each line of an esbuild bundle comes from: esbuild (not minified) writes a
- * `// path/of/module.js` comment before each module's code.
+ * Which source module a position of a bundle comes from, through the bundle's source map (the
+ * bundles have no comments or line breaks to go by). '?' without a map.
  */
-function moduleLines(bundle: string): (line: number) => string {
-  if (!existsSync(bundle)) return () => '?';
-  const starts: { line: number; module: string }[] = [];
-  readFileSync(bundle, 'utf8')
-    .split('\n')
-    .forEach((l, i) => {
-      const m = /^\/\/ (\S+\.(?:[cm]?js|ts|json))$/.exec(l);
-      if (m?.[1]) starts.push({ line: i, module: m[1] });
-    });
-  return (line) => {
-    let lo = 0;
-    let hi = starts.length - 1;
-    let best = '?';
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const s = starts[mid];
-      if (!s) break;
-      if (s.line <= line) {
-        best = s.module;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return best;
+function moduleAt(bundle: string): (line: number, column: number) => string {
+  const mapFile = `${bundle}.map`;
+  if (!existsSync(mapFile)) return () => '?';
+  const map = new SourceMap(JSON.parse(readFileSync(mapFile, 'utf8')) as SourceMapPayload);
+  return (line, column) => {
+    const e = map.findEntry(line, column) as { originalSource?: string };
+    return e.originalSource?.replace(/^(\.\.\/)+/, '') ?? '?';
   };
 }
 
@@ -53,10 +38,10 @@ function packageOf(module: string): string {
 
 /**
  * Where a process spent its CPU: share of busy (non-idle) samples per package and for the hottest
- * functions (self time), as text lines for stderr. `bundle` maps bundle lines back to modules.
+ * functions (self time), as text lines for stderr. `bundle` (its map) leads back to modules.
  */
 export function summarizeProfile(name: string, p: CpuProfile, bundle: string, top = 12): string[] {
-  const mod = moduleLines(bundle);
+  const mod = moduleAt(bundle);
   const byFn = new Map<string, number>();
   const byPkg = new Map<string, number>();
   let total = 0;
@@ -65,13 +50,13 @@ export function summarizeProfile(name: string, p: CpuProfile, bundle: string, to
     const hits = n.hitCount ?? 0;
     if (!hits) continue;
     total += hits;
-    const { functionName, url, lineNumber } = n.callFrame;
+    const { functionName, url, lineNumber, columnNumber } = n.callFrame;
     if (functionName === '(idle)') {
       idle += hits;
       continue;
     }
     const inBundle = url.endsWith('.cjs') || url.endsWith('.js');
-    const where = inBundle ? mod(lineNumber) : url || '(native)';
+    const where = inBundle ? mod(lineNumber, columnNumber) : url || '(native)';
     const key = `${functionName || '(anonymous)'} ${url.startsWith('node:') ? url : where}`;
     byFn.set(key, (byFn.get(key) ?? 0) + hits);
     const pkg =
