@@ -41,6 +41,12 @@ describe('ApiServerProxy over a channel-like stream', () => {
     seen = [];
     upstream = createServer((req, res) => {
       seen.push({ auth: req.headers.authorization, host: req.headers.host, url: req.url });
+      if (req.method === 'POST' && req.url === '/count') {
+        let n = 0;
+        req.on('data', (c: Buffer) => (n += c.length));
+        req.on('end', () => res.end(`counted ${n}`));
+        return;
+      }
       if (req.method === 'POST') {
         let body = '';
         req.on('data', (c: Buffer) => (body += c.toString()));
@@ -163,6 +169,27 @@ describe('ApiServerProxy over a channel-like stream', () => {
     );
     expect(got).toMatch(/^HTTP\/1.1 200 OK/);
     expect(got.endsWith('got hello world')).toBe(true);
+  });
+
+  it('passes a large upload through, pausing the client while the API server catches up', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const size = 16 * 1024 * 1024;
+      const c = channel();
+      let got = '';
+      c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      c.on('error', () => undefined);
+      c.write(`POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n`);
+      const piece = Buffer.alloc(64 * 1024, 0x61);
+      for (let sent = 0; sent < size; sent += piece.length) c.write(piece);
+      await new Promise<void>((resolve) => c.once('end', resolve));
+      expect(got.endsWith(`counted ${size}`)).toBe(true);
+      expect(warnings).toEqual([]); // e.g. MaxListenersExceeded from 'drain' listeners
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('refuses a request the API server could frame differently; nothing of it reaches the API server', async () => {

@@ -92,6 +92,7 @@ class ChannelForwarder {
   private queue: Buffer[] = [];
   private busy = false;
   private done = false;
+  private waitingForDrain = false;
 
   constructor(
     private readonly channel: Duplex,
@@ -151,9 +152,14 @@ class ChannelForwarder {
             this.up ??= this.connect(c);
             data = upstreamHead(p.head, this.upstream.server.host, c.authorization);
           } else data = p.data;
-          if (this.up && !this.up.write(data)) {
+          if (this.up && !this.up.write(data) && !this.waitingForDrain) {
+            // Queued chunks are still written meanwhile (the stream buffers them); no more are read.
+            this.waitingForDrain = true;
             this.channel.pause();
-            this.up.once('drain', () => this.channel.resume());
+            this.up.once('drain', () => {
+              this.waitingForDrain = false;
+              if (!this.refusal) this.channel.resume();
+            });
           }
         }
       }
