@@ -1,5 +1,8 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { percentile } from './util';
+import { dirname, join } from 'node:path';
+import { run, workspaceRoot } from '@knet/testing';
+import { log, percentile } from './util';
 
 /** An HTTPS API endpoint with its TLS material and headers. */
 export interface Endpoint {
@@ -154,4 +157,77 @@ export async function requestRate(
   } finally {
     c.agent.destroy();
   }
+}
+
+/**
+ * Builds bench/loadgen (a Go request-rate client, stdlib only) into .cache/bench/bin; undefined
+ * (and a log line) when go cannot build it.
+ */
+export async function buildLoadgen(): Promise<string | undefined> {
+  const root = workspaceRoot();
+  const exe = join(root, '.cache', 'bench', 'bin', 'tower-loadgen');
+  mkdirSync(dirname(exe), { recursive: true });
+  const r = await run('go', ['build', '-o', exe, '.'], {
+    cwd: join(root, 'apps/tower-proxy/bench/loadgen'),
+    env: { ...process.env, GOTOOLCHAIN: 'local' },
+    timeoutMs: 300_000,
+  }).catch((e: Error) => ({ exitCode: 1, stderr: e.message, stdout: '' }));
+  if (r.exitCode === 0) return exe;
+  log(`the Go load generator did not build, skipping it: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  return undefined;
+}
+
+export interface GoRateResult extends RateResult {
+  /** CPU seconds the load generator used, warm-up included. */
+  cpuSeconds: number;
+}
+
+/** The rate run of `requestRate`, with the Go load generator as the client. */
+export async function goRequestRate(
+  exe: string,
+  ep: Endpoint,
+  path: string,
+  concurrency: number,
+  durationMs: number,
+  warmupMs: number,
+  dir: string,
+): Promise<GoRateResult> {
+  mkdirSync(dir, { recursive: true });
+  const file = (name: string, pem: string) => {
+    const f = join(dir, `${ep.name}-${name}.pem`);
+    writeFileSync(f, pem, { mode: 0o600 });
+    return f;
+  };
+  const args = [
+    `-url=${new URL(path, ep.url).href}`,
+    `-ca=${file('ca', ep.ca)}`,
+    ...(ep.cert && ep.key ? [`-cert=${file('cert', ep.cert)}`, `-key=${file('key', ep.key)}`] : []),
+    ...(ep.authorization ? [`-authorization=${ep.authorization}`] : []),
+    `-c=${concurrency}`,
+    `-d=${durationMs}ms`,
+    `-warmup=${warmupMs}ms`,
+  ];
+  const r = await run(exe, args, { timeoutMs: durationMs + warmupMs + 60_000 });
+  if (r.exitCode !== 0)
+    throw new Error(`loadgen against ${ep.name} failed (exit ${r.exitCode}): ${r.stderr}`);
+  const o = JSON.parse(r.stdout) as {
+    requests: number;
+    errors: number;
+    rps: number;
+    p50_ms: number;
+    p99_ms: number;
+    cpu_s?: number;
+    first_error?: string;
+  };
+  if (o.first_error) process.stderr.write(`  ${ep.name}: ${o.errors} errors, first: ${o.first_error}\n`);
+  return {
+    rps: o.rps,
+    requests: o.requests,
+    errors: o.errors,
+    p50: o.p50_ms,
+    p99: o.p99_ms,
+    mean: NaN,
+    samples: o.requests,
+    cpuSeconds: o.cpu_s ?? NaN,
+  };
 }

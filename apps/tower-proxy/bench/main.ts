@@ -34,7 +34,14 @@ import {
 } from './bed';
 import type { Cluster } from '@knet/cluster-crd';
 import { gcAndMeasure, profileDuring } from './inspect';
-import { requestRate, sequentialLatency, type Endpoint } from './latency';
+import {
+  buildLoadgen,
+  goRequestRate,
+  requestRate,
+  sequentialLatency,
+  type Endpoint,
+  type RateResult,
+} from './latency';
 import { summarizeProfile } from './profile';
 import { runScale } from './scale';
 import { Sink, bulkStream, ensureChisel, startChisel, startOpenSsh, stopPeer, type Peer } from './throughput';
@@ -376,46 +383,64 @@ async function latency(
 
   const c = int('concurrency');
   const secs = int('rps-seconds');
-  const rates = new Map<
-    string,
-    { rps: number; errors: number; p99: number; perReq: Record<string, number> }
-  >();
-  for (const ep of [direct, tunnel, openssh]) {
-    const meter = new CpuMeter(pids, ['sshd']).start();
-    const r = await requestRate(ep, '/version', c, secs * 1000, 1000);
-    const used = meter.seconds();
-    const perReq = Object.fromEntries(Object.entries(used).map(([n, v]) => [n, (v * 1e6) / r.requests]));
-    log(
-      `  ${ep.name}: ${r.rps.toFixed(0)} req/s at ${c} clients (p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ` +
-        `${r.errors} errors; ${meter.stop()}; CPU µs per request: ` +
-        `${Object.entries(perReq)
-          .map(([n, v]) => `${n} ${v.toFixed(0)}`)
-          .join(', ')})`,
+  // The same runs twice: with the Node https client of latency.ts (rps_N), and with the Go load
+  // generator (rps_N_go_client), which needs a fraction of the CPU per request and so leaves more
+  // of the 2 cores to the tunnel, the API server and the peers.
+  await rates(`rps_${c}`, 'Node client', (ep) => requestRate(ep, '/version', c, secs * 1000, 1000));
+  const loadgen = await buildLoadgen();
+  if (loadgen) {
+    await rates(`rps_${c}_go_client`, 'Go client', (ep) =>
+      goRequestRate(loadgen, ep, '/version', c, secs * 1000, 1000, join(dir, 'loadgen')),
     );
-    rates.set(ep.name, { ...r, perReq });
   }
-  const rt = rates.get('tunnel');
-  if (!rt) throw new Error('no rate results');
-  for (const peer of ['direct', 'openssh']) {
-    const rp = rates.get(peer);
-    if (!rp) continue;
-    emit({
-      metric: `rps_${c}`,
-      value: rt.rps,
-      unit: 'req/s',
-      peer,
-      peer_value: rp.rps,
-      ratio: rt.rps / rp.rps,
-      errors: rt.errors,
-      p99_ms: rt.p99,
-      proxy_cpu_us_per_req: rt.perReq['proxy'],
-      agent_cpu_us_per_req: rt.perReq['agent'],
-      ...(peer === 'openssh'
-        ? {
-            peer_cpu_us_per_req: (rp.perReq['ssh'] ?? 0) + (rp.perReq['sshd'] ?? 0),
-          }
-        : {}),
-    });
+
+  async function rates(
+    metric: string,
+    client: string,
+    drive: (ep: Endpoint) => Promise<RateResult & { cpuSeconds?: number }>,
+  ): Promise<void> {
+    const results = new Map<
+      string,
+      { rps: number; errors: number; p99: number; perReq: Record<string, number> }
+    >();
+    for (const ep of [direct, tunnel, openssh]) {
+      const meter = new CpuMeter(pids, ['sshd']).start();
+      const r = await drive(ep);
+      const used: Record<string, number> = {
+        ...meter.seconds(),
+        ...(r.cpuSeconds !== undefined ? { loadgen: r.cpuSeconds } : {}),
+      };
+      const perReq = Object.fromEntries(Object.entries(used).map(([n, v]) => [n, (v * 1e6) / r.requests]));
+      log(
+        `  ${ep.name} (${client}): ${r.rps.toFixed(0)} req/s at ${c} clients (p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ` +
+          `${r.errors} errors; ${meter.stop()}; CPU µs per request: ` +
+          `${Object.entries(perReq)
+            .map(([n, v]) => `${n} ${v.toFixed(0)}`)
+            .join(', ')})`,
+      );
+      results.set(ep.name, { ...r, perReq });
+    }
+    const rt = results.get('tunnel');
+    if (!rt) throw new Error('no rate results');
+    for (const peer of ['direct', 'openssh']) {
+      const rp = results.get(peer);
+      if (!rp) continue;
+      emit({
+        metric,
+        value: rt.rps,
+        unit: 'req/s',
+        peer,
+        peer_value: rp.rps,
+        ratio: rt.rps / rp.rps,
+        errors: rt.errors,
+        p99_ms: rt.p99,
+        proxy_cpu_us_per_req: rt.perReq['proxy'],
+        agent_cpu_us_per_req: rt.perReq['agent'],
+        ...(peer === 'openssh'
+          ? { peer_cpu_us_per_req: (rp.perReq['ssh'] ?? 0) + (rp.perReq['sshd'] ?? 0) }
+          : {}),
+      });
+    }
   }
 }
 

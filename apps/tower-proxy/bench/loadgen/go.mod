@@ -1,0 +1,3 @@
+module knet.bench/loadgen
+
+go 1.22
