@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { run, workspaceRoot } from '@knet/testing';
 import { log, percentile } from './util';
@@ -90,23 +91,55 @@ function summarize(ms: number[]): LatencyResult {
  * `n` sequential GETs on each endpoint over one keep-alive connection each, alternating between the
  * endpoints request by request so that drift (CPU frequency, GC, other load) hits both alike.
  */
+export interface SequentialResult extends LatencyResult {
+  /** Samples during which the bench process itself collected garbage (its own pause, not the path's). */
+  clientGcHits: number;
+  /** p99 of the samples without such a pause: how much of the tail is the client's. */
+  p99WithoutClientGc: number;
+}
+
+/**
+ * `n` sequential GETs on each endpoint over one keep-alive connection each, alternating between the
+ * endpoints request by request so that drift (CPU frequency, GC, other load) hits both alike. The
+ * bench process's own GC pauses are recorded: a slower path spends more of the run in flight, so
+ * it catches more of them.
+ */
 export async function sequentialLatency(
   endpoints: Endpoint[],
   path: string,
   n: number,
   warmup: number,
-): Promise<LatencyResult[]> {
+): Promise<SequentialResult[]> {
   const clients = endpoints.map((ep) => client(ep, 1));
+  const gcs: { start: number; end: number }[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+  });
+  obs.observe({ entryTypes: ['gc'] });
   try {
-    const samples = endpoints.map(() => [] as number[]);
+    const samples = endpoints.map(() => [] as { t0: number; ms: number }[]);
     for (let i = 0; i < warmup + n; i++) {
       for (const [j, c] of clients.entries()) {
+        const t0 = performance.now();
         const ms = await get(c, path);
-        if (i >= warmup) samples[j]?.push(ms);
+        if (i >= warmup) samples[j]?.push({ t0, ms });
       }
     }
-    return samples.map(summarize);
+    await new Promise((r) => setImmediate(r)); // deliver the last GC entries
+    return samples.map((ss) => {
+      const hit = (x: { t0: number; ms: number }) => gcs.some((g) => g.start < x.t0 + x.ms && g.end > x.t0);
+      const clean = ss.filter((x) => !hit(x)).map((x) => x.ms);
+      return {
+        ...summarize(ss.map((x) => x.ms)),
+        clientGcHits: ss.length - clean.length,
+        p99WithoutClientGc: percentile(
+          clean.sort((a, b) => a - b),
+          99,
+        ),
+      };
+    });
   } finally {
+    obs.disconnect();
     for (const c of clients) c.agent.destroy();
   }
 }
