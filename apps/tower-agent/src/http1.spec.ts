@@ -274,6 +274,16 @@ describe('upstreamHead', () => {
     );
   });
 
+  it('keeps the framing fields even when Connection names them (or the body would become requests)', () => {
+    const h = parseHead(
+      'POST /a HTTP/1.1\r\nConnection: content-length, transfer-encoding, x-a\r\nContent-Length: 5\r\nX-A: 1',
+    );
+    expect(upstreamHead(h, 'api', 'Bearer agent')).toBe(
+      'POST /a HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer agent\r\n' +
+        'Connection: content-length, transfer-encoding, x-a\r\nContent-Length: 5\r\n\r\n',
+    );
+  });
+
   it('keeps Connection, Upgrade and Transfer-Encoding (the stream passes through as it is)', () => {
     const up = parseHead('GET /exec HTTP/1.1\r\nHost: p\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1');
     expect(upstreamHead(up, 'api', undefined)).toBe(

@@ -334,6 +334,12 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
+ * Connection options and fields a caller cannot have dropped by naming them in Connection: dropping
+ * Content-Length or Transfer-Encoding would make the API server frame the body as requests.
+ */
+const NEVER_NAMED = new Set(['close', 'keep-alive', 'upgrade', 'content-length', 'transfer-encoding']);
+
+/**
  * The head the agent sends upstream: the caller's Host and Authorization replaced by the agent's,
  * hop-by-hop fields (and those Connection names) dropped. Connection, Upgrade and Transfer-Encoding
  * stay: the body and the response pass through unchanged, over a connection that mirrors the
@@ -343,8 +349,7 @@ export function upstreamHead(h: RequestHead, host: string, authorization: string
   const named = new Set<string>();
   for (const [name, value] of h.fields) {
     if (name.toLowerCase() === 'connection') {
-      for (const t of connectionTokens(value))
-        if (t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') named.add(t);
+      for (const t of connectionTokens(value)) if (!NEVER_NAMED.has(t)) named.add(t);
     }
   }
   let out = `${h.method} ${h.target} HTTP/${h.version}\r\nHost: ${host}\r\n`;

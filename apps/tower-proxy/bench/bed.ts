@@ -12,9 +12,9 @@ import {
   workspaceRoot,
 } from '@knet/testing';
 import { kubeconfigCredentials, startHost as startTestHost } from '../test/harness';
+import { until } from './util';
 
 export { kubeconfigCredentials };
-import { until } from './util';
 
 export const NS = 'kubesphere-system';
 
