@@ -5,6 +5,7 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import type { Logger } from '@knet/runtime';
+import { statusResponse } from '@knet/tunnel';
 import { RequestFramer, upstreamHead } from './http1';
 
 /** How the agent reaches and authenticates to its own cluster's kube-apiserver. */
@@ -183,7 +184,15 @@ class ChannelForwarder {
   /** Sends the refusal: at once, or once the API server has ended its side (its answers complete). */
   private sendRefusal(): void {
     const r = this.refusal;
-    if (r && !this.done) this.channel.end(statusResponse(r.status, r.message));
+    if (r && !this.done)
+      this.channel.end(
+        statusResponse(
+          r.status,
+          REASONS[r.status] ?? 'InternalError',
+          r.message,
+          STATUS_CODES[r.status] ?? 'Error',
+        ),
+      );
   }
 
   private connect(c: UpstreamCredentials): Duplex {
@@ -254,6 +263,7 @@ function isIpLiteral(h: string): boolean {
   return /^[\d.]+$/.test(h) || h.includes(':');
 }
 
+/** The Status reason of each status the agent answers with itself. */
 const REASONS: Record<number, string> = {
   400: 'BadRequest',
   431: 'RequestHeaderFieldsTooLarge',
@@ -262,20 +272,3 @@ const REASONS: Record<number, string> = {
   502: 'BadGateway',
   505: 'HTTPVersionNotSupported',
 };
-
-/** A Kubernetes Status as a complete HTTP response that closes the connection. */
-function statusResponse(code: number, message: string): string {
-  const body = JSON.stringify({
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    code,
-    reason: REASONS[code] ?? 'InternalError',
-    message,
-  });
-  return (
-    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
-  );
-}

@@ -1,7 +1,7 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '@knet/runtime';
-import { splice, type TargetName } from '@knet/tunnel';
+import { splice, statusResponse, type TargetName } from '@knet/tunnel';
 import type { ProxyMetrics } from './metrics';
 import type { SessionRegistry } from './sessions';
 
@@ -189,20 +189,9 @@ export class ClusterListeners {
  * The answer waits for the request head (clients may drop a response that precedes their request).
  */
 function respond(s: Socket, code: number, reason: string, message: string): void {
-  const body = JSON.stringify({
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    code,
-    reason,
-    message,
-  });
   const send = () => {
     clearTimeout(timer);
-    s.end(
-      `HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    s.end(statusResponse(code, reason, message));
   };
   const timer = setTimeout(send, 5000);
   s.once('data', send);
