@@ -17,6 +17,7 @@ import {
   ManagedProcess,
   bundleScript,
   busy,
+  describeExit,
   freePort,
   median,
   run,
@@ -228,7 +229,7 @@ async function dnsperf(
   const num = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? NaN);
   const qps = num(/Queries per second:\s+([\d.]+)/);
   if (r.exitCode !== 0 || !Number.isFinite(qps)) {
-    throw new Error(`dnsperf against ${addr}#${port} failed (exit ${r.exitCode}): ${r.stderr || r.stdout}`);
+    throw new Error(`dnsperf against ${addr}#${port} failed (${describeExit(r)}): ${r.stderr || r.stdout}`);
   }
   return {
     qps,

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
-import { run, workspaceRoot } from '@knet/testing';
+import { describeExit, run, workspaceRoot } from '@knet/testing';
 import { log, percentile } from './util';
 
 /** An HTTPS API endpoint with its TLS material and headers. */
@@ -242,7 +242,7 @@ export async function goRequestRate(
   ];
   const r = await run(exe, args, { timeoutMs: durationMs + warmupMs + 60_000 });
   if (r.exitCode !== 0)
-    throw new Error(`loadgen against ${ep.name} failed (exit ${r.exitCode}): ${r.stderr}`);
+    throw new Error(`loadgen against ${ep.name} failed (${describeExit(r)}): ${r.stderr}`);
   const o = JSON.parse(r.stdout) as {
     requests: number;
     errors: number;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OVERLAY_GATEWAY, bundleScript, type LabProcess, type NetHost } from '@knet/testing';
+import { OVERLAY_GATEWAY, bundleScript, describeExit, type LabProcess, type NetHost } from '@knet/testing';
 
 let bundle: Promise<string> | undefined;
 /** test/fixtures/dhcp-node.ts bundled once per test file. */
@@ -37,7 +37,7 @@ export async function runClient(host: NetHost, args: Record<string, unknown>): P
   if (r.exitCode !== 0) {
     const err = lines.find((l) => l.event === 'error');
     throw new Error(
-      `client in ${host.label} failed (exit ${r.exitCode}): ${err?.message ?? r.stderr.trim()}`,
+      `client in ${host.label} failed (${describeExit(r)}): ${err?.message ?? r.stderr.trim()}`,
     );
   }
   return lines;

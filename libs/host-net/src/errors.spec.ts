@@ -44,9 +44,17 @@ describe('CommandError', () => {
     expect(new CommandError({ command: ['sleep', '9'], signal: 'SIGKILL' }).message).toBe(
       'sleep 9 failed (killed by SIGKILL)',
     );
-    const t = new CommandError({ command: ['sleep', '9'], timedOut: true, signal: 'SIGTERM' });
-    expect(t.message).toBe('sleep 9 failed (timed out)');
+    const t = new CommandError({
+      command: ['sleep', '9'],
+      timedOut: true,
+      signal: 'SIGTERM',
+      timeoutMs: 60_000,
+    });
+    expect(t.message).toBe('sleep 9 failed (killed by SIGTERM after 60 s (time limit))');
     expect(t.kind).toBe('timeout');
+    expect(new CommandError({ command: ['sleep', '9'], timedOut: true }).message).toBe(
+      'sleep 9 failed (killed by SIGTERM (time limit))',
+    );
   });
 
   it('truncates very long stderr', () => {

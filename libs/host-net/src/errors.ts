@@ -40,6 +40,8 @@ export interface CommandErrorDetails {
   signal?: string;
   stderr?: string;
   timedOut?: boolean;
+  /** The time limit the command reached (with `timedOut`), for the message. */
+  timeoutMs?: number;
 }
 
 /** A command that ran and failed (non-zero exit, signal or timeout). */
@@ -119,8 +121,10 @@ export function oneLine(text: string, max = 600): string {
 
 function describeFailure(commandLine: string, details: CommandErrorDetails, stderr: string): string {
   let status: string;
-  if (details.timedOut) status = 'timed out';
-  else if (details.signal) status = `killed by ${details.signal}`;
+  if (details.timedOut) {
+    const limit = details.timeoutMs === undefined ? '' : ` after ${details.timeoutMs / 1000} s`;
+    status = `killed by ${details.signal ?? 'SIGTERM'}${limit} (time limit)`;
+  } else if (details.signal) status = `killed by ${details.signal}`;
   else status = `exit ${details.exitCode ?? '?'}`;
   const tail = stderr ? `: ${oneLine(stderr)}` : '';
   return `${commandLine} failed (${status})${tail}`;

@@ -78,7 +78,7 @@ describe('ExecaRunner', () => {
   it('times out', async () => {
     const err = await new ExecaRunner({ timeoutMs: 200 }).run('sleep', ['5']).catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: 'timeout' });
-    expect((err as Error).message).toBe('sleep 5 failed (timed out)');
+    expect((err as Error).message).toBe('sleep 5 failed (killed by SIGTERM after 0.2 s (time limit))');
   });
 
   it('returns when a daemonising command exits although its child keeps the output open', async () => {

@@ -102,7 +102,7 @@ export class ExecaRunner implements CommandRunner {
       return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
     } catch (err) {
       const daemonOutput = outDir !== undefined ? safeRead(join(outDir, 'out')) : undefined;
-      const mapped = toCommandError(err, argv, file, daemonOutput);
+      const mapped = toCommandError(err, argv, file, daemonOutput, timeout);
       this.options.logger?.debug(
         {
           command: mapped.commandLine,
@@ -133,6 +133,7 @@ function toCommandError(
   argv: readonly string[],
   file: string,
   daemonOutput: string | undefined,
+  timeoutMs: number,
 ): CommandError {
   if (!(err instanceof ExecaError)) {
     return new CommandError({ command: argv, stderr: err instanceof Error ? err.message : String(err) });
@@ -144,6 +145,7 @@ function toCommandError(
     signal: err.signal,
     stderr,
     timedOut: err.timedOut,
+    ...(err.timedOut ? { timeoutMs } : {}),
   };
   if (err.code === 'ENOENT') return new CommandNotFoundError(file, details);
   const wrapped = wrappedCommandNotFound(stderr);

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 
 /** Result of a command run by the lab. */
 export interface LabExecResult {
@@ -6,6 +7,25 @@ export interface LabExecResult {
   stderr: string;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
+  /** Set when the command was killed because it reached its time limit (the limit, in ms). */
+  timedOutAfterMs?: number;
+}
+
+/**
+ * How a command ended, for messages: `exit 2`, `killed by SIGTERM`, or
+ * `killed by SIGKILL after 60 s (time limit)` — never a bare 128.
+ */
+export function describeExit(result: Pick<LabExecResult, 'exitCode' | 'signal' | 'timedOutAfterMs'>): string {
+  if (result.timedOutAfterMs !== undefined) {
+    return `killed by ${result.signal ?? 'SIGKILL'} after ${formatSeconds(result.timedOutAfterMs)} (time limit)`;
+  }
+  if (result.signal) return `killed by ${result.signal}`;
+  return `exit ${result.exitCode ?? '?'}`;
+}
+
+function formatSeconds(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
 }
 
 /** A lab command that failed; the message is one line (command, status, trimmed stderr). */
@@ -17,9 +37,9 @@ export class NetLabCommandError extends Error {
     reason?: string,
   ) {
     super(
-      `${argv.join(' ')} failed (${
-        reason ?? (result?.signal ? `killed by ${result.signal}` : `exit ${result?.exitCode ?? '?'}`)
-      })${result?.stderr.trim() ? `: ${oneLine(result.stderr)}` : ''}`,
+      `${argv.join(' ')} failed (${reason ?? (result ? describeExit(result) : 'exit ?')})${
+        result?.stderr.trim() ? `: ${oneLine(result.stderr)}` : ''
+      }`,
     );
   }
 }
@@ -35,7 +55,13 @@ export function oneLine(text: string): string {
 
 export interface LabExecOptions {
   input?: string;
+  /**
+   * Kill the command (SIGKILL) after this long; `Infinity` for no limit. A command killed this
+   * way is reported as "killed by SIGKILL after N s (time limit)".
+   */
   timeoutMs?: number;
+  /** Called with each chunk of output as it arrives (e.g. to show progress); output is still collected. */
+  onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
   /** Throw {@link NetLabCommandError} on a non-zero exit (default true). */
   check?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -56,11 +82,25 @@ export function execArgv(argv: readonly string[], options: LabExecOptions = {}):
       cwd: options.cwd,
     });
     // Our own timer (spawn's `timeout` leaks its timer when the binary is missing).
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    const limitMs = options.timeoutMs ?? 30_000;
+    let timedOut = false;
+    const timer = Number.isFinite(limitMs)
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, limitMs)
+      : undefined;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout?.on('data', (c: Buffer) => out.push(c));
-    child.stderr?.on('data', (c: Buffer) => err.push(c));
+    const { onOutput } = options;
+    child.stdout?.on('data', (c: Buffer) => {
+      out.push(c);
+      onOutput?.(c.toString('utf8'), 'stdout');
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      err.push(c);
+      onOutput?.(c.toString('utf8'), 'stderr');
+    });
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(
@@ -73,11 +113,12 @@ export function execArgv(argv: readonly string[], options: LabExecOptions = {}):
     });
     child.on('close', (exitCode, signal) => {
       clearTimeout(timer);
-      const result = {
+      const result: LabExecResult = {
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
         exitCode,
         signal,
+        ...(timedOut ? { timedOutAfterMs: limitMs } : {}),
       };
       if ((options.check ?? true) && exitCode !== 0) reject(new NetLabCommandError(argv, result));
       else resolve(result);
@@ -86,36 +127,58 @@ export function execArgv(argv: readonly string[], options: LabExecOptions = {}):
   });
 }
 
-/** Synchronous variant for exit handlers; never throws, returns null when the binary is missing. */
+/**
+ * Synchronous variant for exit handlers; never throws, returns null when the binary is missing.
+ * A command still running at `timeoutMs` is killed and reported with `timedOutAfterMs`.
+ */
 export function execArgvSync(argv: readonly string[], timeoutMs = 10_000): LabExecResult | null {
   const [file, ...args] = argv;
   if (!file) return null;
   const r = spawnSync(file, args, {
     encoding: 'utf8',
     timeout: timeoutMs,
+    killSignal: 'SIGKILL',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  if (r.error) return null;
-  return { stdout: r.stdout ?? '', stderr: r.stderr ?? '', exitCode: r.status, signal: r.signal };
+  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+  if (r.error && !timedOut) return null;
+  return {
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    exitCode: r.status,
+    signal: r.signal,
+    ...(timedOut ? { timedOutAfterMs: timeoutMs } : {}),
+  };
 }
 
 /** What a command (kubectl, helm, go…) printed, without the final newline, and how it exited. */
 export interface RunResult {
   stdout: string;
   stderr: string;
+  /** The exit code; 128 + the signal's number when a signal ended it (as a shell reports it). */
   exitCode: number;
+  /** The signal that ended the command, if one did. */
+  signal: NodeJS.Signals | null;
 }
 
-/** Runs a command to completion; never throws on a non-zero exit (a missing binary still throws). */
+/**
+ * Runs a command to completion (time limit 60 s unless `timeoutMs` says otherwise; `Infinity` for
+ * none). Never throws on a non-zero exit; throws a one-line {@link NetLabCommandError} when the
+ * binary is missing or the command was killed at its time limit ("killed by SIGKILL after 60 s
+ * (time limit)"), so a slow machine fails with its reason instead of a bare exit code.
+ */
 export async function run(
   cmd: string,
   args: readonly string[],
   options: Omit<LabExecOptions, 'check'> = {},
 ): Promise<RunResult> {
-  const r = await execArgv([cmd, ...args], { timeoutMs: 60_000, ...options, check: false });
+  const argv = [cmd, ...args];
+  const r = await execArgv(argv, { timeoutMs: 60_000, ...options, check: false });
+  if (r.timedOutAfterMs !== undefined) throw new NetLabCommandError(argv, r);
   return {
     stdout: r.stdout.replace(/\n$/, ''),
     stderr: r.stderr.replace(/\n$/, ''),
-    exitCode: r.exitCode ?? 128,
+    exitCode: r.exitCode ?? (r.signal ? 128 + (osConstants.signals[r.signal] ?? 0) : 128),
+    signal: r.signal,
   };
 }

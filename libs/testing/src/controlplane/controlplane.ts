@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
 import { ensureTestBedBinaries, type TestBedBinaries } from './binaries';
-import { run, type RunResult } from '../exec';
+import { describeExit, run, type RunResult } from '../exec';
 import { ManagedProcess } from './process';
 import { freePort } from './ports';
 
@@ -219,7 +219,7 @@ export class ControlPlane {
   async kubectlOk(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<string> {
     const r = await this.kubectl(args, opts);
     if (r.exitCode !== 0)
-      throw new Error(`kubectl ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+      throw new Error(`kubectl ${args.join(' ')} failed (${describeExit(r)}): ${r.stderr.trim()}`);
     return r.stdout;
   }
 
