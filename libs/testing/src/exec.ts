@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { descendants } from './bench';
 
 /** Result of a command run by the lab. */
 export interface LabExecResult {
@@ -87,7 +88,11 @@ export function execArgv(argv: readonly string[], options: LabExecOptions = {}):
     const timer = Number.isFinite(limitMs)
       ? setTimeout(() => {
           timedOut = true;
+          // The whole tree: a grandchild (`sh -c '…; sleep'`, go's compilers) would keep our pipes
+          // open, and the call would wait for it past the limit.
+          const tree = child.pid === undefined ? [] : descendants(child.pid);
           child.kill('SIGKILL');
+          for (const pid of tree) killQuietly(pid);
         }, limitMs)
       : undefined;
     const out: Buffer[] = [];
@@ -125,6 +130,14 @@ export function execArgv(argv: readonly string[], options: LabExecOptions = {}):
     });
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
 }
 
 /**

@@ -83,7 +83,7 @@ export async function ensureTestBedBinaries(
   if (found) return found;
   const dir = testBedDir();
   mkdirSync(dir, { recursive: true });
-  const release = await lock(join(dir, '.lock'), log);
+  const release = await acquireBuildLock(join(dir, '.lock'), log);
   try {
     const again = findTestBedBinaries();
     if (again) return again;
@@ -264,7 +264,7 @@ function isPackagePath(line: string): boolean {
  * A directory lock (mkdir is atomic) naming its holder's pid; the holder touches it every 30 s.
  * A lock whose holder is gone (dead pid on this host) or that was not touched for 5 min is stale.
  */
-async function lock(path: string, log: Log): Promise<() => void> {
+export async function acquireBuildLock(path: string, log: Log = () => undefined): Promise<() => void> {
   const owner = join(path, 'owner');
   for (let waited = 0; ; waited++) {
     try {
