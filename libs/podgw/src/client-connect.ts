@@ -1,4 +1,4 @@
-import { DhcpClient, type DhcpClientTimeouts, type DhcpLease } from '@knet/dhcp';
+import { DhcpClient, type DhcpClientTimeouts, type DhcpLease, type DhcpSocketFactory } from '@knet/dhcp';
 import { ExecaRunner, createHostNet, type CommandRunner } from '@knet/host-net';
 import type { Logger } from '@knet/runtime';
 import {
@@ -40,6 +40,8 @@ export interface ClientContext {
   dhcpTimeoutMs: number;
   /** Retransmission of DHCP requests (the sidecar retries fast while a gateway restarts). */
   dhcpTimeouts?: DhcpClientTimeouts;
+  /** The DHCP client's UDP sockets: node:dgram by default, a `FakeDhcpNetwork` host's in unit tests. */
+  dhcpSocketFactory?: DhcpSocketFactory;
 }
 
 export interface GatewayConnection {
@@ -131,6 +133,7 @@ export async function dhcpClientFor(ctx: ClientContext, mac?: string): Promise<D
     clientId: clientIdFor(ctx.hostname),
     logger: ctx.logger,
     ...(ctx.dhcpTimeouts ? { timeouts: ctx.dhcpTimeouts } : {}),
+    ...(ctx.dhcpSocketFactory ? { socketFactory: ctx.dhcpSocketFactory } : {}),
   });
 }
 

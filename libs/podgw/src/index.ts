@@ -9,3 +9,4 @@ export * from './gateway-locate';
 export * from './client-connect';
 export * from './state';
 export * from './resolv-conf';
+export * from './fake-pods';

@@ -1,0 +1,446 @@
+/**
+ * The gateway's plan applied through @knet/host-net's in-memory fakes: a fresh pod, a drifted one,
+ * idempotence, the kill switch's rules and command failures. test/apply.test.ts does the same
+ * against the kernel in a network namespace.
+ */
+import { CommandError, ipArgs, ipFailure, sysctlArgs, type FakeHostNet } from '@knet/host-net';
+import { applyGatewayPlan } from './apply';
+import { createFakeGatewayPod as gatewayPod } from './fake-pods';
+import { planGateway, type GatewayPlan } from './gateway-plan';
+import { parseNatConf } from './natconf';
+import { loadSettings } from './settings';
+
+const ENV = { VPN_INTERFACE: 'tun0', VPN_TRAFFIC_PORT: '1194', VPN_INTERFACE_MTU: '1400' };
+
+function plan(env: Record<string, string> = ENV, natText = 'web 10 tcp:8080:80', podGateway = '192.0.2.1') {
+  const { settings } = loadSettings({ env });
+  const nat = parseNatConf(natText, 'nat.conf', { firstDynamicIp: settings.firstDynamicIp });
+  return planGateway(settings, nat, { podInterface: 'eth0', podGateway });
+}
+
+/** `-S` of a table without the built-in chains' policies. */
+async function rules(net: FakeHostNet, family: 'iptables' | 'ip6tables', table: string): Promise<string[]> {
+  return (await net[family].listRules(table)).split('\n').filter((l) => l !== '' && !l.startsWith('-P '));
+}
+
+const FRESH_CHANGES = [
+  'sysctl net.ipv4.ip_forward=1',
+  'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
+  'vxlan0 up',
+  'added 172.16.0.1/24 to vxlan0',
+  'rule pref 50 lookup main suppress_prefixlength 0',
+  'route 10.0.0.0/8 via 192.0.2.1 dev eth0',
+  'route 192.168.0.0/16 via 192.0.2.1 dev eth0',
+  'iptables: missing-chain KNET-PGW-POST, missing-chain KNET-PGW-PRE, jumps PREROUTING, jumps POSTROUTING, ' +
+    'missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+  'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+];
+
+describe('applyGatewayPlan on a fresh gateway pod', () => {
+  let net: FakeHostNet;
+  beforeEach(async () => {
+    net = await gatewayPod();
+  });
+
+  it('makes every part of the plan true and reports each change', async () => {
+    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES);
+
+    expect(await net.sysctl.get('net.ipv4.ip_forward')).toBe('1');
+    expect(await net.ip.getLink('vxlan0')).toMatchObject({
+      kind: 'vxlan',
+      up: true,
+      mtu: 1400,
+      vxlan: { id: 42, port: 4789, dev: 'eth0', learning: true },
+    });
+    expect((await net.ip.listAddresses({ dev: 'vxlan0' })).map((a) => a.cidr)).toEqual(['172.16.0.1/24']);
+    expect(await net.ip.listRules()).toContainEqual({
+      family: 'inet',
+      priority: 50,
+      from: 'all',
+      table: 'main',
+      suppressPrefixLength: 0,
+    });
+    const ours = (await net.ip.listRoutes()).filter((r) => r.protocol === '77');
+    expect(ours.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`)).toEqual([
+      '10.0.0.0/8 via 192.0.2.1 dev eth0',
+      '192.168.0.0/16 via 192.0.2.1 dev eth0',
+    ]);
+    expect(await rules(net, 'iptables', 'nat')).toEqual([
+      '-N KNET-PGW-POST',
+      '-N KNET-PGW-PRE',
+      '-A PREROUTING -j KNET-PGW-PRE',
+      '-A POSTROUTING -j KNET-PGW-POST',
+      '-A KNET-PGW-POST -s 172.16.0.0/24 ! -o vxlan0 -j MASQUERADE',
+      '-A KNET-PGW-PRE -i tun0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.16.0.10:80',
+    ]);
+  });
+
+  it('changes nothing the second time (nor the third)', async () => {
+    await applyGatewayPlan(net, plan());
+    expect(await applyGatewayPlan(net, plan())).toEqual([]);
+    expect(await applyGatewayPlan(net, plan())).toEqual([]);
+  });
+
+  it('without a pod-network gateway: no VPN_LOCAL_CIDRS routes, everything else', async () => {
+    const changes = await applyGatewayPlan(
+      net,
+      planGateway(loadSettings({ env: ENV }).settings, [], { podInterface: 'eth0', podGateway: undefined }),
+    );
+    expect(changes.filter((c) => c.startsWith('route '))).toEqual([]);
+    expect(changes).toContain('created vxlan0 (vxlan id 42 dstport 4789 dev eth0)');
+  });
+});
+
+describe('the kill switch, as rules in our own chains', () => {
+  let net: FakeHostNet;
+  beforeEach(async () => {
+    net = await gatewayPod();
+    await applyGatewayPlan(net, plan());
+  });
+
+  it('on: forwarded traffic goes to the VPN, the overlay or VPN_LOCAL_CIDRS, or is dropped', async () => {
+    expect(await rules(net, 'iptables', 'filter')).toEqual([
+      '-N KNET-PGW-FWD',
+      '-N KNET-PGW-OUT',
+      '-A FORWARD -j KNET-PGW-FWD',
+      '-A OUTPUT -j KNET-PGW-OUT',
+      '-A KNET-PGW-FWD -d 172.16.0.10/32 -i tun0 -p tcp -m tcp --dport 80 -j ACCEPT',
+      '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
+      '-A KNET-PGW-FWD -i tun0 -j REJECT --reject-with icmp-port-unreachable',
+      '-A KNET-PGW-FWD -i vxlan0 -o tun0 -j ACCEPT',
+      '-A KNET-PGW-FWD -i vxlan0 -o vxlan0 -j ACCEPT',
+      '-A KNET-PGW-FWD -d 10.0.0.0/8 -j ACCEPT',
+      '-A KNET-PGW-FWD -d 192.168.0.0/16 -j ACCEPT',
+      '-A KNET-PGW-FWD -j DROP',
+      '-A KNET-PGW-OUT -o lo -j ACCEPT',
+      '-A KNET-PGW-OUT -o tun0 -j ACCEPT',
+      '-A KNET-PGW-OUT -o vxlan0 -j ACCEPT',
+      '-A KNET-PGW-OUT -p udp -m udp --dport 4789 -j ACCEPT',
+      '-A KNET-PGW-OUT -p udp -m udp --dport 1194 -j ACCEPT',
+      '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
+      '-A KNET-PGW-OUT -d 10.0.0.0/8 -j ACCEPT',
+      '-A KNET-PGW-OUT -d 192.168.0.0/16 -j ACCEPT',
+      '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
+      '-A KNET-PGW-OUT -j DROP',
+    ]);
+    // The built-in chains keep their ACCEPT policies: the switch is ours to remove again.
+    expect(await net.iptables.listRules('filter')).toMatch(/^-P FORWARD ACCEPT$/m);
+  });
+
+  it('on: IPv6 is cut off the same way, neighbour discovery allowed', async () => {
+    expect(await rules(net, 'ip6tables', 'filter')).toEqual([
+      '-N KNET-PGW-FWD',
+      '-N KNET-PGW-OUT',
+      '-A FORWARD -j KNET-PGW-FWD',
+      '-A OUTPUT -j KNET-PGW-OUT',
+      '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
+      '-A KNET-PGW-FWD -i vxlan0 -o tun0 -j ACCEPT',
+      '-A KNET-PGW-FWD -j DROP',
+      '-A KNET-PGW-OUT -o lo -j ACCEPT',
+      '-A KNET-PGW-OUT -o tun0 -j ACCEPT',
+      '-A KNET-PGW-OUT -o vxlan0 -j ACCEPT',
+      '-A KNET-PGW-OUT -p udp -m udp --dport 4789 -j ACCEPT',
+      '-A KNET-PGW-OUT -p udp -m udp --dport 1194 -j ACCEPT',
+      '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
+      '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
+      ...[133, 134, 135, 136].map(
+        (t) => `-A KNET-PGW-OUT -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`,
+      ),
+      '-A KNET-PGW-OUT -j DROP',
+    ]);
+  });
+
+  it('turned off: the OUTPUT chain, the DROPs and the IPv6 chains go; foreign rules stay', async () => {
+    await net.iptables.command(['-A', 'OUTPUT', '-p', 'tcp', '--dport', '25', '-j', 'REJECT']);
+    const off = plan({ ...ENV, VPN_BLOCK_OTHER_TRAFFIC: 'false' }, '');
+    expect(await applyGatewayPlan(net, off)).toEqual([
+      'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, stale-chain KNET-PGW-OUT, jumps OUTPUT',
+      'ip6tables: stale-chain KNET-PGW-FWD, stale-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+    ]);
+    expect(await rules(net, 'iptables', 'filter')).toEqual([
+      '-N KNET-PGW-FWD',
+      '-A FORWARD -j KNET-PGW-FWD',
+      '-A OUTPUT -p tcp -m tcp --dport 25 -j REJECT --reject-with icmp-port-unreachable',
+      '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
+      '-A KNET-PGW-FWD -i tun0 -j REJECT --reject-with icmp-port-unreachable',
+    ]);
+    expect(await rules(net, 'ip6tables', 'filter')).toEqual([]);
+    expect(await applyGatewayPlan(net, off)).toEqual([]);
+    // …and on again.
+    expect(await applyGatewayPlan(net, plan())).toEqual([
+      'iptables: missing-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps OUTPUT',
+      'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+    ]);
+  });
+
+  it('without a VPN interface: NAT only, no filter chains at all (as pod-gateway)', async () => {
+    await applyGatewayPlan(net, plan({ VPN_INTERFACE: '' }, ''));
+    expect(await rules(net, 'iptables', 'filter')).toEqual([]);
+    expect(await rules(net, 'ip6tables', 'filter')).toEqual([]);
+    expect(await rules(net, 'iptables', 'nat')).toEqual([
+      '-N KNET-PGW-POST',
+      '-A POSTROUTING -j KNET-PGW-POST',
+      '-A KNET-PGW-POST -s 172.16.0.0/24 ! -o vxlan0 -j MASQUERADE',
+    ]);
+  });
+
+  it('SNAT_IP: SNAT on the VPN interface before the MASQUERADE', async () => {
+    await applyGatewayPlan(net, plan({ ...ENV, SNAT_IP: '198.51.100.7' }));
+    expect(await rules(net, 'iptables', 'nat')).toContain(
+      '-A KNET-PGW-POST -s 172.16.0.0/24 -o tun0 -j SNAT --to-source 198.51.100.7',
+    );
+  });
+});
+
+/** Something changed behind our back after a converged run, and what the next run reports. */
+const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
+  [
+    'ip_forward turned off',
+    (net) => net.sysctl.set('net.ipv4.ip_forward', '0'),
+    ['sysctl net.ipv4.ip_forward=1'],
+  ],
+  ['vxlan0 down', (net) => net.ip.setLink('vxlan0', { up: false }), ['vxlan0 up']],
+  ['vxlan0 MTU changed', (net) => net.ip.setLink('vxlan0', { mtu: 1450 }), ['vxlan0 mtu 1400']],
+  [
+    'vxlan0 rebuilt with another VNI (its address went with it)',
+    async (net) => {
+      await net.ip.deleteLink('vxlan0');
+      await net.ip.addVxlan('vxlan0', { id: 7, dstPort: 4789, dev: 'eth0', mtu: 1400 });
+    },
+    [
+      'deleted vxlan0 (was vxlan id 7 dstport 4789 dev eth0)',
+      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
+      'vxlan0 up',
+      'added 172.16.0.1/24 to vxlan0',
+    ],
+  ],
+  [
+    'vxlan0 with learning off',
+    async (net) => {
+      await net.ip.deleteLink('vxlan0');
+      await net.ip.addVxlan('vxlan0', { id: 42, dstPort: 4789, dev: 'eth0', mtu: 1400, learning: false });
+    },
+    [
+      'deleted vxlan0 (was vxlan id 42 dstport 4789 dev eth0)',
+      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
+      'vxlan0 up',
+      'added 172.16.0.1/24 to vxlan0',
+    ],
+  ],
+  [
+    'a device of another kind named vxlan0',
+    async (net) => {
+      await net.ip.deleteLink('vxlan0');
+      net.ip.addLinkOfKind('vxlan0', 'dummy');
+    },
+    [
+      'deleted vxlan0 (was dummy)',
+      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
+      'vxlan0 up',
+      'added 172.16.0.1/24 to vxlan0',
+    ],
+  ],
+  [
+    'another address on vxlan0',
+    (net) => net.ip.addAddress('vxlan0', '172.16.0.99/24'),
+    ['removed 172.16.0.99/24 from vxlan0'],
+  ],
+  [
+    'the address changed',
+    async (net) => {
+      await net.ip.deleteAddress('vxlan0', '172.16.0.1/24');
+      await net.ip.addAddress('vxlan0', '172.16.1.1/24');
+    },
+    ['removed 172.16.1.1/24 from vxlan0', 'added 172.16.0.1/24 to vxlan0'],
+  ],
+  [
+    'the policy rule deleted',
+    (net) => net.ip.deleteRule({ priority: 50 }),
+    ['rule pref 50 lookup main suppress_prefixlength 0'],
+  ],
+  [
+    'a VPN_LOCAL_CIDRS route through another gateway',
+    (net) => net.ip.replaceRoute({ dst: '10.0.0.0/8', via: '192.0.2.254', dev: 'eth0', protocol: '77' }),
+    ['route 10.0.0.0/8 via 192.0.2.1 dev eth0'],
+  ],
+  [
+    'a VPN_LOCAL_CIDRS route deleted',
+    (net) => net.ip.deleteRoute({ dst: '192.168.0.0/16' }),
+    ['route 192.168.0.0/16 via 192.0.2.1 dev eth0'],
+  ],
+  [
+    'the jump into our FORWARD chain deleted, a foreign ACCEPT appended',
+    async (net) => {
+      await net.iptables.command(['-D', 'FORWARD', '-j', 'KNET-PGW-FWD']);
+      await net.iptables.command(['-A', 'FORWARD', '-j', 'ACCEPT']);
+    },
+    ['iptables: jumps FORWARD'],
+  ],
+  [
+    "the kill switch's DROP deleted",
+    (net) => net.iptables.command(['-D', 'KNET-PGW-OUT', '-j', 'DROP']),
+    ['iptables: chain-rules KNET-PGW-OUT'],
+  ],
+  [
+    'a port forward deleted from the nat table',
+    (net) => net.iptables.command(['-t', 'nat', '-F', 'KNET-PGW-PRE']),
+    ['iptables: chain-rules KNET-PGW-PRE'],
+  ],
+  [
+    'the IPv6 OUTPUT chain flushed',
+    (net) => net.ip6tables.command(['-F', 'KNET-PGW-OUT']),
+    ['ip6tables: chain-rules KNET-PGW-OUT'],
+  ],
+  [
+    'a foreign rule appended to a built-in chain (not ours: left alone)',
+    (net) => net.iptables.command(['-A', 'OUTPUT', '-p', 'tcp', '--dport', '25', '-j', 'REJECT']),
+    [],
+  ],
+  [
+    'a foreign rule inserted above our jump (ours goes back to the top; theirs stays)',
+    (net) => net.iptables.command(['-I', 'OUTPUT', '-p', 'tcp', '--dport', '25', '-j', 'REJECT']),
+    ['iptables: jumps OUTPUT'],
+  ],
+  [
+    'a foreign route (not ours: left alone)',
+    (net) => net.ip.replaceRoute({ dst: '203.0.113.0/24', dev: 'tun0' }),
+    [],
+  ],
+];
+
+describe('applyGatewayPlan on a drifted gateway pod', () => {
+  it.each(DRIFT)('%s', async (_what, drift, expected) => {
+    const net = await gatewayPod();
+    await applyGatewayPlan(net, plan());
+    await drift(net);
+    const foreign = (await rules(net, 'iptables', 'filter')).filter((r) => r.includes('--dport 25'));
+    expect(await applyGatewayPlan(net, plan())).toEqual(expected);
+    expect(await applyGatewayPlan(net, plan())).toEqual([]);
+    expect((await rules(net, 'iptables', 'filter')).filter((r) => r.includes('--dport 25'))).toEqual(foreign);
+  });
+
+  it('keeps foreign rules and routes through a repair', async () => {
+    const net = await gatewayPod();
+    await applyGatewayPlan(net, plan());
+    await net.iptables.command(['-A', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'ACCEPT']);
+    await net.ip.replaceRoute({ dst: '203.0.113.0/24', dev: 'tun0' });
+    await net.iptables.command(['-D', 'FORWARD', '-j', 'KNET-PGW-FWD']);
+    await applyGatewayPlan(net, plan());
+    expect(await rules(net, 'iptables', 'filter')).toEqual(
+      expect.arrayContaining(['-A FORWARD -j KNET-PGW-FWD', '-A FORWARD -s 203.0.113.0/24 -j ACCEPT']),
+    );
+    expect((await net.ip.listRoutes()).map((r) => r.dst)).toContain('203.0.113.0/24');
+  });
+
+  it('follows a settings change: new VNI and port, forwards removed', async () => {
+    const net = await gatewayPod();
+    await applyGatewayPlan(net, plan());
+    const changed = plan({ ...ENV, VXLAN_ID: '43', VXLAN_PORT: '8472' }, '');
+    expect(await applyGatewayPlan(net, changed)).toEqual([
+      'deleted vxlan0 (was vxlan id 42 dstport 4789 dev eth0)',
+      'created vxlan0 (vxlan id 43 dstport 8472 dev eth0)',
+      'vxlan0 up',
+      'added 172.16.0.1/24 to vxlan0',
+      'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, chain-rules KNET-PGW-OUT',
+      'ip6tables: chain-rules KNET-PGW-OUT',
+    ]);
+    expect(await applyGatewayPlan(net, changed)).toEqual([]);
+  });
+});
+
+/** A failing step: the command's error (one line: argv, exit code, stderr), and the state it left. */
+describe('applyGatewayPlan when a command fails', () => {
+  const failures: [string, (net: FakeHostNet) => Promise<unknown> | void, GatewayPlan, RegExp, string][] = [
+    [
+      'no pod interface: the overlay has no underlay',
+      (net) => net.ip.deleteLink('eth0'),
+      plan(),
+      /^ip link add vxlan0 mtu 1400 type vxlan id 42 dstport 4789 dev eth0 learning failed \(exit 255\): Cannot find device "eth0"$/,
+      'no-device',
+    ],
+    [
+      'the VNI is taken by another device',
+      (net) => net.ip.addVxlan('vx-other', { id: 42, dstPort: 4789, dev: 'eth0' }),
+      plan(),
+      /^ip link add vxlan0 .* failed \(exit 2\): Error: A VXLAN device with the specified VNI already exists\.$/,
+      'exists',
+    ],
+    [
+      'the pod gateway is not on the pod network',
+      () => undefined,
+      plan(ENV, '', '203.0.113.1'),
+      /^ip -4 route replace 10\.0\.0\.0\/8 via 203\.0\.113\.1 .*failed \(exit 2\): Error: Nexthop has invalid gateway\.$/,
+      'other',
+    ],
+    [
+      'no NET_ADMIN: adding the rule is not permitted',
+      (net) => {
+        jest
+          .spyOn(net.ip, 'addRule')
+          .mockImplementationOnce(async (spec) =>
+            ipFailure(ipArgs.addRule(spec), 2, 'RTNETLINK answers: Operation not permitted'),
+          );
+      },
+      plan(),
+      /^ip -4 rule add priority 50 table main suppress_prefixlength 0 failed \(exit 2\): RTNETLINK answers: Operation not permitted$/,
+      'permission',
+    ],
+    [
+      '/proc/sys read-only (an unprivileged container)',
+      (net) => {
+        jest
+          .spyOn(net.sysctl, 'set')
+          .mockImplementationOnce(async (key, value) =>
+            ipFailure(
+              sysctlArgs.set(key, value),
+              255,
+              `sysctl: setting key "${key}": Read-only file system`,
+              'sysctl',
+            ),
+          );
+      },
+      plan(),
+      /^sysctl -q -w net\.ipv4\.ip_forward=1 failed \(exit 255\): sysctl: setting key "net\.ipv4\.ip_forward": Read-only file system$/,
+      'other',
+    ],
+    [
+      'iptables-restore refuses a match the kernel lacks',
+      (net) => {
+        jest.spyOn(net.iptables, 'restore').mockImplementationOnce(async () => {
+          throw new CommandError({
+            command: ['iptables-restore', '-w', '5', '--noflush'],
+            exitCode: 2,
+            stderr:
+              "iptables-restore v1.8.9 (nf_tables): Couldn't load match `conntrack':No such file or directory\n\nError occurred at line: 9",
+          });
+        });
+      },
+      plan(),
+      /^iptables-restore -w 5 --noflush failed \(exit 2\): iptables-restore v1\.8\.9 \(nf_tables\): Couldn't load match `conntrack':No such file or directory; Error occurred at line: 9$/,
+      'not-found',
+    ],
+  ];
+
+  it.each(failures)('%s', async (_what, setUp, p, message, kind) => {
+    const net = await gatewayPod();
+    await setUp(net);
+    const err = await applyGatewayPlan(net, p).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect((err as CommandError).message).toMatch(message);
+    expect((err as CommandError).message).not.toContain('\n');
+    expect((err as CommandError).kind).toBe(kind);
+  });
+
+  it('a failure part-way leaves nothing that a second run does not finish', async () => {
+    const net = await gatewayPod();
+    jest
+      .spyOn(net.ip, 'addRule')
+      .mockImplementationOnce(async (spec) =>
+        ipFailure(ipArgs.addRule(spec), 2, 'RTNETLINK answers: Operation not permitted'),
+      );
+    await expect(applyGatewayPlan(net, plan())).rejects.toThrow('Operation not permitted');
+    // The steps before the rule stay done; the retry does the rest, and then nothing.
+    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(4));
+    expect(await applyGatewayPlan(net, plan())).toEqual([]);
+  });
+});

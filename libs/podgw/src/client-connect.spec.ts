@@ -1,0 +1,290 @@
+/**
+ * A client pod's steps on @knet/host-net's in-memory fakes: finding the pod network's gateway,
+ * isolating the pod, connecting to the gateway with a static address or a DHCP lease from a real
+ * DhcpServer on an in-memory network, the gateway moving, and what fails how.
+ */
+import { DhcpServer, DhcpTimeoutError, FakeDhcpNetwork } from '@knet/dhcp';
+import { CommandNotFoundError, type CommandRunner } from '@knet/host-net';
+import { createLogger } from '@knet/runtime';
+import { connectToGateway, discoverFacts, isolatePod } from './client-connect';
+import { planClient } from './client-plan';
+import { createFakeClientPod, type FakeClientPod, type FakeClientPodOptions } from './fake-pods';
+import { GatewayUnreachableError } from './gateway-locate';
+
+/** The pod, its facts and plan, as client-init computes them. */
+async function client(options: FakeClientPodOptions = {}) {
+  const pod = await createFakeClientPod(options);
+  const facts = await discoverFacts(pod.ctx);
+  return { ...pod, facts, plan: planClient(pod.ctx.settings, pod.ctx.nat, facts) };
+}
+
+/** Our routes (protocol 77) as `dst via gw dev` lines. */
+async function ourRoutes(pod: FakeClientPod, family: 'inet' | 'inet6' = 'inet'): Promise<string[]> {
+  return (await pod.net.ip.listRoutes({ family }))
+    .filter((r) => r.protocol === '77')
+    .map((r) => [r.dst, r.gateway && `via ${r.gateway}`, `dev ${r.dev}`].filter(Boolean).join(' '));
+}
+
+const defaults = async (pod: FakeClientPod, family: 'inet' | 'inet6') =>
+  (await pod.net.ip.listRoutes({ family })).filter((r) => r.dst === 'default').map((r) => r.dev);
+
+describe('discoverFacts: the pod network gateway', () => {
+  it.each([
+    ['from the default routes', {}, '192.0.2.1', '2001:db8::1'],
+    [
+      'K8S_DEFAULT_GW (IPv4) overrides the IPv4 one',
+      { K8S_DEFAULT_GW: '192.0.2.254' },
+      '192.0.2.254',
+      '2001:db8::1',
+    ],
+    [
+      'K8S_DEFAULT_GW (IPv6) overrides the IPv6 one',
+      { K8S_DEFAULT_GW: '2001:db8::fe' },
+      '192.0.2.1',
+      '2001:db8::fe',
+    ],
+  ])('%s', async (_what, env, v4, v6) => {
+    const { facts } = await client({ env });
+    expect(facts).toEqual({ podInterface: 'eth0', podGateway4: v4, podGateway6: v6 });
+  });
+
+  it('on a second run, with the default routes gone, from the routes we kept', async () => {
+    const c = await client({ env: { NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28 2001:db8:1::/48' } });
+    await isolatePod(c.ctx, c.plan, c.facts);
+    expect(await defaults(c, 'inet')).toEqual([]);
+    expect(await discoverFacts(c.ctx)).toEqual(c.facts);
+  });
+
+  it('none: no default route and nothing of ours', async () => {
+    const c = await createFakeClientPod();
+    await c.net.ip.deleteRoute({ dst: 'default', via: '192.0.2.1' });
+    expect((await discoverFacts(c.ctx)).podGateway4).toBeUndefined();
+  });
+});
+
+describe('isolatePod', () => {
+  it('keeps NOT_ROUTED and the cluster DNS on the pod network, removes the default routes, guards IPv6', async () => {
+    const c = await client({
+      env: { NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28 10.96.0.0/12 2001:db8:1::/48' },
+    });
+    expect(await isolatePod(c.ctx, c.plan, c.facts)).toEqual([
+      'route 198.51.100.0/28 via 192.0.2.1 dev eth0',
+      'route 10.96.0.0/12 via 192.0.2.1 dev eth0',
+      'route 2001:db8:1::/48 via 2001:db8::1 dev eth0',
+      'route 198.51.100.10/32 via 192.0.2.1 dev eth0',
+      'deleted default route via 192.0.2.1',
+      'deleted IPv6 default route via 2001:db8::1',
+      'ip6tables: missing-chain KNET-PGW-V6, jumps OUTPUT',
+    ]);
+    expect(await ourRoutes(c)).toEqual([
+      '198.51.100.0/28 via 192.0.2.1 dev eth0',
+      '10.96.0.0/12 via 192.0.2.1 dev eth0',
+      '198.51.100.10 via 192.0.2.1 dev eth0',
+    ]);
+    expect(await ourRoutes(c, 'inet6')).toEqual(['2001:db8:1::/48 via 2001:db8::1 dev eth0']);
+    expect([await defaults(c, 'inet'), await defaults(c, 'inet6')]).toEqual([[], []]);
+    expect((await c.net.ip6tables.listRules('filter')).split('\n')).toEqual(
+      expect.arrayContaining([
+        '-A OUTPUT -j KNET-PGW-V6',
+        '-A KNET-PGW-V6 -o lo -j ACCEPT',
+        '-A KNET-PGW-V6 -d 2001:db8:1::/48 -j ACCEPT',
+        '-A KNET-PGW-V6 -j REJECT --reject-with icmp6-adm-prohibited',
+      ]),
+    );
+    expect(await isolatePod(c.ctx, c.plan, c.facts)).toEqual([]);
+  });
+
+  it('leaves a default route over vxlan0 (ours, from an earlier run) alone', async () => {
+    const c = await client({ hostname: 'web-0', natConf: 'web 10' });
+    await isolatePod(c.ctx, c.plan, c.facts);
+    await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(await isolatePod(c.ctx, c.plan, c.facts)).toEqual([]);
+    expect(await defaults(c, 'inet')).toEqual(['vxlan0']);
+  });
+
+  it('without a pod network gateway: a GatewayUnreachableError that says what to set, nothing changed', async () => {
+    const c = await createFakeClientPod();
+    await c.net.ip.deleteRoute({ dst: 'default', via: '192.0.2.1' });
+    const facts = await discoverFacts(c.ctx);
+    const err = await isolatePod(c.ctx, planClient(c.ctx.settings, undefined, facts), facts).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GatewayUnreachableError);
+    expect((err as Error).message).toBe(
+      "cannot find the pod network's gateway: no default route on eth0 and K8S_DEFAULT_GW is not set",
+    );
+    expect(await defaults(c, 'inet6')).toEqual(['eth0']);
+  });
+});
+
+describe('connectToGateway with a static address (nat.conf)', () => {
+  const options = { hostname: 'web-0', natConf: 'web 10 tcp:8080:80' };
+
+  it('routes the pod over vxlan0 to the gateway pod, checks it answers, and changes nothing the second time', async () => {
+    const c = await client(options);
+    await isolatePod(c.ctx, c.plan, c.facts);
+    const conn = await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(conn).toEqual({
+      gatewayIp: '192.0.2.10',
+      address: '172.16.0.10/24',
+      lease: undefined,
+      changes: [
+        'route 192.0.2.10/32 via 192.0.2.1 dev eth0',
+        'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
+        'vxlan0 up',
+        'fdb: flood entry to 192.0.2.10',
+        'added 172.16.0.10/24 to vxlan0',
+        'route default via 172.16.0.1 dev vxlan0',
+      ],
+    });
+    expect(await c.net.ip.getLink('vxlan0')).toMatchObject({
+      up: true,
+      vxlan: { id: 42, port: 4789, dev: 'eth0', learning: false },
+    });
+    expect(await c.net.fdb.list({ dev: 'vxlan0' })).toEqual([
+      { mac: '00:00:00:00:00:00', dev: 'vxlan0', dst: '192.0.2.10', flags: ['self'], state: 'permanent' },
+    ]);
+    expect(c.runner.commandLines()).toEqual(['ping -n -q -c 1 -W 1 -I vxlan0 172.16.0.1']);
+
+    expect((await connectToGateway(c.ctx, c.plan, c.facts)).changes).toEqual([]);
+  });
+
+  it('the gateway pod moved: the route and the flood entry follow it, stale neighbours are forgotten', async () => {
+    const c = await client(options);
+    await isolatePod(c.ctx, c.plan, c.facts);
+    await connectToGateway(c.ctx, c.plan, c.facts);
+    await c.net.ip.replaceNeighbour({
+      dst: '172.16.0.1',
+      dev: 'vxlan0',
+      lladdr: '02:00:5e:00:53:01',
+      nud: 'reachable',
+    });
+    c.ctx.settings.gatewayName = '192.0.2.11';
+    const conn = await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(conn.gatewayIp).toBe('192.0.2.11');
+    expect(conn.changes).toEqual([
+      'route 192.0.2.11/32 via 192.0.2.1 dev eth0',
+      'fdb: removed flood entry to 192.0.2.10',
+      'fdb: flood entry to 192.0.2.11',
+      'neighbour 172.16.0.1 on vxlan0 forgotten',
+    ]);
+    expect((await c.net.fdb.list({ dev: 'vxlan0' })).map((e) => e.dst)).toEqual(['192.0.2.11']);
+    expect(await c.net.ip.listNeighbours({ dev: 'vxlan0' })).toEqual([]);
+  });
+
+  it('the gateway does not answer: CONNECTION_RETRY_COUNT pings, then a GatewayUnreachableError with what to check', async () => {
+    const c = await client({ ...options, env: { CONNECTION_RETRY_COUNT: '3' }, gatewayAnswers: () => false });
+    await isolatePod(c.ctx, c.plan, c.facts);
+    const err = await connectToGateway(c.ctx, c.plan, c.facts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayUnreachableError);
+    expect((err as Error).message).toBe(
+      'gateway 172.16.0.1 (pod 192.0.2.10) does not answer over vxlan0: ' +
+        'is UDP 4789 allowed between pods, and VXLAN_ID 42 the same on the gateway?',
+    );
+    expect(c.runner.commandLines()).toEqual(Array(3).fill('ping -n -q -c 1 -W 1 -I vxlan0 172.16.0.1'));
+    // Routed (over the overlay) but not through a gateway that answers: nothing leaks meanwhile.
+    expect(await defaults(c, 'inet')).toEqual(['vxlan0']);
+  });
+
+  it('no ping in the image: the CommandNotFoundError naming the package, not "unreachable"', async () => {
+    const c = await client(options);
+    const runner: CommandRunner = {
+      run: async (cmd, args) => {
+        throw new CommandNotFoundError(cmd, { command: [cmd, ...args], exitCode: 127, stderr: '' });
+      },
+    };
+    const err = await connectToGateway({ ...c.ctx, runner }, c.plan, c.facts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandNotFoundError);
+    expect((err as Error).message).toMatch(
+      /^ping: command not found \(install the Debian package "iputils-ping"\)/,
+    );
+  });
+
+  it.each([
+    [
+      '',
+      'GATEWAY_NAME is empty: set it (or the webhook\'s "gateway" env var) to the gateway pod\'s DNS name',
+    ],
+    ['2001:db8::10', 'GATEWAY_NAME 2001:db8::10: the overlay runs over IPv4; give an IPv4 address or a name'],
+  ])('GATEWAY_NAME %j: a GatewayUnreachableError before anything changes', async (name, message) => {
+    const c = await client(options);
+    c.ctx.settings.gatewayName = name;
+    await expect(connectToGateway(c.ctx, c.plan, c.facts)).rejects.toThrow(
+      new GatewayUnreachableError(message),
+    );
+    expect(await c.net.ip.findLink('vxlan0')).toBeUndefined();
+  });
+});
+
+describe('connectToGateway with a DHCP lease', () => {
+  let network: FakeDhcpNetwork;
+  let server: DhcpServer;
+
+  beforeEach(async () => {
+    network = new FakeDhcpNetwork();
+    server = new DhcpServer({
+      serverAddress: '172.16.0.1',
+      pool: { network: '172.16.0.0/24', leaseTimeSec: 3600 },
+      mtu: 1380,
+      logger: createLogger({ name: 'dhcp-server', level: 'silent' }),
+      socketFactory: network.host('gateway', '172.16.0.1').socketFactory,
+    });
+    await server.start();
+  });
+  afterEach(() => server.stop());
+
+  it('takes a lease, uses its router and MTU, and keeps the address on the next run', async () => {
+    const c = await client({ dhcp: network });
+    await isolatePod(c.ctx, c.plan, c.facts);
+    const conn = await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(conn.address).toBe('172.16.0.20/24');
+    expect(conn.lease).toMatchObject({
+      address: '172.16.0.20',
+      router: '172.16.0.1',
+      serverId: '172.16.0.1',
+      mtu: 1380,
+    });
+    expect(conn.changes).toEqual([
+      'route 192.0.2.10/32 via 192.0.2.1 dev eth0',
+      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
+      'vxlan0 up',
+      'fdb: flood entry to 192.0.2.10',
+      'route 255.255.255.255/32 dev vxlan0',
+      'vxlan0 mtu 1380 (from DHCP)',
+      'added 172.16.0.20/24 to vxlan0',
+      'route default via 172.16.0.1 dev vxlan0',
+    ]);
+    // The pod's hostname and stable client id reached the server.
+    expect(server.pool.activeLeases(Date.now())).toEqual([
+      expect.objectContaining({
+        ip: '172.16.0.20',
+        hostname: 'client-0',
+        clientKey: `id:00${Buffer.from('client-0').toString('hex')}`,
+      }),
+    ]);
+
+    const again = await connectToGateway(c.ctx, c.plan, c.facts);
+    expect([again.address, again.changes]).toEqual(['172.16.0.20/24', []]);
+  });
+
+  it('VPN_INTERFACE_MTU set: the MTU from DHCP does not override it', async () => {
+    const c = await client({ dhcp: network, env: { VPN_INTERFACE_MTU: '1400' } });
+    await isolatePod(c.ctx, c.plan, c.facts);
+    const conn = await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(conn.changes).not.toContain('vxlan0 mtu 1380 (from DHCP)');
+    expect((await c.net.ip.getLink('vxlan0')).mtu).toBe(1400);
+  });
+
+  it('no DHCP server: a DhcpTimeoutError that says what was sent and heard', async () => {
+    await server.stop();
+    const c = await client({ dhcp: network, dhcpTimeoutMs: 300 });
+    await isolatePod(c.ctx, c.plan, c.facts);
+    const err = await connectToGateway(c.ctx, c.plan, c.facts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DhcpTimeoutError);
+    expect((err as Error).message).toMatch(
+      /^vxlan0: no DHCP lease within 300 ms: sent \d+ DISCOVER; heard 0 OFFER, 0 ACK, 0 NAK$/,
+    );
+    // Isolated, no default route anywhere.
+    expect(await defaults(c, 'inet')).toEqual([]);
+  });
+});

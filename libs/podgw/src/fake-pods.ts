@@ -1,0 +1,101 @@
+import { FakeDhcpNetwork, type FakeHost } from '@knet/dhcp';
+import { FakeCommandRunner, createFakeHostNet, type FakeHostNet, type RecordedCall } from '@knet/host-net';
+import { createLogger, type Logger } from '@knet/runtime';
+import type { ClientContext } from './client-connect';
+import { matchNatEntry, parseNatConf } from './natconf';
+import { loadSettings } from './settings';
+
+/**
+ * Pods on @knet/host-net's in-memory fakes, for unit tests of the apply and connect steps and of
+ * the apps built on them: the network a kubelet leaves a pod with (eth0 on 192.0.2.0/24 and
+ * 2001:db8::/64, default routes via `.1`), and for a client the whole {@link ClientContext}.
+ */
+async function podNetwork(links: readonly (readonly [string, ...string[]])[]): Promise<FakeHostNet> {
+  const net = createFakeHostNet();
+  for (const [dev, ...cidrs] of links) {
+    await net.ip.addVeth(dev, `${dev}-peer`, { peerNamespace: 'outside' });
+    for (const cidr of cidrs) await net.ip.addAddress(dev, cidr);
+    await net.ip.setLink(dev, { up: true });
+  }
+  await net.ip.replaceRoute({ dst: 'default', via: '192.0.2.1' });
+  return net;
+}
+
+/** A gateway pod: eth0 192.0.2.10/24 with the default route via 192.0.2.1, and a VPN client's tun0. */
+export function createFakeGatewayPod(): Promise<FakeHostNet> {
+  return podNetwork([
+    ['eth0', '192.0.2.10/24'],
+    ['tun0', '198.51.100.2/24'],
+  ]);
+}
+
+/** The settings of a fake client pod unless overridden: the gateway pod at 192.0.2.10, no DNS lookup. */
+export const FAKE_CLIENT_ENV: Readonly<Record<string, string>> = {
+  GATEWAY_NAME: '192.0.2.10',
+  K8S_DNS_IPS: '198.51.100.10',
+  NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28',
+};
+
+export interface FakeClientPodOptions {
+  /** Settings (as environment variables) over {@link FAKE_CLIENT_ENV}. */
+  env?: Record<string, string>;
+  natConf?: string;
+  /** Default `client-0`. */
+  hostname?: string;
+  /** Whether the gateway's overlay address answers a ping over vxlan0 (default: always). */
+  gatewayAnswers?: (address: string) => boolean;
+  /**
+   * The overlay's DHCP network: the client's DHCP sockets join it as a host named after the pod.
+   * Default: a network of its own, where nobody answers (never the machine's real sockets).
+   */
+  dhcp?: FakeDhcpNetwork;
+  logger?: Logger;
+  dhcpTimeoutMs?: number;
+}
+
+export interface FakeClientPod {
+  ctx: ClientContext;
+  net: FakeHostNet;
+  /** Answers `ping` as iputils does; records every call. */
+  runner: FakeCommandRunner;
+  /** The pod on the DHCP network. Its addresses decide which unicasts reach it: add the leased one for renewals. */
+  dhcpHost: FakeHost;
+}
+
+/** A client pod: eth0 192.0.2.21/24 and 2001:db8::21/64, default routes via 192.0.2.1 and 2001:db8::1. */
+export async function createFakeClientPod(options: FakeClientPodOptions = {}): Promise<FakeClientPod> {
+  const net = await podNetwork([['eth0', '192.0.2.21/24', '2001:db8::21/64']]);
+  await net.ip.replaceRoute({ dst: 'default', via: '2001:db8::1' });
+  const { settings } = loadSettings({ env: { ...FAKE_CLIENT_ENV, ...options.env } });
+  const hostname = options.hostname ?? 'client-0';
+  const nat = parseNatConf(options.natConf ?? '', 'nat.conf', { firstDynamicIp: settings.firstDynamicIp });
+  const answers = options.gatewayAnswers ?? (() => true);
+  const runner = new FakeCommandRunner((call) =>
+    call.cmd === 'ping' ? ping(net, call, answers) : undefined,
+  );
+  const dhcpHost = (options.dhcp ?? new FakeDhcpNetwork()).host(hostname);
+  const ctx: ClientContext = {
+    net,
+    runner,
+    settings,
+    nat: matchNatEntry(nat, hostname),
+    hostname,
+    podInterface: 'eth0',
+    logger: options.logger ?? createLogger({ name: 'fake-client', level: 'silent' }),
+    dhcpTimeoutMs: options.dhcpTimeoutMs ?? 2000,
+    dhcpTimeouts: { initialRetransmitMs: 20, maxRetransmitMs: 50 },
+    dhcpSocketFactory: dhcpHost.socketFactory,
+  };
+  return { ctx, net, runner, dhcpHost };
+}
+
+/**
+ * What `ping -n -q -c 1 -W S -I DEV ADDR` does: exit 2 without the device, exit 1 (no reply) when
+ * nobody answers, 0 when `answers(ADDR)`.
+ */
+function ping(net: FakeHostNet, call: RecordedCall, answers: (address: string) => boolean) {
+  const address = call.args[call.args.length - 1] as string;
+  const dev = call.args[call.args.indexOf('-I') + 1] as string;
+  if (!net.ip.hasLink(dev)) return { exitCode: 2, stderr: `ping: SO_BINDTODEVICE ${dev}: No such device` };
+  return answers(address) ? { stdout: '1 packets transmitted, 1 received' } : { exitCode: 1, stderr: '' };
+}
