@@ -1,3 +1,5 @@
+import { inspect } from 'node:util';
+
 /** Process exit codes of every knet command. */
 export const ExitCode = {
   /** Finished, or shut down gracefully on SIGTERM/SIGINT. */
@@ -32,4 +34,19 @@ export class CleanExit extends Error {
     super(message);
     this.name = 'CleanExit';
   }
+}
+
+/**
+ * The message of anything thrown, for logs and one-line errors: an `Error`'s (or error-like
+ * object's) message, falling back to its name when empty; a string as it is; anything else
+ * inspected on one line. Use it instead of `(e as Error).message`, which is `undefined` for
+ * strings and plain objects thrown by callbacks.
+ */
+export function errorMessage(e: unknown): string {
+  if (typeof e === 'string') return e;
+  if (typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string') {
+    const { message, name } = e as { message: string; name?: unknown };
+    return message || (typeof name === 'string' && name) || 'Error';
+  }
+  return inspect(e, { breakLength: Infinity });
 }

@@ -1,4 +1,13 @@
-import { childLogger, createLogger, DEFAULT_REDACT_PATHS, type LoggerOptions, REDACTED } from './index';
+import {
+  childLogger,
+  createLogger,
+  DEFAULT_REDACT_PATHS,
+  type Logger,
+  type LoggerOptions,
+  RecordingLogger,
+  REDACTED,
+  silentLogger,
+} from './index';
 
 function capture(options: Omit<LoggerOptions, 'destination'>) {
   const lines: Record<string, unknown>[] = [];
@@ -110,5 +119,46 @@ describe('createLogger', () => {
     logger.error({ err: new TypeError('bad thing') }, 'failed');
     expect(lines[0]?.['err']).toMatchObject({ type: 'TypeError', message: 'bad thing' });
     expect((lines[0]?.['err'] as { stack: string }).stack).toContain('logger.spec.ts');
+  });
+});
+
+describe('Logger (the narrow type libraries take)', () => {
+  /** What a library does with the logger it is given. */
+  function libraryWork(logger: Logger): void {
+    logger.debug({ dev: 'vxlan0' }, 'checking');
+    logger.info('plain message');
+    logger.child({ component: 'fdb' }).warn({ err: new Error('gone') }, 'entry vanished');
+    logger.error({ code: 7 });
+  }
+
+  it('pino (createLogger) is one: both call forms and child write JSON lines', () => {
+    const { logger, lines } = capture({ name: 'lib' });
+    libraryWork(logger);
+    expect(lines.map((l) => [l['level'], l['msg']])).toEqual([
+      ['info', 'plain message'],
+      ['warn', 'entry vanished'],
+      ['error', undefined],
+    ]);
+    expect(lines[1]).toMatchObject({ component: 'fdb', err: { message: 'gone' } });
+  });
+
+  it('silentLogger drops everything, its children too', () => {
+    expect(() => libraryWork(silentLogger)).not.toThrow();
+    expect(silentLogger.child({ a: 1 })).toBe(silentLogger);
+  });
+
+  it('RecordingLogger keeps every line, with the bindings of children merged into the fields', () => {
+    const logger = new RecordingLogger();
+    libraryWork(logger);
+    expect(logger.lines).toEqual([
+      { level: 'debug', msg: 'checking', fields: { dev: 'vxlan0' } },
+      { level: 'info', msg: 'plain message', fields: {} },
+      { level: 'warn', msg: 'entry vanished', fields: { component: 'fdb', err: new Error('gone') } },
+      { level: 'error', msg: '', fields: { code: 7 } },
+    ]);
+    expect(logger.messages('warn')).toEqual(['entry vanished']);
+    expect(logger.messages()).toEqual(['checking', 'plain message', 'entry vanished', '']);
+    expect(logger.text()).toContain('"dev":"vxlan0"');
+    expect(logger.text()).not.toContain('s3cret');
   });
 });

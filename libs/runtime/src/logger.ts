@@ -1,8 +1,29 @@
 import { hostname } from 'node:os';
 import pino from 'pino';
 
-/** The logger every knet process uses: pino, JSON lines on stdout. */
-export type Logger = pino.Logger;
+/**
+ * What libraries and app modules log through: the four levels and `child`. pino's logger (what
+ * `createLogger` returns) satisfies it, and so do `silentLogger` and `RecordingLogger`, so a library
+ * takes `logger?: Logger` and never depends on pino. Both call forms work: `logger.info('msg')` and
+ * `logger.info({ field }, 'msg')`; errors go under `err` (`{ err }`), which pino serialises.
+ */
+export interface Logger {
+  debug: LogMethod;
+  info: LogMethod;
+  warn: LogMethod;
+  error: LogMethod;
+  /** A logger that adds `bindings` to every line. */
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+/** One level of a `Logger`: fields then message, or a message alone. */
+export interface LogMethod {
+  (fields: object, msg?: string): void;
+  (msg: string): void;
+}
+
+/** The process logger `createLogger` returns: pino, JSON lines on stdout (all of pino's API). */
+export type PinoLogger = pino.Logger;
 
 /** Levels from most to least severe; `silent` turns logging off. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -56,7 +77,7 @@ export interface LoggerOptions {
  * Creates a JSON logger: one object per line with `level` as a label ("info"), ISO `time`,
  * `name`, `pid`, `hostname` and `msg`; errors under `err` with type, message and stack.
  */
-export function createLogger(options: LoggerOptions): Logger {
+export function createLogger(options: LoggerOptions): PinoLogger {
   const level = options.level ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new Error(
@@ -90,4 +111,71 @@ export function childLogger(
 /** Redact paths covering `key` at the top level and one or two objects down, for each key. */
 export function redactPathsForKeys(keys: readonly string[]): string[] {
   return keys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+}
+
+const drop = (): void => undefined;
+
+/** A `Logger` that drops everything: the default of every library's optional `logger`. */
+export const silentLogger: Logger = {
+  debug: drop,
+  info: drop,
+  warn: drop,
+  error: drop,
+  child: () => silentLogger,
+};
+
+/** One line kept by `RecordingLogger`: its level, message, fields and the bindings of its child. */
+export interface RecordedLine {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  /** The message, '' when only fields were logged. */
+  msg: string;
+  /** The fields object (bindings of `child` merged under it), `{}` when only a message was logged. */
+  fields: Record<string, unknown>;
+}
+
+/**
+ * A `Logger` for unit tests that keeps every line in `lines` (children write to the same list), so
+ * a test can assert what was logged and what never was (secrets):
+ *
+ * ```ts
+ * const logger = new RecordingLogger();
+ * await reconcile({ logger });
+ * expect(logger.messages('warn')).toEqual(['gateway lost']);
+ * ```
+ */
+export class RecordingLogger implements Logger {
+  readonly debug: LogMethod = this.at('debug');
+  readonly info: LogMethod = this.at('info');
+  readonly warn: LogMethod = this.at('warn');
+  readonly error: LogMethod = this.at('error');
+
+  constructor(
+    readonly lines: RecordedLine[] = [],
+    private readonly bindings: Record<string, unknown> = {},
+  ) {}
+
+  child(bindings: Record<string, unknown>): RecordingLogger {
+    return new RecordingLogger(this.lines, { ...this.bindings, ...bindings });
+  }
+
+  /** The messages logged at `level` (every level when omitted), in order. */
+  messages(level?: RecordedLine['level']): string[] {
+    return this.lines.filter((l) => level === undefined || l.level === level).map((l) => l.msg);
+  }
+
+  /** Every line as JSON text, to assert that something (a token) never reached the log. */
+  text(): string {
+    return JSON.stringify(this.lines);
+  }
+
+  private at(level: RecordedLine['level']): LogMethod {
+    return (first: object | string, msg?: string) => {
+      const fields = typeof first === 'string' ? {} : (first as Record<string, unknown>);
+      this.lines.push({
+        level,
+        msg: typeof first === 'string' ? first : (msg ?? ''),
+        fields: { ...this.bindings, ...fields },
+      });
+    };
+  }
 }

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { CleanExit, ExitCode, UsageError } from './errors';
+import { CleanExit, ExitCode, UsageError, errorMessage } from './errors';
 import { isAbortError, processShutdown, type ShutdownManager } from './shutdown';
 
 export interface RunMainOptions {
@@ -90,12 +90,10 @@ export function formatError(name: string, err: unknown, verbose = false): string
 }
 
 function firstLine(err: unknown): string {
-  let message: string;
-  if (isErrorLike(err)) message = err.message || err.name || 'Error';
-  else if (typeof err === 'string') message = err;
-  else message = inspect(err, { breakLength: Infinity });
-  const first = message.split('\n').find((l) => l.trim() !== '') ?? '';
-  return first.trim() || 'unknown error';
+  const first = errorMessage(err)
+    .split('\n')
+    .find((l) => l.trim() !== '');
+  return first?.trim() || 'unknown error';
 }
 
 function wantsVerbose(env: NodeJS.ProcessEnv, argv: readonly string[]): boolean {
@@ -107,11 +105,4 @@ function wantsVerbose(env: NodeJS.ProcessEnv, argv: readonly string[]): boolean 
     if (a.startsWith('--log-level=')) return debugLevel(a.slice('--log-level='.length));
   }
   return debugLevel(env['LOG_LEVEL']);
-}
-
-/** Error or anything shaped like one (DOMException, errors from another realm). */
-function isErrorLike(err: unknown): err is { message: string; name?: string } {
-  return (
-    typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string'
-  );
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
+import { errorMessage } from './errors';
 import type { Logger } from './logger';
 
 /**
@@ -110,7 +111,7 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
       const result = await withTimeout(Promise.resolve().then(check), timeoutMs);
       if (result === false) reason = 'check returned false';
     } catch (err) {
-      reason = err instanceof Error ? err.message : String(err);
+      reason = errorMessage(err);
     }
     const ok = reason === undefined;
     const key = `${kind}/${name}`;

@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { errorMessage } from './errors';
 import type { Logger } from './logger';
 
 /** Cleanup run once on shutdown, e.g. closing a server or removing a route. */
@@ -231,6 +232,5 @@ export function isAbortError(err: unknown): boolean {
 }
 
 function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.split('\n')[0] ?? '';
+  return errorMessage(err).split('\n')[0] ?? '';
 }
