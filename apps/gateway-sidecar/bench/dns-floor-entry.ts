@@ -6,7 +6,7 @@
 //   node dns-floor-entry.cjs '{"address":"127.0.0.64","port":5300}'
 // Prints "ready" once listening; SIGTERM stops it.
 import { createSocket } from 'node:dgram';
-import { attachUdp } from '../src/dns/fastudp';
+import { attachUdp } from '@knet/dns';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as { address: string; port: number };
 // Answer RR: name = pointer to the question (0xc00c), type A, class IN, TTL 3600, 192.0.2.1.

@@ -2,7 +2,7 @@
 //   node dns-server-entry.cjs '{"address":"127.0.0.31","port":5300,"upstreams":["127.0.0.30#5301"]}'
 // Prints "ready" once listening; SIGTERM stops it. Production-like: warn-level JSON logs only.
 import { createLogger } from '@knet/runtime';
-import { DnsServer } from '../src/dns';
+import { DnsServer } from '@knet/dns';
 
 interface EntryConfig {
   address: string;

@@ -12,7 +12,7 @@ import {
   runMain,
   untilAborted,
 } from '@knet/runtime';
-import { DnsServer, parseResolvConf, splitRulesFromSettings } from './dns';
+import { DnsServer, parseResolvConf, splitRulesFromSettings } from '@knet/dns';
 import { clientHosts } from './hosts';
 import { program } from './options';
 

@@ -1,8 +1,8 @@
 // DnsServer against real dnsmasq upstreams on loopback: forwarding, split forwarding, local names,
 // TCP, truncation and EDNS — once with the fast UDP path and once with the public dgram API.
 import { freePort } from '@knet/testing';
-import { DnsServer } from '../src/dns';
-import { Packet, addresses, query, startDnsmasq, type Addr, type Dnsmasq } from './dns-fixtures/helpers';
+import { DnsServer } from '../src';
+import { Packet, addresses, query, startDnsmasq, type Addr, type Dnsmasq } from './helpers';
 
 jest.setTimeout(60_000);
 

@@ -2,7 +2,7 @@
 // timeouts and SERVFAIL, anti-spoofing, TCP forwarding, coalescing. Short TTLs, generous margins.
 import { createSocket } from 'node:dgram';
 import { freePort } from '@knet/testing';
-import { DnsServer, type DnsServerOptions } from '../src/dns';
+import { DnsServer, type DnsServerOptions } from '../src';
 import {
   FakeUpstream,
   Packet,
@@ -16,7 +16,7 @@ import {
   type Addr,
   type Question,
   type UpstreamHandler,
-} from './dns-fixtures/helpers';
+} from './helpers';
 
 jest.setTimeout(60_000);
 

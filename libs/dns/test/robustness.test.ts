@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { freePort } from '@knet/testing';
 import { Registry } from '@knet/runtime';
-import { DnsServer, type DnsLogger } from '../src/dns';
+import { DnsServer, type DnsLogger } from '../src';
 import {
   FakeUpstream,
   Packet,
@@ -16,7 +16,7 @@ import {
   reply,
   sleep,
   type Addr,
-} from './dns-fixtures/helpers';
+} from './helpers';
 
 jest.setTimeout(120_000);
 

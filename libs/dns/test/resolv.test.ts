@@ -4,7 +4,7 @@ import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@knet/testing';
-import { DnsServer, ResolvConfWatcher, type ResolvConf } from '../src/dns';
+import { DnsServer, ResolvConfWatcher, type ResolvConf } from '../src';
 import {
   addresses,
   eventually,
@@ -13,7 +13,7 @@ import {
   startDnsmasq,
   type Addr,
   type Dnsmasq,
-} from './dns-fixtures/helpers';
+} from './helpers';
 
 jest.setTimeout(60_000);
 
