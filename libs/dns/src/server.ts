@@ -97,22 +97,31 @@ export interface DnsServerOptions {
   registry?: Registry;
 }
 
-/** Where a slow-path answer goes. */
-interface Client {
+/**
+ * Where answers go: one per UDP socket, one per TCP connection. The resolve pipeline
+ * ({@link DnsServer.onQuery}) is the same for both; a transport only frames and sends.
+ */
+interface Transport {
+  /** TCP: answers are never truncated, misses go upstream over TCP. */
   readonly tcp: boolean;
-  send(response: Buffer): void;
+  /** Queries of this transport waiting for an upstream answer. */
+  waiting: number;
+  /** Sends one answer; `port` and `address` are the UDP client's (a TCP connection has one client). */
+  send(response: Buffer, port: number, address: string): void;
 }
 
+interface TcpConn extends Transport {
+  readonly socket: TcpSocket;
+  readonly idle: NodeJS.Timeout;
+}
+
+/** A query waiting for an upstream answer, and where that answer goes. */
 interface Waiter {
   query: Buffer;
   q: ParsedQuery;
-  client: Client;
-}
-
-interface TcpConn {
-  socket: TcpSocket;
-  pending: number;
-  idle: NodeJS.Timeout;
+  transport: Transport;
+  port: number;
+  address: string;
 }
 
 /** dgram's per-send address lookup, made synchronous (listen and client addresses are IPs). */
@@ -342,10 +351,11 @@ export class DnsServer {
         }
         const ep: UdpEndpoint = attachUdp(
           sock,
-          (msg, p, a) => this.onUdp(ep, msg, p, a),
+          (msg, p, a) => this.onQuery(udp, msg, p, a),
           (err) => this.udpError(err),
           this.opts.fastUdp ?? true,
         );
+        const udp: Transport = { tcp: false, waiting: 0, send: ep.send };
         resolve();
       });
     });
@@ -366,20 +376,25 @@ export class DnsServer {
     });
   }
 
-  // ── UDP hot path ──────────────────────────────────────────────────────────────────────────
+  // ── The resolve pipeline (UDP and TCP) ─────────────────────────────────────────────────────
 
-  private onUdp(ep: UdpEndpoint, msg: Buffer, port: number, address: string): void {
+  /**
+   * Answers one query: FORMERR/NOTIMP/BADVERS for malformed ones, then local names, then the
+   * cache, else upstream. The hot path (UDP, cached name) parses only the header and question,
+   * copies the stored response and patches it; no DNS library, no logging.
+   */
+  private onQuery(t: Transport, msg: Buffer, port: number, address: string): void {
     const q = parseQuery(msg);
     if (q.rcode !== RCODE_NOERROR) {
       this.stats_.malformed++;
-      if (q.rcode !== DROP) ep.send(buildResponse(msg, q, { rcode: q.rcode }), port, address);
+      if (q.rcode !== DROP) t.send(buildResponse(msg, q, { rcode: q.rcode }), port, address);
       return;
     }
     if (this.local.size > 0) {
       const e = this.local.lookup(q.key.slice(0, q.qnameLen));
       if (e !== undefined) {
         this.stats_.queriesLocal++;
-        ep.send(this.localAnswer(msg, q, e, clientUdpLimit(q)), port, address);
+        t.send(this.localAnswer(msg, q, e, sizeLimit(t, q)), port, address);
         return;
       }
     }
@@ -387,22 +402,10 @@ export class DnsServer {
     const e = this.cache.get(q.key, now);
     if (e !== undefined) {
       this.stats_.queriesCache++;
-      let out = serveEntry(e, msg, q, now);
-      if (out.length > 512 && out.length > clientUdpLimit(q)) out = truncatedCopy(out, e.questionEnd, q);
-      ep.send(out, port, address);
+      t.send(fit(serveEntry(e, msg, q, now), t, q), port, address);
       return;
     }
-    this.forward(msg, q, {
-      tcp: false,
-      send: (response) => {
-        if (!this.running) return;
-        const out =
-          response.length > 512 && response.length > clientUdpLimit(q)
-            ? truncatedCopy(response, q.questionEnd, q)
-            : response;
-        ep.send(out, port, address);
-      },
-    });
+    this.forward({ query: msg, q, transport: t, port, address });
   }
 
   private udpError(err: Error): void {
@@ -412,7 +415,7 @@ export class DnsServer {
     this.log.warn({ err: String(err) }, 'DNS UDP socket error (further ones muted for 10 s)');
   }
 
-  // ── TCP ────────────────────────────────────────────────────────────────────────────────────
+  // ── TCP framing ────────────────────────────────────────────────────────────────────────────
 
   private onTcpConnection(socket: TcpSocket): void {
     if (!this.running) {
@@ -422,16 +425,25 @@ export class DnsServer {
     const idleMs = this.opts.tcpIdleMs ?? 10_000;
     const maxPipelined = this.opts.tcpMaxPipelined ?? 16;
     const conn: TcpConn = {
+      tcp: true,
+      waiting: 0,
       socket,
-      pending: 0,
       idle: setTimeout(() => {
-        if (conn.pending > 0) {
+        if (conn.waiting > 0) {
           conn.idle.refresh();
           return;
         }
         this.stats_.tcpDropped++;
         socket.destroy();
       }, idleMs),
+      send: (response) => {
+        if (socket.destroyed) return;
+        const framed = Buffer.allocUnsafe(response.length + 2);
+        framed.writeUInt16BE(response.length, 0);
+        response.copy(framed, 2);
+        socket.write(framed);
+        if (conn.waiting < maxPipelined && socket.isPaused()) socket.resume();
+      },
     };
     this.tcpConns.add(conn);
     let buffered: Buffer | null = null;
@@ -454,48 +466,9 @@ export class DnsServer {
         const msg = buffered.subarray(2, 2 + len);
         buffered = buffered.length === 2 + len ? null : buffered.subarray(2 + len);
         conn.idle.refresh();
-        this.onTcpMessage(conn, msg);
+        this.onQuery(conn, msg, 0, '');
       }
-      if (conn.pending >= maxPipelined) socket.pause();
-    });
-  }
-
-  private onTcpMessage(conn: TcpConn, msg: Buffer): void {
-    const maxPipelined = this.opts.tcpMaxPipelined ?? 16;
-    const send = (response: Buffer) => {
-      const s = conn.socket;
-      if (s.destroyed || !this.running) return;
-      const framed = Buffer.allocUnsafe(response.length + 2);
-      framed.writeUInt16BE(response.length, 0);
-      response.copy(framed, 2);
-      s.write(framed);
-    };
-    const q = parseQuery(msg);
-    if (q.rcode !== RCODE_NOERROR) {
-      this.stats_.malformed++;
-      if (q.rcode !== DROP) send(buildResponse(msg, q, { rcode: q.rcode }));
-      return;
-    }
-    const e = this.local.size > 0 ? this.local.lookup(q.key.slice(0, q.qnameLen)) : undefined;
-    if (e !== undefined) {
-      this.stats_.queriesLocal++;
-      send(this.localAnswer(msg, q, e, 65535));
-      return;
-    }
-    const now = this.cache.now();
-    const hit = this.cache.get(q.key, now);
-    if (hit !== undefined) {
-      this.stats_.queriesCache++;
-      send(serveEntry(hit, msg, q, now));
-      return;
-    }
-    conn.pending++;
-    this.forward(msg, q, {
-      tcp: true,
-      send: (response) => {
-        send(response);
-        if (--conn.pending < maxPipelined && conn.socket.isPaused()) conn.socket.resume();
-      },
+      if (conn.waiting >= maxPipelined) socket.pause();
     });
   }
 
@@ -513,50 +486,66 @@ export class DnsServer {
   }
 
   /**
-   * Sends a cache miss upstream. Identical questions already on their way wait for the same
-   * answer instead of being sent again.
+   * Sends a cache miss upstream (over the client's transport). Identical questions already on
+   * their way wait for the same answer instead of being sent again.
    */
-  private forward(msg: Buffer, q: ParsedQuery, client: Client): void {
-    const flightKey = client.tcp ? `${q.key}t` : q.key;
+  private forward(waiter: Waiter): void {
+    const { query: msg, q, transport: t } = waiter;
+    const flightKey = t.tcp ? `${q.key}t` : q.key;
     const waiting = this.inflight.get(flightKey);
-    const waiter: Waiter = { query: msg, q, client };
     if (waiting !== undefined && waiting.length < 64) {
       this.stats_.queriesForwarded++;
+      t.waiting++;
       waiting.push(waiter);
       return;
     }
     if (waiting !== undefined || this.upstream.pending >= this.maxPending) {
       // Too much waiting already: a UDP client will retry; a TCP client must not wait forever.
       this.stats_.overload++;
-      if (client.tcp) client.send(buildResponse(msg, q, { rcode: RCODE_SERVFAIL }));
+      if (t.tcp) t.send(buildResponse(msg, q, { rcode: RCODE_SERVFAIL }), waiter.port, waiter.address);
       return;
     }
     this.stats_.queriesForwarded++;
     const servers = this.split.match(keyToName(q.key)) ?? this.upstreams_;
     if (servers.length === 0) {
       this.stats_.servfail++;
-      client.send(buildResponse(msg, q, { rcode: RCODE_SERVFAIL }));
+      t.send(buildResponse(msg, q, { rcode: RCODE_SERVFAIL }), waiter.port, waiter.address);
       return;
     }
     const waiters = [waiter];
+    t.waiting++;
     this.inflight.set(flightKey, waiters);
     const generation = this.generation;
     void this.upstream
-      .query(msg.subarray(0, q.end), q.questionEnd, servers, client.tcp ? 'tcp' : 'udp')
+      .query(msg.subarray(0, q.end), q.questionEnd, servers, t.tcp ? 'tcp' : 'udp')
       .then((reply) => {
         if (this.inflight.get(flightKey) === waiters) this.inflight.delete(flightKey);
         if (!this.running) return;
         if (reply === null) {
-          for (const w of waiters) {
-            this.stats_.servfail++;
-            w.client.send(buildResponse(w.query, w.q, { rcode: RCODE_SERVFAIL }));
-          }
+          this.stats_.servfail += waiters.length;
+          for (const w of waiters) answer(w, buildResponse(w.query, w.q, { rcode: RCODE_SERVFAIL }));
           return;
         }
         if (generation === this.generation) this.cache.insert(q.key, reply.response, reply.info);
-        for (const w of waiters) w.client.send(relayed(reply.response, reply.info, w));
+        for (const w of waiters) answer(w, relayed(reply.response, reply.info, w));
       });
   }
+}
+
+/** The largest answer a transport's client takes: the UDP client's limit; TCP's framing limit. */
+function sizeLimit(t: Transport, q: ParsedQuery): number {
+  return t.tcp ? 65535 : clientUdpLimit(q);
+}
+
+/** The answer itself, or its TC-only copy when it is too large for the client. */
+function fit(response: Buffer, t: Transport, q: ParsedQuery): Buffer {
+  return response.length > sizeLimit(t, q) ? truncatedCopy(response, q.questionEnd, q) : response;
+}
+
+/** Sends the answer to a waiting query. */
+function answer(w: Waiter, response: Buffer): void {
+  w.transport.waiting--;
+  w.transport.send(fit(response, w.transport, w.q), w.port, w.address);
 }
 
 /** An upstream reply for one client: its ID, RD bit and question bytes; TC-only if cut short. */
