@@ -12,10 +12,9 @@ import {
   installSignalHandlers,
   parseOptions,
   runMain,
-  sleep,
 } from '@knet/runtime';
 import { program } from './options';
-import { podProgress } from './pod-status';
+import { superviseClient, type OwnPod } from './supervisor';
 import { Watchdog } from './watchdog';
 
 void runMain('client-sidecar', async () => {
@@ -29,8 +28,6 @@ void runMain('client-sidecar', async () => {
   const logger = createLogger({ name: 'client-sidecar', level: opts.logLevel });
   for (const w of config.warnings) logger.warn(w);
   const { signal: shutdown } = installSignalHandlers({ logger });
-  const done = new AbortController();
-  const signal = AbortSignal.any([shutdown, done.signal]);
 
   // Short attempts with fast retransmission: a restarting gateway is back within seconds, and an
   // attempt against the old, dead gateway (its DNS record not yet updated) must not hold us long.
@@ -83,38 +80,27 @@ void runMain('client-sidecar', async () => {
     await server.listen();
   }
 
-  const watching = watchdog.run(signal);
-  let finished = false;
-  if (opts.podName && opts.podNamespace) {
-    const { kc } = loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
-    const api = kc.makeApiClient(CoreV1Api);
-    let lastWaiting = '';
-    do {
-      try {
-        const pod = await api.readNamespacedPod({ name: opts.podName, namespace: opts.podNamespace });
-        const progress = podProgress(pod, opts.containerName);
-        if (progress.finished) {
-          finished = true;
-          break;
-        }
-        const waiting = progress.waitingFor.join(', ');
-        if (waiting !== lastWaiting) logger.debug({ waitingFor: progress.waitingFor }, 'pod still working');
-        lastWaiting = waiting;
-      } catch (e) {
-        logger.warn(
-          { err: (e as Error).message, pod: `${opts.podNamespace}/${opts.podName}` },
-          'cannot read this pod',
-        );
-      }
-    } while (await sleep(opts.podPollInterval, signal));
-  }
-  if (finished) {
-    logger.info(
-      { pod: `${opts.podNamespace}/${opts.podName}` },
-      'the other containers have finished: exiting',
-    );
-    done.abort();
-  }
-  await watching;
-  await watchdog.release();
+  const pod =
+    opts.podName && opts.podNamespace
+      ? ownPod(opts.podName, opts.podNamespace, opts.containerName, opts.podPollInterval, opts.kubeconfig)
+      : undefined;
+  await superviseClient(watchdog, pod, logger, shutdown);
 });
+
+/** This pod through the API server, as its service account (or `kubeconfig`) may read it. */
+function ownPod(
+  name: string,
+  namespace: string,
+  containerName: string,
+  pollIntervalMs: number,
+  kubeconfig: string | undefined,
+): OwnPod {
+  const { kc } = loadKubeConfig(kubeconfig ? { kubeconfig } : {});
+  const api = kc.makeApiClient(CoreV1Api);
+  return {
+    id: `${namespace}/${name}`,
+    read: () => api.readNamespacedPod({ name, namespace }),
+    containerName,
+    pollIntervalMs,
+  };
+}

@@ -9,7 +9,7 @@ import {
   type ClientFacts,
   type GatewayConnection,
 } from '@knet/podgw';
-import { sleep } from '@knet/runtime';
+import { errorMessage, sleep } from '@knet/runtime';
 
 export interface WatchdogOptions {
   /** Time between gateway checks. */
@@ -77,7 +77,7 @@ export class Watchdog {
       await (await dhcpClientFor(this.ctx)).release(lease);
       this.ctx.logger.info({ address: lease.address }, 'released the DHCP lease');
     } catch (e) {
-      this.ctx.logger.warn({ err: (e as Error).message }, 'could not release the DHCP lease');
+      this.ctx.logger.warn({ err: errorMessage(e) }, 'could not release the DHCP lease');
     }
   }
 
@@ -119,7 +119,7 @@ export class Watchdog {
       } catch (e) {
         if (signal.aborted) return;
         this.ctx.logger.warn(
-          { why, attempt, err: (e as Error).message },
+          { why, attempt, err: errorMessage(e) },
           'cannot reach the gateway yet; retrying',
         );
         await sleep(this.options.retryMs, signal);
@@ -152,7 +152,7 @@ export class Watchdog {
         await this.reconnect(signal, 'lease lost');
       } else {
         // Not fatal before T2/expiry: the next check tries again.
-        this.ctx.logger.warn({ err: (e as Error).message, mode }, 'could not extend the lease yet');
+        this.ctx.logger.warn({ err: errorMessage(e), mode }, 'could not extend the lease yet');
       }
     }
   }
