@@ -7,8 +7,11 @@ import {
   addOptions,
   CleanExit,
   createProgram,
+  daemonOptions,
   formatDuration,
+  kubeconfigOption,
   logLevelOption,
+  metricsOptions,
   parseDuration,
   parseOptions,
   schemas,
@@ -510,5 +513,262 @@ describe('parseOptions', () => {
     expect(() => addOptions(new Command('x'), { a: { ...spec, flag: '--no-color' } })).toThrow(
       /--no-\* flag/,
     );
+  });
+});
+
+describe('aliases: former flag and env var names keep working', () => {
+  const program = () =>
+    createProgram({
+      name: 'renamed',
+      options: {
+        interval: {
+          flag: '--check-interval <duration>',
+          env: 'CHECK_INTERVAL',
+          description: 'time between checks',
+          schema: schemas.duration(),
+          default: '1s',
+          aliases: { flags: ['--interval', '--period'], env: ['INTERVAL'] },
+        },
+        verbose: {
+          flag: '--verbose',
+          description: 'say more',
+          schema: schemas.bool(),
+          default: false,
+          aliases: { flags: ['--chatty'] },
+        },
+      },
+    });
+
+  it('reads a former flag and a former env var, the new names first', () => {
+    expect(parseOptions(program(), argv('--interval', '5s'), {})).toEqual({ interval: 5000, verbose: false });
+    expect(parseOptions(program(), argv('--period=7s', '--chatty'), {})).toEqual({
+      interval: 7000,
+      verbose: true,
+    });
+    expect(parseOptions(program(), argv(), { INTERVAL: '3s' })).toMatchObject({ interval: 3000 });
+    expect(parseOptions(program(), argv(), { INTERVAL: '3s', CHECK_INTERVAL: '2s' })).toMatchObject({
+      interval: 2000,
+    });
+    expect(parseOptions(program(), argv('--interval', '9s'), { CHECK_INTERVAL: '2s' })).toMatchObject({
+      interval: 9000,
+    });
+  });
+
+  it('names the name that was used in errors', () => {
+    expect(usageError(() => parseOptions(program(), argv('--interval', 'x'), {})).message).toBe(
+      '--interval: must be a duration like 10s, got "x"',
+    );
+    expect(usageError(() => parseOptions(program(), argv(), { INTERVAL: 'x' })).message).toBe(
+      '--check-interval (INTERVAL): must be a duration like 10s, got "x"',
+    );
+  });
+
+  it('refuses the flag and its alias together', () => {
+    expect(
+      usageError(() => parseOptions(program(), argv('--check-interval', '1s', '--interval', '2s'), {}))
+        .message,
+    ).toBe('--check-interval and --interval are the same option: give --check-interval only');
+  });
+
+  it('lists them as aliases in the help (the alias flags have no line of their own)', () => {
+    const p = program();
+    const out = captureOutput(p);
+    expect(() => parseOptions(p, argv('--help'), {})).toThrow(CleanExit);
+    const help = out.join('').replace(/\s+/g, ' ');
+    expect(help).toContain(
+      '--check-interval <duration> time between checks (env: CHECK_INTERVAL, default: "1s"; aliases: --interval, --period, INTERVAL)',
+    );
+    expect(help).toContain('--verbose say more (default: false; aliases: --chatty)');
+    expect(help).not.toMatch(/^\s*--interval/m);
+  });
+
+  it('checks alias names when the option is added', () => {
+    const spec = { flag: '--a <v>', description: 'd', schema: z.string() };
+    expect(() =>
+      createProgram({ name: 'x', options: { a: { ...spec, aliases: { flags: ['-b'] } } } }),
+    ).toThrow('option a: alias "-b" must be a long flag like --old-name');
+    expect(() =>
+      createProgram({ name: 'x', options: { a: { ...spec, aliases: { env: ['B-1'] } } } }),
+    ).toThrow('option a: env var name "B-1" is not valid');
+  });
+});
+
+describe('validate: cross-field checks after the schemas', () => {
+  const program = () =>
+    createProgram({
+      name: 'sidecar',
+      options: {
+        podName: {
+          flag: '--pod-name <name>',
+          env: 'POD_NAME',
+          description: 'pod',
+          schema: z.string().optional(),
+        },
+        podNamespace: {
+          flag: '--pod-namespace <ns>',
+          env: 'POD_NAMESPACE',
+          description: 'namespace',
+          schema: z.string().optional(),
+        },
+        server: {
+          flag: '--server <url>',
+          description: 'server',
+          schema: schemas.url(),
+          default: 'http://a:1',
+        },
+      },
+      validate(opts, { name }) {
+        if (Boolean(opts.podName) !== Boolean(opts.podNamespace)) {
+          throw new UsageError(
+            `${name('podName')} and ${name('podNamespace')} go together: give both or neither`,
+          );
+        }
+        if (opts.server.includes('bad')) throw new Error(`cannot use ${opts.server}:\nnot a tunnel URL`);
+        return { ...opts, server: opts.server.replace(/^http/, 'ws') };
+      },
+    });
+
+  it('returns the normalised options when they pass', () => {
+    expect(parseOptions(program(), argv('--pod-name', 'p'), { POD_NAMESPACE: 'ns' })).toEqual({
+      podName: 'p',
+      podNamespace: 'ns',
+      server: 'ws://a:1',
+    });
+  });
+
+  it('throws its UsageError, naming the options with their env vars', () => {
+    const err = usageError(() => parseOptions(program(), argv('--pod-name', 'p'), {}));
+    expect(err.message).toBe(
+      '--pod-name (POD_NAME) and --pod-namespace (POD_NAMESPACE) go together: give both or neither',
+    );
+    expect(err.exitCode).toBe(2);
+  });
+
+  it('turns any other error into a one-line UsageError', () => {
+    const err = usageError(() => parseOptions(program(), argv('--server', 'http://bad:1'), {}));
+    expect(err.message).toBe('cannot use http://bad:1: not a tunnel URL');
+  });
+
+  it('does not run when a schema already failed (one error at a time)', () => {
+    const err = usageError(() => parseOptions(program(), argv('--server', 'nope', '--pod-name', 'p'), {}));
+    expect(err.message).toBe('--server: must be a URL like http://example.com:8443/path, got "nope"');
+  });
+
+  it('keeps the options when it returns nothing', () => {
+    const p = createProgram({
+      name: 'x',
+      options: { n: { flag: '--n <n>', description: 'n', schema: schemas.integer(), default: 1 } },
+      validate: () => undefined,
+    });
+    expect(parseOptions(p, argv('--n', '2'), {})).toEqual({ n: 2 });
+  });
+});
+
+describe('shared daemon options', () => {
+  it('metricsOptions: the same flags everywhere, env vars under the app prefix', () => {
+    const p = createProgram({
+      name: 'agent',
+      options: metricsOptions({
+        envPrefix: 'TOWER',
+        defaultPort: 8081,
+        zero: 'any',
+        readiness: 'ready while connected',
+      }),
+    });
+    expect(parseOptions(p, argv(), {})).toEqual({ metricsHost: '0.0.0.0', metricsPort: 8081 });
+    expect(parseOptions(p, argv('--metrics-port', '0', '--metrics-host', '127.0.0.1'), {})).toEqual({
+      metricsHost: '127.0.0.1',
+      metricsPort: 0,
+    });
+    expect(parseOptions(p, argv(), { TOWER_METRICS_PORT: '9100', TOWER_METRICS_HOST: '::1' })).toEqual({
+      metricsHost: '::1',
+      metricsPort: 9100,
+    });
+    const out = captureOutput(p);
+    expect(() => parseOptions(p, argv('--help'), {})).toThrow(CleanExit);
+    const help = out.join('').replace(/\s+/g, ' ');
+    expect(help).toContain(
+      '--metrics-port <port> port of /healthz, /readyz (ready while connected) and /metrics; 0 picks a free port (env: TOWER_METRICS_PORT, default: 8081)',
+    );
+    expect(help).toContain(
+      '--metrics-host <address> address of /healthz, /readyz and /metrics (env: TOWER_METRICS_HOST, default: "0.0.0.0")',
+    );
+  });
+
+  it("metricsOptions with zero 'off': 0 parses to undefined (serve nothing)", () => {
+    const p = createProgram({
+      name: 'client-sidecar',
+      options: metricsOptions({ envPrefix: 'PODGW', defaultPort: 0, zero: 'off' }),
+    });
+    const off = parseOptions(p, argv(), {});
+    expect(off).toEqual({ metricsHost: '0.0.0.0', metricsPort: undefined });
+    // Compile-time: the port may be undefined.
+    const port: number | undefined = off.metricsPort;
+    expect(port).toBeUndefined();
+    expect(parseOptions(p, argv('--metrics-port', '9000'), {}).metricsPort).toBe(9000);
+  });
+
+  // gateway-sidecar and client-sidecar served these as --health-port/--health-host and
+  // PODGW_HEALTH_PORT/PODGW_HEALTH_HOST (the pod-gateway chart passes --health-port=…).
+  it.each(['off', 'any'] as const)(
+    "formerName 'health' keeps --health-port 9000 and PODGW_HEALTH_PORT=9000 working (zero %p)",
+    (zero) => {
+      const p = () =>
+        createProgram({
+          name: 'gateway-sidecar',
+          options: metricsOptions({ envPrefix: 'PODGW', defaultPort: 8080, zero, formerName: 'health' }),
+        });
+      expect(parseOptions(p(), argv('--health-port', '9000'), {})).toEqual({
+        metricsHost: '0.0.0.0',
+        metricsPort: 9000,
+      });
+      expect(parseOptions(p(), argv('--health-port=9000', '--health-host=127.0.0.1'), {})).toEqual({
+        metricsHost: '127.0.0.1',
+        metricsPort: 9000,
+      });
+      expect(
+        parseOptions(p(), argv(), { PODGW_HEALTH_PORT: '9000', PODGW_HEALTH_HOST: '127.0.0.1' }),
+      ).toEqual({
+        metricsHost: '127.0.0.1',
+        metricsPort: 9000,
+      });
+      expect(
+        parseOptions(p(), argv(), { PODGW_METRICS_PORT: '9001', PODGW_HEALTH_PORT: '9000' }).metricsPort,
+      ).toBe(9001);
+      expect(usageError(() => parseOptions(p(), argv(), { PODGW_HEALTH_PORT: '70000' })).message).toBe(
+        '--metrics-port (PODGW_HEALTH_PORT): must be a port number from 0 to 65535, got "70000"',
+      );
+      const program = p();
+      const out = captureOutput(program);
+      expect(() => parseOptions(program, argv('--help'), {})).toThrow(CleanExit);
+      expect(out.join('').replace(/\s+/g, ' ')).toContain(
+        '(env: PODGW_METRICS_PORT, default: 8080; aliases: --health-port, PODGW_HEALTH_PORT)',
+      );
+    },
+  );
+
+  it('an empty env prefix gives bare names', () => {
+    const { metricsPort, metricsHost } = metricsOptions({ envPrefix: '', defaultPort: 9090, zero: 'any' });
+    expect([metricsPort.env, metricsHost.env]).toEqual(['METRICS_PORT', 'METRICS_HOST']);
+  });
+
+  it('daemonOptions: log level, shutdown timeout and the metrics endpoint, typed', () => {
+    const p = createProgram({
+      name: 'd',
+      options: {
+        ...daemonOptions({ envPrefix: 'D', defaultPort: 9090, zero: 'any' }),
+        kubeconfig: kubeconfigOption,
+      },
+    });
+    const opts = parseOptions(p, argv('--shutdown-timeout', '10s'), { LOG_LEVEL: 'debug', KUBECONFIG: '/k' });
+    expect(opts).toEqual({
+      logLevel: 'debug',
+      shutdownTimeout: 10_000,
+      metricsHost: '0.0.0.0',
+      metricsPort: 9090,
+      kubeconfig: '/k',
+    });
+    const typed: { shutdownTimeout: number; metricsPort: number; kubeconfig: string | undefined } = opts;
+    expect(typed.metricsPort).toBe(9090);
   });
 });

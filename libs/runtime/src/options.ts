@@ -2,7 +2,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
-import { CleanExit, UsageError } from './errors';
+import { CleanExit, UsageError, errorMessage } from './errors';
 import { LOG_LEVELS, type LogLevel } from './logger';
 
 /**
@@ -27,6 +27,12 @@ export interface OptionSpec<S extends z.ZodType = z.ZodType> {
   default?: RawDefault;
   /** Never echo the value in errors or help (tokens, passwords). */
   secret?: boolean;
+  /**
+   * Former names that keep working, listed in the help as aliases: long flags (`--health-port`,
+   * taking the same value as `flag`) and env vars, read after `flag` and `env`. Giving the flag
+   * and an alias flag together is a usage error; `env` wins over an alias env var.
+   */
+  aliases?: { flags?: readonly string[]; env?: readonly string[] };
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;
@@ -38,7 +44,20 @@ export type ParsedOptions<S extends OptionSpecs> = { -readonly [K in keyof S]: z
 export interface OptionsProgram<S extends OptionSpecs> {
   readonly command: Command;
   readonly specs: S;
+  /** Cross-field checks `parseOptions` runs after the schemas; see `ProgramConfig.validate`. */
+  readonly validate?: ValidateOptions<S>;
 }
+
+/**
+ * Checks (and may normalise) the parsed options as a whole: throw to refuse them — a `UsageError`,
+ * or any error, which `parseOptions` turns into a one-line `UsageError` (exit 2) — and return a
+ * changed copy to normalise values (a URL, a fingerprint), or nothing to keep them.
+ * `ctx.name(key)` is how errors name an option: `--pod-name (POD_NAME)`.
+ */
+export type ValidateOptions<S extends OptionSpecs> = (
+  opts: ParsedOptions<S>,
+  ctx: { name(key: keyof S & string): string },
+) => ParsedOptions<S> | void;
 
 export interface ProgramConfig<S extends OptionSpecs> {
   name: string;
@@ -46,6 +65,8 @@ export interface ProgramConfig<S extends OptionSpecs> {
   /** Adds `-V, --version`. */
   version?: string;
   options: S;
+  /** Cross-field checks and normalisation, run by `parseOptions` after every schema passed. */
+  validate?: ValidateOptions<S>;
 }
 
 /** Identity helper that type-checks one option spec where it is written. */
@@ -58,7 +79,8 @@ export function createProgram<const S extends OptionSpecs>(config: ProgramConfig
   const command = new Command(config.name);
   if (config.description) command.description(config.description);
   if (config.version) command.version(config.version, '-V, --version', 'print the version and exit');
-  return addOptions(command, config.options);
+  const program = addOptions(command, config.options);
+  return config.validate ? { ...program, validate: config.validate } : program;
 }
 
 const EXIT_CODES_HELP = `
@@ -67,8 +89,18 @@ Exit codes:
   1  runtime error, failed cleanup or shutdown timeout
   2  invalid flag, environment variable or configuration`;
 
-/** Per command: option key → commander attribute name and long flag. */
-const optionNames = new WeakMap<Command, Map<string, { attribute: string; long: string }>>();
+/** An option's commander attribute and long flag (and those of its alias flags). */
+interface OptionNames {
+  attribute: string;
+  long: string;
+  aliases: { attribute: string; long: string }[];
+}
+
+/** Per command: option key → its names. */
+const optionNames = new WeakMap<Command, Map<string, OptionNames>>();
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LONG_FLAG = /^--[A-Za-z0-9][A-Za-z0-9-]*$/;
 
 /**
  * Adds `specs` to an existing commander command: every option's help line shows its env var and
@@ -77,17 +109,29 @@ const optionNames = new WeakMap<Command, Map<string, { attribute: string; long: 
  */
 export function addOptions<const S extends OptionSpecs>(command: Command, specs: S): OptionsProgram<S> {
   const first = !optionNames.has(command);
-  const names = optionNames.get(command) ?? new Map<string, { attribute: string; long: string }>();
+  const names = optionNames.get(command) ?? new Map<string, OptionNames>();
   optionNames.set(command, names);
   for (const [key, spec] of Object.entries(specs)) {
-    if (spec.env !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(spec.env)) {
-      throw new Error(`option ${key}: env var name ${JSON.stringify(spec.env)} is not valid`);
+    for (const env of [spec.env, ...(spec.aliases?.env ?? [])]) {
+      if (env !== undefined && !ENV_NAME.test(env)) {
+        throw new Error(`option ${key}: env var name ${JSON.stringify(env)} is not valid`);
+      }
     }
     const opt = new Option(spec.flag, describe(spec));
     if (!opt.long) throw new Error(`option ${key}: flag ${JSON.stringify(spec.flag)} needs a --long name`);
     if (opt.negate) throw new Error(`option ${key}: use a boolean schema instead of a --no-* flag`);
     command.addOption(opt);
-    names.set(key, { attribute: opt.attributeName(), long: opt.long });
+    // An alias flag takes the same value as the flag: `--health-port` → `--health-port <port>`.
+    const value = /\s[<[].*$/.exec(spec.flag.trim())?.[0] ?? '';
+    const aliases = (spec.aliases?.flags ?? []).map((alias) => {
+      if (!LONG_FLAG.test(alias)) {
+        throw new Error(`option ${key}: alias ${JSON.stringify(alias)} must be a long flag like --old-name`);
+      }
+      const hidden = new Option(`${alias}${value}`).hideHelp();
+      command.addOption(hidden);
+      return { attribute: hidden.attributeName(), long: alias };
+    });
+    names.set(key, { attribute: opt.attributeName(), long: opt.long, aliases });
   }
   if (first) {
     command.exitOverride();
@@ -121,14 +165,28 @@ export function parseOptions<S extends OptionSpecs>(
   }
   const result: Record<string, unknown> = {};
   const problems: string[] = [];
+  const named = new Map<string, OptionNames>();
   for (const [key, spec] of Object.entries(specs)) {
     const names = optionNames.get(command)?.get(key);
     if (!names) throw new Error(`option ${key} was not added with addOptions/createProgram`);
+    named.set(key, names);
+    const given = [names, ...names.aliases].filter(
+      (n) => command.getOptionValueSource(n.attribute) === 'cli',
+    );
+    const envName = [spec.env, ...(spec.aliases?.env ?? [])].find(
+      (e) => e !== undefined && env[e] !== undefined && env[e] !== '',
+    );
     let raw: string | undefined;
-    if (command.getOptionValueSource(names.attribute) === 'cli') {
-      raw = toRaw(command.getOptionValue(names.attribute) as RawDefault);
-    } else if (spec.env !== undefined && env[spec.env] !== undefined && env[spec.env] !== '') {
-      raw = env[spec.env];
+    let where = spec.env === undefined ? names.long : `${names.long} (${spec.env})`;
+    if (given.length > 1) {
+      problems.push(`${given.map((n) => n.long).join(' and ')} are the same option: give ${names.long} only`);
+      continue;
+    } else if (given[0]) {
+      raw = toRaw(command.getOptionValue(given[0].attribute) as RawDefault);
+      if (given[0] !== names) where = given[0].long;
+    } else if (envName !== undefined) {
+      raw = env[envName];
+      where = `${names.long} (${envName})`;
     } else if (spec.default !== undefined) {
       raw = toRaw(spec.default);
     }
@@ -137,7 +195,6 @@ export function parseOptions<S extends OptionSpecs>(
       result[key] = parsed.data;
       continue;
     }
-    const where = spec.env === undefined ? names.long : `${names.long} (${spec.env})`;
     if (raw === undefined) {
       problems.push(`${where}: required`);
       continue;
@@ -148,7 +205,20 @@ export function parseOptions<S extends OptionSpecs>(
     problems.push(`${where}: ${at}${oneLine(issue?.message ?? 'invalid value')}${got}`);
   }
   if (problems.length > 0) throw new UsageError(problems.join('; '));
-  return result as ParsedOptions<S>;
+  const opts = result as ParsedOptions<S>;
+  if (!program.validate) return opts;
+  const name = (key: string): string => {
+    const names = named.get(key);
+    if (!names) throw new Error(`validate: no option ${JSON.stringify(key)}`);
+    const env = specs[key]?.env;
+    return env === undefined ? names.long : `${names.long} (${env})`;
+  };
+  try {
+    return program.validate(opts, { name }) ?? opts;
+  } catch (err) {
+    if (err instanceof UsageError && !err.message.includes('\n')) throw err;
+    throw new UsageError(oneLine(errorMessage(err)), { cause: err });
+  }
 }
 
 function describe(spec: OptionSpec): string {
@@ -161,7 +231,11 @@ function describe(spec: OptionSpec): string {
   } else if (spec.default === undefined && !spec.schema.safeParse(undefined).success) {
     extra.push('required');
   }
-  return extra.length > 0 ? `${spec.description} (${extra.join(', ')})` : spec.description;
+  const aliases = [...(spec.aliases?.flags ?? []), ...(spec.aliases?.env ?? [])];
+  const notes = [extra.join(', '), aliases.length > 0 ? `aliases: ${aliases.join(', ')}` : '']
+    .filter(Boolean)
+    .join('; ');
+  return notes ? `${spec.description} (${notes})` : spec.description;
 }
 
 function toRaw(value: RawDefault): string {
@@ -442,3 +516,89 @@ export const shutdownTimeoutOption = option({
   schema: schemas.duration({ min: 1 }),
   default: '25s',
 });
+
+/**
+ * `--kubeconfig` / `KUBECONFIG`: the credentials of the Kubernetes API (unset: the app's default,
+ * usually the pod's service account). Spread it with your own `description` when the app says more.
+ */
+export const kubeconfigOption = option({
+  flag: '--kubeconfig <path>',
+  env: 'KUBECONFIG',
+  description: "kubeconfig file of the Kubernetes API (default: the pod's service account)",
+  schema: z.string().optional(),
+});
+
+/** What port 0 of the metrics endpoint means: no endpoint, or any free port (tests, several instances). */
+export type MetricsPortZero = 'off' | 'any';
+
+export interface MetricsOptionsConfig<Z extends MetricsPortZero> {
+  /** Prefix of the env vars: `TOWER` → `TOWER_METRICS_PORT`, `TOWER_METRICS_HOST`; `''` → `METRICS_PORT`. */
+  envPrefix: string;
+  /** The port when none is given (a chart's containerPort). */
+  defaultPort: number;
+  /** `'off'`: 0 serves nothing (`metricsPort` parses to undefined); `'any'`: 0 picks a free port. */
+  zero: Z;
+  /** The address when none is given (default `0.0.0.0`). */
+  defaultHost?: string;
+  /** When this app is ready, for the help: `ready while connected`. */
+  readiness?: string;
+  /**
+   * The word of the app's former flags and env vars, kept as aliases: `'health'` makes
+   * `--health-port`, `--health-host`, `<PREFIX>_HEALTH_PORT` and `<PREFIX>_HEALTH_HOST` keep working.
+   */
+  formerName?: string;
+}
+
+/** The port `metricsOptions` parses: undefined means "serve nothing" when 0 is 'off'. */
+export type MetricsPort<Z extends MetricsPortZero> = Z extends 'off' ? number | undefined : number;
+
+/**
+ * The listen address of `/healthz`, `/readyz` and `/metrics`, the same in every daemon:
+ * `metricsHost` (`--metrics-host`, `<PREFIX>_METRICS_HOST`) and `metricsPort` (`--metrics-port`,
+ * `<PREFIX>_METRICS_PORT`). `App.serve()` reads them. What differs per app is the parameter.
+ */
+export function metricsOptions<Z extends MetricsPortZero>(config: MetricsOptionsConfig<Z>) {
+  const env = (what: string) => (config.envPrefix ? `${config.envPrefix}_${what}` : what);
+  const former = config.formerName;
+  const aliases = (what: 'port' | 'host') =>
+    former
+      ? {
+          aliases: {
+            flags: [`--${former}-${what}`],
+            env: [env(`${former.toUpperCase()}_${what.toUpperCase()}`)],
+          },
+        }
+      : {};
+  const ready = config.readiness ? ` (${config.readiness})` : '';
+  const zero = config.zero === 'off' ? '0 = off' : '0 picks a free port';
+  const port = schemas.port({ allowZero: true });
+  return {
+    metricsHost: option({
+      flag: '--metrics-host <address>',
+      env: env('METRICS_HOST'),
+      description: 'address of /healthz, /readyz and /metrics',
+      schema: schemas.ipAddress(),
+      default: config.defaultHost ?? '0.0.0.0',
+      ...aliases('host'),
+    }),
+    metricsPort: option({
+      flag: '--metrics-port <port>',
+      env: env('METRICS_PORT'),
+      description: `port of /healthz, /readyz${ready} and /metrics; ${zero}`,
+      schema: (config.zero === 'off' ? port.transform((p) => (p === 0 ? undefined : p)) : port) as z.ZodType<
+        MetricsPort<Z>,
+        string
+      >,
+      default: config.defaultPort,
+      ...aliases('port'),
+    }),
+  };
+}
+
+/**
+ * What every daemon spreads into its options: `--log-level`, `--shutdown-timeout` and the
+ * metrics endpoint (see `metricsOptions`); `startApp` reads them.
+ */
+export function daemonOptions<Z extends MetricsPortZero>(metrics: MetricsOptionsConfig<Z>) {
+  return { logLevel: logLevelOption, shutdownTimeout: shutdownTimeoutOption, ...metricsOptions(metrics) };
+}
