@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { errorMessage } from '@knet/runtime';
 import { wrapApiError } from './errors';
 
 export const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -48,7 +49,7 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): {
     try {
       kc.loadFromCluster();
     } catch (e) {
-      throw new Error(`in-cluster credentials unusable: ${(e as Error).message}`, { cause: e });
+      throw new Error(`in-cluster credentials unusable: ${errorMessage(e)}`, { cause: e });
     }
     source = 'in-cluster';
   } else {
@@ -99,7 +100,7 @@ function loadFile(kc: KubeConfig, file: string, from: string): void {
   try {
     kc.loadFromString(text);
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
+    const msg = errorMessage(e).split('\n')[0];
     throw new Error(`kubeconfig ${file} (from ${from}) is not a valid kubeconfig: ${msg}`);
   }
   kc.makePathsAbsolute(join(file, '..'));

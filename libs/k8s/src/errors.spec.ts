@@ -6,16 +6,13 @@ import {
   isConflict,
   isNotFound,
   isRetryable,
+  statusError,
   wrapApiError,
+  type DecodedApiError,
 } from './errors';
 
-const status = (code: number, reason: string, message: string, causes?: object[]) =>
-  new ApiException(
-    code,
-    `HTTP-Code: ${code}`,
-    JSON.stringify({ kind: 'Status', reason, message, details: { causes } }),
-    {},
-  );
+const status = (code: number, reason: string, message: string, causes?: DecodedApiError['causes']) =>
+  statusError(code, reason, message, causes ? { causes } : {});
 
 describe('decodeApiError', () => {
   it.each([

@@ -1,4 +1,5 @@
 import { ApiException } from '@kubernetes/client-node';
+import { errorMessage } from '@knet/runtime';
 
 /** What an API call failure means, decoded from client-node's ApiException (whose body is a JSON string). */
 export interface DecodedApiError {
@@ -42,7 +43,6 @@ export const isNotFound = (e: unknown) => decodeApiError(e).code === 404;
 export const isConflict = (e: unknown) =>
   decodeApiError(e).code === 409 && decodeApiError(e).reason !== 'AlreadyExists';
 export const isAlreadyExists = (e: unknown) => decodeApiError(e).reason === 'AlreadyExists';
-export const isGone = (e: unknown) => decodeApiError(e).code === 410;
 export const isForbidden = (e: unknown) => decodeApiError(e).code === 403;
 export const isUnauthorized = (e: unknown) => decodeApiError(e).code === 401;
 export const isInvalid = (e: unknown) => decodeApiError(e).code === 422;
@@ -53,6 +53,30 @@ export const isRetryable = (e: unknown) => {
     ? d.reason !== 'Unknown'
     : d.code === 429 || d.code === 409 || (d.code >= 500 && d.code !== 501);
 };
+
+/**
+ * The error a failed API call throws, as the API server writes it (a metav1.Status body in an
+ * ApiException), for fakes that must fail the way the real thing does: `decodeApiError` and the
+ * `isX` checks see no difference.
+ */
+export function statusError(
+  code: number,
+  reason: string,
+  message: string,
+  details: { name?: string; kind?: string; causes?: DecodedApiError['causes'] } = {},
+): ApiException<string> {
+  const body = {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    details,
+    code,
+  };
+  return new ApiException(code, `HTTP-Code: ${code}`, JSON.stringify(body), {});
+}
 
 /** An Error whose message is one line naming the operation and what the API server said. */
 export class KubeApiError extends Error {
@@ -133,10 +157,6 @@ function networkCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function oneLine(s: string): string {

@@ -1,6 +1,6 @@
 import { CoreV1Api, type CoreV1Event, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '@knet/runtime';
 import { decodeApiError, isNotFound } from './errors';
-import type { KubeLogger } from './informer';
 import { patchObject } from './patch';
 
 export type EventType = 'Normal' | 'Warning';
@@ -17,7 +17,7 @@ export class EventRecorder {
   constructor(
     private readonly kc: KubeConfig,
     private readonly component: string,
-    private readonly opts: { host?: string; logger?: KubeLogger; aggregateWindowMs?: number } = {},
+    private readonly opts: { host?: string; logger?: Logger; aggregateWindowMs?: number } = {},
   ) {
     this.api = kc.makeApiClient(CoreV1Api);
   }

@@ -1,4 +1,5 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { errorMessage } from '@knet/runtime';
 import { isConflict, isNotFound } from './errors';
 import { patchObject, type JsonPatchOp, type ObjectRef } from './patch';
 
@@ -71,5 +72,5 @@ export async function removeFinalizer<T extends KubernetesObject>(
 
 /** True when a finalizer patch failed because the object changed meanwhile (retry on the next reconcile). */
 export function isPatchRace(e: unknown): boolean {
-  return isConflict(e) || /test operation failed|testing value/i.test(String((e as Error).message));
+  return isConflict(e) || /test operation failed|testing value/i.test(errorMessage(e));
 }

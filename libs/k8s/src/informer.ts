@@ -6,14 +6,8 @@ import {
   type ListPromise,
   type ObjectCache,
 } from '@kubernetes/client-node';
+import type { Logger } from '@knet/runtime';
 import { decodeApiError } from './errors';
-
-/** The pino-shaped logger the k8s helpers log through (optional everywhere). */
-export interface KubeLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
 
 export interface ResilientInformerOptions<T extends KubernetesObject> {
   kc: KubeConfig;
@@ -25,7 +19,7 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
   onAdd?: (obj: T) => void;
   onUpdate?: (obj: T) => void;
   onDelete?: (obj: T) => void;
-  logger?: KubeLogger;
+  logger?: Logger;
   /** First retry delay after an error (default 500 ms), doubled up to maxBackoffMs (default 30 s), ±20 % jitter. */
   minBackoffMs?: number;
   maxBackoffMs?: number;

@@ -1,6 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '@knet/runtime';
 import { decodeApiError, isAlreadyExists, isConflict, isNotFound, wrapApiError } from './errors';
-import type { KubeLogger } from './informer';
 import { kubeRequest } from './request';
 
 /**
@@ -44,7 +44,7 @@ export interface LeaderElectorOptions {
   onStartedLeading?: (signal: AbortSignal) => void;
   onStoppedLeading?: () => void;
   onNewLeader?: (identity: string) => void;
-  logger?: KubeLogger;
+  logger?: Logger;
   /** Clock, for tests. */
   now?: () => number;
 }

@@ -1,5 +1,4 @@
-import { Backoff } from '@knet/runtime';
-import type { KubeLogger } from './informer';
+import { Backoff, errorMessage, type Logger } from '@knet/runtime';
 
 /**
  * A controller work queue: keys (e.g. object names) are processed one at a time by `handler`;
@@ -18,7 +17,7 @@ export class WorkQueue {
 
   constructor(
     private readonly handler: (key: string) => Promise<void>,
-    private readonly opts: { logger?: KubeLogger; baseDelayMs?: number; maxDelayMs?: number } = {},
+    private readonly opts: { logger?: Logger; baseDelayMs?: number; maxDelayMs?: number } = {},
   ) {}
 
   add(key: string): void {
@@ -89,10 +88,7 @@ export class WorkQueue {
       this.retries.set(key, r);
     }
     const delay = r.backoff.next();
-    this.opts.logger?.warn(
-      { key, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
-      'reconcile failed; will retry',
-    );
+    this.opts.logger?.warn({ key, err: errorMessage(err), retryInMs: delay }, 'reconcile failed; will retry');
     if (r.timer) clearTimeout(r.timer);
     r.timer = setTimeout(() => {
       if (r) r.timer = undefined;
