@@ -3,8 +3,8 @@ import { ExecaRunner, createHostNet } from '@knet/host-net';
 import {
   applyGatewayPlan,
   detectPodGateway,
-  ipv4Nameservers,
   loadConfig,
+  localDnsServers,
   parseResolvConf,
   planGateway,
   saveOriginalResolvConf,
@@ -24,9 +24,7 @@ void runMain('gateway-init', async () => {
   const original = parseResolvConf(
     readFileSync(saveOriginalResolvConf(opts.stateDir, opts.resolvConf, { dryRun: opts.dryRun }), 'utf8'),
   );
-  const clusterDns = config.settings.dnsLocalServers.length
-    ? config.settings.dnsLocalServers
-    : ipv4Nameservers(original);
+  const clusterDns = localDnsServers(config.settings, original);
   const plan = planGateway(config.settings, config.nat, {
     podInterface: opts.podInterface,
     podGateway,

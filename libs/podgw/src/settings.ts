@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { normalizeIp } from '@knet/host-net';
+import { ipv4Nameservers, type ResolvConf } from './resolv-conf';
 import { SettingsError, parseShellAssignments, type Origin } from './shell-env';
 
 /**
@@ -277,6 +278,14 @@ function checkConsistency(s: Settings, origins: SettingsOrigins): void {
       `SNAT_IP (from ${origins.SNAT_IP}) needs VPN_INTERFACE: SNAT applies to traffic leaving the VPN interface`,
     );
   }
+}
+
+/**
+ * The servers the DNS_LOCAL_CIDRS domains go to: DNS_LOCAL_SERVER, else the IPv4 nameservers of
+ * the gateway pod's original resolv.conf (the cluster DNS; IPv4 only, as pod-gateway since #61).
+ */
+export function localDnsServers(s: Pick<Settings, 'dnsLocalServers'>, original: ResolvConf): string[] {
+  return s.dnsLocalServers.length > 0 ? s.dnsLocalServers : ipv4Nameservers(original);
 }
 
 /** The gateway's overlay address (`NET.1`) and the overlay network. */
