@@ -45,11 +45,7 @@ void runMain('gateway-sidecar', async () => {
   const dns = new DnsServer({
     listen: [{ address: ov.gateway, port: opts.dnsPort }],
     resolvConfPath: opts.resolvConf,
-    split: splitRulesFromSettings(
-      settings.dnsLocalDomains.join(' '),
-      settings.dnsLocalServers.join(' '),
-      original,
-    ),
+    split: splitRulesFromSettings(settings, original),
     ...(opts.localDomain ? { domain: opts.localDomain } : {}),
     logger,
     registry,

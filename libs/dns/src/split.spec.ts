@@ -1,3 +1,4 @@
+import { loadSettings } from '@knet/podgw';
 import { parseResolvConf } from './resolv';
 import { SplitTable, normalizeDomain, splitRulesFromSettings } from './split';
 
@@ -42,18 +43,20 @@ describe('SplitTable', () => {
 
 describe('splitRulesFromSettings', () => {
   const resolv = parseResolvConf('nameserver 10.96.0.10\nnameserver fd00::10\nnameserver 10.96.0.11\n');
+  const settings = (env: NodeJS.ProcessEnv) => loadSettings({ env }).settings;
 
   it('defaults: "local" to the IPv4 nameservers of the original resolv.conf', () => {
-    expect(splitRulesFromSettings(undefined, undefined, resolv)).toEqual([
+    expect(splitRulesFromSettings(settings({}), resolv)).toEqual([
       { domain: 'local', servers: ['10.96.0.10', '10.96.0.11'] },
     ]);
-    expect(splitRulesFromSettings('local', '', resolv)).toEqual([
-      { domain: 'local', servers: ['10.96.0.10', '10.96.0.11'] },
-    ]);
+    expect(
+      splitRulesFromSettings(settings({ DNS_LOCAL_CIDRS: 'local', DNS_LOCAL_SERVER: '' }), resolv),
+    ).toEqual([{ domain: 'local', servers: ['10.96.0.10', '10.96.0.11'] }]);
   });
 
   it('several domains, an explicit server', () => {
-    expect(splitRulesFromSettings('cluster.local  corp.example,lan', '10.0.0.53', resolv)).toEqual([
+    const s = settings({ DNS_LOCAL_CIDRS: 'cluster.local  corp.example,lan', DNS_LOCAL_SERVER: '10.0.0.53' });
+    expect(splitRulesFromSettings(s, resolv)).toEqual([
       { domain: 'cluster.local', servers: ['10.0.0.53'] },
       { domain: 'corp.example', servers: ['10.0.0.53'] },
       { domain: 'lan', servers: ['10.0.0.53'] },
@@ -61,7 +64,9 @@ describe('splitRulesFromSettings', () => {
   });
 
   it('nothing when there is no server to use, or no domain', () => {
-    expect(splitRulesFromSettings('local', '', parseResolvConf('nameserver fd00::10\n'))).toEqual([]);
-    expect(splitRulesFromSettings('', '10.0.0.53', resolv)).toEqual([]);
+    expect(splitRulesFromSettings(settings({}), parseResolvConf('nameserver fd00::10\n'))).toEqual([]);
+    expect(
+      splitRulesFromSettings(settings({ DNS_LOCAL_CIDRS: '', DNS_LOCAL_SERVER: '10.0.0.53' }), resolv),
+    ).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 // Split forwarding (dnsmasq's server=/domain/addr): names equal to or under a domain go to that
 // domain's servers; the longest matching domain wins.
-import { ipv4Nameservers, type ResolvConf } from './resolv';
+import { localDnsServers, type ResolvConf, type Settings } from '@knet/podgw';
 import { parseUpstream, type Upstream } from './types';
 
 export interface SplitRule {
@@ -57,19 +57,15 @@ export class SplitTable {
 }
 
 /**
- * pod-gateway's rules: each domain of DNS_LOCAL_CIDRS (space- or comma-separated, default "local")
- * goes to DNS_LOCAL_SERVER (space- or comma-separated, default: the IPv4 nameservers of the
- * gateway's original resolv.conf). Empty when there is no server to send them to.
+ * pod-gateway's rules: each DNS_LOCAL_CIDRS domain goes to the DNS_LOCAL_SERVER servers (by
+ * default the cluster DNS of the original resolv.conf: see `localDnsServers` in @knet/podgw).
+ * Empty when there is no server to send them to.
  */
 export function splitRulesFromSettings(
-  dnsLocalCidrs: string | undefined,
-  dnsLocalServer: string | undefined,
+  settings: Pick<Settings, 'dnsLocalDomains' | 'dnsLocalServers'>,
   originalResolvConf: ResolvConf,
 ): SplitRule[] {
-  const words = (s: string | undefined) => (s ?? '').split(/[\s,]+/).filter((w) => w !== '');
-  const domains = dnsLocalCidrs === undefined ? ['local'] : words(dnsLocalCidrs);
-  const configured = words(dnsLocalServer);
-  const servers = configured.length > 0 ? configured : ipv4Nameservers(originalResolvConf);
+  const servers = localDnsServers(settings, originalResolvConf);
   if (servers.length === 0) return [];
-  return domains.map((domain) => ({ domain, servers }));
+  return settings.dnsLocalDomains.map((domain) => ({ domain, servers }));
 }
