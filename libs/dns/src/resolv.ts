@@ -1,9 +1,9 @@
 // resolv.conf: the parser, and a watcher that follows a VPN client rewriting the file in place or
 // replacing it by rename (fs.watch on the file and on its directory, plus a slow poll, debounced).
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { parseResolvConf, type ResolvConf } from '@knet/podgw';
 import { basename, dirname } from 'node:path';
-import type { DnsLogger } from './types';
+import { parseResolvConf, type ResolvConf } from '@knet/podgw';
+import type { Logger } from '@knet/runtime';
 
 export { ipv4Nameservers, parseResolvConf, type ResolvConf } from '@knet/podgw';
 
@@ -11,7 +11,7 @@ export interface ResolvConfWatcherOptions {
   path: string;
   /** Called after the file's content changed (not for the first read). */
   onChange: (conf: ResolvConf, text: string) => void;
-  logger?: DnsLogger;
+  logger?: Logger;
   /** Quiet time after the last file event before re-reading (default 200 ms). */
   debounceMs?: number;
   /** Poll interval, for changes inotify cannot see (bind mounts, other mount namespaces); default 5 s. */

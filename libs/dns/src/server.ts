@@ -13,21 +13,14 @@ import {
   type Server as TcpServer,
   type Socket as TcpSocket,
 } from 'node:net';
-import type { Registry } from '@knet/runtime';
+import { silentLogger, type Logger, type Registry } from '@knet/runtime';
 import { attachUdp, type UdpEndpoint } from './fastudp';
 import { ResponseCache, serveEntry, type CacheOptions } from './cache';
 import { LocalNames, type LocalEntry } from './hosts';
 import { ResolvConfWatcher, type ResolvConf } from './resolv';
 import { SplitTable, type SplitRule } from './split';
 import { createStats, registerDnsMetrics, type DnsStats } from './stats';
-import {
-  canonicalIp,
-  parseUpstream,
-  silentLogger,
-  upstreamName,
-  type DnsLogger,
-  type Upstream,
-} from './types';
+import { canonicalIp, parseUpstream, upstreamName, type Upstream } from './types';
 import { UpstreamClient } from './upstream';
 import {
   CLASS_IN,
@@ -92,7 +85,7 @@ export interface DnsServerOptions {
   /** resolv.conf watcher timing. */
   resolvConfDebounceMs?: number;
   resolvConfPollMs?: number;
-  logger?: DnsLogger;
+  logger?: Logger;
   /** Registers the knet_dns_* metrics here. */
   registry?: Registry;
 }
@@ -133,7 +126,7 @@ const ipLookup = (
 
 export class DnsServer {
   private readonly opts: DnsServerOptions;
-  private readonly log: DnsLogger;
+  private readonly log: Logger;
   private readonly cache: ResponseCache;
   private readonly local: LocalNames;
   private readonly split: SplitTable;

@@ -1,20 +1,5 @@
 import { isIP } from 'node:net';
 
-/** The logger the DNS server takes (pino's signature; `@knet/runtime`'s createLogger fits). */
-export interface DnsLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export const silentLogger: DnsLogger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
-
 /** An upstream nameserver. */
 export interface Upstream {
   /** Address to send to (an IPv6 `%zone` is kept). */

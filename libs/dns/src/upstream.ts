@@ -5,8 +5,9 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket as TcpSocket } from 'node:net';
 import { randomFillSync, randomInt } from 'node:crypto';
+import type { Logger } from '@knet/runtime';
 import { analyzeResponse, RCODE_REFUSED, RCODE_SERVFAIL, sameQuestion, type ResponseInfo } from './wire';
-import { canonicalIp, upstreamName, type DnsLogger, type Upstream } from './types';
+import { canonicalIp, upstreamName, type Upstream } from './types';
 import type { DnsStats } from './stats';
 
 export interface UpstreamReply {
@@ -22,7 +23,7 @@ export interface UpstreamClientOptions {
   penaltyMs?: number;
   /** UDP sockets per address family, each on its own random port (default 4). */
   socketsPerFamily?: number;
-  logger: DnsLogger;
+  logger: Logger;
   stats: DnsStats;
 }
 

@@ -5,15 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@knet/testing';
 import { DnsServer, ResolvConfWatcher, type ResolvConf } from '../src';
-import {
-  addresses,
-  eventually,
-  query,
-  sleep,
-  startDnsmasq,
-  type Addr,
-  type Dnsmasq,
-} from './helpers';
+import { addresses, eventually, query, sleep, startDnsmasq, type Addr, type Dnsmasq } from './helpers';
 
 jest.setTimeout(60_000);
 

@@ -3,8 +3,8 @@
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { freePort } from '@knet/testing';
-import { Registry } from '@knet/runtime';
-import { DnsServer, type DnsLogger } from '../src';
+import { RecordingLogger, Registry } from '@knet/runtime';
+import { DnsServer } from '../src';
 import {
   FakeUpstream,
   Packet,
@@ -104,18 +104,11 @@ function malformed(i: number, rand: () => number): Buffer {
   }
 }
 
-/** Records log calls by level. */
-function recordingLogger(): DnsLogger & { lines: { level: string; msg: string }[] } {
-  const lines: { level: string; msg: string }[] = [];
-  const at = (level: string) => (_obj: object, msg: string) => void lines.push({ level, msg });
-  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
-
 describe('robustness', () => {
   let up: FakeUpstream;
   let server: DnsServer;
   let addr: Addr;
-  const logger = recordingLogger();
+  const logger = new RecordingLogger();
   const registry = new Registry();
 
   beforeAll(async () => {
