@@ -1,5 +1,5 @@
 /**
- * Client timings in the pod-gateway lab (test/podgw-lab.ts):
+ * Client timings in the pod-gateway lab (@knet/testing's podgw-lab.ts):
  *   client_routed_ms   client-init from process start to exit 0: routes isolated, gateway resolved,
  *                      vxlan0 built, DHCP lease taken, default route set, gateway answering
  *   recovery_ms        gateway pod replaced by one with a new IP: from the new gateway serving (DHCP
@@ -7,9 +7,10 @@
  *                      (a TCP round trip to the internet host that arrives from the new VPN address)
  */
 import { writeFileSync } from 'node:fs';
-import { median, sleep } from '@knet/testing';
-import { INTERNET, PodgwLab, VPN_SERVER, type Gateway } from '../test/podgw-lab';
+import { PodgwLab, median, sleep, type PodgwGateway as Gateway } from '@knet/testing';
 import type { BenchContext } from './context';
+
+const { INTERNET, VPN_SERVER } = PodgwLab;
 
 export async function benchClient(ctx: BenchContext, rounds = 5): Promise<void> {
   const w = await PodgwLab.create();

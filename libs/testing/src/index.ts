@@ -5,3 +5,4 @@ export * from './exec';
 export * from './workspace';
 export * from './netns';
 export * from './image';
+export * from './podgw-lab';

@@ -1,5 +1,5 @@
 /**
- * A pod-gateway world in network namespaces, for the end-to-end tests and the bench:
+ * A pod-gateway world in network namespaces, for the end-to-end suite (e2e/podgw) and the bench:
  *
  *   pod network (switch "podnet", 192.0.2.0/24, 2001:db8::/64)
  *     router   192.0.2.1    the pods' default gateway; also 198.51.100.1 towards the cluster DNS
@@ -18,21 +18,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // Types only: the bench runs this file with tsx, which cannot load execa (ESM) through @knet/podgw.
 import type { SettingName } from '@knet/podgw';
-import {
-  NetLab,
-  bundleScript,
-  workspaceRoot,
-  type LabProcess,
-  type NetHost,
-  type NetSwitch,
-} from '@knet/testing';
+import { bundleScript } from './bundle';
+import { NetLab, type LabProcess, type NetHost, type NetSwitch } from './netns';
+import { workspaceRoot } from './workspace';
 
-export const GATEWAY_NAME = 'pod-gateway.vpn.svc.cluster.local';
-export const CLUSTER_DNS = '198.51.100.10';
-export const INTERNET = '203.0.113.100';
-export const VPN_SERVER = '203.0.113.1';
+const GATEWAY_NAME = 'pod-gateway.vpn.svc.cluster.local';
+const CLUSTER_DNS = '198.51.100.10';
+const INTERNET = '203.0.113.100';
+const VPN_SERVER = '203.0.113.1';
 
-export const SETTINGS: Partial<Record<SettingName, string>> = {
+const SETTINGS: Partial<Record<SettingName, string>> = {
   GATEWAY_NAME,
   K8S_DNS_IPS: CLUSTER_DNS,
   NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28',
@@ -45,13 +40,13 @@ export const SETTINGS: Partial<Record<SettingName, string>> = {
   VPN_LOCAL_CIDRS: '198.51.100.0/28 192.0.2.0/24',
   DNS_LOCAL_CIDRS: 'cluster.local',
 };
-export const NAT_CONF = 'web 10 tcp:8080:80\n';
+const NAT_CONF = 'web 10 tcp:8080:80\n';
 
-export type AppName = 'gateway-init' | 'gateway-sidecar' | 'client-init' | 'client-sidecar';
+type AppName = 'gateway-init' | 'gateway-sidecar' | 'client-init' | 'client-sidecar';
 
 let bundles: Promise<Record<AppName, string>> | undefined;
 /** The four apps bundled once per test process. */
-export function appBundles(): Promise<Record<AppName, string>> {
+function appBundles(): Promise<Record<AppName, string>> {
   bundles ??= (async () => {
     const names: AppName[] = ['gateway-init', 'gateway-sidecar', 'client-init', 'client-sidecar'];
     const files = await Promise.all(
@@ -88,14 +83,14 @@ r.setServers([server]);
   .then((a) => console.log(JSON.stringify(a)))
   .catch((e) => { console.log('error ' + e.code); process.exit(2); });`;
 
-export interface Client {
+export interface PodgwClient {
   host: NetHost;
   hostname: string;
   podIp: string;
   sidecar?: LabProcess;
 }
 
-export interface Gateway {
+export interface PodgwGateway {
   host: NetHost;
   podIp: string;
   vpnIp: string;
@@ -103,6 +98,15 @@ export interface Gateway {
 }
 
 export class PodgwLab {
+  /** The gateway's cluster DNS name, the cluster DNS, the internet host behind the VPN, the VPN server. */
+  static readonly GATEWAY_NAME = GATEWAY_NAME;
+  static readonly CLUSTER_DNS = CLUSTER_DNS;
+  static readonly INTERNET = INTERNET;
+  static readonly VPN_SERVER = VPN_SERVER;
+  /** The settings.sh and nat.conf a lab starts with. */
+  static readonly SETTINGS = SETTINGS;
+  static readonly NAT_CONF = NAT_CONF;
+
   readonly dir = mkdtempSync(join(tmpdir(), 'knet-podgw-'));
   readonly configDir = join(this.dir, 'config');
   readonly stateDir = join(this.dir, 'state');
@@ -210,7 +214,7 @@ export class PodgwLab {
   }
 
   /** A gateway pod: eth0 on the pod network, tun0 on the VPN side with routes 0/1 and 128/1 over it. */
-  async addGateway(podIp: string, vpnIp: string): Promise<Gateway> {
+  async addGateway(podIp: string, vpnIp: string): Promise<PodgwGateway> {
     const host = await this.lab.addHost('gw');
     await this.podnet.connect(host, { ifname: 'eth0', address: `${podIp}/24` });
     await host.ip('route', 'add', 'default', 'via', '192.0.2.1');
@@ -221,7 +225,7 @@ export class PodgwLab {
   }
 
   /** The pod's original resolv.conf (the cluster DNS) and, as a VPN client leaves it, the VPN's DNS. */
-  resolvConf(gw: Gateway): string {
+  resolvConf(gw: PodgwGateway): string {
     const file = join(this.dir, `resolv-${gw.podIp}.conf`);
     writeFileSync(file, `nameserver ${CLUSTER_DNS}\nsearch vpn.svc.cluster.local svc.cluster.local\n`);
     return file;
@@ -235,7 +239,7 @@ export class PodgwLab {
   }
 
   /** Runs gateway-init in the gateway; returns its exit code and output. */
-  async gatewayInit(gw: Gateway, resolvConf: string, env: NodeJS.ProcessEnv = {}) {
+  async gatewayInit(gw: PodgwGateway, resolvConf: string, env: NodeJS.ProcessEnv = {}) {
     const { 'gateway-init': bundle } = await appBundles();
     return gw.host.exec(
       'env',
@@ -251,7 +255,7 @@ export class PodgwLab {
     );
   }
 
-  async startGatewaySidecar(gw: Gateway, resolvConf: string, extra: string[] = []): Promise<LabProcess> {
+  async startGatewaySidecar(gw: PodgwGateway, resolvConf: string, extra: string[] = []): Promise<LabProcess> {
     const { 'gateway-sidecar': bundle } = await appBundles();
     gw.sidecar = gw.host.spawn('node', [
       bundle,
@@ -267,7 +271,7 @@ export class PodgwLab {
   }
 
   /** A client pod on the pod network (IPv4 and IPv6 default routes via the router). */
-  async addClient(hostname: string): Promise<Client> {
+  async addClient(hostname: string): Promise<PodgwClient> {
     const n = this.nextClient++;
     const host = await this.lab.addHost(hostname.slice(0, 6));
     const podIp = `192.0.2.${n}`;
@@ -277,7 +281,7 @@ export class PodgwLab {
     return { host, hostname, podIp };
   }
 
-  async clientInit(c: Client, extra: string[] = []) {
+  async clientInit(c: PodgwClient, extra: string[] = []) {
     const { 'client-init': bundle } = await appBundles();
     return c.host.exec('node', [bundle, ...this.appArgs(), `--hostname=${c.hostname}`, ...extra], {
       check: false,
@@ -286,7 +290,7 @@ export class PodgwLab {
   }
 
   async startClientSidecar(
-    c: Client,
+    c: PodgwClient,
     extra: string[] = [],
     env: NodeJS.ProcessEnv = {},
   ): Promise<LabProcess> {
@@ -305,7 +309,7 @@ export class PodgwLab {
   }
 
   /** The client's overlay address (without prefix). */
-  async overlayAddress(c: Client): Promise<string | undefined> {
+  async overlayAddress(c: PodgwClient): Promise<string | undefined> {
     const out = JSON.parse(await c.host.ip('-j', '-4', 'addr', 'show', 'dev', 'vxlan0')) as {
       addr_info: { local: string }[];
     }[];

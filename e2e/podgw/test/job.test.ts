@@ -5,8 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlPlane, bridgeLoopbackPort, type LoopbackBridge } from '@knet/testing';
-import { PodgwLab, VPN_SERVER } from './podgw-lab';
+import { ControlPlane, PodgwLab, bridgeLoopbackPort, type LoopbackBridge } from '@knet/testing';
 
 jest.setTimeout(180_000);
 
@@ -98,7 +97,7 @@ it('client-sidecar exits 0 when the pod status shows the app container terminate
   const gw = await w.addGateway('192.0.2.10', '203.0.113.2');
   const resolv = w.resolvConf(gw);
   expect((await w.gatewayInit(gw, resolv)).exitCode).toBe(0);
-  writeFileSync(resolv, `nameserver ${VPN_SERVER}\n`);
+  writeFileSync(resolv, `nameserver ${PodgwLab.VPN_SERVER}\n`);
   await w.startGatewaySidecar(gw, resolv);
   const c = await w.addClient('job-x7k2p');
   expect((await w.clientInit(c)).exitCode).toBe(0);

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PodgwLab, type Client } from './podgw-lab';
+import { PodgwLab, type PodgwClient as Client } from '@knet/testing';
 
 jest.setTimeout(120_000);
 

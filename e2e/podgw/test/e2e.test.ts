@@ -1,10 +1,12 @@
 /**
- * pod-gateway end to end, in network namespaces (see podgw-lab.ts for the topology): the four apps
+ * pod-gateway end to end, in network namespaces (see @knet/testing's podgw-lab.ts for the topology): the four apps
  * as real processes, real kernel VXLAN, iptables and routing, dnsmasq as the cluster DNS and the
  * VPN's DNS. The tests run in order on one world.
  */
 import { writeFileSync } from 'node:fs';
-import { CLUSTER_DNS, INTERNET, PodgwLab, VPN_SERVER, type Client, type Gateway } from './podgw-lab';
+import { PodgwLab, type PodgwClient as Client, type PodgwGateway as Gateway } from '@knet/testing';
+
+const { CLUSTER_DNS, INTERNET, VPN_SERVER } = PodgwLab;
 
 jest.setTimeout(180_000);
 
