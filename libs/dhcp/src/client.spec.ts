@@ -1,4 +1,5 @@
 import { FakeIpRoute } from '@knet/host-net';
+import { silentLogger } from '@knet/runtime';
 import {
   DhcpClient,
   DhcpClientError,
@@ -17,7 +18,6 @@ import {
   type DhcpOptions,
 } from './codec';
 import { FakeDhcpNetwork, type FakeDatagram } from './fake-network';
-import { silentLogger } from './logger';
 import { DhcpServer } from './server';
 import type { DhcpSocket } from './transport';
 
@@ -232,10 +232,13 @@ describe('DhcpClient', () => {
     await scripted(net, (req) =>
       req.messageType === DhcpMessageType.DISCOVER ? [reply(req, DhcpMessageType.OFFER, { xid: 1 })] : [],
     );
-    const err = await client.acquire({ timeoutMs: 1000 }).catch((e: Error) => e);
+    const err = await client.acquire({ timeoutMs: 1000 }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(DhcpTimeoutError);
     expect(err).toBeInstanceOf(DhcpClientError);
-    expect((err as Error).message).toMatch(
+    expect(err?.message).toMatch(
       /^vxlan0: no DHCP lease within 1000 ms: sent [1-9]\d* DISCOVER; heard 0 OFFER, 0 ACK, 0 NAK(; ignored \d+ replies for other transactions)?$/,
     );
   });
@@ -287,11 +290,12 @@ describe('DhcpClient', () => {
       const s = setup();
       s.host.addresses.add('172.16.0.20');
       const srv = await scripted(s.net, (req) => [reply(req, DhcpMessageType.NAK, { yiaddr: '0.0.0.0' })]);
-      const err = await s.client.rebind(lease, { timeoutMs: 5000 }).catch((e: Error) => e);
-      expect(err).toBeInstanceOf(DhcpNakError);
-      expect((err as Error).message).toBe(
-        `vxlan0: server ${SERVER} refused rebind of 172.16.0.20: wrong network`,
+      const err = await s.client.rebind(lease, { timeoutMs: 5000 }).then(
+        () => undefined,
+        (e: Error) => e,
       );
+      expect(err).toBeInstanceOf(DhcpNakError);
+      expect(err?.message).toBe(`vxlan0: server ${SERVER} refused rebind of 172.16.0.20: wrong network`);
       expect(srv.requests[0]?.to).toBe('255.255.255.255');
     });
 

@@ -1,6 +1,6 @@
 // DhcpClient: DISCOVER/OFFER/REQUEST/ACK with retransmission over a plain UDP socket.
 import type { IpRoute } from '@knet/host-net';
-import { Backoff } from '@knet/runtime';
+import { Backoff, errorMessage, silentLogger, type Logger } from '@knet/runtime';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -13,7 +13,6 @@ import {
   type DhcpOptions,
 } from './codec';
 import { isIPv4, netmaskToPrefix, normalizeMac } from './ipv4';
-import { silentLogger, type DhcpLogger } from './logger';
 import { udpSocketFactory, type DhcpSocket, type DhcpSocketFactory, type RemoteInfo } from './transport';
 
 const ZERO = '0.0.0.0';
@@ -73,7 +72,7 @@ export interface DhcpClientOptions {
   bindAddress?: string;
   /** Default 255.255.255.255. */
   broadcastAddress?: string;
-  logger?: DhcpLogger;
+  logger?: Logger;
   timeouts?: DhcpClientTimeouts;
   /** Option 55 (default 1, 3, 6, 12, 15, 26, 28, 51, 54, 58, 59). */
   parameterRequestList?: number[];
@@ -164,7 +163,7 @@ class Session {
  * the interface (pod-gateway clients have none): see {@link installBroadcastRoute}.
  */
 export class DhcpClient {
-  private readonly logger: DhcpLogger;
+  private readonly logger: Logger;
   private readonly mac: string;
   private readonly random: () => number;
   private readonly now: () => number;
@@ -193,7 +192,7 @@ export class DhcpClient {
       await socket.bind(this.options.port ?? 68, this.options.bindAddress ?? ZERO);
     } catch (err) {
       await socket.close();
-      throw new DhcpClientError(this.iface, (err as Error).message);
+      throw new DhcpClientError(this.iface, errorMessage(err));
     }
     return new Session(socket, { sent: {}, heard: {}, ignored: 0, garbage: 0 }, this.mac);
   }
@@ -275,7 +274,7 @@ export class DhcpClient {
             'dhcp client: sent',
           );
         } catch (err) {
-          s.tally.sendError = (err as Error).message;
+          s.tally.sendError = errorMessage(err);
         }
         if (done) return;
         const delay = Math.max(0, Math.min(backoff.next(), deadline - this.now()));
@@ -523,7 +522,7 @@ export class DhcpClient {
     try {
       await s.socket.send(buf, this.options.serverPort ?? 67, dest);
     } catch (err) {
-      throw new DhcpClientError(this.iface, `cannot send to ${dest}: ${(err as Error).message}`);
+      throw new DhcpClientError(this.iface, `cannot send to ${dest}: ${errorMessage(err)}`);
     } finally {
       await s.socket.close();
     }

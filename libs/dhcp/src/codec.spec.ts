@@ -60,8 +60,9 @@ function reason(buf: Uint8Array): string {
     decodeDhcp(buf);
   } catch (err) {
     expect(err).toBeInstanceOf(DhcpDecodeError);
-    expect((err as Error).message).not.toContain('\n');
-    return (err as DhcpDecodeError).reason;
+    const e = err as DhcpDecodeError;
+    expect(e.message).not.toContain('\n');
+    return e.reason;
   }
   throw new Error('decoded');
 }

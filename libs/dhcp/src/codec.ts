@@ -16,6 +16,7 @@
 import { opts as packageOptionTable } from 'dhcp/lib/options.js';
 import * as protocol from 'dhcp/lib/protocol.js';
 import type { PackageOptions } from 'dhcp/lib/protocol.js';
+import { errorMessage } from '@knet/runtime';
 import { isIPv4, isMac, normalizeMac } from './ipv4';
 
 export const BOOTREQUEST = 1;
@@ -246,7 +247,7 @@ export function decodeDhcp(input: Uint8Array): DhcpMessage {
   try {
     parsed = protocol.parse(Buffer.concat(parts));
   } catch (err) {
-    fail(`unparseable: ${(err as Error).message.split('\n')[0]}`);
+    fail(`unparseable: ${errorMessage(err).split('\n')[0]}`);
   }
 
   const options: DhcpOptions = {};
@@ -378,7 +379,7 @@ export function encodeDhcp(msg: DhcpMessageInit): Buffer {
   } catch (err) {
     if (err instanceof TypeError && err.message.startsWith('encodeDhcp:')) throw err;
     // The package writes into a fixed 1500-byte buffer.
-    throw new TypeError(`encodeDhcp: cannot encode message: ${(err as Error).message.split('\n')[0]}`);
+    throw new TypeError(`encodeDhcp: cannot encode message: ${errorMessage(err).split('\n')[0]}`);
   }
   const out = Buffer.alloc(Math.max(MIN_MESSAGE_SIZE, sb._w));
   sb._data.copy(out, 0, 0, sb._w);

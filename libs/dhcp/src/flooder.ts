@@ -5,8 +5,8 @@
 // VTEP from incoming frames, which is enough for unicast but drops every broadcast. So before a
 // broadcast reply the server asks the flooder to make sure the client's VTEP is in the flood list.
 import { ZERO_MAC, type BridgeFdb, type FdbEntry } from '@knet/host-net';
+import { errorMessage, silentLogger, type Logger } from '@knet/runtime';
 import { normalizeMac } from './ipv4';
-import { silentLogger, type DhcpLogger } from './logger';
 
 /** Makes limited broadcasts on the serving device reach the VTEP behind a client MAC. */
 export interface VtepFlooder {
@@ -20,7 +20,7 @@ export interface FdbVtepFlooderOptions {
   fdb: BridgeFdb;
   /** The VXLAN device, e.g. `vxlan0`. */
   dev: string;
-  logger?: DhcpLogger;
+  logger?: Logger;
   /** A chaddr ensured less than this long ago is not looked up again. Default 10 s. */
   cacheTtlMs?: number;
   now?: () => number;
@@ -36,7 +36,7 @@ export interface FdbVtepFlooderOptions {
  * VTEP (never cut off a client that holds a lease).
  */
 export class FdbVtepFlooder implements VtepFlooder {
-  private readonly logger: DhcpLogger;
+  private readonly logger: Logger;
   private readonly ttl: number;
   private readonly now: () => number;
   /** chaddr → VTEPs it was flooded to, and when. */
@@ -132,7 +132,7 @@ export class FdbVtepFlooder implements VtepFlooder {
         );
       } catch (err) {
         this.logger.warn(
-          { dev: this.options.dev, vtep: e.dst, error: (err as Error).message },
+          { dev: this.options.dev, vtep: e.dst, error: errorMessage(err) },
           'dhcp: cannot remove FDB entry',
         );
       }

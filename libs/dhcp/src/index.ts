@@ -21,7 +21,6 @@ export * from './lease-file';
 export * from './flooder';
 export * from './server';
 export * from './client';
-export * from './logger';
 export * from './transport';
 export {
   inNetwork,

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { DhcpLogger } from './logger';
+import { errorMessage, type Logger } from '@knet/runtime';
 import { parseLeaseSnapshot, type LeaseSnapshot } from './pool';
 
 /** `lease.json.corrupt-2025-01-02T03-04-05-678Z` */
@@ -16,13 +16,13 @@ export function corruptName(path: string, now = new Date()): string {
  * renamed to `<path>.corrupt-<timestamp>` (one warning) and undefined is returned, so the server
  * starts empty and the old content is kept for inspection.
  */
-export async function readLeaseFile(path: string, logger: DhcpLogger): Promise<LeaseSnapshot | undefined> {
+export async function readLeaseFile(path: string, logger: Logger): Promise<LeaseSnapshot | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read lease file ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot read lease file ${path}: ${errorMessage(err)}`);
   }
   try {
     return parseLeaseSnapshot(JSON.parse(text));
@@ -30,7 +30,7 @@ export async function readLeaseFile(path: string, logger: DhcpLogger): Promise<L
     const aside = corruptName(path);
     await rename(path, aside);
     logger.warn(
-      { leaseFile: path, movedTo: aside, error: (err as Error).message.split('\n')[0] },
+      { leaseFile: path, movedTo: aside, error: errorMessage(err).split('\n')[0] },
       'dhcp: lease file unusable; moved aside, starting with no leases',
     );
     return undefined;
@@ -71,7 +71,7 @@ export class LeaseFileWriter {
   constructor(
     private readonly path: string,
     private readonly document: () => unknown,
-    private readonly logger: DhcpLogger,
+    private readonly logger: Logger,
     private readonly debounceMs = 500,
   ) {}
 

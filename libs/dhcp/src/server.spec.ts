@@ -1,10 +1,10 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RecordingLogger } from '@knet/runtime';
 import { decodeDhcp, DhcpMessageType, encodeDhcp, type DhcpMessage, type DhcpMessageInit } from './codec';
 import { FakeDhcpNetwork, type FakeDatagram, type FakeHost } from './fake-network';
 import type { VtepFlooder } from './flooder';
-import type { DhcpLogger } from './logger';
 import { DhcpServer, sanitizeHostname, type DhcpServerMetric, type DhcpServerOptions } from './server';
 import type { DhcpSocket } from './transport';
 
@@ -12,21 +12,6 @@ jest.setTimeout(60_000);
 
 const SERVER = '172.16.0.1';
 const MAC = '02:00:5e:00:53:01';
-
-class RecordingLogger implements DhcpLogger {
-  readonly lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  debug = (obj: Record<string, unknown>, msg?: string) =>
-    this.lines.push({ level: 'debug', obj, ...(msg ? { msg } : {}) });
-  info = (obj: Record<string, unknown>, msg?: string) =>
-    this.lines.push({ level: 'info', obj, ...(msg ? { msg } : {}) });
-  warn = (obj: Record<string, unknown>, msg?: string) =>
-    this.lines.push({ level: 'warn', obj, ...(msg ? { msg } : {}) });
-  error = (obj: Record<string, unknown>, msg?: string) =>
-    this.lines.push({ level: 'error', obj, ...(msg ? { msg } : {}) });
-  at(level: string): string[] {
-    return this.lines.filter((l) => l.level === level).map((l) => l.msg ?? '');
-  }
-}
 
 class RecordingFlooder implements VtepFlooder {
   readonly ensured: string[] = [];
@@ -296,7 +281,7 @@ describe('DhcpServer', () => {
     );
     await until(() => b.hosts.length === 3, 'hosts after release');
     expect(b.hosts[2]).toEqual({});
-    expect(b.logger.at('info')).toContain('dhcp: lease released');
+    expect(b.logger.messages('info')).toContain('dhcp: lease released');
 
     const c2 = '02:00:5e:00:53:02';
     const offer = await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: c2 });
@@ -311,7 +296,7 @@ describe('DhcpServer', () => {
       0, // no reply to a DECLINE
     );
     await until(
-      () => b.logger.at('warn').includes('dhcp: client declined the address (in use?); quarantined'),
+      () => b.logger.messages('warn').includes('dhcp: client declined the address (in use?); quarantined'),
       'decline',
     );
     const again = await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: c2 });
@@ -337,7 +322,7 @@ describe('DhcpServer', () => {
     await b.client.send(encodeDhcp({ op: 2, xid: 5, chaddr: MAC, messageType: 2 }), 67, '255.255.255.255');
     await b.client.send(encodeDhcp({ op: 1, xid: 6, chaddr: MAC, messageType: 5 }), 67, '255.255.255.255');
     await until(() => b.server.stats().malformed === 50 && b.server.stats().ignored === 2, 'counters');
-    expect(b.logger.at('warn')).toEqual(['dhcp: dropping malformed DHCP packets']);
+    expect(b.logger.messages('warn')).toEqual(['dhcp: dropping malformed DHCP packets']);
     expect(b.metrics.filter((m) => m.kind === 'malformed')[0]).toEqual({
       kind: 'malformed',
       type: 'too short: 4 bytes, need at least 240',
@@ -359,7 +344,7 @@ describe('DhcpServer', () => {
       const b = await bed({ flooderTimeoutMs: 50 }, new RecordingFlooder(behaviour));
       const offer = await b.ask({ messageType: DhcpMessageType.DISCOVER });
       expect(offer?.msg.messageType).toBe(DhcpMessageType.OFFER);
-      expect(b.logger.at('warn')).toEqual(['dhcp: could not add the client VTEP to the flood list']);
+      expect(b.logger.messages('warn')).toEqual(['dhcp: could not add the client VTEP to the flood list']);
     }
   });
 
@@ -371,7 +356,7 @@ describe('DhcpServer', () => {
     b.server.sweep();
     expect(b.hosts[b.hosts.length - 1]).toEqual({});
     expect(b.flooder.pruned).toEqual([[]]);
-    expect(b.logger.at('info').filter((m) => m === 'dhcp: lease ended')).toHaveLength(2);
+    expect(b.logger.messages('info').filter((m) => m === 'dhcp: lease ended')).toHaveLength(2);
   });
 
   it('fails to start with one line when serverAddress is not configured, and releases the port', async () => {
@@ -424,7 +409,7 @@ describe('DhcpServer', () => {
         options: { clientId: '01aabbccddeeff' },
       });
       expect(offer?.msg.yiaddr).toBe('172.16.0.20');
-      expect(next.logger.at('info')).toContain('dhcp: leases restored');
+      expect(next.logger.messages('info')).toContain('dhcp: leases restored');
     });
 
     it.each([
@@ -437,7 +422,7 @@ describe('DhcpServer', () => {
       const aside = readdirSync(dir).filter((f) => f.startsWith('leases.json.corrupt-'));
       expect(aside).toHaveLength(1);
       expect(readFileSync(join(dir, aside[0]!), 'utf8')).toBe(content);
-      expect(b.logger.at('warn')).toEqual([
+      expect(b.logger.messages('warn')).toEqual([
         'dhcp: lease file unusable; moved aside, starting with no leases',
       ]);
       expect((await lease(b)).msg.yiaddr).toBe('172.16.0.20');

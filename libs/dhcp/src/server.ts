@@ -11,10 +11,10 @@ import {
   type DhcpMessage,
   type DhcpOptions,
 } from './codec';
+import { errorMessage, type Logger } from '@knet/runtime';
 import type { VtepFlooder } from './flooder';
 import { inNetwork, isIPv4, parseNetwork } from './ipv4';
 import { LeaseFileWriter, readLeaseFile } from './lease-file';
-import type { DhcpLogger } from './logger';
 import { LeasePool, type Lease, type LeasePoolConfig, type PoolClient } from './pool';
 import { udpSocketFactory, type DhcpSocket, type DhcpSocketFactory, type RemoteInfo } from './transport';
 
@@ -54,7 +54,7 @@ export interface DhcpServerOptions {
   leaseFile?: string;
   /** Makes broadcasts reach the client's VTEP (see FdbVtepFlooder). */
   flooder?: VtepFlooder;
-  logger: DhcpLogger;
+  logger: Logger;
   /** Server port (default 67). */
   port?: number;
   /** Client port replies go to (default 68). */
@@ -98,7 +98,7 @@ export function sanitizeHostname(raw: string | undefined): string | undefined {
  */
 export class DhcpServer {
   readonly pool: LeasePool;
-  private readonly logger: DhcpLogger;
+  private readonly logger: Logger;
   private readonly now: () => number;
   private readonly port: number;
   private readonly clientPort: number;
@@ -270,7 +270,7 @@ export class DhcpServer {
     try {
       this.options.onLeasesChanged?.(hosts);
     } catch (err) {
-      this.logger.error({ error: (err as Error).message }, 'dhcp: onLeasesChanged failed');
+      this.logger.error({ error: errorMessage(err) }, 'dhcp: onLeasesChanged failed');
     }
   }
 
@@ -289,7 +289,7 @@ export class DhcpServer {
     } catch (err) {
       this.logger.error(
         {
-          error: (err as Error).message,
+          error: errorMessage(err),
           xid: msg.xid,
           chaddr: msg.chaddr,
           type: messageTypeName(msg.messageType),
@@ -474,7 +474,7 @@ export class DhcpServer {
       this.count('sent', messageTypeName(type));
     } catch (err) {
       this.logger.warn(
-        { error: (err as Error).message, to: `${dest}:${this.clientPort}`, type: messageTypeName(type) },
+        { error: errorMessage(err), to: `${dest}:${this.clientPort}`, type: messageTypeName(type) },
         'dhcp: cannot send reply',
       );
     }
@@ -494,7 +494,7 @@ export class DhcpServer {
       ]);
     } catch (err) {
       this.logger.warn(
-        { chaddr, error: (err as Error).message },
+        { chaddr, error: errorMessage(err) },
         'dhcp: could not add the client VTEP to the flood list',
       );
     } finally {
