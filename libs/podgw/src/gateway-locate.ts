@@ -1,6 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { CommandError, type CommandRunner } from '@knet/host-net';
+import { errorMessage } from '@knet/runtime';
 
 export class GatewayUnreachableError extends Error {
   constructor(message: string) {
@@ -43,7 +44,7 @@ export async function resolveGateway(
     if (!ip) throw new Error('no A record');
     return ip;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    const code = (e as NodeJS.ErrnoException).code ?? errorMessage(e);
     const hint =
       code === 'ENOTFOUND' || code === 'ENODATA'
         ? 'is the gateway pod running, and its headless Service selecting it?'

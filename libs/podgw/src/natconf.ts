@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { errorMessage } from '@knet/runtime';
 import { SettingsError } from './shell-env';
 
 /**
@@ -100,7 +101,7 @@ export function loadNatConf(path: string, limits: NatConfLimits): NatEntry[] {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new SettingsError(
-      `nat.conf ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      `nat.conf ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`,
     );
   }
   return parseNatConf(text, path, limits);

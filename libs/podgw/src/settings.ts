@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { normalizeIp } from '@knet/host-net';
+import { errorMessage } from '@knet/runtime';
 import { ipv4Nameservers, type ResolvConf } from './resolv-conf';
 import { SettingsError, parseShellAssignments, type Origin } from './shell-env';
 
@@ -225,7 +226,7 @@ export function loadSettings(options: LoadSettingsOptions = {}): LoadedSettings 
       text = readFileSync(file.path, 'utf8');
     } catch (e) {
       throw new SettingsError(
-        `settings file ${file.path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        `settings file ${file.path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`,
       );
     }
     for (const a of parseShellAssignments(text, file.path, (n) => assigned.get(n) ?? env[n])) {
@@ -249,7 +250,7 @@ export function loadSettings(options: LoadSettingsOptions = {}): LoadedSettings 
       settings[def.key] = def.parse(value);
     } catch (e) {
       throw new SettingsError(
-        `${name}=${JSON.stringify(value)} (from ${given?.origin ?? 'default'}): ${(e as Error).message}`,
+        `${name}=${JSON.stringify(value)} (from ${given?.origin ?? 'default'}): ${errorMessage(e)}`,
       );
     }
     origins[name] = given?.origin ?? 'default';

@@ -6,6 +6,7 @@
  * Anything else (command substitution, conditionals, several words) is an error naming the line,
  * rather than a silently different value.
  */
+import { errorMessage } from '@knet/runtime';
 
 /** Where a value came from, for error messages: `/config/settings.sh:12` or `env VXLAN_ID`. */
 export type Origin = string;
@@ -55,7 +56,7 @@ export function parseShellAssignments(
     try {
       value = readWord(m[2] as string, resolve);
     } catch (e) {
-      throw new SettingsError(`${where}: ${key}: ${(e as Error).message}`);
+      throw new SettingsError(`${where}: ${key}: ${errorMessage(e)}`);
     }
     local.set(key, value);
     out.push({ key, value, origin: where });
