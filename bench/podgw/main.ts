@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- gateway [options]`: the pod-gateway apps on this machine, each against the
+ * `npm run bench -- podgw [options]`: the pod-gateway apps on this machine, each against the
  * program pod-gateway uses for the same job, in one run. One JSON object per line on stdout;
  * progress on stderr.
  *
@@ -10,6 +10,7 @@
  * Options: --only=dns,dhcp,client  --seconds=S (each timed dnsperf run)  --rounds=N  --keep
  */
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@knet/runtime';
 import { Cleanup, log, resultEmitter } from '@knet/testing';
 import { benchClient } from './client';
 import type { BenchContext } from './context';
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (e: unknown) => {
-    log(`bench failed: ${(e as Error).stack ?? String(e)}`);
+    log(`bench failed: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}`);
     process.exit(1);
   },
 );

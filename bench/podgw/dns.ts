@@ -1,12 +1,12 @@
-// DNS part of `npm run bench -- gateway`: queries/s on cached names, our DnsServer vs dnsmasq.
+// DNS part of `npm run bench -- podgw`: queries/s on cached names, our DnsServer vs dnsmasq.
 //
 // One upstream dnsmasq is authoritative for N names (A records, TTL 3600). In front of it, one at
-// a time: (a) our DnsServer in its own Node process (bundled bench/dns-server-entry.ts, warn-level
+// a time: (a) our DnsServer in its own Node process (bundled dns-server-entry.ts, warn-level
 // logs), (b) dnsmasq as a caching forwarder. Each is warmed (every name asked twice), then driven
 // by dnsperf with the same settings, once flat out (queries/s, CPU per query) and once at a fixed
 // rate both sustain (latency); rounds alternate which goes first; medians are reported. A third
-// server, the Node floor (bench/dns-floor-entry.ts: one fixed answer, no DNS work at all, through
-// the same UDP path), is driven flat out in the same rounds: the most any Node DNS server can reach
+// server, the Node floor (dns-floor-entry.ts: one fixed answer, no DNS work at all, through the
+// same UDP path), is driven flat out in the same rounds: the most any Node DNS server can reach
 // here, so `dns_qps_node_floor` shows how much of the gap to dnsmasq is Node's and how much ours.
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -81,7 +81,7 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
   await waitForDns(UPSTREAM, upPort, upstream);
 
   ctx.log('dns: bundling the server entry and the Node floor');
-  const entry = (f: string) => bundleScript(join(workspaceRoot(), 'apps/gateway-sidecar/bench', f));
+  const entry = (f: string) => bundleScript(join(workspaceRoot(), 'bench/podgw', f));
   const [bundle, floorBundle] = await Promise.all([
     entry('dns-server-entry.ts'),
     entry('dns-floor-entry.ts'),

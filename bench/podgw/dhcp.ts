@@ -1,4 +1,4 @@
-// DHCP part of `npm run bench -- gateway`: time to a lease, our DhcpServer vs dnsmasq.
+// DHCP part of `npm run bench -- podgw`: time to a lease, our DhcpServer vs dnsmasq.
 //
 // Topology (network namespaces, nothing in the root namespace): a "node" switch 192.0.2.0/24 with
 // a gateway (eth0 .1, vxlan0 172.16.0.1/24, VNI 42, port 4789, learning, no FDB entries: as

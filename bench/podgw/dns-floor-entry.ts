@@ -1,8 +1,9 @@
-// The floor of a DNS server in Node, for bench/dns.ts: the least work any Node server can do per
-// query. Every query is answered from one pre-built record (the question copied back, one A record)
-// through the same lean UDP path our DnsServer uses (src/dns/fastudp.ts), with no parsing, no cache
-// and no allocation of its own. Whatever rate this reaches is an upper bound for our DnsServer on
-// the same machine; the gap between it and dnsmasq is Node's per-datagram cost, not DNS work.
+// The floor of a DNS server in Node, for bench/podgw/dns.ts: the least work any Node server can do
+// per query. Every query is answered from one pre-built record (the question copied back, one A
+// record) through the same lean UDP path our DnsServer uses (libs/dns/src/fastudp.ts), with no
+// parsing, no cache and no allocation of its own. Whatever rate this reaches is an upper bound for
+// our DnsServer on the same machine; the gap between it and dnsmasq is Node's per-datagram cost,
+// not DNS work.
 //   node dns-floor-entry.cjs '{"address":"127.0.0.64","port":5300}'
 // Prints "ready" once listening; SIGTERM stops it.
 import { createSocket } from 'node:dgram';

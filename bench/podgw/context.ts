@@ -1,6 +1,6 @@
 import type { Cleanup, Result } from '@knet/testing';
 
-/** What each part of `npm run bench -- gateway` gets from bench/main.ts. */
+/** What each part of `npm run bench -- podgw` gets from bench/podgw/main.ts. */
 export interface BenchContext {
   /** One result line on stdout (`bench: "gateway"` is added). */
   emit: (r: Result) => void;
