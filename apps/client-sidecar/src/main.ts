@@ -5,7 +5,6 @@ import {
   Counter,
   Gauge,
   Histogram,
-  UsageError,
   createLogger,
   createMetricsRegistry,
   createObservabilityServer,
@@ -19,15 +18,10 @@ import { Watchdog } from './watchdog';
 
 void runMain('client-sidecar', async () => {
   const opts = parseOptions(program);
-  if (Boolean(opts.podName) !== Boolean(opts.podNamespace)) {
-    throw new UsageError(
-      '--pod-name (POD_NAME) and --pod-namespace (POD_NAMESPACE) go together: give both or neither',
-    );
-  }
   const config = loadConfig(opts);
   const logger = createLogger({ name: 'client-sidecar', level: opts.logLevel });
   for (const w of config.warnings) logger.warn(w);
-  const { signal: shutdown } = installSignalHandlers({ logger });
+  const { signal: shutdown } = installSignalHandlers({ logger, timeoutMs: opts.shutdownTimeout });
 
   // Short attempts with fast retransmission: a restarting gateway is back within seconds, and an
   // attempt against the old, dead gateway (its DNS record not yet updated) must not hold us long.
@@ -69,9 +63,10 @@ void runMain('client-sidecar', async () => {
       recovery.observe(ms / 1000);
     },
   });
-  if (opts.healthPort !== 0) {
+  if (opts.metricsPort !== undefined) {
     const server = createObservabilityServer({
-      port: opts.healthPort,
+      port: opts.metricsPort,
+      host: opts.metricsHost,
       registry,
       logger,
       shutdownSignal: shutdown,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clientOptions, SETTINGS_HELP } from '@knet/podgw';
-import { createProgram, schemas } from '@knet/runtime';
+import { UsageError, createProgram, daemonOptions, kubeconfigOption, schemas } from '@knet/runtime';
 import { VERSION } from './version';
 
 export const program = createProgram({
@@ -12,6 +12,13 @@ export const program = createProgram({
     "exits 0 once the pod's other containers have finished, so Jobs complete.",
   options: {
     ...clientOptions,
+    ...daemonOptions({
+      envPrefix: 'PODGW',
+      defaultPort: 0,
+      zero: 'off',
+      readiness: 'ready while routed through the gateway',
+      formerName: 'health',
+    }),
     checkInterval: {
       flag: '--check-interval <duration>',
       env: 'PODGW_CHECK_INTERVAL',
@@ -55,19 +62,16 @@ export const program = createProgram({
       default: '5s',
     },
     kubeconfig: {
-      flag: '--kubeconfig <path>',
-      env: 'KUBECONFIG',
+      ...kubeconfigOption,
       description: "credentials to read this pod (default: the pod's service account)",
-      schema: z.string().optional(),
     },
-    healthPort: {
-      flag: '--health-port <port>',
-      env: 'PODGW_HEALTH_PORT',
-      description:
-        'serve /healthz, /readyz (ready while routed through the gateway) and /metrics on this port; 0 = off',
-      schema: schemas.port({ allowZero: true }),
-      default: 0,
-    },
+  },
+  validate(opts, { name }) {
+    if (Boolean(opts.podName) !== Boolean(opts.podNamespace)) {
+      throw new UsageError(
+        `${name('podName')} and ${name('podNamespace')} go together: give both or neither`,
+      );
+    }
   },
 });
 program.command.addHelpText('after', SETTINGS_HELP);
