@@ -10,3 +10,4 @@ export * from './client-connect';
 export * from './state';
 export * from './resolv-conf';
 export * from './fake-pods';
+export * from './gateway-facts';
