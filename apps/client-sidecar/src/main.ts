@@ -2,9 +2,6 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { loadKubeConfig } from '@knet/k8s';
 import { createClientContext, discoverFacts, loadConfig, planClient } from '@knet/podgw';
 import {
-  Counter,
-  Gauge,
-  Histogram,
   createLogger,
   createMetricsRegistry,
   createObservabilityServer,
@@ -12,6 +9,7 @@ import {
   parseOptions,
   runMain,
 } from '@knet/runtime';
+import { createClientMetrics } from './metrics';
 import { program } from './options';
 import { superviseClient, type OwnPod } from './supervisor';
 import { Watchdog } from './watchdog';
@@ -34,34 +32,12 @@ void runMain('client-sidecar', async () => {
   const plan = planClient(config.settings, nat, facts);
 
   const registry = createMetricsRegistry();
-  const routedGauge = new Gauge({
-    name: 'podgw_client_routed',
-    help: '1 while this pod is routed through a gateway that answers',
-    registers: [registry],
-  });
-  const reconnects = new Counter({
-    name: 'podgw_client_reconnects_total',
-    help: 'tunnel rebuilds (start, gateway lost, lease lost)',
-    registers: [registry],
-  });
-  const recovery = new Histogram({
-    name: 'podgw_client_recovery_seconds',
-    help: 'time from deciding to rebuild to being routed again',
-    buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 30, 60],
-    registers: [registry],
-  });
-  let routed = false;
+  const metrics = createClientMetrics(registry);
   const watchdog = new Watchdog(ctx, plan, facts, {
     intervalMs: opts.checkInterval,
     retryMs: opts.retryInterval,
-    onRouted: (r) => {
-      routed = r;
-      routedGauge.set(r ? 1 : 0);
-    },
-    onRecovered: (ms) => {
-      reconnects.inc();
-      recovery.observe(ms / 1000);
-    },
+    onRouted: metrics.onRouted,
+    onRecovered: metrics.onRecovered,
   });
   if (opts.metricsPort !== undefined) {
     const server = createObservabilityServer({
@@ -71,7 +47,7 @@ void runMain('client-sidecar', async () => {
       logger,
       shutdownSignal: shutdown,
     });
-    server.addReadinessCheck('routed', () => routed);
+    server.addReadinessCheck('routed', () => metrics.routed);
     await server.listen();
   }
 
