@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { configOptions, resolvConfOption, SETTINGS_HELP, stateDirOption } from '@knet/podgw';
-import { createProgram, schemas } from '@knet/runtime';
+import { createProgram, daemonOptions, schemas } from '@knet/runtime';
 import { VERSION } from './version';
 
 export const program = createProgram({
@@ -38,20 +38,13 @@ export const program = createProgram({
         .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/i, 'must be a DNS domain')
         .optional(),
     },
-    healthPort: {
-      flag: '--health-port <port>',
-      env: 'PODGW_HEALTH_PORT',
-      description: 'port of /healthz, /readyz (DHCP and DNS serving) and /metrics; 0 picks one',
-      schema: schemas.port({ allowZero: true }),
-      default: 8080,
-    },
-    healthHost: {
-      flag: '--health-host <address>',
-      env: 'PODGW_HEALTH_HOST',
-      description: 'address of the health endpoint',
-      schema: schemas.ipAddress(),
-      default: '0.0.0.0',
-    },
+    ...daemonOptions({
+      envPrefix: 'PODGW',
+      defaultPort: 8080,
+      zero: 'any',
+      readiness: 'DHCP and DNS serving',
+      formerName: 'health',
+    }),
   },
 });
 program.command.addHelpText('after', SETTINGS_HELP);

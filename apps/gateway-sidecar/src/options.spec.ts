@@ -1,0 +1,50 @@
+import { UsageError, parseOptions } from '@knet/runtime';
+import { program } from './options';
+
+const argv = (...args: string[]) => ['node', 'gateway-sidecar', ...args];
+
+describe('gateway-sidecar options', () => {
+  it('defaults: the chart paths, DNS on 53, 12 h leases, the endpoint on 0.0.0.0:8080', () => {
+    expect(parseOptions(program, argv(), {})).toEqual({
+      settings: ['/default_config/settings.sh', '/config/settings.sh'],
+      natConfig: '/config/nat.conf',
+      logLevel: 'info',
+      stateDir: '/var/lib/pod-gateway',
+      resolvConf: '/etc/resolv.conf',
+      dnsPort: 53,
+      leaseTime: 43_200_000,
+      localDomain: undefined,
+      shutdownTimeout: 25_000,
+      metricsHost: '0.0.0.0',
+      metricsPort: 8080,
+    });
+  });
+
+  it.each([
+    ['--metrics-port', argv('--metrics-port=9090'), {}],
+    ['PODGW_METRICS_PORT', argv(), { PODGW_METRICS_PORT: '9090' }],
+    ['--health-port (its former name, which the chart uses)', argv('--health-port=9090'), {}],
+    ['PODGW_HEALTH_PORT (its former name)', argv(), { PODGW_HEALTH_PORT: '9090' }],
+  ])('the endpoint port from %s', (_what, args, env) => {
+    expect(parseOptions(program, args, env).metricsPort).toBe(9090);
+  });
+
+  it.each([
+    ['--metrics-host', argv('--metrics-host=127.0.0.1'), {}],
+    ['--health-host (its former name)', argv('--health-host=127.0.0.1'), {}],
+    ['PODGW_HEALTH_HOST (its former name)', argv(), { PODGW_HEALTH_HOST: '127.0.0.1' }],
+  ])('the endpoint address from %s', (_what, args, env) => {
+    expect(parseOptions(program, args, env).metricsHost).toBe('127.0.0.1');
+  });
+
+  it('port 0 picks a free port', () => {
+    expect(parseOptions(program, argv('--health-port=0'), {}).metricsPort).toBe(0);
+  });
+
+  it('refuses a bad value with one line naming the flag and its variable', () => {
+    expect(() => parseOptions(program, argv('--lease-time=5s'), {})).toThrow(UsageError);
+    expect(() => parseOptions(program, argv('--local-domain=-bad-'), {})).toThrow(
+      /^--local-domain \(PODGW_LOCAL_DOMAIN\): must be a DNS domain/,
+    );
+  });
+});

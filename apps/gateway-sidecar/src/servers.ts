@@ -1,0 +1,117 @@
+// The gateway pod's DHCP and DNS servers on the overlay, built from pod-gateway's settings and
+// nat.conf: main.ts only wires this to the process (options, logger, metrics endpoint, shutdown).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DhcpServer, FdbVtepFlooder, type DhcpSocketFactory } from '@knet/dhcp';
+import { DnsServer, parseResolvConf, splitRulesFromSettings } from '@knet/dns';
+import type { BridgeFdb, IpRoute } from '@knet/host-net';
+import { VXLAN_DEVICE, overlay, saveOriginalResolvConf, type PodgwConfig } from '@knet/podgw';
+import type { Logger, Registry } from '@knet/runtime';
+import { clientHosts } from './hosts';
+
+export interface OverlayServersOptions {
+  config: PodgwConfig;
+  /** Where the lease file and the original resolv.conf are kept. */
+  stateDir: string;
+  /** The pod's resolv.conf: the DNS server forwards to its nameservers and follows it. */
+  resolvConf: string;
+  dnsPort: number;
+  /** DHCP lease time in ms. */
+  leaseTime: number;
+  /** Clients' names also answer as `name.localDomain`. */
+  localDomain?: string | undefined;
+  /** vxlan0's flood list, which the DHCP server keeps for its broadcast replies. */
+  fdb: BridgeFdb;
+  logger: Logger;
+  registry: Registry;
+  /** DHCP sockets (default: the machine's). */
+  dhcpSocketFactory?: DhcpSocketFactory;
+}
+
+/** Fails with what to do when vxlan0 lacks the gateway address (gateway-init did not run). */
+export async function requireGatewayAddress(ip: IpRoute, config: PodgwConfig): Promise<void> {
+  const { gateway } = overlay(config.settings);
+  const addresses = await ip.listAddresses({ dev: VXLAN_DEVICE, family: 'inet' }).catch(() => []);
+  if (!addresses.some((a) => a.local === gateway)) {
+    throw new Error(
+      `${VXLAN_DEVICE} does not have the gateway address ${gateway}: run gateway-init first (with the same settings)`,
+    );
+  }
+}
+
+/**
+ * DHCP on vxlan0 (dynamic range, nat.conf's static addresses reserved, leases in
+ * `stateDir/leases.json`) and DNS on the gateway address (resolv.conf's nameservers, DNS_LOCAL
+ * split forwarding, the clients' names from the leases and nat.conf).
+ */
+export class OverlayServers {
+  readonly dns: DnsServer;
+  readonly dhcp: DhcpServer;
+  private serving_ = false;
+
+  constructor(private readonly o: OverlayServersOptions) {
+    const { settings, nat } = o.config;
+    const ov = overlay(settings);
+    if (settings.gatewayEnableDnssec) {
+      o.logger.info(
+        'GATEWAY_ENABLE_DNSSEC: DNSSEC records and the DO/AD/CD bits pass through; validation is up to the upstream resolver',
+      );
+    }
+    const original = parseResolvConf(readFileSync(saveOriginalResolvConf(o.stateDir, o.resolvConf), 'utf8'));
+    this.dns = new DnsServer({
+      listen: [{ address: ov.gateway, port: o.dnsPort }],
+      resolvConfPath: o.resolvConf,
+      split: splitRulesFromSettings(settings, original),
+      ...(o.localDomain ? { domain: o.localDomain } : {}),
+      logger: o.logger,
+      registry: o.registry,
+    });
+    this.dhcp = new DhcpServer({
+      serverAddress: ov.gateway,
+      pool: {
+        network: ov.network,
+        firstDynamic: settings.firstDynamicIp,
+        leaseTimeSec: Math.round(o.leaseTime / 1000),
+        reservations: nat.map((e) => ({ hostname: e.hostname, ip: ov.address(e.octet) })),
+      },
+      dnsServers: [ov.gateway],
+      ...(settings.vpnInterfaceMtu !== undefined ? { mtu: settings.vpnInterfaceMtu } : {}),
+      ...(o.localDomain ? { domain: o.localDomain } : {}),
+      leaseFile: join(o.stateDir, 'leases.json'),
+      flooder: new FdbVtepFlooder({ fdb: o.fdb, dev: VXLAN_DEVICE, logger: o.logger }),
+      logger: o.logger,
+      onLeasesChanged: (leased) => this.dns.setHosts(clientHosts(leased, nat, ov.address)),
+      ...(o.dhcpSocketFactory ? { socketFactory: o.dhcpSocketFactory } : {}),
+    });
+  }
+
+  /** True from the end of `start()` until `stop()`: the readiness of the pod. */
+  get serving(): boolean {
+    return this.serving_;
+  }
+
+  /** Starts DNS, then DHCP (whose first leases feed the DNS names). */
+  async start(): Promise<void> {
+    await this.dns.start();
+    await this.dhcp.start();
+    this.serving_ = true;
+    const { settings, nat } = this.o.config;
+    const ov = overlay(settings);
+    this.o.logger.info(
+      {
+        dns: `${ov.gateway}:${this.o.dnsPort}`,
+        dhcpRange: `${ov.address(settings.firstDynamicIp)}-${ov.address(254)}`,
+        static: nat.length,
+        stateDir: this.o.stateDir,
+      },
+      'serving DHCP and DNS on the overlay',
+    );
+  }
+
+  /** Stops both (the lease file is written); never rejects. */
+  async stop(): Promise<void> {
+    this.serving_ = false;
+    await Promise.allSettled([this.dhcp.stop(), this.dns.stop()]);
+    this.o.logger.info('DHCP and DNS stopped');
+  }
+}
