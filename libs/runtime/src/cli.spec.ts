@@ -1,6 +1,7 @@
 // Runs test/fixtures/demo-cli.ts (a daemon wired like every knet main.ts) as a real child
 // process with `node --import tsx`, to check exit codes, stderr and signal handling end to end.
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import net from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -58,6 +59,17 @@ function start(args: string[], env: Record<string, string> = {}): Run {
   return { child, logs, stdout: () => out, stderr: () => err, done, waitForLog };
 }
 
+/** A port nothing listens on right now (the OS picks it; closed again before use). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
 describe('demo CLI (child process)', () => {
   it('--help prints every option with its env var and default on stdout and exits 0', async () => {
     const run = start(['--help']);
@@ -69,7 +81,11 @@ describe('demo CLI (child process)', () => {
     expect(help).toContain(
       '--keepalive <duration> WireGuard persistent keepalive (env: KEEPALIVE, default: "25s")',
     );
-    expect(help).toContain('(env: METRICS_PORT, default: 0)');
+    expect(help).toContain(
+      '--metrics-port <port> port of /healthz, /readyz and /metrics; 0 picks a free port (env: METRICS_PORT, default: 0; aliases: --health-port, HEALTH_PORT)',
+    );
+    expect(help).toContain('--shutdown-timeout <duration>');
+    expect(help).not.toContain('--health-port <port>');
     expect(help).toContain(
       '--fail <message> throw this error after starting (tests the error path) (env: DEMO_FAIL)',
     );
@@ -124,7 +140,7 @@ describe('demo CLI (child process)', () => {
       'loop stopped',
       'running shutdown handlers',
       'second handler',
-      'closed observability server',
+      'observability server closed',
       'shutdown complete',
     ]);
   });
@@ -134,7 +150,7 @@ describe('demo CLI (child process)', () => {
     expect((await run.done).code).toBe(1);
     expect(run.stderr()).toBe('demo: tunnel setup failed: EPERM\n');
     // The handlers registered before the error still ran.
-    expect(run.logs.map((l) => l['msg'])).toContain('closed observability server');
+    expect(run.logs.map((l) => l['msg'])).toContain('observability server closed');
   });
 
   it('with LOG_LEVEL=debug a runtime error also prints the stack trace', async () => {
@@ -173,10 +189,25 @@ describe('demo CLI (child process)', () => {
       'loop stopped',
       'running shutdown handlers',
       'second handler',
-      'closed observability server',
+      'observability server closed',
       'shutdown complete',
     ]);
     expect(run.logs.find((l) => l['msg'] === 'loop stopped')?.['ticks']).toBeGreaterThanOrEqual(1);
+  });
+
+  it('serves on --metrics-port, and on its former names --health-port and HEALTH_PORT', async () => {
+    for (const [args, env] of [
+      [(p: number) => ['--metrics-port', String(p)], () => ({})],
+      [(p: number) => ['--health-port', String(p)], () => ({})],
+      [() => [], (p: number) => ({ HEALTH_PORT: String(p) })],
+    ] as const) {
+      const port = await freePort();
+      const run = start(args(port), env(port));
+      expect((await run.waitForLog('ready'))['port']).toBe(port);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      run.child.kill('SIGKILL');
+      await run.done;
+    }
   });
 
   it('a shutdown that outlasts the timeout exits 1', async () => {

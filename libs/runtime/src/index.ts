@@ -6,3 +6,4 @@ export * from './shutdown';
 export * from './options';
 export * from './main';
 export * from './backoff';
+export * from './app';
