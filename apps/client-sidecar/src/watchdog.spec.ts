@@ -2,9 +2,15 @@
  * The watchdog on a fake client pod (@knet/podgw's createFakeClientPod: host-net fakes, a `ping`
  * that answers as the test says, an in-memory DHCP network with a real DhcpServer).
  */
-import { DhcpServer, FakeDhcpNetwork } from '@knet/dhcp';
-import { createFakeClientPod, discoverFacts, planClient, type FakeClientPodOptions } from '@knet/podgw';
-import { RecordingLogger, silentLogger } from '@knet/runtime';
+import type { DhcpServer, FakeDhcpNetwork } from '@knet/dhcp';
+import {
+  createFakeClientPod,
+  discoverFacts,
+  planClient,
+  startFakeGatewayDhcp,
+  type FakeClientPodOptions,
+} from '@knet/podgw';
+import { RecordingLogger } from '@knet/runtime';
 import { Watchdog, type WatchdogOptions } from './watchdog';
 
 /** Resolves once `cond()` holds (checked every few ms), or fails naming `what`. */
@@ -133,14 +139,7 @@ describe('Watchdog with a DHCP lease', () => {
   let server: DhcpServer;
 
   beforeEach(async () => {
-    network = new FakeDhcpNetwork();
-    server = new DhcpServer({
-      serverAddress: '172.16.0.1',
-      pool: { network: '172.16.0.0/24', leaseTimeSec: 60 },
-      logger: silentLogger,
-      socketFactory: network.host('gateway', '172.16.0.1').socketFactory,
-    });
-    await server.start();
+    ({ network, server } = await startFakeGatewayDhcp({ leaseTimeSec: 60 }));
   });
   afterEach(async () => {
     jest.useRealTimers();

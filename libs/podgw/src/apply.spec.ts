@@ -23,6 +23,16 @@ async function rules(net: FakeHostNet, family: 'iptables' | 'ip6tables', table: 
   return (await net[family].listRules(table)).split('\n').filter((l) => l !== '' && !l.startsWith('-P '));
 }
 
+/** The first rules of the kill switch's OUTPUT chain, IPv4 and IPv6: loopback, VPN, overlay, ports. */
+const OUT_FIRST = [
+  '-A KNET-PGW-OUT -o lo -j ACCEPT',
+  '-A KNET-PGW-OUT -o tun0 -j ACCEPT',
+  '-A KNET-PGW-OUT -o vxlan0 -j ACCEPT',
+  '-A KNET-PGW-OUT -p udp -m udp --dport 4789 -j ACCEPT',
+  '-A KNET-PGW-OUT -p udp -m udp --dport 1194 -j ACCEPT',
+  '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
+];
+
 const FRESH_CHANGES = [
   'sysctl net.ipv4.ip_forward=1',
   'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
@@ -112,12 +122,7 @@ describe('the kill switch, as rules in our own chains', () => {
       '-A KNET-PGW-FWD -d 10.0.0.0/8 -j ACCEPT',
       '-A KNET-PGW-FWD -d 192.168.0.0/16 -j ACCEPT',
       '-A KNET-PGW-FWD -j DROP',
-      '-A KNET-PGW-OUT -o lo -j ACCEPT',
-      '-A KNET-PGW-OUT -o tun0 -j ACCEPT',
-      '-A KNET-PGW-OUT -o vxlan0 -j ACCEPT',
-      '-A KNET-PGW-OUT -p udp -m udp --dport 4789 -j ACCEPT',
-      '-A KNET-PGW-OUT -p udp -m udp --dport 1194 -j ACCEPT',
-      '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
+      ...OUT_FIRST,
       '-A KNET-PGW-OUT -d 10.0.0.0/8 -j ACCEPT',
       '-A KNET-PGW-OUT -d 192.168.0.0/16 -j ACCEPT',
       '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
@@ -136,12 +141,7 @@ describe('the kill switch, as rules in our own chains', () => {
       '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-FWD -i vxlan0 -o tun0 -j ACCEPT',
       '-A KNET-PGW-FWD -j DROP',
-      '-A KNET-PGW-OUT -o lo -j ACCEPT',
-      '-A KNET-PGW-OUT -o tun0 -j ACCEPT',
-      '-A KNET-PGW-OUT -o vxlan0 -j ACCEPT',
-      '-A KNET-PGW-OUT -p udp -m udp --dport 4789 -j ACCEPT',
-      '-A KNET-PGW-OUT -p udp -m udp --dport 1194 -j ACCEPT',
-      '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
+      ...OUT_FIRST,
       '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       ...[133, 134, 135, 136].map(
         (t) => `-A KNET-PGW-OUT -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`,

@@ -3,12 +3,16 @@
  * isolating the pod, connecting to the gateway with a static address or a DHCP lease from a real
  * DhcpServer on an in-memory network, the gateway moving, and what fails how.
  */
-import { DhcpServer, DhcpTimeoutError, FakeDhcpNetwork } from '@knet/dhcp';
+import { DhcpTimeoutError, type DhcpServer, type FakeDhcpNetwork } from '@knet/dhcp';
 import { CommandNotFoundError, type CommandRunner } from '@knet/host-net';
-import { createLogger } from '@knet/runtime';
 import { connectToGateway, discoverFacts, isolatePod } from './client-connect';
 import { planClient } from './client-plan';
-import { createFakeClientPod, type FakeClientPod, type FakeClientPodOptions } from './fake-pods';
+import {
+  createFakeClientPod,
+  startFakeGatewayDhcp,
+  type FakeClientPod,
+  type FakeClientPodOptions,
+} from './fake-pods';
 import { GatewayUnreachableError } from './gateway-locate';
 
 /** The pod, its facts and plan, as client-init computes them. */
@@ -221,15 +225,7 @@ describe('connectToGateway with a DHCP lease', () => {
   let server: DhcpServer;
 
   beforeEach(async () => {
-    network = new FakeDhcpNetwork();
-    server = new DhcpServer({
-      serverAddress: '172.16.0.1',
-      pool: { network: '172.16.0.0/24', leaseTimeSec: 3600 },
-      mtu: 1380,
-      logger: createLogger({ name: 'dhcp-server', level: 'silent' }),
-      socketFactory: network.host('gateway', '172.16.0.1').socketFactory,
-    });
-    await server.start();
+    ({ network, server } = await startFakeGatewayDhcp({ mtu: 1380 }));
   });
   afterEach(() => server.stop());
 

@@ -1,6 +1,6 @@
-import { FakeDhcpNetwork, type FakeHost } from '@knet/dhcp';
+import { DhcpServer, FakeDhcpNetwork, type FakeHost } from '@knet/dhcp';
 import { FakeCommandRunner, createFakeHostNet, type FakeHostNet, type RecordedCall } from '@knet/host-net';
-import { createLogger, type Logger } from '@knet/runtime';
+import { silentLogger, type Logger } from '@knet/runtime';
 import type { ClientContext } from './client-connect';
 import { matchNatEntry, parseNatConf } from './natconf';
 import { loadSettings } from './settings';
@@ -81,7 +81,7 @@ export async function createFakeClientPod(options: FakeClientPodOptions = {}): P
     nat: matchNatEntry(nat, hostname),
     hostname,
     podInterface: 'eth0',
-    logger: options.logger ?? createLogger({ name: 'fake-client', level: 'silent' }),
+    logger: options.logger ?? silentLogger,
     dhcpTimeoutMs: options.dhcpTimeoutMs ?? 2000,
     dhcpTimeouts: { initialRetransmitMs: 20, maxRetransmitMs: 50 },
     dhcpSocketFactory: dhcpHost.socketFactory,
@@ -98,4 +98,23 @@ function ping(net: FakeHostNet, call: RecordedCall, answers: (address: string) =
   const dev = call.args[call.args.indexOf('-I') + 1] as string;
   if (!net.ip.hasLink(dev)) return { exitCode: 2, stderr: `ping: SO_BINDTODEVICE ${dev}: No such device` };
   return answers(address) ? { stdout: '1 packets transmitted, 1 received' } : { exitCode: 1, stderr: '' };
+}
+
+/**
+ * The gateway's DHCP service for fake client pods: a real DhcpServer at 172.16.0.1 (the pool of
+ * 172.16.0.0/24) on its own in-memory network; give `network` to `createFakeClientPod`. Stop it.
+ */
+export async function startFakeGatewayDhcp(
+  options: { leaseTimeSec?: number; mtu?: number } = {},
+): Promise<{ network: FakeDhcpNetwork; server: DhcpServer }> {
+  const network = new FakeDhcpNetwork();
+  const server = new DhcpServer({
+    serverAddress: '172.16.0.1',
+    pool: { network: '172.16.0.0/24', leaseTimeSec: options.leaseTimeSec ?? 3600 },
+    ...(options.mtu !== undefined ? { mtu: options.mtu } : {}),
+    logger: silentLogger,
+    socketFactory: network.host('gateway', '172.16.0.1').socketFactory,
+  });
+  await server.start();
+  return { network, server };
 }

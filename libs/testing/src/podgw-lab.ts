@@ -154,37 +154,38 @@ export class PodgwLab {
     await this.vpn.ip('addr', 'add', `${INTERNET}/32`, 'dev', 'lo');
 
     this.setClusterRecord('192.0.2.10');
-    this.dnsmasq = this.clusterDns.spawn('dnsmasq', [
-      '--keep-in-foreground',
-      '--conf-file=/dev/null',
-      '--no-resolv',
-      '--no-hosts',
-      '--user=root',
-      `--pid-file=${join(this.dir, 'k8sdns.pid')}`,
-      `--listen-address=${CLUSTER_DNS}`,
-      '--bind-interfaces',
+    this.dnsmasq = await this.startDnsmasq(this.clusterDns, 'k8sdns', CLUSTER_DNS, [
       `--addn-hosts=${this.hostsFile}`,
       '--host-record=web.default.svc.cluster.local,198.51.100.20',
       // Like CoreDNS: authoritative for the cluster domain (NXDOMAIN for unknown names).
       '--local=/cluster.local/',
-      '--log-facility=-',
     ]);
-    await this.dnsmasq.waitForOutput(/started/i, 10_000);
-    const vpnDns = this.vpn.spawn('dnsmasq', [
+    await this.startDnsmasq(this.vpn, 'vpndns', VPN_SERVER, [`--address=/outside.example/${INTERNET}`]);
+    await this.serveWhoami(this.vpn, INTERNET, 7);
+    await this.serveWhoami(this.clusterDns, CLUSTER_DNS, 7);
+  }
+
+  /** A dnsmasq answering only on `address` from `host`, with no upstream: `records` are all it knows. */
+  private async startDnsmasq(
+    host: NetHost,
+    name: string,
+    address: string,
+    records: string[],
+  ): Promise<LabProcess> {
+    const p = host.spawn('dnsmasq', [
       '--keep-in-foreground',
       '--conf-file=/dev/null',
       '--no-resolv',
       '--no-hosts',
       '--user=root',
-      `--pid-file=${join(this.dir, 'vpndns.pid')}`,
-      `--listen-address=${VPN_SERVER}`,
+      `--pid-file=${join(this.dir, `${name}.pid`)}`,
+      `--listen-address=${address}`,
       '--bind-interfaces',
-      `--address=/outside.example/${INTERNET}`,
+      ...records,
       '--log-facility=-',
     ]);
-    await vpnDns.waitForOutput(/started/i, 10_000);
-    await this.serveWhoami(this.vpn, INTERNET, 7);
-    await this.serveWhoami(this.clusterDns, CLUSTER_DNS, 7);
+    await p.waitForOutput(/started/i, 10_000);
+    return p;
   }
 
   /** Points the gateway's cluster DNS name at `podIp` (dnsmasq re-reads its hosts file on SIGHUP). */
