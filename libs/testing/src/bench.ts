@@ -1,6 +1,7 @@
 // Helpers shared by the benchmarks (`npm run bench -- NAME`): result lines, percentiles, process
 // CPU and memory readings, ordered clean-up.
 import { readFileSync } from 'node:fs';
+import { errorMessage, sleep } from '@knet/runtime';
 
 /** One result line on stdout (the only thing the bench prints there). */
 export interface Result {
@@ -46,8 +47,6 @@ export function median(xs: readonly number[]): number {
     50,
   );
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** VmRSS and VmHWM (peak) of a process, in MiB. */
 export function memoryMiB(pid: number): { rss: number; peak: number } {
@@ -170,7 +169,7 @@ export class Cleanup {
         try {
           await s.fn();
         } catch (e) {
-          log(`cleanup of ${s.name} failed: ${(e as Error).message}`);
+          log(`cleanup of ${s.name} failed: ${errorMessage(e)}`);
         }
       }
       this.running = undefined;

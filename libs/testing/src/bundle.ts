@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { workspaceRoot } from './workspace';
 
@@ -40,6 +40,36 @@ export async function bundleScript(entry: string): Promise<string> {
  * whitespace gone as well). Function names stay readable; positions need the source map.
  */
 export const SHIPPED_BUNDLE_OPTIONS = { minifyWhitespace: true, legalComments: 'none' } as const;
+
+const bundles = new Map<string, Promise<string>>();
+
+/**
+ * `bundleScript(entry)` once per process: every caller (test files of one Jest worker, a bench's
+ * steps) gets the same bundle. For fixtures and bench entries: `bundleOnce(join(__dirname,
+ * 'fixtures/dhcp-node.ts'))`. A failed build is not remembered, so the next call tries again.
+ */
+export function bundleOnce(entry: string): Promise<string> {
+  const path = resolve(entry);
+  let bundle = bundles.get(path);
+  if (!bundle) {
+    bundle = bundleScript(path);
+    bundles.set(path, bundle);
+    bundle.catch(() => bundles.delete(path));
+  }
+  return bundle;
+}
+
+/**
+ * An app's `apps/<name>/src/main.ts` bundled as it ships, once per process (see `bundleOnce`):
+ * `spawn('node', [await appBundle('tower-agent'), ...flags])`.
+ */
+export function appBundle(name: string): Promise<string> {
+  const entry = join(workspaceRoot(), 'apps', name, 'src', 'main.ts');
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(name) || !existsSync(entry)) {
+    return Promise.reject(new Error(`appBundle: no app ${JSON.stringify(name)} (${entry} does not exist)`));
+  }
+  return bundleOnce(entry);
+}
 
 const bundleDirs: string[] = [];
 process.once('exit', () => {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { errorMessage } from '@knet/runtime';
 import { describeExit, execArgv, execArgvSync, NetLabCommandError, run } from './exec';
 
 /** Whether `pid` is a live process (not gone, not a zombie waiting to be reaped). */
@@ -13,23 +14,23 @@ describe('time limits and how a command ended', () => {
     const err = await run('sleep', ['30'], { timeoutMs: 300 }).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(err).toBeInstanceOf(NetLabCommandError);
-    expect((err as Error).message).toBe('sleep 30 failed (killed by SIGKILL after 0.3 s (time limit))');
+    expect(errorMessage(err)).toBe('sleep 30 failed (killed by SIGKILL after 0.3 s (time limit))');
   });
 
   it('execArgv() names the time limit too, with what the command printed', async () => {
     const err = await execArgv(['sh', '-c', 'echo working >&2; exit 9'], { timeoutMs: 5_000 }).catch(
       (e: unknown) => e,
     );
-    expect((err as Error).message).toBe('sh -c echo working >&2; exit 9 failed (exit 9): working');
+    expect(errorMessage(err)).toBe('sh -c echo working >&2; exit 9 failed (exit 9): working');
     const r = await execArgv(['sleep', '30'], { timeoutMs: 200, check: false });
     expect(r).toMatchObject({ exitCode: null, signal: 'SIGKILL', timedOutAfterMs: 200 });
   });
 
   it('kills the whole tree at the time limit, so a grandchild cannot hold the call open', async () => {
     // The shell's child keeps stdout/stderr open; killing only the shell would leave the call waiting.
-    const err = await execArgv(['sh', '-c', 'sleep 30 & echo "$!" >&2; wait'], { timeoutMs: 500 }).catch(
-      (e: unknown) => e as NetLabCommandError,
-    );
+    const err = (await execArgv(['sh', '-c', 'sleep 30 & echo "$!" >&2; wait'], { timeoutMs: 500 }).catch(
+      (e: unknown) => e,
+    )) as NetLabCommandError;
     expect(err).toBeInstanceOf(NetLabCommandError);
     const grandchild = Number(err.result?.stderr.trim());
     expect(err.message).toBe(

@@ -24,7 +24,8 @@ export function describeExit(result: Pick<LabExecResult, 'exitCode' | 'signal' |
   return `exit ${result.exitCode ?? '?'}`;
 }
 
-function formatSeconds(ms: number): string {
+/** `0.3 s`, `60 s`: a time limit in messages. */
+export function formatSeconds(ms: number): string {
   const s = ms / 1000;
   return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
 }

@@ -6,3 +6,4 @@ export * from './workspace';
 export * from './netns';
 export * from './image';
 export * from './podgw-lab';
+export * from './wait';

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { errorMessage } from '@knet/runtime';
 import { acquireBuildLock, formatElapsed, goBuild, GoBuildProgress } from './binaries';
 
 jest.setTimeout(30_000);
@@ -73,7 +74,7 @@ describe('goBuild', () => {
       log: () => undefined,
       everyMs: 60_000,
     }).catch((e: unknown) => e);
-    expect((err as Error).message).toBe(
+    expect(errorMessage(err)).toBe(
       `go build in ${dir} failed (exit 1) after 0s:\n# example.com/b/pkg\npkg/b.go:3:1: syntax error`,
     );
   });
@@ -83,9 +84,7 @@ describe('goBuild', () => {
     const err = await goBuild(dir, ['x'], env, { label: 'x', log: () => undefined, everyMs: 60_000 }).catch(
       (e: unknown) => e,
     );
-    expect((err as Error).message).toMatch(
-      /failed \(killed by SIGKILL\) after 0s:\n\(go printed no error\)$/,
-    );
+    expect(errorMessage(err)).toMatch(/failed \(killed by SIGKILL\) after 0s:\n\(go printed no error\)$/);
   });
 });
 

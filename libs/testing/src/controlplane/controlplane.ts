@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
+import { sleep } from '@knet/runtime';
 import { ensureTestBedBinaries, type TestBedBinaries } from './binaries';
 import { describeExit, run, type RunResult } from '../exec';
 import { ManagedProcess } from './process';
@@ -195,7 +196,7 @@ export class ControlPlane {
     if (opts.crash) await old.kill();
     else await old.stop();
     this.procs = this.procs.filter((p) => p !== old);
-    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    if (opts.downMs) await sleep(opts.downMs);
     const p = this.spawn(name, command.cmd, command.args);
     await waitFor(
       p,
@@ -291,7 +292,7 @@ async function waitFor(proc: ManagedProcess, deadline: number, ready: () => Prom
     } catch (e) {
       last = e;
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   throw new Error(
     `${proc.name} not ready in time (${String(last ?? 'no answer')}); last log lines:\n${proc.tail()}`,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { errorMessage } from '@knet/runtime';
 import { execArgv, NetLabCommandError, oneLine, type LabExecOptions, type LabExecResult } from '../exec';
 import {
   destroyNamespace,
@@ -26,7 +27,7 @@ export async function checkNetLabSupport(env: { uid?: number; ip?: string } = {}
   try {
     await execArgv([ip, 'netns', 'list'], { timeoutMs: 10_000 });
   } catch (err) {
-    throw new NetLabUnavailableError(`${need}: ${(err as Error).message}`);
+    throw new NetLabUnavailableError(`${need}: ${errorMessage(err)}`);
   }
 }
 

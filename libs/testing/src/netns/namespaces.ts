@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { sleep } from '@knet/runtime';
 import { execArgv, execArgvSync } from '../exec';
 
 /** Every namespace the harness creates starts with this. */
@@ -69,8 +70,6 @@ function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
     }
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

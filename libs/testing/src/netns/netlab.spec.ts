@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { errorMessage } from '@knet/runtime';
 import {
   checkNetLabSupport,
   destroyNamespace,
@@ -116,11 +117,11 @@ describe('NetLab', () => {
     const h = await lab.addHost();
     const err = await h.exec('ip', ['link', 'del', 'nosuch']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetLabCommandError);
-    expect((err as Error).message).toMatch(
+    expect(errorMessage(err)).toMatch(
       /^ip netns exec knt-\S+ ip link del nosuch failed \(exit 1\): Cannot find device "nosuch"$/,
     );
     const missing = await h.exec('no-such-binary-knt').catch((e: unknown) => e);
-    expect((missing as Error).message).not.toContain('\n');
+    expect(errorMessage(missing)).not.toContain('\n');
   });
 });
 
@@ -182,17 +183,15 @@ describe('checkNetLabSupport', () => {
   it('refuses non-root with one clear line', async () => {
     const err = await checkNetLabSupport({ uid: 1000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetLabUnavailableError);
-    expect((err as Error).message).toBe(
-      'network tests need root and iproute2 (ip netns): running as uid 1000',
-    );
+    expect(errorMessage(err)).toBe('network tests need root and iproute2 (ip netns): running as uid 1000');
   });
 
   it('refuses when ip is missing with one clear line', async () => {
     const err = await checkNetLabSupport({ uid: 0, ip: '/nonexistent/ip' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetLabUnavailableError);
-    expect((err as Error).message).toMatch(
+    expect(errorMessage(err)).toMatch(
       /^network tests need root and iproute2 \(ip netns\): .*command not found/,
     );
-    expect((err as Error).message).not.toContain('\n');
+    expect(errorMessage(err)).not.toContain('\n');
   });
 });
