@@ -13,6 +13,8 @@ export interface FdbEntry {
   dst?: string;
   vlan?: number;
   vni?: number;
+  /** Remote UDP port, printed when it differs from the device's `dstport`. */
+  port?: number;
   /** Set when the entry lives in a bridge's table rather than the device's own (`self`). */
   master?: string;
   flags: string[];
@@ -63,6 +65,7 @@ const fdbJson = z.object({
   dst: z.string().optional(),
   vlan: z.number().optional(),
   vni: z.number().optional(),
+  port: z.number().optional(),
   master: z.string().optional(),
   flags: z.array(z.string()).default([]),
   state: z.string().optional(),
@@ -75,6 +78,7 @@ export function parseFdb(text: string, dev?: string, commandLine = 'bridge -j fd
     if (f.dst !== undefined) entry.dst = f.dst;
     if (f.vlan !== undefined) entry.vlan = f.vlan;
     if (f.vni !== undefined) entry.vni = f.vni;
+    if (f.port !== undefined) entry.port = f.port;
     if (f.master !== undefined) entry.master = f.master;
     if (f.state !== undefined && f.state !== '') entry.state = f.state;
     return entry;

@@ -11,4 +11,6 @@ export * from './iptables';
 export * from './wireguard-format';
 export * from './wireguard';
 export * from './host-net';
+export { canonicalPrefix } from './addr-math';
+export { protocolName, tableName } from './ip-names';
 export * from './fakes';

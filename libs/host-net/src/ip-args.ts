@@ -181,7 +181,7 @@ function routeArgs(verb: 'replace' | 'del', r: RouteSpec): string[] {
   if (r.via) args.push('via', r.via);
   if (r.dev) args.push('dev', r.dev);
   if (r.src) args.push('src', r.src);
-  if (r.protocol) args.push('proto', r.protocol);
+  if (r.protocol !== undefined && r.protocol !== '') args.push('proto', String(r.protocol));
   if (r.scope) args.push('scope', r.scope);
   if (r.metric !== undefined) args.push('metric', String(r.metric));
   if (r.table !== undefined) args.push('table', String(r.table));
@@ -203,6 +203,7 @@ function ruleArgs(verb: 'add' | 'del', r: RuleSpec): string[] {
   if (r.table !== undefined) args.push('table', String(r.table));
   if (r.suppressPrefixLength !== undefined)
     args.push('suppress_prefixlength', String(r.suppressPrefixLength));
+  if (r.protocol !== undefined) args.push('protocol', String(r.protocol));
   return args;
 }
 

@@ -69,6 +69,7 @@ const ruleJson = z.object({
   oif: z.string().optional(),
   action: z.string().optional(),
   suppress_prefixlen: z.number().optional(),
+  protocol: z.string().optional(),
 });
 
 const neighJson = z.object({
@@ -83,7 +84,10 @@ function parseJsonArray<T extends z.ZodType>(schema: T, text: string, commandLin
   try {
     data = text.trim() === '' ? [] : JSON.parse(text);
   } catch (err) {
-    throw new OutputParseError(commandLine, `invalid JSON: ${(err as Error).message}`);
+    throw new OutputParseError(
+      commandLine,
+      `invalid JSON: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const result = z.array(schema).safeParse(data);
   if (!result.success) {
@@ -175,6 +179,7 @@ export function parseRules(text: string, family: Family, commandLine = 'ip -j ru
     if (r.oif !== undefined) rule.oif = r.oif;
     if (r.action !== undefined) rule.action = r.action;
     if (r.suppress_prefixlen !== undefined) rule.suppressPrefixLength = r.suppress_prefixlen;
+    if (r.protocol !== undefined) rule.protocol = r.protocol;
     return rule;
   });
 }

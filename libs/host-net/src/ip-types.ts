@@ -70,6 +70,8 @@ export interface Rule {
   suppressPrefixLength?: number;
   /** Set for non-lookup rules (`unreachable`, `blackhole`, `prohibit`, `goto`). */
   action?: string;
+  /** Who added the rule (`ip rule ... protocol P`), printed unless it is `unspec` or `kernel`. */
+  protocol?: string;
 }
 
 export interface Neighbour {
@@ -119,7 +121,8 @@ export interface RouteSpec {
   src?: string;
   table?: string | number;
   metric?: number;
-  protocol?: string;
+  /** `proto P`, a number or an rt_protos name (`ip -j` prints `4` as `static`). */
+  protocol?: string | number;
   scope?: 'global' | 'link' | 'host';
   onlink?: boolean;
   mtu?: number;
@@ -137,6 +140,12 @@ export interface RuleSpec {
   table?: string | number;
   /** `suppress_prefixlength N`, e.g. 0 to let a table's specific routes win but not its default. */
   suppressPrefixLength?: number;
+  /**
+   * `protocol P` (a number or an rt_protos name): marks the rule as someone's. Part of the rule's
+   * identity: the same rule with another protocol is another rule, and `deleteRule` with it deletes
+   * only a rule with that protocol.
+   */
+  protocol?: string | number;
 }
 
 export interface NeighbourSpec {

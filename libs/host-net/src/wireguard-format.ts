@@ -1,4 +1,5 @@
 import { decodeWireGuardKey, isWireGuardKey } from '@knet/crypto';
+import { normalizeIp } from './addr-math';
 
 /**
  * Pure parts of the `wg` wrapper: parsing `wg show ... dump`, rendering a `wg syncconf` config and
@@ -226,4 +227,12 @@ function checkAllowedIp(cidr: string): string {
     throw new TypeError(`invalid allowed IP ${JSON.stringify(cidr)}: want a prefix like 198.51.100.0/24`);
   }
   return cidr;
+}
+
+/** `[2001:DB8::0:2]:51820` → `[2001:db8::2]:51820`; `192.0.2.2:51820` unchanged; names as given. */
+export function normalizeEndpoint(endpoint: string): string {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint) ?? /^([\d.]+):(\d+)$/.exec(endpoint);
+  if (!m) return endpoint;
+  const ip = normalizeIp(m[1] as string);
+  return ip.includes(':') ? `[${ip}]:${m[2]}` : `${ip}:${m[2]}`;
 }

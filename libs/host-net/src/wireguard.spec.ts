@@ -205,11 +205,7 @@ describe('renderWgConfig and wgSetArgs', () => {
     ['bad port', () => wgSetArgs('wg0', { listenPort: 70000 }, () => ''), /invalid WireGuard port/],
   ])('rejects %s without echoing the value', (_name, fn, err) => {
     expect(fn).toThrow(err);
-    try {
-      fn();
-    } catch (e) {
-      expect((e as Error).message).not.toContain('secret-but-bad');
-    }
+    expect(fn).not.toThrow(/secret-but-bad/);
   });
 });
 
@@ -335,7 +331,8 @@ describe('FakeWireGuard', () => {
         latestHandshake: new Date(1_700_000_000_000),
         transferRx: 100,
         transferTx: 200,
-        persistentKeepalive: null,
+        // Like wg: syncconf leaves a kept peer's keepalive alone when the config does not give one.
+        persistentKeepalive: 25,
       },
     ]);
     await wg.set('wg0', { peers: [{ publicKey: b.publicKey, remove: true }] });
@@ -344,11 +341,12 @@ describe('FakeWireGuard', () => {
     await wg.deleteInterface('wg0');
     const err = await wg.show('wg0').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandError);
-    expect((err as Error).message).toBe(
-      'wg show wg0 dump failed (exit 1): Unable to access interface: No such device',
-    );
+    // Without the kernel module wg finds neither a device nor a socket (test/fake-parity.test.ts).
+    expect(err).toMatchObject({
+      message: 'wg show wg0 dump failed (exit 1): Unable to access interface: Protocol not supported',
+    });
     await expect(wg.set('wg0', { listenPort: 1 })).rejects.toThrow(
-      /Unable to modify interface: No such device/,
+      /Unable to modify interface: Protocol not supported/,
     );
     await expect(wg.deleteInterface('wg0')).rejects.toMatchObject({ kind: 'no-device' });
   });

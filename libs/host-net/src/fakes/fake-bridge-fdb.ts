@@ -1,6 +1,6 @@
 import { fdbArgs, ZERO_MAC, type BridgeFdb, type FdbEntry, type FdbEntrySpec } from '../fdb';
 import { ipFailure } from './fake-ip-route';
-import { normalizeIp } from './addr-math';
+import { normalizeIp } from '../addr-math';
 
 /** Anything that can say whether a link exists (FakeIpRoute does). */
 export interface LinkRegistry {
@@ -38,6 +38,7 @@ export class FakeBridgeFdb implements BridgeFdb {
     };
     if (spec.dst) entry.dst = normalizeIp(spec.dst);
     if (spec.vni !== undefined) entry.vni = spec.vni;
+    if (spec.port !== undefined) entry.port = spec.port;
     if (entry.state === '') delete entry.state;
     return entry;
   }
@@ -50,9 +51,17 @@ export class FakeBridgeFdb implements BridgeFdb {
     );
   }
 
+  /** The remote the kernel matches on delete: dst, and the VNI and port (the device's when not given). */
+  private sameRemote(e: FdbEntry, spec: FdbEntrySpec): boolean {
+    return this.same(e, spec, true) && e.vni === spec.vni && e.port === spec.port;
+  }
+
   async append(spec: FdbEntrySpec): Promise<void> {
     this.check(fdbArgs.change('append', spec), spec.dev);
     if (this.entries.some((e) => this.same(e, spec, true))) return;
+    // Only all-zeros and multicast MACs have several remotes: appending to a unicast one is ignored.
+    const multi = (parseInt(spec.mac.slice(0, 2), 16) & 1) === 1 || spec.mac === ZERO_MAC;
+    if (!multi && this.entries.some((e) => this.same(e, spec, false))) return;
     this.entries.push(this.toEntry(spec));
   }
 
@@ -66,12 +75,15 @@ export class FakeBridgeFdb implements BridgeFdb {
   async delete(spec: FdbEntrySpec): Promise<void> {
     const args = fdbArgs.change('del', spec);
     this.check(args, spec.dev);
-    const i = this.entries.findIndex((e) => this.same(e, spec, spec.dst !== undefined));
+    const i = this.entries.findIndex((e) =>
+      spec.dst === undefined ? this.same(e, spec, false) : this.sameRemote(e, spec),
+    );
     if (i >= 0) {
       this.entries.splice(i, 1);
       return;
     }
-    if (spec.mac === ZERO_MAC && spec.dst !== undefined) return;
+    // The MAC is known but not with this remote: the VXLAN driver reports success, changing nothing.
+    if (spec.dst !== undefined && this.entries.some((e) => this.same(e, spec, false))) return;
     ipFailure(args, 255, 'RTNETLINK answers: No such file or directory', 'bridge');
   }
 }

@@ -16,7 +16,8 @@ import type {
   VxlanInfo,
   VxlanOptions,
 } from '../ip-types';
-import { networkOf, normalizeIp, parsePrefix, prefixContains } from './addr-math';
+import { canonicalPrefix, networkOf, normalizeIp, parsePrefix, prefixContains } from '../addr-math';
+import { protocolName, tableName } from '../ip-names';
 
 interface FakeLink {
   index: number;
@@ -191,8 +192,9 @@ export class FakeIpRoute implements IpRoute {
     const vxlan: VxlanInfo = { id: options.id, port: options.dstPort, learning: options.learning ?? true };
     if (options.local) vxlan.local = options.local;
     if (options.dev) vxlan.dev = options.dev;
-    const underlayMtu = options.dev ? (this.links.get(options.dev)?.mtu ?? 1500) : 1500;
-    this.createLink(name, 'vxlan', { vxlan, mtu: options.mtu ?? underlayMtu - 50 });
+    // The underlay's MTU less the VXLAN header; 1500 without an underlay device.
+    const defaultMtu = options.dev ? (this.links.get(options.dev)?.mtu ?? 1500) - 50 : 1500;
+    this.createLink(name, 'vxlan', { vxlan, mtu: options.mtu ?? defaultMtu });
   }
 
   async addWireGuard(name: string): Promise<void> {
@@ -262,7 +264,7 @@ export class FakeIpRoute implements IpRoute {
       local,
       prefixLength: p.length,
       cidr: `${local}/${p.length}`,
-      scope: 'global',
+      scope: addressScope(local),
       tentative: false,
     });
   }
@@ -277,7 +279,14 @@ export class FakeIpRoute implements IpRoute {
     );
     if (i < 0)
       ipFailure(args, 2, p?.v6 ? 'Error: ipv6: address not found.' : 'Error: ipv4: Address not found.');
-    this.addresses.splice(i, 1);
+    const [gone] = this.addresses.splice(i, 1) as [Address];
+    if (gone.family !== 'inet') return;
+    // The first IPv4 address of a subnet is its primary: the secondaries go with it (the default,
+    // promote_secondaries off).
+    const subnet = networkOf(gone.cidr);
+    const inSubnet = (a: Address) => a.dev === dev && a.family === 'inet' && networkOf(a.cidr) === subnet;
+    if (this.addresses.slice(0, i).some(inSubnet)) return;
+    this.addresses = this.addresses.filter((a) => !inSubnet(a));
   }
 
   async flushAddresses(dev: string, options: { family?: Family } = {}): Promise<void> {
@@ -349,13 +358,22 @@ export class FakeIpRoute implements IpRoute {
       (spec.via
         ? this.connectedRoutes(family).find((r) => prefixContains(r.dst, spec.via as string))?.dev
         : undefined);
-    const route: Route = { family, table: String(spec.table ?? 'main'), type, dst: canonicalDst(spec.dst) };
+    const route: Route = {
+      family,
+      table: tableName(spec.table ?? 'main'),
+      type,
+      dst: canonicalPrefix(spec.dst),
+    };
     if (spec.via) route.gateway = normalizeIp(spec.via);
     if (dev) route.dev = dev;
-    if (spec.protocol) route.protocol = spec.protocol;
-    if (spec.scope) route.scope = spec.scope;
-    if (spec.src) route.prefsrc = spec.src;
-    if (spec.metric !== undefined) route.metric = spec.metric;
+    if (spec.protocol) route.protocol = protocolName(spec.protocol);
+    // The kernel prints scope link for an IPv4 unicast route without a gateway, global not at all.
+    const scope = spec.scope ?? (family === 'inet' && !spec.via && type === 'unicast' ? 'link' : undefined);
+    if (scope && scope !== 'global') route.scope = scope;
+    if (spec.src) route.prefsrc = normalizeIp(spec.src);
+    // IPv6 routes without a metric get 1024; IPv4 ones print none (0).
+    const metric = spec.metric ?? (family === 'inet6' ? 1024 : undefined);
+    if (metric !== undefined && !(family === 'inet' && metric === 0)) route.metric = metric;
     const i = this.routes.findIndex(
       (r) =>
         r.family === family &&
@@ -371,9 +389,9 @@ export class FakeIpRoute implements IpRoute {
   async deleteRoute(spec: RouteSpec): Promise<void> {
     const args = ipArgs.deleteRoute(spec);
     const family = routeFamily(spec);
-    const table = String(spec.table ?? 'main');
+    const table = tableName(spec.table ?? 'main');
     if (!this.tables.has(table)) ipFailure(args, 2, 'Error: FIB table does not exist.');
-    const dst = canonicalDst(spec.dst);
+    const dst = canonicalPrefix(spec.dst);
     const i = this.routes.findIndex(
       (r) =>
         r.family === family &&
@@ -381,6 +399,7 @@ export class FakeIpRoute implements IpRoute {
         r.dst === dst &&
         (!spec.via || r.gateway === normalizeIp(spec.via)) &&
         (!spec.dev || r.dev === spec.dev) &&
+        (spec.protocol === undefined || r.protocol === protocolName(spec.protocol)) &&
         (spec.metric === undefined || (r.metric ?? 0) === spec.metric),
     );
     if (i < 0) ipFailure(args, 2, 'RTNETLINK answers: No such process');
@@ -396,27 +415,31 @@ export class FakeIpRoute implements IpRoute {
     const args = ipArgs.addRule(spec);
     const family = ruleFamily(spec);
     const mine = this.rules.filter((r) => r.family === family);
-    const table = String(spec.table ?? 'main');
-    if (
-      spec.priority !== undefined &&
-      mine.some((r) => r.priority === spec.priority && ruleMatches(r, { ...spec, table }))
-    ) {
-      exists(args);
-    }
+    const table = tableName(spec.table ?? 'main');
+    // The protocol is part of a rule's identity: the same rule with another one is not a duplicate.
+    const protocol = spec.protocol === undefined ? undefined : protocolName(spec.protocol);
+    const duplicate = (r: Rule) =>
+      r.priority === spec.priority && r.protocol === protocol && ruleMatches(r, { ...spec, table });
+    if (spec.priority !== undefined && mine.some(duplicate)) exists(args);
     // Without a priority the kernel uses one less than the lowest non-zero priority in use.
     const lowest = Math.min(...mine.filter((r) => r.priority > 0).map((r) => r.priority), 32767);
     const rule: Rule = {
       family,
       priority: spec.priority ?? lowest - 1,
-      from: spec.from ? canonicalDst(spec.from) : 'all',
+      from: spec.from ? canonicalPrefix(spec.from, 'all') : 'all',
       table,
     };
-    if (spec.to) rule.to = canonicalDst(spec.to);
+    if (spec.to) rule.to = canonicalPrefix(spec.to, 'all');
     if (spec.fwmark !== undefined) rule.fwmark = spec.fwmark;
-    if (spec.fwmask !== undefined && spec.fwmark !== undefined) rule.fwmask = spec.fwmask;
+    // A full mask is the default and not printed.
+    if (spec.fwmask !== undefined && spec.fwmark !== undefined && spec.fwmask !== 0xffffffff) {
+      rule.fwmask = spec.fwmask;
+    }
     if (spec.iif) rule.iif = spec.iif;
     if (spec.oif) rule.oif = spec.oif;
     if (spec.suppressPrefixLength !== undefined) rule.suppressPrefixLength = spec.suppressPrefixLength;
+    // `unspec` (none given) and `kernel` are not printed.
+    if (protocol !== undefined && protocol !== 'unspec' && protocol !== 'kernel') rule.protocol = protocol;
     const at = this.rules.findIndex((r) => r.family === family && r.priority > rule.priority);
     if (at < 0) this.rules.push(rule);
     else this.rules.splice(at, 0, rule);
@@ -465,21 +488,20 @@ export class FakeIpRoute implements IpRoute {
   }
 }
 
-/** `default` stays; host prefixes print without /32 (/128); networks are masked. */
-function canonicalDst(dst: string): string {
-  if (dst === 'default' || dst === 'all') return dst;
-  const p = parsePrefix(dst);
-  if (!p) return dst;
-  if (p.length === (p.v6 ? 128 : 32)) return normalizeIp(dst.split('/')[0] as string);
-  return networkOf(dst);
+/** The scope the kernel gives an address: link-local `link`, loopback `host`, else `global`. */
+function addressScope(local: string): string {
+  if (prefixContains('fe80::/10', local)) return 'link';
+  if (local === '::1' || prefixContains('127.0.0.0/8', local)) return 'host';
+  return 'global';
 }
 
 /** The kernel's match for `ip rule del` / duplicate check: every attribute the spec gives must match. */
 function ruleMatches(r: Rule, spec: RuleSpec): boolean {
   if (spec.priority !== undefined && r.priority !== spec.priority) return false;
-  if (spec.table !== undefined && r.table !== String(spec.table)) return false;
-  if (spec.from && r.from !== canonicalDst(spec.from)) return false;
-  if (spec.to && r.to !== canonicalDst(spec.to)) return false;
+  if (spec.table !== undefined && r.table !== tableName(spec.table)) return false;
+  if (spec.from && r.from !== canonicalPrefix(spec.from, 'all')) return false;
+  if (spec.to && r.to !== canonicalPrefix(spec.to, 'all')) return false;
+  if (spec.protocol !== undefined && (r.protocol ?? 'unspec') !== protocolName(spec.protocol)) return false;
   if (spec.fwmark !== undefined && r.fwmark !== spec.fwmark) return false;
   if (spec.iif && r.iif !== spec.iif) return false;
   if (spec.oif && r.oif !== spec.oif) return false;

@@ -2,6 +2,7 @@ import { wireGuardPublicKey } from '@knet/crypto';
 import { CommandError } from '../errors';
 import type { WgImplementation, WireGuard } from '../wireguard';
 import {
+  normalizeEndpoint,
   renderWgConfig,
   wgSetArgs,
   type WgConfig,
@@ -9,6 +10,7 @@ import {
   type WgPeerState,
   type WgSetOptions,
 } from '../wireguard-format';
+import { networkOf } from '../addr-math';
 import type { FakeIpRoute } from './fake-ip-route';
 
 interface PeerState {
@@ -63,7 +65,10 @@ export class FakeWireGuard implements WireGuard {
     }
     if (this.options.ipRoute) {
       if (impl === 'kernel') await this.options.ipRoute.addWireGuard(name);
-      else this.options.ipRoute.addLinkOfKind(name, 'tun', ['wireguard-go', name]);
+      else {
+        this.options.ipRoute.addLinkOfKind(name, 'tun', ['wireguard-go', name]);
+        await this.options.ipRoute.setLink(name, { mtu: 1420 }); // wireguard-go's default
+      }
     } else if (this.ifaces.has(name)) {
       throw new CommandError({
         command: ['ip', ...addArgs],
@@ -90,7 +95,9 @@ export class FakeWireGuard implements WireGuard {
   private iface(name: string, command: string[], verb: 'modify' | 'access'): IfaceState {
     const state = this.ifaces.get(name);
     if (!state || (this.options.ipRoute && !this.options.ipRoute.hasLink(name))) {
-      throw new CommandError({ command, exitCode: 1, stderr: `Unable to ${verb} interface: No such device` });
+      // Without the kernel module, wg finds neither a kernel device nor a wireguard-go socket.
+      const why = (this.options.kernelSupport ?? true) ? 'No such device' : 'Protocol not supported';
+      throw new CommandError({ command, exitCode: 1, stderr: `Unable to ${verb} interface: ${why}` });
     }
     return state;
   }
@@ -111,7 +118,7 @@ export class FakeWireGuard implements WireGuard {
       }
       const peer = state.peers.get(p.publicKey) ?? { allowedIps: [], rx: 0, tx: 0 };
       if (p.presharedKey !== undefined) peer.presharedKey = p.presharedKey;
-      if (p.endpoint !== undefined) peer.endpoint = p.endpoint;
+      if (p.endpoint !== undefined) peer.endpoint = normalizeEndpoint(p.endpoint);
       if (p.persistentKeepalive !== undefined) {
         if (p.persistentKeepalive) peer.persistentKeepalive = p.persistentKeepalive;
         else delete peer.persistentKeepalive;
@@ -125,7 +132,8 @@ export class FakeWireGuard implements WireGuard {
     renderWgConfig(config); // validates keys and fields, as wg does
     const state = this.iface(iface, ['wg', 'syncconf', iface, '/dev/stdin'], 'modify');
     state.privateKey = config.privateKey;
-    if (config.listenPort !== undefined) state.listenPort = config.listenPort;
+    // Like setconf, syncconf sets every interface field: without a ListenPort, a new random port.
+    state.listenPort = config.listenPort ?? this.nextPort++;
     if (config.fwmark) state.fwmark = config.fwmark;
     else delete state.fwmark;
     const old = state.peers;
@@ -134,16 +142,20 @@ export class FakeWireGuard implements WireGuard {
       const prev = old.get(p.publicKey);
       const peer: PeerState = { allowedIps: [], rx: prev?.rx ?? 0, tx: prev?.tx ?? 0 };
       if (prev?.handshake) peer.handshake = prev.handshake;
-      if (p.presharedKey !== undefined) peer.presharedKey = p.presharedKey;
-      if (p.endpoint !== undefined) peer.endpoint = p.endpoint;
-      else if (prev?.endpoint !== undefined) peer.endpoint = prev.endpoint; // learned endpoints survive
-      if (p.persistentKeepalive) peer.persistentKeepalive = p.persistentKeepalive;
+      // A kept peer keeps what the config does not say: preshared key, endpoint, keepalive.
+      const presharedKey = p.presharedKey ?? prev?.presharedKey;
+      if (presharedKey !== undefined) peer.presharedKey = presharedKey;
+      const endpoint = p.endpoint ?? prev?.endpoint;
+      if (endpoint !== undefined) peer.endpoint = normalizeEndpoint(endpoint);
+      const keepalive = p.persistentKeepalive ?? prev?.persistentKeepalive;
+      if (keepalive) peer.persistentKeepalive = keepalive;
       state.peers.set(p.publicKey, peer);
       this.assignAllowedIps(state, p.publicKey, p.allowedIps ?? []);
     }
   }
 
-  private assignAllowedIps(state: IfaceState, owner: string, ips: readonly string[]): void {
+  private assignAllowedIps(state: IfaceState, owner: string, given: readonly string[]): void {
+    const ips = given.map((ip) => networkOf(ip)); // wg keeps them masked and compressed
     for (const [key, peer] of state.peers) {
       if (key !== owner) peer.allowedIps = peer.allowedIps.filter((ip) => !ips.includes(ip));
     }

@@ -1,7 +1,7 @@
 import { CommandError } from '../errors';
 import { ZERO_MAC } from '../fdb';
 import { createFakeHostNet } from '../host-net';
-import { formatIp, networkOf, normalizeIp, parseIp, prefixContains } from './addr-math';
+import { formatIp, networkOf, normalizeIp, parseIp, prefixContains } from '../addr-math';
 import { FakeBridgeFdb } from './fake-bridge-fdb';
 import { FakeIpRoute } from './fake-ip-route';
 import { FakeCommandRunner } from './fake-runner';

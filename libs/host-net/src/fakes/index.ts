@@ -4,4 +4,4 @@ export * from './fake-bridge-fdb';
 export * from './fake-sysctl';
 export * from './fake-iptables';
 export * from './fake-wireguard';
-export { networkOf, prefixContains, normalizeIp } from './addr-math';
+export { networkOf, prefixContains, normalizeIp } from '../addr-math';

@@ -1,4 +1,4 @@
-/** Minimal IPv4/IPv6 prefix arithmetic for the fakes (which need connected routes and gateway checks). */
+/** Minimal IPv4/IPv6 prefix arithmetic (the fakes need connected routes and gateway checks; the drivers compare prefixes). */
 
 export interface Prefix {
   v6: boolean;
@@ -92,4 +92,18 @@ export function prefixContains(cidr: string, address: string): boolean {
 export function normalizeIp(address: string): string {
   const a = parseIp(address);
   return a ? formatIp(a.v6, a.value) : address;
+}
+
+/**
+ * A prefix the way `ip -j` prints it: host prefixes without /32 (/128), networks masked, IPv6
+ * compressed, and /0 (or `default` / `all`) as `zero` — `default` for routes, `all` for rules.
+ * Anything unparsable is returned as is.
+ */
+export function canonicalPrefix(prefix: string, zero: 'default' | 'all' = 'default'): string {
+  if (prefix === 'default' || prefix === 'all') return zero;
+  const p = parsePrefix(prefix);
+  if (!p) return prefix;
+  if (p.length === 0) return zero;
+  if (p.length === (p.v6 ? 128 : 32)) return normalizeIp(prefix.split('/')[0] as string);
+  return networkOf(prefix);
 }
