@@ -2,12 +2,14 @@ import { ExecBridgeFdb, type BridgeFdb } from './fdb';
 import { ExecIpRoute } from './ip';
 import type { IpRoute } from './ip-types';
 import { ExecIptables, type IptablesBackend } from './iptables';
+import { ExecPinger, type Pinger } from './ping';
 import type { CommandRunner, Logger } from './runner';
 import { ExecSysctl, type Sysctl } from './sysctl';
 import { ExecWireGuard, type WireGuard } from './wireguard';
 import { FakeBridgeFdb } from './fakes/fake-bridge-fdb';
 import { FakeIpRoute } from './fakes/fake-ip-route';
 import { FakeIptables } from './fakes/fake-iptables';
+import { FakePinger } from './fakes/fake-pinger';
 import { FakeSysctl } from './fakes/fake-sysctl';
 import { FakeWireGuard } from './fakes/fake-wireguard';
 
@@ -19,6 +21,8 @@ export interface HostNet {
   iptables: IptablesBackend;
   ip6tables: IptablesBackend;
   wg: WireGuard;
+  /** ICMP echo (`ping`), e.g. to check a gateway answers over an overlay. */
+  ping: Pinger;
 }
 
 /** The real wrappers over `runner`. */
@@ -34,6 +38,7 @@ export function createHostNet(
     iptables: new ExecIptables(runner, { family: 'inet', ...wait }),
     ip6tables: new ExecIptables(runner, { family: 'inet6', ...wait }),
     wg: new ExecWireGuard(runner, options.logger ? { logger: options.logger } : {}),
+    ping: new ExecPinger(runner),
   };
 }
 
@@ -44,6 +49,7 @@ export interface FakeHostNet extends HostNet {
   iptables: FakeIptables;
   ip6tables: FakeIptables;
   wg: FakeWireGuard;
+  ping: FakePinger;
 }
 
 /** In-memory fakes sharing one link table, like one network namespace. */
@@ -58,5 +64,6 @@ export function createFakeHostNet(
     iptables: new FakeIptables('inet'),
     ip6tables: new FakeIptables('inet6'),
     wg: new FakeWireGuard({ ipRoute: ip, kernelSupport: options.kernelWireGuard ?? true }),
+    ping: new FakePinger({ ip }),
   };
 }

@@ -1,7 +1,7 @@
 import { IPTABLES_NAT_S, IPTABLES_S } from '../test/fixtures/captured';
+import { describeDrift } from './drift';
 import {
   canonicalRule,
-  describeDrift,
   diffRuleSet,
   expectedIptablesS,
   IptablesRuleSetError,

@@ -102,7 +102,7 @@ function checkRuleText(rule: string, where: string): void {
   try {
     tokens = tokenizeRule(rule);
   } catch (err) {
-    throw new IptablesRuleSetError(`rule in ${where}: ${(err as Error).message}`);
+    throw new IptablesRuleSetError(`rule in ${where}: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (tokens.length === 0) throw new IptablesRuleSetError(`empty rule in ${where}`);
   if (['-A', '-I', '-D', '-N', '-X', '-F', '-P', '-t'].includes(tokens[0] ?? '')) {
@@ -334,20 +334,6 @@ export function diffRuleSet(desired: IptablesRuleSet, live: LiveTable, options: 
     if (!ok) drift.push({ kind: 'jumps', table, chain, want: [...pre, ...app], have: ours });
   }
   return drift;
-}
-
-/** One line per drift item, for logs and error messages. */
-export function describeDrift(d: Drift): string {
-  switch (d.kind) {
-    case 'missing-chain':
-      return `${d.table}/${d.chain}: chain missing`;
-    case 'stale-chain':
-      return `${d.table}/${d.chain}: stale owned chain`;
-    case 'chain-rules':
-      return `${d.table}/${d.chain}: rules differ (want ${d.want.length}, have ${d.have.length})`;
-    case 'jumps':
-      return `${d.table}/${d.chain}: jumps differ (want [${d.want.join(' | ')}], have [${d.have.join(' | ')}])`;
-  }
 }
 
 /**

@@ -1,6 +1,5 @@
 import {
   canonicalRule,
-  describeDrift,
   diffRuleSet,
   type Drift,
   type IptablesFamily,
@@ -14,6 +13,7 @@ import {
   BUILTIN_CHAINS,
   validateRuleSet,
 } from './iptables-rules';
+import { describeDrift } from './drift';
 import type { CommandRunner, Logger } from './runner';
 
 /** The two operations the reconciler needs. Real: {@link ExecIptables}; in-memory: FakeIptables. */
@@ -114,6 +114,12 @@ export class IptablesReconciler {
     const c = canonicalRule(rule, this.backend.family);
     return this.learned.get(`${table}\0${chain}\0${c}`) ?? c;
   };
+
+  /** Replaces the desired state and applies it: {@link setDesired}, then {@link reconcile}. */
+  async set(desired: IptablesRuleSet | readonly IptablesRuleSet[]): Promise<ReconcileResult> {
+    this.setDesired(desired);
+    return this.reconcile();
+  }
 
   /** Reads the live tables and returns the drift, without changing anything. */
   async drift(): Promise<Drift[]> {
