@@ -1,3 +1,4 @@
+import { RecordingLogger } from '@knet/runtime';
 import { CommandError } from './errors';
 import { FakeCommandRunner } from './fakes/fake-runner';
 import { FakeIptables } from './fakes/fake-iptables';
@@ -89,12 +90,10 @@ describe('IptablesReconciler on FakeIptables', () => {
   });
 
   it('logs the drift it repairs', async () => {
-    const records: unknown[] = [];
-    const rec = new IptablesReconciler(new FakeIptables(), nat, {
-      logger: { debug: (obj) => records.push(obj) },
-    });
+    const logger = new RecordingLogger();
+    const rec = new IptablesReconciler(new FakeIptables(), nat, { logger });
     await rec.reconcile();
-    expect(records).toEqual([
+    expect(logger.lines.map((l) => l.fields)).toEqual([
       {
         family: 'inet',
         table: 'nat',
@@ -135,9 +134,10 @@ describe('FakeIptables', () => {
     const err = await ipt
       .restore('*filter\n:KNT-A - [0:0]\n-A KNT-A -j ACCEPT\n-D INPUT -j KNT-A\nCOMMIT\n')
       .catch((e: unknown) => e);
-    expect((err as Error).message).toBe(
-      'iptables-restore -w 5 --noflush failed (exit 1): iptables-restore: line 4 failed: Bad rule (does a matching rule exist in that chain?).',
-    );
+    expect(err).toMatchObject({
+      message:
+        'iptables-restore -w 5 --noflush failed (exit 1): iptables-restore: line 4 failed: Bad rule (does a matching rule exist in that chain?).',
+    });
     expect(await ipt.listRules('filter')).not.toContain('KNT-A');
     await expect(ipt.restore('*filter\n-A INPUT -j ACCEPT\n')).rejects.toThrow(/COMMIT expected/);
   });

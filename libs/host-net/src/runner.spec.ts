@@ -1,12 +1,6 @@
+import { RecordingLogger } from '@knet/runtime';
 import { CommandError, CommandNotFoundError } from './errors';
-import { ExecaRunner, type Logger } from './runner';
-
-class Recorder implements Logger {
-  readonly records: { obj: Record<string, unknown>; msg?: string }[] = [];
-  debug(obj: Record<string, unknown>, msg?: string): void {
-    this.records.push({ obj, ...(msg === undefined ? {} : { msg }) });
-  }
-}
+import { ExecaRunner } from './runner';
 
 describe('ExecaRunner', () => {
   it('builds argv with the prefix outermost and ip netns exec inside', () => {
@@ -43,15 +37,18 @@ describe('ExecaRunner', () => {
   });
 
   it('logs every command at debug, never the input', async () => {
-    const log = new Recorder();
+    const log = new RecordingLogger();
     await new ExecaRunner({ logger: log }).run('cat', [], { input: 'PRIVATE-KEY-MATERIAL' });
-    expect(log.records).toEqual([{ obj: { command: 'cat', input: '<20 bytes>' }, msg: 'host-net: run' }]);
+    expect(log.lines).toEqual([
+      { level: 'debug', fields: { command: 'cat', input: '<20 bytes>' }, msg: 'host-net: run' },
+    ]);
     await new ExecaRunner({ logger: log }).run('sh', ['-c', 'exit 3']).catch(() => undefined);
-    expect(log.records.at(-1)).toEqual({
-      obj: { command: "sh -c 'exit 3'", exitCode: 3, kind: 'other', stderr: '' },
+    expect(log.lines.at(-1)).toEqual({
+      level: 'debug',
+      fields: { command: "sh -c 'exit 3'", exitCode: 3, kind: 'other', stderr: '' },
       msg: 'host-net: command failed',
     });
-    expect(JSON.stringify(log.records)).not.toContain('PRIVATE-KEY-MATERIAL');
+    expect(log.text()).not.toContain('PRIVATE-KEY-MATERIAL');
   });
 
   it('throws a one-line CommandError on failure', async () => {
@@ -70,15 +67,15 @@ describe('ExecaRunner', () => {
       .run('wg', ['show'])
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandNotFoundError);
-    expect((err as Error).message).toBe(
-      'wg: command not found (install the Debian package "wireguard-tools"); needed for: wg show',
-    );
+    expect(err).toMatchObject({
+      message: 'wg: command not found (install the Debian package "wireguard-tools"); needed for: wg show',
+    });
   });
 
   it('times out', async () => {
     const err = await new ExecaRunner({ timeoutMs: 200 }).run('sleep', ['5']).catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: 'timeout' });
-    expect((err as Error).message).toBe('sleep 5 failed (killed by SIGTERM after 0.2 s (time limit))');
+    expect(err).toMatchObject({ message: 'sleep 5 failed (killed by SIGTERM after 0.2 s (time limit))' });
   });
 
   it('returns when a daemonising command exits although its child keeps the output open', async () => {
@@ -89,6 +86,6 @@ describe('ExecaRunner', () => {
     const err = await new ExecaRunner()
       .run('sh', ['-c', 'echo bad >&2; exit 1'], { daemon: true })
       .catch((e: unknown) => e);
-    expect((err as Error).message).toBe("sh -c 'echo bad >&2; exit 1' failed (exit 1): bad");
+    expect(err).toMatchObject({ message: "sh -c 'echo bad >&2; exit 1' failed (exit 1): bad" });
   });
 });

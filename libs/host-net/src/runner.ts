@@ -2,12 +2,11 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, ExecaError } from 'execa';
+import type { Logger } from '@knet/runtime';
 import { CommandError, CommandNotFoundError, formatCommandLine, wrappedCommandNotFound } from './errors';
 
-/** The subset of a pino logger this library uses. */
-export interface Logger {
-  debug(obj: Record<string, unknown>, msg?: string): void;
-}
+/** @knet/runtime's Logger (pino's and `RecordingLogger` satisfy it); this library logs at debug only. */
+export type { Logger };
 
 export interface RunOptions {
   /** Written to the command's stdin. Never logged (it may hold keys). */

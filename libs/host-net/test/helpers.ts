@@ -1,17 +1,6 @@
 import type { NetHost } from '@knet/testing';
 import { createHostNet, ExecaRunner, type HostNet, type Logger } from '../src';
 
-/** A logger that keeps every debug record, to assert what gets logged (and what never does). */
-export class CapturingLogger implements Logger {
-  readonly records: { obj: Record<string, unknown>; msg?: string }[] = [];
-  debug(obj: Record<string, unknown>, msg?: string): void {
-    this.records.push(msg === undefined ? { obj } : { obj, msg });
-  }
-  text(): string {
-    return JSON.stringify(this.records);
-  }
-}
-
 /**
  * The real wrappers, running inside a lab host: through the runner's `namespace` option
  * (`ip netns exec`), or for hosts with private mounts through the host's nsenter prefix.

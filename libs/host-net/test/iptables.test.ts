@@ -1,6 +1,7 @@
 import { NetLab, type NetHost } from '@knet/testing';
 import { describeDrift, IptablesReconciler, type IptablesRuleSet } from '../src';
-import { CapturingLogger, hostNetFor } from './helpers';
+import { RecordingLogger } from '@knet/runtime';
+import { hostNetFor } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -76,7 +77,7 @@ const raw = async (...args: string[]): Promise<void> => {
 
 describe('IptablesReconciler in a network namespace', () => {
   it('applies, detects hand-made drift, repairs it, is idempotent and cleans up', async () => {
-    const logger = new CapturingLogger();
+    const logger = new RecordingLogger();
     const { net } = hostNetFor(host, logger);
     await raw('-A', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'DROP'); // someone else's rule
     const rec = new IptablesReconciler(net.iptables, [filter, nat], { logger });
@@ -97,12 +98,12 @@ describe('IptablesReconciler in a network namespace', () => {
     expect(logger.text()).toContain('iptables-restore -w 5 --noflush');
 
     // Idempotent: nothing drifts, nothing is written.
-    const restoresBefore = logger.records.filter((r) =>
-      String(r.obj['command']).includes('iptables-restore'),
+    const restoresBefore = logger.lines.filter((r) =>
+      String(r.fields['command']).includes('iptables-restore'),
     ).length;
     expect(await rec.reconcile()).toEqual({ changed: false, drift: [], remaining: [] });
     expect(await new IptablesReconciler(net.iptables, [filter, nat]).drift()).toEqual([]);
-    expect(logger.records.filter((r) => String(r.obj['command']).includes('iptables-restore')).length).toBe(
+    expect(logger.lines.filter((r) => String(r.fields['command']).includes('iptables-restore')).length).toBe(
       restoresBefore,
     );
 

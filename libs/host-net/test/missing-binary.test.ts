@@ -24,8 +24,9 @@ async function failure(p: Promise<unknown>): Promise<CommandNotFoundError> {
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(CommandNotFoundError);
-  expect((err as Error).message).not.toContain('\n');
-  return err as CommandNotFoundError;
+  if (!(err instanceof CommandNotFoundError)) throw new Error(`not a CommandNotFoundError: ${String(err)}`);
+  expect(err.message).not.toContain('\n');
+  return err;
 }
 
 it('names the missing ip binary and its Debian package in one line', async () => {

@@ -1,7 +1,8 @@
 import { generateWireGuardKeyPair, generateWireGuardPresharedKey } from '@knet/crypto';
 import { NetLab } from '@knet/testing';
 import { CommandError } from '../src';
-import { CapturingLogger, hostNetFor } from './helpers';
+import { RecordingLogger } from '@knet/runtime';
+import { hostNetFor } from './helpers';
 
 jest.setTimeout(90_000);
 
@@ -16,7 +17,7 @@ it('carries a ping over a WireGuard tunnel between two namespaces, configured th
   const a = await lab.addHost('a', { privateMounts: true });
   const b = await lab.addHost('b', { privateMounts: true });
   await lab.link(a, b, { a: { address: '192.0.2.1/24' }, b: { address: '192.0.2.2/24' } });
-  const logger = new CapturingLogger();
+  const logger = new RecordingLogger();
   const na = hostNetFor(a, logger).net;
   const nb = hostNetFor(b, logger).net;
   const ka = generateWireGuardKeyPair();
@@ -117,5 +118,7 @@ it('carries a ping over a WireGuard tunnel between two namespaces, configured th
   expect(await na.ip.findLink('wg0')).toBeUndefined();
   const shown = await na.wg.show('wg0').catch((e: unknown) => e);
   expect(shown).toBeInstanceOf(CommandError);
-  expect((shown as Error).message).toMatch(/wg show wg0 dump failed \(exit 1\): Unable to access interface/);
+  expect(shown).toMatchObject({
+    message: expect.stringMatching(/wg show wg0 dump failed \(exit 1\): Unable to access interface/),
+  });
 });
