@@ -11,15 +11,8 @@ import {
   type FakeClientPodOptions,
 } from '@knet/podgw';
 import { RecordingLogger } from '@knet/runtime';
+import { until } from '@knet/testing';
 import { Watchdog, type WatchdogOptions } from './watchdog';
-
-/** Resolves once `cond()` holds (checked every few ms), or fails naming `what`. */
-async function eventually(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !cond();) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A client pod with a running watchdog; `stop()` ends it and waits for `run` to return. */
 async function watched(pod: FakeClientPodOptions = {}, options: Partial<WatchdogOptions> = {}) {
@@ -63,7 +56,7 @@ const REAL_TIMERS = [
 describe('Watchdog', () => {
   it('connects at start and keeps checking the gateway; stops when the signal aborts', async () => {
     const w = await watched(STATIC);
-    await eventually(() => w.runner.calls.length >= 5, 'five checks');
+    await until('five checks', () => w.runner.calls.length >= 5);
     await w.stop();
     expect(w.routed).toEqual([true]);
     expect(w.recovered).toEqual(['192.0.2.10']);
@@ -81,13 +74,13 @@ describe('Watchdog', () => {
       env: { CONNECTION_RETRY_COUNT: '2' },
       gatewayAnswers: () => answering,
     });
-    await eventually(() => w.routed.length === 1, 'routed');
+    await until('routed', () => w.routed.length === 1);
     answering = false;
-    await eventually(() => w.routed.includes(false), 'the gateway declared lost');
+    await until('the gateway declared lost', () => w.routed.includes(false));
     // The gateway pod comes back elsewhere (its DNS name now gives the new pod IP).
     w.ctx.settings.gatewayName = '192.0.2.11';
     answering = true;
-    await eventually(() => w.recovered.length === 2, 'reconnected');
+    await until('reconnected', () => w.recovered.length === 2);
     await w.stop();
     expect(w.routed).toEqual([true, false, true]);
     expect(w.recovered).toEqual(['192.0.2.10', '192.0.2.11']);
@@ -109,10 +102,10 @@ describe('Watchdog', () => {
   it('reconnection errors are logged and retried every retryMs until the gateway answers', async () => {
     let answering = false;
     const w = await watched({ ...STATIC, gatewayAnswers: () => answering });
-    await eventually(() => w.logger.messages('warn').length >= 3, 'three failed attempts');
+    await until('three failed attempts', () => w.logger.messages('warn').length >= 3);
     expect(w.routed).toEqual([]);
     answering = true;
-    await eventually(() => w.routed.length === 1, 'routed');
+    await until('routed', () => w.routed.length === 1);
     await w.stop();
     const attempts = w.logger.lines.filter((l) => l.msg === 'cannot reach the gateway yet; retrying');
     expect(attempts.slice(0, 2).map((l) => l.fields)).toEqual([
@@ -150,14 +143,14 @@ describe('Watchdog with a DHCP lease', () => {
     // Only the clock is fake (client, server and watchdog all read Date.now): T1 comes at once.
     jest.useFakeTimers({ doNotFake: [...REAL_TIMERS] });
     const w = await watched({ dhcp: network });
-    await eventually(() => w.recovered.length === 1, 'routed');
+    await until('routed', () => w.recovered.length === 1);
     const lease = w.watchdog.connection?.lease;
     expect(lease).toMatchObject({ address: '172.16.0.20', leaseTimeSec: 60, t1: 30 });
     expect(w.logger.messages('info')).not.toContain('lease extended');
     // The pod now owns its address: the server's unicast replies reach it.
     w.dhcpHost.addresses.add('172.16.0.20');
     jest.setSystemTime(Date.now() + 31_000);
-    await eventually(() => w.logger.messages('info').includes('lease extended'), 'a renewal');
+    await until('a renewal', () => w.logger.messages('info').includes('lease extended'));
     await w.stop();
     expect(w.logger.lines).toContainEqual(
       expect.objectContaining({
@@ -169,13 +162,13 @@ describe('Watchdog with a DHCP lease', () => {
 
     expect(server.pool.activeLeases(Date.now()).map((l) => l.ip)).toEqual(['172.16.0.20']);
     await w.watchdog.release();
-    await eventually(() => server.pool.activeLeases(Date.now()).length === 0, 'the lease released');
+    await until('the lease released', () => server.pool.activeLeases(Date.now()).length === 0);
     expect(w.logger.messages('info')).toContain('released the DHCP lease');
   });
 
   it('a static address has no lease to release', async () => {
     const w = await watched(STATIC);
-    await eventually(() => w.recovered.length === 1, 'routed');
+    await until('routed', () => w.recovered.length === 1);
     await w.stop();
     await w.watchdog.release();
     expect(w.logger.messages()).not.toContain('released the DHCP lease');

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingLogger } from '@knet/runtime';
+import { until } from '@knet/testing';
 import { decodeDhcp, DhcpMessageType, encodeDhcp, type DhcpMessage, type DhcpMessageInit } from './codec';
 import { FakeDhcpNetwork, type FakeDatagram, type FakeHost } from './fake-network';
 import type { VtepFlooder } from './flooder';
@@ -25,14 +26,6 @@ class RecordingFlooder implements VtepFlooder {
   }
   async prune(active: readonly string[]): Promise<void> {
     this.pruned.push([...active]);
-  }
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
   }
 }
 
@@ -218,7 +211,7 @@ describe('DhcpServer', () => {
       200,
     );
     expect(r).toBeUndefined();
-    await until(() => b.server.stats().ignored === 1, 'ignored');
+    await until('the request to be ignored', () => b.server.stats().ignored === 1);
     // .20 is free again for someone else.
     const other = await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: '02:00:5e:00:53:02' });
     expect(other?.msg.yiaddr).toBe('172.16.0.20');
@@ -279,7 +272,7 @@ describe('DhcpServer', () => {
       SERVER,
       0, // no reply to a RELEASE
     );
-    await until(() => b.hosts.length === 3, 'hosts after release');
+    await until('the hosts after the release', () => b.hosts.length === 3);
     expect(b.hosts[2]).toEqual({});
     expect(b.logger.messages('info')).toContain('dhcp: lease released');
 
@@ -295,9 +288,8 @@ describe('DhcpServer', () => {
       undefined,
       0, // no reply to a DECLINE
     );
-    await until(
-      () => b.logger.messages('warn').includes('dhcp: client declined the address (in use?); quarantined'),
-      'decline',
+    await until('the decline', () =>
+      b.logger.messages('warn').includes('dhcp: client declined the address (in use?); quarantined'),
     );
     const again = await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: c2 });
     expect(again?.msg.yiaddr).toBe('172.16.0.22'); // not the quarantined .21; the released .20 comes last
@@ -321,7 +313,7 @@ describe('DhcpServer', () => {
     for (let i = 0; i < 50; i++) await b.client.send(Buffer.from([1, 2, 3, i]), 67, '255.255.255.255');
     await b.client.send(encodeDhcp({ op: 2, xid: 5, chaddr: MAC, messageType: 2 }), 67, '255.255.255.255');
     await b.client.send(encodeDhcp({ op: 1, xid: 6, chaddr: MAC, messageType: 5 }), 67, '255.255.255.255');
-    await until(() => b.server.stats().malformed === 50 && b.server.stats().ignored === 2, 'counters');
+    await until('the counters', () => b.server.stats().malformed === 50 && b.server.stats().ignored === 2);
     expect(b.logger.messages('warn')).toEqual(['dhcp: dropping malformed DHCP packets']);
     expect(b.metrics.filter((m) => m.kind === 'malformed')[0]).toEqual({
       kind: 'malformed',
@@ -335,7 +327,7 @@ describe('DhcpServer', () => {
     expect(
       await b.ask({ messageType: DhcpMessageType.DISCOVER, giaddr: '192.0.2.254' }, undefined, 200),
     ).toBeUndefined();
-    await until(() => b.metrics.some((m) => m.type === 'relayed'), 'relayed');
+    await until('the relayed request counted', () => b.metrics.some((m) => m.type === 'relayed'));
     expect(b.metrics).toContainEqual({ kind: 'ignored', type: 'relayed' });
   });
 
@@ -390,7 +382,7 @@ describe('DhcpServer', () => {
       const leaseFile = join(dir, 'leases.json');
       const b = await bed({ leaseFile });
       await lease(b, { options: { hostname: 'web', clientId: '01aabbccddeeff' } });
-      await until(() => existsSync(leaseFile), 'lease file');
+      await until('the lease file', () => existsSync(leaseFile));
       await b.server.stop();
       expect(statSync(leaseFile).mode & 0o777).toBe(0o600);
       expect(readdirSync(dir)).toEqual(['leases.json']);

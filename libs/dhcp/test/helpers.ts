@@ -1,13 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OVERLAY_GATEWAY, bundleScript, describeExit, type LabProcess, type NetHost } from '@knet/testing';
+import {
+  OVERLAY_GATEWAY,
+  bundleOnce,
+  describeExit,
+  until,
+  type LabProcess,
+  type NetHost,
+} from '@knet/testing';
 
-let bundle: Promise<string> | undefined;
-/** test/fixtures/dhcp-node.ts bundled once per test file. */
-export function nodeBundle(): Promise<string> {
-  bundle ??= bundleScript(join(__dirname, 'fixtures', 'dhcp-node.ts'));
-  return bundle;
-}
+/** test/fixtures/dhcp-node.ts, bundled once per test process. */
+export const nodeBundle = (): Promise<string> => bundleOnce(join(__dirname, 'fixtures', 'dhcp-node.ts'));
 
 export interface JsonLine {
   event?: string;
@@ -64,13 +67,14 @@ export async function startServer(gw: NetHost, args: Record<string, unknown>): P
 export async function serverStats(p: LabProcess): Promise<JsonLine> {
   const before = jsonLines(p.output()).filter((l) => l.event === 'stats').length;
   process.kill(p.pid, 'SIGUSR2');
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const stats = jsonLines(p.output()).filter((l) => l.event === 'stats');
-    if (stats.length > before) return stats[stats.length - 1] as JsonLine;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`server gave no stats; output: ${p.output().slice(-2000)}`);
+  return until(
+    () => `the server's stats; output: ${p.output().slice(-2000)}`,
+    () => {
+      const stats = jsonLines(p.output()).filter((l) => l.event === 'stats');
+      return stats.length > before ? stats[stats.length - 1] : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
 }
 
 /** VmRSS of a process in MiB. */
