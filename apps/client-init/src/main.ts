@@ -6,15 +6,14 @@ import {
   loadConfig,
   planClient,
 } from '@knet/podgw';
-import { createLogger, installSignalHandlers, parseOptions, runMain } from '@knet/runtime';
+import { parseOptions, runMain, startApp } from '@knet/runtime';
 import { program } from './options';
 
 void runMain('client-init', async () => {
   const opts = parseOptions(program);
   const config = loadConfig(opts);
-  const logger = createLogger({ name: 'client-init', level: opts.logLevel });
+  const { logger, signal } = startApp('client-init', opts);
   for (const w of config.warnings) logger.warn(w);
-  const { signal } = installSignalHandlers({ logger });
   const ctx = createClientContext(opts, config, logger);
   const { nat } = ctx;
 
