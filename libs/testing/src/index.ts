@@ -6,4 +6,6 @@ export * from './workspace';
 export * from './netns';
 export * from './image';
 export * from './podgw-lab';
+export * from './tower-host';
 export * from './wait';
+export * from './charts';

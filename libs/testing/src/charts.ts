@@ -1,0 +1,163 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import type { ControlPlane, KubectlResult } from './controlplane';
+import { describeExit, oneLine } from './exec';
+import { workspaceRoot } from './workspace';
+
+/** An object as the API server returns it; narrow it with your own interface (`dryRun<Deployment>`). */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  [field: string]: unknown;
+}
+
+export interface ChartBedOptions {
+  /** A chart of the workspace (`tower-proxy` → `charts/tower-proxy`) or a path to a chart directory. */
+  chart: string;
+  /** Release name `render` uses unless told otherwise. */
+  release: string;
+  /** Namespace of the release. */
+  namespace: string;
+}
+
+export interface RenderOptions {
+  release?: string;
+  namespace?: string;
+  /** Values as users write them, passed to helm as a values file (`-f`) before `args`. */
+  values?: unknown;
+}
+
+/**
+ * A helm chart against a real control plane: render it, have the API server validate and default
+ * every object without storing it, apply it, and check what a ServiceAccount may do.
+ *
+ * ```ts
+ * const proxy = new ChartBed(host, { chart: 'tower-proxy', release: 'tower-proxy', namespace: NS });
+ * const objects = await proxy.dryRun(await proxy.render(['--set', 'replicas=2']));
+ * expect(objects.map(resourceName)).toContain('deployment.apps/tower-proxy');
+ * await proxy.apply(await proxy.render(['--show-only', 'templates/rbac.yaml']));
+ * expect(await proxy.canI(serviceAccountUser(NS, 'tower-proxy'), ['list', 'services', '-n', NS])).toBe(true);
+ * ```
+ */
+export class ChartBed {
+  /** Absolute path of the chart directory. */
+  readonly chart: string;
+  readonly release: string;
+  readonly namespace: string;
+  private files = 0;
+
+  constructor(
+    readonly cp: ControlPlane,
+    options: ChartBedOptions,
+  ) {
+    this.chart = isAbsolute(options.chart) ? options.chart : join(workspaceRoot(), 'charts', options.chart);
+    if (!existsSync(join(this.chart, 'Chart.yaml'))) {
+      throw new Error(`ChartBed: ${this.chart} is not a chart (no Chart.yaml)`);
+    }
+    this.release = options.release;
+    this.namespace = options.namespace;
+  }
+
+  /** `helm lint --strict` of the chart with `args` (values); the result as helm printed it. */
+  lint(args: readonly string[] = []): Promise<KubectlResult> {
+    return this.cp.helm(['lint', '--strict', this.chart, '--namespace', this.namespace, ...args]);
+  }
+
+  /**
+   * `helm template` of the release: the rendered YAML. `args` are helm's (`--set k=v`,
+   * `--show-only templates/x.yaml`, `-f file`). Throws one line with helm's error when it refuses.
+   */
+  async render(args: readonly string[] = [], options: RenderOptions = {}): Promise<string> {
+    const release = options.release ?? this.release;
+    const values =
+      options.values === undefined ? [] : ['-f', this.file('values', JSON.stringify(options.values))];
+    const r = await this.cp.helm([
+      'template',
+      release,
+      this.chart,
+      '--namespace',
+      options.namespace ?? this.namespace,
+      ...values,
+      ...args,
+    ]);
+    if (r.exitCode !== 0)
+      throw new Error(
+        `helm template ${release} ${this.chart} failed (${describeExit(r)}): ${oneLine(r.stderr)}`,
+      );
+    return r.stdout;
+  }
+
+  /**
+   * Server-side dry run of rendered YAML (`kubectl apply --dry-run=server`): the API server
+   * validates and defaults every object, admission included, and stores nothing. Resolves to the
+   * objects as it would store them; throws one line with the API server's refusal. Objects go to
+   * their own `metadata.namespace` (the charts write it); `namespace` is for those without one.
+   */
+  dryRun<T extends KubeObject = KubeObject>(
+    yaml: string,
+    options: { namespace?: string } = {},
+  ): Promise<T[]> {
+    return this.kubectlApply<T>(yaml, ['--dry-run=server'], options.namespace);
+  }
+
+  /** `kubectl apply` of rendered YAML, for real; resolves to the stored objects. */
+  apply<T extends KubeObject = KubeObject>(yaml: string, options: { namespace?: string } = {}): Promise<T[]> {
+    return this.kubectlApply<T>(yaml, [], options.namespace);
+  }
+
+  /**
+   * `kubectl auth can-i <args> --as=<user>`: may `user` (e.g. `serviceAccountUser(ns, name)`) do
+   * it? `args` as kubectl takes them: `['list', 'services', '-n', 'x']`, `['get', 'pods/p']`.
+   * Throws one line when kubectl answers neither yes nor no (a typo in the resource, say).
+   */
+  async canI(user: string, args: readonly string[]): Promise<boolean> {
+    const r = await this.cp.kubectl(['auth', 'can-i', ...args, `--as=${user}`]);
+    const answer = r.stdout.trim();
+    if (answer === 'yes' || answer === 'no') return answer === 'yes';
+    throw new Error(
+      `kubectl auth can-i ${args.join(' ')} --as=${user}: ${oneLine(r.stderr) || `answered "${answer}"`}`,
+    );
+  }
+
+  private async kubectlApply<T extends KubeObject>(
+    yaml: string,
+    flags: string[],
+    namespace?: string,
+  ): Promise<T[]> {
+    const file = this.file('rendered', yaml);
+    const ns = namespace === undefined ? [] : ['--namespace', namespace];
+    const r = await this.cp.kubectl(['apply', ...flags, ...ns, '-o', 'json', '-f', file]);
+    if (r.exitCode !== 0) {
+      throw new Error(
+        `kubectl apply ${flags.join(' ')} of ${file} failed (${describeExit(r)}): ${oneLine(r.stderr)}`,
+      );
+    }
+    if (r.stdout.trim() === '') return [];
+    const out = JSON.parse(r.stdout) as T & { items?: T[] };
+    return out.kind === 'List' ? (out.items ?? []) : [out];
+  }
+
+  /** A file in the control plane's temp dir (removed with it). */
+  private file(kind: string, content: string): string {
+    const path = join(this.cp.dir, `chart-${this.release}-${kind}-${++this.files}.yaml`);
+    writeFileSync(path, content);
+    return path;
+  }
+}
+
+/** The user a ServiceAccount authenticates as: `system:serviceaccount:<namespace>:<name>`. */
+export function serviceAccountUser(namespace: string, name: string): string {
+  return `system:serviceaccount:${namespace}:${name}`;
+}
+
+/** `kind.group/name` as kubectl names objects (`deployment.apps/x`, `service/y`), to compare lists. */
+export function resourceName(o: KubeObject): string {
+  const group = o.apiVersion.includes('/') ? `.${o.apiVersion.split('/')[0]}` : '';
+  return `${o.kind.toLowerCase()}${group}/${o.metadata.name}`;
+}
