@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSettings, parseNatConf, type GatewayPlan, type Settings } from '@knet/podgw';
-import { ControlPlane, bundleScript, run, workspaceRoot } from '@knet/testing';
+import { ControlPlane, appBundle, run, workspaceRoot } from '@knet/testing';
 
 jest.setTimeout(120_000);
 
@@ -136,10 +136,9 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'podgw-chart-'));
   fullValues = join(tmp, 'full-values.json');
   writeFileSync(fullValues, JSON.stringify(FULL, null, 2));
-  bundles = Promise.all([
-    bundleScript(join(workspaceRoot(), 'apps/gateway-init/src/main.ts')),
-    bundleScript(join(workspaceRoot(), 'apps/gateway-sidecar/src/main.ts')),
-  ]).then(([gatewayInit, gatewaySidecar]) => ({ gatewayInit, gatewaySidecar }));
+  bundles = Promise.all([appBundle('gateway-init'), appBundle('gateway-sidecar')]).then(
+    ([gatewayInit, gatewaySidecar]) => ({ gatewayInit, gatewaySidecar }),
+  );
   bundles.catch(() => undefined); // awaited by the tests that use them
   host = await ControlPlane.start();
   // The routed namespaces must exist before anything is put into them.

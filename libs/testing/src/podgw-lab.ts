@@ -18,9 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // Types only: the bench runs this file with tsx, which cannot load execa (ESM) through @knet/podgw.
 import type { SettingName } from '@knet/podgw';
-import { bundleScript } from './bundle';
+import { appBundle } from './bundle';
 import { NetLab, type LabProcess, type NetHost, type NetSwitch } from './netns';
-import { workspaceRoot } from './workspace';
 
 const GATEWAY_NAME = 'pod-gateway.vpn.svc.cluster.local';
 const CLUSTER_DNS = '198.51.100.10';
@@ -41,21 +40,6 @@ const SETTINGS: Partial<Record<SettingName, string>> = {
   DNS_LOCAL_CIDRS: 'cluster.local',
 };
 const NAT_CONF = 'web 10 tcp:8080:80\n';
-
-type AppName = 'gateway-init' | 'gateway-sidecar' | 'client-init' | 'client-sidecar';
-
-let bundles: Promise<Record<AppName, string>> | undefined;
-/** The four apps bundled once per test process. */
-function appBundles(): Promise<Record<AppName, string>> {
-  bundles ??= (async () => {
-    const names: AppName[] = ['gateway-init', 'gateway-sidecar', 'client-init', 'client-sidecar'];
-    const files = await Promise.all(
-      names.map((n) => bundleScript(join(workspaceRoot(), 'apps', n, 'src', 'main.ts'))),
-    );
-    return Object.fromEntries(names.map((n, i) => [n, files[i]])) as Record<AppName, string>;
-  })();
-  return bundles;
-}
 
 /** Inline Node scripts run inside hosts (no files to ship). */
 const WHOAMI_SERVER = `
@@ -241,7 +225,7 @@ export class PodgwLab {
 
   /** Runs gateway-init in the gateway; returns its exit code and output. */
   async gatewayInit(gw: PodgwGateway, resolvConf: string, env: NodeJS.ProcessEnv = {}) {
-    const { 'gateway-init': bundle } = await appBundles();
+    const bundle = await appBundle('gateway-init');
     return gw.host.exec(
       'env',
       [
@@ -257,7 +241,7 @@ export class PodgwLab {
   }
 
   async startGatewaySidecar(gw: PodgwGateway, resolvConf: string, extra: string[] = []): Promise<LabProcess> {
-    const { 'gateway-sidecar': bundle } = await appBundles();
+    const bundle = await appBundle('gateway-sidecar');
     gw.sidecar = gw.host.spawn('node', [
       bundle,
       ...this.appArgs(),
@@ -283,7 +267,7 @@ export class PodgwLab {
   }
 
   async clientInit(c: PodgwClient, extra: string[] = []) {
-    const { 'client-init': bundle } = await appBundles();
+    const bundle = await appBundle('client-init');
     return c.host.exec('node', [bundle, ...this.appArgs(), `--hostname=${c.hostname}`, ...extra], {
       check: false,
       timeoutMs: 90_000,
@@ -295,7 +279,7 @@ export class PodgwLab {
     extra: string[] = [],
     env: NodeJS.ProcessEnv = {},
   ): Promise<LabProcess> {
-    const { 'client-sidecar': bundle } = await appBundles();
+    const bundle = await appBundle('client-sidecar');
     c.sidecar = c.host.spawn('env', [
       ...envArgs(env),
       'node',
