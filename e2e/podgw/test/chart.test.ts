@@ -625,7 +625,7 @@ describe("the Deployment's args and the ConfigMap run the real app bundles", () 
     const { pod, files } = await rendered(['-f', fullValues, '--set', 'gatewaySidecar.localDomain=vpn.lan']);
     const args = localArgs(container(pod.containers, 'gateway-sidecar'), files, join(tmp, 'state-sidecar'));
     expect(args).toEqual(
-      expect.arrayContaining(['--lease-time=12h', '--health-port=8080', '--local-domain=vpn.lan']),
+      expect.arrayContaining(['--lease-time=12h', '--metrics-port=8080', '--local-domain=vpn.lan']),
     );
     const r = await runApp(gatewaySidecar, args);
     expect(r.stderr).toContain(
