@@ -12,6 +12,8 @@ import {
   kubeconfigOption,
   logLevelOption,
   metricsOptions,
+  type OptionSpecs,
+  type OptionsProgram,
   parseDuration,
   parseOptions,
   schemas,
@@ -370,6 +372,13 @@ function captureOutput(program: { command: Command }) {
   return out;
 }
 
+/** The help text of `program` (whitespace collapsed); `--help` must end in CleanExit. */
+function helpOf(program: OptionsProgram<OptionSpecs>): string {
+  const out = captureOutput(program);
+  expect(() => parseOptions(program, argv('--help'), {})).toThrow(CleanExit);
+  return out.join('').replace(/\s+/g, ' ');
+}
+
 function usageError(fn: () => unknown): UsageError {
   try {
     fn();
@@ -470,10 +479,7 @@ describe('parseOptions', () => {
   });
 
   it('prints --help with each env var and default, then throws CleanExit', () => {
-    const program = demoProgram();
-    const out = captureOutput(program);
-    expect(() => parseOptions(program, argv('--help'), {})).toThrow(CleanExit);
-    const help = out.join('').replace(/\s+/g, ' ');
+    const help = helpOf(demoProgram());
     expect(help).toContain('Usage: demo [options]');
     expect(help).toContain('--keepalive <duration> persistent keepalive (env: KEEPALIVE, default: "25s")');
     expect(help).toContain('-p, --listen-port <port> WireGuard port (env: LISTEN_PORT, default: 51820)');
@@ -571,10 +577,7 @@ describe('aliases: former flag and env var names keep working', () => {
   });
 
   it('lists them as aliases in the help (the alias flags have no line of their own)', () => {
-    const p = program();
-    const out = captureOutput(p);
-    expect(() => parseOptions(p, argv('--help'), {})).toThrow(CleanExit);
-    const help = out.join('').replace(/\s+/g, ' ');
+    const help = helpOf(program());
     expect(help).toContain(
       '--check-interval <duration> time between checks (env: CHECK_INTERVAL, default: "1s"; aliases: --interval, --period, INTERVAL)',
     );
@@ -684,9 +687,7 @@ describe('shared daemon options', () => {
       metricsHost: '::1',
       metricsPort: 9100,
     });
-    const out = captureOutput(p);
-    expect(() => parseOptions(p, argv('--help'), {})).toThrow(CleanExit);
-    const help = out.join('').replace(/\s+/g, ' ');
+    const help = helpOf(p);
     expect(help).toContain(
       '--metrics-port <port> port of /healthz, /readyz (ready while connected) and /metrics; 0 picks a free port (env: TOWER_METRICS_PORT, default: 8081)',
     );
@@ -738,10 +739,7 @@ describe('shared daemon options', () => {
       expect(usageError(() => parseOptions(p(), argv(), { PODGW_HEALTH_PORT: '70000' })).message).toBe(
         '--metrics-port (PODGW_HEALTH_PORT): must be a port number from 0 to 65535, got "70000"',
       );
-      const program = p();
-      const out = captureOutput(program);
-      expect(() => parseOptions(program, argv('--help'), {})).toThrow(CleanExit);
-      expect(out.join('').replace(/\s+/g, ' ')).toContain(
+      expect(helpOf(p())).toContain(
         '(env: PODGW_METRICS_PORT, default: 8080; aliases: --health-port, PODGW_HEALTH_PORT)',
       );
     },

@@ -44,8 +44,11 @@ export type ParsedOptions<S extends OptionSpecs> = { -readonly [K in keyof S]: z
 export interface OptionsProgram<S extends OptionSpecs> {
   readonly command: Command;
   readonly specs: S;
-  /** Cross-field checks `parseOptions` runs after the schemas; see `ProgramConfig.validate`. */
-  readonly validate?: ValidateOptions<S>;
+  /**
+   * Cross-field checks `parseOptions` runs after the schemas; see `ProgramConfig.validate`. (A
+   * method, so any program is an `OptionsProgram<OptionSpecs>`.)
+   */
+  validate?(opts: ParsedOptions<S>, ctx: Parameters<ValidateOptions<S>>[1]): ParsedOptions<S> | void;
 }
 
 /**
