@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import DNS from 'dns2';
-import { ManagedProcess, freePort } from '@knet/testing';
+import { ManagedProcess, freePort, until } from '@knet/testing';
 
 export const { Packet } = DNS;
 export type Packet = DNS.Packet;
@@ -125,19 +125,6 @@ export function ttls(a: Answer): number[] {
   return a.packet.answers.map((r) => r.ttl);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a value other than undefined (deadline: `ms`). */
-export async function eventually<T>(fn: () => Promise<T | undefined>, ms = 15_000, stepMs = 100): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(stepMs);
-  }
-}
-
 export interface Dnsmasq extends Addr {
   proc: ManagedProcess;
   stop(): Promise<void>;
@@ -177,13 +164,15 @@ export async function startDnsmasq(
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await eventually(async () => {
-      if (!proc.running) throw new Error(`dnsmasq ${name} exited: ${proc.tail()}`);
-      const r = await exchange({ address, port: port! }, encodeQuery('ready.invalid', 'A'), {
-        timeoutMs: 300,
-      });
-      return r === null ? undefined : true;
-    }, 15_000);
+    const probe = encodeQuery('ready.invalid', 'A');
+    const answers = async () =>
+      (await exchange({ address, port: port! }, probe, { timeoutMs: 300 })) !== null;
+    await until(
+      () =>
+        `dnsmasq ${name} to answer on ${address}#${port} (${proc.running ? 'running' : 'exited'}: ${proc.tail()})`,
+      () => proc.running && answers(),
+      15_000,
+    );
   } catch (err) {
     await stop();
     throw err;

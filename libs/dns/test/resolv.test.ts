@@ -3,9 +3,9 @@
 import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '@knet/testing';
+import { freePort, sleep, until } from '@knet/testing';
 import { DnsServer, ResolvConfWatcher, type ResolvConf } from '../src';
-import { addresses, eventually, query, sleep, startDnsmasq, type Addr, type Dnsmasq } from './helpers';
+import { addresses, query, startDnsmasq, type Addr, type Dnsmasq } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -21,6 +21,14 @@ describe('ResolvConfWatcher', () => {
   let watcher: ResolvConfWatcher | undefined;
   afterEach(() => watcher?.stop());
 
+  /** Waits until the watcher's last report has `nameserver` first. */
+  const reported = (seen: ResolvConf[], nameserver: string) =>
+    until(
+      `the watcher to report nameserver ${nameserver}`,
+      () => seen.at(-1)?.nameservers[0] === nameserver,
+      15_000,
+    );
+
   function watch(path: string, pollMs = 60_000): ResolvConf[] {
     const seen: ResolvConf[] = [];
     watcher = new ResolvConfWatcher({ path, debounceMs: 50, pollMs, onChange: (conf) => seen.push(conf) });
@@ -34,16 +42,16 @@ describe('ResolvConfWatcher', () => {
     expect(watcher!.start().nameservers).toEqual(['10.0.0.1']);
 
     writeFileSync(path, 'nameserver 10.0.0.2\n');
-    await eventually(async () => (seen.at(-1)?.nameservers[0] === '10.0.0.2' ? true : undefined));
+    await reported(seen, '10.0.0.2');
 
     writeFileSync(join(dir, 'resolv.conf.new'), 'nameserver 10.0.0.3\nnameserver fd00::3\n');
     renameSync(join(dir, 'resolv.conf.new'), path);
-    await eventually(async () => (seen.at(-1)?.nameservers[0] === '10.0.0.3' ? true : undefined));
+    await reported(seen, '10.0.0.3');
     expect(watcher!.current.nameservers).toEqual(['10.0.0.3', 'fd00::3']);
 
     // in place again, on the renamed-in inode
     writeFileSync(path, 'nameserver 10.0.0.4\n');
-    await eventually(async () => (seen.at(-1)?.nameservers[0] === '10.0.0.4' ? true : undefined));
+    await reported(seen, '10.0.0.4');
   });
 
   it('keeps the last configuration while the file is missing and picks up its return', async () => {
@@ -55,7 +63,7 @@ describe('ResolvConfWatcher', () => {
     await sleep(300);
     expect(watcher!.current.nameservers).toEqual(['10.0.0.1']);
     writeFileSync(path, 'nameserver 10.0.0.5\n');
-    await eventually(async () => (seen.at(-1)?.nameservers[0] === '10.0.0.5' ? true : undefined));
+    await reported(seen, '10.0.0.5');
   });
 
   it('reports content changes only, once each', async () => {
@@ -67,7 +75,7 @@ describe('ResolvConfWatcher', () => {
     writeFileSync(path, 'nameserver 10.0.0.1\n');
     expect(watcher!.check()).toBe(false);
     writeFileSync(path, 'nameserver 10.0.0.6\n');
-    await eventually(async () => (seen.at(-1)?.nameservers[0] === '10.0.0.6' ? true : undefined));
+    await reported(seen, '10.0.0.6');
     expect(seen).toHaveLength(1);
   });
 
@@ -118,13 +126,21 @@ describe('DnsServer following resolv.conf', () => {
 
     // the VPN client rewrites the file in place
     writeFileSync(path, `nameserver ${b.address}\n`);
-    await eventually(async () => ((await addressesOf('vpn.test'))[0] === '10.2.0.1' ? true : undefined));
+    await until(
+      'vpn.test to resolve to 10.2.0.1',
+      async () => (await addressesOf('vpn.test'))[0] === '10.2.0.1',
+      15_000,
+    );
     expect(server.upstreams.map((u) => u.address)).toEqual([b.address]);
 
     // and later replaces it by rename
     writeFileSync(join(dir, 'resolv.tmp'), `# VPN down\nnameserver ${a.address}\n`);
     renameSync(join(dir, 'resolv.tmp'), path);
-    await eventually(async () => ((await addressesOf('vpn.test'))[0] === '10.1.0.1' ? true : undefined));
+    await until(
+      'vpn.test to resolve to 10.1.0.1',
+      async () => (await addressesOf('vpn.test'))[0] === '10.1.0.1',
+      15_000,
+    );
   });
 
   async function addressesOf(name: string): Promise<string[]> {

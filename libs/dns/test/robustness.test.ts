@@ -2,21 +2,10 @@
 // connection limits; stop() with queries in flight.
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
-import { freePort } from '@knet/testing';
+import { freePort, sleep, until } from '@knet/testing';
 import { RecordingLogger, Registry } from '@knet/runtime';
 import { DnsServer } from '../src';
-import {
-  FakeUpstream,
-  Packet,
-  addresses,
-  encodeQuery,
-  eventually,
-  exchange,
-  query,
-  reply,
-  sleep,
-  type Addr,
-} from './helpers';
+import { FakeUpstream, Packet, addresses, encodeQuery, exchange, query, reply, type Addr } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -150,7 +139,7 @@ describe('robustness', () => {
       client.send(b, addr.port, addr.address);
       if (i % 100 === 99) await sleep(2); // let the server keep up; drops would not matter
     }
-    await eventually(async () => (server.pendingQueries === 0 ? true : undefined), 30_000);
+    await until('no query waiting for an upstream', () => server.pendingQueries === 0, 30_000);
     await sleep(200);
     await new Promise<void>((r) => client.close(() => r()));
 
@@ -225,7 +214,7 @@ describe('robustness', () => {
       slow.write(q.subarray(i, i + 1));
       await sleep(100);
     }
-    await eventually(async () => (closed ? true : undefined));
+    await until('the slow client to be disconnected', () => closed, 15_000);
     const idle = await open();
     await new Promise((r) => idle.on('close', r));
     expect(server.stats.tcpDropped - before).toBeGreaterThanOrEqual(2);
@@ -258,7 +247,7 @@ describe('stop()', () => {
     const server = new DnsServer(opts);
     await server.start();
     const pending = exchange(addr, encodeQuery('slow.test', 'A'), { timeoutMs: 1500 });
-    await eventually(async () => (server.pendingQueries === 1 ? true : undefined));
+    await until('the query to wait for its upstream', () => server.pendingQueries === 1, 15_000);
     await server.stop();
     await server.stop();
     expect(server.pendingQueries).toBe(0);

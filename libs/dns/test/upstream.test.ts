@@ -1,18 +1,16 @@
 // DnsServer against scripted upstreams: TTLs with real waiting, negative caching, failover on
 // timeouts and SERVFAIL, anti-spoofing, TCP forwarding, coalescing. Short TTLs, generous margins.
 import { createSocket } from 'node:dgram';
-import { freePort } from '@knet/testing';
+import { freePort, sleep, until } from '@knet/testing';
 import { DnsServer, type DnsServerOptions } from '../src';
 import {
   FakeUpstream,
   Packet,
   addresses,
   encodeQuery,
-  eventually,
   exchange,
   query,
   reply,
-  sleep,
   type Addr,
   type Question,
   type UpstreamHandler,
@@ -178,7 +176,7 @@ describe('upstream failures', () => {
     const dead = await fake(1, () => undefined);
     const { server, addr } = await serve([dead], { maxPending: 1, upstreamTimeoutMs: 5000 });
     const first = exchange(addr, encodeQuery('wait1.test', 'A'), { timeoutMs: 300 });
-    await eventually(async () => (server.pendingQueries === 1 ? true : undefined));
+    await until('the query to wait for its upstream', () => server.pendingQueries === 1, 15_000);
     expect(await exchange(addr, encodeQuery('wait2.test', 'A'), { timeoutMs: 300 })).toBeNull();
     expect((await query(addr, 'wait3.test', 'A', { tcp: true })).rcode).toBe(2);
     expect(server.stats.overload).toBe(2);
