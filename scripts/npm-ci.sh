@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ssh2's crypto binding and cpu-features are built by node-gyp (their install scripts are approved in
+# package.json's allowScripts); it needs this node's headers, which it would otherwise download from
+# nodejs.org. Node installs ship them next to the binary (<prefix>/include/node).
+node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node.h" ]; then
+  export npm_config_nodedir="$node_prefix"
+fi
+
 echo "setup: npm ci (installs exactly the tree in package-lock.json)"
 npm_log=$(mktemp)
 trap 'rm -f "$npm_log"' EXIT

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -61,6 +62,32 @@ describe('package-lock.json', () => {
       .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length))
       .filter((name) => !(name in (pkg.allowScripts ?? {})));
     expect(undecided).toEqual([]);
+  });
+});
+
+describe('native add-ons', () => {
+  // What each approved install script builds (a new approval needs its check here).
+  const built: Record<string, string> = {
+    ssh2: 'lib/protocol/crypto/build/Release/sshcrypto.node',
+    'cpu-features': 'build/Release/cpufeatures.node',
+  };
+
+  it('set-up approves exactly the install scripts whose output is checked here', () => {
+    const approved = Object.entries(pkg.allowScripts ?? {})
+      .filter(([, allowed]) => allowed)
+      .map(([name]) => name)
+      .sort();
+    expect(approved).toEqual(Object.keys(built).sort());
+  });
+
+  it.each(Object.entries(built))('%s: its native binding was built by set-up', (name, file) => {
+    const path = join(root, 'node_modules', name, file);
+    const missing = existsSync(path)
+      ? []
+      : [
+          `${path} is missing: node-gyp could not build it (it needs python3, make, g++ and node's headers; see scripts/npm-ci.sh); run 'npm run setup' and read npm's output`,
+        ];
+    expect(missing).toEqual([]);
   });
 });
 
