@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 
 /** A child process of the test bed, in its own process group, killed if the test process dies. */
 export class ManagedProcess {
@@ -31,14 +31,19 @@ export class ManagedProcess {
     logFile: string,
     env?: NodeJS.ProcessEnv,
   ): ManagedProcess {
-    const out = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', cmd, ...args], {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: env ?? process.env,
-    });
-    child.stdout?.pipe(out);
-    child.stderr?.pipe(out);
+    // The child writes its log itself: no pipe, so nothing here keeps the test process alive if a
+    // test forgets to stop it (jest would wait forever); the exit handler below kills it then.
+    const log = openSync(logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', cmd, ...args], {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env: env ?? process.env,
+      });
+    } finally {
+      closeSync(log);
+    }
     child.unref();
     return new ManagedProcess(name, child, logFile);
   }
@@ -67,7 +72,7 @@ export class ManagedProcess {
     if (!this.running) return;
     signalGroup(this.pid, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(this.pid, 'SIGKILL'), graceMs);
-    await this.exited;
+    await this.wait();
     clearTimeout(timer);
   }
 
@@ -76,12 +81,17 @@ export class ManagedProcess {
     live.delete(this);
     if (!this.running) return;
     signalGroup(this.pid, 'SIGKILL');
-    await this.exited;
+    await this.wait();
   }
 
-  /** Resolves with the exit code once the process exits. */
-  wait(): Promise<number | null> {
-    return this.exited;
+  /** Resolves with the exit code once the process exits (keeping this process alive until then). */
+  async wait(): Promise<number | null> {
+    this.child.ref();
+    try {
+      return await this.exited;
+    } finally {
+      this.child.unref();
+    }
   }
 }
 
@@ -96,5 +106,12 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
 }
 
 process.once('exit', () => {
-  for (const p of live) if (p.running) signalGroup(p.pid, 'SIGKILL');
+  const left = [...live].filter((p) => p.running);
+  if (left.length > 0) {
+    // A test that did not stop what it started (often a start-up that failed half-way).
+    process.stderr.write(
+      `testing: killing ${left.length} process(es) still running at exit: ${left.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}\n`,
+    );
+  }
+  for (const p of left) signalGroup(p.pid, 'SIGKILL');
 });
