@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import {
   NetLab,
   buildVxlanOverlay,
-  bundleScript,
+  bundleOnce,
   busy,
   median,
   overlayClientUnderlay,
@@ -73,7 +73,7 @@ export async function benchDhcp(ctx: BenchContext): Promise<void> {
   );
 
   ctx.log('dhcp: bundling the DHCP fixture');
-  const bundle = await bundleScript(join(workspaceRoot(), 'libs/dhcp/test/fixtures/dhcp-node.ts'));
+  const bundle = await bundleOnce(join(workspaceRoot(), 'libs/dhcp/test/fixtures/dhcp-node.ts'));
 
   ctx.log(`dhcp: building the overlay (gateway + ${CLIENTS} client namespaces)`);
   const lab = await NetLab.create();

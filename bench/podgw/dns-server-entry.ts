@@ -1,4 +1,4 @@
-// Runs @knet/dns's DnsServer alone in a process, for dns.ts (bundled with bundleScript):
+// Runs @knet/dns's DnsServer alone in a process, for dns.ts (bundled with bundleOnce):
 //   node dns-server-entry.cjs '{"address":"127.0.0.31","port":5300,"upstreams":["127.0.0.30#5301"]}'
 // Prints "ready" once listening; SIGTERM stops it. Production-like: warn-level JSON logs only.
 import { createLogger } from '@knet/runtime';

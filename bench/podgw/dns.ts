@@ -11,16 +11,17 @@
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   CpuMeter,
   ManagedProcess,
-  bundleScript,
+  bundleOnce,
   busy,
   describeExit,
   freePort,
   median,
   run,
+  until,
   workspaceRoot,
 } from '@knet/testing';
 import type { BenchContext } from './context';
@@ -81,14 +82,11 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
   await waitForDns(UPSTREAM, upPort, upstream);
 
   ctx.log('dns: bundling the server entry and the Node floor');
-  const entry = (f: string) => bundleScript(join(workspaceRoot(), 'bench/podgw', f));
+  const entry = (f: string) => bundleOnce(join(workspaceRoot(), 'bench/podgw', f));
   const [bundle, floorBundle] = await Promise.all([
     entry('dns-server-entry.ts'),
     entry('dns-floor-entry.ts'),
   ]);
-  for (const b of [bundle, floorBundle]) {
-    ctx.cleanup.defer(`bundle ${b}`, () => ctx.keep || rmSync(dirname(b), { recursive: true, force: true }));
-  }
   const ours = ManagedProcess.start(
     'dns-ours',
     process.execPath,
@@ -242,29 +240,29 @@ async function dnsperf(
 
 /** Waits until `addr#port` answers an A query for h0.bench.test (10 s at most). */
 async function waitForDns(addr: string, port: number, proc: ManagedProcess): Promise<void> {
-  const query = Buffer.from(
-    '1234010000010000000000000268300562656e636804746573740000010001', // h0.bench.test A, RD
-    'hex',
+  await until(
+    () =>
+      `${proc.name} to answer on ${addr}#${port} (${proc.running ? 'running' : 'exited'}: ${proc.tail()})`,
+    () => proc.running && answersH0(addr, port),
+    10_000,
   );
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (!proc.running) throw new Error(`${proc.name} exited: ${proc.tail()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4');
-      const timer = setTimeout(() => {
-        s.close();
-        resolve(false);
-      }, 300);
-      s.on('message', (m) => {
-        clearTimeout(timer);
-        s.close();
-        resolve(m.length > 12 && m.readUInt16BE(0) === 0x1234 && (m[3]! & 0xf) === 0);
-      });
-      s.on('error', () => undefined);
-      s.send(query, port, addr);
+}
+
+/** One A query for h0.bench.test (RD): whether a NOERROR answer came back within 300 ms. */
+function answersH0(addr: string, port: number): Promise<boolean> {
+  const query = Buffer.from('1234010000010000000000000268300562656e636804746573740000010001', 'hex');
+  return new Promise<boolean>((resolve) => {
+    const s = createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      resolve(false);
+    }, 300);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m.length > 12 && m.readUInt16BE(0) === 0x1234 && (m[3]! & 0xf) === 0);
     });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${proc.name} did not answer on ${addr}#${port}: ${proc.tail()}`);
+    s.on('error', () => undefined);
+    s.send(query, port, addr);
+  });
 }
