@@ -1,11 +1,4 @@
-import { CoreV1Api, KubeConfig, type KubernetesListObject, type V1Service } from '@kubernetes/client-node';
-import {
-  CLUSTER_API_VERSION,
-  CLUSTERS_PATH,
-  isProxyCluster,
-  type Cluster,
-  type Connection,
-} from '@knet/cluster-crd';
+import { isProxyCluster, type Cluster } from '@knet/cluster-crd';
 import {
   constantTimeEqual,
   describeCertificate,
@@ -15,119 +8,67 @@ import {
   renderKubeconfig,
   type CertificateAuthority,
 } from '@knet/crypto';
-import {
-  EventRecorder,
-  ResilientInformer,
-  WorkQueue,
-  isNotFound,
-  kubeRequest,
-  patchObject,
-  wrapApiError,
-} from '@knet/k8s';
-import type { Logger } from '@knet/runtime';
+import { WorkQueue, isConflict, isNotFound, kubeconfigTls } from '@knet/k8s';
+import { errorMessage, type Logger } from '@knet/runtime';
 import type { Hello } from '@knet/tunnel';
+import type { ClusterStore } from './cluster-store';
 import {
-  CLUSTER_LABEL,
-  MANAGED_SELECTOR,
-  allocatePorts,
-  desiredConditions,
-  desiredService,
-  endpoints,
-  lbAnnotations,
-  serviceName,
-  servingNames,
-  type PortRange,
-  type Ports,
-  type ServiceState,
-} from './core/plan';
-import { clientCommonName, type ClusterListeners } from './listeners';
+  planCluster,
+  planConnection,
+  type FailPlan,
+  type PlanConfig,
+  type ServePlan,
+} from './core/cluster-plan';
+import { conditionsUpdate, type ConditionInputs } from './core/plan';
+import { clientCommonName, type ListenerSpec } from './listeners';
 import type { ProxyMetrics } from './metrics';
 import type { SessionRegistry } from './sessions';
 import type { Authorization } from './tunnel-server';
 
-export interface ControllerOptions {
-  kc: KubeConfig;
+export interface ControllerOptions extends PlanConfig {
+  store: ClusterStore;
   ca: CertificateAuthority;
   registry: SessionRegistry;
-  listeners: ClusterListeners;
+  /** The per-cluster listeners (ClusterListeners). */
+  listeners: { ensure(spec: ListenerSpec): Promise<void>; remove(cluster: string): Promise<void> };
   metrics: ProxyMetrics;
   logger: Logger;
-  serviceNamespace: string;
-  serviceSelector: Record<string, string>;
-  publishAddress?: string;
-  portRange: PortRange;
   /** Client certificates in kubeconfigs are re-issued when they expire sooner than this. */
   renewBeforeMs?: number;
   now?: () => Date;
 }
 
-const FIELD_MANAGER = 'tower-proxy';
-
 /**
- * Watches Clusters and makes each proxy-type, federated one real: token, ports, Service mc-<name>,
- * certificates, kubeconfig, listeners and conditions. Also answers "is this hello valid" from its cache.
+ * Makes each proxy-type, federated Cluster real: token, ports, Service mc-<name>, certificates,
+ * kubeconfig, listeners and conditions. Each reconcile fetches from the store, plans (`planCluster`,
+ * `planConnection`: pure) and applies. Also answers "is this hello valid" from the store's cache.
  */
 export class ClusterController {
-  private readonly informer: ResilientInformer<Cluster>;
-  /** The mc-<cluster> Services: a change (LoadBalancer ingress, deletion by hand) re-reconciles the cluster. */
-  private readonly services: ResilientInformer<V1Service>;
   private readonly queue: WorkQueue;
-  private readonly events: EventRecorder;
   private leading = false;
   private readonly serving = new Map<string, { key: string; cert: { certPem: string; keyPem: string } }>();
 
   constructor(private readonly o: ControllerOptions) {
-    this.queue = new WorkQueue((name) => this.reconcile(name), { logger: o.logger });
-    this.events = new EventRecorder(o.kc, 'tower-proxy', { logger: o.logger });
-    this.informer = new ResilientInformer({
-      kc: o.kc,
-      path: CLUSTERS_PATH,
-      list: () => kubeRequest<KubernetesListObject<Cluster>>(o.kc, { method: 'GET', path: CLUSTERS_PATH }),
-      onAdd: (c) => this.enqueue(c.metadata.name),
-      onUpdate: (c) => this.enqueue(c.metadata.name),
-      onDelete: (c) => this.enqueue(c.metadata.name),
+    this.queue = new WorkQueue((name) => (this.leading ? this.reconcile(name) : Promise.resolve()), {
       logger: o.logger,
     });
-    const core = o.kc.makeApiClient(CoreV1Api);
-    const owner = (svc: V1Service) => svc.metadata?.labels?.[CLUSTER_LABEL];
-    this.services = new ResilientInformer<V1Service>({
-      kc: o.kc,
-      path: `/api/v1/namespaces/${o.serviceNamespace}/services`,
-      labelSelector: MANAGED_SELECTOR,
-      list: () =>
-        core.listNamespacedService({ namespace: o.serviceNamespace, labelSelector: MANAGED_SELECTOR }),
-      onUpdate: (svc) => {
-        const c = owner(svc);
-        if (c) this.enqueue(c);
-      },
-      onDelete: (svc) => {
-        const c = owner(svc);
-        if (c) this.enqueue(c);
-      },
-      logger: o.logger,
-    });
+    o.store.onChange((cluster) => this.enqueue(cluster));
     o.registry.on('change', (cluster) => this.enqueue(cluster));
   }
 
-  async start(): Promise<void> {
-    await Promise.all([this.informer.start(), this.services.start()]);
-    await Promise.all([this.informer.synced, this.services.synced]);
+  start(): Promise<void> {
+    return this.o.store.start();
   }
 
   /** Writes happen only while leading; on gaining leadership every cluster is reconciled. */
   setLeading(leading: boolean): void {
     this.leading = leading;
-    if (leading) for (const c of this.informer.list()) this.enqueue(c.metadata.name);
+    if (leading) for (const c of this.o.store.clusters()) this.enqueue(c.metadata.name);
   }
 
   async stop(): Promise<void> {
     this.queue.stop();
-    await Promise.all([this.informer.stop(), this.services.stop()]);
-  }
-
-  /** Resolves when no reconcile is queued or running (for tests). */
-  idle(): Promise<void> {
-    return this.queue.idle();
+    await this.o.store.stop();
   }
 
   private enqueue(name: string): void {
@@ -136,7 +77,7 @@ export class ClusterController {
 
   /** Checks an agent's hello against the cached Cluster, comparing the token in constant time. */
   authorize(h: Hello): Authorization {
-    const c = this.informer.get(h.cluster);
+    const c = this.o.store.cluster(h.cluster);
     if (!c)
       return {
         ok: false,
@@ -161,19 +102,26 @@ export class ClusterController {
     return { ok: true };
   }
 
-  private async reconcile(name: string): Promise<void> {
-    if (!this.leading) return;
-    const cluster = this.informer.get(name);
+  /** One pass over one Cluster: fetch, plan, apply. The work queue runs it while this replica leads. */
+  async reconcile(name: string): Promise<void> {
+    const cluster = this.o.store.cluster(name);
     try {
-      if (!cluster || cluster.metadata.deletionTimestamp || !isProxyCluster(cluster)) {
-        await this.cleanup(name, cluster ? 'no longer a proxy cluster' : 'deleted');
-      } else {
-        await this.reconcileProxyCluster(cluster);
-      }
+      const plan = planCluster(
+        { cluster, clusters: this.o.store.clusters(), newToken: randomToken(32) },
+        this.o,
+      );
+      if (plan.action === 'cleanup') await this.cleanup(name, plan.why);
+      else if (plan.action === 'fail') await this.fail(plan);
+      else await this.serve(plan);
       this.o.metrics.reconciles.inc({ result: 'ok' });
     } catch (e) {
       this.o.metrics.reconciles.inc({ result: 'error' });
-      if (cluster) void this.events.warning(cluster, 'ReconcileFailed', (e as Error).message);
+      if (cluster)
+        this.o.store.record(cluster, {
+          type: 'Warning',
+          reason: 'ReconcileFailed',
+          message: errorMessage(e),
+        });
       throw e;
     }
   }
@@ -183,138 +131,70 @@ export class ClusterController {
     await this.o.listeners.remove(name);
     this.serving.delete(name);
     try {
-      await kubeRequest(this.o.kc, {
-        method: 'DELETE',
-        path: `/api/v1/namespaces/${this.o.serviceNamespace}/services/${serviceName(name)}`,
-      });
+      await this.o.store.deleteService(name);
       this.o.logger.info({ cluster: name, why }, 'cluster cleaned up');
     } catch (e) {
-      if (!isNotFound(e)) throw wrapApiError(`delete Service ${serviceName(name)}`, e);
+      if (!isNotFound(e)) throw e;
     }
   }
 
-  private async reconcileProxyCluster(cluster: Cluster): Promise<void> {
+  private async fail(plan: FailPlan): Promise<void> {
+    await this.writeConditions(plan.cluster, plan.status);
+    throw new Error(plan.message);
+  }
+
+  private async serve(plan: ServePlan): Promise<void> {
+    const { cluster, ports } = plan;
     const name = cluster.metadata.name;
-    const now = this.o.now?.() ?? new Date();
-    const conn: Connection = { ...cluster.spec?.connection };
-    const patch: Connection = {};
+    for (const e of plan.events) this.o.store.record(cluster, e);
+    // The API server allocates the ClusterIP (and a cloud the LoadBalancer ingress): the endpoints
+    // are planned from its answer.
+    const service = await this.o.store.applyService(plan.service);
+    const next = planConnection(plan, service, this.o);
 
-    if (!conn.token) patch.token = randomToken(32);
-
-    let ports: Ports;
-    try {
-      ports = allocatePorts(cluster, this.informer.list(), this.o.portRange);
-    } catch (e) {
-      await this.writeStatus(
-        cluster,
-        { ok: false, reason: 'NoFreePort', message: (e as Error).message },
-        undefined,
-      );
-      throw e;
-    }
-    if (conn.kubernetesAPIServerPort !== ports.kubernetes) patch.kubernetesAPIServerPort = ports.kubernetes;
-    if (conn.kubesphereAPIServerPort !== ports.kubesphere) patch.kubesphereAPIServerPort = ports.kubesphere;
-
-    const lb = lbAnnotations(cluster);
-    if (!lb.ok) void this.events.warning(cluster, 'InvalidAnnotation', lb.message);
-    const svc = await patchObject<V1Service>(
-      this.o.kc,
-      { apiVersion: 'v1', kind: 'Service', name: serviceName(name), namespace: this.o.serviceNamespace },
-      desiredService(
-        cluster,
-        ports,
-        { namespace: this.o.serviceNamespace, selector: this.o.serviceSelector },
-        lb.ok ? lb.annotations : {},
-      ),
-      'apply',
-      { fieldManager: FIELD_MANAGER, force: true },
-    );
-    const ingress = svc.status?.loadBalancer?.ingress?.[0];
-    const state: ServiceState = {
-      ...(svc.spec?.clusterIP ? { clusterIP: svc.spec.clusterIP } : {}),
-      ...(ingress?.ip || ingress?.hostname ? { ingress: (ingress.ip ?? ingress.hostname) as string } : {}),
-    };
-
-    const ep = endpoints(ports, state, this.o.publishAddress);
-    for (const k of [
-      'kubernetesAPIEndpoint',
-      'kubesphereAPIEndpoint',
-      'externalKubernetesAPIEndpoint',
-    ] as const) {
-      if (ep[k] !== undefined && conn[k] !== ep[k]) patch[k] = ep[k];
-    }
-
-    if (ep.kubernetesAPIEndpoint) {
-      const kubeconfig = await this.kubeconfigFor(name, ep.kubernetesAPIEndpoint, conn.kubeconfig, now);
-      if (kubeconfig !== undefined) patch.kubeconfig = kubeconfig;
-    }
-
+    const kubeconfig = next.kubeconfigServer
+      ? await this.kubeconfigFor(name, next.kubeconfigServer, cluster.spec?.connection?.kubeconfig)
+      : undefined;
     await this.o.listeners.ensure({
       cluster: name,
       kubernetesPort: ports.kubernetes,
       kubespherePort: ports.kubesphere,
-      serving: await this.servingCert(name, state),
+      serving: await this.servingCert(name, next.servingNames),
       caPem: this.o.ca.certPem,
     });
 
-    // The status write is conditional on resourceVersion: after our own spec patch it must use the
-    // new one, or it always conflicts (409) and every cluster needs a second reconcile.
+    // The conditions are written conditionally on the resourceVersion: after our own spec patch it
+    // must be the new one, or the write always conflicts (409) and every cluster needs a second pass.
     let current = cluster;
+    const patch = { ...next.connection, ...(kubeconfig ? { kubeconfig } : {}) };
     if (Object.keys(patch).length > 0) {
-      const changed = Object.keys(patch).filter((k) => k !== 'token' && k !== 'kubeconfig');
       this.o.logger.info({ cluster: name, fields: Object.keys(patch) }, 'updating cluster connection');
-      current = await patchObject<Cluster>(
-        this.o.kc,
-        { apiVersion: CLUSTER_API_VERSION, kind: 'Cluster', name },
-        { spec: { connection: patch } },
-        'merge',
-      );
-      if (patch.kubeconfig)
-        void this.events.normal(
-          cluster,
-          'KubeconfigIssued',
-          `kubeconfig for ${ep.kubernetesAPIEndpoint} issued`,
-        );
-      if (changed.length) void this.events.normal(cluster, 'ConnectionUpdated', `set ${changed.join(', ')}`);
+      current = await this.o.store.patchConnection(name, patch);
+      if (kubeconfig)
+        this.o.store.record(cluster, {
+          type: 'Normal',
+          reason: 'KubeconfigIssued',
+          message: `kubeconfig for ${next.kubeconfigServer} issued`,
+        });
+      for (const e of next.events) this.o.store.record(cluster, e);
     }
-    await this.writeStatus(
-      current,
-      { ok: true },
-      {
-        enabled: cluster.spec?.externalKubeAPIEnabled === true,
-        ...(state.ingress ? { ingress: state.ingress } : {}),
-        ...(lb.ok ? {} : { annotationError: lb.message }),
-      },
-    );
+    await this.writeConditions(current, next.status);
   }
 
-  private async writeStatus(
-    cluster: Cluster,
-    initialized: { ok: true } | { ok: false; reason: string; message: string },
-    external: { enabled: boolean; ingress?: string; annotationError?: string } | undefined,
-  ): Promise<void> {
-    const now = this.o.now?.() ?? new Date();
-    const conditions = desiredConditions(
-      cluster,
-      {
-        initialized,
-        agents: this.o.registry.count(cluster.metadata.name),
-        ...(external ? { external } : {}),
-      },
-      now,
-    );
-    if (JSON.stringify(conditions) === JSON.stringify(cluster.status?.conditions ?? [])) return;
-    // KubeSphere's Cluster has no status sub-resource: status is written on the object itself.
-    await patchObject(
-      this.o.kc,
-      { apiVersion: CLUSTER_API_VERSION, kind: 'Cluster', name: cluster.metadata.name },
-      { metadata: { resourceVersion: cluster.metadata.resourceVersion }, status: { conditions } },
-      'merge',
-    ).catch((e: unknown) => {
-      // A newer version exists: the informer will bring it and we will write again.
-      if ((e as { decoded?: { code?: number } }).decoded?.code === 409) return;
-      throw e;
-    });
+  private async writeConditions(cluster: Cluster, status: Omit<ConditionInputs, 'agents'>): Promise<void> {
+    const agents = this.o.registry.count(cluster.metadata.name);
+    const conditions = conditionsUpdate(cluster, { ...status, agents }, this.now());
+    if (!conditions) return;
+    try {
+      await this.o.store.writeConditions(cluster, conditions);
+    } catch (e) {
+      // A newer version exists: the store reports it as a change and the cluster is reconciled again.
+      if (!isConflict(e)) throw e;
+    }
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date();
   }
 
   /** A kubeconfig (base64) for the cluster, or undefined when the current one is still right. */
@@ -322,9 +202,8 @@ export class ClusterController {
     cluster: string,
     server: string,
     current: string | undefined,
-    now: Date,
   ): Promise<string | undefined> {
-    if (current && (await this.kubeconfigStillValid(cluster, server, current, now))) return undefined;
+    if (current && (await this.kubeconfigStillValid(cluster, server, current))) return undefined;
     const client = await issueCertificate(this.o.ca, {
       commonName: clientCommonName(cluster),
       organizations: ['knet-tower'],
@@ -340,24 +219,15 @@ export class ClusterController {
     return Buffer.from(yaml).toString('base64');
   }
 
-  private async kubeconfigStillValid(
-    cluster: string,
-    server: string,
-    current: string,
-    now: Date,
-  ): Promise<boolean> {
+  private async kubeconfigStillValid(cluster: string, server: string, current: string): Promise<boolean> {
     try {
-      const kc = new KubeConfig();
-      kc.loadFromString(Buffer.from(current, 'base64').toString('utf8'));
-      const c = kc.getCurrentCluster();
-      const u = kc.getCurrentUser();
-      if (!c || !u?.certData || c.server !== server) return false;
-      if (Buffer.from(c.caData ?? '', 'base64').toString() !== this.o.ca.certPem) return false;
-      const certPem = Buffer.from(u.certData, 'base64').toString();
-      const d = describeCertificate(certPem);
+      const tls = kubeconfigTls(Buffer.from(current, 'base64').toString('utf8'));
+      if (tls.server !== server || tls.ca !== this.o.ca.certPem) return false;
+      const d = describeCertificate(tls.cert);
       if (d.subject !== `CN=${clientCommonName(cluster)}, O=knet-tower`) return false;
-      if (d.notAfter.getTime() - now.getTime() < (this.o.renewBeforeMs ?? 30 * 86_400_000)) return false;
-      return await isSignedBy(certPem, this.o.ca.certPem);
+      if (d.notAfter.getTime() - this.now().getTime() < (this.o.renewBeforeMs ?? 30 * 86_400_000))
+        return false;
+      return await isSignedBy(tls.cert, this.o.ca.certPem);
     } catch {
       return false;
     }
@@ -365,9 +235,8 @@ export class ClusterController {
 
   private async servingCert(
     cluster: string,
-    svc: ServiceState,
+    names: { dnsNames: string[]; ipAddresses: string[] },
   ): Promise<{ certPem: string; keyPem: string }> {
-    const names = servingNames(cluster, this.o.serviceNamespace, svc, this.o.publishAddress);
     const key = JSON.stringify(names);
     const cached = this.serving.get(cluster);
     if (cached?.key === key) return cached.cert;

@@ -11,6 +11,7 @@ import {
   runMain,
   untilAborted,
 } from '@knet/runtime';
+import { KubeClusterStore } from './cluster-store';
 import { ClusterController } from './controller';
 import { ClusterListeners } from './listeners';
 import { createProxyMetrics } from './metrics';
@@ -71,14 +72,15 @@ void runMain('tower-proxy', async () => {
   const metrics = createProxyMetrics(registry);
   const sessions = new SessionRegistry();
   const listeners = new ClusterListeners(sessions, metrics, logger, opts.listenAddress);
+  const serviceNamespace = opts.serviceNamespace ?? opts.namespace;
   const controller = new ClusterController({
-    kc,
+    store: new KubeClusterStore(kc, { serviceNamespace, logger }),
     ca,
     registry: sessions,
     listeners,
     metrics,
     logger,
-    serviceNamespace: opts.serviceNamespace ?? opts.namespace,
+    serviceNamespace,
     serviceSelector: opts.serviceSelector,
     ...(opts.publishServiceAddress ? { publishAddress: opts.publishServiceAddress } : {}),
     portRange: opts.portRange,

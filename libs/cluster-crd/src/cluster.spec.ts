@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clusterCrdPath, isProxyCluster, setClusterCondition, type Cluster } from './cluster';
+import { setCondition } from '@knet/k8s';
+import { clusterCrdPath, isProxyCluster, type Cluster, type ClusterCondition } from './cluster';
 
 const c = (spec: Cluster['spec']): Cluster => ({
   apiVersion: 'cluster.kubesphere.io/v1alpha1',
@@ -19,16 +20,17 @@ describe('isProxyCluster', () => {
   ])('%j → %p', (spec, want) => expect(isProxyCluster(c(spec))).toBe(want));
 });
 
-describe('setClusterCondition', () => {
+describe("KubeSphere's conditions through @knet/k8s setCondition (lastUpdateTime: true)", () => {
   const t0 = new Date('2026-01-01T00:00:00.500Z');
   const t1 = new Date('2026-01-01T01:00:00Z');
+  const set = (
+    list: ClusterCondition[],
+    next: Omit<ClusterCondition, 'lastUpdateTime' | 'lastTransitionTime'>,
+    now: Date,
+  ) => setCondition(list, next, now, { lastUpdateTime: true });
 
   it('keeps both timestamps when nothing changes, moves lastUpdateTime on a new message, lastTransitionTime on a new status', () => {
-    const a = setClusterCondition(
-      [],
-      { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' },
-      t0,
-    );
+    const a = set([], { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' }, t0);
     expect(a).toEqual([
       {
         type: 'AgentAvailable',
@@ -40,13 +42,9 @@ describe('setClusterCondition', () => {
       },
     ]);
     expect(
-      setClusterCondition(
-        a,
-        { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' },
-        t1,
-      ),
+      set(a, { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' }, t1),
     ).toEqual(a);
-    const b = setClusterCondition(
+    const b = set(
       a,
       { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'still none' },
       t1,
@@ -55,11 +53,7 @@ describe('setClusterCondition', () => {
       lastUpdateTime: '2026-01-01T01:00:00Z',
       lastTransitionTime: '2026-01-01T00:00:00Z',
     });
-    const d = setClusterCondition(
-      b,
-      { type: 'AgentAvailable', status: 'True', reason: 'Up', message: '1' },
-      t1,
-    );
+    const d = set(b, { type: 'AgentAvailable', status: 'True', reason: 'Up', message: '1' }, t1);
     expect(d[0]).toMatchObject({ status: 'True', lastTransitionTime: '2026-01-01T01:00:00Z' });
   });
 });

@@ -66,32 +66,3 @@ export function isProxyCluster(c: Cluster): boolean {
 export function clusterCrdPath(workspaceRoot: string): string {
   return join(workspaceRoot, 'charts/tower-proxy/crds/cluster.kubesphere.io_clusters.yaml');
 }
-
-/**
- * Returns `conditions` with `next` set: lastTransitionTime moves only when the status changes,
- * lastUpdateTime whenever anything changes (KubeSphere's two timestamps). Pure.
- */
-export function setClusterCondition(
-  conditions: readonly ClusterCondition[] | undefined,
-  next: Omit<ClusterCondition, 'lastUpdateTime' | 'lastTransitionTime'>,
-  now: Date,
-): ClusterCondition[] {
-  const ts = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const list = [...(conditions ?? [])];
-  const i = list.findIndex((c) => c.type === next.type);
-  const prev = i >= 0 ? list[i] : undefined;
-  if (prev && prev.status === next.status && prev.reason === next.reason && prev.message === next.message)
-    return list;
-  const merged: ClusterCondition = {
-    ...next,
-    lastUpdateTime: ts,
-    lastTransitionTime: prev && prev.status === next.status ? (prev.lastTransitionTime ?? ts) : ts,
-  };
-  if (i >= 0) list[i] = merged;
-  else list.push(merged);
-  return list;
-}
-
-export function clusterCondition(c: Cluster, type: ClusterConditionType): ClusterCondition | undefined {
-  return c.status?.conditions?.find((x) => x.type === type);
-}

@@ -106,6 +106,36 @@ function loadFile(kc: KubeConfig, file: string, from: string): void {
   kc.makePathsAbsolute(join(file, '..'));
 }
 
+/** The server and TLS material of a kubeconfig's current context, PEM-decoded (see `kubeconfigTls`). */
+export interface KubeconfigTls {
+  server: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * The server, CA, client certificate and key (PEM) embedded in a kubeconfig's current context, for
+ * clients that are not client-node (a WebSocket, node:https). Throws one line naming what is missing.
+ */
+export function kubeconfigTls(yaml: string): KubeconfigTls {
+  const kc = new KubeConfig();
+  kc.loadFromString(yaml);
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const pem = (b64: string | undefined, what: string) => {
+    if (!b64) throw new Error(`kubeconfig has no ${what} in its current context`);
+    return Buffer.from(b64, 'base64').toString('utf8');
+  };
+  if (!cluster?.server) throw new Error('kubeconfig has no server in its current context');
+  return {
+    server: cluster.server,
+    ca: pem(cluster.caData, 'certificate-authority-data'),
+    cert: pem(user?.certData, 'client-certificate-data'),
+    key: pem(user?.keyData, 'client-key-data'),
+  };
+}
+
 /** The server URL of the current context. */
 export function serverOf(kc: KubeConfig): string {
   return kc.getCurrentCluster()?.server ?? '(none)';

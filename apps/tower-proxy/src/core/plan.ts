@@ -1,11 +1,11 @@
 import { isIP } from 'node:net';
 import {
   EXTERNAL_LB_ANNOTATIONS,
-  setClusterCondition,
   type Cluster,
   type ClusterCondition,
   type Connection,
 } from '@knet/cluster-crd';
+import { setCondition } from '@knet/k8s';
 
 /** Where per-cluster ports come from: kubernetes in [min, max), kubesphere = kubernetes + offset (Tower's scheme). */
 export interface PortRange {
@@ -13,7 +13,6 @@ export interface PortRange {
   max: number;
   kubesphereOffset: number;
 }
-export const DEFAULT_PORT_RANGE: PortRange = { min: 6000, max: 7000, kubesphereOffset: 10_000 };
 
 export interface Ports {
   kubernetes: number;
@@ -21,24 +20,20 @@ export interface Ports {
 }
 
 /**
- * Ports for `cluster`: keeps its current ones when valid and not taken by another cluster (the
- * oldest claim wins a duplicate), else the lowest free pair. Deterministic, so a restarted proxy
- * computes the same answer. Throws when the range is exhausted.
+ * Ports for `cluster`: keeps its current ones when valid and not taken by another cluster (of two
+ * clusters with the same port, the one whose name sorts first keeps it), else the lowest free pair.
+ * Deterministic, so a restarted proxy computes the same answer. Throws when the range is exhausted.
  */
-export function allocatePorts(
-  cluster: Cluster,
-  others: readonly Cluster[],
-  range: PortRange = DEFAULT_PORT_RANGE,
-): Ports {
+export function allocatePorts(cluster: Cluster, others: readonly Cluster[], range: PortRange): Ports {
   const used = new Set<number>();
   const mine = cluster.spec?.connection?.kubernetesAPIServerPort ?? 0;
-  const myCreated = cluster.metadata.name;
+  const myName = cluster.metadata.name;
   for (const o of others) {
-    if (o.metadata.name === myCreated) continue;
+    if (o.metadata.name === myName) continue;
     const p = o.spec?.connection?.kubernetesAPIServerPort;
     if (!p) continue;
     // On a duplicate, the cluster whose name sorts first keeps the port (stable and coordination-free).
-    if (p === mine && o.metadata.name > myCreated) continue;
+    if (p === mine && o.metadata.name > myName) continue;
     used.add(p);
   }
   const valid = (p: number) => Number.isInteger(p) && p >= range.min && p < range.max && !used.has(p);
@@ -80,7 +75,26 @@ export interface ServiceOptions {
 export const serviceName = (cluster: string) => `mc-${cluster}`;
 /** Labels of the Services the proxy manages: which cluster each belongs to, and who manages it. */
 export const CLUSTER_LABEL = 'tower.knet.io/cluster';
-export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=tower-proxy';
+const MANAGED_BY = ['app.kubernetes.io/managed-by', 'tower-proxy'] as const;
+export const MANAGED_SELECTOR = MANAGED_BY.join('=');
+
+/** A Service as tower-proxy applies it (server-side apply: exactly the fields it owns). */
+export interface ServiceIntent {
+  apiVersion: 'v1';
+  kind: 'Service';
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    ownerReferences: { apiVersion: string; kind: string; name: string; uid: string }[];
+  };
+  spec: {
+    type: 'ClusterIP' | 'LoadBalancer';
+    selector: Record<string, string>;
+    ports: { name: string; protocol: 'TCP'; port: number; targetPort: number }[];
+  };
+}
 
 /** The Service `mc-<cluster>` (server-side apply intent): 6443 → kubernetes port, 80 → kubesphere port. */
 export function desiredService(
@@ -88,7 +102,7 @@ export function desiredService(
   ports: Ports,
   o: ServiceOptions,
   annotations: Record<string, string>,
-): object {
+): ServiceIntent {
   const external = cluster.spec?.externalKubeAPIEnabled === true;
   return {
     apiVersion: 'v1',
@@ -96,10 +110,7 @@ export function desiredService(
     metadata: {
       name: serviceName(cluster.metadata.name),
       namespace: o.namespace,
-      labels: {
-        'app.kubernetes.io/managed-by': 'tower-proxy',
-        'tower.knet.io/cluster': cluster.metadata.name,
-      },
+      labels: { [MANAGED_BY[0]]: MANAGED_BY[1], [CLUSTER_LABEL]: cluster.metadata.name },
       annotations: external ? annotations : {},
       ownerReferences: cluster.metadata.uid
         ? [
@@ -189,10 +200,13 @@ export interface ConditionInputs {
   external?: { enabled: boolean; ingress?: string; annotationError?: string };
 }
 
+/** KubeSphere's conditions carry lastUpdateTime besides lastTransitionTime. */
+const KUBESPHERE_TIMESTAMPS = { lastUpdateTime: true };
+
 /** The three conditions the proxy owns, true to what it observed. Other conditions are kept. */
 export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Date): ClusterCondition[] {
   let c = cluster.status?.conditions ?? [];
-  c = setClusterCondition(
+  c = setCondition(
     c,
     i.initialized.ok
       ? {
@@ -208,8 +222,9 @@ export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Dat
           message: i.initialized.message,
         },
     now,
+    KUBESPHERE_TIMESTAMPS,
   );
-  c = setClusterCondition(
+  c = setCondition(
     c,
     i.agents > 0
       ? {
@@ -225,9 +240,10 @@ export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Dat
           message: 'no agent is connected to the proxy',
         },
     now,
+    KUBESPHERE_TIMESTAMPS,
   );
   if (i.external?.enabled) {
-    c = setClusterCondition(
+    c = setCondition(
       c,
       i.external.annotationError
         ? {
@@ -250,9 +266,22 @@ export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Dat
               message: 'the LoadBalancer Service has no ingress yet',
             },
       now,
+      KUBESPHERE_TIMESTAMPS,
     );
   } else {
     c = c.filter((x) => x.type !== 'ExternalAccessReady');
   }
   return c;
+}
+
+/** The conditions to write to `cluster`, or undefined when they are already what they should be. */
+export function conditionsUpdate(
+  cluster: Cluster,
+  i: ConditionInputs,
+  now: Date,
+): ClusterCondition[] | undefined {
+  const conditions = desiredConditions(cluster, i, now);
+  return JSON.stringify(conditions) === JSON.stringify(cluster.status?.conditions ?? [])
+    ? undefined
+    : conditions;
 }

@@ -1,0 +1,420 @@
+import type { Duplex } from 'node:stream';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Cluster } from '@knet/cluster-crd';
+import { createCertificateAuthority, type CertificateAuthority } from '@knet/crypto';
+import { statusError } from '@knet/k8s';
+import { RecordingLogger, createMetricsRegistry, type Registry } from '@knet/runtime';
+import { ClusterController } from './controller';
+import { FakeClusterStore } from './fakes/cluster-store';
+import type { ListenerSpec } from './listeners';
+import { createProxyMetrics } from './metrics';
+import { SessionRegistry, type AgentSession } from './sessions';
+
+jest.setTimeout(30_000);
+
+const NS = 'kubesphere-system';
+const LB = 'tower.kubesphere.io/external-lb-service-annoations';
+
+/** Records what the controller asks of the per-cluster listeners; `failNext` makes one `ensure` fail. */
+class FakeListeners {
+  readonly ensured: ListenerSpec[] = [];
+  readonly removed: string[] = [];
+  readonly running = new Map<string, ListenerSpec>();
+  private failure: Error | undefined;
+  onEnsure: (() => void) | undefined;
+
+  ensure(spec: ListenerSpec): Promise<void> {
+    const f = this.failure;
+    this.failure = undefined;
+    if (f) return Promise.reject(f);
+    this.ensured.push(spec);
+    this.running.set(spec.cluster, spec);
+    this.onEnsure?.();
+    return Promise.resolve();
+  }
+
+  remove(cluster: string): Promise<void> {
+    this.removed.push(cluster);
+    this.running.delete(cluster);
+    return Promise.resolve();
+  }
+
+  failNext(e: Error): void {
+    this.failure = e;
+  }
+}
+
+const agent = (cluster: string): AgentSession & { closedWith?: string } => {
+  const s: AgentSession & { closedWith?: string } = {
+    id: `session-${cluster}`,
+    cluster,
+    agent: 'pod-1',
+    remoteAddress: '127.0.0.1',
+    connectedAt: new Date(),
+    targets: new Set(['kubernetes']),
+    openChannels: 0,
+    openChannel: () => Promise.reject(new Error('not in this test')) as Promise<Duplex>,
+    close: (reason) => (s.closedWith = reason),
+  };
+  return s;
+};
+
+const proxyCluster = (
+  name: string,
+  spec: Partial<NonNullable<Cluster['spec']>> = {},
+  annotations?: object,
+) => ({
+  metadata: { name, ...(annotations ? { annotations: annotations as Record<string, string> } : {}) },
+  spec: { joinFederation: true, connection: { type: 'proxy' as const }, ...spec },
+});
+
+const condition = (c: Cluster | undefined, type: string) =>
+  c?.status?.conditions?.find((x) => x.type === type);
+
+let ca: CertificateAuthority;
+beforeAll(async () => {
+  ca = await createCertificateAuthority('test-ca');
+});
+
+interface Bed {
+  store: FakeClusterStore;
+  listeners: FakeListeners;
+  registry: SessionRegistry;
+  controller: ClusterController;
+  metrics: Registry;
+  logger: RecordingLogger;
+  clock: { now: Date };
+  reconciles(result: 'ok' | 'error'): Promise<number>;
+}
+
+function bed(o: { portRange?: { min: number; max: number }; publishAddress?: string } = {}): Bed {
+  const store = new FakeClusterStore({ serviceNamespace: NS });
+  const listeners = new FakeListeners();
+  const registry = new SessionRegistry();
+  const metrics = createMetricsRegistry({ defaultMetrics: false });
+  const logger = new RecordingLogger();
+  const clock = { now: new Date() };
+  const controller = new ClusterController({
+    store,
+    ca,
+    registry,
+    listeners,
+    metrics: createProxyMetrics(metrics),
+    logger,
+    serviceNamespace: NS,
+    serviceSelector: { app: 'tower' },
+    portRange: { min: 6000, max: 6010, kubesphereOffset: 10_000, ...o.portRange },
+    ...(o.publishAddress ? { publishAddress: o.publishAddress } : {}),
+    now: () => clock.now,
+  });
+  const reconciles = async (result: 'ok' | 'error') =>
+    (await metrics.getSingleMetric('tower_proxy_reconciles_total')!.get()).values.find(
+      (v) => v.labels['result'] === result,
+    )?.value ?? 0;
+  return { store, listeners, registry, controller, metrics, logger, clock, reconciles };
+}
+
+describe('ClusterController.reconcile on a fake store', () => {
+  it('serves a new proxy Cluster: token, ports, Service, endpoints, kubeconfig, listeners, conditions, events', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+
+    const c = b.store.cluster('alpha')!;
+    const conn = c.spec!.connection!;
+    expect(conn.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(conn).toMatchObject({
+      kubernetesAPIServerPort: 6000,
+      kubesphereAPIServerPort: 16000,
+      kubernetesAPIEndpoint: 'https://10.96.0.10:6443',
+      kubesphereAPIEndpoint: 'http://10.96.0.10:80',
+    });
+    const kc = new KubeConfig();
+    kc.loadFromString(Buffer.from(conn.kubeconfig!, 'base64').toString());
+    expect(kc.getCurrentCluster()?.server).toBe('https://10.96.0.10:6443');
+    expect(b.store.service('alpha')?.spec).toMatchObject({ type: 'ClusterIP', selector: { app: 'tower' } });
+    expect(b.store.service('alpha')?.metadata?.ownerReferences).toEqual([
+      { apiVersion: 'cluster.kubesphere.io/v1alpha1', kind: 'Cluster', name: 'alpha', uid: c.metadata.uid },
+    ]);
+    expect(b.listeners.ensured).toHaveLength(1);
+    expect(b.listeners.ensured[0]).toMatchObject({
+      cluster: 'alpha',
+      kubernetesPort: 6000,
+      kubespherePort: 16000,
+    });
+    expect(b.listeners.ensured[0]?.caPem).toBe(ca.certPem);
+    expect(c.status?.conditions?.map((x) => [x.type, x.status, x.reason])).toEqual([
+      ['Initialized', 'True', 'Initialized'],
+      ['AgentAvailable', 'False', 'NoAgent'],
+    ]);
+    expect(b.store.events.map((e) => [e.type, e.reason, e.message])).toEqual([
+      ['Normal', 'KubeconfigIssued', 'kubeconfig for https://10.96.0.10:6443 issued'],
+      [
+        'Normal',
+        'ConnectionUpdated',
+        'set kubernetesAPIServerPort, kubesphereAPIServerPort, kubernetesAPIEndpoint, kubesphereAPIEndpoint',
+      ],
+    ]);
+    expect(await b.reconciles('ok')).toBe(1);
+    expect(b.logger.text()).not.toContain(conn.token); // the token is never logged
+  });
+
+  it('writes nothing on the next pass when all is right: no new kubeconfig, certificate or event', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const before = b.store.cluster('alpha')!;
+    const events = b.store.events.length;
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')).toEqual(before);
+    expect(b.store.events).toHaveLength(events);
+    expect(b.listeners.ensured[1]?.serving).toBe(b.listeners.ensured[0]?.serving);
+  });
+
+  it('follows the agents: AgentAvailable turns True with the first and False after the last', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    b.registry.add(agent('alpha'));
+    await b.controller.reconcile('alpha');
+    expect(condition(b.store.cluster('alpha'), 'AgentAvailable')).toMatchObject({
+      status: 'True',
+      message: '1 agent(s) connected',
+    });
+    b.registry.remove(b.registry.sessions('alpha')[0]!);
+    await b.controller.reconcile('alpha');
+    expect(condition(b.store.cluster('alpha'), 'AgentAvailable')?.status).toBe('False');
+  });
+
+  it('external access: a LoadBalancer with the annotated annotations, the ingress as endpoint, and back', async () => {
+    const b = bed();
+    b.store.put(
+      proxyCluster(
+        'alpha',
+        { externalKubeAPIEnabled: true },
+        { [LB]: '{"lb.example.com/scheme":"internal"}' },
+      ),
+    );
+    await b.controller.reconcile('alpha');
+    expect(b.store.service('alpha')?.spec?.type).toBe('LoadBalancer');
+    expect(b.store.service('alpha')?.metadata?.annotations).toEqual({ 'lb.example.com/scheme': 'internal' });
+    expect(condition(b.store.cluster('alpha'), 'ExternalAccessReady')?.reason).toBe('WaitingForLoadBalancer');
+
+    b.store.setIngress('alpha', '203.0.113.10');
+    await b.controller.reconcile('alpha');
+    const ready = b.store.cluster('alpha')!;
+    expect(ready.spec?.connection?.externalKubernetesAPIEndpoint).toBe('https://203.0.113.10:6443');
+    expect(condition(ready, 'ExternalAccessReady')).toMatchObject({
+      status: 'True',
+      message: 'reachable at 203.0.113.10',
+    });
+    expect(b.listeners.ensured.at(-1)?.serving).not.toBe(b.listeners.ensured[0]?.serving); // the LB is in the certificate
+
+    b.store.put({ ...ready, spec: { ...ready.spec, externalKubeAPIEnabled: false } });
+    await b.controller.reconcile('alpha');
+    expect(b.store.service('alpha')?.spec?.type).toBe('ClusterIP');
+    expect(condition(b.store.cluster('alpha'), 'ExternalAccessReady')).toBeUndefined();
+  });
+
+  it('an invalid annotation: no annotations, a Warning, and ExternalAccessReady=False saying why', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha', { externalKubeAPIEnabled: true }, { [LB]: 'not json' }));
+    await b.controller.reconcile('alpha');
+    expect(b.store.service('alpha')?.metadata?.annotations).toEqual({});
+    expect(b.store.events[0]).toEqual({
+      cluster: 'alpha',
+      type: 'Warning',
+      reason: 'InvalidAnnotation',
+      message: `annotation ${LB} is not JSON`,
+    });
+    expect(condition(b.store.cluster('alpha'), 'ExternalAccessReady')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidAnnotation',
+    });
+  });
+
+  it('publishes the listener ports at --publish-service-address', async () => {
+    const b = bed({ publishAddress: '127.0.0.1' });
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubernetesAPIEndpoint).toBe('https://127.0.0.1:6000');
+  });
+
+  it('re-issues the kubeconfig 30 days before its certificate expires, not before', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const first = b.store.cluster('alpha')!.spec!.connection!.kubeconfig;
+    b.clock.now = new Date(Date.now() + 300 * 86_400_000);
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')!.spec!.connection!.kubeconfig).toBe(first);
+    b.clock.now = new Date(Date.now() + 340 * 86_400_000);
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')!.spec!.connection!.kubeconfig).not.toBe(first);
+    expect(b.store.events.at(-1)?.reason).toBe('KubeconfigIssued');
+  });
+
+  it('cleans up a deleted Cluster: agents dropped, listeners stopped, Service deleted; again is a no-op', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const s = agent('alpha');
+    b.registry.add(s);
+    b.store.remove('alpha');
+    await b.controller.reconcile('alpha');
+    expect(b.store.service('alpha')).toBeUndefined();
+    expect(b.listeners.removed).toEqual(['alpha']);
+    expect(s.closedWith).toBe('deleted');
+    expect(b.logger.messages('info')).toContain('cluster cleaned up');
+    await b.controller.reconcile('alpha'); // the Service is gone already: 404 is fine
+    expect(await b.reconciles('error')).toBe(0);
+  });
+
+  it('a Cluster that stops being a proxy cluster is cleaned up the same way', async () => {
+    const b = bed();
+    const c = b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    b.store.put({ ...c, spec: { ...c.spec, connection: { type: 'direct' } } });
+    await b.controller.reconcile('alpha');
+    expect(b.store.service('alpha')).toBeUndefined();
+    expect(b.listeners.running.has('alpha')).toBe(false);
+  });
+
+  it('no free port: Initialized=False (NoFreePort) is written and the reconcile fails', async () => {
+    const b = bed({ portRange: { min: 6000, max: 6001 } });
+    b.store.put(proxyCluster('a', { connection: { type: 'proxy', kubernetesAPIServerPort: 6000 } }));
+    b.store.put(proxyCluster('b'));
+    await expect(b.controller.reconcile('b')).rejects.toThrow(
+      'no free port left in [6000, 6001) for cluster b',
+    );
+    expect(condition(b.store.cluster('b'), 'Initialized')).toMatchObject({
+      status: 'False',
+      reason: 'NoFreePort',
+    });
+    expect(b.store.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'ReconcileFailed' });
+    expect(await b.reconciles('error')).toBe(1);
+  });
+
+  it('a conflict on the conditions (the Cluster changed meanwhile) is left to the next pass', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    // An agent arrives, and while the controller works a user edits the Cluster.
+    b.registry.add(agent('alpha'));
+    b.listeners.onEnsure = () => {
+      b.listeners.onEnsure = undefined;
+      const cur = b.store.cluster('alpha')!;
+      b.store.put({ ...cur, metadata: { ...cur.metadata, labels: { edited: 'yes' } } });
+    };
+    await b.controller.reconcile('alpha');
+    expect(await b.reconciles('error')).toBe(0);
+    expect(condition(b.store.cluster('alpha'), 'AgentAvailable')?.status).toBe('False'); // not written
+    await b.controller.reconcile('alpha');
+    expect(condition(b.store.cluster('alpha'), 'AgentAvailable')?.status).toBe('True');
+  });
+
+  it.each([
+    [
+      'the Service apply',
+      'applyService',
+      statusError(500, 'InternalError', 'etcdserver: request timed out'),
+      'apply patch Service kubesphere-system/mc-alpha: 500 InternalError: etcdserver: request timed out',
+    ],
+    [
+      'the connection patch',
+      'patchConnection',
+      statusError(403, 'Forbidden', 'no'),
+      'merge patch Cluster alpha: 403 Forbidden: no (RBAC: grant the missing verb/resource to this identity)',
+    ],
+    [
+      'the conditions',
+      'writeConditions',
+      statusError(422, 'Invalid', 'bad'),
+      'merge patch Cluster alpha: 422 Invalid: bad',
+    ],
+  ] as const)(
+    'a failure of %s fails the reconcile with one line, a Warning and the error metric',
+    async (_what, call, error, message) => {
+      const b = bed();
+      b.store.put(proxyCluster('alpha'));
+      b.store.failNext(call, error);
+      await expect(b.controller.reconcile('alpha')).rejects.toThrow(message);
+      expect(b.store.events.at(-1)).toEqual({
+        cluster: 'alpha',
+        type: 'Warning',
+        reason: 'ReconcileFailed',
+        message,
+      });
+      expect(await b.reconciles('error')).toBe(1);
+      await b.controller.reconcile('alpha'); // and the next pass succeeds
+      expect(condition(b.store.cluster('alpha'), 'Initialized')?.status).toBe('True');
+    },
+  );
+
+  it('a listener that cannot start fails the reconcile', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.listeners.failNext(new Error('cluster alpha: cannot listen on ports 6000/16000: listen EADDRINUSE'));
+    await expect(b.controller.reconcile('alpha')).rejects.toThrow('EADDRINUSE');
+    expect(b.store.events.at(-1)?.reason).toBe('ReconcileFailed');
+  });
+
+  it('a failed Service deletion fails the cleanup (to be retried)', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    b.store.remove('alpha');
+    b.store.failNext('deleteService', statusError(503, 'ServiceUnavailable', 'try later'));
+    await expect(b.controller.reconcile('alpha')).rejects.toThrow(
+      'delete Service kubesphere-system/mc-alpha: 503 ServiceUnavailable: try later',
+    );
+  });
+});
+
+describe('ClusterController.authorize', () => {
+  it.each([
+    [
+      'an unknown cluster',
+      'nope',
+      'x',
+      { ok: false, reason: 'unknown-cluster', message: 'no Cluster named nope on the host cluster' },
+    ],
+    [
+      'a direct cluster',
+      'direct',
+      'x',
+      {
+        ok: false,
+        reason: 'not-a-proxy-cluster',
+        message: 'Cluster direct is not of connection type proxy with joinFederation=true',
+      },
+    ],
+    [
+      'a cluster without a token yet',
+      'fresh',
+      '',
+      {
+        ok: false,
+        reason: 'bad-token',
+        message: "the token does not match Cluster fresh's spec.connection.token",
+      },
+    ],
+    [
+      'a wrong token',
+      'alpha',
+      'wrong',
+      {
+        ok: false,
+        reason: 'bad-token',
+        message: "the token does not match Cluster alpha's spec.connection.token",
+      },
+    ],
+    ['the right token', 'alpha', 'sesame', { ok: true }],
+  ])('%s', (_what, cluster, token, want) => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha', { connection: { type: 'proxy', token: 'sesame' } }));
+    b.store.put(proxyCluster('fresh'));
+    b.store.put(proxyCluster('direct', { connection: { type: 'direct', token: 'x' } }));
+    expect(b.controller.authorize({ version: 1, cluster, token, agent: 'a' })).toEqual(want);
+  });
+});
