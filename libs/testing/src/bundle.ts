@@ -38,8 +38,8 @@ export async function bundleScript(entry: string): Promise<string> {
  * code; comments keep theirs): V8 keeps a script's source in the heap, and one “ or — makes it a
  * two-byte string, which cost the tower agent ~10 MiB of RSS (70 instead of 81 MiB, with the
  * whitespace gone as well). Function names stay readable; positions need the source map.
- * `cpu-features` (ssh2's optional CPU probe, a native add-on that is never built here: install
- * scripts are off) stays out of the bundle; ssh2 requires it in a try and does without it.
+ * `cpu-features` (ssh2's optional CPU probe, a native add-on whose install script set-up does not
+ * run) stays out of the bundle; ssh2 requires it in a try and does without it.
  */
 export const SHIPPED_BUNDLE_OPTIONS = {
   minifyWhitespace: true,
