@@ -38,6 +38,8 @@ async function watched(pod: FakeClientPodOptions = {}, options: Partial<Watchdog
 }
 
 const STATIC = { hostname: 'web-0', natConf: 'web 10' };
+/** The gateway's overlay address, which the watchdog pings. */
+const GATEWAY = '172.16.0.1';
 
 /** Everything jest can fake but the clock. */
 const REAL_TIMERS = [
@@ -56,30 +58,25 @@ const REAL_TIMERS = [
 describe('Watchdog', () => {
   it('connects at start and keeps checking the gateway; stops when the signal aborts', async () => {
     const w = await watched(STATIC);
-    await until('five checks', () => w.runner.calls.length >= 5);
+    await until('five checks', () => w.net.ping.sent.length >= 5);
     await w.stop();
     expect(w.routed).toEqual([true]);
     expect(w.recovered).toEqual(['192.0.2.10']);
     expect(w.watchdog.connection?.address).toBe('172.16.0.10/24');
     expect(w.logger.messages('info')).toContain('routed through the gateway');
-    const calls = w.runner.calls.length;
+    const pings = w.net.ping.sent.length;
     await new Promise((r) => setTimeout(r, 30));
-    expect(w.runner.calls.length).toBe(calls);
+    expect(w.net.ping.sent.length).toBe(pings);
   });
 
   it('the gateway lost for CONNECTION_RETRY_COUNT checks: it reconnects to where the gateway moved', async () => {
-    let answering = true;
-    const w = await watched({
-      ...STATIC,
-      env: { CONNECTION_RETRY_COUNT: '2' },
-      gatewayAnswers: () => answering,
-    });
+    const w = await watched({ ...STATIC, env: { CONNECTION_RETRY_COUNT: '2' } });
     await until('routed', () => w.routed.length === 1);
-    answering = false;
+    w.net.ping.silence(GATEWAY);
     await until('the gateway declared lost', () => w.routed.includes(false));
     // The gateway pod comes back elsewhere (its DNS name now gives the new pod IP).
     w.ctx.settings.gatewayName = '192.0.2.11';
-    answering = true;
+    w.net.ping.answer(GATEWAY);
     await until('reconnected', () => w.recovered.length === 2);
     await w.stop();
     expect(w.routed).toEqual([true, false, true]);
@@ -100,11 +97,10 @@ describe('Watchdog', () => {
   });
 
   it('reconnection errors are logged and retried every retryMs until the gateway answers', async () => {
-    let answering = false;
-    const w = await watched({ ...STATIC, gatewayAnswers: () => answering });
+    const w = await watched({ ...STATIC, gatewayAnswers: false });
     await until('three failed attempts', () => w.logger.messages('warn').length >= 3);
     expect(w.routed).toEqual([]);
-    answering = true;
+    w.net.ping.answer(GATEWAY);
     await until('routed', () => w.routed.length === 1);
     await w.stop();
     const attempts = w.logger.lines.filter((l) => l.msg === 'cannot reach the gateway yet; retrying');

@@ -49,7 +49,7 @@ export class Watchdog {
     await this.reconnect(signal, 'start');
     let failures = 0;
     while (await sleep(this.options.intervalMs, signal)) {
-      const ok = await gatewayAnswers(this.ctx.runner, this.plan.gatewayAddress, { device: VXLAN_DEVICE });
+      const ok = await gatewayAnswers(this.ctx.net, this.plan.gatewayAddress);
       if (ok) {
         failures = 0;
         this.setRouted(true);

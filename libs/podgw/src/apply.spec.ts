@@ -35,12 +35,11 @@ const OUT_FIRST = [
 
 const FRESH_CHANGES = [
   'sysctl net.ipv4.ip_forward=1',
-  'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
-  'vxlan0 up',
-  'added 172.16.0.1/24 to vxlan0',
-  'rule pref 50 lookup main suppress_prefixlength 0',
-  'route 10.0.0.0/8 via 192.0.2.1 dev eth0',
-  'route 192.168.0.0/16 via 192.0.2.1 dev eth0',
+  'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
+  'address 172.16.0.1/24 dev vxlan0: missing',
+  'rule pref 50 from all lookup main suppress_prefixlength 0: missing',
+  'route 10.0.0.0/8 via 192.0.2.1 dev eth0: missing',
+  'route 192.168.0.0/16 via 192.0.2.1 dev eth0: missing',
   'iptables: missing-chain KNET-PGW-POST, missing-chain KNET-PGW-PRE, jumps PREROUTING, jumps POSTROUTING, ' +
     'missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
   'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
@@ -69,6 +68,7 @@ describe('applyGatewayPlan on a fresh gateway pod', () => {
       from: 'all',
       table: 'main',
       suppressPrefixLength: 0,
+      protocol: '77',
     });
     const ours = (await net.ip.listRoutes()).filter((r) => r.protocol === '77');
     expect(ours.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`)).toEqual([
@@ -97,7 +97,7 @@ describe('applyGatewayPlan on a fresh gateway pod', () => {
       planGateway(loadSettings({ env: ENV }).settings, [], { podInterface: 'eth0', podGateway: undefined }),
     );
     expect(changes.filter((c) => c.startsWith('route '))).toEqual([]);
-    expect(changes).toContain('created vxlan0 (vxlan id 42 dstport 4789 dev eth0)');
+    expect(changes).toContain('link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing');
   });
 });
 
@@ -199,8 +199,16 @@ const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
     (net) => net.sysctl.set('net.ipv4.ip_forward', '0'),
     ['sysctl net.ipv4.ip_forward=1'],
   ],
-  ['vxlan0 down', (net) => net.ip.setLink('vxlan0', { up: false }), ['vxlan0 up']],
-  ['vxlan0 MTU changed', (net) => net.ip.setLink('vxlan0', { mtu: 1450 }), ['vxlan0 mtu 1400']],
+  [
+    'vxlan0 down',
+    (net) => net.ip.setLink('vxlan0', { up: false }),
+    ['link vxlan0 (vxlan id 42 dstport 4789 dev eth0): up no → yes'],
+  ],
+  [
+    'vxlan0 MTU changed',
+    (net) => net.ip.setLink('vxlan0', { mtu: 1450 }),
+    ['link vxlan0 (vxlan id 42 dstport 4789 dev eth0): mtu 1450 → 1400'],
+  ],
   [
     'vxlan0 rebuilt with another VNI (its address went with it)',
     async (net) => {
@@ -208,10 +216,8 @@ const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
       await net.ip.addVxlan('vxlan0', { id: 7, dstPort: 4789, dev: 'eth0', mtu: 1400 });
     },
     [
-      'deleted vxlan0 (was vxlan id 7 dstport 4789 dev eth0)',
-      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
-      'vxlan0 up',
-      'added 172.16.0.1/24 to vxlan0',
+      'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): id 7 → 42 (recreate)',
+      'address 172.16.0.1/24 dev vxlan0: missing',
     ],
   ],
   [
@@ -221,10 +227,8 @@ const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
       await net.ip.addVxlan('vxlan0', { id: 42, dstPort: 4789, dev: 'eth0', mtu: 1400, learning: false });
     },
     [
-      'deleted vxlan0 (was vxlan id 42 dstport 4789 dev eth0)',
-      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
-      'vxlan0 up',
-      'added 172.16.0.1/24 to vxlan0',
+      'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): learning off → on (recreate)',
+      'address 172.16.0.1/24 dev vxlan0: missing',
     ],
   ],
   [
@@ -234,16 +238,14 @@ const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
       net.ip.addLinkOfKind('vxlan0', 'dummy');
     },
     [
-      'deleted vxlan0 (was dummy)',
-      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
-      'vxlan0 up',
-      'added 172.16.0.1/24 to vxlan0',
+      'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): kind dummy → vxlan (recreate)',
+      'address 172.16.0.1/24 dev vxlan0: missing',
     ],
   ],
   [
     'another address on vxlan0',
     (net) => net.ip.addAddress('vxlan0', '172.16.0.99/24'),
-    ['removed 172.16.0.99/24 from vxlan0'],
+    ['address 172.16.0.99/24 dev vxlan0: not desired'],
   ],
   [
     'the address changed',
@@ -251,22 +253,23 @@ const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
       await net.ip.deleteAddress('vxlan0', '172.16.0.1/24');
       await net.ip.addAddress('vxlan0', '172.16.1.1/24');
     },
-    ['removed 172.16.1.1/24 from vxlan0', 'added 172.16.0.1/24 to vxlan0'],
+    // Reported missing first; removed first (vxlan0 has one IPv4 address at a time).
+    ['address 172.16.0.1/24 dev vxlan0: missing', 'address 172.16.1.1/24 dev vxlan0: not desired'],
   ],
   [
     'the policy rule deleted',
     (net) => net.ip.deleteRule({ priority: 50 }),
-    ['rule pref 50 lookup main suppress_prefixlength 0'],
+    ['rule pref 50 from all lookup main suppress_prefixlength 0: missing'],
   ],
   [
     'a VPN_LOCAL_CIDRS route through another gateway',
     (net) => net.ip.replaceRoute({ dst: '10.0.0.0/8', via: '192.0.2.254', dev: 'eth0', protocol: '77' }),
-    ['route 10.0.0.0/8 via 192.0.2.1 dev eth0'],
+    ['route 10.0.0.0/8 via 192.0.2.1 dev eth0: via 192.0.2.254 → 192.0.2.1'],
   ],
   [
     'a VPN_LOCAL_CIDRS route deleted',
     (net) => net.ip.deleteRoute({ dst: '192.168.0.0/16' }),
-    ['route 192.168.0.0/16 via 192.0.2.1 dev eth0'],
+    ['route 192.168.0.0/16 via 192.0.2.1 dev eth0: missing'],
   ],
   [
     'the jump into our FORWARD chain deleted, a foreign ACCEPT appended',
@@ -300,6 +303,11 @@ const DRIFT: [string, (net: FakeHostNet) => Promise<unknown>, string[]][] = [
     'a foreign rule inserted above our jump (ours goes back to the top; theirs stays)',
     (net) => net.iptables.command(['-I', 'OUTPUT', '-p', 'tcp', '--dport', '25', '-j', 'REJECT']),
     ['iptables: jumps OUTPUT'],
+  ],
+  [
+    'a route of ours no longer desired (VPN_LOCAL_CIDRS changed since)',
+    (net) => net.ip.replaceRoute({ dst: '172.20.0.0/16', via: '192.0.2.1', dev: 'eth0', protocol: '77' }),
+    ['route 172.20.0.0/16 via 192.0.2.1 dev eth0: not desired'],
   ],
   [
     'a foreign route (not ours: left alone)',
@@ -337,10 +345,8 @@ describe('applyGatewayPlan on a drifted gateway pod', () => {
     await applyGatewayPlan(net, plan());
     const changed = plan({ ...ENV, VXLAN_ID: '43', VXLAN_PORT: '8472' }, '');
     expect(await applyGatewayPlan(net, changed)).toEqual([
-      'deleted vxlan0 (was vxlan id 42 dstport 4789 dev eth0)',
-      'created vxlan0 (vxlan id 43 dstport 8472 dev eth0)',
-      'vxlan0 up',
-      'added 172.16.0.1/24 to vxlan0',
+      'link vxlan0 (vxlan id 43 dstport 8472 dev eth0): id 42 → 43, dstport 4789 → 8472 (recreate)',
+      'address 172.16.0.1/24 dev vxlan0: missing',
       'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, chain-rules KNET-PGW-OUT',
       'ip6tables: chain-rules KNET-PGW-OUT',
     ]);
@@ -382,7 +388,7 @@ describe('applyGatewayPlan when a command fails', () => {
           );
       },
       plan(),
-      /^ip -4 rule add priority 50 table main suppress_prefixlength 0 failed \(exit 2\): RTNETLINK answers: Operation not permitted$/,
+      /^ip -4 rule add priority 50 from all table main suppress_prefixlength 0 protocol 77 failed \(exit 2\): RTNETLINK answers: Operation not permitted$/,
       'permission',
     ],
     [
@@ -440,7 +446,7 @@ describe('applyGatewayPlan when a command fails', () => {
       );
     await expect(applyGatewayPlan(net, plan())).rejects.toThrow('Operation not permitted');
     // The steps before the rule stay done; the retry does the rest, and then nothing.
-    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(4));
+    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(3));
     expect(await applyGatewayPlan(net, plan())).toEqual([]);
   });
 });

@@ -1,26 +1,32 @@
 import {
+  AddressSet,
   CommandError,
+  FdbSet,
   IptablesReconciler,
-  ZERO_MAC,
+  RouteTable,
+  RuleSet,
+  VxlanDevice,
+  describeDrift,
+  summarizeDrift,
   type BridgeFdb,
-  type FdbEntrySpec,
   type IpRoute,
   type IptablesBackend,
   type IptablesRuleSet,
   type IptablesTable,
   type Logger,
+  type Pinger,
   type Route,
   type RouteSpec,
-  type RuleSpec,
+  type SetResult,
   type Sysctl,
   type VxlanOptions,
 } from '@knet/host-net';
-import { CHAIN_PREFIX, ROUTE_PROTOCOL, type GatewayPlan } from './gateway-plan';
+import { CHAIN_PREFIX, ROUTE_PROTOCOLS, type GatewayPlan, type RouteProtocol } from './gateway-plan';
 
 /**
- * Idempotent steps shared by gateway-init, client-init and client-sidecar. Each compares the live
- * state first and only then changes it, returning what it changed — so a second run of the same
- * plan returns no changes.
+ * Idempotent steps shared by gateway-init, client-init and client-sidecar, on @knet/host-net's
+ * desired-state drivers: each compares the live state first and only then changes it, returning
+ * what it repaired, one line each — so a second run of the same plan returns no changes.
  */
 export type Changes = string[];
 
@@ -31,7 +37,11 @@ export interface PodNet {
   sysctl: Sysctl;
   iptables: IptablesBackend;
   ip6tables: IptablesBackend;
+  ping: Pinger;
 }
+
+/** What a driver's `set` repaired, one line per drift item. */
+export const repaired = (result: SetResult): Changes => result.drift.map(describeDrift);
 
 export async function ensureSysctl(net: PodNet, key: string, value: string): Promise<Changes> {
   if ((await net.sysctl.get(key)).trim() === value) return [];
@@ -39,102 +49,42 @@ export async function ensureSysctl(net: PodNet, key: string, value: string): Pro
   return [`sysctl ${key}=${value}`];
 }
 
-/** The VXLAN device as specified and up; one of another kind, VNI, port or underlay is rebuilt. */
-export async function ensureVxlan(net: PodNet, spec: { name: string } & VxlanOptions): Promise<Changes> {
-  const { name, ...options } = spec;
-  const changes: Changes = [];
-  let link = await net.ip.findLink(name);
-  const matches =
-    link?.kind === 'vxlan' &&
-    link.vxlan?.id === spec.id &&
-    link.vxlan.port === spec.dstPort &&
-    (spec.dev === undefined || link.vxlan.dev === spec.dev) &&
-    (spec.learning === undefined || link.vxlan.learning === spec.learning);
-  if (link && !matches) {
-    await net.ip.deleteLink(name);
-    changes.push(`deleted ${name} (was ${describeLink(link)})`);
-    link = undefined;
-  }
-  if (!link) {
-    await net.ip.addVxlan(name, options);
-    changes.push(`created ${name} (vxlan id ${spec.id} dstport ${spec.dstPort} dev ${spec.dev ?? '-'})`);
-    link = await net.ip.getLink(name);
-  }
-  if (spec.mtu !== undefined && link.mtu !== spec.mtu) {
-    await net.ip.setLink(name, { mtu: spec.mtu });
-    changes.push(`${name} mtu ${spec.mtu}`);
-  }
-  if (!link.up) {
-    await net.ip.setLink(name, { up: true });
-    changes.push(`${name} up`);
-  }
-  return changes;
-}
-
-function describeLink(link: { kind?: string; vxlan?: { id: number; port: number; dev?: string } }): string {
-  return link.vxlan
-    ? `vxlan id ${link.vxlan.id} dstport ${link.vxlan.port} dev ${link.vxlan.dev ?? '-'}`
-    : (link.kind ?? 'a plain device');
+/**
+ * The VXLAN device as specified and up; one of another kind, VNI, port, underlay or learning mode
+ * is rebuilt (its addresses, routes and FDB entries with it: set those after this).
+ */
+export async function setVxlan(
+  net: PodNet,
+  spec: { name: string } & VxlanOptions,
+  logger?: Logger,
+): Promise<Changes> {
+  const { name, ...config } = spec;
+  return repaired(await new VxlanDevice(net.ip, { name, ...(logger ? { logger } : {}) }).set(config));
 }
 
 /** `cidr` is the only IPv4 address of `dev` (others are removed). */
-export async function ensureOnlyAddress(net: PodNet, dev: string, cidr: string): Promise<Changes> {
-  const changes: Changes = [];
-  const live = await net.ip.listAddresses({ dev, family: 'inet' });
-  for (const a of live) {
-    if (a.cidr !== cidr) {
-      await net.ip.deleteAddress(dev, a.cidr);
-      changes.push(`removed ${a.cidr} from ${dev}`);
-    }
-  }
-  if (!live.some((a) => a.cidr === cidr)) {
-    await net.ip.addAddress(dev, cidr);
-    changes.push(`added ${cidr} to ${dev}`);
-  }
-  return changes;
+export async function setOnlyAddress(net: PodNet, dev: string, cidr: string): Promise<Changes> {
+  return repaired(await new AddressSet(net.ip, { dev, family: 'inet' }).set([cidr]));
 }
 
-export async function ensureRule(net: PodNet, rule: RuleSpec): Promise<Changes> {
-  const live = await net.ip.listRules({ family: rule.family ?? 'inet' });
-  const table = String(rule.table ?? 'main');
-  const present = live.some(
-    (r) =>
-      r.priority === rule.priority &&
-      (r.table ?? 'main') === table &&
-      r.suppressPrefixLength === rule.suppressPrefixLength &&
-      r.from === (rule.from ?? 'all'),
-  );
-  if (present) return [];
-  await net.ip.addRule(rule);
-  return [`rule pref ${rule.priority ?? '-'} lookup ${table}${suppress(rule)}`];
-}
-
-const suppress = (r: RuleSpec) =>
-  r.suppressPrefixLength === undefined ? '' : ` suppress_prefixlength ${r.suppressPrefixLength}`;
-
-/** Host prefixes print without /32 (/128) in `ip -j route`. */
-const bare = (dst: string) => dst.replace(/\/(32|128)$/, '');
-
-function sameRoute(live: Route, want: RouteSpec): boolean {
-  return (
-    bare(live.dst) === bare(want.dst) &&
-    (live.gateway ?? undefined) === (want.via ?? undefined) &&
-    (want.dev === undefined || live.dev === want.dev) &&
-    (want.protocol === undefined || live.protocol === want.protocol) &&
-    (want.metric === undefined || live.metric === want.metric)
-  );
-}
-
-/** The route exists exactly so (replaced when it differs). */
-export async function ensureRoute(net: PodNet, route: RouteSpec): Promise<Changes> {
-  const family = route.family ?? (route.dst.includes(':') || route.via?.includes(':') ? 'inet6' : 'inet');
-  const live = await net.ip.listRoutes({
-    family,
-    ...(route.table !== undefined ? { table: route.table } : {}),
+/**
+ * Our routes of the main table with `protocol` are exactly `routes` (each of our protocols is one
+ * concern: see ROUTE_PROTOCOLS); routes of other protocols are never touched.
+ */
+export async function setRoutes(
+  net: PodNet,
+  protocol: RouteProtocol,
+  routes: readonly RouteSpec[],
+  logger?: Logger,
+): Promise<Changes> {
+  const families = protocol === ROUTE_PROTOCOLS.podNetwork ? undefined : (['inet'] as const);
+  const table = new RouteTable(net.ip, {
+    table: 'main',
+    protocol,
+    ...(families ? { families } : {}),
+    ...(logger ? { logger } : {}),
   });
-  if (live.some((r) => sameRoute(r, route))) return [];
-  await net.ip.replaceRoute({ ...route, family });
-  return [`route ${route.dst}${route.via ? ` via ${route.via}` : ''}${route.dev ? ` dev ${route.dev}` : ''}`];
+  return repaired(await table.set(routes));
 }
 
 /** Deletes every default route of a family, except those through `keepDev` (our overlay's). */
@@ -162,43 +112,31 @@ export async function deleteDefaultRoutes(
   return changes;
 }
 
-/** Our routes (protocol ROUTE_PROTOCOL) to `dst`, e.g. to find the pod gateway a client kept. */
+/** Our routes (any of ROUTE_PROTOCOLS), e.g. to find the pod gateway a client kept. */
 export async function ourRoutes(net: PodNet, family: 'inet' | 'inet6' = 'inet'): Promise<Route[]> {
-  return (await net.ip.listRoutes({ family })).filter((r) => r.protocol === ROUTE_PROTOCOL);
+  const ours = new Set<string>(Object.values(ROUTE_PROTOCOLS));
+  return (await net.ip.listRoutes({ family })).filter(
+    (r) => r.protocol !== undefined && ours.has(r.protocol),
+  );
 }
 
 /**
- * The overlay device's only peer is `spec.dst` (the gateway pod): its all-zeros entry is there and
+ * The overlay device's only peer is `gatewayIp` (the gateway pod): its all-zeros entry is there and
  * every entry towards another VTEP (an old gateway pod) is removed. When the peer changed, the
  * device's neighbour entries are flushed too — they hold the old gateway's MAC, and frames to it
  * would never reach the new one (ARP would only notice after ~30 s).
  */
-export async function ensureOnlyFloodEntry(net: PodNet, spec: FdbEntrySpec): Promise<Changes> {
-  const changes: Changes = [];
-  const live = (await net.fdb.list({ dev: spec.dev })).filter((e) => e.dst && !e.master);
-  let moved = false;
-  for (const e of live) {
-    if (e.dst === spec.dst) continue;
-    try {
-      await net.fdb.delete({ mac: e.mac, dev: spec.dev, dst: e.dst as string });
-    } catch (err) {
-      if (!(err instanceof CommandError && err.kind === 'not-found')) throw err;
-    }
-    moved = true;
-    changes.push(`fdb: removed ${e.mac === ZERO_MAC ? 'flood entry' : e.mac} to ${e.dst}`);
-  }
-  if (!live.some((e) => e.mac === ZERO_MAC && e.dst === spec.dst)) {
-    await net.fdb.append(spec);
-    changes.push(`fdb: flood entry to ${spec.dst}`);
-  }
-  if (moved) {
-    for (const n of await net.ip.listNeighbours({ dev: spec.dev })) {
+export async function setOnlyFloodEntry(net: PodNet, dev: string, gatewayIp: string): Promise<Changes> {
+  const result = await new FdbSet(net.fdb, { dev }).set([{ dst: gatewayIp }]);
+  const changes = repaired(result);
+  if (result.drift.some((d) => d.kind === 'extra')) {
+    for (const n of await net.ip.listNeighbours({ dev })) {
       try {
-        await net.ip.deleteNeighbour({ dst: n.dst, dev: spec.dev });
+        await net.ip.deleteNeighbour({ dst: n.dst, dev });
       } catch (err) {
         if (!(err instanceof CommandError && err.kind === 'not-found')) throw err;
       }
-      changes.push(`neighbour ${n.dst} on ${spec.dev} forgotten`);
+      changes.push(`neighbour ${n.dst} on ${dev} forgotten`);
     }
   }
   return changes;
@@ -220,28 +158,22 @@ export async function ensureIptables(
     ...(logger ? { logger } : {}),
   });
   const result = await rec.reconcile();
+  const binary = backend.family === 'inet6' ? 'ip6tables' : 'iptables';
   if (result.remaining.length > 0) {
-    throw new Error(
-      `${backend.family === 'inet6' ? 'ip6tables' : 'iptables'} rules did not converge: ${result.remaining.map((d) => d.kind).join(', ')}`,
-    );
+    throw new Error(`${binary} rules did not converge: ${result.remaining.map((d) => d.kind).join(', ')}`);
   }
-  return result.changed
-    ? [`${backend.family === 'inet6' ? 'ip6tables' : 'iptables'}: ${describeDrift(result.drift)}`]
-    : [];
-}
-
-function describeDrift(drift: readonly { kind: string; table?: string; chain?: string }[]): string {
-  return [...new Set(drift.map((d) => `${d.kind}${d.chain ? ` ${d.chain}` : ''}`))].join(', ');
+  return result.changed ? [`${binary}: ${summarizeDrift(result.drift)}`] : [];
 }
 
 /** Applies the gateway's plan; returns what changed (nothing when it was already so). */
 export async function applyGatewayPlan(net: PodNet, plan: GatewayPlan, logger?: Logger): Promise<Changes> {
   const changes: Changes = [];
   for (const s of plan.sysctls) changes.push(...(await ensureSysctl(net, s.key, s.value)));
-  changes.push(...(await ensureVxlan(net, plan.vxlan)));
-  changes.push(...(await ensureOnlyAddress(net, plan.vxlan.name, plan.address)));
-  for (const r of plan.rules) changes.push(...(await ensureRule(net, r)));
-  for (const r of plan.routes) changes.push(...(await ensureRoute(net, r)));
+  changes.push(...(await setVxlan(net, plan.vxlan, logger)));
+  changes.push(...(await setOnlyAddress(net, plan.vxlan.name, plan.address)));
+  const rules = new RuleSet(net.ip, { protocol: ROUTE_PROTOCOLS.podNetwork, ...(logger ? { logger } : {}) });
+  changes.push(...repaired(await rules.set(plan.rules)));
+  changes.push(...(await setRoutes(net, ROUTE_PROTOCOLS.podNetwork, plan.routes, logger)));
   changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['nat', 'filter'], logger)));
   changes.push(...(await ensureIptables(net.ip6tables, plan.ip6tables, ['filter'], logger)));
   return changes;

@@ -4,7 +4,7 @@
  * DhcpServer on an in-memory network, the gateway moving, and what fails how.
  */
 import { DhcpTimeoutError, type DhcpServer, type FakeDhcpNetwork } from '@knet/dhcp';
-import { CommandNotFoundError, type CommandRunner } from '@knet/host-net';
+import { CommandNotFoundError, FakePinger } from '@knet/host-net';
 import { connectToGateway, discoverFacts, isolatePod } from './client-connect';
 import { planClient } from './client-plan';
 import {
@@ -72,10 +72,10 @@ describe('isolatePod', () => {
       env: { NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28 10.96.0.0/12 2001:db8:1::/48' },
     });
     expect(await isolatePod(c.ctx, c.plan, c.facts)).toEqual([
-      'route 198.51.100.0/28 via 192.0.2.1 dev eth0',
-      'route 10.96.0.0/12 via 192.0.2.1 dev eth0',
-      'route 2001:db8:1::/48 via 2001:db8::1 dev eth0',
-      'route 198.51.100.10/32 via 192.0.2.1 dev eth0',
+      'route 198.51.100.0/28 via 192.0.2.1 dev eth0: missing',
+      'route 10.96.0.0/12 via 192.0.2.1 dev eth0: missing',
+      'route 2001:db8:1::/48 via 2001:db8::1 dev eth0: missing',
+      'route 198.51.100.10 via 192.0.2.1 dev eth0: missing',
       'deleted default route via 192.0.2.1',
       'deleted IPv6 default route via 2001:db8::1',
       'ip6tables: missing-chain KNET-PGW-V6, jumps OUTPUT',
@@ -133,12 +133,11 @@ describe('connectToGateway with a static address (nat.conf)', () => {
       address: '172.16.0.10/24',
       lease: undefined,
       changes: [
-        'route 192.0.2.10/32 via 192.0.2.1 dev eth0',
-        'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
-        'vxlan0 up',
-        'fdb: flood entry to 192.0.2.10',
-        'added 172.16.0.10/24 to vxlan0',
-        'route default via 172.16.0.1 dev vxlan0',
+        'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
+        'fdb 00:00:00:00:00:00 dst 192.0.2.10 dev vxlan0: missing',
+        'route 192.0.2.10 via 192.0.2.1 dev eth0: missing',
+        'address 172.16.0.10/24 dev vxlan0: missing',
+        'route default via 172.16.0.1 dev vxlan0: missing',
       ],
     });
     expect(await c.net.ip.getLink('vxlan0')).toMatchObject({
@@ -148,12 +147,18 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     expect(await c.net.fdb.list({ dev: 'vxlan0' })).toEqual([
       { mac: '00:00:00:00:00:00', dev: 'vxlan0', dst: '192.0.2.10', flags: ['self'], state: 'permanent' },
     ]);
-    expect(c.runner.commandLines()).toEqual(['ping -n -q -c 1 -W 1 -I vxlan0 172.16.0.1']);
+    expect(c.net.ping.sent).toEqual([{ address: '172.16.0.1', device: 'vxlan0' }]);
+    // One route protocol per concern: the way to the gateway pod, the default route over vxlan0.
+    const byProtocol = (await c.net.ip.listRoutes()).map((r) => `${r.protocol ?? '-'} ${r.dst} ${r.dev}`);
+    expect(byProtocol.filter((r) => /^7[89] /.test(r)).sort()).toEqual([
+      '78 192.0.2.10 eth0',
+      '79 default vxlan0',
+    ]);
 
     expect((await connectToGateway(c.ctx, c.plan, c.facts)).changes).toEqual([]);
   });
 
-  it('the gateway pod moved: the route and the flood entry follow it, stale neighbours are forgotten', async () => {
+  it('the gateway pod moved: the flood entry and the route follow it, stale neighbours are forgotten', async () => {
     const c = await client(options);
     await isolatePod(c.ctx, c.plan, c.facts);
     await connectToGateway(c.ctx, c.plan, c.facts);
@@ -167,17 +172,18 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     const conn = await connectToGateway(c.ctx, c.plan, c.facts);
     expect(conn.gatewayIp).toBe('192.0.2.11');
     expect(conn.changes).toEqual([
-      'route 192.0.2.11/32 via 192.0.2.1 dev eth0',
-      'fdb: removed flood entry to 192.0.2.10',
-      'fdb: flood entry to 192.0.2.11',
+      'fdb 00:00:00:00:00:00 dst 192.0.2.11 dev vxlan0: missing',
+      'fdb 00:00:00:00:00:00 dst 192.0.2.10 dev vxlan0: not desired',
       'neighbour 172.16.0.1 on vxlan0 forgotten',
+      'route 192.0.2.11 via 192.0.2.1 dev eth0: missing',
+      'route 192.0.2.10 via 192.0.2.1 dev eth0: not desired',
     ]);
     expect((await c.net.fdb.list({ dev: 'vxlan0' })).map((e) => e.dst)).toEqual(['192.0.2.11']);
     expect(await c.net.ip.listNeighbours({ dev: 'vxlan0' })).toEqual([]);
   });
 
   it('the gateway does not answer: CONNECTION_RETRY_COUNT pings, then a GatewayUnreachableError with what to check', async () => {
-    const c = await client({ ...options, env: { CONNECTION_RETRY_COUNT: '3' }, gatewayAnswers: () => false });
+    const c = await client({ ...options, env: { CONNECTION_RETRY_COUNT: '3' }, gatewayAnswers: false });
     await isolatePod(c.ctx, c.plan, c.facts);
     const err = await connectToGateway(c.ctx, c.plan, c.facts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayUnreachableError);
@@ -185,19 +191,15 @@ describe('connectToGateway with a static address (nat.conf)', () => {
       'gateway 172.16.0.1 (pod 192.0.2.10) does not answer over vxlan0: ' +
         'is UDP 4789 allowed between pods, and VXLAN_ID 42 the same on the gateway?',
     );
-    expect(c.runner.commandLines()).toEqual(Array(3).fill('ping -n -q -c 1 -W 1 -I vxlan0 172.16.0.1'));
+    expect(c.net.ping.sent).toEqual(Array(3).fill({ address: '172.16.0.1', device: 'vxlan0' }));
     // Routed (over the overlay) but not through a gateway that answers: nothing leaks meanwhile.
     expect(await defaults(c, 'inet')).toEqual(['vxlan0']);
   });
 
   it('no ping in the image: the CommandNotFoundError naming the package, not "unreachable"', async () => {
     const c = await client(options);
-    const runner: CommandRunner = {
-      run: async (cmd, args) => {
-        throw new CommandNotFoundError(cmd, { command: [cmd, ...args], exitCode: 127, stderr: '' });
-      },
-    };
-    const err = await connectToGateway({ ...c.ctx, runner }, c.plan, c.facts).catch((e: unknown) => e);
+    const net = { ...c.net, ping: new FakePinger({ installed: false }) };
+    const err = await connectToGateway({ ...c.ctx, net }, c.plan, c.facts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandNotFoundError);
     expect((err as Error).message).toMatch(
       /^ping: command not found \(install the Debian package "iputils-ping"\)/,
@@ -241,14 +243,13 @@ describe('connectToGateway with a DHCP lease', () => {
       mtu: 1380,
     });
     expect(conn.changes).toEqual([
-      'route 192.0.2.10/32 via 192.0.2.1 dev eth0',
-      'created vxlan0 (vxlan id 42 dstport 4789 dev eth0)',
-      'vxlan0 up',
-      'fdb: flood entry to 192.0.2.10',
-      'route 255.255.255.255/32 dev vxlan0',
+      'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
+      'fdb 00:00:00:00:00:00 dst 192.0.2.10 dev vxlan0: missing',
+      'route 192.0.2.10 via 192.0.2.1 dev eth0: missing',
+      'route 255.255.255.255 dev vxlan0: missing',
       'vxlan0 mtu 1380 (from DHCP)',
-      'added 172.16.0.20/24 to vxlan0',
-      'route default via 172.16.0.1 dev vxlan0',
+      'address 172.16.0.20/24 dev vxlan0: missing',
+      'route default via 172.16.0.1 dev vxlan0: missing',
     ]);
     // The pod's hostname and stable client id reached the server.
     expect(server.pool.activeLeases(Date.now())).toEqual([

@@ -1,26 +1,20 @@
 import { DhcpClient, type DhcpClientTimeouts, type DhcpLease, type DhcpSocketFactory } from '@knet/dhcp';
-import { ExecaRunner, createHostNet, type CommandRunner } from '@knet/host-net';
+import { ExecaRunner, createHostNet } from '@knet/host-net';
 import type { Logger } from '@knet/runtime';
 import {
   deleteDefaultRoutes,
   detectPodGateway,
   ensureIptables,
-  ensureOnlyAddress,
-  ensureOnlyFloodEntry,
-  ensureRoute,
-  ensureVxlan,
   ourRoutes,
+  setOnlyAddress,
+  setOnlyFloodEntry,
+  setRoutes,
+  setVxlan,
   type Changes,
   type PodNet,
 } from './apply';
-import {
-  gatewayFdb,
-  gatewayPodRoute,
-  overlayDefaultRoute,
-  type ClientFacts,
-  type ClientPlan,
-} from './client-plan';
-import { VXLAN_DEVICE } from './gateway-plan';
+import { gatewayPodRoute, overlayDefaultRoute, type ClientFacts, type ClientPlan } from './client-plan';
+import { ROUTE_PROTOCOLS, VXLAN_DEVICE } from './gateway-plan';
 import { GatewayUnreachableError, gatewayAnswers, resolveGateway } from './gateway-locate';
 import { matchNatEntry, type NatEntry } from './natconf';
 import { podHostname, type PodgwConfig } from './options';
@@ -29,7 +23,6 @@ import type { Settings } from './settings';
 /** What client-init and client-sidecar share: the pod's network and how to reach the gateway. */
 export interface ClientContext {
   net: PodNet;
-  runner: CommandRunner;
   settings: Settings;
   /** This pod's nat.conf entry (static address), if any. */
   nat: NatEntry | undefined;
@@ -63,11 +56,9 @@ export function createClientContext(
   logger: Logger,
   dhcp: { timeoutMs?: number; timeouts?: DhcpClientTimeouts } = {},
 ): ClientContext {
-  const runner = new ExecaRunner({ logger });
   const hostname = podHostname(opts);
   return {
-    net: createHostNet(runner),
-    runner,
+    net: createHostNet(new ExecaRunner({ logger })),
     settings: config.settings,
     nat: matchNatEntry(config.nat, hostname),
     hostname,
@@ -108,8 +99,7 @@ export async function isolatePod(ctx: ClientContext, plan: ClientPlan, facts: Cl
       `cannot find the pod network's gateway: no default route on ${ctx.podInterface} and K8S_DEFAULT_GW is not set`,
     );
   }
-  const changes: Changes = [];
-  for (const r of plan.podRoutes) changes.push(...(await ensureRoute(ctx.net, r)));
+  const changes = await setRoutes(ctx.net, ROUTE_PROTOCOLS.podNetwork, plan.podRoutes, ctx.logger);
   changes.push(...(await deleteDefaultRoutes(ctx.net, 'inet', VXLAN_DEVICE)));
   changes.push(...(await deleteDefaultRoutes(ctx.net, 'inet6', VXLAN_DEVICE)));
   changes.push(...(await ensureIptables(ctx.net.ip6tables, [plan.ip6tables], ['filter'], ctx.logger)));
@@ -138,9 +128,9 @@ export async function dhcpClientFor(ctx: ClientContext, mac?: string): Promise<D
 }
 
 /**
- * Finds the gateway and routes through it: resolve it, route its pod IP via the pod network,
- * build vxlan0 with the flood entry to it, take a lease (or the static address), default route
- * over the overlay, and check that the gateway answers. Idempotent; returns what it did.
+ * Finds the gateway and routes through it: resolve it, build vxlan0 with the flood entry to it,
+ * route its pod IP via the pod network, take a lease (or the static address), default route over
+ * the overlay, and check that the gateway answers. Idempotent; returns what it did.
  */
 export async function connectToGateway(
   ctx: ClientContext,
@@ -148,20 +138,20 @@ export async function connectToGateway(
   facts: ClientFacts,
   options: { requestedIp?: string; signal?: AbortSignal } = {},
 ): Promise<GatewayConnection & { changes: Changes }> {
-  const { net, settings } = ctx;
-  const changes: Changes = [];
+  const { net, settings, logger } = ctx;
   const gatewayIp = await resolveGateway(settings.gatewayName, settings.k8sDnsIps);
+  const changes = await setVxlan(net, plan.vxlan, logger);
+  changes.push(...(await setOnlyFloodEntry(net, VXLAN_DEVICE, gatewayIp)));
+  // The gateway pod's IP via the pod network, and for a lease the broadcast route over vxlan0.
   const podRoute = gatewayPodRoute(gatewayIp, facts);
-  if (podRoute) changes.push(...(await ensureRoute(net, podRoute)));
-  changes.push(...(await ensureVxlan(net, plan.vxlan)));
-  changes.push(...(await ensureOnlyFloodEntry(net, gatewayFdb(gatewayIp))));
+  const toGateway = [...(podRoute ? [podRoute] : []), ...(plan.staticAddress ? [] : [plan.broadcastRoute])];
+  changes.push(...(await setRoutes(net, ROUTE_PROTOCOLS.toGateway, toGateway, logger)));
 
   let lease: DhcpLease | undefined;
   let address: string;
   if (plan.staticAddress) {
     address = plan.staticAddress;
   } else {
-    changes.push(...(await ensureRoute(net, plan.broadcastRoute)));
     const link = await net.ip.getLink(VXLAN_DEVICE);
     const client = await dhcpClientFor(ctx, link.mac ?? '');
     const requestedIp = options.requestedIp ?? (await currentAddress(net))?.split('/')[0];
@@ -176,13 +166,11 @@ export async function connectToGateway(
       changes.push(`${VXLAN_DEVICE} mtu ${lease.mtu} (from DHCP)`);
     }
   }
-  changes.push(...(await ensureOnlyAddress(net, VXLAN_DEVICE, address)));
-  changes.push(...(await ensureRoute(net, overlayDefaultRoute(lease?.router ?? plan.gatewayAddress))));
+  changes.push(...(await setOnlyAddress(net, VXLAN_DEVICE, address)));
+  const defaultRoute = overlayDefaultRoute(lease?.router ?? plan.gatewayAddress);
+  changes.push(...(await setRoutes(net, ROUTE_PROTOCOLS.overlay, [defaultRoute], logger)));
 
-  const answers = await gatewayAnswers(ctx.runner, plan.gatewayAddress, {
-    device: VXLAN_DEVICE,
-    count: settings.connectionRetryCount,
-  });
+  const answers = await gatewayAnswers(net, plan.gatewayAddress, settings.connectionRetryCount);
   if (!answers) {
     throw new GatewayUnreachableError(
       `gateway ${plan.gatewayAddress} (pod ${gatewayIp}) does not answer over ${VXLAN_DEVICE}: ` +

@@ -1,11 +1,5 @@
-import {
-  ZERO_MAC,
-  type FdbEntrySpec,
-  type IptablesRuleSet,
-  type RouteSpec,
-  type VxlanOptions,
-} from '@knet/host-net';
-import { CHAIN_PREFIX, NDP_TYPES, ROUTE_PROTOCOL, VXLAN_DEVICE } from './gateway-plan';
+import { type IptablesRuleSet, type RouteSpec, type VxlanOptions } from '@knet/host-net';
+import { CHAIN_PREFIX, NDP_TYPES, ROUTE_PROTOCOLS, VXLAN_DEVICE } from './gateway-plan';
 import type { NatEntry } from './natconf';
 import { overlay, type Settings } from './settings';
 
@@ -42,7 +36,7 @@ export function planClient(settings: Settings, nat: NatEntry | undefined, facts:
     const gw = via(dst);
     if (!gw || seen.has(dst)) return;
     seen.add(dst);
-    podRoutes.push({ dst, via: gw, dev: facts.podInterface, protocol: ROUTE_PROTOCOL });
+    podRoutes.push({ dst, via: gw, dev: facts.podInterface, protocol: ROUTE_PROTOCOLS.podNetwork });
   };
   settings.notRoutedToGatewayCidrs.forEach(add);
   // The cluster DNS must stay reachable to find the gateway again after it moves (pod-gateway
@@ -64,7 +58,7 @@ export function planClient(settings: Settings, nat: NatEntry | undefined, facts:
   return {
     podRoutes,
     vxlan,
-    broadcastRoute: { dst: '255.255.255.255/32', dev: VXLAN_DEVICE, protocol: ROUTE_PROTOCOL },
+    broadcastRoute: { dst: '255.255.255.255/32', dev: VXLAN_DEVICE, protocol: ROUTE_PROTOCOLS.toGateway },
     staticAddress: nat ? `${net.address(nat.octet)}/${net.prefixLength}` : undefined,
     gatewayAddress: net.gateway,
     ip6tables: {
@@ -92,16 +86,11 @@ export function gatewayPodRoute(gatewayIp: string, facts: ClientFacts): RouteSpe
     dst: gatewayIp.includes(':') ? `${gatewayIp}/128` : `${gatewayIp}/32`,
     via: gw,
     dev: facts.podInterface,
-    protocol: ROUTE_PROTOCOL,
+    protocol: ROUTE_PROTOCOLS.toGateway,
   };
-}
-
-/** The all-zeros FDB entry that sends the client's overlay traffic (and broadcasts) to the gateway. */
-export function gatewayFdb(gatewayIp: string): FdbEntrySpec {
-  return { mac: ZERO_MAC, dev: VXLAN_DEVICE, dst: gatewayIp };
 }
 
 /** The client's default route over the overlay. */
 export function overlayDefaultRoute(gatewayAddress: string): RouteSpec {
-  return { dst: 'default', via: gatewayAddress, dev: VXLAN_DEVICE, protocol: ROUTE_PROTOCOL };
+  return { dst: 'default', via: gatewayAddress, dev: VXLAN_DEVICE, protocol: ROUTE_PROTOCOLS.overlay };
 }

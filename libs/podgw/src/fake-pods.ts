@@ -1,9 +1,9 @@
 import { DhcpServer, FakeDhcpNetwork, type FakeHost } from '@knet/dhcp';
-import { FakeCommandRunner, createFakeHostNet, type FakeHostNet, type RecordedCall } from '@knet/host-net';
+import { createFakeHostNet, type FakeHostNet } from '@knet/host-net';
 import { silentLogger, type Logger } from '@knet/runtime';
 import type { ClientContext } from './client-connect';
 import { matchNatEntry, parseNatConf } from './natconf';
-import { loadSettings } from './settings';
+import { loadSettings, overlay } from './settings';
 
 /**
  * Pods on @knet/host-net's in-memory fakes, for unit tests of the apply and connect steps and of
@@ -42,8 +42,11 @@ export interface FakeClientPodOptions {
   natConf?: string;
   /** Default `client-0`. */
   hostname?: string;
-  /** Whether the gateway's overlay address answers a ping over vxlan0 (default: always). */
-  gatewayAnswers?: (address: string) => boolean;
+  /**
+   * Whether the gateway's overlay address answers ping (default true); later, `net.ping.silence()`
+   * and `net.ping.answer()` it.
+   */
+  gatewayAnswers?: boolean;
   /**
    * The overlay's DHCP network: the client's DHCP sockets join it as a host named after the pod.
    * Default: a network of its own, where nobody answers (never the machine's real sockets).
@@ -56,8 +59,6 @@ export interface FakeClientPodOptions {
 export interface FakeClientPod {
   ctx: ClientContext;
   net: FakeHostNet;
-  /** Answers `ping` as iputils does; records every call. */
-  runner: FakeCommandRunner;
   /** The pod on the DHCP network. Its addresses decide which unicasts reach it: add the leased one for renewals. */
   dhcpHost: FakeHost;
 }
@@ -69,14 +70,10 @@ export async function createFakeClientPod(options: FakeClientPodOptions = {}): P
   const { settings } = loadSettings({ env: { ...FAKE_CLIENT_ENV, ...options.env } });
   const hostname = options.hostname ?? 'client-0';
   const nat = parseNatConf(options.natConf ?? '', 'nat.conf', { firstDynamicIp: settings.firstDynamicIp });
-  const answers = options.gatewayAnswers ?? (() => true);
-  const runner = new FakeCommandRunner((call) =>
-    call.cmd === 'ping' ? ping(net, call, answers) : undefined,
-  );
+  if (options.gatewayAnswers ?? true) net.ping.answer(overlay(settings).gateway);
   const dhcpHost = (options.dhcp ?? new FakeDhcpNetwork()).host(hostname);
   const ctx: ClientContext = {
     net,
-    runner,
     settings,
     nat: matchNatEntry(nat, hostname),
     hostname,
@@ -86,18 +83,7 @@ export async function createFakeClientPod(options: FakeClientPodOptions = {}): P
     dhcpTimeouts: { initialRetransmitMs: 20, maxRetransmitMs: 50 },
     dhcpSocketFactory: dhcpHost.socketFactory,
   };
-  return { ctx, net, runner, dhcpHost };
-}
-
-/**
- * What `ping -n -q -c 1 -W S -I DEV ADDR` does: exit 2 without the device, exit 1 (no reply) when
- * nobody answers, 0 when `answers(ADDR)`.
- */
-function ping(net: FakeHostNet, call: RecordedCall, answers: (address: string) => boolean) {
-  const address = call.args[call.args.length - 1] as string;
-  const dev = call.args[call.args.indexOf('-I') + 1] as string;
-  if (!net.ip.hasLink(dev)) return { exitCode: 2, stderr: `ping: SO_BINDTODEVICE ${dev}: No such device` };
-  return answers(address) ? { stdout: '1 packets transmitted, 1 received' } : { exitCode: 1, stderr: '' };
+  return { ctx, net, dhcpHost };
 }
 
 /**

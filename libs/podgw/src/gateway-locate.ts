@@ -1,7 +1,8 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { CommandError, type CommandRunner } from '@knet/host-net';
+import type { Pinger } from '@knet/host-net';
 import { errorMessage } from '@knet/runtime';
+import { VXLAN_DEVICE } from './gateway-plan';
 
 export class GatewayUnreachableError extends Error {
   constructor(message: string) {
@@ -58,32 +59,10 @@ export async function resolveGateway(
 }
 
 /**
- * Whether the gateway answers ICMP echo over the overlay (`ping -c 1 -W S -I vxlan0 ADDR`, up to
- * `count` tries). Needs iputils-ping in the image.
+ * Whether the gateway answers ICMP echo over the overlay (`ping -I vxlan0`, up to `tries` echo
+ * requests, one second each): the client's check, with CONNECTION_RETRY_COUNT tries. A missing
+ * `ping` (iputils-ping) throws rather than passing for an unreachable gateway.
  */
-export async function gatewayAnswers(
-  runner: CommandRunner,
-  address: string,
-  options: { device: string; count?: number; timeoutSec?: number },
-): Promise<boolean> {
-  const count = options.count ?? 1;
-  for (let i = 0; i < count; i++) {
-    try {
-      await runner.run('ping', [
-        '-n',
-        '-q',
-        '-c',
-        '1',
-        '-W',
-        String(options.timeoutSec ?? 1),
-        '-I',
-        options.device,
-        address,
-      ]);
-      return true;
-    } catch (e) {
-      if (!(e instanceof CommandError) || e.kind === 'command-not-found') throw e;
-    }
-  }
-  return false;
+export async function gatewayAnswers(net: { ping: Pinger }, address: string, tries = 1): Promise<boolean> {
+  return (await net.ping.ping(address, { device: VXLAN_DEVICE, count: tries })).answered;
 }

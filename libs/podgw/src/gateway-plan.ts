@@ -4,8 +4,17 @@ import { overlay, type Settings } from './settings';
 
 /** Name of the overlay device on gateway and clients (pod-gateway's name). */
 export const VXLAN_DEVICE = 'vxlan0';
-/** Routes we install carry this protocol number, so we find (and only touch) our own. */
-export const ROUTE_PROTOCOL = '77';
+/**
+ * The route protocols of our routes (`proto N` in `ip route`), one per concern: each is a desired
+ * set of its own (a RouteTable), so a later run finds, changes and removes only its own routes.
+ * - `podNetwork`: routes over the pod network — the gateway's VPN_LOCAL_CIDRS (and its policy
+ *   rule), a client's NOT_ROUTED_TO_GATEWAY_CIDRS and cluster DNS;
+ * - `toGateway`: a client's way to the gateway pod (its /32 via the pod network) and the DHCP
+ *   broadcast route over vxlan0;
+ * - `overlay`: a client's default route over vxlan0.
+ */
+export const ROUTE_PROTOCOLS = { podNetwork: '77', toGateway: '78', overlay: '79' } as const;
+export type RouteProtocol = (typeof ROUTE_PROTOCOLS)[keyof typeof ROUTE_PROTOCOLS];
 /** Prefix of the iptables chains we own. */
 export const CHAIN_PREFIX = 'KNET-PGW-';
 
@@ -143,7 +152,12 @@ export function planGateway(settings: Settings, nat: readonly NatEntry[], facts:
   const routes: RouteSpec[] = podGateway
     ? settings.vpnLocalCidrs
         .filter((c) => c.includes(':') === podGateway.includes(':'))
-        .map((dst) => ({ dst, via: podGateway, dev: facts.podInterface, protocol: ROUTE_PROTOCOL }))
+        .map((dst) => ({
+          dst,
+          via: podGateway,
+          dev: facts.podInterface,
+          protocol: ROUTE_PROTOCOLS.podNetwork,
+        }))
     : [];
 
   return {
