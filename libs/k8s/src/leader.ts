@@ -82,15 +82,6 @@ export class LeaderElector {
     this.path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`;
   }
 
-  get isLeader(): boolean {
-    return this.leading;
-  }
-
-  /** The identity that holds the lease, as last observed ('' when none). */
-  get leader(): string {
-    return this.currentLeader;
-  }
-
   /** Starts campaigning in the background. */
   start(): void {
     if (this.running) return;

@@ -13,7 +13,6 @@ export class WorkQueue {
   private readonly retries = new Map<string, { backoff: Backoff; timer?: NodeJS.Timeout }>();
   private running: string | undefined;
   private stopped = false;
-  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly handler: (key: string) => Promise<void>,
@@ -39,12 +38,6 @@ export class WorkQueue {
     this.retries.delete(key);
   }
 
-  /** Resolves when nothing is queued or running (retries waiting on a timer do not count). */
-  idle(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
-  }
-
   stop(): void {
     this.stopped = true;
     for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
@@ -56,10 +49,7 @@ export class WorkQueue {
   private pump(): void {
     if (this.running !== undefined || this.stopped) return;
     const key = this.queue.shift();
-    if (key === undefined) {
-      for (const w of this.idleWaiters.splice(0)) w();
-      return;
-    }
+    if (key === undefined) return;
     this.queued.delete(key);
     this.running = key;
     void this.handler(key)
