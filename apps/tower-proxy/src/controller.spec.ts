@@ -2,8 +2,9 @@ import type { Duplex } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from '@knet/cluster-crd';
 import { createCertificateAuthority, type CertificateAuthority } from '@knet/crypto';
-import { statusError } from '@knet/k8s';
+import { getCondition, statusError } from '@knet/k8s';
 import { RecordingLogger, createMetricsRegistry, type Registry } from '@knet/runtime';
+import { sleep, until } from '@knet/testing';
 import { ClusterController } from './controller';
 import { FakeClusterStore } from './fakes/cluster-store';
 import type { ListenerSpec } from './listeners';
@@ -68,8 +69,7 @@ const proxyCluster = (
   spec: { joinFederation: true, connection: { type: 'proxy' as const }, ...spec },
 });
 
-const condition = (c: Cluster | undefined, type: string) =>
-  c?.status?.conditions?.find((x) => x.type === type);
+const condition = (c: Cluster | undefined, type: string) => getCondition(c?.status?.conditions, type);
 
 let ca: CertificateAuthority;
 beforeAll(async () => {
@@ -368,6 +368,59 @@ describe('ClusterController.reconcile on a fake store', () => {
     await expect(b.controller.reconcile('alpha')).rejects.toThrow(
       'delete Service kubesphere-system/mc-alpha: 503 ServiceUnavailable: try later',
     );
+  });
+});
+
+describe('ClusterController leading the work queue', () => {
+  it('a follower writes nothing; once leading, every cluster is reconciled, then each change', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.store.put(proxyCluster('beta'));
+    await sleep(300); // the store reported both; a follower ignores it
+    expect(b.store.service('alpha')).toBeUndefined();
+    expect(await b.reconciles('ok')).toBe(0);
+
+    b.controller.setLeading(true);
+    await until('both clusters to be served', () =>
+      ['alpha', 'beta'].every((c) => condition(b.store.cluster(c), 'Initialized')?.status === 'True'),
+    );
+    // A change the store reports (a cloud's LoadBalancer ingress) is reconciled…
+    const alpha = b.store.cluster('alpha')!;
+    b.store.put({ ...alpha, spec: { ...alpha.spec, externalKubeAPIEnabled: true } });
+    await until('alpha to wait for its load balancer', () =>
+      condition(b.store.cluster('alpha'), 'ExternalAccessReady'),
+    );
+    b.store.setIngress('alpha', '203.0.113.10');
+    await until(
+      'alpha to be reachable',
+      () => condition(b.store.cluster('alpha'), 'ExternalAccessReady')?.status === 'True',
+    );
+    // …and so is an agent coming and going.
+    b.registry.add(agent('beta'));
+    await until(
+      'beta to have an agent',
+      () => condition(b.store.cluster('beta'), 'AgentAvailable')?.status === 'True',
+    );
+
+    b.controller.setLeading(false);
+    b.store.remove('beta');
+    await sleep(300);
+    expect(b.store.service('beta')).toBeDefined(); // not leading: not cleaned up
+    await b.controller.stop();
+  });
+
+  it('retries a failed reconcile with backoff until it succeeds', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.store.failNext('applyService', statusError(503, 'ServiceUnavailable', 'etcd is starting'));
+    b.controller.setLeading(true);
+    await until(
+      'alpha to be served after the failure',
+      () => condition(b.store.cluster('alpha'), 'Initialized')?.status === 'True',
+    );
+    expect(await b.reconciles('error')).toBe(1);
+    expect(b.logger.messages('warn')).toContain('reconcile failed; will retry');
+    await b.controller.stop();
   });
 });
 

@@ -1,6 +1,6 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { Logger } from '@knet/runtime';
+import { errorMessage, type Logger } from '@knet/runtime';
 import { splice, statusResponse, type TargetName } from '@knet/tunnel';
 import type { ProxyMetrics } from './metrics';
 import type { SessionRegistry } from './sessions';
@@ -39,10 +39,6 @@ export class ClusterListeners {
     private readonly logger: Logger,
     private readonly host: string,
   ) {}
-
-  has(cluster: string): boolean {
-    return this.pairs.has(cluster);
-  }
 
   /** Starts the listeners of a cluster, or updates their certificate, or moves them to new ports. */
   async ensure(spec: ListenerSpec): Promise<void> {
@@ -98,7 +94,7 @@ export class ClusterListeners {
       k8s.close();
       ks.close();
       throw new Error(
-        `cluster ${spec.cluster}: cannot listen on ports ${spec.kubernetesPort}/${spec.kubespherePort}: ${(e as Error).message}`,
+        `cluster ${spec.cluster}: cannot listen on ports ${spec.kubernetesPort}/${spec.kubespherePort}: ${errorMessage(e)}`,
       );
     }
     this.pairs.set(spec.cluster, { spec, k8s, ks, sockets });
@@ -120,10 +116,6 @@ export class ClusterListeners {
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.pairs.keys()].map((c) => this.remove(c)));
-  }
-
-  clusters(): string[] {
-    return [...this.pairs.keys()];
   }
 
   private secureOptions(spec: ListenerSpec) {
@@ -174,7 +166,7 @@ export class ClusterListeners {
         port: s.remotePort ?? 0,
       });
     } catch (e) {
-      respond(s, 502, 'BadGateway', (e as Error).message);
+      respond(s, 502, 'BadGateway', errorMessage(e));
       return;
     }
     // Counted per read: the labelled children are looked up once per connection, not per chunk.

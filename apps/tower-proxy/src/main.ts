@@ -1,35 +1,21 @@
 import { hostname } from 'node:os';
-import { LeaderElector, checkApiServer, loadKubeConfig, patchObject, serverOf } from '@knet/k8s';
-import {
-  UsageError,
-  createLogger,
-  createMetricsRegistry,
-  createObservabilityServer,
-  installSignalHandlers,
-  onShutdown,
-  parseOptions,
-  runMain,
-  untilAborted,
-} from '@knet/runtime';
+import { LeaderElector, checkApiServer, loadKubeConfig, serverOf } from '@knet/k8s';
+import { parseOptions, runMain, startApp } from '@knet/runtime';
+import { TUNNEL_PATH } from '@knet/tunnel';
 import { KubeClusterStore } from './cluster-store';
 import { ClusterController } from './controller';
 import { ClusterListeners } from './listeners';
 import { createProxyMetrics } from './metrics';
 import { program } from './options';
 import { SessionRegistry } from './sessions';
-import { loadOrCreateCa, loadOrCreateHostKey } from './state';
+import { loadOrCreateCa, loadOrCreateHostKey, publishProxyInfo } from './state';
 import { TunnelServer } from './tunnel-server';
 import { VERSION } from './version';
 
 void runMain('tower-proxy', async () => {
   const opts = parseOptions(program);
-  if (Boolean(opts.caCert) !== Boolean(opts.caKey)) {
-    throw new UsageError(
-      '--ca-cert and --ca-key go together: give both, or neither to use a CA kept in --ca-secret',
-    );
-  }
-  const logger = createLogger({ name: 'tower-proxy', level: opts.logLevel });
-  const { signal } = installSignalHandlers({ logger, timeoutMs: opts.shutdownTimeout });
+  const app = startApp('tower-proxy', opts);
+  const { logger, signal } = app;
   const identity = opts.identity ?? hostname();
 
   const { kc, source } = loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
@@ -50,26 +36,9 @@ void runMain('tower-proxy', async () => {
     { fingerprint: hostKey.fingerprint },
     `SSH host key fingerprint ${hostKey.fingerprint} (agents pin it with --fingerprint)`,
   );
-  await patchObject(
-    kc,
-    { apiVersion: 'v1', kind: 'ConfigMap', name: opts.infoConfigMap, namespace: opts.namespace },
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: opts.infoConfigMap, namespace: opts.namespace },
-      data: {
-        fingerprint: hostKey.fingerprint,
-        'ssh-host-key.pub': hostKey.publicKey,
-        'ca.crt': ca.certPem,
-        version: VERSION,
-      },
-    },
-    'apply',
-    { fieldManager: 'tower-proxy', force: true },
-  );
+  await publishProxyInfo(kc, opts.namespace, opts.infoConfigMap, { hostKey, ca, version: VERSION });
 
-  const registry = createMetricsRegistry();
-  const metrics = createProxyMetrics(registry);
+  const metrics = createProxyMetrics(app.registry);
   const sessions = new SessionRegistry();
   const listeners = new ClusterListeners(sessions, metrics, logger, opts.listenAddress);
   const serviceNamespace = opts.serviceNamespace ?? opts.namespace;
@@ -98,12 +67,10 @@ void runMain('tower-proxy', async () => {
     version: VERSION,
     keepaliveMs: opts.keepalive,
   });
-  const server = createObservabilityServer({
-    host: opts.host,
-    port: opts.port,
-    registry,
-    logger,
-    shutdownSignal: signal,
+  // Agents, /healthz, /readyz, /metrics and /version on one port.
+  const server = await app.serve({
+    listen: { host: opts.host, port: opts.port },
+    readiness: { serving: () => serving },
     routes: {
       '/version': (_req, res) => {
         res.setHeader('Content-Type', 'application/json');
@@ -112,9 +79,8 @@ void runMain('tower-proxy', async () => {
     },
     onUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head),
   });
-  server.addReadinessCheck('serving', () => serving);
-  const port = await server.listen();
-  logger.info({ host: opts.host, port }, `accepting agents on ${opts.host}:${port}/v1/tunnel`);
+  const port = server?.port;
+  logger.info({ host: opts.host, port }, `accepting agents on ${opts.host}:${port}${TUNNEL_PATH}`);
 
   const startServing = () => {
     serving = true;
@@ -143,13 +109,13 @@ void runMain('tower-proxy', async () => {
     startServing();
   }
 
-  onShutdown(async () => {
+  // Runs before the server closes (registered after serve()).
+  app.onShutdown(async () => {
     serving = false;
     tunnel.close();
     await listeners.closeAll();
     await controller.stop();
     await elector?.stop();
-    await server.close();
   }, 'tower-proxy');
-  await untilAborted(signal);
+  await app.untilShutdown();
 });

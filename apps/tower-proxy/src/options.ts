@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { createProgram, logLevelOption, schemas, shutdownTimeoutOption } from '@knet/runtime';
+import {
+  UsageError,
+  createProgram,
+  kubeconfigOption,
+  logLevelOption,
+  schemas,
+  shutdownTimeoutOption,
+} from '@knet/runtime';
 import { VERSION } from './version';
 
 const labelSelector = z.string().transform((s, ctx) => {
@@ -44,10 +51,8 @@ export const program = createProgram({
     '(WebSocket + SSH), and each proxy-type Cluster gets a Service mc-<name>, a kubeconfig and per-cluster listeners.',
   options: {
     kubeconfig: {
-      flag: '--kubeconfig <path>',
-      env: 'KUBECONFIG',
+      ...kubeconfigOption,
       description: 'kubeconfig of the host cluster (default: in-cluster credentials, then ~/.kube/config)',
-      schema: z.string().optional(),
     },
     host: {
       flag: '--host <address>',
@@ -171,5 +176,12 @@ export const program = createProgram({
     },
     logLevel: logLevelOption,
     shutdownTimeout: shutdownTimeoutOption,
+  },
+  validate(opts) {
+    if (Boolean(opts.caCert) !== Boolean(opts.caKey)) {
+      throw new UsageError(
+        '--ca-cert and --ca-key go together: give both, or neither to use a CA kept in --ca-secret',
+      );
+    }
   },
 });

@@ -47,15 +47,9 @@ export class SessionRegistry extends EventEmitter<{ change: [cluster: string] }>
     return [...(this.byCluster.get(cluster) ?? [])];
   }
 
-  count(cluster?: string): number {
-    if (cluster !== undefined) return this.byCluster.get(cluster)?.size ?? 0;
-    let n = 0;
-    for (const s of this.byCluster.values()) n += s.size;
-    return n;
-  }
-
-  clusters(): string[] {
-    return [...this.byCluster.keys()];
+  /** Sessions of one cluster right now. */
+  count(cluster: string): number {
+    return this.byCluster.get(cluster)?.size ?? 0;
   }
 
   /** The least busy session of `cluster` that serves `target`, ties broken by age (oldest first). */

@@ -5,7 +5,8 @@ import {
   loadCertificateAuthority,
   type CertificateAuthority,
 } from '@knet/crypto';
-import { Secrets, secretData } from '@knet/k8s';
+import { Secrets, patchObject, secretData } from '@knet/k8s';
+import { errorMessage } from '@knet/runtime';
 import { generateHostKey, loadHostKey, type HostKey } from '@knet/tunnel';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'tower-proxy' };
@@ -54,7 +55,7 @@ export async function loadOrCreateCa(
         return readFileSync(f, 'utf8');
       } catch (e) {
         throw new Error(
-          `${what} ${f} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          `${what} ${f} cannot be read: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`,
         );
       }
     };
@@ -85,4 +86,33 @@ export async function loadOrCreateCa(
   const key = d['tls.key'];
   if (!cert || !key) throw new Error(`Secret ${namespace}/${name} has no tls.crt/tls.key`);
   return loadCertificateAuthority(cert.toString('utf8'), key.toString('utf8'));
+}
+
+/**
+ * Publishes what agent installers need in a ConfigMap (server-side apply): the host key's
+ * fingerprint and public key, the CA certificate and the proxy's version.
+ */
+export async function publishProxyInfo(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  info: { hostKey: HostKey; ca: CertificateAuthority; version: string },
+): Promise<void> {
+  await patchObject(
+    kc,
+    { apiVersion: 'v1', kind: 'ConfigMap', name, namespace },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace },
+      data: {
+        fingerprint: info.hostKey.fingerprint,
+        'ssh-host-key.pub': info.hostKey.publicKey,
+        'ca.crt': info.ca.certPem,
+        version: info.version,
+      },
+    },
+    'apply',
+    { fieldManager: 'tower-proxy', force: true },
+  );
 }
