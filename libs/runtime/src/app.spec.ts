@@ -6,6 +6,7 @@ import {
   daemonOptions,
   parseOptions,
   ShutdownManager,
+  sleep,
   startApp,
   type AppOptions,
   type StartAppOptions,
@@ -152,7 +153,7 @@ describe('startApp', () => {
     const { app, signals, exits } = start({ logLevel: 'silent', shutdownTimeout: 50 });
     app.onShutdown(() => new Promise<void>(() => undefined), 'hangs');
     signals.emit('SIGTERM', 'SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(exits).toEqual([1]);
   });
 });

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { errorMessage } from '@knet/runtime';
+import { errorMessage, sleep } from '@knet/runtime';
 import { acquireBuildLock, formatElapsed, goBuild, GoBuildProgress } from './binaries';
 
 jest.setTimeout(30_000);
@@ -111,7 +111,7 @@ describe('acquireBuildLock', () => {
     const lines: string[] = [];
     let second: (() => void) | undefined;
     const waiting = acquireBuildLock(lock, (l) => lines.push(l)).then((r) => (second = r));
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     expect(second).toBeUndefined();
     expect(lines).toEqual([`waiting for another build of the test bed to finish (lock: ${lock})`]);
     first();

@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { sleep } from '@knet/runtime';
 import { describeExit, run } from '../exec';
 import { workspaceRoot } from '../workspace';
 
@@ -292,7 +293,7 @@ export async function acquireBuildLock(path: string, log: Log = () => undefined)
         continue;
       }
       if (waited % 15 === 0) log(`waiting for another build of the test bed to finish (lock: ${path})`);
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { errorMessage } from '@knet/runtime';
+import { errorMessage, sleep } from '@knet/runtime';
 import { execArgv, NetLabCommandError, oneLine, type LabExecOptions, type LabExecResult } from '../exec';
 import {
   destroyNamespace,
@@ -98,7 +98,7 @@ export class LabProcess {
       const m = pattern.exec(this.buffer);
       if (m) return m[0];
       if (this.done) break;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new Error(
       `${this.argv.join(' ')}: ${this.done ? 'exited' : 'timed out'} before printing ${pattern}; output: ${oneLine(this.buffer)}`,
