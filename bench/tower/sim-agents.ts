@@ -13,13 +13,13 @@ import { createLogger, createMetricsRegistry } from '@knet/runtime';
 // The bench drives the agent's real connection code; apps do not import each other otherwise.
 // The simulated agents run the real agent code (a bench may reach into the app it measures).
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import { AgentConnection } from '../../tower-agent/src/connection';
+import { AgentConnection } from '../../apps/tower-agent/src/connection';
 // The simulated agents run the real agent code (a bench may reach into the app it measures).
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import { createAgentMetrics } from '../../tower-agent/src/metrics';
+import { createAgentMetrics } from '../../apps/tower-agent/src/metrics';
 // The simulated agents run the real agent code (a bench may reach into the app it measures).
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import { ApiServerProxy } from '../../tower-agent/src/upstream';
+import { ApiServerProxy } from '../../apps/tower-agent/src/upstream';
 
 export interface SimConfig {
   url: string;

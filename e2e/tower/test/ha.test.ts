@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { ControlPlane, type ManagedProcess } from '@knet/testing';
+import { ControlPlane, appBundle, until, type ManagedProcess } from '@knet/testing';
 import {
-  appBundles,
   condition,
   createReadyCluster,
   getCluster,
@@ -9,7 +8,6 @@ import {
   startAgent,
   startHost,
   startProxy,
-  until,
   writeKubeconfig,
   type RunningProxy,
 } from './harness';
@@ -50,16 +48,16 @@ describe('two proxy replicas with --leader-elect', () => {
 
     const c = await createReadyCluster(host, 'ha', a);
     const kubeconfig = writeKubeconfig(c, host.dir);
-    const agentBundle = (await appBundles()).agent;
+    const agentBundle = await appBundle('tower-agent');
     const agentA = startAgent(
       { cluster: 'ha', token: c.spec!.connection!.token!, proxy: a, member, saDir, id: 'on-a' },
       agentBundle,
     );
     procs.push(agentA);
     await until(
+      () => 'AgentAvailable=True',
       async () => condition(await getCluster(host, 'ha'), 'AgentAvailable') === 'True',
       30_000,
-      () => 'agent not available',
     );
     expect(spawnSync(host.bin.kubectl, [`--kubeconfig=${kubeconfig}`, 'get', '--raw', '/api']).status).toBe(
       0,
@@ -72,27 +70,27 @@ describe('two proxy replicas with --leader-elect', () => {
     );
     procs.push(early);
     await until(
+      () => `a 503 from the follower; agent log:\n${early.tail(10)}`,
       async () =>
         early.tail(20).includes('proxy answered HTTP 503: this proxy replica is not the leader; retry'),
       20_000,
-      () => `no 503 from the follower:\n${early.tail(10)}`,
     );
 
     const killedAt = Date.now();
     await a.proc.kill();
     // Lease 15 s (client-go's default): B serves once it expires.
     await until(
+      () => `proxy-b to take over; its log:\n${b.proc.tail(20)}`,
       async () => ready(b),
       30_000,
-      () => `proxy-b never took over:\n${b.proc.tail(20)}`,
     );
     expect(Date.now() - killedAt).toBeLessThan(15_000 + 5_000);
     // The agent pointed at B (a Service would route there now) connects, and the same kubeconfig works.
     await until(
+      () => `the kubeconfig to work through proxy-b; its log:\n${b.proc.tail(20)}`,
       async () =>
         spawnSync(host.bin.kubectl, [`--kubeconfig=${kubeconfig}`, 'get', '--raw', '/api']).status === 0,
       30_000,
-      () => `kubeconfig does not work through proxy-b:\n${b.proc.tail(20)}`,
     );
     const after = JSON.parse(
       await host.kubectlOk(['get', 'lease', 'tower-proxy', '-n', 'kubesphere-system', '-o', 'json']),

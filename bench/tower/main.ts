@@ -24,7 +24,6 @@ import {
   conditionOf,
   createClusters,
   getJson,
-  kubeconfigCredentials,
   memberServiceAccount,
   startAgent,
   startHost,
@@ -33,6 +32,8 @@ import {
   type Bundles,
 } from './bed';
 import type { Cluster } from '@knet/cluster-crd';
+import { kubeconfigTls } from '@knet/k8s';
+import { errorMessage } from '@knet/runtime';
 import { gcAndMeasure, profileDuring } from './inspect';
 import {
   buildLoadgen,
@@ -188,14 +189,13 @@ async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bu
   });
   const stopAgent = cleanup.defer('agent', () => agent.stop(15_000));
   await until(
+    () => `the agent to become available; agent log:\n${agent.tail(20)}\nproxy log:\n${proxy.proc.tail(20)}`,
     async () =>
       conditionOf(
         await getJson<Cluster>(host, '/apis/cluster.kubesphere.io/v1alpha1/clusters/bench'),
         'AgentAvailable',
       ) === 'True',
     60_000,
-    () =>
-      `the agent never became available; agent log:\n${agent.tail(20)}\nproxy log:\n${proxy.proc.tail(20)}`,
   );
   const mem = memoryMiB(proxy.proc.pid);
   const gc = await gcAndMeasure(inspectPort).catch(() => undefined);
@@ -237,7 +237,7 @@ async function tunnelParts(host: ControlPlane, member: ControlPlane, bundles: Bu
     }
   }
   if (parts.has('latency')) {
-    const kc = kubeconfigCredentials(Buffer.from(conn.kubeconfig ?? '', 'base64').toString('utf8'));
+    const kc = kubeconfigTls(Buffer.from(conn.kubeconfig ?? '', 'base64').toString('utf8'));
     const tunnel: Endpoint = { name: 'tunnel', url: kc.server, ca: kc.ca, cert: kc.cert, key: kc.key };
     const direct: Endpoint = {
       name: 'direct',
@@ -480,7 +480,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 main()
   .catch((e: unknown) => {
     failed = true;
-    if (!interrupted) log(`FAILED: ${(e as Error).stack ?? String(e)}`);
+    if (!interrupted) log(`FAILED: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}`);
   })
   .finally(async () => {
     clearTimeout(guard);

@@ -1,45 +1,24 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clusterCrdPath, type Cluster } from '@knet/cluster-crd';
+import type { Cluster } from '@knet/cluster-crd';
+import { getCondition } from '@knet/k8s';
 import {
-  ControlPlane,
   ManagedProcess,
-  bundleScript,
+  TOWER_NAMESPACE,
+  appBundle,
   freePort,
   shippedNodeFlags,
-  workspaceRoot,
+  startTowerHost,
+  until,
+  type ControlPlane,
 } from '@knet/testing';
 
-export const NS = 'kubesphere-system';
+export const NS = TOWER_NAMESPACE;
 
-let bundles: Promise<{ proxy: string; agent: string }> | undefined;
-/** The two apps bundled with esbuild, as they ship (once per test file). */
-export function appBundles(): Promise<{ proxy: string; agent: string }> {
-  bundles ??= Promise.all([
-    bundleScript(join(workspaceRoot(), 'apps/tower-proxy/src/main.ts')),
-    bundleScript(join(workspaceRoot(), 'apps/tower-agent/src/main.ts')),
-  ]).then(([proxy, agent]) => ({ proxy, agent }));
-  return bundles;
-}
-
-/** A host control plane with the Cluster CRD and the proxy's namespace (stopped again if that fails). */
-export async function startHost(apiServerFlags: string[] = []): Promise<ControlPlane> {
-  const host = await ControlPlane.start({ apiServerFlags });
-  try {
-    await host.kubectlOk(['apply', '-f', clusterCrdPath(workspaceRoot())]);
-    await host.kubectlOk([
-      'wait',
-      '--for=condition=Established',
-      'crd/clusters.cluster.kubesphere.io',
-      '--timeout=30s',
-    ]);
-    await host.kubectlOk(['create', 'namespace', NS]);
-  } catch (e) {
-    await host.stop();
-    throw e;
-  }
-  return host;
+/** A host control plane with the Cluster CRD and the proxy's namespace. */
+export function startHost(apiServerFlags: string[] = []): Promise<ControlPlane> {
+  return startTowerHost({ apiServerFlags });
 }
 
 export interface RunningProxy {
@@ -61,7 +40,7 @@ export async function startProxy(
   kubeconfig = host.kubeconfigPath,
   opts: { waitReady?: boolean } = {},
 ): Promise<RunningProxy> {
-  const { proxy } = await appBundles();
+  const proxy = await appBundle('tower-proxy');
   const p = port ?? (await freePort());
   const base = 10_000 + Math.floor(Math.random() * 190) * 50;
   const args = [
@@ -100,6 +79,7 @@ async function launchProxy(
   );
   const url = `http://127.0.0.1:${p}`;
   const fingerprint = await until(
+    () => `tower-proxy to become ready; its log:\n${proc.tail(30)}`,
     async () => {
       const r = await fetch(`${url}/version`).catch(() => undefined);
       if (!r?.ok) return undefined;
@@ -110,7 +90,6 @@ async function launchProxy(
       return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
     },
     30_000,
-    () => `tower-proxy did not become ready; log:\n${proc.tail(30)}`,
   );
   return { proc, port: p, url, fingerprint, args };
 }
@@ -217,18 +196,18 @@ export async function createReadyCluster(
 ): Promise<Cluster> {
   await createCluster(host, name);
   return until(
+    () => `Cluster ${name} to be initialized${proxy ? `; proxy log:\n${proxy.proc.tail(20)}` : ''}`,
     async () => {
       const c = await getCluster(host, name);
       const conn = c.spec?.connection;
       return conn?.kubeconfig && conn.token && condition(c, 'Initialized') === 'True' ? c : undefined;
     },
     30_000,
-    () => `Cluster ${name} was not initialized${proxy ? `; proxy log:\n${proxy.proc.tail(20)}` : ''}`,
   );
 }
 
 export function condition(c: Cluster, type: string): string | undefined {
-  return c.status?.conditions?.find((x) => x.type === type)?.status;
+  return getCondition(c.status?.conditions, type)?.status;
 }
 
 /** Writes the Cluster's kubeconfig to a file and returns its path. */
@@ -238,41 +217,4 @@ export function writeKubeconfig(c: Cluster, dir: string): string {
   const file = join(dir, `${c.metadata.name}-${Date.now()}.kubeconfig`);
   writeFileSync(file, Buffer.from(kc, 'base64'));
   return file;
-}
-
-/** CA, client certificate and key (PEM) of a kubeconfig written by @knet/crypto's renderKubeconfig. */
-export function kubeconfigCredentials(yaml: string): {
-  ca: string;
-  cert: string;
-  key: string;
-  server: string;
-} {
-  const field = (k: string) => {
-    const m = new RegExp(`^\\s*${k}:\\s*"?([^"\\s]+)"?\\s*$`, 'm').exec(yaml);
-    if (!m?.[1]) throw new Error(`kubeconfig has no ${k}`);
-    return m[1];
-  };
-  const b64 = (k: string) => Buffer.from(field(k), 'base64').toString('utf8');
-  return {
-    server: field('server'),
-    ca: b64('certificate-authority-data'),
-    cert: b64('client-certificate-data'),
-    key: b64('client-key-data'),
-  };
-}
-
-/** Polls `fn` until it returns a value (not undefined/false), or throws `what()` after `ms`. */
-export async function until<T>(
-  fn: () => Promise<T | undefined | false>,
-  ms: number,
-  what: () => string,
-  everyMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(what());
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }

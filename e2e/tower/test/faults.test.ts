@@ -5,10 +5,9 @@ import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Client } from 'ssh2';
 import WebSocket, { createWebSocketStream } from 'ws';
-import { ControlPlane, type ManagedProcess } from '@knet/testing';
+import { ControlPlane, appBundle, until, type ManagedProcess } from '@knet/testing';
 import { SUBPROTOCOL, TUNNEL_PATH, encodeHello } from '@knet/tunnel';
 import {
-  appBundles,
   condition,
   createReadyCluster,
   getCluster,
@@ -18,7 +17,6 @@ import {
   startAgent,
   startHost,
   startProxy,
-  until,
   writeKubeconfig,
   type RunningProxy,
 } from './harness';
@@ -55,7 +53,7 @@ const agentArgs = (extra: string[] = [], id = 'a1') => ({
 
 beforeAll(async () => {
   [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
-  agentBundle = (await appBundles()).agent;
+  agentBundle = await appBundle('tower-agent');
   proxy = await startProxy(host);
   procs.push(proxy.proc);
   saDir = await memberServiceAccount(member);
@@ -74,9 +72,9 @@ describe('faults', () => {
     const agent = startAgent(agentArgs(), agentBundle);
     procs.push(agent);
     await until(
+      () => `the agent to connect; agent log:\n${agent.tail(20)}`,
       async () => (await available()) === 'True',
       30_000,
-      () => `agent never connected:\n${agent.tail(20)}`,
     );
 
     const w = spawn(
@@ -88,17 +86,17 @@ describe('faults', () => {
     createInterface({ input: w.stdout! }).on('line', (l) => lines.push(l));
     const watchEnded = new Promise<number | null>((r) => w.once('exit', (code) => r(code)));
     await until(
+      () => 'the watch to start',
       async () => lines.includes('namespace/default'),
       20_000,
-      () => 'watch did not start',
     );
 
     await agent.kill();
     // The proxy's keepalive is 2 s: the dead agent is noticed within 2x that, then the condition is written.
     await until(
+      () => `AgentAvailable to turn False; proxy log:\n${proxy.proc.tail(20)}`,
       async () => (await available()) === 'False',
       15_000,
-      () => `AgentAvailable stayed True; proxy:\n${proxy.proc.tail(20)}`,
     );
     w.kill(); // kubectl may keep retrying the watch; it must not hang the test
     await watchEnded;
@@ -107,9 +105,9 @@ describe('faults', () => {
     const again = startAgent(agentArgs([], 'a2'), agentBundle);
     procs.push(again);
     await until(
+      () => `the new agent to connect; agent log:\n${again.tail(20)}`,
       async () => (await available()) === 'True',
       30_000,
-      () => `agent never came back:\n${again.tail(20)}`,
     );
     expect(await kubectlWorks()).toBe(true);
   });
@@ -120,9 +118,9 @@ describe('faults', () => {
     process.kill(agent.pid, 'SIGSTOP');
     try {
       await until(
+        () => `the frozen agent to be dropped; proxy log:\n${proxy.proc.tail(8)}`,
         async () => (await available()) === 'False',
         15_000,
-        () => `the frozen agent was never dropped:\n${proxy.proc.tail(8)}`,
       );
       // keepalive 2 s: dropped after at most 4 s, plus the condition write
       expect(Date.now() - stoppedAt).toBeLessThan(4000 + 2000);
@@ -131,9 +129,9 @@ describe('faults', () => {
     }
     // thawed, it notices its connection is gone and reconnects
     await until(
+      () => `the agent to reconnect; agent log:\n${agent.tail(10)}`,
       async () => (await available()) === 'True',
       30_000,
-      () => `agent did not reconnect:\n${agent.tail(10)}`,
     );
   });
 
@@ -160,6 +158,7 @@ describe('faults', () => {
     await member.kubectlOk(['delete', 'secret', 'bind-old', '-n', 'kubesphere-system']);
     // The old token is really dead (the API server caches token reviews for a few seconds).
     await until(
+      () => 'the old token to stop working',
       async () =>
         (
           await member.kubectl([
@@ -173,7 +172,6 @@ describe('faults', () => {
           ])
         ).exitCode !== 0,
       30_000,
-      () => 'the old token still works',
     );
     expect(await kubectlWorks()).toBe(true);
     expect(sessions()).toBe(before);
@@ -190,12 +188,12 @@ describe('faults', () => {
     };
     const first = procs.find((p) => p.name === 'tower-agent-a2')!;
     await until(
+      () => 'the second agent to register',
       async () =>
         (await fetch(`${proxy.url}/metrics`).then((r) => r.text())).includes(
           'tower_proxy_agent_sessions{cluster="faulty"} 2',
         ),
       20_000,
-      () => 'second agent not registered',
     );
     const [f0, s0] = [await metric(first), await metric(second)];
     await Promise.all(Array.from({ length: 12 }, () => kubectlWorks()));
@@ -213,12 +211,12 @@ describe('faults', () => {
     await proxy.proc.stop();
     // Let the agent's backoff grow past 4 s.
     await until(
+      () => `the backoff to grow past 4 s; agent log:\n${agent.tail(10)}`,
       async () =>
         [...readFileSync(agent.logFile, 'utf8').matchAll(/"retryInMs":(\d+)/g)].some(
           (m) => Number(m[1]) >= 4000,
         ),
       60_000,
-      () => `backoff never grew:\n${agent.tail(10)}`,
     );
     proxy = await restartProxy(host, proxy);
     procs.push(proxy.proc);
@@ -226,15 +224,15 @@ describe('faults', () => {
     process.kill(agent.pid, 'SIGHUP');
     // (the condition may still say True from before the restart: ask the new proxy itself)
     await until(
+      () => `the agent to come back; agent log:\n${agent.tail(20)}`,
       async () => (await proxySessions()) === 1,
       20_000,
-      () => `agent did not come back:\n${agent.tail(20)}`,
     );
     expect(Date.now() - hupAt).toBeLessThan(4000);
     await until(
+      () => 'AgentAvailable=True',
       async () => (await available()) === 'True',
       20_000,
-      () => 'AgentAvailable not True',
     );
     expect(await kubectlWorks()).toBe(true); // the kubeconfig written before the restart still works
   });
@@ -248,9 +246,9 @@ describe('faults', () => {
     process.kill(proxy.proc.pid, 'SIGSTOP');
     try {
       await until(
+        () => `the agent to notice; agent log:\n${agent.tail(10)}`,
         async () => lost() > before,
         15_000,
-        () => `the agent never noticed:\n${agent.tail(10)}`,
       );
       expect(Date.now() - stoppedAt).toBeLessThan(2 * 1000 + 1500); // agent keepalive 1 s
     } finally {
@@ -258,9 +256,9 @@ describe('faults', () => {
     }
     process.kill(agent.pid, 'SIGHUP');
     await until(
+      () => `the agent to reconnect; agent log:\n${agent.tail(10)}`,
       async () => (await proxySessions()) === 1,
       30_000,
-      () => `agent did not reconnect:\n${agent.tail(10)}`,
     );
     expect(await kubectlWorks()).toBe(true);
   });
@@ -410,9 +408,9 @@ describe('faults', () => {
     }
     // Nothing held on to: file descriptors come back to where they were, memory does not run away.
     await until(
+      () => `the file descriptors to come back to ${fd0} (now ${fds()})`,
       async () => fds() <= fd0 + 5,
       30_000,
-      () => `fds stayed at ${fds()} (before: ${fd0})`,
     );
     expect(rssMiB() - rss0).toBeLessThan(100);
   });

@@ -12,8 +12,8 @@ export {
   memoryMiB,
   percentile,
   sleep,
+  until,
   type Result,
 } from '@knet/testing';
-export { until } from '../test/harness';
 
 export const emit = resultEmitter('tower');

@@ -1,15 +1,23 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ControlPlane, run, workspaceRoot, type ManagedProcess } from '@knet/testing';
+import { readFileSync } from 'node:fs';
+import { errorMessage } from '@knet/runtime';
+import {
+  ChartBed,
+  ControlPlane,
+  appBundle,
+  resourceName,
+  run,
+  serviceAccountUser,
+  until,
+  type KubeObject,
+  type ManagedProcess,
+} from '@knet/testing';
 import {
   NS,
-  appBundles,
   condition,
   createCluster,
   getCluster,
   startHost,
   startProxy,
-  until,
   type RunningProxy,
 } from './harness';
 
@@ -18,10 +26,8 @@ import {
 
 jest.setTimeout(120_000);
 
-const PROXY_CHART = join(workspaceRoot(), 'charts/tower-proxy');
-const AGENT_CHART = join(workspaceRoot(), 'charts/tower-agent');
-const PROXY_SA = `system:serviceaccount:${NS}:tower-proxy`;
-const AGENT_SA = `system:serviceaccount:${NS}:tower-agent`;
+const PROXY_SA = serviceAccountUser(NS, 'tower-proxy');
+const AGENT_SA = serviceAccountUser(NS, 'tower-agent');
 const FINGERPRINT = `SHA256:${'A'.repeat(43)}`;
 /** The agent chart's required values. */
 const AGENT_REQUIRED = {
@@ -35,10 +41,14 @@ const setStrings = (values: Record<string, string>) =>
 const AGENT_VALUES = setStrings(AGENT_REQUIRED);
 
 let host: ControlPlane;
+let proxyChart: ChartBed;
+let agentChart: ChartBed;
 const procs: ManagedProcess[] = [];
 
 beforeAll(async () => {
-  [host] = await Promise.all([startHost(), appBundles()]);
+  [host] = await Promise.all([startHost(), appBundle('tower-proxy'), appBundle('tower-agent')]);
+  proxyChart = new ChartBed(host, { chart: 'tower-proxy', release: 'tower-proxy', namespace: NS });
+  agentChart = new ChartBed(host, { chart: 'tower-agent', release: 'tower-agent', namespace: NS });
 }, 240_000);
 
 afterAll(async () => {
@@ -46,43 +56,23 @@ afterAll(async () => {
   await host?.stop();
 });
 
-/** `helm template` with release `release` in namespace NS; throws with helm's stderr on failure. */
-async function render(chart: string, release: string, args: string[] = []): Promise<string> {
-  const r = await host.helm(['template', release, chart, '--namespace', NS, ...args]);
-  if (r.exitCode !== 0) throw new Error(`helm template ${chart} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** kubectl apply of rendered YAML (every namespaced object names its namespace); the sorted result lines. */
-async function apply(yaml: string, dryRun: boolean): Promise<string[]> {
-  const file = join(host.dir, `rendered-${Date.now()}-${Math.random().toString(16).slice(2)}.yaml`);
-  writeFileSync(file, yaml);
-  const out = await host.kubectlOk(['apply', ...(dryRun ? ['--dry-run=server'] : []), '-f', file]);
-  return out.trim().split('\n').sort();
-}
-
-/** `kubectl auth can-i` as `user`: true for yes. */
-async function can(user: string, args: string[]): Promise<boolean> {
-  const r = await host.kubectl(['auth', 'can-i', ...args, `--as=${user}`]);
-  if (r.stdout.trim() !== 'yes' && r.stdout.trim() !== 'no')
-    throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim() === 'yes';
-}
+/** kubectl's names of objects, sorted (`deployment.apps/tower-proxy`, …). */
+const names = (objects: KubeObject[]) => objects.map(resourceName).sort();
 
 describe('helm lint --strict', () => {
   it('passes for tower-proxy', async () => {
-    const r = await host.helm(['lint', '--strict', PROXY_CHART]);
+    const r = await proxyChart.lint();
     expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
   });
 
   it('passes for tower-agent, with its required values and without (lint only reports them)', async () => {
-    const r = await host.helm(['lint', '--strict', AGENT_CHART, ...AGENT_VALUES]);
+    const r = await agentChart.lint(AGENT_VALUES);
     expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
-    const bare = await host.helm(['lint', '--strict', AGENT_CHART]);
+    const bare = await agentChart.lint();
     expect(bare.exitCode).toBe(0);
     expect(bare.stderr).toContain('Missing required value: fingerprint is required');
   });
@@ -90,57 +80,55 @@ describe('helm lint --strict', () => {
 
 describe('the API server accepts every rendered object (kubectl apply --dry-run=server)', () => {
   it('tower-proxy with the default values', async () => {
-    const applied = await apply(await render(PROXY_CHART, 'tower-proxy'), true);
-    expect(applied).toEqual(
-      [
-        'clusterrole.rbac.authorization.k8s.io/tower-proxy',
-        'clusterrolebinding.rbac.authorization.k8s.io/tower-proxy',
-        'deployment.apps/tower-proxy',
-        'role.rbac.authorization.k8s.io/tower-proxy',
-        'role.rbac.authorization.k8s.io/tower-proxy-events',
-        'rolebinding.rbac.authorization.k8s.io/tower-proxy',
-        'rolebinding.rbac.authorization.k8s.io/tower-proxy-events',
-        'service/tower',
-        'serviceaccount/tower-proxy',
-      ].map((o) => `${o} created (server dry run)`),
-    );
+    expect(names(await proxyChart.dryRun(await proxyChart.render()))).toEqual([
+      'clusterrole.rbac.authorization.k8s.io/tower-proxy',
+      'clusterrolebinding.rbac.authorization.k8s.io/tower-proxy',
+      'deployment.apps/tower-proxy',
+      'role.rbac.authorization.k8s.io/tower-proxy',
+      'role.rbac.authorization.k8s.io/tower-proxy-events',
+      'rolebinding.rbac.authorization.k8s.io/tower-proxy',
+      'rolebinding.rbac.authorization.k8s.io/tower-proxy-events',
+      'service/tower',
+      'serviceaccount/tower-proxy',
+    ]);
     // dry run: nothing was stored
     expect((await host.kubectl(['get', 'deployment', 'tower-proxy', '-n', NS])).exitCode).not.toBe(0);
   });
 
   it('tower-proxy with 2 replicas (leader election), an existing CA Secret and a LoadBalancer', async () => {
-    const yaml = await render(PROXY_CHART, 'ha', [
-      '--set',
-      'replicas=2',
-      '--set',
-      'ca.existingSecret=my-ca',
-      '--set',
-      'service.type=LoadBalancer',
-      '--set',
-      'service.name=tower-ha',
-    ]);
+    const yaml = await proxyChart.render(
+      [
+        '--set',
+        'replicas=2',
+        '--set',
+        'ca.existingSecret=my-ca',
+        '--set',
+        'service.type=LoadBalancer',
+        '--set',
+        'service.name=tower-ha',
+      ],
+      { release: 'ha' },
+    );
     expect(yaml).toContain('- --leader-elect=true');
     expect(yaml).toContain('- --ca-cert=/etc/tower-proxy/ca/ca.crt');
     expect(yaml).not.toContain('--ca-secret');
     expect(yaml).toContain('resources: [leases]');
-    const applied = await apply(yaml, true);
-    expect(applied).toContain('deployment.apps/ha-tower-proxy created (server dry run)');
-    expect(applied).toContain('service/tower-ha created (server dry run)');
+    const applied = names(await proxyChart.dryRun(yaml));
+    expect(applied).toContain('deployment.apps/ha-tower-proxy');
+    expect(applied).toContain('service/tower-ha');
     expect(applied).toHaveLength(9);
   });
 
   it('tower-agent with its required values', async () => {
-    const yaml = await render(AGENT_CHART, 'tower-agent', AGENT_VALUES);
+    const yaml = await agentChart.render(AGENT_VALUES);
     expect(yaml).toContain(`- --fingerprint=${FINGERPRINT}`);
     expect(yaml).not.toContain('0123456789abcdef'); // only base64 in the Secret, never in args
-    expect(await apply(yaml, true)).toEqual(
-      [
-        'clusterrolebinding.rbac.authorization.k8s.io/tower-agent',
-        'deployment.apps/tower-agent',
-        'secret/tower-agent-token',
-        'serviceaccount/tower-agent',
-      ].map((o) => `${o} created (server dry run)`),
-    );
+    expect(names(await agentChart.dryRun(yaml))).toEqual([
+      'clusterrolebinding.rbac.authorization.k8s.io/tower-agent',
+      'deployment.apps/tower-agent',
+      'secret/tower-agent-token',
+      'serviceaccount/tower-agent',
+    ]);
   });
 });
 
@@ -156,11 +144,9 @@ describe("the Deployments' args are flags the apps accept", () => {
     });
 
   it('tower-proxy (both the default values and HA with an existing CA)', async () => {
-    const { proxy } = await appBundles();
+    const proxy = await appBundle('tower-proxy');
     for (const values of [[], ['--set', 'replicas=2', '--set', 'ca.existingSecret=my-ca']]) {
-      const args = argsOf(
-        await render(PROXY_CHART, 'tower-proxy', [...values, '--show-only', 'templates/deployment.yaml']),
-      );
+      const args = argsOf(await proxyChart.render([...values, '--show-only', 'templates/deployment.yaml']));
       expect(args).toContain('--port-range=6000-7000');
       // The CA files would be mounted from the Secret: give files that exist, the real parser checks.
       const fixed = args.map((a) =>
@@ -181,9 +167,9 @@ describe("the Deployments' args are flags the apps accept", () => {
   });
 
   it('tower-agent', async () => {
-    const { agent } = await appBundles();
+    const agent = await appBundle('tower-agent');
     const args = argsOf(
-      await render(AGENT_CHART, 'tower-agent', [...AGENT_VALUES, '--show-only', 'templates/deployment.yaml']),
+      await agentChart.render([...AGENT_VALUES, '--show-only', 'templates/deployment.yaml']),
     );
     expect(args).toContain(`--fingerprint=${FINGERPRINT}`);
     const r = await runApp(agent, args, { TOWER_TOKEN: AGENT_REQUIRED.token, POD_NAME: 'tower-agent-0' });
@@ -195,39 +181,42 @@ describe("the Deployments' args are flags the apps accept", () => {
 });
 
 describe('values are checked before anything is rendered', () => {
-  const fails = async (chart: string, args: string[]) => {
-    const r = await host.helm(['template', 'x', chart, '--namespace', NS, ...args]);
-    expect(r.exitCode).not.toBe(0);
-    return r.stderr;
-  };
+  /** helm's refusal to render these values (one line). */
+  const fails = (chart: ChartBed, args: string[]) =>
+    chart.render(args, { release: 'x' }).then(
+      () => {
+        throw new Error(`helm template accepted ${args.join(' ')}`);
+      },
+      (e: unknown) => errorMessage(e),
+    );
 
   it('tower-proxy: the schema names the bad value', async () => {
-    expect(await fails(PROXY_CHART, ['--set', 'portRange.min=80'])).toMatch(
+    expect(await fails(proxyChart, ['--set', 'portRange.min=80'])).toMatch(
       /portRange\.min: Must be greater than or equal to 1024/,
     );
-    expect(await fails(PROXY_CHART, ['--set', 'service.type=External'])).toMatch(
+    expect(await fails(proxyChart, ['--set', 'service.type=External'])).toMatch(
       /service\.type: service\.type must be one of the following/,
     );
-    expect(await fails(PROXY_CHART, ['--set', 'keepalive=forever'])).toMatch(
+    expect(await fails(proxyChart, ['--set', 'keepalive=forever'])).toMatch(
       /keepalive: Does not match pattern/,
     );
-    expect(await fails(PROXY_CHART, ['--set', 'replica=2'])).toMatch(
+    expect(await fails(proxyChart, ['--set', 'replica=2'])).toMatch(
       /Additional property replica is not allowed/,
     );
   });
 
   it('tower-proxy: what the schema cannot say, the templates refuse', async () => {
-    expect(await fails(PROXY_CHART, ['--set', 'replicas=2', '--set', 'leaderElect=false'])).toContain(
+    expect(await fails(proxyChart, ['--set', 'replicas=2', '--set', 'leaderElect=false'])).toContain(
       'replicas=2 needs leaderElect=true',
     );
-    expect(await fails(PROXY_CHART, ['--set', 'port=6500'])).toContain(
+    expect(await fails(proxyChart, ['--set', 'port=6500'])).toContain(
       'port 6500 falls inside portRange 6000-7000',
     );
   });
 
   it('tower-agent: a missing fingerprint fails with a message that says where to find it', async () => {
     const { fingerprint: _, ...withoutFingerprint } = AGENT_REQUIRED;
-    expect(await fails(AGENT_CHART, setStrings(withoutFingerprint))).toContain(
+    expect(await fails(agentChart, setStrings(withoutFingerprint))).toContain(
       "fingerprint is required: the proxy's SSH host key fingerprint; on the host cluster: " +
         'kubectl -n kubesphere-system get configmap tower-proxy -o jsonpath={.data.fingerprint}',
     );
@@ -235,16 +224,16 @@ describe('values are checked before anything is rendered', () => {
 
   it('tower-agent: the schema names the bad value', async () => {
     // (--set-string wins over --set whatever the order, so overrides of required values are --set-string too)
-    expect(await fails(AGENT_CHART, setStrings({ ...AGENT_REQUIRED, fingerprint: 'abc' }))).toMatch(
+    expect(await fails(agentChart, setStrings({ ...AGENT_REQUIRED, fingerprint: 'abc' }))).toMatch(
       /fingerprint: Does not match pattern/,
     );
-    expect(await fails(AGENT_CHART, [...AGENT_VALUES, '--set', 'keepalive=5'])).toMatch(
+    expect(await fails(agentChart, [...AGENT_VALUES, '--set', 'keepalive=5'])).toMatch(
       /keepalive: Invalid type. Expected: string, given: integer/,
     );
-    expect(await fails(AGENT_CHART, setStrings({ ...AGENT_REQUIRED, proxyServer: 'ftp://x' }))).toMatch(
+    expect(await fails(agentChart, setStrings({ ...AGENT_REQUIRED, proxyServer: 'ftp://x' }))).toMatch(
       /proxyServer: Does not match pattern/,
     );
-    expect(await fails(AGENT_CHART, [...AGENT_VALUES, '--set', 'existingSecret=s'])).toContain(
+    expect(await fails(agentChart, [...AGENT_VALUES, '--set', 'existingSecret=s'])).toContain(
       'give token or existingSecret, not both',
     );
   });
@@ -256,7 +245,7 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
 
   beforeAll(async () => {
     // The most demanding configuration: leader election on (the Lease rules).
-    const rbac = await render(PROXY_CHART, 'tower-proxy', [
+    const rbac = await proxyChart.render([
       '--set',
       'leaderElect=true',
       '--show-only',
@@ -264,7 +253,7 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       '--show-only',
       'templates/rbac.yaml',
     ]);
-    expect(await apply(rbac, false)).toHaveLength(7);
+    expect(await proxyChart.apply(rbac)).toHaveLength(7);
     // A host-key Secret without the key makes the proxy take its update path (PUT); the CA Secret is created.
     await host.kubectlOk([
       'create',
@@ -290,6 +279,7 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
     procs.push(proxy.proc);
     await createCluster(host, 'rbac');
     await until(
+      () => `the Cluster to be initialized; proxy log:\n${proxy.proc.tail(30)}`,
       async () => {
         const c = await getCluster(host, 'rbac');
         const svc = await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS]);
@@ -300,7 +290,6 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
         );
       },
       30_000,
-      () => `the Cluster was not initialized; proxy log:\n${proxy.proc.tail(30)}`,
     );
   }, 120_000);
 
@@ -364,6 +353,7 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
 
   it('records Events about the Cluster (in the namespace "default")', async () => {
     await until(
+      () => `a KubeconfigIssued event; proxy log:\n${proxy.proc.tail(30)}`,
       async () =>
         (
           await host.kubectlOk([
@@ -378,16 +368,15 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
           ])
         ).trim() !== '',
       10_000,
-      () => `no KubeconfigIssued event; proxy log:\n${proxy.proc.tail(30)}`,
     );
   });
 
   it('deletes mc-<name> when the Cluster goes (no garbage collector runs here: the proxy does it)', async () => {
     await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'rbac']);
     await until(
+      () => `mc-rbac to be deleted; proxy log:\n${proxy.proc.tail(30)}`,
       async () => (await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS])).exitCode !== 0,
       20_000,
-      () => `mc-rbac was not deleted; proxy log:\n${proxy.proc.tail(30)}`,
     );
   });
 
@@ -425,7 +414,8 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       ['update', 'leases.coordination.k8s.io/tower-proxy', '-n', NS],
       ['create', 'events', '-n', 'default'],
     ];
-    for (const a of yes) expect([a.join(' '), await can(PROXY_SA, a)]).toEqual([a.join(' '), true]);
+    for (const a of yes)
+      expect([a.join(' '), await proxyChart.canI(PROXY_SA, a)]).toEqual([a.join(' '), true]);
   });
 
   it('…and nothing it does not need', async () => {
@@ -455,38 +445,36 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       ['create', 'clusterrolebindings'],
       ['*', '*'],
     ];
-    for (const a of no) expect([a.join(' '), await can(PROXY_SA, a)]).toEqual([a.join(' '), false]);
+    for (const a of no)
+      expect([a.join(' '), await proxyChart.canI(PROXY_SA, a)]).toEqual([a.join(' '), false]);
   });
 });
 
 describe("tower-agent's RBAC: the ClusterRole it binds is what the host may do in the member", () => {
   // "view" is an aggregated ClusterRole: kube-controller-manager fills its rules, so this member runs one.
   let member: ControlPlane;
-  const canOnMember = async (args: string[]) => {
-    const r = await member.kubectl(['auth', 'can-i', ...args, `--as=${AGENT_SA}`]);
-    return r.stdout.trim() === 'yes';
-  };
+  let memberChart: ChartBed;
+  const canOnMember = (args: string[]) => memberChart.canI(AGENT_SA, args);
 
   beforeAll(async () => {
     member = await ControlPlane.start({ controllerManager: true });
     await member.kubectlOk(['create', 'namespace', NS]);
-    const rbac = await render(AGENT_CHART, 'tower-agent', [
+    memberChart = new ChartBed(member, { chart: 'tower-agent', release: 'tower-agent', namespace: NS });
+    const rbac = await memberChart.render([
       ...AGENT_VALUES,
       '--show-only',
       'templates/serviceaccount.yaml',
       '--show-only',
       'templates/rbac.yaml',
     ]);
-    const file = join(member.dir, 'agent-rbac.yaml');
-    writeFileSync(file, rbac);
-    expect((await member.kubectlOk(['apply', '-f', file])).trim().split('\n').sort()).toEqual([
-      'clusterrolebinding.rbac.authorization.k8s.io/tower-agent created',
-      'serviceaccount/tower-agent created',
+    expect(names(await memberChart.apply(rbac))).toEqual([
+      'clusterrolebinding.rbac.authorization.k8s.io/tower-agent',
+      'serviceaccount/tower-agent',
     ]);
     await until(
+      () => 'the ClusterRole view to be aggregated',
       async () => canOnMember(['list', 'pods', '--all-namespaces']),
       30_000,
-      () => 'the ClusterRole view was never aggregated',
     );
   }, 120_000);
 

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { appBundles } from './harness';
+import { appBundle } from '@knet/testing';
 
 jest.setTimeout(60_000);
 
 let bundles: { proxy: string; agent: string };
 beforeAll(async () => {
-  bundles = await appBundles();
+  const [proxy, agent] = await Promise.all([appBundle('tower-proxy'), appBundle('tower-agent')]);
+  bundles = { proxy, agent };
 });
 
 const run = (bundle: string, args: string[], env: NodeJS.ProcessEnv = {}) => {

@@ -210,6 +210,7 @@ export async function bulkStream(
 /** Resolves once a TCP connect to 127.0.0.1:port succeeds (the tunnel's local side listens). */
 export async function waitListening(port: number, what: () => string, ms = 30_000): Promise<void> {
   await until(
+    what,
     () =>
       new Promise<boolean>((resolve) => {
         const s = connect({ host: '127.0.0.1', port });
@@ -219,9 +220,7 @@ export async function waitListening(port: number, what: () => string, ms = 30_00
         });
         s.once('error', () => resolve(false));
       }),
-    ms,
-    what,
-    100,
+    { timeoutMs: ms, intervalMs: 100 },
   );
 }
 
@@ -284,7 +283,7 @@ export async function startOpenSsh(dir: string, targetPort: number, cipher?: str
       join(dir, `sshd-${sshdPort}.log`),
     );
     procs.push(sshd);
-    await waitListening(sshdPort, () => `sshd did not listen; log:\n${sshd.tail(20)}`);
+    await waitListening(sshdPort, () => `sshd to listen; its log:\n${sshd.tail(20)}`);
     const port = await freePort();
     const ssh = ManagedProcess.start(
       'ssh',
@@ -317,7 +316,7 @@ export async function startOpenSsh(dir: string, targetPort: number, cipher?: str
       join(dir, `ssh-${port}.log`),
     );
     procs.push(ssh);
-    await waitListening(port, () => `ssh -L did not listen; log:\n${ssh.tail(20)}`);
+    await waitListening(port, () => `ssh -L to listen; its log:\n${ssh.tail(20)}`);
     return { name: cipher ? `openssh-${cipher.replace(/@.*/, '')}` : 'openssh', port, procs };
   } catch (e) {
     await stopAll(procs);
@@ -379,7 +378,7 @@ export async function startChisel(exe: string, dir: string, sinkPort: number): P
       join(dir, `chisel-server-${serverPort}.log`),
     );
     procs.push(server);
-    await waitListening(serverPort, () => `chisel server did not listen; log:\n${server.tail(20)}`);
+    await waitListening(serverPort, () => `the chisel server to listen; its log:\n${server.tail(20)}`);
     const port = await freePort();
     const client = ManagedProcess.start(
       'chisel-client',
@@ -388,7 +387,7 @@ export async function startChisel(exe: string, dir: string, sinkPort: number): P
       join(dir, `chisel-client-${port}.log`),
     );
     procs.push(client);
-    await waitListening(port, () => `chisel reverse port did not listen; log:\n${client.tail(20)}`);
+    await waitListening(port, () => `chisel's reverse port to listen; its log:\n${client.tail(20)}`);
     return { name: 'chisel', port, procs };
   } catch (e) {
     await stopAll(procs);

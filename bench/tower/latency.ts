@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
+import { errorMessage } from '@knet/runtime';
 import { describeExit, run, workspaceRoot } from '@knet/testing';
 import { log, percentile } from './util';
 
@@ -172,7 +173,7 @@ export async function requestRate(
               record?.push(t);
             } catch (e) {
               errors++;
-              firstError ??= e as Error;
+              firstError ??= e instanceof Error ? e : new Error(errorMessage(e));
               if (errors > 1000) throw firstError;
             }
           }
@@ -193,7 +194,7 @@ export async function requestRate(
 }
 
 /**
- * Builds bench/loadgen (a Go request-rate client, stdlib only) into .cache/bench/bin; undefined
+ * Builds bench/tower/loadgen (a Go request-rate client, stdlib only) into .cache/bench/bin; undefined
  * (and a log line) when go cannot build it.
  */
 export async function buildLoadgen(): Promise<string | undefined> {
@@ -201,7 +202,7 @@ export async function buildLoadgen(): Promise<string | undefined> {
   const exe = join(root, '.cache', 'bench', 'bin', 'tower-loadgen');
   mkdirSync(dirname(exe), { recursive: true });
   const r = await run('go', ['build', '-o', exe, '.'], {
-    cwd: join(root, 'apps/tower-proxy/bench/loadgen'),
+    cwd: join(root, 'bench/tower/loadgen'),
     env: { ...process.env, GOTOOLCHAIN: 'local' },
     timeoutMs: 300_000,
   }).catch((e: Error) => ({ exitCode: 1, stderr: e.message, stdout: '' }));

@@ -3,18 +3,16 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { ControlPlane, type ManagedProcess } from '@knet/testing';
+import { kubeconfigTls } from '@knet/k8s';
+import { ControlPlane, appBundle, until, type ManagedProcess } from '@knet/testing';
 import {
-  appBundles,
   condition,
   createReadyCluster,
   getCluster,
-  kubeconfigCredentials,
   memberServiceAccount,
   startAgent,
   startHost,
   startProxy,
-  until,
   writeKubeconfig,
   type RunningProxy,
 } from './harness';
@@ -30,10 +28,12 @@ let kubeconfig: string;
 const procs: ManagedProcess[] = [];
 
 beforeAll(async () => {
-  [host, member] = await Promise.all([startHost(), ControlPlane.start(), appBundles()]).then(([h, m]) => [
-    h,
-    m,
-  ]);
+  [host, member] = await Promise.all([
+    startHost(),
+    ControlPlane.start(),
+    appBundle('tower-proxy'),
+    appBundle('tower-agent'),
+  ]).then(([h, m]) => [h, m]);
   proxy = await startProxy(host);
   procs.push(proxy.proc);
   saDir = await memberServiceAccount(member);
@@ -41,13 +41,13 @@ beforeAll(async () => {
   kubeconfig = writeKubeconfig(c, host.dir);
   agent = startAgent(
     { cluster: 'alpha', token: c.spec!.connection!.token!, proxy, member, saDir },
-    (await appBundles()).agent,
+    await appBundle('tower-agent'),
   );
   procs.push(agent);
   await until(
+    () => `AgentAvailable=True; agent log:\n${agent.tail(30)}\nproxy log:\n${proxy.proc.tail(30)}`,
     async () => condition(await getCluster(host, 'alpha'), 'AgentAvailable') === 'True',
     30_000,
-    () => `agent never available; agent log:\n${agent.tail(30)}\nproxy log:\n${proxy.proc.tail(30)}`,
   );
 }, 240_000);
 
@@ -95,15 +95,15 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
     createInterface({ input: w.stdout! }).on('line', (l) => lines.push(l));
     try {
       await until(
+        () => 'the watch to list the namespaces',
         async () => lines.includes('namespace/default'),
         20_000,
-        () => 'the watch did not list the namespaces',
       );
       await member.kubectlOk(['create', 'namespace', 'watched']);
       await until(
+        () => `the watch to see namespace/watched; seen: ${lines.join(', ')}`,
         async () => lines.includes('namespace/watched'),
         20_000,
-        () => `watch did not see the change: ${lines.join(', ')}`,
       );
     } finally {
       w.kill();
@@ -111,7 +111,7 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
   });
 
   it('an HTTP upgrade passes through: a WebSocket watch sees a change made on the member', async () => {
-    const kc = kubeconfigCredentials(readFileSync(kubeconfig, 'utf8'));
+    const kc = kubeconfigTls(readFileSync(kubeconfig, 'utf8'));
     const url = `${kc.server.replace(/^https/, 'wss')}/api/v1/namespaces?watch=true&resourceVersion=0`;
     // The API server's WebSocket handler (x/net/websocket) refuses a handshake without an Origin.
     const ws = new WebSocket(url, {
@@ -138,15 +138,15 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
         ws.once('error', reject);
       });
       await until(
+        () => `the initial events; seen: ${names.join(', ')}`,
         async () => names.includes('ADDED default'),
         20_000,
-        () => `no initial events: ${names.join(', ')}`,
       );
       await member.kubectlOk(['create', 'namespace', 'seen-over-websocket']);
       await until(
+        () => `the WebSocket watch to see the change; seen: ${names.join(', ')}`,
         async () => names.includes('ADDED seen-over-websocket'),
         20_000,
-        () => `the WebSocket watch did not see the change: ${names.join(', ')}`,
       );
     } finally {
       ws.terminate();
@@ -208,13 +208,13 @@ describe('an agent outside its cluster, with --kubeconfig credentials', () => {
         kubeconfig: member.kubeconfigPath,
         id: 'kubeconfig-agent',
       },
-      (await appBundles()).agent,
+      await appBundle('tower-agent'),
     );
     procs.push(outside);
     await until(
+      () => `AgentAvailable=True; agent log:\n${outside.tail(30)}`,
       async () => condition(await getCluster(host, 'kcfg'), 'AgentAvailable') === 'True',
       30_000,
-      () => `agent never available; agent log:\n${outside.tail(30)}`,
     );
     const whoami = (out: string) =>
       (JSON.parse(out) as { status: { userInfo: { username: string } } }).status.userInfo.username;
@@ -247,6 +247,7 @@ describe('external access and deletion', () => {
       '{"spec":{"externalKubeAPIEnabled":true}}',
     ]);
     const svc = await until(
+      () => 'the Service to become a LoadBalancer',
       async () => {
         const s = JSON.parse(
           await host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
@@ -257,15 +258,14 @@ describe('external access and deletion', () => {
         return s.spec.type === 'LoadBalancer' ? s : undefined;
       },
       20_000,
-      () => 'Service never became a LoadBalancer',
     );
     expect(svc.metadata.annotations).toMatchObject({ 'lb.example.com/scheme': 'internal' });
     await until(
+      () => 'ExternalAccessReady=False (WaitingForLoadBalancer)',
       async () =>
         (await getCluster(host, 'alpha')).status?.conditions?.find((c) => c.type === 'ExternalAccessReady')
           ?.reason === 'WaitingForLoadBalancer',
       20_000,
-      () => 'no WaitingForLoadBalancer',
     );
 
     // What a cloud controller does once the load balancer exists:
@@ -281,12 +281,12 @@ describe('external access and deletion', () => {
       '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"}]}}}',
     ]);
     const c = await until(
+      () => 'ExternalAccessReady=True',
       async () => {
         const c = await getCluster(host, 'alpha');
         return condition(c, 'ExternalAccessReady') === 'True' ? c : undefined;
       },
       20_000,
-      () => 'ExternalAccessReady never True',
     );
     expect(c.spec?.connection?.externalKubernetesAPIEndpoint).toBe('https://203.0.113.10:6443');
 
@@ -299,19 +299,19 @@ describe('external access and deletion', () => {
       '{"spec":{"externalKubeAPIEnabled":false}}',
     ]);
     await until(
+      () => 'ExternalAccessReady to be removed',
       async () => condition(await getCluster(host, 'alpha'), 'ExternalAccessReady') === undefined,
       20_000,
-      () => 'ExternalAccessReady not removed',
     );
   });
 
   it('a Service deleted by hand comes back', async () => {
     await host.kubectlOk(['delete', 'service', 'mc-alpha', '-n', 'kubesphere-system']);
     await until(
+      () => 'the Service to be recreated',
       async () =>
         (await host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode === 0,
       20_000,
-      () => 'Service not recreated',
     );
   });
 
@@ -319,10 +319,10 @@ describe('external access and deletion', () => {
     const port = (await getCluster(host, 'alpha')).spec!.connection!.kubernetesAPIServerPort!;
     await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'alpha']);
     await until(
+      () => 'the Service to be deleted',
       async () =>
         (await host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode !== 0,
       20_000,
-      () => 'Service not deleted',
     );
     const refused = await new Promise<boolean>((resolve) => {
       const s = netConnect({ host: '127.0.0.1', port });
@@ -334,9 +334,9 @@ describe('external access and deletion', () => {
     expect(metrics).toMatch(/tower_proxy_agent_sessions\{cluster="alpha"\} 0/);
     // the agent is now turned away as unknown, and keeps trying with backoff
     await until(
+      () => `the agent to be refused as unknown-cluster; agent log:\n${agent.tail(10)}`,
       async () => agent.tail(50).includes('unknown-cluster'),
       20_000,
-      () => `agent not refused:\n${agent.tail(10)}`,
     );
   });
 });

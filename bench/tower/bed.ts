@@ -3,20 +3,20 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import type { Cluster } from '@knet/cluster-crd';
+import { getCondition, kubeconfigTls } from '@knet/k8s';
 // Benches drive the real test bed, as tests under test/ do (type:testing is meant for them).
 import {
   ControlPlane,
   ManagedProcess,
   SHIPPED_BUNDLE_OPTIONS,
+  TOWER_NAMESPACE,
   shippedNodeFlags,
+  startTowerHost,
   workspaceRoot,
 } from '@knet/testing';
-import { kubeconfigCredentials, startHost as startTestHost } from '../test/harness';
 import { until } from './util';
 
-export { kubeconfigCredentials };
-
-export const NS = 'kubesphere-system';
+export const NS = TOWER_NAMESPACE;
 
 export interface Bundles {
   proxy: string;
@@ -51,7 +51,7 @@ export async function buildBundles(dir: string): Promise<Bundles> {
   const [proxy, agent, sim] = await Promise.all([
     one('apps/tower-proxy/src/main.ts', 'tower-proxy'),
     one('apps/tower-agent/src/main.ts', 'tower-agent'),
-    one('apps/tower-proxy/bench/sim-agents.ts', 'sim-agents'),
+    one('bench/tower/sim-agents.ts', 'sim-agents'),
   ]);
   return { proxy, agent, sim };
 }
@@ -61,7 +61,7 @@ export async function buildBundles(dir: string): Promise<Bundles> {
  * only ~250 ClusterIPs, and the proxy makes one Service mc-<name> per Cluster).
  */
 export function startHost(): Promise<ControlPlane> {
-  return startTestHost(['--service-cluster-ip-range=10.0.0.0/16']);
+  return startTowerHost({ apiServerFlags: ['--service-cluster-ip-range=10.0.0.0/16'] });
 }
 
 /** A ServiceAccount on the member for the agent: a directory with `token` and `ca.crt`. */
@@ -124,6 +124,7 @@ export async function startProxy(host: ControlPlane, port: number, o: ProxyOptio
   const url = `http://127.0.0.1:${port}`;
   try {
     const fingerprint = await until(
+      () => `tower-proxy to become ready; its log:\n${proc.tail(30)}`,
       async () => {
         if (!proc.running) throw new Error('exited');
         const r = await fetch(`${url}/version`).catch(() => undefined);
@@ -134,7 +135,6 @@ export async function startProxy(host: ControlPlane, port: number, o: ProxyOptio
         return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
       },
       60_000,
-      () => `tower-proxy did not become ready; log:\n${proc.tail(30)}`,
     );
     return { proc, url, fingerprint };
   } catch (e) {
@@ -212,7 +212,7 @@ export async function createClusters(host: ControlPlane, objects: object[], batc
 
 /** Admin credentials of a control plane's kubeconfig, for plain node:https calls. */
 export function adminCredentials(cp: ControlPlane): { ca: string; cert: string; key: string } {
-  return kubeconfigCredentials(cp.adminKubeconfig());
+  return kubeconfigTls(cp.adminKubeconfig());
 }
 
 /** GET a JSON object from a control plane's API as admin. */
@@ -252,7 +252,10 @@ export async function listClusters(host: ControlPlane): Promise<Cluster[]> {
   return (await getJson<{ items: Cluster[] }>(host, '/apis/cluster.kubesphere.io/v1alpha1/clusters')).items;
 }
 
-export { condition as conditionOf } from '../test/harness';
+/** The status of a Cluster's condition. */
+export function conditionOf(c: Cluster, type: string): string | undefined {
+  return getCondition(c.status?.conditions, type)?.status;
+}
 
 /** Waits until `name` has its token, ports and kubeconfig, and returns it. */
 export async function waitForCluster(
@@ -261,12 +264,12 @@ export async function waitForCluster(
   proxy: ManagedProcess,
 ): Promise<Cluster> {
   return until(
+    () => `Cluster ${name}'s kubeconfig; proxy log:\n${proxy.tail(30)}`,
     async () => {
       const c = await getJson<Cluster>(host, `/apis/cluster.kubesphere.io/v1alpha1/clusters/${name}`);
       const k = c.spec?.connection;
       return k?.kubeconfig && k.token && k.kubesphereAPIServerPort ? c : undefined;
     },
     60_000,
-    () => `Cluster ${name} got no kubeconfig; proxy log:\n${proxy.tail(30)}`,
   );
 }

@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { Server as SshServer, type Connection } from 'ssh2';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
-import { ControlPlane, freePort, type ManagedProcess } from '@knet/testing';
+import { ControlPlane, appBundle, freePort, until, type ManagedProcess } from '@knet/testing';
 import { SUBPROTOCOL, generateHostKey } from '@knet/tunnel';
 import {
-  appBundles,
   condition,
   createReadyCluster,
   getCluster,
@@ -16,7 +15,6 @@ import {
   startAgent,
   startHost,
   startProxy,
-  until,
   writeKubeconfig,
   type RunningProxy,
 } from './harness';
@@ -40,7 +38,7 @@ async function proxyMetric(name: string, labels: string): Promise<number> {
 
 beforeAll(async () => {
   [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
-  agentBundle = (await appBundles()).agent;
+  agentBundle = await appBundle('tower-agent');
   proxy = await startProxy(host);
   procs.push(proxy.proc);
   saDir = await memberServiceAccount(member);
@@ -60,10 +58,10 @@ describe('refusals', () => {
     );
     procs.push(agent);
     await until(
+      () => `the agent to retry after the refusal; agent log:\n${agent.tail(20)}`,
       async () =>
         (readFileSync(agent.logFile, 'utf8').match(/refused this agent \(bad-token\)/g)?.length ?? 0) >= 2,
       30_000,
-      () => `agent did not retry after refusal:\n${agent.tail(20)}`,
     );
     const log = readFileSync(agent.logFile, 'utf8');
     expect(log).toContain("the token does not match Cluster wrong-token's spec.connection.token");
@@ -129,9 +127,9 @@ describe('refusals', () => {
       }
       for (const n of ['listener-a', 'listener-b']) {
         await until(
+          () => `${n} to be available`,
           async () => condition(await getCluster(host, n), 'AgentAvailable') === 'True',
           30_000,
-          () => `${n} never available`,
         );
       }
       expect(
@@ -154,9 +152,9 @@ describe('refusals', () => {
       );
       expect((await host.kubectl(['get', 'namespaces'], { kubeconfig: crossed })).exitCode).not.toBe(0);
       await until(
+        () => 'the wrong-cluster refusal to be counted',
         async () => (await proxyMetric('tower_proxy_listener_refusals_total', 'reason="wrong-cluster"')) >= 1,
         10_000,
-        () => 'wrong-cluster refusal not counted',
       );
     });
 
@@ -185,9 +183,9 @@ describe('refusals', () => {
       expect(r.stderr).toMatch(/certificate|tls|EOF|connection reset/i);
       // (counted when the server side of the handshake fails, which may trail the client's exit)
       await until(
+        () => 'the TLS refusal to be counted',
         async () => (await proxyMetric('tower_proxy_listener_refusals_total', 'reason="tls"')) >= 1,
         10_000,
-        () => 'TLS refusal not counted',
       );
       // and without any client certificate
       writeFileSync(file, renderKubeconfig({ name: 'anon', server, caPem, credentials: { token: 'x' } }));

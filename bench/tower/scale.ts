@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '@knet/cluster-crd';
+import { errorMessage } from '@knet/runtime';
 import { ManagedProcess, freePort, type ControlPlane } from '@knet/testing';
 import {
   clusterObject,
@@ -270,7 +271,7 @@ export async function runScale(
 }
 
 function gcFailed(e: unknown): undefined {
-  log(`scale: could not force a GC in the proxy: ${(e as Error).message}`);
+  log(`scale: could not force a GC in the proxy: ${errorMessage(e)}`);
   return undefined;
 }
 
