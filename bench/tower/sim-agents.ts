@@ -1,6 +1,6 @@
 /**
  * Simulated agents: many tower-agent connections (WebSocket + SSH + hello + targets, the agent's own
- * AgentConnection) in one process, for the proxy's scale bench. Bundled and run by bench/scale.ts:
+ * AgentConnection from @knet/tunnel) in one process, for the proxy's scale bench. Bundled and run by bench/scale.ts:
  *
  *   node sim-agents.cjs <config.json>
  *
@@ -9,17 +9,9 @@
  * all on SIGTERM.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createLogger, createMetricsRegistry } from '@knet/runtime';
-// The bench drives the agent's real connection code; apps do not import each other otherwise.
-// The simulated agents run the real agent code (a bench may reach into the app it measures).
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { AgentConnection } from '../../apps/tower-agent/src/connection';
-// The simulated agents run the real agent code (a bench may reach into the app it measures).
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { createAgentMetrics } from '../../apps/tower-agent/src/metrics';
-// The simulated agents run the real agent code (a bench may reach into the app it measures).
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { ApiServerProxy } from '../../apps/tower-agent/src/upstream';
+import type { Duplex } from 'node:stream';
+import { createLogger, errorMessage, sleep } from '@knet/runtime';
+import { AgentConnection } from '@knet/tunnel';
 
 export interface SimConfig {
   url: string;
@@ -44,19 +36,13 @@ export interface SimStatus {
   rssMiB: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 async function main(): Promise<void> {
   const file = process.argv[2];
   if (!file) throw new Error('usage: sim-agents <config.json>');
   const cfg = JSON.parse(readFileSync(file, 'utf8')) as SimConfig;
   const logger = createLogger({ name: 'sim-agents', level: 'warn' });
-  const metrics = createAgentMetrics(createMetricsRegistry({ defaultMetrics: false }));
-  // Never used: the bench opens no channels; AgentConnection only needs one to hand channels to.
-  const apiServer = new ApiServerProxy(
-    { server: new URL('https://127.0.0.1:1'), credentials: async () => ({}) },
-    logger,
-  );
+  // The agents serve `kubernetes` (a session counts once it serves a target); the bench opens no channels.
+  const targets = { kubernetes: (ch: Duplex) => ch.destroy() };
   const conns: AgentConnection[] = [];
   const latencies: number[] = [];
   const status: SimStatus = { startedAt: Date.now(), connected: 0, failures: 0, lost: 0, rssMiB: 0 };
@@ -90,9 +76,8 @@ async function main(): Promise<void> {
           agentVersion: 'bench',
           fingerprint: cfg.fingerprint,
           keepaliveMs: cfg.keepaliveMs,
-          apiServer,
+          targets,
           logger,
-          metrics,
         });
         try {
           await c.established;
@@ -105,7 +90,7 @@ async function main(): Promise<void> {
         } catch (e) {
           c.close();
           status.failures++;
-          status.firstError ??= `${a.cluster}: ${(e as Error).message}`;
+          status.firstError ??= `${a.cluster}: ${errorMessage(e)}`;
           await sleep(500);
         }
       }
@@ -120,6 +105,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`sim-agents: ${(e as Error).stack ?? String(e)}\n`);
+  process.stderr.write(`sim-agents: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}\n`);
   process.exit(1);
 });

@@ -11,7 +11,7 @@ export function kubeconfigFileUpstream(path: string): Upstream {
 }
 
 /** Credentials of a kubeconfig (client certificate, token, token file, exec plugin…), as client-node applies them. */
-export function kubeconfigUpstream(kc: KubeConfig): Upstream {
+function kubeconfigUpstream(kc: KubeConfig): Upstream {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   return {

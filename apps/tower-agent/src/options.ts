@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { createProgram, logLevelOption, schemas, shutdownTimeoutOption } from '@knet/runtime';
+import { createProgram, daemonOptions, kubeconfigOption, schemas } from '@knet/runtime';
+import { normalizeFingerprint, tunnelUrl } from '@knet/tunnel';
 import { VERSION } from './version';
 
 export const program = createProgram({
@@ -51,10 +52,8 @@ export const program = createProgram({
       schema: schemas.existingFile().optional(),
     },
     kubeconfig: {
-      flag: '--kubeconfig <path>',
-      env: 'KUBECONFIG',
+      ...kubeconfigOption,
       description: "credentials for this cluster's kube-apiserver (default: the pod's service account)",
-      schema: z.string().optional(),
     },
     serviceAccountDir: {
       flag: '--service-account-dir <dir>',
@@ -107,21 +106,18 @@ export const program = createProgram({
       description: "this agent in the proxy's logs and metrics (default: the host name)",
       schema: z.string().min(1).optional(),
     },
-    metricsPort: {
-      flag: '--metrics-port <port>',
-      env: 'TOWER_METRICS_PORT',
-      description: 'port of /healthz, /readyz (ready while connected) and /metrics; 0 picks one',
-      schema: schemas.port({ allowZero: true }),
-      default: 8081,
-    },
-    metricsHost: {
-      flag: '--metrics-host <address>',
-      env: 'TOWER_METRICS_HOST',
-      description: 'address of the metrics endpoint',
-      schema: schemas.ipAddress(),
-      default: '0.0.0.0',
-    },
-    logLevel: logLevelOption,
-    shutdownTimeout: shutdownTimeoutOption,
+    // --log-level, --shutdown-timeout, --metrics-host, --metrics-port (TOWER_METRICS_HOST, TOWER_METRICS_PORT)
+    ...daemonOptions({
+      envPrefix: 'TOWER',
+      defaultPort: 8081,
+      zero: 'any',
+      readiness: 'ready while connected',
+    }),
   },
+  /** After this, `proxyServer` is the ws(s):// URL of the tunnel and `fingerprint` is `SHA256:…`. */
+  validate: (opts) => ({
+    ...opts,
+    proxyServer: tunnelUrl(opts.proxyServer),
+    fingerprint: normalizeFingerprint(opts.fingerprint),
+  }),
 });

@@ -4,7 +4,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import type { Logger } from '@knet/runtime';
+import { errorMessage, type Logger } from '@knet/runtime';
 import { statusResponse } from '@knet/tunnel';
 import { RequestFramer, upstreamHead } from './http1';
 
@@ -146,7 +146,7 @@ class ChannelForwarder {
             try {
               c = await this.upstream.credentials();
             } catch (e) {
-              this.refuse(500, `agent cannot read its credentials: ${(e as Error).message}`);
+              this.refuse(500, `agent cannot read its credentials: ${errorMessage(e)}`);
               return;
             }
             if (this.done) return;

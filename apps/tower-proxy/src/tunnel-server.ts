@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws';
 import type { Logger } from '@knet/runtime';
 import {
   HELLO_TIMEOUT_MS,
+  SSH_ALGORITHMS,
   SUBPROTOCOL,
   TARGETS,
   TARGET_NAMES,
@@ -38,14 +39,6 @@ export interface TunnelServerOptions {
   helloTimeoutMs?: number;
 }
 
-const SSH_ALGORITHMS = {
-  // AES-GCM first: Node's OpenSSL does it with AES-NI; chacha20 as the fallback for CPUs without it.
-  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com'],
-  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256'],
-  serverHostKey: ['ssh-ed25519'],
-  compress: ['none'],
-} as const;
-
 /**
  * Accepts agents: the WebSocket upgrade on /v1/tunnel, SSH inside it, the hello, the targets.
  * Everything an agent sends before its hello is accepted is bounded (size, time) and any failure
@@ -75,11 +68,6 @@ export class TunnelServer {
       (conn, info) => this.onSsh(conn, info.ip),
     );
     this.ssh.on('error', (err: Error) => o.logger.warn({ err: err.message }, 'ssh server error'));
-  }
-
-  /** Number of SSH connections (authenticated or not) right now. */
-  get connectionCount(): number {
-    return this.connections.size;
   }
 
   /** For the HTTP server's `upgrade` event. */

@@ -1,23 +1,31 @@
-import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type TcpConnectionDetails } from 'ssh2';
 import WebSocket from 'ws';
-import type { Logger } from '@knet/runtime';
+import { errorMessage, silentLogger, type Logger } from '@knet/runtime';
+import { fingerprintOfBlob } from './hostkey';
 import {
   HELLO_TIMEOUT_MS,
   SUBPROTOCOL,
   TARGETS,
+  TARGET_NAMES,
   decodeHelloReply,
   encodeHello,
-  fingerprintOfBlob,
-  splice,
   type TargetName,
-  webSocketDuplex,
-} from '@knet/tunnel';
-import type { AgentMetrics } from './metrics';
-import type { ApiServerProxy } from './upstream';
+} from './protocol';
+import { SSH_ALGORITHMS } from './ssh';
+import { webSocketDuplex } from './ws';
 
-export interface ConnectionOptions {
+/** Serves one channel the proxy opened to a target. */
+export type ChannelHandler = (channel: Duplex) => void;
+
+/** Counters of the channels an agent serves (prom-client's Gauge and Counters fit). */
+export interface AgentChannelMetrics {
+  channels: { inc(labels: { target: string }): void; dec(labels: { target: string }): void };
+  channelsTotal: { inc(labels: { target: string }): void };
+  refusedChannels: { inc(labels: { target: string }): void };
+}
+
+export interface AgentConnectionOptions {
   url: string;
   cluster: string;
   token: string;
@@ -28,11 +36,13 @@ export interface ConnectionOptions {
   keepaliveMs: number;
   /** Extra CA for a wss:// proxy with a private certificate. */
   proxyCa?: string;
-  apiServer: ApiServerProxy;
-  /** host:port of ks-apiserver, when this agent serves the kubesphere target. */
-  kubesphere?: { host: string; port: number };
-  logger: Logger;
-  metrics: AgentMetrics;
+  /**
+   * The targets this agent serves, each with what serves its channels: advertised to the proxy
+   * (in TARGET_NAMES order), and the only channels accepted.
+   */
+  targets: Partial<Record<TargetName, ChannelHandler>>;
+  logger?: Logger;
+  metrics?: AgentChannelMetrics;
 }
 
 /** The proxy's host key is not the pinned one: never retried, the agent exits. */
@@ -51,18 +61,12 @@ export class RefusedError extends Error {
   }
 }
 
-const SSH_ALGORITHMS = {
-  cipher: ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'chacha20-poly1305@openssh.com'],
-  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256'],
-  serverHostKey: ['ssh-ed25519'],
-  compress: ['none'],
-};
-
 /**
- * One connection to the proxy, from dial to close: WebSocket, SSH with the pinned host key, hello,
- * targets, then serving channels. `established` resolves once the proxy has accepted the agent;
- * `closed` resolves (with the reason) when the connection is over. Typed errors tell the supervisor
- * whether to retry.
+ * One connection of an agent to the proxy, from dial to close: WebSocket, SSH with the pinned host
+ * key, hello, targets, then serving channels. `established` resolves once the proxy has accepted
+ * the agent, and rejects when the attempt fails or the connection is over first (closed by either
+ * side); `closed` resolves (with the reason) when the connection is over. Typed errors
+ * (`FingerprintMismatchError`, `RefusedError`) let a supervisor tell what to retry.
  */
 export class AgentConnection {
   readonly established: Promise<void>;
@@ -71,10 +75,20 @@ export class AgentConnection {
   private ws: WebSocket | undefined;
   private settle!: (err: Error | undefined) => void;
 
-  constructor(private readonly o: ConnectionOptions) {
+  private readonly log: Logger;
+
+  constructor(private readonly o: AgentConnectionOptions) {
+    this.log = o.logger ?? silentLogger;
     this.closed = new Promise((r) => (this.settle = r));
-    this.established = this.run();
-    this.established.catch((e: unknown) => this.finish(e as Error));
+    // Whatever step the attempt is in, it is over once the connection is (ssh2 does not fail a
+    // handshake whose socket closes until its readyTimeout).
+    this.established = Promise.race([
+      this.run(),
+      this.closed.then((e) =>
+        Promise.reject(e ?? new Error('connection closed before the proxy accepted the agent')),
+      ),
+    ]);
+    this.established.catch((e: unknown) => this.finish(e instanceof Error ? e : new Error(errorMessage(e))));
   }
 
   private finish(err: Error | undefined): void {
@@ -185,7 +199,7 @@ export class AgentConnection {
           try {
             const reply = decodeHelloReply(out.trim());
             if (reply.ok) {
-              this.o.logger.info(
+              this.log.info(
                 { session: reply.session, proxyVersion: reply.proxyVersion },
                 'connected to the proxy',
               );
@@ -199,7 +213,7 @@ export class AgentConnection {
               );
             }
           } catch (e) {
-            reject(e as Error);
+            reject(e);
           }
         });
       });
@@ -208,7 +222,7 @@ export class AgentConnection {
 
   /** Sends one tcpip-forward per target we serve: the proxy may open channels to these and no other. */
   private async advertise(): Promise<void> {
-    const targets: TargetName[] = ['kubernetes', ...(this.o.kubesphere ? (['kubesphere'] as const) : [])];
+    const targets = TARGET_NAMES.filter((t) => this.handler(t));
     for (const t of targets) {
       await new Promise<void>((resolve, reject) =>
         this.ssh.forwardIn(t, TARGETS[t], (err) =>
@@ -216,15 +230,20 @@ export class AgentConnection {
         ),
       );
     }
-    this.o.logger.info({ targets }, 'serving targets');
+    this.log.info({ targets }, 'serving targets');
+  }
+
+  /** The handler of a target this agent serves (never one inherited from Object). */
+  private handler(target: string): ChannelHandler | undefined {
+    return Object.hasOwn(this.o.targets, target) ? this.o.targets[target as TargetName] : undefined;
   }
 
   private onChannel(details: TcpConnectionDetails, accept: () => ClientChannel, reject: () => void): void {
     const target = details.destIP as TargetName;
-    const allowed = target === 'kubernetes' || (target === 'kubesphere' && this.o.kubesphere !== undefined);
-    if (!allowed || TARGETS[target] !== details.destPort) {
-      this.o.metrics.refusedChannels.inc({ target: String(details.destIP).slice(0, 64) });
-      this.o.logger.warn(
+    const handler = this.handler(target);
+    if (!handler || TARGETS[target] !== details.destPort) {
+      this.o.metrics?.refusedChannels.inc({ target: String(details.destIP).slice(0, 64) });
+      this.log.warn(
         { target: details.destIP, port: details.destPort },
         'proxy asked for a target this agent does not serve; refused',
       );
@@ -232,18 +251,9 @@ export class AgentConnection {
       return;
     }
     const ch = accept();
-    this.o.metrics.channels.inc({ target });
-    this.o.metrics.channelsTotal.inc({ target });
-    ch.once('close', () => this.o.metrics.channels.dec({ target }));
-    if (target === 'kubernetes') {
-      this.o.apiServer.handle(ch);
-      return;
-    }
-    const ks = this.o.kubesphere;
-    if (!ks) return; // unreachable: `allowed` checked it
-    const sock = netConnect({ host: ks.host, port: ks.port, noDelay: true });
-    const up = this.o.metrics.bytes.labels({ target, direction: 'up' });
-    const down = this.o.metrics.bytes.labels({ target, direction: 'down' });
-    void splice(ch, sock, (dir, n) => (dir === 'a-to-b' ? up : down).inc(n));
+    this.o.metrics?.channels.inc({ target });
+    this.o.metrics?.channelsTotal.inc({ target });
+    ch.once('close', () => this.o.metrics?.channels.dec({ target }));
+    handler(ch);
   }
 }
