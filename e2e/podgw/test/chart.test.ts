@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSettings, parseNatConf, type GatewayPlan, type Settings } from '@knet/podgw';
-import { ControlPlane, appBundle, run, workspaceRoot } from '@knet/testing';
+import { ChartBed, ControlPlane, appBundle, run, serviceAccountUser, type KubeObject } from '@knet/testing';
 
 jest.setTimeout(120_000);
 
-const CHART = join(workspaceRoot(), 'charts/pod-gateway');
 /** The gateway's namespace, and the namespaces whose pods it routes. */
 const NS = 'vpn-gateway';
 const ROUTED = ['media', 'downloads'];
@@ -109,9 +108,7 @@ interface PolicyRule {
   from?: PolicyPeer[];
   ports?: { protocol: string; port: number }[];
 }
-interface K8sObject {
-  kind: string;
-  metadata: { name: string; namespace?: string };
+interface K8sObject extends KubeObject {
   data?: Record<string, string>;
   spec?: {
     replicas?: number;
@@ -128,6 +125,8 @@ interface K8sObject {
 }
 
 let host: ControlPlane;
+/** The chart, released as NAME in NS unless told otherwise. */
+let chart: ChartBed;
 let tmp: string;
 let fullValues: string;
 let bundles: Promise<{ gatewayInit: string; gatewaySidecar: string }>;
@@ -141,6 +140,7 @@ beforeAll(async () => {
   );
   bundles.catch(() => undefined); // awaited by the tests that use them
   host = await ControlPlane.start();
+  chart = new ChartBed(host, { chart: 'pod-gateway', release: NAME, namespace: NS });
   // The routed namespaces must exist before anything is put into them.
   for (const ns of [NS, ...ROUTED]) await host.kubectlOk(['create', 'namespace', ns]);
 }, 240_000);
@@ -150,23 +150,8 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-/** `helm template` of release NAME in NS; throws with helm's stderr on failure. */
-async function render(args: string[] = []): Promise<string> {
-  const r = await host.helm(['template', NAME, CHART, '--namespace', NS, ...args]);
-  if (r.exitCode !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-let seq = 0;
-/** Server-side dry run of rendered YAML: the objects as the API server would store them. */
-async function dryRun(yaml: string): Promise<K8sObject[]> {
-  const file = join(tmp, `rendered-${++seq}.yaml`);
-  writeFileSync(file, yaml);
-  const out = JSON.parse(
-    await host.kubectlOk(['apply', '--dry-run=server', '-o', 'json', '-f', file]),
-  ) as K8sObject & { items?: K8sObject[] };
-  return out.items ?? [out];
-}
+const render = (args: string[] = []) => chart.render(args);
+const dryRun = (yaml: string) => chart.dryRun<K8sObject>(yaml);
 
 /** A dry run in a namespace that does not exist yet (created first, so the API server accepts it). */
 async function dryRunIn(ns: string, yaml: string): Promise<K8sObject[]> {
@@ -205,14 +190,6 @@ function settingsOf(cm: K8sObject) {
   return loadSettings({ files: [{ path: configFiles(cm).settings, required: true }], env: {} });
 }
 
-/** `kubectl auth can-i` as `user`: true for yes. */
-async function can(user: string, args: string[]): Promise<boolean> {
-  const r = await host.kubectl(['auth', 'can-i', ...args, `--as=${user}`]);
-  if (r.stdout.trim() !== 'yes' && r.stdout.trim() !== 'no')
-    throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim() === 'yes';
-}
-
 /**
  * The chart's defaults: the apps' own (pinned in libs/podgw's settings tests) with what the chart's
  * settings.sh changes: GATEWAY_NAME, and pod-gateway chart's VPN_BLOCK_OTHER_TRAFFIC and VPN_TRAFFIC_PORT.
@@ -227,7 +204,7 @@ const CHART_DEFAULTS: Settings = {
 describe('helm lint --strict', () => {
   it('passes with the default values and with every feature on', async () => {
     for (const args of [[], ['-f', fullValues]]) {
-      const r = await host.helm(['lint', '--strict', CHART, '--namespace', NS, ...args]);
+      const r = await chart.lint(args);
       expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
       expect(r.stderr).toBe('');
       expect(r.exitCode).toBe(0);
@@ -520,18 +497,11 @@ describe("settings.sh and nat.conf, read by the apps' own loaders (@knet/podgw)"
 
   it('GATEWAY_NAME follows the release, namespace and clusterDomain, or is taken as given', async () => {
     const gatewayName = async (release: string, args: string[]) => {
-      const r = await host.helm([
-        'template',
+      const yaml = await chart.render(['--show-only', 'templates/configmap.yaml', ...args], {
         release,
-        CHART,
-        '--namespace',
-        'edge',
-        '--show-only',
-        'templates/configmap.yaml',
-        ...args,
-      ]);
-      if (r.exitCode !== 0) throw new Error(r.stderr);
-      return settingsOf(find(await dryRunIn('edge', r.stdout), 'ConfigMap', 'edge')).settings.gatewayName;
+        namespace: 'edge',
+      });
+      return settingsOf(find(await dryRunIn('edge', yaml), 'ConfigMap', 'edge')).settings.gatewayName;
     };
     expect(await gatewayName('vpn', ['--set', 'clusterDomain=k8s.example'])).toBe(
       'vpn-pod-gateway.edge.svc.k8s.example',
@@ -637,7 +607,7 @@ describe("the Deployment's args and the ConfigMap run the real app bundles", () 
 
 describe('values are checked before anything is rendered', () => {
   const fails = async (args: string[]) => {
-    const r = await host.helm(['template', NAME, CHART, '--namespace', NS, ...args]);
+    const r = await host.helm(['template', NAME, chart.chart, '--namespace', NS, ...args]);
     expect(r.exitCode).not.toBe(0);
     return r.stderr;
   };
@@ -735,7 +705,7 @@ describe('values are checked before anything is rendered', () => {
 });
 
 describe('a real install: the ConfigMap and the client RBAC in every routed namespace', () => {
-  const sa = (ns: string, name = 'default') => `system:serviceaccount:${ns}:${name}`;
+  const sa = (ns: string, name = 'default') => serviceAccountUser(ns, name);
   let notes: string;
 
   beforeAll(async () => {
@@ -753,7 +723,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     const r = await host.helm([
       'install',
       NAME,
-      CHART,
+      chart.chart,
       '--namespace',
       NS,
       '--set',
@@ -776,7 +746,15 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
 
   it('NOTES with every feature on, and without a cluster DNS to look up', async () => {
     const notesOf = async (args: string[]) => {
-      const r = await host.helm(['install', 'notes', CHART, '--namespace', NS, '--dry-run=server', ...args]);
+      const r = await host.helm([
+        'install',
+        'notes',
+        chart.chart,
+        '--namespace',
+        NS,
+        '--dry-run=server',
+        ...args,
+      ]);
       if (r.exitCode !== 0) throw new Error(`helm install --dry-run failed: ${r.stderr}`);
       return r.stdout;
     };
@@ -803,8 +781,8 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
 
   it("client-sidecar's ServiceAccounts may get pods in their own routed namespace…", async () => {
     for (const ns of ROUTED) {
-      expect([ns, await can(sa(ns), ['get', 'pods', '-n', ns])]).toEqual([ns, true]);
-      expect([ns, await can(sa(ns), ['get', 'pods/any-pod', '-n', ns])]).toEqual([ns, true]);
+      expect([ns, await chart.canI(sa(ns), ['get', 'pods', '-n', ns])]).toEqual([ns, true]);
+      expect([ns, await chart.canI(sa(ns), ['get', 'pods/any-pod', '-n', ns])]).toEqual([ns, true]);
     }
   });
 
@@ -826,7 +804,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       [sa(NS), ['get', 'pods', '-n', NS]], // the gateway pod needs no API access
     ];
     for (const [user, args] of no)
-      expect([user, args.join(' '), await can(user, args)]).toEqual([user, args.join(' '), false]);
+      expect([user, args.join(' '), await chart.canI(user, args)]).toEqual([user, args.join(' '), false]);
   });
 
   it('with a real token: the ServiceAccount reads a pod, but cannot list them', async () => {
@@ -855,6 +833,6 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       expect((await host.kubectl(['get', 'configmap', NAME, '-n', ns])).exitCode).not.toBe(0);
       expect((await host.kubectl(['get', 'role', `${NAME}-client`, '-n', ns])).exitCode).not.toBe(0);
     }
-    expect(await can(sa('media'), ['get', 'pods', '-n', 'media'])).toBe(false);
+    expect(await chart.canI(sa('media'), ['get', 'pods', '-n', 'media'])).toBe(false);
   });
 });

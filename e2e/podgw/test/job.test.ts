@@ -5,7 +5,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlPlane, PodgwLab, bridgeLoopbackPort, type LoopbackBridge } from '@knet/testing';
+import {
+  ControlPlane,
+  PodgwLab,
+  bridgeLoopbackPort,
+  serviceAccountUser,
+  type LoopbackBridge,
+} from '@knet/testing';
 
 jest.setTimeout(180_000);
 
@@ -58,7 +64,7 @@ it('client-sidecar exits 0 when the pod status shows the app container terminate
   ]);
   // Least privilege: the sidecar's identity can read a pod, nothing more.
   const can = (verb: string) =>
-    cp.kubectl(['auth', 'can-i', verb, 'pods', '-n', 'jobs', '--as=system:serviceaccount:jobs:routed']);
+    cp.kubectl(['auth', 'can-i', verb, 'pods', '-n', 'jobs', `--as=${serviceAccountUser('jobs', 'routed')}`]);
   expect((await can('get')).stdout.trim()).toBe('yes');
   expect((await can('list')).stdout.trim()).toBe('no');
   expect((await can('watch')).stdout.trim()).toBe('no');
