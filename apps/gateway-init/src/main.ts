@@ -1,12 +1,12 @@
 import { ExecaRunner, createHostNet } from '@knet/host-net';
 import { applyGatewayPlan, discoverGatewayFacts, gatewaySummary, loadConfig, planGateway } from '@knet/podgw';
-import { createLogger, parseOptions, runMain } from '@knet/runtime';
+import { parseOptions, runMain, startApp } from '@knet/runtime';
 import { program } from './options';
 
 void runMain('gateway-init', async () => {
   const opts = parseOptions(program);
   const config = loadConfig(opts);
-  const logger = createLogger({ name: 'gateway-init', level: opts.logLevel });
+  const { logger } = startApp('gateway-init', opts);
   for (const w of config.warnings) logger.warn(w);
   const net = createHostNet(new ExecaRunner({ logger }));
 

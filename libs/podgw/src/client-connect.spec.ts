@@ -5,6 +5,7 @@
  */
 import { DhcpTimeoutError, type DhcpServer, type FakeDhcpNetwork } from '@knet/dhcp';
 import { CommandNotFoundError, FakePinger } from '@knet/host-net';
+import { errorMessage } from '@knet/runtime';
 import { connectToGateway, discoverFacts, isolatePod } from './client-connect';
 import { planClient } from './client-plan';
 import {
@@ -114,7 +115,7 @@ describe('isolatePod', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(GatewayUnreachableError);
-    expect((err as Error).message).toBe(
+    expect(errorMessage(err)).toBe(
       "cannot find the pod network's gateway: no default route on eth0 and K8S_DEFAULT_GW is not set",
     );
     expect(await defaults(c, 'inet6')).toEqual(['eth0']);
@@ -187,7 +188,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     await isolatePod(c.ctx, c.plan, c.facts);
     const err = await connectToGateway(c.ctx, c.plan, c.facts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayUnreachableError);
-    expect((err as Error).message).toBe(
+    expect(errorMessage(err)).toBe(
       'gateway 172.16.0.1 (pod 192.0.2.10) does not answer over vxlan0: ' +
         'is UDP 4789 allowed between pods, and VXLAN_ID 42 the same on the gateway?',
     );
@@ -201,7 +202,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     const net = { ...c.net, ping: new FakePinger({ installed: false }) };
     const err = await connectToGateway({ ...c.ctx, net }, c.plan, c.facts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandNotFoundError);
-    expect((err as Error).message).toMatch(
+    expect(errorMessage(err)).toMatch(
       /^ping: command not found \(install the Debian package "iputils-ping"\)/,
     );
   });
@@ -278,7 +279,7 @@ describe('connectToGateway with a DHCP lease', () => {
     await isolatePod(c.ctx, c.plan, c.facts);
     const err = await connectToGateway(c.ctx, c.plan, c.facts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DhcpTimeoutError);
-    expect((err as Error).message).toMatch(
+    expect(errorMessage(err)).toMatch(
       /^vxlan0: no DHCP lease within 300 ms: sent \d+ DISCOVER; heard 0 OFFER, 0 ACK, 0 NAK$/,
     );
     // Isolated, no default route anywhere.
