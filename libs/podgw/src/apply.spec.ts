@@ -23,6 +23,14 @@ async function rules(net: FakeHostNet, family: 'iptables' | 'ip6tables', table: 
   return (await net[family].listRules(table)).split('\n').filter((l) => l !== '' && !l.startsWith('-P '));
 }
 
+/** The kill switch's chains and the jumps into them (filter table, IPv4 and IPv6). */
+const KILL_SWITCH_CHAINS = [
+  '-N KNET-PGW-FWD',
+  '-N KNET-PGW-OUT',
+  '-A FORWARD -j KNET-PGW-FWD',
+  '-A OUTPUT -j KNET-PGW-OUT',
+];
+
 /** The first rules of the kill switch's OUTPUT chain, IPv4 and IPv6: loopback, VPN, overlay, ports. */
 const OUT_FIRST = [
   '-A KNET-PGW-OUT -o lo -j ACCEPT',
@@ -110,10 +118,7 @@ describe('the kill switch, as rules in our own chains', () => {
 
   it('on: forwarded traffic goes to the VPN, the overlay or VPN_LOCAL_CIDRS, or is dropped', async () => {
     expect(await rules(net, 'iptables', 'filter')).toEqual([
-      '-N KNET-PGW-FWD',
-      '-N KNET-PGW-OUT',
-      '-A FORWARD -j KNET-PGW-FWD',
-      '-A OUTPUT -j KNET-PGW-OUT',
+      ...KILL_SWITCH_CHAINS,
       '-A KNET-PGW-FWD -d 172.16.0.10/32 -i tun0 -p tcp -m tcp --dport 80 -j ACCEPT',
       '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-FWD -i tun0 -j REJECT --reject-with icmp-port-unreachable',
@@ -134,10 +139,7 @@ describe('the kill switch, as rules in our own chains', () => {
 
   it('on: IPv6 is cut off the same way, neighbour discovery allowed', async () => {
     expect(await rules(net, 'ip6tables', 'filter')).toEqual([
-      '-N KNET-PGW-FWD',
-      '-N KNET-PGW-OUT',
-      '-A FORWARD -j KNET-PGW-FWD',
-      '-A OUTPUT -j KNET-PGW-OUT',
+      ...KILL_SWITCH_CHAINS,
       '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-FWD -i vxlan0 -o tun0 -j ACCEPT',
       '-A KNET-PGW-FWD -j DROP',
