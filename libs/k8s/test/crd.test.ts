@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { errorMessage } from '@knet/runtime';
 import { ControlPlane } from '@knet/testing';
 import {
   EventRecorder,
@@ -189,31 +190,33 @@ describe('bad credentials and addresses give one clear line', () => {
     );
     const file = join(cp.dir, 'unreachable.kubeconfig');
     writeFileSync(file, text);
-    const err = (await checkApiServer(loadKubeConfig({ kubeconfig: file }).kc, 5000).catch(
-      (e: unknown) => e,
-    )) as Error;
-    expect(err.message).toMatch(
+    const err = errorMessage(
+      await checkApiServer(loadKubeConfig({ kubeconfig: file }).kc, 5000).catch((e: unknown) => e),
+    );
+    expect(err).toMatch(
       /^API server https:\/\/127.0.0.1:1: cannot reach the API server \(ECONNREFUSED: .*\); check the kubeconfig/,
     );
-    expect(err.message).not.toContain('\n');
+    expect(err).not.toContain('\n');
     expect((await checkApiServer(kc)).gitVersion).toBe('v1.34.4');
   });
 
   it('a ServiceAccount without RBAC gets a 403 that names RBAC', async () => {
     const file = await cp.serviceAccountKubeconfig('rbac-test', 'nobody');
     const sa = loadKubeConfig({ kubeconfig: file }).kc;
-    const err = (await sa
+    const err: unknown = await sa
       .makeApiClient(CoreV1Api)
       .listNamespacedSecret({ namespace: 'rbac-test' })
-      .catch((e: unknown) => e)) as Error;
+      .catch((e: unknown) => e);
     expect(decodeApiError(err).code).toBe(403);
-    const wrapped = (await patchObject(
-      sa,
-      { apiVersion: 'v1', kind: 'Secret', name: 'x', namespace: 'rbac-test' },
-      {},
-      'merge',
-    ).catch((e: unknown) => e)) as Error;
-    expect(wrapped.message).toMatch(
+    const wrapped = errorMessage(
+      await patchObject(
+        sa,
+        { apiVersion: 'v1', kind: 'Secret', name: 'x', namespace: 'rbac-test' },
+        {},
+        'merge',
+      ).catch((e: unknown) => e),
+    );
+    expect(wrapped).toMatch(
       /^merge patch Secret rbac-test\/x: 403 Forbidden: secrets "x" is forbidden: User "system:serviceaccount:rbac-test:nobody" .*\(RBAC: grant/,
     );
   });

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { bundleScript, ControlPlane } from '@knet/testing';
+import { ControlPlane, bundleScript, sleep, until } from '@knet/testing';
 import { formatMicroTime } from '../src';
 
 jest.setTimeout(60_000);
@@ -39,14 +39,6 @@ function candidate(identity: string, lease: string, log: Line[]): ChildProcess {
   return child;
 }
 
-async function until(pred: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function leaseSpec(
   name: string,
 ): Promise<{ holderIdentity?: string; renewTime?: string; leaseTransitions?: number }> {
@@ -60,9 +52,9 @@ describe('LeaderElector: two real processes contend for one Lease', () => {
     const log: Line[] = [];
     const a = candidate('a', 'contend', log);
     const b = candidate('b', 'contend', log);
-    await until(() => log.some((l) => l.event === 'leading'), 20_000);
+    await until('a leader', () => log.some((l) => l.event === 'leading'), 20_000);
     // Give both several retry periods to (wrongly) both lead.
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     const leaders = log.filter((l) => l.event === 'leading');
     expect(leaders).toHaveLength(1);
     const first = leaders[0]!.identity;
@@ -74,7 +66,11 @@ describe('LeaderElector: two real processes contend for one Lease', () => {
 
     const killedAt = Date.now();
     (first === 'a' ? a : b).kill('SIGKILL');
-    await until(() => log.some((l) => l.event === 'leading' && l.identity !== first), 10_000);
+    await until(
+      'the other to lead',
+      () => log.some((l) => l.event === 'leading' && l.identity !== first),
+      10_000,
+    );
     const tookOver = log.find((l) => l.event === 'leading' && l.identity !== first)!;
     // lease 3 s; the follower checks every 0.5–0.6 s; allow one check period of slack plus scheduling
     expect(tookOver.at - killedAt).toBeLessThanOrEqual(3000 + 1500);
@@ -86,12 +82,16 @@ describe('LeaderElector: two real processes contend for one Lease', () => {
   it('a leader that stops releases the lease so the follower takes over at once', async () => {
     const log: Line[] = [];
     const a = candidate('x', 'release', log);
-    await until(() => log.some((l) => l.event === 'leading' && l.identity === 'x'), 20_000);
+    await until('x to lead', () => log.some((l) => l.event === 'leading' && l.identity === 'x'), 20_000);
     candidate('y', 'release', log);
-    await until(() => log.some((l) => l.identity === 'y' && l.event === 'leader'), 10_000);
+    await until(
+      'y to see the leader',
+      () => log.some((l) => l.identity === 'y' && l.event === 'leader'),
+      10_000,
+    );
     const stoppedAt = Date.now();
     a.kill('SIGTERM');
-    await until(() => log.some((l) => l.event === 'leading' && l.identity === 'y'), 10_000);
+    await until('y to lead', () => log.some((l) => l.event === 'leading' && l.identity === 'y'), 10_000);
     const y = log.find((l) => l.event === 'leading' && l.identity === 'y')!;
     expect(log.some((l) => l.identity === 'x' && l.event === 'stopped')).toBe(true);
     // released lease: no need to wait the 3 s lease duration

@@ -1,5 +1,6 @@
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { ControlPlane } from '@knet/testing';
+import { errorMessage } from '@knet/runtime';
+import { ControlPlane, until } from '@knet/testing';
 import {
   KubeApiError,
   ResilientInformer,
@@ -26,21 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cp?.stop();
 });
-
-function until(pred: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const t = setInterval(() => {
-      if (pred()) {
-        clearInterval(t);
-        resolve();
-      } else if (Date.now() > deadline) {
-        clearInterval(t);
-        reject(new Error('condition not met in time'));
-      }
-    }, 50);
-  });
-}
 
 describe('Secrets against the real API server', () => {
   it('creates, reads, updates and deletes; a missing Secret is undefined', async () => {
@@ -73,7 +59,7 @@ describe('Secrets against the real API server', () => {
     expect((err as KubeApiError).message).toMatch(
       /^update Secret secrets-test\/stale: 409 Conflict: .*modified/,
     );
-    expect((err as Error).message).not.toContain('\n');
+    expect(errorMessage(err)).not.toContain('\n');
   });
 
   it('upsert survives concurrent writers: 20 parallel increments all land', async () => {
@@ -144,22 +130,22 @@ describe('Secrets against the real API server', () => {
       await informer.synced;
       const s = new Secrets(kc);
       await s.create(ns, { metadata: { name: 'w1', labels: { watch: 'me' } }, stringData: { a: '1' } });
-      await until(() => seen.includes('add:w1'));
+      await until('the informer to see add:w1', () => seen.includes('add:w1'));
       await patchObject(
         kc,
         { apiVersion: 'v1', kind: 'Secret', name: 'w1', namespace: ns },
         { stringData: { a: '2' } },
         'merge',
       );
-      await until(() => seen.includes('update:w1'));
+      await until('the informer to see update:w1', () => seen.includes('update:w1'));
       await s.delete(ns, 'w1');
-      await until(() => seen.includes('delete:w1'));
+      await until('the informer to see delete:w1', () => seen.includes('delete:w1'));
       expect(informer.list(ns)).toHaveLength(0);
 
       // Crash the API server: client-node's informer would stop for good; ours restarts.
       await cp.restart('kube-apiserver', { crash: true, downMs: 1500 });
       await s.create(ns, { metadata: { name: 'w2', labels: { watch: 'me' } }, stringData: { a: '1' } });
-      await until(() => seen.includes('add:w2'), 30_000);
+      await until('the informer to see add:w2', () => seen.includes('add:w2'), 30_000);
       expect(informer.restarts).toBeGreaterThan(0);
       expect(informer.get('w2', ns)?.metadata?.name).toBe('w2');
     } finally {
