@@ -12,11 +12,9 @@ import {
   type DhcpMessage,
   type DhcpOptions,
 } from './codec';
-import { isIPv4, netmaskToPrefix, normalizeMac } from './ipv4';
+import { ANY_ADDRESS as ZERO, LIMITED_BROADCAST, isIPv4, netmaskToPrefix, normalizeMac } from './ipv4';
 import { udpSocketFactory, type DhcpSocket, type DhcpSocketFactory, type RemoteInfo } from './transport';
 
-const ZERO = '0.0.0.0';
-const LIMITED_BROADCAST = '255.255.255.255';
 const DEFAULT_PRL = [1, 3, 6, 12, 15, 26, 28, 51, 54, 58, 59];
 
 /** What the caller applies to the interface (this client configures nothing). */

@@ -1,9 +1,7 @@
 // An in-memory UDP "link" for unit tests: DhcpServer and DhcpClient (or scripted peers) talk over
 // it through the DhcpSocketFactory option, with no kernel involved.
+import { ANY_ADDRESS as ANY, LIMITED_BROADCAST as BROADCAST } from './ipv4';
 import type { DhcpSocket, DhcpSocketFactory, RemoteInfo } from './transport';
-
-const ANY = '0.0.0.0';
-const BROADCAST = '255.255.255.255';
 
 export interface FakeDatagram {
   from: RemoteInfo;

@@ -1,5 +1,10 @@
 // Small IPv4 helpers (dotted quad <-> uint32, prefixes, MACs) shared by the codec, pool and server.
 
+/** The unspecified address: a socket bound to it receives on every address; ciaddr/yiaddr "none". */
+export const ANY_ADDRESS = '0.0.0.0';
+/** The limited broadcast address (DHCP replies to clients without an address, DISCOVER). */
+export const LIMITED_BROADCAST = '255.255.255.255';
+
 const QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const MAC = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i;
 

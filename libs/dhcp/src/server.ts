@@ -1,4 +1,5 @@
 // DhcpServer: the pool, the lease file, the sockets and the VXLAN flood list put together.
+import { errorMessage, type Logger } from '@knet/runtime';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -11,15 +12,11 @@ import {
   type DhcpMessage,
   type DhcpOptions,
 } from './codec';
-import { errorMessage, type Logger } from '@knet/runtime';
 import type { VtepFlooder } from './flooder';
-import { inNetwork, isIPv4, parseNetwork } from './ipv4';
+import { ANY_ADDRESS as ZERO, LIMITED_BROADCAST, inNetwork, isIPv4, parseNetwork } from './ipv4';
 import { LeaseFileWriter, readLeaseFile } from './lease-file';
 import { LeasePool, type Lease, type LeasePoolConfig, type PoolClient } from './pool';
 import { udpSocketFactory, type DhcpSocket, type DhcpSocketFactory, type RemoteInfo } from './transport';
-
-const ZERO = '0.0.0.0';
-const LIMITED_BROADCAST = '255.255.255.255';
 
 export interface DhcpServerMetric {
   kind: 'received' | 'sent' | 'malformed' | 'ignored';
