@@ -18,7 +18,7 @@ EXPOSE 8080
 # that pressure with a full mark-compact ~12 times a second during a bulk stream (about a third of
 # the proxy's CPU went to GC). Swept at once, that pressure seldom builds: the
 # tunnel needs 2.5-4.4 s of CPU per GiB instead of 5.3 (npm run bench -- tower; figures in
-# apps/tower-proxy/bench/README.md). Node refuses V8 flags in NODE_OPTIONS, so it is here; tests
+# bench/tower/README.md). Node refuses V8 flags in NODE_OPTIONS, so it is here; tests
 # and benches read it from this line (shippedNodeFlags).
 # No --enable-source-maps: loading the bundle's map costs ~35 MiB of RSS in the proxy and ~21 MiB
 # in the agent (measured by the bench); stack traces still name the bundle's functions, and
