@@ -18,6 +18,7 @@ import {
   getCluster,
   startHost,
   startProxy,
+  stopAll,
   type RunningProxy,
 } from './harness';
 
@@ -51,10 +52,7 @@ beforeAll(async () => {
   agentChart = new ChartBed(host, { chart: 'tower-agent', release: 'tower-agent', namespace: NS });
 }, 240_000);
 
-afterAll(async () => {
-  for (const p of procs) await p.stop();
-  await host?.stop();
-});
+afterAll(() => stopAll(procs, host));
 
 /** kubectl's names of objects, sorted (`deployment.apps/tower-proxy`, …). */
 const names = (objects: KubeObject[]) => objects.map(resourceName).sort();

@@ -11,11 +11,11 @@ import {
   condition,
   createReadyCluster,
   getCluster,
-  memberServiceAccount,
+  startClusters,
   refreshToken,
   restartProxy,
   startAgent,
-  startHost,
+  stopAll,
   startProxy,
   writeKubeconfig,
   type RunningProxy,
@@ -52,20 +52,16 @@ const agentArgs = (extra: string[] = [], id = 'a1') => ({
 });
 
 beforeAll(async () => {
-  [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
+  ({ host, member, saDir } = await startClusters());
   agentBundle = await appBundle('tower-agent');
   proxy = await startProxy(host);
   procs.push(proxy.proc);
-  saDir = await memberServiceAccount(member);
   const c = await createReadyCluster(host, 'faulty', proxy);
   token = c.spec!.connection!.token!;
   kubeconfig = writeKubeconfig(c, host.dir);
 }, 240_000);
 
-afterAll(async () => {
-  for (const p of procs) await p.stop();
-  await Promise.all([host?.stop(), member?.stop()]);
-});
+afterAll(() => stopAll(procs, host, member));
 
 describe('faults', () => {
   it('kill -9 of the agent mid-watch: AgentAvailable turns False; a new agent brings it back and kubectl works', async () => {

@@ -4,9 +4,9 @@ import {
   condition,
   createReadyCluster,
   getCluster,
-  memberServiceAccount,
+  startClusters,
   startAgent,
-  startHost,
+  stopAll,
   startProxy,
   writeKubeconfig,
   type RunningProxy,
@@ -18,18 +18,15 @@ let host: ControlPlane;
 let member: ControlPlane;
 const procs: ManagedProcess[] = [];
 
-afterAll(async () => {
-  for (const p of procs) await p.stop();
-  await Promise.all([host?.stop(), member?.stop()]);
-});
+afterAll(() => stopAll(procs, host, member));
 
 const ready = async (p: RunningProxy) =>
   (await fetch(`${p.url}/readyz`).catch(() => undefined))?.status === 200;
 
 describe('two proxy replicas with --leader-elect', () => {
   it('exactly one serves; when it dies the other takes over and the agent follows', async () => {
-    [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
-    const saDir = await memberServiceAccount(member);
+    let saDir: string;
+    ({ host, member, saDir } = await startClusters());
     // Same port range for both: the kubeconfig written by one stays valid when the other serves.
     const shared = ['--leader-elect', '--port-range=19000-19050'];
     const a = await startProxy(host, [...shared, '--identity=proxy-a']);

@@ -11,7 +11,7 @@ import {
   shippedNodeFlags,
   startTowerHost,
   until,
-  type ControlPlane,
+  ControlPlane,
 } from '@knet/testing';
 
 export const NS = TOWER_NAMESPACE;
@@ -19,6 +19,21 @@ export const NS = TOWER_NAMESPACE;
 /** A host control plane with the Cluster CRD and the proxy's namespace. */
 export function startHost(apiServerFlags: string[] = []): Promise<ControlPlane> {
   return startTowerHost({ apiServerFlags });
+}
+
+/** A host (see startHost) and a member control plane, with the member's ServiceAccount for agents. */
+export async function startClusters(): Promise<{ host: ControlPlane; member: ControlPlane; saDir: string }> {
+  const [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
+  return { host, member, saDir: await memberServiceAccount(member) };
+}
+
+/** Stops the processes a test file started, then its control planes (any not started are skipped). */
+export async function stopAll(
+  procs: readonly ManagedProcess[],
+  ...planes: (ControlPlane | undefined)[]
+): Promise<void> {
+  for (const p of procs) await p.stop();
+  await Promise.all(planes.map((cp) => cp?.stop()));
 }
 
 export interface RunningProxy {
@@ -173,6 +188,18 @@ export async function getCluster(host: ControlPlane, name: string): Promise<Clus
   return JSON.parse(
     await host.kubectlOk(['get', 'clusters.cluster.kubesphere.io', name, '-o', 'json']),
   ) as Cluster;
+}
+
+/** A merge patch of a Cluster, as a user would make it with kubectl. */
+export async function patchCluster(host: ControlPlane, name: string, patch: object): Promise<void> {
+  await host.kubectlOk([
+    'patch',
+    'clusters.cluster.kubesphere.io',
+    name,
+    '--type=merge',
+    '-p',
+    JSON.stringify(patch),
+  ]);
 }
 
 export async function createCluster(host: ControlPlane, name: string, spec: object = {}): Promise<void> {

@@ -11,9 +11,9 @@ import {
   condition,
   createReadyCluster,
   getCluster,
-  memberServiceAccount,
+  startClusters,
   startAgent,
-  startHost,
+  stopAll,
   startProxy,
   writeKubeconfig,
   type RunningProxy,
@@ -37,17 +37,13 @@ async function proxyMetric(name: string, labels: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
+  ({ host, member, saDir } = await startClusters());
   agentBundle = await appBundle('tower-agent');
   proxy = await startProxy(host);
   procs.push(proxy.proc);
-  saDir = await memberServiceAccount(member);
 }, 240_000);
 
-afterAll(async () => {
-  for (const p of procs) await p.stop();
-  await Promise.all([host?.stop(), member?.stop()]);
-});
+afterAll(() => stopAll(procs, host, member));
 
 describe('refusals', () => {
   it("a wrong token: the agent logs the proxy's reason, backs off and retries; the cluster stays unavailable", async () => {

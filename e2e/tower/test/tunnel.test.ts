@@ -9,9 +9,10 @@ import {
   condition,
   createReadyCluster,
   getCluster,
-  memberServiceAccount,
+  patchCluster,
+  startClusters,
   startAgent,
-  startHost,
+  stopAll,
   startProxy,
   writeKubeconfig,
   type RunningProxy,
@@ -28,15 +29,13 @@ let kubeconfig: string;
 const procs: ManagedProcess[] = [];
 
 beforeAll(async () => {
-  [host, member] = await Promise.all([
-    startHost(),
-    ControlPlane.start(),
+  [{ host, member, saDir }] = await Promise.all([
+    startClusters(),
     appBundle('tower-proxy'),
     appBundle('tower-agent'),
-  ]).then(([h, m]) => [h, m]);
+  ]);
   proxy = await startProxy(host);
   procs.push(proxy.proc);
-  saDir = await memberServiceAccount(member);
   const c = await createReadyCluster(host, 'alpha', proxy);
   kubeconfig = writeKubeconfig(c, host.dir);
   agent = startAgent(
@@ -51,10 +50,7 @@ beforeAll(async () => {
   );
 }, 240_000);
 
-afterAll(async () => {
-  for (const p of procs) await p.stop();
-  await Promise.all([host?.stop(), member?.stop()]);
-});
+afterAll(() => stopAll(procs, host, member));
 
 describe('the kubeconfig in the Cluster object works with kubectl through the tunnel', () => {
   it('fills the Cluster: token, ports, endpoints, kubeconfig, conditions, Service mc-alpha', async () => {
@@ -238,14 +234,7 @@ describe('external access and deletion', () => {
       'alpha',
       'tower.kubesphere.io/external-lb-service-annoations={"lb.example.com/scheme":"internal"}',
     ]);
-    await host.kubectlOk([
-      'patch',
-      'clusters.cluster.kubesphere.io',
-      'alpha',
-      '--type=merge',
-      '-p',
-      '{"spec":{"externalKubeAPIEnabled":true}}',
-    ]);
+    await patchCluster(host, 'alpha', { spec: { externalKubeAPIEnabled: true } });
     const svc = await until(
       () => 'the Service to become a LoadBalancer',
       async () => {
@@ -290,14 +279,7 @@ describe('external access and deletion', () => {
     );
     expect(c.spec?.connection?.externalKubernetesAPIEndpoint).toBe('https://203.0.113.10:6443');
 
-    await host.kubectlOk([
-      'patch',
-      'clusters.cluster.kubesphere.io',
-      'alpha',
-      '--type=merge',
-      '-p',
-      '{"spec":{"externalKubeAPIEnabled":false}}',
-    ]);
+    await patchCluster(host, 'alpha', { spec: { externalKubeAPIEnabled: false } });
     await until(
       () => 'ExternalAccessReady to be removed',
       async () => condition(await getCluster(host, 'alpha'), 'ExternalAccessReady') === undefined,
