@@ -27,12 +27,20 @@ export interface UpstreamClientOptions {
   stats: DnsStats;
 }
 
+/** How one attempt at one server ends (exactly one of the two is called, once). */
+interface AttemptEnd {
+  /** A reply from the server asked, with the ID and question sent (any RCODE). */
+  reply(response: Buffer, info: ResponseInfo): void;
+  /** No usable reply: it timed out, or failed (unreachable, connection closed, bad reply). */
+  fail(timedOut: boolean, err?: unknown): void;
+}
+
 interface Attempt {
   server: Upstream;
   packet: Buffer;
   questionEnd: number;
   timer: NodeJS.Timeout;
-  onReply: (response: Buffer, info: ResponseInfo) => void;
+  onReply: AttemptEnd['reply'];
   cancel: () => void;
 }
 
@@ -82,32 +90,34 @@ export class UpstreamClient {
       const next = () => {
         const server = order[i++];
         if (this.closed || server === undefined) return finish(null);
-        const onReply = (response: Buffer, info: ResponseInfo) => {
-          if (info.rcode === RCODE_SERVFAIL || info.rcode === RCODE_REFUSED) {
+        const end: AttemptEnd = {
+          reply: (response, info) => {
+            if (info.rcode === RCODE_SERVFAIL || info.rcode === RCODE_REFUSED) {
+              this.opts.logger.debug(
+                { server: upstreamName(server), rcode: info.rcode },
+                'upstream failed; next',
+              );
+              next();
+            } else {
+              finish({ response, info, server });
+            }
+          },
+          fail: (timedOut, err) => {
+            if (timedOut) {
+              this.opts.stats.upstreamTimeouts++;
+              this.penalizedUntil.set(upstreamKey(server), Date.now() + (this.opts.penaltyMs ?? 30_000));
+            } else {
+              this.opts.stats.upstreamErrors++;
+            }
             this.opts.logger.debug(
-              { server: upstreamName(server), rcode: info.rcode },
-              'upstream failed; next',
+              { server: upstreamName(server), err: err === undefined ? undefined : String(err) },
+              timedOut ? 'upstream timed out' : 'upstream error',
             );
             next();
-          } else {
-            finish({ response, info, server });
-          }
+          },
         };
-        const onFail = (timedOut: boolean, err?: unknown) => {
-          if (timedOut) {
-            this.opts.stats.upstreamTimeouts++;
-            this.penalizedUntil.set(upstreamKey(server), Date.now() + (this.opts.penaltyMs ?? 30_000));
-          } else {
-            this.opts.stats.upstreamErrors++;
-          }
-          this.opts.logger.debug(
-            { server: upstreamName(server), err: err === undefined ? undefined : String(err) },
-            timedOut ? 'upstream timed out' : 'upstream error',
-          );
-          next();
-        };
-        if (transport === 'udp') this.sendUdp(packet, questionEnd, server, onReply, onFail);
-        else this.sendTcp(packet, questionEnd, server, onReply, onFail);
+        if (transport === 'udp') this.sendUdp(packet, questionEnd, server, end);
+        else this.sendTcp(packet, questionEnd, server, end);
       };
       next();
     });
@@ -175,18 +185,12 @@ export class UpstreamClient {
     return pool;
   }
 
-  private sendUdp(
-    query: Buffer,
-    questionEnd: number,
-    server: Upstream,
-    onReply: (response: Buffer, info: ResponseInfo) => void,
-    onFail: (timedOut: boolean, err?: unknown) => void,
-  ): void {
+  private sendUdp(query: Buffer, questionEnd: number, server: Upstream, end: AttemptEnd): void {
     const pool = this.pool(server.family);
     const entry = pool[pool.length === 1 ? 0 : randomInt(pool.length)] as PoolSocket;
     let id = this.randomId();
     for (let tries = 0; entry.pending.has(id) && tries < 16; tries++) id = this.randomId();
-    if (entry.pending.has(id)) return onFail(false, 'no free query ID');
+    if (entry.pending.has(id)) return end.fail(false, 'no free query ID');
     const packet = Buffer.from(query);
     packet.writeUInt16BE(id, 0);
     let settled = false;
@@ -202,13 +206,13 @@ export class UpstreamClient {
       server,
       packet,
       questionEnd,
-      timer: setTimeout(() => finish(() => onFail(true)), this.timeoutMs),
-      onReply: (response, info) => finish(() => onReply(response, info)),
-      cancel: () => finish(() => onFail(false, 'closed')),
+      timer: setTimeout(() => finish(() => end.fail(true)), this.timeoutMs),
+      onReply: (response, info) => finish(() => end.reply(response, info)),
+      cancel: () => finish(() => end.fail(false, 'closed')),
     };
     entry.pending.set(id, attempt);
     entry.socket.send(packet, server.port, server.address, (err) => {
-      if (err) finish(() => onFail(false, err));
+      if (err) finish(() => end.fail(false, err));
     });
   }
 
@@ -231,13 +235,7 @@ export class UpstreamClient {
     return true;
   }
 
-  private sendTcp(
-    query: Buffer,
-    questionEnd: number,
-    server: Upstream,
-    onReply: (response: Buffer, info: ResponseInfo) => void,
-    onFail: (timedOut: boolean, err?: unknown) => void,
-  ): void {
+  private sendTcp(query: Buffer, questionEnd: number, server: Upstream, end: AttemptEnd): void {
     const id = this.randomId();
     const framed = Buffer.allocUnsafe(query.length + 2);
     framed.writeUInt16BE(query.length, 0);
@@ -256,10 +254,10 @@ export class UpstreamClient {
       sock.destroy();
       fn();
     };
-    const timer = setTimeout(() => done(() => onFail(true)), this.timeoutMs);
+    const timer = setTimeout(() => done(() => end.fail(true)), this.timeoutMs);
     sock.on('connect', () => sock.write(framed));
-    sock.on('error', (err) => done(() => onFail(false, err)));
-    sock.on('close', () => done(() => onFail(false, 'connection closed')));
+    sock.on('error', (err) => done(() => end.fail(false, err)));
+    sock.on('close', () => done(() => end.fail(false, 'connection closed')));
     sock.on('data', (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       if (buffered.length < 2) return;
@@ -270,9 +268,9 @@ export class UpstreamClient {
       const good = info.ok && info.id === id && sameQuestion(msg, info.questionEnd, sent, questionEnd);
       if (!good) {
         this.opts.stats.upstreamRejected++;
-        return done(() => onFail(false, 'bad reply'));
+        return done(() => end.fail(false, 'bad reply'));
       }
-      done(() => onReply(msg, info));
+      done(() => end.reply(msg, info));
     });
   }
 }
