@@ -1,0 +1,143 @@
+// tools/scripts/new-project.sh: the app skeleton it generates typechecks, passes its own tests and
+// runs; bad names and kinds are refused with one line.
+import { spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { workspaceRoot } from '../src';
+
+jest.setTimeout(180_000);
+
+const root = workspaceRoot();
+const script = join(root, 'tools/scripts/new-project.sh');
+const bin = (n: string) => join(root, 'node_modules/.bin', n);
+let ws: string;
+
+beforeAll(() => {
+  // A workspace of its own (shared node_modules, libs and tools), so nothing lands in this one.
+  ws = mkdtempSync(join(tmpdir(), 'knet-new-project-'));
+  for (const l of ['node_modules', 'tools']) symlinkSync(join(root, l), join(ws, l));
+  // libs/ itself is a folder here (a generated lib lands in it); its projects link to the real ones.
+  mkdirSync(join(ws, 'libs'));
+  for (const lib of readdirSync(join(root, 'libs')))
+    symlinkSync(join(root, 'libs', lib), join(ws, 'libs', lib));
+  for (const f of [
+    'tsconfig.base.json',
+    'jest.preset.cjs',
+    'eslint.config.mjs',
+    'package.json',
+    '.prettierrc.json',
+  ])
+    copyFileSync(join(root, f), join(ws, f));
+});
+afterAll(() => rmSync(ws, { recursive: true, force: true }));
+
+const generate = (...args: string[]) =>
+  spawnSync('bash', [script, ...args], {
+    cwd: ws,
+    encoding: 'utf8',
+    env: { ...process.env, KNET_WORKSPACE: ws },
+  });
+const inWs = (cmd: string, args: string[]) => spawnSync(cmd, args, { cwd: ws, encoding: 'utf8' });
+
+describe('new-project.sh app', () => {
+  let generated: ReturnType<typeof generate>;
+  beforeAll(() => {
+    generated = generate('app', 'demo-daemon', 'Keeps demo items & things in place.');
+  });
+
+  it('writes the skeleton every app follows', () => {
+    expect(generated.stderr).toBe('');
+    expect(generated.status).toBe(0);
+    for (const f of [
+      'main',
+      'options',
+      'options.spec',
+      'plan',
+      'plan.spec',
+      'reconcile',
+      'reconcile.spec',
+      'metrics',
+    ])
+      expect(existsSync(join(ws, 'apps/demo-daemon/src', `${f}.ts`))).toBe(true);
+    const readme = readFileSync(join(ws, 'apps/demo-daemon/README.md'), 'utf8');
+    expect(readme).toContain('Keeps demo items & things in place.');
+    expect(readme).not.toMatch(/__[A-Z]+__/);
+    expect(JSON.parse(readFileSync(join(ws, 'apps/demo-daemon/package.json'), 'utf8'))).toMatchObject({
+      name: '@knet/demo-daemon',
+      nx: { tags: ['type:app'] },
+    });
+  });
+
+  it('typechecks (with and without its specs), lints clean and is formatted', () => {
+    for (const p of ['tsconfig.json', 'tsconfig.app.json']) {
+      const r = inWs(bin('tsc'), ['-p', `apps/demo-daemon/${p}`, '--noEmit']);
+      expect([p, r.status, r.stdout]).toEqual([p, 0, '']);
+    }
+    expect(inWs(bin('prettier'), ['--check', '--log-level=warn', 'apps/demo-daemon']).status).toBe(0);
+    const lint = inWs(bin('eslint'), ['--max-warnings=0', 'apps/demo-daemon']);
+    // (eslint here has no Nx project graph: the module-boundary rule says so and is skipped)
+    expect([lint.status, /\d+ problems?/.exec(lint.stdout)?.[0]]).toEqual([0, undefined]);
+  });
+
+  it('passes its own tests', () => {
+    const r = inWs(bin('jest'), ['-c', 'apps/demo-daemon/jest.config.cjs', '--reporters=default']);
+    expect(r.stderr).toMatch(/Tests:\s+\d+ passed, \d+ total/);
+    expect(r.status).toBe(0);
+  });
+
+  it('bundles and answers --help with its flags and their env vars', () => {
+    const out = join(ws, 'demo.cjs');
+    const b = inWs(bin('esbuild'), [
+      'apps/demo-daemon/src/main.ts',
+      '--bundle',
+      '--platform=node',
+      '--external:cpu-features',
+      '--tsconfig=tsconfig.base.json',
+      `--outfile=${out}`,
+      '--log-level=error',
+    ]);
+    expect(b.status).toBe(0);
+    const help = spawnSync(process.execPath, [out, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('--items <names>');
+    expect(help.stdout).toContain('env: DEMO_DAEMON_INTERVAL');
+    expect(help.stdout).toContain('env: DEMO_DAEMON_METRICS_PORT');
+    const bad = spawnSync(process.execPath, [out, '--items=a,a'], { encoding: 'utf8' });
+    expect([bad.status, bad.stderr.trim()]).toEqual([
+      2,
+      'demo-daemon: error: --items (DEMO_DAEMON_ITEMS): each name may appear once',
+    ]);
+  });
+});
+
+describe('new-project.sh refuses', () => {
+  it.each([
+    [
+      ['app', 'Bad_Name'],
+      "new-project: name 'Bad_Name' must be lowercase words joined by '-' (e.g. wg-agent)",
+    ],
+    [['plugin', 'x'], /^new-project: kind must be app, lib, testing, e2e or bench, not 'plugin'/],
+  ])('%j with one line and exit 2', (args, message) => {
+    const r = generate(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr.trim()).toMatch(message);
+  });
+
+  it('an existing project', () => {
+    expect(generate('lib', 'existing').status).toBe(0);
+    expect(existsSync(join(root, 'libs', 'existing'))).toBe(false); // it landed in the test's workspace
+    const r = generate('lib', 'existing');
+    expect([r.status, r.stderr.trim()]).toEqual([1, 'new-project: libs/existing already exists']);
+  });
+});
