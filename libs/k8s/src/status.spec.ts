@@ -1,3 +1,4 @@
+import type { ClusterCondition } from '@knet/cluster-crd';
 import { getCondition, isConditionTrue, setCondition } from './status';
 
 describe('setCondition', () => {
@@ -29,5 +30,43 @@ describe('setCondition', () => {
     expect(isConditionTrue(d, 'Ready')).toBe(true);
     expect(isConditionTrue(d, 'AgentAvailable')).toBe(false);
     expect(getCondition(d, 'Missing')).toBeUndefined();
+  });
+});
+
+describe("setCondition with lastUpdateTime: KubeSphere's Cluster conditions", () => {
+  const t0 = new Date('2026-01-01T00:00:00.500Z');
+  const t1 = new Date('2026-01-01T01:00:00Z');
+  const set = (
+    list: ClusterCondition[],
+    next: Omit<ClusterCondition, 'lastUpdateTime' | 'lastTransitionTime'>,
+    now: Date,
+  ) => setCondition(list, next, now, { lastUpdateTime: true });
+
+  it('keeps both timestamps when nothing changes, moves lastUpdateTime on a new message, lastTransitionTime on a new status', () => {
+    const a = set([], { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' }, t0);
+    expect(a).toEqual([
+      {
+        type: 'AgentAvailable',
+        status: 'False',
+        reason: 'NoAgent',
+        message: 'none',
+        lastUpdateTime: '2026-01-01T00:00:00Z',
+        lastTransitionTime: '2026-01-01T00:00:00Z',
+      },
+    ]);
+    expect(
+      set(a, { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' }, t1),
+    ).toEqual(a);
+    const b = set(
+      a,
+      { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'still none' },
+      t1,
+    );
+    expect(b[0]).toMatchObject({
+      lastUpdateTime: '2026-01-01T01:00:00Z',
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+    });
+    const d = set(b, { type: 'AgentAvailable', status: 'True', reason: 'Up', message: '1' }, t1);
+    expect(d[0]).toMatchObject({ status: 'True', lastTransitionTime: '2026-01-01T01:00:00Z' });
   });
 });
