@@ -38,6 +38,9 @@ const FLOOR = '127.0.0.64';
 /** Rate of the latency runs: well below what either server sustains. */
 const FIXED_QPS = 20_000;
 
+/** The servers driven: ours, dnsmasq, and the Node floor (no fixed-rate runs). */
+type Server = 'ours' | 'dnsmasq' | 'node-floor';
+
 interface PerfResult {
   qps: number;
   latencyMs: number;
@@ -126,7 +129,7 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
   await waitForDns(DNSMASQ_FWD, fwdPort, forwarder);
   await waitForDns(FLOOR, floorPort, floor);
 
-  const targets = [
+  const targets: { name: Server; addr: string; port: number; proc: ManagedProcess }[] = [
     { name: 'ours', addr: OURS, port: ourPort, proc: ours },
     { name: 'dnsmasq', addr: DNSMASQ_FWD, port: fwdPort, proc: forwarder },
     { name: 'node-floor', addr: FLOOR, port: floorPort, proc: floor },
@@ -138,14 +141,14 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
 
   // Per round and server: a saturating run (queries/s, and the latency under that load) and a run
   // at a fixed rate both handle easily (service latency, CPU per query).
-  const full: Record<string, PerfResult[]> = { ours: [], dnsmasq: [], 'node-floor': [] };
-  const fixed: Record<string, PerfResult[]> = { ours: [], dnsmasq: [] };
+  const full: Record<Server, PerfResult[]> = { ours: [], dnsmasq: [], 'node-floor': [] };
+  const fixed: Record<Server, PerfResult[]> = { ours: [], dnsmasq: [], 'node-floor': [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse();
     for (const t of order) {
       await busy(`dns ${t.name}`);
       const r = await dnsperf(t.addr, t.port, queryFile, ['-l', String(ctx.seconds)], t.proc.pid);
-      full[t.name]!.push(r);
+      full[t.name].push(r);
       if (t.name === 'node-floor') {
         ctx.log(
           `dns round ${round + 1} ${t.name}: ${r.qps.toFixed(0)} q/s, ${r.cpuUs.toFixed(2)} µs CPU/query, ${r.cores}`,
@@ -164,13 +167,13 @@ export async function benchDns(ctx: BenchContext): Promise<void> {
           `${r.cpuUs.toFixed(2)} µs CPU/query, ${r.lost} lost, ${r.cores}; at ${FIXED_QPS} q/s: ` +
           `${f.latencyMs.toFixed(3)} ms avg, ${f.cpuUs.toFixed(2)} µs CPU/query, ${f.lost} lost`,
       );
-      fixed[t.name]!.push(f);
+      fixed[t.name].push(f);
     }
   }
 
-  const med = (rs: Record<string, PerfResult[]>, name: string, k: keyof PerfResult) =>
-    median(rs[name]!.map((r) => r[k] as number));
-  const pair = (rs: Record<string, PerfResult[]>, k: keyof PerfResult) => {
+  const med = (rs: Record<Server, PerfResult[]>, name: Server, k: keyof PerfResult) =>
+    median(rs[name].map((r) => r[k] as number));
+  const pair = (rs: Record<Server, PerfResult[]>, k: keyof PerfResult) => {
     const value = med(rs, 'ours', k);
     const peer = med(rs, 'dnsmasq', k);
     return { value, peer: 'dnsmasq', peer_value: peer, ratio: value / peer };
@@ -260,7 +263,7 @@ function answersH0(addr: string, port: number): Promise<boolean> {
     s.on('message', (m) => {
       clearTimeout(timer);
       s.close();
-      resolve(m.length > 12 && m.readUInt16BE(0) === 0x1234 && (m[3]! & 0xf) === 0);
+      resolve(m.length > 12 && m.readUInt16BE(0) === 0x1234 && (m.readUInt8(3) & 0xf) === 0);
     });
     s.on('error', () => undefined);
     s.send(query, port, addr);
