@@ -16,8 +16,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-// Types only: the bench runs this file with tsx, which cannot load execa (ESM) through @knet/podgw.
-import type { SettingName } from '@knet/podgw';
 import { appBundle } from './bundle';
 import { NetLab, type LabProcess, type NetHost, type NetSwitch } from './netns';
 
@@ -26,7 +24,13 @@ const CLUSTER_DNS = '198.51.100.10';
 const INTERNET = '203.0.113.100';
 const VPN_SERVER = '203.0.113.1';
 
-const SETTINGS: Partial<Record<SettingName, string>> = {
+/**
+ * settings.sh keys → values (pod-gateway's own names, see @knet/podgw's SETTINGS). Plain strings:
+ * the test bed imports no lib whose tests import the test bed (that would be a project cycle).
+ */
+type Settings = Partial<Record<string, string>>;
+
+const SETTINGS: Settings = {
   GATEWAY_NAME,
   K8S_DNS_IPS: CLUSTER_DNS,
   NOT_ROUTED_TO_GATEWAY_CIDRS: '198.51.100.0/28',
@@ -116,7 +120,7 @@ export class PodgwLab {
     return l;
   }
 
-  private async build(settings: Partial<Record<SettingName, string>>, natConf: string): Promise<void> {
+  private async build(settings: Settings, natConf: string): Promise<void> {
     const { lab } = this;
     mkdirSync(this.configDir, { recursive: true });
     // settings.sh as pod-gateway's chart writes it: KEY="value" lines.
