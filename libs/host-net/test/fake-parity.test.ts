@@ -166,6 +166,13 @@ const script: [string, (n: HostNet) => Promise<unknown>][] = [
   ['fdb unicast', (n) => n.fdb.append({ mac: '02:00:00:00:00:01', dev: 'vx0', dst: '192.0.2.4' })],
   ['fdb unicast elsewhere', (n) => n.fdb.append({ mac: '02:00:00:00:00:01', dev: 'vx0', dst: '192.0.2.5' })],
   ['fdb remotes again', (n) => remotes(n)],
+  // The kernel drops a device's FDB entries with the device: a new vx0 starts empty.
+  ['delete vxlan', (n) => n.ip.deleteLink('vx0')],
+  [
+    'vxlan again',
+    (n) => n.ip.addVxlan('vx0', { id: 42, dstPort: 4789, local: '192.0.2.1', dev: 'v0', learning: false }),
+  ],
+  ['fdb remotes of the new vx0', (n) => remotes(n)],
   ['vxlan without underlay', (n) => n.ip.addVxlan('vx3', { id: 46, dstPort: 4789 })],
   ['its mtu', async (n) => (await n.ip.getLink('vx3')).mtu],
   ['fdb del with no flood list', (n) => n.fdb.delete({ mac: ZERO_MAC, dev: 'vx3', dst: '192.0.2.9' })],

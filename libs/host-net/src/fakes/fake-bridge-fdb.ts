@@ -2,9 +2,11 @@ import { fdbArgs, ZERO_MAC, type BridgeFdb, type FdbEntry, type FdbEntrySpec } f
 import { ipFailure } from './fake-ip-route';
 import { normalizeIp } from '../addr-math';
 
-/** Anything that can say whether a link exists (FakeIpRoute does). */
+/** Anything that can say whether a link exists, and which one it is (FakeIpRoute does). */
 export interface LinkRegistry {
   hasLink(name: string): boolean;
+  /** The link's ifindex: entries of a deleted link do not come back with a new link of that name. */
+  linkIndex?(name: string): number | undefined;
 }
 
 /**
@@ -14,6 +16,8 @@ export interface LinkRegistry {
  */
 export class FakeBridgeFdb implements BridgeFdb {
   private entries: FdbEntry[] = [];
+  /** The ifindex of the link each entry was added to (the kernel drops a link's entries with it). */
+  private readonly owners = new WeakMap<FdbEntry, number | undefined>();
 
   constructor(private readonly links?: LinkRegistry) {}
 
@@ -23,10 +27,19 @@ export class FakeBridgeFdb implements BridgeFdb {
 
   async list(options: { dev?: string } = {}): Promise<FdbEntry[]> {
     if (options.dev) this.check(fdbArgs.list(options), options.dev);
+    this.forgetGone();
     return this.entries
       .filter((e) => !options.dev || e.dev === options.dev)
-      .filter((e) => !this.links || this.links.hasLink(e.dev))
       .map((e) => ({ ...e, flags: [...e.flags] }));
+  }
+
+  /** Drops the entries of links that were deleted (and maybe re-created since). */
+  private forgetGone(): void {
+    const links = this.links;
+    if (!links) return;
+    this.entries = this.entries.filter(
+      (e) => links.hasLink(e.dev) && (links.linkIndex?.(e.dev) ?? 0) === (this.owners.get(e) ?? 0),
+    );
   }
 
   private toEntry(spec: FdbEntrySpec): FdbEntry {
@@ -40,6 +53,7 @@ export class FakeBridgeFdb implements BridgeFdb {
     if (spec.vni !== undefined) entry.vni = spec.vni;
     if (spec.port !== undefined) entry.port = spec.port;
     if (entry.state === '') delete entry.state;
+    this.owners.set(entry, this.links?.linkIndex?.(spec.dev));
     return entry;
   }
 
@@ -58,6 +72,7 @@ export class FakeBridgeFdb implements BridgeFdb {
 
   async append(spec: FdbEntrySpec): Promise<void> {
     this.check(fdbArgs.change('append', spec), spec.dev);
+    this.forgetGone();
     if (this.entries.some((e) => this.same(e, spec, true))) return;
     // Only all-zeros and multicast MACs have several remotes: appending to a unicast one is ignored.
     const multi = (parseInt(spec.mac.slice(0, 2), 16) & 1) === 1 || spec.mac === ZERO_MAC;
@@ -67,6 +82,7 @@ export class FakeBridgeFdb implements BridgeFdb {
 
   async replace(spec: FdbEntrySpec): Promise<void> {
     this.check(fdbArgs.change('replace', spec), spec.dev);
+    this.forgetGone();
     const i = this.entries.findIndex((e) => this.same(e, spec, false));
     if (i >= 0) this.entries[i] = this.toEntry(spec);
     else this.entries.push(this.toEntry(spec));
@@ -75,6 +91,7 @@ export class FakeBridgeFdb implements BridgeFdb {
   async delete(spec: FdbEntrySpec): Promise<void> {
     const args = fdbArgs.change('del', spec);
     this.check(args, spec.dev);
+    this.forgetGone();
     const i = this.entries.findIndex((e) =>
       spec.dst === undefined ? this.same(e, spec, false) : this.sameRemote(e, spec),
     );

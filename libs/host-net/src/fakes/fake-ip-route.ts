@@ -103,6 +103,11 @@ export class FakeIpRoute implements IpRoute {
     return this.links.has(name);
   }
 
+  /** The link's ifindex (a re-created link gets a new one), used by the other fakes. */
+  linkIndex(name: string): number | undefined {
+    return this.links.get(name)?.index;
+  }
+
   /** Adds a link of any kind (e.g. `tun` for a fake wireguard-go). Throws like `ip link add`. */
   addLinkOfKind(name: string, kind: string, args: string[] = ['link', 'add', name, 'type', kind]): void {
     if (this.links.has(name)) exists(args);
