@@ -1,14 +1,12 @@
 import { ExecaRunner, createHostNet } from '@knet/host-net';
 import { applyGatewayPlan, discoverGatewayFacts, gatewaySummary, loadConfig, planGateway } from '@knet/podgw';
-import { createLogger, parseOptions, runMain } from '@knet/runtime';
+import { parseOptions, runMain, startApp } from '@knet/runtime';
 import { program } from './options';
 
 void runMain('gateway-init', async () => {
   const opts = parseOptions(program);
   const config = loadConfig(opts);
-  // Not startApp: a one-shot init container with no endpoint, whose --dry-run stdout is the plan
-  // alone (startApp's shutdown logs would follow it there).
-  const logger = createLogger({ name: 'gateway-init', level: opts.logLevel });
+  const { logger } = startApp('gateway-init', opts); // no endpoint: a one-shot init container
   for (const w of config.warnings) logger.warn(w);
   const net = createHostNet(new ExecaRunner({ logger }));
 

@@ -52,6 +52,15 @@ describe('ShutdownManager with signal handlers', () => {
     );
   });
 
+  it('with nothing to clean up says so only at debug level (a one-shot command keeps stdout to itself)', async () => {
+    const { manager, lines } = setup();
+    await expect(manager.shutdown('main finished')).resolves.toBe(true);
+    expect(lines.map((l) => [l['level'], l['msg']])).toEqual([
+      ['debug', 'running shutdown handlers'],
+      ['debug', 'shutdown complete'],
+    ]);
+  });
+
   it('keeps going when a handler fails, logs it and exits 1', async () => {
     const { emitter, manager, exited, lines } = setup();
     const ran: string[] = [];

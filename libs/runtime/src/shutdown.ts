@@ -149,7 +149,10 @@ export class ShutdownManager {
     try {
       if (this.main) await this.main.catch(() => undefined);
       const handlers = [...this.handlers].reverse();
-      logger?.info({ reason, handlers: handlers.length }, 'running shutdown handlers');
+      // Nothing to clean up (a one-shot init container): no news worth an info line, whose place on
+      // stdout may be after data the command printed (gateway-init --dry-run's plan).
+      const level = handlers.length > 0 ? 'info' : 'debug';
+      logger?.[level]({ reason, handlers: handlers.length }, 'running shutdown handlers');
       let ok = true;
       for (const { name, fn } of handlers) {
         try {
@@ -161,7 +164,7 @@ export class ShutdownManager {
           else process.stderr.write(`shutdown handler "${name}" failed: ${firstLine(err)}\n`);
         }
       }
-      logger?.info({ ok }, 'shutdown complete');
+      logger?.[level]({ ok }, 'shutdown complete');
       return ok;
     } finally {
       clearTimeout(timer);
