@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Backoff, UsageError, errorMessage, parseOptions, runMain, startApp } from '@knet/runtime';
+import { Backoff, parseOptions, runMain, startApp } from '@knet/runtime';
 import { AgentConnection } from '@knet/tunnel';
 import { createAgentMetrics } from './metrics';
 import { program } from './options';
 import { Supervisor } from './supervisor';
 import { agentTargets } from './targets';
-import { ApiServerProxy, inClusterUpstream, type Upstream } from './upstream';
+import { ApiServerProxy, chooseUpstream } from './upstream';
 import { VERSION } from './version';
 
 void runMain('tower-agent', async () => {
@@ -62,30 +62,3 @@ void runMain('tower-agent', async () => {
   }, 'tower-agent');
   await supervisor.run();
 });
-
-async function chooseUpstream(opts: {
-  kubeconfig?: string;
-  serviceAccountDir: string;
-  kubernetesService?: { host: string; port: number };
-}): Promise<Upstream> {
-  if (opts.kubeconfig) {
-    // Loaded only here (see kubeconfig.ts): in a cluster the service-account files are all the
-    // agent needs.
-    const { kubeconfigFileUpstream } = await import('./kubeconfig');
-    return kubeconfigFileUpstream(opts.kubeconfig);
-  }
-  const host = opts.kubernetesService?.host ?? process.env['KUBERNETES_SERVICE_HOST'];
-  const port = String(opts.kubernetesService?.port ?? process.env['KUBERNETES_SERVICE_PORT'] ?? '443');
-  if (!host) {
-    throw new UsageError(
-      'not running in a cluster (KUBERNETES_SERVICE_HOST unset): pass --kubeconfig or --kubernetes-service',
-    );
-  }
-  try {
-    return inClusterUpstream(opts.serviceAccountDir, host, port);
-  } catch (e) {
-    throw new Error(
-      `in-cluster credentials in ${opts.serviceAccountDir} unusable: ${errorMessage(e)}; pass --kubeconfig outside a cluster`,
-    );
-  }
-}

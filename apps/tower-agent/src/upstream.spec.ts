@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Duplex } from 'node:stream';
 import { createCertificateAuthority, issueCertificate } from '@knet/crypto';
-import { createLogger } from '@knet/runtime';
-import { ApiServerProxy, inClusterUpstream, type Upstream } from './upstream';
+import { UsageError, createLogger } from '@knet/runtime';
+import { ApiServerProxy, chooseUpstream, inClusterUpstream, type Upstream } from './upstream';
 
 describe('inClusterUpstream', () => {
   it('re-reads a rotated token and fails early without one', async () => {
@@ -28,6 +28,52 @@ describe('inClusterUpstream', () => {
     const empty = mkdtempSync(join(tmpdir(), 'knet-sa-'));
     writeFileSync(join(empty, 'ca.crt'), 'CA');
     expect(() => inClusterUpstream(empty, 'h', '443')).toThrow(/ENOENT/);
+  });
+});
+
+describe('chooseUpstream', () => {
+  const saDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'knet-sa-'));
+    writeFileSync(join(dir, 'token'), 'sa-token\n');
+    writeFileSync(join(dir, 'ca.crt'), 'CA');
+    return dir;
+  };
+
+  it('in a cluster: the service account and KUBERNETES_SERVICE_HOST/PORT', async () => {
+    const dir = saDir();
+    const u = await chooseUpstream(
+      { serviceAccountDir: dir },
+      { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '6443' },
+    );
+    expect(u.server.href).toBe('https://10.96.0.1:6443/');
+    expect(await u.credentials()).toMatchObject({ authorization: 'Bearer sa-token' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--kubernetes-service wins over the environment', async () => {
+    const dir = saDir();
+    const u = await chooseUpstream(
+      { serviceAccountDir: dir, kubernetesService: { host: 'fd00::1', port: 443 } },
+      { KUBERNETES_SERVICE_HOST: '10.96.0.1' },
+    );
+    expect(u.server.href).toBe('https://[fd00::1]/');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('outside a cluster without --kubeconfig: a usage error that says what to pass', async () => {
+    await expect(chooseUpstream({ serviceAccountDir: '/nonexistent' }, {})).rejects.toEqual(
+      new UsageError(
+        'not running in a cluster (KUBERNETES_SERVICE_HOST unset): pass --kubeconfig or --kubernetes-service',
+      ),
+    );
+  });
+
+  it('unreadable service-account files: one line naming the directory and the way out', async () => {
+    await expect(
+      chooseUpstream({ serviceAccountDir: '/nonexistent' }, { KUBERNETES_SERVICE_HOST: 'h' }),
+    ).rejects.toThrow(
+      /^in-cluster credentials in \/nonexistent unusable: .*ENOENT.*; pass --kubeconfig outside a cluster$/,
+    );
   });
 });
 

@@ -4,7 +4,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import { errorMessage, type Logger } from '@knet/runtime';
+import { UsageError, errorMessage, type Logger } from '@knet/runtime';
 import { statusResponse } from '@knet/tunnel';
 import { RequestFramer, upstreamHead } from './http1';
 
@@ -50,6 +50,41 @@ export function inClusterUpstream(saDir: string, host: string, port: string, rec
     server: new URL(`https://${h}:${port}`),
     credentials: async () => ({ ca, authorization: `Bearer ${readToken()}` }),
   };
+}
+
+/**
+ * Where the agent's credentials come from: `--kubeconfig` (its client-node loader is imported only
+ * then; in a cluster the service-account files are all the agent needs), else the service-account
+ * directory and the in-cluster API server (`--kubernetes-service`, else the
+ * KUBERNETES_SERVICE_HOST/PORT the kubelet sets). Outside a cluster without --kubeconfig, a usage
+ * error that says what to pass.
+ */
+export async function chooseUpstream(
+  opts: {
+    kubeconfig?: string | undefined;
+    serviceAccountDir: string;
+    kubernetesService?: { host: string; port: number } | undefined;
+  },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Upstream> {
+  if (opts.kubeconfig) {
+    const { kubeconfigFileUpstream } = await import('./kubeconfig');
+    return kubeconfigFileUpstream(opts.kubeconfig);
+  }
+  const host = opts.kubernetesService?.host ?? env['KUBERNETES_SERVICE_HOST'];
+  const port = String(opts.kubernetesService?.port ?? env['KUBERNETES_SERVICE_PORT'] ?? '443');
+  if (!host) {
+    throw new UsageError(
+      'not running in a cluster (KUBERNETES_SERVICE_HOST unset): pass --kubeconfig or --kubernetes-service',
+    );
+  }
+  try {
+    return inClusterUpstream(opts.serviceAccountDir, host, port);
+  } catch (e) {
+    throw new Error(
+      `in-cluster credentials in ${opts.serviceAccountDir} unusable: ${errorMessage(e)}; pass --kubeconfig outside a cluster`,
+    );
+  }
 }
 
 /**

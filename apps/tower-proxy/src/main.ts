@@ -7,6 +7,7 @@ import { ClusterController } from './controller';
 import { ClusterListeners } from './listeners';
 import { createProxyMetrics } from './metrics';
 import { program } from './options';
+import { Serving } from './serving';
 import { SessionRegistry } from './sessions';
 import { loadOrCreateCa, loadOrCreateHostKey, publishProxyInfo } from './state';
 import { TunnelServer } from './tunnel-server';
@@ -16,7 +17,6 @@ void runMain('tower-proxy', async () => {
   const opts = parseOptions(program);
   const app = startApp('tower-proxy', opts);
   const { logger, signal } = app;
-  const identity = opts.identity ?? hostname();
 
   const { kc, source } = loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
   const { gitVersion } = await checkApiServer(kc);
@@ -56,12 +56,11 @@ void runMain('tower-proxy', async () => {
   });
   await controller.start();
 
-  let serving = false;
-  const tunnel = new TunnelServer({
+  const tunnel: TunnelServer = new TunnelServer({
     hostKey,
     registry: sessions,
     authorize: (h) => controller.authorize(h),
-    isServing: () => serving,
+    isServing: () => serving.serving,
     logger,
     metrics,
     version: VERSION,
@@ -70,7 +69,7 @@ void runMain('tower-proxy', async () => {
   // Agents, /healthz, /readyz, /metrics and /version on one port.
   const server = await app.serve({
     listen: { host: opts.host, port: opts.port },
-    readiness: { serving: () => serving },
+    readiness: { serving: () => serving.serving },
     routes: {
       '/version': (_req, res) => {
         res.setHeader('Content-Type', 'application/json');
@@ -82,36 +81,27 @@ void runMain('tower-proxy', async () => {
   const port = server?.port;
   logger.info({ host: opts.host, port }, `accepting agents on ${opts.host}:${port}${TUNNEL_PATH}`);
 
-  const startServing = () => {
-    serving = true;
-    controller.setLeading(true);
-  };
-  let elector: LeaderElector | undefined;
-  if (opts.leaderElect) {
-    elector = new LeaderElector({
-      kc,
-      namespace: opts.namespace,
-      name: opts.leaseName,
-      identity,
-      logger,
-      onStartedLeading: startServing,
-      onStoppedLeading: () => {
-        // Stop serving at once; exiting lets the pod restart clean as a follower.
-        serving = false;
-        controller.setLeading(false);
-        tunnel.closeAll('lost leadership');
-        void listeners.closeAll();
-        if (!signal.aborted) process.kill(process.pid, 'SIGTERM');
-      },
-    });
-    elector.start();
-  } else {
-    startServing();
-  }
+  // Exiting on a lost Lease lets the pod restart clean as a follower.
+  const serving: Serving = new Serving({ controller, tunnel, listeners }, () => {
+    if (!signal.aborted) process.kill(process.pid, 'SIGTERM');
+  });
+  const elector = opts.leaderElect
+    ? new LeaderElector({
+        kc,
+        namespace: opts.namespace,
+        name: opts.leaseName,
+        identity: opts.identity ?? hostname(),
+        logger,
+        onStartedLeading: () => serving.start(),
+        onStoppedLeading: () => serving.lost(),
+      })
+    : undefined;
+  if (elector) elector.start();
+  else serving.start();
 
   // Runs before the server closes (registered after serve()).
   app.onShutdown(async () => {
-    serving = false;
+    serving.stop();
     tunnel.close();
     await listeners.closeAll();
     await controller.stop();

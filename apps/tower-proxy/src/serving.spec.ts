@@ -1,0 +1,52 @@
+import { Serving } from './serving';
+
+function parts() {
+  const calls: string[] = [];
+  return {
+    calls,
+    parts: {
+      controller: { setLeading: (l: boolean) => void calls.push(`leading ${l}`) },
+      tunnel: { closeAll: (reason: string) => void calls.push(`tunnel closed: ${reason}`) },
+      listeners: {
+        closeAll: async () => {
+          calls.push('listeners closed');
+        },
+      },
+    },
+  };
+}
+
+describe('Serving', () => {
+  it('serves from start() on, with the controller leading', () => {
+    const { calls, parts: p } = parts();
+    const s = new Serving(p, () => calls.push('lost'));
+    expect(s.serving).toBe(false);
+    s.start();
+    expect(s.serving).toBe(true);
+    expect(calls).toEqual(['leading true']);
+  });
+
+  it('losing the Lease stops serving at once, closes sessions and listeners, then calls onLost', () => {
+    const { calls, parts: p } = parts();
+    const s = new Serving(p, () => calls.push('lost'));
+    s.start();
+    s.lost();
+    expect(s.serving).toBe(false);
+    expect(calls).toEqual([
+      'leading true',
+      'leading false',
+      'tunnel closed: lost leadership',
+      'listeners closed',
+      'lost',
+    ]);
+  });
+
+  it('stop() only stops accepting (the parts close in their own shutdown handlers)', () => {
+    const { calls, parts: p } = parts();
+    const s = new Serving(p, () => calls.push('lost'));
+    s.start();
+    s.stop();
+    expect(s.serving).toBe(false);
+    expect(calls).toEqual(['leading true']);
+  });
+});
