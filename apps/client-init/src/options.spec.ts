@@ -1,18 +1,12 @@
 import { UsageError, parseOptions } from '@knet/runtime';
+import { clientDefaults } from '@knet/podgw';
 import { program } from './options';
 
 const argv = (...args: string[]) => ['node', 'client-init', ...args];
 
 describe('client-init options', () => {
   it('defaults and env fallbacks', () => {
-    expect(parseOptions(program, argv(), {})).toEqual({
-      settings: ['/default_config/settings.sh', '/config/settings.sh'],
-      natConfig: '/config/nat.conf',
-      logLevel: 'info',
-      podInterface: 'eth0',
-      hostname: undefined,
-      dhcpTimeout: 30_000,
-    });
+    expect(parseOptions(program, argv(), {})).toEqual(clientDefaults);
     const o = parseOptions(program, argv('--hostname=web-0'), { PODGW_DHCP_TIMEOUT: '5s' });
     expect([o.hostname, o.dhcpTimeout]).toEqual(['web-0', 5000]);
   });

@@ -1,4 +1,5 @@
 import { UsageError, parseOptions } from '@knet/runtime';
+import { clientDefaults } from '@knet/podgw';
 import { program } from './options';
 
 const argv = (...args: string[]) => ['node', 'client-sidecar', ...args];
@@ -6,15 +7,10 @@ const argv = (...args: string[]) => ['node', 'client-sidecar', ...args];
 describe('client-sidecar options', () => {
   it('defaults: no endpoint, no pod to watch, the shared daemon options', () => {
     expect(parseOptions(program, argv(), {})).toEqual({
-      settings: ['/default_config/settings.sh', '/config/settings.sh'],
-      natConfig: '/config/nat.conf',
-      logLevel: 'info',
+      ...clientDefaults,
       shutdownTimeout: 25_000,
       metricsHost: '0.0.0.0',
       metricsPort: undefined,
-      podInterface: 'eth0',
-      hostname: undefined,
-      dhcpTimeout: 30_000,
       checkInterval: 1000,
       retryInterval: 500,
       podName: undefined,

@@ -1,4 +1,5 @@
 import { UsageError, parseOptions } from '@knet/runtime';
+import { DEFAULT_POD_INTERFACE, gatewayDefaults } from '@knet/podgw';
 import { program } from './options';
 
 const argv = (...args: string[]) => ['node', 'gateway-init', ...args];
@@ -6,12 +7,8 @@ const argv = (...args: string[]) => ['node', 'gateway-init', ...args];
 describe('gateway-init options', () => {
   it('has pod-gateway paths by default, env fallbacks, and --dry-run', () => {
     expect(parseOptions(program, argv(), {})).toEqual({
-      settings: ['/default_config/settings.sh', '/config/settings.sh'],
-      natConfig: '/config/nat.conf',
-      logLevel: 'info',
-      stateDir: '/var/lib/pod-gateway',
-      resolvConf: '/etc/resolv.conf',
-      podInterface: 'eth0',
+      ...gatewayDefaults,
+      podInterface: DEFAULT_POD_INTERFACE,
       dryRun: false,
     });
     const o = parseOptions(program, argv('--dry-run', '--settings=/a.sh,/b.sh'), { POD_INTERFACE: 'net1' });

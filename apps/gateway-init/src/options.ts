@@ -1,10 +1,4 @@
-import {
-  configOptions,
-  podInterfaceOption,
-  resolvConfOption,
-  SETTINGS_HELP,
-  stateDirOption,
-} from '@knet/podgw';
+import { gatewayOptions, podInterfaceOption, SETTINGS_HELP } from '@knet/podgw';
 import { createProgram, schemas } from '@knet/runtime';
 import { VERSION } from './version';
 
@@ -16,9 +10,7 @@ export const program = createProgram({
     'address, IP forwarding, a policy rule that lets the main table beat a VPN client, NAT of client traffic, ' +
     'port forwards from nat.conf and the kill switch. Idempotent: running it again changes nothing.',
   options: {
-    ...configOptions,
-    stateDir: stateDirOption,
-    resolvConf: resolvConfOption,
+    ...gatewayOptions,
     podInterface: podInterfaceOption,
     dryRun: {
       flag: '--dry-run',

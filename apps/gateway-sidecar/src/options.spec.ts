@@ -1,4 +1,5 @@
 import { UsageError, parseOptions } from '@knet/runtime';
+import { gatewayDefaults } from '@knet/podgw';
 import { program } from './options';
 
 const argv = (...args: string[]) => ['node', 'gateway-sidecar', ...args];
@@ -6,11 +7,7 @@ const argv = (...args: string[]) => ['node', 'gateway-sidecar', ...args];
 describe('gateway-sidecar options', () => {
   it('defaults: the chart paths, DNS on 53, 12 h leases, the endpoint on 0.0.0.0:8080', () => {
     expect(parseOptions(program, argv(), {})).toEqual({
-      settings: ['/default_config/settings.sh', '/config/settings.sh'],
-      natConfig: '/config/nat.conf',
-      logLevel: 'info',
-      stateDir: '/var/lib/pod-gateway',
-      resolvConf: '/etc/resolv.conf',
+      ...gatewayDefaults,
       dnsPort: 53,
       leaseTime: 43_200_000,
       localDomain: undefined,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configOptions, resolvConfOption, SETTINGS_HELP, stateDirOption } from '@knet/podgw';
+import { gatewayOptions, SETTINGS_HELP } from '@knet/podgw';
 import { createProgram, daemonOptions, schemas } from '@knet/runtime';
 import { VERSION } from './version';
 
@@ -12,9 +12,7 @@ export const program = createProgram({
     'nameservers of /etc/resolv.conf as the VPN client changes it, DNS_LOCAL_CIDRS domains to the cluster DNS, ' +
     'names of the clients, a TTL-respecting cache). Run gateway-init first. SIGTERM stops both cleanly.',
   options: {
-    ...configOptions,
-    stateDir: stateDirOption,
-    resolvConf: resolvConfOption,
+    ...gatewayOptions,
     dnsPort: {
       flag: '--dns-port <port>',
       env: 'PODGW_DNS_PORT',

@@ -1,10 +1,39 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { UsageError, logLevelOption, option, schemas } from '@knet/runtime';
-import { DEFAULT_STATE_DIR } from './state';
+import { UsageError, formatDuration, logLevelOption, option, schemas } from '@knet/runtime';
+import { DEFAULT_RESOLV_CONF, DEFAULT_STATE_DIR } from './state';
 import { loadNatConf, type NatEntry } from './natconf';
 import { SETTING_NAMES, loadSettings, type LoadedSettings } from './settings';
 import { SettingsError } from './shell-env';
+
+/**
+ * What the shared option groups below give when nothing is set, as the apps receive them (parsed).
+ * Declared once: the options take their defaults from here, and each app's option test spreads
+ * the group it uses and spells out only its own options.
+ */
+export const configDefaults = {
+  settings: ['/default_config/settings.sh', '/config/settings.sh'],
+  natConfig: '/config/nat.conf',
+  logLevel: 'info', // runtime's logLevelOption
+} as const;
+
+/** `gatewayOptions` unset. */
+export const gatewayDefaults = {
+  ...configDefaults,
+  stateDir: DEFAULT_STATE_DIR,
+  resolvConf: DEFAULT_RESOLV_CONF,
+} as const;
+
+/** `--pod-interface` unset (gateway-init and the clients). */
+export const DEFAULT_POD_INTERFACE = 'eth0';
+
+/** `clientOptions` unset. */
+export const clientDefaults = {
+  ...configDefaults,
+  podInterface: DEFAULT_POD_INTERFACE,
+  hostname: undefined,
+  dhcpTimeout: 30_000,
+} as const;
 
 /** Options every pod-gateway app has: where the settings and nat.conf are, the log level. */
 export const configOptions = {
@@ -19,7 +48,7 @@ export const configOptions = {
         .map((p) => p.trim())
         .filter(Boolean),
     ),
-    default: '/default_config/settings.sh,/config/settings.sh',
+    default: configDefaults.settings,
   }),
   natConfig: option({
     flag: '--nat-config <file>',
@@ -27,7 +56,7 @@ export const configOptions = {
     description:
       'static clients and port forwards, lines of "hostname octet tcp:port[:clientport],…" (missing = none)',
     schema: z.string().min(1),
-    default: '/config/nat.conf',
+    default: configDefaults.natConfig,
   }),
   logLevel: logLevelOption,
 };
@@ -38,7 +67,7 @@ export const podInterfaceOption = option({
   env: 'POD_INTERFACE',
   description: "the pod's network interface, underlay of the overlay",
   schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'must be an interface name (1-15 characters)'),
-  default: 'eth0',
+  default: DEFAULT_POD_INTERFACE,
 });
 
 /** Options shared by client-init and client-sidecar (the sidecar adds its own). */
@@ -60,7 +89,7 @@ export const clientOptions = {
     env: 'PODGW_DHCP_TIMEOUT',
     description: 'how long to wait for a DHCP lease from the gateway',
     schema: schemas.duration({ min: 1000 }),
-    default: '30s',
+    default: formatDuration(clientDefaults.dhcpTimeout),
   },
 } as const;
 /** Where the gateway keeps state (gateway-init and gateway-sidecar). */
@@ -79,8 +108,15 @@ export const resolvConfOption = option({
   env: 'PODGW_RESOLV_CONF',
   description: "the pod's resolv.conf (a VPN client rewrites it)",
   schema: z.string().min(1),
-  default: '/etc/resolv.conf',
+  default: DEFAULT_RESOLV_CONF,
 });
+
+/** Options shared by gateway-init and gateway-sidecar (each adds its own). */
+export const gatewayOptions = {
+  ...configOptions,
+  stateDir: stateDirOption,
+  resolvConf: resolvConfOption,
+} as const;
 
 /** The settings help section: every setting the apps read, listed under --help. */
 export const SETTINGS_HELP = `

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 /** Default directory for the gateway's state (an emptyDir in the chart): leases, the original resolv.conf. */
 export const DEFAULT_STATE_DIR = '/var/lib/pod-gateway';
 
+/** The pod's resolv.conf, which a VPN client rewrites. */
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
+
 /**
  * Keeps the pod's original resolv.conf (the cluster DNS) before a VPN client rewrites
  * /etc/resolv.conf: DNS_LOCAL_SERVER defaults to its IPv4 nameservers. Saved once; later calls
@@ -12,7 +15,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/pod-gateway';
  */
 export function saveOriginalResolvConf(
   stateDir: string,
-  resolvConf = '/etc/resolv.conf',
+  resolvConf = DEFAULT_RESOLV_CONF,
   options: { dryRun?: boolean } = {},
 ): string {
   const saved = join(stateDir, 'resolv.conf.orig');
