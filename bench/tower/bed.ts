@@ -1,5 +1,4 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import type { Cluster } from '@knet/cluster-crd';
@@ -14,7 +13,7 @@ import {
   startTowerHost,
   workspaceRoot,
 } from '@knet/testing';
-import { until } from './util';
+import { httpsGet, until } from './util';
 
 export const NS = TOWER_NAMESPACE;
 
@@ -81,15 +80,40 @@ export async function memberServiceAccount(
   return { dir, token };
 }
 
-export interface ProxyOptions {
+/** How an app's bundle runs under node. */
+export interface NodeRun {
   bundle: string;
+  /**
+   * Port of the node inspector on 127.0.0.1 (the bench uses the proxy's to force a GC before
+   * measuring memory, the agent's for CPU profiles).
+   */
+  inspectPort?: number;
+  /** Node flags besides the image's (shippedNodeFlags), e.g. --max-old-space-size=128 (--agent-node-flags). */
+  nodeFlags?: string[];
+}
+
+/** Starts `app`'s bundle as its image does (node with the flags of `<app>.Dockerfile`), with `appArgs`. */
+function startShipped(
+  app: 'tower-proxy' | 'tower-agent',
+  o: NodeRun,
+  appArgs: string[],
+  logFile: string,
+  env?: NodeJS.ProcessEnv,
+): ManagedProcess {
+  const args = [
+    ...(o.inspectPort ? [`--inspect=127.0.0.1:${o.inspectPort}`] : []),
+    ...shippedNodeFlags(`${app}.Dockerfile`),
+    ...(o.nodeFlags ?? []),
+    o.bundle,
+    ...appArgs,
+  ];
+  return ManagedProcess.start(app, process.execPath, args, logFile, env);
+}
+
+export interface ProxyOptions extends NodeRun {
   listenAddress: string;
   portRange: { min: number; max: number };
   logDir: string;
-  /** Port of the node inspector on 127.0.0.1 (the bench uses it to force a GC before measuring memory). */
-  inspectPort?: number;
-  /** Node flags besides the image's (shippedNodeFlags), e.g. --max-old-space-size=128. */
-  nodeFlags?: string[];
 }
 
 export interface RunningProxy {
@@ -100,25 +124,20 @@ export interface RunningProxy {
 
 /** Starts tower-proxy as it ships (one bundle, `node` with the image's flags), at log level info, and waits until it is ready. */
 export async function startProxy(host: ControlPlane, port: number, o: ProxyOptions): Promise<RunningProxy> {
-  const args = [
-    ...(o.inspectPort ? [`--inspect=127.0.0.1:${o.inspectPort}`] : []),
-    ...shippedNodeFlags('tower-proxy.Dockerfile'),
-    ...(o.nodeFlags ?? []),
-    o.bundle,
-    `--kubeconfig=${host.kubeconfigPath}`,
-    '--host=127.0.0.1',
-    `--port=${port}`,
-    `--listen-address=${o.listenAddress}`,
-    `--publish-service-address=${o.listenAddress}`,
-    `--port-range=${o.portRange.min}-${o.portRange.max}`,
-    `--namespace=${NS}`,
-    '--log-level=info',
-  ];
   mkdirSync(o.logDir, { recursive: true });
-  const proc = ManagedProcess.start(
+  const proc = startShipped(
     'tower-proxy',
-    process.execPath,
-    args,
+    o,
+    [
+      `--kubeconfig=${host.kubeconfigPath}`,
+      '--host=127.0.0.1',
+      `--port=${port}`,
+      `--listen-address=${o.listenAddress}`,
+      `--publish-service-address=${o.listenAddress}`,
+      `--port-range=${o.portRange.min}-${o.portRange.max}`,
+      `--namespace=${NS}`,
+      '--log-level=info',
+    ],
     join(o.logDir, `tower-proxy-${port}.log`),
   );
   const url = `http://127.0.0.1:${port}`;
@@ -143,8 +162,7 @@ export async function startProxy(host: ControlPlane, port: number, o: ProxyOptio
   }
 }
 
-export interface AgentOptions {
-  bundle: string;
+export interface AgentOptions extends NodeRun {
   cluster: string;
   token: string;
   proxy: RunningProxy;
@@ -152,37 +170,28 @@ export interface AgentOptions {
   saDir: string;
   kubesphere: string;
   logDir: string;
-  /** Port of the node inspector on 127.0.0.1 (for CPU profiles). */
-  inspectPort?: number;
-  /** Node flags besides the image's (--agent-node-flags). */
-  nodeFlags?: string[];
 }
 
 /** Starts tower-agent as it ships (the image's node flags), serving the member's kube-apiserver and `kubesphere` (a raw TCP target). */
 export function startAgent(a: AgentOptions): ManagedProcess {
-  const args = [
-    ...(a.inspectPort ? [`--inspect=127.0.0.1:${a.inspectPort}`] : []),
-    ...shippedNodeFlags('tower-agent.Dockerfile'),
-    ...(a.nodeFlags ?? []),
-    a.bundle,
-    `--name=${a.cluster}`,
-    `--proxy-server=${a.proxy.url}`,
-    `--fingerprint=${a.proxy.fingerprint}`,
-    `--service-account-dir=${a.saDir}`,
-    `--kubernetes-service=${a.apiServer}`,
-    `--kubesphere-service=${a.kubesphere}`,
-    '--max-retry-interval=2s',
-    '--metrics-port=0',
-    '--metrics-host=127.0.0.1',
-    '--agent-id=bench-agent',
-    '--log-level=info',
-  ];
   const env: NodeJS.ProcessEnv = { ...process.env, TOWER_TOKEN: a.token };
   delete env['KUBECONFIG'];
-  return ManagedProcess.start(
+  return startShipped(
     'tower-agent',
-    process.execPath,
-    args,
+    a,
+    [
+      `--name=${a.cluster}`,
+      `--proxy-server=${a.proxy.url}`,
+      `--fingerprint=${a.proxy.fingerprint}`,
+      `--service-account-dir=${a.saDir}`,
+      `--kubernetes-service=${a.apiServer}`,
+      `--kubesphere-service=${a.kubesphere}`,
+      '--max-retry-interval=2s',
+      '--metrics-port=0',
+      '--metrics-host=127.0.0.1',
+      '--agent-id=bench-agent',
+      '--log-level=info',
+    ],
     join(a.logDir, `tower-agent-${Date.now()}.log`),
     env,
   );
@@ -216,36 +225,17 @@ export function adminCredentials(cp: ControlPlane): { ca: string; cert: string; 
 }
 
 /** GET a JSON object from a control plane's API as admin. */
-export function getJson<T>(cp: ControlPlane, path: string, timeoutMs = 30_000): Promise<T> {
-  const c = adminCredentials(cp);
+export async function getJson<T>(cp: ControlPlane, path: string, timeoutMs = 30_000): Promise<T> {
   const u = new URL(cp.server);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      {
-        host: u.hostname,
-        port: u.port,
-        path,
-        ca: c.ca,
-        cert: c.cert,
-        key: c.key,
-        headers: { accept: 'application/json' },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (b: Buffer) => chunks.push(b));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) reject(new Error(`GET ${path}: HTTP ${res.statusCode}: ${body}`));
-          else resolve(JSON.parse(body) as T);
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
+  const body = await httpsGet(`GET ${path}`, {
+    host: u.hostname,
+    port: u.port,
+    path,
+    ...adminCredentials(cp),
+    headers: { accept: 'application/json' },
+    timeout: timeoutMs,
   });
+  return JSON.parse(body) as T;
 }
 
 export async function listClusters(host: ControlPlane): Promise<Cluster[]> {

@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { errorMessage } from '@knet/runtime';
 import { describeExit, run, workspaceRoot } from '@knet/testing';
-import { log, percentile } from './util';
+import { httpsGet, log, percentile } from './util';
 
 /** An HTTPS API endpoint with its TLS material and headers. */
 export interface Endpoint {
@@ -40,35 +40,24 @@ function client(ep: Endpoint, sockets: number): Client {
 }
 
 /** One GET; resolves with its duration in ms once the whole body has arrived; rejects unless 200. */
-function get(c: Client, path: string): Promise<number> {
+async function get(c: Client, path: string): Promise<number> {
   const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: c.host,
-        port: c.port,
-        path,
-        agent: c.agent,
-        headers: {
-          accept: 'application/json',
-          ...(c.ep.authorization ? { authorization: c.ep.authorization } : {}),
-        },
-        timeout: 10_000,
+  await httpsGet(
+    `${c.ep.name} GET ${path}`,
+    {
+      host: c.host,
+      port: c.port,
+      path,
+      agent: c.agent,
+      headers: {
+        accept: 'application/json',
+        ...(c.ep.authorization ? { authorization: c.ep.authorization } : {}),
       },
-      (res) => {
-        res.on('data', () => undefined);
-        res.on('end', () =>
-          res.statusCode === 200
-            ? resolve(performance.now() - t0)
-            : reject(new Error(`${c.ep.name} GET ${path}: HTTP ${res.statusCode}`)),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${c.ep.name} GET ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
+      timeout: 10_000,
+    },
+    true,
+  );
+  return performance.now() - t0;
 }
 
 export interface LatencyResult {
