@@ -1,9 +1,9 @@
 import DNS from 'dns2';
 import { ResponseCache, cacheTtl, serveEntry } from './cache';
 import { analyzeResponse, parseQuery } from './wire';
+import { aRecord, soaRecord } from '../test/fixtures/records';
 
 const { Packet } = DNS;
-type Rr = DNS.Packet.Resource;
 
 function dnsQuery(name: string, opts: { edns?: boolean; id?: number; rd?: boolean } = {}): Buffer {
   const p = new Packet();
@@ -20,23 +20,6 @@ function dnsResponse(query: Buffer, build: (p: DNS.Packet) => void): Buffer {
   build(p);
   return p.toBuffer();
 }
-
-const a = (name: string, ttl: number, address = '10.0.0.1') =>
-  ({ name, type: Packet.TYPE.A, class: 1, ttl, address }) as Rr;
-const soa = (ttl: number, minimum: number) =>
-  ({
-    name: 'test',
-    type: Packet.TYPE.SOA,
-    class: 1,
-    ttl,
-    primary: 'ns.test',
-    admin: 'hostmaster.test',
-    serial: 1,
-    refresh: 3600,
-    retry: 600,
-    expiration: 86400,
-    minimum,
-  }) as Rr;
 
 /** A cache with a hand-driven clock. */
 function setup(opts: ConstructorParameters<typeof ResponseCache>[0] = {}) {
@@ -57,10 +40,10 @@ describe('cacheTtl', () => {
   const info = (build: (p: DNS.Packet) => void) => analyzeResponse(dnsResponse(q, build));
 
   it('uses the smallest TTL of a positive answer, capped', () => {
-    expect(cacheTtl(info((p) => p.answers.push(a('a.test', 300), a('a.test', 60))))).toBe(60);
+    expect(cacheTtl(info((p) => p.answers.push(aRecord('a.test', 300), aRecord('a.test', 60))))).toBe(60);
     expect(
       cacheTtl(
-        info((p) => p.answers.push(a('a.test', 999_999))),
+        info((p) => p.answers.push(aRecord('a.test', 999_999))),
         86_400,
       ),
     ).toBe(86_400);
@@ -70,19 +53,19 @@ describe('cacheTtl', () => {
     const nx = (ttl: number, min: number) =>
       info((p) => {
         p.header.rcode = 3;
-        p.authorities.push(soa(ttl, min));
+        p.authorities.push(soaRecord(ttl, min));
       });
     expect(cacheTtl(nx(3600, 30))).toBe(30);
     expect(cacheTtl(nx(3600, 3600), 86_400, 300)).toBe(300);
-    expect(cacheTtl(info((p) => p.authorities.push(soa(100, 50))))).toBe(50); // NODATA
+    expect(cacheTtl(info((p) => p.authorities.push(soaRecord(100, 50))))).toBe(50); // NODATA
     expect(cacheTtl(info((p) => (p.header.rcode = 3)))).toBe(0);
   });
 
   it('never caches SERVFAIL, REFUSED, truncated or TTL 0', () => {
     expect(cacheTtl(info((p) => (p.header.rcode = 2)))).toBe(0);
     expect(cacheTtl(info((p) => (p.header.rcode = 5)))).toBe(0);
-    expect(cacheTtl(info((p) => ((p.header.tc = 1), p.answers.push(a('a.test', 60)))))).toBe(0);
-    expect(cacheTtl(info((p) => p.answers.push(a('a.test', 0))))).toBe(0);
+    expect(cacheTtl(info((p) => ((p.header.tc = 1), p.answers.push(aRecord('a.test', 60)))))).toBe(0);
+    expect(cacheTtl(info((p) => p.answers.push(aRecord('a.test', 0))))).toBe(0);
   });
 });
 
@@ -93,7 +76,7 @@ describe('ResponseCache', () => {
       dnsQuery('host.test', { id: 1 }),
       dnsResponse(dnsQuery('host.test', { id: 1 }), (p) => {
         p.header.aa = 1;
-        p.answers.push(a('host.test', 60));
+        p.answers.push(aRecord('host.test', 60));
       }),
     );
     const hit = get(dnsQuery('HoSt.TeSt', { id: 999, rd: false }))!;
@@ -109,7 +92,7 @@ describe('ResponseCache', () => {
     const q = dnsQuery('host.test');
     put(
       q,
-      dnsResponse(q, (p) => p.answers.push(a('host.test', 300), a('host.test', 10, '10.0.0.2'))),
+      dnsResponse(q, (p) => p.answers.push(aRecord('host.test', 300), aRecord('host.test', 10, '10.0.0.2'))),
     );
     expect(get(q)!.answers.map((r) => r.ttl)).toEqual([300, 10]);
     clock.t += 999;
@@ -130,7 +113,7 @@ describe('ResponseCache', () => {
       q,
       dnsResponse(q, (p) => {
         p.header.rcode = 3;
-        p.authorities.push(soa(3600, 20));
+        p.authorities.push(soaRecord(3600, 20));
       }),
     );
     expect(stored).toBe(true);
@@ -154,7 +137,7 @@ describe('ResponseCache', () => {
     expect(
       put(
         q,
-        dnsResponse(q, (p) => ((p.header.tc = 1), p.answers.push(a('x.test', 60)))),
+        dnsResponse(q, (p) => ((p.header.tc = 1), p.answers.push(aRecord('x.test', 60)))),
       ),
     ).toBe(false);
     expect(cache.size).toBe(0);
@@ -166,7 +149,7 @@ describe('ResponseCache', () => {
     const edns = dnsQuery('e.test', { edns: true });
     // an upstream reply echoing a 12-byte option (like a cookie) in its OPT record
     const resp = dnsResponse(edns, (p) => {
-      p.answers.push(a('e.test', 60));
+      p.answers.push(aRecord('e.test', 60));
       p.additionals.push(Packet.Resource.EDNS([]));
     });
     const withOption = Buffer.concat([resp, Buffer.from('000a0008' + '0102030405060708', 'hex')]);
@@ -186,7 +169,7 @@ describe('ResponseCache', () => {
     const store = (q: Buffer) =>
       put(
         q,
-        dnsResponse(q, (p) => p.answers.push(a(Packet.parse(q).questions[0]!.name, 60))),
+        dnsResponse(q, (p) => p.answers.push(aRecord(Packet.parse(q).questions[0]!.name, 60))),
       );
     store(names[0]!);
     store(names[1]!);
@@ -207,7 +190,7 @@ describe('ResponseCache', () => {
       const q = dnsQuery(`n${i}.test`);
       put(
         q,
-        dnsResponse(q, (p) => p.answers.push(a(`n${i}.test`, 60))),
+        dnsResponse(q, (p) => p.answers.push(aRecord(`n${i}.test`, 60))),
       );
     }
     expect(cache.byteSize).toBeLessThanOrEqual(200);
@@ -219,7 +202,7 @@ describe('ResponseCache', () => {
     const q = dnsQuery('a.test');
     put(
       q,
-      dnsResponse(q, (p) => p.answers.push(a('a.test', 60))),
+      dnsResponse(q, (p) => p.answers.push(aRecord('a.test', 60))),
     );
     cache.clear();
     expect(get(q)).toBeUndefined();

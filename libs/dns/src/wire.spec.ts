@@ -23,6 +23,7 @@ import {
   skipName,
   truncatedCopy,
 } from './wire';
+import { aRecord, soaRecord } from '../test/fixtures/records';
 
 const { Packet } = DNS;
 
@@ -256,13 +257,7 @@ describe('analyzeResponse', () => {
         ttl: 300,
         domain: 'b.test',
       } as DNS.Packet.Resource);
-      p.answers.push({
-        name: 'b.test',
-        type: Packet.TYPE.A,
-        class: 1,
-        ttl: 60,
-        address: '10.0.0.1',
-      } as DNS.Packet.Resource);
+      p.answers.push(aRecord('b.test', 60));
       p.additionals.push(Packet.Resource.EDNS([]));
     });
     const info = analyzeResponse(buf);
@@ -277,39 +272,21 @@ describe('analyzeResponse', () => {
   });
 
   it('takes min(SOA TTL, SOA MINIMUM) for negative answers', () => {
-    const soa = (ttl: number, minimum: number) =>
+    const negative = (ttl: number, minimum: number) =>
       analyzeResponse(
         response((p) => {
           p.header.rcode = 3;
-          p.authorities.push({
-            name: 'test',
-            type: Packet.TYPE.SOA,
-            class: 1,
-            ttl,
-            primary: 'ns.test',
-            admin: 'admin.test',
-            serial: 1,
-            refresh: 2,
-            retry: 3,
-            expiration: 4,
-            minimum,
-          } as DNS.Packet.Resource);
+          p.authorities.push(soaRecord(ttl, minimum));
         }),
       );
-    expect(soa(3600, 30).negativeTtl).toBe(30);
-    expect(soa(20, 300).negativeTtl).toBe(20);
-    expect(soa(20, 300).rcode).toBe(3);
+    expect(negative(3600, 30).negativeTtl).toBe(30);
+    expect(negative(20, 300).negativeTtl).toBe(20);
+    expect(negative(20, 300).rcode).toBe(3);
   });
 
   it('rejects what does not parse', () => {
     const good = response((p) => {
-      p.answers.push({
-        name: 'a.test',
-        type: Packet.TYPE.A,
-        class: 1,
-        ttl: 60,
-        address: '10.0.0.1',
-      } as DNS.Packet.Resource);
+      p.answers.push(aRecord('a.test', 60));
     });
     expect(analyzeResponse(good).ok).toBe(true);
     expect(analyzeResponse(good.subarray(0, good.length - 1)).ok).toBe(false);

@@ -35,11 +35,17 @@ describe('ResolvConfWatcher', () => {
     return seen;
   }
 
-  it('sees in-place rewrites and renames over the file, through fs.watch alone', async () => {
+  /** A resolv.conf with nameserver 10.0.0.1, watched and started: its path, the reports, the first read. */
+  function watchStarted(pollMs?: number) {
     const path = join(dir, 'resolv.conf');
     writeFileSync(path, 'nameserver 10.0.0.1\n');
-    const seen = watch(path);
-    expect(watcher!.start().nameservers).toEqual(['10.0.0.1']);
+    const seen = watch(path, pollMs);
+    return { path, seen, first: watcher!.start() };
+  }
+
+  it('sees in-place rewrites and renames over the file, through fs.watch alone', async () => {
+    const { path, seen, first } = watchStarted();
+    expect(first.nameservers).toEqual(['10.0.0.1']);
 
     writeFileSync(path, 'nameserver 10.0.0.2\n');
     await reported(seen, '10.0.0.2');
@@ -55,10 +61,7 @@ describe('ResolvConfWatcher', () => {
   });
 
   it('keeps the last configuration while the file is missing and picks up its return', async () => {
-    const path = join(dir, 'resolv.conf');
-    writeFileSync(path, 'nameserver 10.0.0.1\n');
-    const seen = watch(path, 100);
-    watcher!.start();
+    const { path, seen } = watchStarted(100);
     unlinkSync(path);
     await sleep(300);
     expect(watcher!.current.nameservers).toEqual(['10.0.0.1']);
@@ -67,10 +70,7 @@ describe('ResolvConfWatcher', () => {
   });
 
   it('reports content changes only, once each', async () => {
-    const path = join(dir, 'resolv.conf');
-    writeFileSync(path, 'nameserver 10.0.0.1\n');
-    const seen = watch(path, 100);
-    watcher!.start();
+    const { path, seen } = watchStarted(100);
     // identical content: no change reported
     writeFileSync(path, 'nameserver 10.0.0.1\n');
     expect(watcher!.check()).toBe(false);

@@ -15,6 +15,7 @@ import {
   type Question,
   type UpstreamHandler,
 } from './helpers';
+import { soaRecord } from './fixtures/records';
 
 jest.setTimeout(60_000);
 
@@ -25,19 +26,6 @@ const answerA =
   (ttl: number, address = '10.0.0.1'): UpstreamHandler =>
   (q, _raw, send) =>
     send(reply(q, 0, [{ type: A, ttl, address }]));
-
-const soa = (ttl: number, minimum: number) => ({
-  name: 'test',
-  type: Packet.TYPE.SOA,
-  ttl,
-  primary: 'ns.test',
-  admin: 'hostmaster.test',
-  serial: 1,
-  refresh: 3600,
-  retry: 600,
-  expiration: 86400,
-  minimum,
-});
 
 let servers: DnsServer[] = [];
 let fakes: FakeUpstream[] = [];
@@ -99,7 +87,7 @@ describe('caching', () => {
   it('caches NXDOMAIN for the SOA minimum (RFC 2308), not without an SOA', async () => {
     const up = await fake(1, (q, _raw, send) => {
       const name = q.questions[0]!.name;
-      send(reply(q, 3, [], name.startsWith('soa') ? [soa(3600, 3)] : []));
+      send(reply(q, 3, [], name.startsWith('soa') ? [soaRecord(3600, 3)] : []));
     });
     const { addr } = await serve([up]);
     const first = await query(addr, 'soa-nx.test', 'A');
@@ -118,7 +106,7 @@ describe('caching', () => {
   });
 
   it('caches NODATA the same way', async () => {
-    const up = await fake(1, (q, _raw, send) => send(reply(q, 0, [], [soa(60, 30)])));
+    const up = await fake(1, (q, _raw, send) => send(reply(q, 0, [], [soaRecord(60, 30)])));
     const { addr } = await serve([up]);
     expect((await query(addr, 'nodata.test', 'AAAA')).packet.answers).toHaveLength(0);
     expect((await query(addr, 'nodata.test', 'AAAA')).rcode).toBe(0);
