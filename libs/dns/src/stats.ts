@@ -55,32 +55,30 @@ export function registerDnsMetrics(
     if (d > 0) c.inc(labels, d);
     last[key] = s[key];
   };
-  new Counter({
-    name: `${prefix}queries_total`,
-    help: 'DNS queries answered, by source (cache, local, forwarded)',
-    labelNames: ['source'],
-    registers: [registry],
-    collect() {
-      const s = source().stats;
-      grow(this, { source: 'cache' }, 'queriesCache', s);
-      grow(this, { source: 'local' }, 'queriesLocal', s);
-      grow(this, { source: 'forwarded' }, 'queriesForwarded', s);
-    },
+  /** A counter with one label, a series per value, each fed by its field of the stats. */
+  const labelled = (name: string, help: string, label: string, series: Record<string, keyof DnsStats>) =>
+    new Counter({
+      name: `${prefix}${name}`,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        const s = source().stats;
+        for (const [value, key] of Object.entries(series)) grow(this, { [label]: value }, key, s);
+      },
+    });
+  labelled('queries_total', 'DNS queries answered, by source (cache, local, forwarded)', 'source', {
+    cache: 'queriesCache',
+    local: 'queriesLocal',
+    forwarded: 'queriesForwarded',
   });
-  new Counter({
-    name: `${prefix}errors_total`,
-    help: 'DNS errors, by kind',
-    labelNames: ['kind'],
-    registers: [registry],
-    collect() {
-      const s = source().stats;
-      grow(this, { kind: 'malformed' }, 'malformed', s);
-      grow(this, { kind: 'servfail' }, 'servfail', s);
-      grow(this, { kind: 'overload' }, 'overload', s);
-      grow(this, { kind: 'upstream_error' }, 'upstreamErrors', s);
-      grow(this, { kind: 'upstream_rejected' }, 'upstreamRejected', s);
-      grow(this, { kind: 'tcp_dropped' }, 'tcpDropped', s);
-    },
+  labelled('errors_total', 'DNS errors, by kind', 'kind', {
+    malformed: 'malformed',
+    servfail: 'servfail',
+    overload: 'overload',
+    upstream_error: 'upstreamErrors',
+    upstream_rejected: 'upstreamRejected',
+    tcp_dropped: 'tcpDropped',
   });
   new Counter({
     name: `${prefix}upstream_timeouts_total`,
