@@ -63,6 +63,17 @@ async function scripted(
   return { requests, socket };
 }
 
+/** A lease of 172.16.0.20/24 on vxlan0 from SERVER, but for its times. */
+const LEASE_FROM_SERVER = {
+  interface: 'vxlan0',
+  address: '172.16.0.20',
+  prefixLength: 24,
+  subnetMask: '255.255.255.0',
+  router: SERVER,
+  dnsServers: [SERVER],
+  serverId: SERVER,
+} as const satisfies Partial<DhcpLease>;
+
 const serverOptions: DhcpOptions = {
   serverId: SERVER,
   subnetMask: '255.255.255.0',
@@ -101,13 +112,7 @@ describe('DhcpClient', () => {
     try {
       const lease = await client.acquire({ timeoutMs: 5000 });
       expect(lease).toEqual({
-        interface: 'vxlan0',
-        address: '172.16.0.20',
-        prefixLength: 24,
-        subnetMask: '255.255.255.0',
-        router: SERVER,
-        dnsServers: [SERVER],
-        serverId: SERVER,
+        ...LEASE_FROM_SERVER,
         leaseTimeSec: 43200,
         t1: 21600,
         t2: 37800,
@@ -253,13 +258,7 @@ describe('DhcpClient', () => {
 
   describe('with a lease', () => {
     const lease: DhcpLease = {
-      interface: 'vxlan0',
-      address: '172.16.0.20',
-      prefixLength: 24,
-      subnetMask: '255.255.255.0',
-      router: SERVER,
-      dnsServers: [SERVER],
-      serverId: SERVER,
+      ...LEASE_FROM_SERVER,
       leaseTimeSec: 600,
       t1: 300,
       t2: 525,
