@@ -39,37 +39,20 @@ export const ipArgs = {
   listLinks: (): string[] => ['-j', '-d', 'link', 'show'],
   getLink: (name: string): string[] => ['-j', '-d', 'link', 'show', 'dev', name],
   addVeth(name: string, peer: string, o: VethOptions = {}): string[] {
-    assertIfName(name);
+    const head = linkAdd(name, 'veth', o.mtu);
     assertIfName(peer);
-    return [
-      'link',
-      'add',
-      name,
-      ...(o.mtu !== undefined ? ['mtu', String(o.mtu)] : []),
-      'type',
-      'veth',
-      'peer',
-      'name',
-      peer,
-      ...(o.peerNamespace ? ['netns', o.peerNamespace] : []),
-    ];
+    return [...head, 'peer', 'name', peer, ...(o.peerNamespace ? ['netns', o.peerNamespace] : [])];
   },
   addBridge(name: string, o: { mtu?: number } = {}): string[] {
-    assertIfName(name);
-    return ['link', 'add', name, ...(o.mtu !== undefined ? ['mtu', String(o.mtu)] : []), 'type', 'bridge'];
+    return linkAdd(name, 'bridge', o.mtu);
   },
   addVxlan(name: string, o: VxlanOptions): string[] {
-    assertIfName(name);
+    const head = linkAdd(name, 'vxlan', o.mtu);
     if (!Number.isInteger(o.id) || o.id < 0 || o.id > 0xffffff) {
       throw new TypeError(`invalid VXLAN id ${o.id}: must be 0..16777215`);
     }
     return [
-      'link',
-      'add',
-      name,
-      ...(o.mtu !== undefined ? ['mtu', String(o.mtu)] : []),
-      'type',
-      'vxlan',
+      ...head,
       'id',
       String(o.id),
       'dstport',
@@ -81,8 +64,7 @@ export const ipArgs = {
     ];
   },
   addWireGuard(name: string): string[] {
-    assertIfName(name);
-    return ['link', 'add', name, 'type', 'wireguard'];
+    return linkAdd(name, 'wireguard');
   },
   setLink(name: string, c: LinkChanges): string[] {
     const args = ['link', 'set', 'dev', name];
@@ -205,6 +187,12 @@ function ruleArgs(verb: 'add' | 'del', r: RuleSpec): string[] {
     args.push('suppress_prefixlength', String(r.suppressPrefixLength));
   if (r.protocol !== undefined) args.push('protocol', String(r.protocol));
   return args;
+}
+
+/** `link add NAME [mtu N] type KIND`, the start of every command that creates a link. */
+function linkAdd(name: string, kind: string, mtu?: number): string[] {
+  assertIfName(name);
+  return ['link', 'add', name, ...(mtu !== undefined ? ['mtu', String(mtu)] : []), 'type', kind];
 }
 
 function withPrefix(cidr: string): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { definedFields } from './defined-fields';
 import { OutputParseError } from './errors';
 import type { Address, Family, Link, Neighbour, Route, Rule } from './ip-types';
 
@@ -152,36 +153,26 @@ export function parseRoutes(
   commandLine = 'ip -j route show',
 ): Route[] {
   const fallback = table === 'all' ? 'main' : table;
-  return parseJsonArray(routeJson, text, commandLine).map((r) => {
-    const route: Route = { family, table: r.table ?? fallback, type: r.type ?? 'unicast', dst: r.dst };
-    if (r.gateway !== undefined) route.gateway = r.gateway;
-    if (r.dev !== undefined) route.dev = r.dev;
-    if (r.protocol !== undefined) route.protocol = r.protocol;
-    if (r.scope !== undefined) route.scope = r.scope;
-    if (r.prefsrc !== undefined) route.prefsrc = r.prefsrc;
-    if (r.metric !== undefined) route.metric = r.metric;
-    return route;
-  });
+  return parseJsonArray(routeJson, text, commandLine).map(({ table: t, type, ...rest }) =>
+    definedFields<Route>({ family, table: t ?? fallback, type: type ?? 'unicast', ...rest }),
+  );
 }
 
 export function parseRules(text: string, family: Family, commandLine = 'ip -j rule show'): Rule[] {
-  return parseJsonArray(ruleJson, text, commandLine).map((r) => {
-    const rule: Rule = {
-      family,
-      priority: r.priority,
-      from: r.src === 'all' || r.srclen === undefined ? r.src : `${r.src}/${r.srclen}`,
-    };
-    if (r.dst !== undefined) rule.to = r.dstlen === undefined ? r.dst : `${r.dst}/${r.dstlen}`;
-    if (r.table !== undefined) rule.table = r.table;
-    if (r.fwmark !== undefined) rule.fwmark = Number(r.fwmark);
-    if (r.fwmask !== undefined) rule.fwmask = Number(r.fwmask);
-    if (r.iif !== undefined) rule.iif = r.iif;
-    if (r.oif !== undefined) rule.oif = r.oif;
-    if (r.action !== undefined) rule.action = r.action;
-    if (r.suppress_prefixlen !== undefined) rule.suppressPrefixLength = r.suppress_prefixlen;
-    if (r.protocol !== undefined) rule.protocol = r.protocol;
-    return rule;
-  });
+  const num = (hex: string | undefined) => (hex === undefined ? undefined : Number(hex));
+  return parseJsonArray(ruleJson, text, commandLine).map(
+    ({ priority, src, srclen, dst, dstlen, fwmark, fwmask, suppress_prefixlen, ...rest }) =>
+      definedFields<Rule>({
+        family,
+        priority,
+        from: src === 'all' || srclen === undefined ? src : `${src}/${srclen}`,
+        to: dst === undefined || dstlen === undefined ? dst : `${dst}/${dstlen}`,
+        fwmark: num(fwmark),
+        fwmask: num(fwmask),
+        suppressPrefixLength: suppress_prefixlen,
+        ...rest, // table, iif, oif, action, protocol: as printed
+      }),
+  );
 }
 
 /** `ip -j neigh show [dev D]`: entries omit `dev` when filtered by it, so `dev` fills it in. */

@@ -1,4 +1,5 @@
 import { canonicalPrefix, parsePrefix } from './addr-math';
+import { definedFields } from './defined-fields';
 import { hex, ruleFamily } from './ip-args';
 import { tableName } from './ip-names';
 import type { Family, IpRoute, Rule, RuleSpec } from './ip-types';
@@ -112,15 +113,13 @@ export class RuleSet extends OwnedSet<readonly RuleSpec[], WantRule, Rule> {
   }
 
   protected async remove(r: Rule): Promise<void> {
-    const spec: RuleSpec = { family: r.family, priority: r.priority, protocol: this.ownership.protocol };
-    if (r.from !== 'all') spec.from = r.from;
-    if (r.to !== undefined) spec.to = r.to;
-    if (r.fwmark !== undefined) spec.fwmark = r.fwmark;
-    if (r.fwmask !== undefined) spec.fwmask = r.fwmask;
-    if (r.iif !== undefined) spec.iif = r.iif;
-    if (r.oif !== undefined) spec.oif = r.oif;
-    if (r.table !== undefined) spec.table = r.table;
-    if (r.suppressPrefixLength !== undefined) spec.suppressPrefixLength = r.suppressPrefixLength;
+    // The rule as listed, less its action (`ip rule del` takes none), under our protocol.
+    const { from, action: _action, ...rest } = r;
+    const spec = definedFields<RuleSpec>({
+      ...rest,
+      from: from === 'all' ? undefined : from,
+      protocol: this.ownership.protocol,
+    });
     await unless(['not-found'], () => this.ip.deleteRule(spec));
   }
 }

@@ -307,28 +307,16 @@ export class FakeIpRoute implements IpRoute {
     for (const a of this.addresses) {
       const link = this.links.get(a.dev);
       if (a.family !== family || !link?.up || a.dev === 'lo') continue;
-      if (family === 'inet') {
-        out.push({
-          family,
-          table: 'main',
-          type: 'unicast',
-          dst: networkOf(a.cidr),
-          dev: a.dev,
-          protocol: 'kernel',
-          scope: 'link',
-          prefsrc: a.local,
-        });
-      } else {
-        out.push({
-          family,
-          table: 'main',
-          type: 'unicast',
-          dst: networkOf(a.cidr),
-          dev: a.dev,
-          protocol: 'kernel',
-          metric: 256,
-        });
-      }
+      const route: Route = {
+        family,
+        table: 'main',
+        type: 'unicast',
+        dst: networkOf(a.cidr),
+        dev: a.dev,
+        protocol: 'kernel',
+      };
+      // The kernel prints an IPv4 prefix route with its scope and source, an IPv6 one with its metric.
+      out.push(family === 'inet' ? { ...route, scope: 'link', prefsrc: a.local } : { ...route, metric: 256 });
     }
     return out;
   }
