@@ -2,6 +2,7 @@ import {
   ADDRS,
   FDB,
   FDB_VX0,
+  globalAddress,
   LINKS_DETAILED,
   NEIGHS,
   ROUTES6,
@@ -9,6 +10,7 @@ import {
   ROUTES_TABLE_100,
   RULES,
   RULES6,
+  table100Routes,
   WG_LINK_USERSPACE,
 } from '../test/fixtures/captured';
 import { CommandError, OutputParseError } from './errors';
@@ -44,37 +46,11 @@ describe('ip -j parsers on captured output', () => {
       've0 fe80::841d:75ff:fe3b:7c8b/64 link tentative',
       'vx0 fe80::80b0:cdff:fea9:8a5b/64 link tentative',
     ]);
-    expect(addrs[2]).toEqual({
-      dev: 've0',
-      family: 'inet',
-      local: '192.0.2.1',
-      prefixLength: 24,
-      cidr: '192.0.2.1/24',
-      scope: 'global',
-      tentative: false,
-    });
+    expect(addrs[2]).toEqual(globalAddress());
   });
 
   it('routes: the queried table fills in, table all keeps each table', () => {
-    expect(parseRoutes(ROUTES_TABLE_100, 'inet', '100')).toEqual([
-      {
-        family: 'inet',
-        table: '100',
-        type: 'unicast',
-        dst: 'default',
-        gateway: '192.0.2.2',
-        dev: 've0',
-        metric: 5,
-      },
-      {
-        family: 'inet',
-        table: '100',
-        type: 'unicast',
-        dst: '198.51.100.0/24',
-        gateway: '192.0.2.2',
-        dev: 've0',
-      },
-    ]);
+    expect(parseRoutes(ROUTES_TABLE_100, 'inet', '100')).toEqual(table100Routes());
     const all = parseRoutes(ROUTES_ALL, 'inet', 'all');
     expect(new Set(all.map((r) => r.table))).toEqual(new Set(['100', 'main', 'local']));
     expect(all.find((r) => r.dst === '203.0.113.0/24')).toEqual({

@@ -1,51 +1,20 @@
 import { RecordingLogger } from '@knet/runtime';
+import { FOREIGN_RULE, LAB_FILTER, LAB_FILTER_S, LAB_NAT } from '../test/fixtures/lab-iptables';
 import { CommandError } from './errors';
 import { FakeCommandRunner } from './fakes/fake-runner';
 import { FakeIptables } from './fakes/fake-iptables';
 import { ExecIptables, IptablesReconciler } from './iptables';
-import type { IptablesRuleSet } from './iptables-rules';
-
-const set: IptablesRuleSet = {
-  table: 'filter',
-  chains: {
-    'KNT-FWD': ['-s 192.0.2.0/24 -j ACCEPT', '-p tcp --dport 443 -j DROP'],
-    'KNT-IN': ['-j RETURN'],
-  },
-  jumps: [
-    { fromChain: 'FORWARD', rule: '-j KNT-FWD', position: 'prepend' },
-    { fromChain: 'INPUT', rule: '-j KNT-IN', position: 'append' },
-  ],
-};
-const nat: IptablesRuleSet = {
-  table: 'nat',
-  chains: { 'KNT-POST': ['-o eth0 -j MASQUERADE'] },
-  jumps: [{ fromChain: 'POSTROUTING', rule: '-j KNT-POST', position: 'append' }],
-};
 
 describe('IptablesReconciler on FakeIptables', () => {
   it('applies, is idempotent, repairs drift and cleans up', async () => {
     const ipt = new FakeIptables();
-    await ipt.command(['-A', 'FORWARD', '-j', 'DROP']);
-    const rec = new IptablesReconciler(ipt, [set, nat]);
+    await ipt.command(['-A', ...FOREIGN_RULE]);
+    const rec = new IptablesReconciler(ipt, [LAB_FILTER, LAB_NAT]);
     const first = await rec.reconcile();
     expect(first.changed).toBe(true);
     expect(first.remaining).toEqual([]);
-    expect(await ipt.listRules('filter')).toBe(
-      [
-        '-P INPUT ACCEPT',
-        '-P FORWARD ACCEPT',
-        '-P OUTPUT ACCEPT',
-        '-N KNT-FWD',
-        '-N KNT-IN',
-        '-A INPUT -j KNT-IN',
-        '-A FORWARD -j KNT-FWD',
-        '-A FORWARD -j DROP',
-        '-A KNT-FWD -s 192.0.2.0/24 -j ACCEPT',
-        '-A KNT-FWD -p tcp -m tcp --dport 443 -j DROP',
-        '-A KNT-IN -j RETURN',
-        '',
-      ].join('\n'),
-    );
+    // The fake prints what the kernel printed for the same rule sets.
+    expect(await ipt.listRules('filter')).toBe([...LAB_FILTER_S, ''].join('\n'));
     expect(await rec.reconcile()).toEqual({ changed: false, drift: [], remaining: [] });
 
     await ipt.command(['-D', 'KNT-FWD', '1']);
@@ -61,14 +30,14 @@ describe('IptablesReconciler on FakeIptables', () => {
 
     await rec.cleanup();
     expect(await ipt.listRules('filter')).toBe(
-      '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-A FORWARD -j DROP\n',
+      `-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-A ${FOREIGN_RULE.join(' ')}\n`,
     );
     expect(await ipt.listRules('nat')).not.toContain('KNT');
   });
 
   it('setDesired switches the desired state; ownedPrefix removes what is no longer wanted', async () => {
     const ipt = new FakeIptables();
-    const rec = new IptablesReconciler(ipt, set, { ownedPrefix: 'KNT-' });
+    const rec = new IptablesReconciler(ipt, LAB_FILTER, { ownedPrefix: 'KNT-' });
     await rec.reconcile();
     rec.setDesired({ table: 'filter', chains: { 'KNT-FWD': ['-j ACCEPT'] } });
     const r = await rec.reconcile();
@@ -85,13 +54,13 @@ describe('IptablesReconciler on FakeIptables', () => {
 
   it('rejects invalid or duplicate-table desired states up front', () => {
     const ipt = new FakeIptables();
-    expect(() => new IptablesReconciler(ipt, [set, set])).toThrow(/table filter given twice/);
+    expect(() => new IptablesReconciler(ipt, [LAB_FILTER, LAB_FILTER])).toThrow(/table filter given twice/);
     expect(() => new IptablesReconciler(ipt, { table: 'filter', chains: { INPUT: [] } })).toThrow(/built-in/);
   });
 
   it('logs the drift it repairs', async () => {
     const logger = new RecordingLogger();
-    const rec = new IptablesReconciler(new FakeIptables(), nat, { logger });
+    const rec = new IptablesReconciler(new FakeIptables(), LAB_NAT, { logger });
     await rec.reconcile();
     expect(logger.lines.map((l) => l.fields)).toEqual([
       {

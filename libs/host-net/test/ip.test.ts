@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { NetLab } from '@knet/testing';
 import { CommandError, ZERO_MAC } from '../src';
+import { globalAddress, table100Routes } from './fixtures/captured';
 import { hostNetFor } from './helpers';
 
 jest.setTimeout(60_000);
@@ -32,17 +33,7 @@ describe('ip wrappers in network namespaces', () => {
       mtu: 1400,
       linkNetnsId: expect.any(Number),
     });
-    expect(await na.ip.listAddresses({ dev: 'eth0', family: 'inet' })).toEqual([
-      {
-        dev: 'eth0',
-        family: 'inet',
-        local: '192.0.2.1',
-        prefixLength: 24,
-        cidr: '192.0.2.1/24',
-        scope: 'global',
-        tentative: false,
-      },
-    ]);
+    expect(await na.ip.listAddresses({ dev: 'eth0', family: 'inet' })).toEqual([globalAddress('eth0')]);
     expect(await na.ip.listRoutes()).toContainEqual(
       expect.objectContaining({
         dst: '192.0.2.0/24',
@@ -130,26 +121,8 @@ describe('ip wrappers in network namespaces', () => {
       table: 100,
       protocol: 'static',
     });
-    expect(await ip.listRoutes({ table: 100 })).toEqual([
-      {
-        family: 'inet',
-        table: '100',
-        type: 'unicast',
-        dst: 'default',
-        gateway: '192.0.2.2',
-        dev: 'eth0',
-        metric: 5,
-      },
-      {
-        family: 'inet',
-        table: '100',
-        type: 'unicast',
-        dst: '198.51.100.0/24',
-        gateway: '192.0.2.2',
-        dev: 'eth0',
-        protocol: 'static',
-      },
-    ]);
+    const [viaDefault, viaPrefix] = table100Routes('eth0');
+    expect(await ip.listRoutes({ table: 100 })).toEqual([viaDefault, { ...viaPrefix, protocol: 'static' }]);
     await ip.addAddress('eth0', '2001:db8::1/64', { nodad: true });
     await ip.replaceRoute({ dst: '2001:db8:1::/64', via: '2001:db8::2', table: 100 });
     expect(await ip.listRoutes({ table: 100, family: 'inet6' })).toContainEqual(

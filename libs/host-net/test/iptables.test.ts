@@ -1,55 +1,10 @@
 import { NetLab, type NetHost } from '@knet/testing';
 import { describeDrift, IptablesReconciler, type IptablesRuleSet } from '../src';
 import { RecordingLogger } from '@knet/runtime';
+import { FOREIGN_RULE, LAB_FILTER, LAB_FILTER_S, LAB_NAT, LAB_NAT_S } from './fixtures/lab-iptables';
 import { hostNetFor } from './helpers';
 
 jest.setTimeout(60_000);
-
-const filter: IptablesRuleSet = {
-  table: 'filter',
-  chains: {
-    'KNT-FWD': [
-      '-s 192.0.2.0/24 -m comment --comment "knet: lab" -j ACCEPT',
-      '-p tcp --dport 443 -j DROP',
-      '-d 198.51.100.7 -j REJECT',
-    ],
-    'KNT-IN': ['-i eth0 -p udp --dport 4789 -j ACCEPT'],
-  },
-  jumps: [
-    { table: 'filter', fromChain: 'FORWARD', rule: '-j KNT-FWD', position: 'prepend' },
-    { table: 'filter', fromChain: 'INPUT', rule: '-j KNT-IN', position: 'append' },
-  ],
-};
-const nat: IptablesRuleSet = {
-  table: 'nat',
-  chains: { 'KNT-POST': ['-o eth0 -j MASQUERADE'] },
-  jumps: [{ fromChain: 'POSTROUTING', rule: '-j KNT-POST', position: 'append' }],
-};
-
-/** What `iptables -S` must print once the rule sets are applied (a foreign rule stays below our jump). */
-const wantFilter = [
-  '-P INPUT ACCEPT',
-  '-P FORWARD ACCEPT',
-  '-P OUTPUT ACCEPT',
-  '-N KNT-FWD',
-  '-N KNT-IN',
-  '-A INPUT -j KNT-IN',
-  '-A FORWARD -j KNT-FWD',
-  '-A FORWARD -s 203.0.113.0/24 -j DROP',
-  '-A KNT-FWD -s 192.0.2.0/24 -m comment --comment "knet: lab" -j ACCEPT',
-  '-A KNT-FWD -p tcp -m tcp --dport 443 -j DROP',
-  '-A KNT-FWD -d 198.51.100.7/32 -j REJECT --reject-with icmp-port-unreachable',
-  '-A KNT-IN -i eth0 -p udp -m udp --dport 4789 -j ACCEPT',
-];
-const wantNat = [
-  '-P PREROUTING ACCEPT',
-  '-P INPUT ACCEPT',
-  '-P OUTPUT ACCEPT',
-  '-P POSTROUTING ACCEPT',
-  '-N KNT-POST',
-  '-A POSTROUTING -j KNT-POST',
-  '-A KNT-POST -o eth0 -j MASQUERADE',
-];
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
 /** `-N` lines sorted (their order follows creation, which a repair may change); rules keep their order. */
@@ -79,8 +34,8 @@ describe('IptablesReconciler in a network namespace', () => {
   it('applies, detects hand-made drift, repairs it, is idempotent and cleans up', async () => {
     const logger = new RecordingLogger();
     const { net } = hostNetFor(host, logger);
-    await raw('-A', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'DROP'); // someone else's rule
-    const rec = new IptablesReconciler(net.iptables, [filter, nat], { logger });
+    await raw('-A', ...FOREIGN_RULE); // someone else's rule
+    const rec = new IptablesReconciler(net.iptables, [LAB_FILTER, LAB_NAT], { logger });
 
     const first = await rec.reconcile();
     expect(first.changed).toBe(true);
@@ -93,8 +48,8 @@ describe('IptablesReconciler in a network namespace', () => {
       'nat/POSTROUTING: jumps differ (want [-j KNT-POST], have [])',
     ]);
     expect(first.remaining).toEqual([]);
-    expect(await iptablesS()).toEqual(normalizeOrder(wantFilter));
-    expect(await iptablesS('nat')).toEqual(normalizeOrder(wantNat));
+    expect(await iptablesS()).toEqual(normalizeOrder(LAB_FILTER_S));
+    expect(await iptablesS('nat')).toEqual(normalizeOrder(LAB_NAT_S));
     expect(logger.text()).toContain('iptables-restore -w 5 --noflush');
 
     // Idempotent: nothing drifts, nothing is written.
@@ -102,7 +57,7 @@ describe('IptablesReconciler in a network namespace', () => {
       String(r.fields['command']).includes('iptables-restore'),
     ).length;
     expect(await rec.reconcile()).toEqual({ changed: false, drift: [], remaining: [] });
-    expect(await new IptablesReconciler(net.iptables, [filter, nat]).drift()).toEqual([]);
+    expect(await new IptablesReconciler(net.iptables, [LAB_FILTER, LAB_NAT]).drift()).toEqual([]);
     expect(logger.lines.filter((r) => String(r.fields['command']).includes('iptables-restore')).length).toBe(
       restoresBefore,
     );
@@ -122,8 +77,8 @@ describe('IptablesReconciler in a network namespace', () => {
     const repaired = await rec.reconcile();
     expect(repaired.changed).toBe(true);
     expect(repaired.remaining).toEqual([]);
-    expect(await iptablesS()).toEqual(normalizeOrder(wantFilter));
-    expect(await iptablesS('nat')).toEqual(normalizeOrder(wantNat));
+    expect(await iptablesS()).toEqual(normalizeOrder(LAB_FILTER_S));
+    expect(await iptablesS('nat')).toEqual(normalizeOrder(LAB_NAT_S));
 
     // A chain deleted altogether (and its jump) comes back.
     await raw('-D', 'INPUT', '-j', 'KNT-IN');
@@ -131,7 +86,7 @@ describe('IptablesReconciler in a network namespace', () => {
     await raw('-X', 'KNT-IN');
     expect((await rec.drift()).map((d) => d.kind)).toEqual(['missing-chain', 'jumps']);
     expect((await rec.reconcile()).remaining).toEqual([]);
-    expect(await iptablesS()).toEqual(normalizeOrder(wantFilter));
+    expect(await iptablesS()).toEqual(normalizeOrder(LAB_FILTER_S));
     expect((await rec.reconcile()).changed).toBe(false);
 
     // Cleanup leaves the built-in chains and the foreign rule only.
@@ -140,7 +95,7 @@ describe('IptablesReconciler in a network namespace', () => {
       '-P INPUT ACCEPT',
       '-P FORWARD ACCEPT',
       '-P OUTPUT ACCEPT',
-      '-A FORWARD -s 203.0.113.0/24 -j DROP',
+      `-A ${FOREIGN_RULE.join(' ')}`,
     ]);
     expect(await iptablesS('nat')).toEqual([
       '-P PREROUTING ACCEPT',
@@ -149,12 +104,12 @@ describe('IptablesReconciler in a network namespace', () => {
       '-P POSTROUTING ACCEPT',
     ]);
     await rec.cleanup(); // nothing left: no-op
-    await raw('-D', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'DROP');
+    await raw('-D', ...FOREIGN_RULE);
   });
 
   it('removes stale owned chains by prefix', async () => {
     const { net } = hostNetFor(host);
-    const v1 = new IptablesReconciler(net.iptables, filter, { ownedPrefix: 'KNT-' });
+    const v1 = new IptablesReconciler(net.iptables, LAB_FILTER, { ownedPrefix: 'KNT-' });
     await v1.reconcile();
     const v2set: IptablesRuleSet = {
       table: 'filter',
