@@ -1,4 +1,4 @@
-import { fakeVethNet } from '../test/fixtures/lab-net';
+import { expectConverges, fakeVethNet } from '../test/fixtures/lab-net';
 import { AddressSet, type AddressSetOptions } from './address-set';
 import { describeDrift } from './drift';
 import { FakeIpRoute } from './fakes/fake-ip-route';
@@ -47,13 +47,9 @@ describe('AddressSet', () => {
   ])('%s', async (_name, options, before, desired, drift, after) => {
     const net = await fakeVethNet();
     for (const c of before) await net.ip.addAddress('v1', c, { nodad: true });
-    const set = new AddressSet(net.ip, { dev: 'v1', ...options });
-    expect((await set.drift(desired)).map(describeDrift)).toEqual(drift);
     expect(await cidrs(net.ip)).toEqual(before);
-    const result = await set.set(desired);
-    expect(result.drift.map(describeDrift)).toEqual(drift);
-    expect(await cidrs(net.ip)).toEqual(after);
-    expect(await set.set(desired)).toEqual({ changed: false, drift: [] });
+    const set = new AddressSet(net.ip, { dev: 'v1', ...options });
+    await expectConverges(set, desired, drift, () => cidrs(net.ip), after);
   });
 
   it("keeps the kernel's IPv6 link-local address, and cleanup removes only what it owns", async () => {

@@ -1,4 +1,4 @@
-import { fakeVethNet } from '../test/fixtures/lab-net';
+import { expectConverges, fakeVethNet } from '../test/fixtures/lab-net';
 import { describeDrift } from './drift';
 import { ZERO_MAC, type BridgeFdb } from './fdb';
 import { FdbSet, type DesiredFdbEntry, type FdbSetOptions } from './fdb-set';
@@ -70,11 +70,7 @@ describe('FdbSet', () => {
     const net = await vxlanNet();
     for (const e of before) await net.fdb.append({ mac: ZERO_MAC, ...e, dev: 'vx0' });
     const set = new FdbSet(net.fdb, { dev: 'vx0', ...options });
-    expect((await set.drift(desired)).map(describeDrift)).toEqual(drift);
-    const result = await set.set(desired);
-    expect(result.drift.map(describeDrift)).toEqual(drift);
-    expect(await entries(net.fdb)).toEqual(after);
-    expect(await set.set(desired)).toEqual({ changed: false, drift: [] });
+    await expectConverges(set, desired, drift, () => entries(net.fdb), after);
   });
 
   it("never touches a bridge's entries for the device, and cleanup removes only what it owns", async () => {

@@ -1,4 +1,4 @@
-import { fakeVethNet } from '../test/fixtures/lab-net';
+import { expectConverges, fakeVethNet } from '../test/fixtures/lab-net';
 import { describeDrift } from './drift';
 import { FakeCommandRunner } from './fakes/fake-runner';
 import { ExecIpRoute } from './ip';
@@ -83,11 +83,7 @@ describe('RouteTable', () => {
     const net = await fakeVethNet();
     const table = new RouteTable(net.ip, { table: 1107, protocol: 77 });
     await table.set(before);
-    expect((await table.drift(after)).map(describeDrift)).toEqual(drift);
-    const result = await table.set(after);
-    expect(result.drift.map(describeDrift)).toEqual(drift);
-    expect(result.changed).toBe(drift.length > 0);
-    expect(await routes(table)).toEqual(live);
+    await expectConverges(table, after, drift, () => routes(table), live);
     expect(await table.drift()).toEqual([]);
   });
 
