@@ -5,68 +5,35 @@ import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Client } from 'ssh2';
 import WebSocket, { createWebSocketStream } from 'ws';
-import { ControlPlane, appBundle, until, type ManagedProcess } from '@knet/testing';
+import { until, type ManagedProcess } from '@knet/testing';
 import { SUBPROTOCOL, TUNNEL_PATH, encodeHello } from '@knet/tunnel';
-import {
-  condition,
-  createReadyCluster,
-  getCluster,
-  startClusters,
-  refreshToken,
-  restartProxy,
-  startAgent,
-  stopAll,
-  startProxy,
-  writeKubeconfig,
-  type RunningProxy,
-} from './harness';
+import { condition, getCluster, refreshToken, towerBed, writeKubeconfig } from './harness';
 
-jest.setTimeout(180_000);
-
-let host: ControlPlane;
-let member: ControlPlane;
-let proxy: RunningProxy;
-let saDir: string;
-let agentBundle: string;
+const bed = towerBed({ testTimeout: 180_000 });
 let token: string;
 let kubeconfig: string;
-const procs: ManagedProcess[] = [];
 
 const proxySessions = async () =>
   Number(
     /^tower_proxy_agent_sessions\{cluster="faulty"\} (\d+)/m.exec(
-      await (await fetch(`${proxy.url}/metrics`)).text(),
+      await (await fetch(`${bed.proxy.url}/metrics`)).text(),
     )?.[1] ?? 0,
   );
-const available = async () => condition(await getCluster(host, 'faulty'), 'AgentAvailable');
+const available = async () => condition(await getCluster(bed.host, 'faulty'), 'AgentAvailable');
 const kubectlWorks = async () =>
-  (await host.kubectl(['get', '--raw', '/api/v1/namespaces/default'], { kubeconfig })).exitCode === 0;
-const agentArgs = (extra: string[] = [], id = 'a1') => ({
-  cluster: 'faulty',
-  token,
-  proxy,
-  member,
-  saDir,
-  id,
-  extra,
-});
+  (await bed.host.kubectl(['get', '--raw', '/api/v1/namespaces/default'], { kubeconfig })).exitCode === 0;
+const startAgent = (extra: string[] = [], id = 'a1') =>
+  bed.startAgent({ cluster: 'faulty', token, id, extra });
 
 beforeAll(async () => {
-  ({ host, member, saDir } = await startClusters());
-  agentBundle = await appBundle('tower-agent');
-  proxy = await startProxy(host);
-  procs.push(proxy.proc);
-  const c = await createReadyCluster(host, 'faulty', proxy);
+  const c = await bed.readyCluster('faulty');
   token = c.spec!.connection!.token!;
-  kubeconfig = writeKubeconfig(c, host.dir);
-}, 240_000);
-
-afterAll(() => stopAll(procs, host, member));
+  kubeconfig = writeKubeconfig(c, bed.host.dir);
+});
 
 describe('faults', () => {
   it('kill -9 of the agent mid-watch: AgentAvailable turns False; a new agent brings it back and kubectl works', async () => {
-    const agent = startAgent(agentArgs(), agentBundle);
-    procs.push(agent);
+    const agent = startAgent();
     await until(
       () => `the agent to connect; agent log:\n${agent.tail(20)}`,
       async () => (await available()) === 'True',
@@ -74,7 +41,7 @@ describe('faults', () => {
     );
 
     const w = spawn(
-      host.bin.kubectl,
+      bed.host.bin.kubectl,
       [`--kubeconfig=${kubeconfig}`, 'get', 'namespaces', '--watch', '-o', 'name'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -90,7 +57,7 @@ describe('faults', () => {
     await agent.kill();
     // The proxy's keepalive is 2 s: the dead agent is noticed within 2x that, then the condition is written.
     await until(
-      () => `AgentAvailable to turn False; proxy log:\n${proxy.proc.tail(20)}`,
+      () => `AgentAvailable to turn False; proxy log:\n${bed.proxy.proc.tail(20)}`,
       async () => (await available()) === 'False',
       15_000,
     );
@@ -98,8 +65,7 @@ describe('faults', () => {
     await watchEnded;
     expect(await kubectlWorks()).toBe(false);
 
-    const again = startAgent(agentArgs([], 'a2'), agentBundle);
-    procs.push(again);
+    const again = startAgent([], 'a2');
     await until(
       () => `the new agent to connect; agent log:\n${again.tail(20)}`,
       async () => (await available()) === 'True',
@@ -109,12 +75,12 @@ describe('faults', () => {
   });
 
   it('a frozen agent (SIGSTOP: its TCP connection stays open) is dropped within 2x the keepalive', async () => {
-    const agent = procs.find((p) => p.name === 'tower-agent-a2')!;
+    const agent = bed.procs.find((p) => p.name === 'tower-agent-a2')!;
     const stoppedAt = Date.now();
     process.kill(agent.pid, 'SIGSTOP');
     try {
       await until(
-        () => `the frozen agent to be dropped; proxy log:\n${proxy.proc.tail(8)}`,
+        () => `the frozen agent to be dropped; proxy log:\n${bed.proxy.proc.tail(8)}`,
         async () => (await available()) === 'False',
         15_000,
       );
@@ -133,12 +99,12 @@ describe('faults', () => {
 
   it('a rotated service-account token is used without reconnecting', async () => {
     const sessions = () =>
-      (readFileSync(procs.at(-1)!.logFile, 'utf8').match(/connected to the proxy/g) ?? []).length;
+      (readFileSync(bed.procs.at(-1)!.logFile, 'utf8').match(/connected to the proxy/g) ?? []).length;
     const before = sessions();
     // The old token is bound to a Secret; deleting the Secret revokes it, so only a re-read token works.
-    await member.kubectlOk(['create', 'secret', 'generic', 'bind-old', '-n', 'kubesphere-system']);
+    await bed.member.kubectlOk(['create', 'secret', 'generic', 'bind-old', '-n', 'kubesphere-system']);
     const old = (
-      await member.kubectlOk([
+      await bed.member.kubectlOk([
         'create',
         'token',
         'tower-agent',
@@ -148,22 +114,22 @@ describe('faults', () => {
         '--bound-object-name=bind-old',
       ])
     ).trim();
-    writeFileSync(`${saDir}/token`, old);
+    writeFileSync(`${bed.saDir}/token`, old);
     expect(await kubectlWorks()).toBe(true);
-    await refreshToken(member, saDir);
-    await member.kubectlOk(['delete', 'secret', 'bind-old', '-n', 'kubesphere-system']);
+    await refreshToken(bed.member, bed.saDir);
+    await bed.member.kubectlOk(['delete', 'secret', 'bind-old', '-n', 'kubesphere-system']);
     // The old token is really dead (the API server caches token reviews for a few seconds).
     await until(
       () => 'the old token to stop working',
       async () =>
         (
-          await member.kubectl([
+          await bed.member.kubectl([
             'get',
             '--raw',
             '/api',
             `--token=${old}`,
             '--kubeconfig=/dev/null',
-            `--server=${member.server}`,
+            `--server=${bed.member.server}`,
             '--insecure-skip-tls-verify',
           ])
         ).exitCode !== 0,
@@ -175,18 +141,17 @@ describe('faults', () => {
 
   it('two agents share the load, and one failing leaves the other serving', async () => {
     // (a long backoff cap, for the SIGHUP test below)
-    const second = startAgent(agentArgs(['--max-retry-interval=30s'], 'a3'), agentBundle);
-    procs.push(second);
+    const second = startAgent(['--max-retry-interval=30s'], 'a3');
     const metric = async (p: ManagedProcess) => {
       const port = /"port":(\d+).*observability server listening/.exec(readFileSync(p.logFile, 'utf8'))?.[1];
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return Number(/^tower_agent_channels_total\{target="kubernetes"\} (\d+)/m.exec(text)?.[1] ?? 0);
     };
-    const first = procs.find((p) => p.name === 'tower-agent-a2')!;
+    const first = bed.procs.find((p) => p.name === 'tower-agent-a2')!;
     await until(
       () => 'the second agent to register',
       async () =>
-        (await fetch(`${proxy.url}/metrics`).then((r) => r.text())).includes(
+        (await fetch(`${bed.proxy.url}/metrics`).then((r) => r.text())).includes(
           'tower_proxy_agent_sessions{cluster="faulty"} 2',
         ),
       20_000,
@@ -203,8 +168,8 @@ describe('faults', () => {
   });
 
   it('a restarted proxy gets its agents back; SIGHUP skips the backoff', async () => {
-    const agent = procs.find((p) => p.name === 'tower-agent-a3')!;
-    await proxy.proc.stop();
+    const agent = bed.procs.find((p) => p.name === 'tower-agent-a3')!;
+    await bed.proxy.proc.stop();
     // Let the agent's backoff grow past 4 s.
     await until(
       () => `the backoff to grow past 4 s; agent log:\n${agent.tail(10)}`,
@@ -214,8 +179,7 @@ describe('faults', () => {
         ),
       60_000,
     );
-    proxy = await restartProxy(host, proxy);
-    procs.push(proxy.proc);
+    await bed.restartProxy();
     const hupAt = Date.now();
     process.kill(agent.pid, 'SIGHUP');
     // (the condition may still say True from before the restart: ask the new proxy itself)
@@ -234,12 +198,12 @@ describe('faults', () => {
   });
 
   it('a frozen proxy (SIGSTOP) is noticed by the agent within 2x its keepalive, and it reconnects once thawed', async () => {
-    const agent = procs.find((p) => p.name === 'tower-agent-a3')!;
+    const agent = bed.procs.find((p) => p.name === 'tower-agent-a3')!;
     const lost = () =>
       (readFileSync(agent.logFile, 'utf8').match(/connection to the proxy lost/g) ?? []).length;
     const before = lost();
     const stoppedAt = Date.now();
-    process.kill(proxy.proc.pid, 'SIGSTOP');
+    process.kill(bed.proxy.proc.pid, 'SIGSTOP');
     try {
       await until(
         () => `the agent to notice; agent log:\n${agent.tail(10)}`,
@@ -248,7 +212,7 @@ describe('faults', () => {
       );
       expect(Date.now() - stoppedAt).toBeLessThan(2 * 1000 + 1500); // agent keepalive 1 s
     } finally {
-      process.kill(proxy.proc.pid, 'SIGCONT');
+      process.kill(bed.proxy.proc.pid, 'SIGCONT');
     }
     process.kill(agent.pid, 'SIGHUP');
     await until(
@@ -260,7 +224,7 @@ describe('faults', () => {
   });
 
   it('1,000 malformed upgrade and handshake inputs: no crash, no leak, the tunnel still works', async () => {
-    const pid = proxy.proc.pid;
+    const pid = bed.proxy.proc.pid;
     const fds = () => readdirSync(`/proc/${pid}/fd`).length;
     const rssMiB = () =>
       Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -269,7 +233,7 @@ describe('faults', () => {
 
     const raw = (payload: Buffer | string) =>
       new Promise<void>((resolve) => {
-        const s = netConnect({ host: '127.0.0.1', port: proxy.port }, () => s.end(payload));
+        const s = netConnect({ host: '127.0.0.1', port: bed.proxy.port }, () => s.end(payload));
         s.on('error', () => resolve());
         s.on('close', () => resolve());
         s.setTimeout(5000, () => s.destroy());
@@ -277,7 +241,7 @@ describe('faults', () => {
       });
     const ws = (after: (stream: ReturnType<typeof createWebSocketStream>, sock: WebSocket) => void) =>
       new Promise<void>((resolve) => {
-        const sock = new WebSocket(`ws://127.0.0.1:${proxy.port}${TUNNEL_PATH}`, SUBPROTOCOL);
+        const sock = new WebSocket(`ws://127.0.0.1:${bed.proxy.port}${TUNNEL_PATH}`, SUBPROTOCOL);
         const t = setTimeout(() => sock.terminate(), 15_000);
         sock.on('error', () => undefined);
         sock.on('close', () => {
@@ -293,7 +257,7 @@ describe('faults', () => {
       });
     const ssh = (cmd: string) =>
       new Promise<void>((resolve) => {
-        const sock = new WebSocket(`ws://127.0.0.1:${proxy.port}${TUNNEL_PATH}`, SUBPROTOCOL);
+        const sock = new WebSocket(`ws://127.0.0.1:${bed.proxy.port}${TUNNEL_PATH}`, SUBPROTOCOL);
         sock.on('error', () => resolve());
         sock.on('open', () => {
           const c = new Client();
@@ -392,10 +356,10 @@ describe('faults', () => {
       }),
     );
 
-    expect(proxy.proc.running).toBe(true);
-    expect((await fetch(`${proxy.url}/readyz`)).status).toBe(200);
+    expect(bed.proxy.proc.running).toBe(true);
+    expect((await fetch(`${bed.proxy.url}/readyz`)).status).toBe(200);
     expect(await kubectlWorks()).toBe(true);
-    const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
+    const metrics = await (await fetch(`${bed.proxy.url}/metrics`)).text();
     expect(metrics).toContain('tower_proxy_agent_sessions{cluster="faulty"} 1'); // only the real agent
     for (const reason of ['bad-token', 'unknown-cluster', 'bad-hello', 'bad-subprotocol', 'bad-path']) {
       expect(metrics).toMatch(

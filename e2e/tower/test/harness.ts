@@ -21,12 +21,6 @@ export function startHost(apiServerFlags: string[] = []): Promise<ControlPlane> 
   return startTowerHost({ apiServerFlags });
 }
 
-/** A host (see startHost) and a member control plane, with the member's ServiceAccount for agents. */
-export async function startClusters(): Promise<{ host: ControlPlane; member: ControlPlane; saDir: string }> {
-  const [host, member] = await Promise.all([startHost(), ControlPlane.start()]);
-  return { host, member, saDir: await memberServiceAccount(member) };
-}
-
 /** Stops the processes a test file started, then its control planes (any not started are skipped). */
 export async function stopAll(
   procs: readonly ManagedProcess[],
@@ -93,20 +87,26 @@ async function launchProxy(
     log,
   );
   const url = `http://127.0.0.1:${p}`;
-  const fingerprint = await until(
-    () => `tower-proxy to become ready; its log:\n${proc.tail(30)}`,
-    async () => {
-      const r = await fetch(`${url}/version`).catch(() => undefined);
-      if (!r?.ok) return undefined;
-      if (!waitReady) return ((await r.json()) as { fingerprint: string }).fingerprint;
-      const ready = await fetch(`${url}/readyz`)
-        .then((x) => x.ok)
-        .catch(() => false);
-      return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
-    },
-    30_000,
-  );
-  return { proc, port: p, url, fingerprint, args };
+  try {
+    const fingerprint = await until(
+      () => `tower-proxy to become ready; its log:\n${proc.tail(30)}`,
+      async () => {
+        const r = await fetch(`${url}/version`).catch(() => undefined);
+        if (!r?.ok) return undefined;
+        if (!waitReady) return ((await r.json()) as { fingerprint: string }).fingerprint;
+        const ready = await fetch(`${url}/readyz`)
+          .then((x) => x.ok)
+          .catch(() => false);
+        return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
+      },
+      30_000,
+    );
+    return { proc, port: p, url, fingerprint, args };
+  } catch (e) {
+    // Never returned, so no test could stop it.
+    await proc.stop();
+    throw e;
+  }
 }
 
 /** A member cluster's service-account directory for the agent (token + ca.crt), RBAC given by `rules`. */
@@ -244,4 +244,122 @@ export function writeKubeconfig(c: Cluster, dir: string): string {
   const file = join(dir, `${c.metadata.name}-${Date.now()}.kubeconfig`);
   writeFileSync(file, Buffer.from(kc, 'base64'));
   return file;
+}
+
+export interface TowerBedOptions {
+  /** jest's time limit for each test of the file. */
+  testTimeout: number;
+  /** Start a proxy (startProxy's defaults) before the tests; false for a file that starts its own. */
+  proxy?: boolean;
+}
+
+/** startAgent's spec without what the bed knows: its member, the member's ServiceAccount, its proxy. */
+export type BedAgentSpec = Omit<AgentSpec, 'proxy' | 'member' | 'saDir'> & { proxy?: RunningProxy };
+
+/** A test file's bed, filled in by the beforeAll that towerBed registers: read it in hooks and tests. */
+export interface TowerBed {
+  readonly host: ControlPlane;
+  readonly member: ControlPlane;
+  /** The member's ServiceAccount directory for agents (memberServiceAccount). */
+  readonly saDir: string;
+  /** The proxy the bed started, or the last one restartProxy() started. */
+  readonly proxy: RunningProxy;
+  /** The processes started through the bed, in start order. */
+  readonly procs: readonly ManagedProcess[];
+  /** Starts another tower-proxy against the host (see startProxy). */
+  startProxy(extra?: string[], opts?: { waitReady?: boolean }): Promise<RunningProxy>;
+  /** Starts the bed's proxy again with the same flags (restartProxy), and makes it the bed's proxy. */
+  restartProxy(): Promise<RunningProxy>;
+  /** Starts a tower-agent of the member, against the bed's proxy unless `spec.proxy` names another. */
+  startAgent(spec: BedAgentSpec): ManagedProcess;
+  /** createReadyCluster; `proxy` (by default the bed's, if any) enriches the failure message. */
+  readyCluster(name: string, proxy?: RunningProxy): Promise<Cluster>;
+  /** Waits until Cluster `name` says AgentAvailable=True; `agent`'s log explains a failure. */
+  untilAgentAvailable(name: string, agent?: ManagedProcess): Promise<void>;
+}
+
+/**
+ * Registers the beforeAll that starts the host control plane (startHost), a member control plane
+ * with the agents' ServiceAccount (memberServiceAccount) and, unless `proxy: false`, a tower-proxy;
+ * and the afterAll that stops every process started through the bed, then both control planes,
+ * also when the start failed half-way. Call it at the top of a test file.
+ */
+export function towerBed(options: TowerBedOptions): TowerBed {
+  jest.setTimeout(options.testTimeout);
+  let host: ControlPlane | undefined;
+  let member: ControlPlane | undefined;
+  let saDir: string | undefined;
+  let proxy: RunningProxy | undefined;
+  let agentBundle: string | undefined;
+  const procs: ManagedProcess[] = [];
+  const track = (p: RunningProxy): RunningProxy => {
+    procs.push(p.proc);
+    return p;
+  };
+
+  beforeAll(async () => {
+    // Each part is kept as soon as it is up, so that afterAll stops it even when another failed.
+    const started = await Promise.allSettled([
+      startHost().then((cp) => (host = cp)),
+      ControlPlane.start().then((cp) => (member = cp)),
+      appBundle('tower-agent').then((b) => (agentBundle = b)),
+      appBundle('tower-proxy'),
+    ]);
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
+    saDir = await memberServiceAccount(need(member, 'member'));
+    if (options.proxy !== false) proxy = await bed.startProxy();
+  }, 240_000);
+
+  afterAll(() => stopAll(procs, host, member));
+
+  const bed: TowerBed = {
+    get host() {
+      return need(host, 'host');
+    },
+    get member() {
+      return need(member, 'member');
+    },
+    get saDir() {
+      return need(saDir, 'saDir');
+    },
+    get proxy() {
+      return need(proxy, 'proxy');
+    },
+    procs,
+    async startProxy(extra = [], opts = {}) {
+      return track(await startProxy(bed.host, extra, undefined, undefined, opts));
+    },
+    async restartProxy() {
+      proxy = track(await restartProxy(bed.host, bed.proxy));
+      return proxy;
+    },
+    startAgent(spec) {
+      const agent = startAgent(
+        { ...spec, proxy: spec.proxy ?? bed.proxy, member: bed.member, saDir: bed.saDir },
+        need(agentBundle, 'agent bundle'),
+      );
+      procs.push(agent);
+      return agent;
+    },
+    readyCluster(name, via = proxy) {
+      return createReadyCluster(bed.host, name, via);
+    },
+    async untilAgentAvailable(name, agent) {
+      await until(
+        () =>
+          `Cluster ${name} to have AgentAvailable=True` +
+          (agent ? `; agent log:\n${agent.tail(30)}` : '') +
+          (proxy ? `\nproxy log:\n${proxy.proc.tail(30)}` : ''),
+        async () => condition(await getCluster(bed.host, name), 'AgentAvailable') === 'True',
+        30_000,
+      );
+    },
+  };
+  return bed;
+}
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined)
+    throw new Error(`the tower bed has no ${what} (not started, or read outside a hook or test)`);
+  return value;
 }

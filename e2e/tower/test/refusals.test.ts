@@ -5,54 +5,22 @@ import { join } from 'node:path';
 import { Server as SshServer, type Connection } from 'ssh2';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
-import { ControlPlane, appBundle, freePort, until, type ManagedProcess } from '@knet/testing';
+import { freePort, until } from '@knet/testing';
 import { SUBPROTOCOL, generateHostKey } from '@knet/tunnel';
-import {
-  condition,
-  createReadyCluster,
-  getCluster,
-  startClusters,
-  startAgent,
-  stopAll,
-  startProxy,
-  writeKubeconfig,
-  type RunningProxy,
-} from './harness';
+import { condition, getCluster, towerBed, writeKubeconfig } from './harness';
 
-jest.setTimeout(120_000);
-
-let host: ControlPlane;
-let member: ControlPlane;
-let proxy: RunningProxy;
-let saDir: string;
-let agentBundle: string;
-const procs: ManagedProcess[] = [];
-
-const readyCluster = (name: string) => createReadyCluster(host, name, proxy);
+const bed = towerBed({ testTimeout: 120_000 });
 
 async function proxyMetric(name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  const text = await (await fetch(`${bed.proxy.url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-beforeAll(async () => {
-  ({ host, member, saDir } = await startClusters());
-  agentBundle = await appBundle('tower-agent');
-  proxy = await startProxy(host);
-  procs.push(proxy.proc);
-}, 240_000);
-
-afterAll(() => stopAll(procs, host, member));
-
 describe('refusals', () => {
   it("a wrong token: the agent logs the proxy's reason, backs off and retries; the cluster stays unavailable", async () => {
-    await readyCluster('wrong-token');
-    const agent = startAgent(
-      { cluster: 'wrong-token', token: 'not-the-token', proxy, member, saDir, id: 'wt' },
-      agentBundle,
-    );
-    procs.push(agent);
+    await bed.readyCluster('wrong-token');
+    const agent = bed.startAgent({ cluster: 'wrong-token', token: 'not-the-token', id: 'wt' });
     await until(
       () => `the agent to retry after the refusal; agent log:\n${agent.tail(20)}`,
       async () =>
@@ -64,7 +32,7 @@ describe('refusals', () => {
     expect(log).toMatch(/reconnecting after backoff/);
     expect(log).not.toContain('not-the-token'); // the token is never logged
     expect(agent.running).toBe(true);
-    expect(condition(await getCluster(host, 'wrong-token'), 'AgentAvailable')).toBe('False');
+    expect(condition(await getCluster(bed.host, 'wrong-token'), 'AgentAvailable')).toBe('False');
     expect(
       await proxyMetric('tower_proxy_handshake_failures_total', 'reason="bad-token"'),
     ).toBeGreaterThanOrEqual(2);
@@ -72,31 +40,24 @@ describe('refusals', () => {
   });
 
   it('a wrong fingerprint: the agent refuses the proxy and exits non-zero with one clear line', async () => {
-    const c = await readyCluster('wrong-fp');
+    const c = await bed.readyCluster('wrong-fp');
     const other = generateHostKey().fingerprint;
-    const agent = startAgent(
-      {
-        cluster: 'wrong-fp',
-        token: c.spec!.connection!.token!,
-        proxy,
-        member,
-        saDir,
-        fingerprint: other,
-        id: 'fp',
-      },
-      agentBundle,
-    );
-    procs.push(agent);
+    const agent = bed.startAgent({
+      cluster: 'wrong-fp',
+      token: c.spec!.connection!.token!,
+      fingerprint: other,
+      id: 'fp',
+    });
     expect(await agent.wait()).toBe(1);
     const stderrLines = agent
       .tail(50)
       .split('\n')
       .filter((l) => l.startsWith('tower-agent: '));
     expect(stderrLines).toEqual([
-      `tower-agent: the proxy's SSH host key is ${proxy.fingerprint}, not the pinned --fingerprint ${other}: refusing to connect (another proxy, a rotated key, or a man in the middle; check the fingerprint the proxy logs)`,
+      `tower-agent: the proxy's SSH host key is ${bed.proxy.fingerprint}, not the pinned --fingerprint ${other}: refusing to connect (another proxy, a rotated key, or a man in the middle; check the fingerprint the proxy logs)`,
     ]);
     // It never said hello (so never sent its token): the proxy logged no agent "fp", accepted or refused.
-    expect(readFileSync(proxy.proc.logFile, 'utf8')).not.toContain('"agent":"fp"');
+    expect(readFileSync(bed.proxy.proc.logFile, 'utf8')).not.toContain('"agent":"fp"');
   });
 
   describe('listeners', () => {
@@ -104,49 +65,32 @@ describe('refusals', () => {
     let kubeconfigB: string;
 
     beforeAll(async () => {
-      const [a, b] = await Promise.all([readyCluster('listener-a'), readyCluster('listener-b')]);
-      kubeconfigA = writeKubeconfig(a, host.dir);
-      kubeconfigB = writeKubeconfig(b, host.dir);
-      for (const c of [a, b]) {
-        const agent = startAgent(
-          {
-            cluster: c.metadata.name,
-            token: c.spec!.connection!.token!,
-            proxy,
-            member,
-            saDir,
-            id: c.metadata.name,
-          },
-          agentBundle,
-        );
-        procs.push(agent);
-      }
-      for (const n of ['listener-a', 'listener-b']) {
-        await until(
-          () => `${n} to be available`,
-          async () => condition(await getCluster(host, n), 'AgentAvailable') === 'True',
-          30_000,
-        );
-      }
+      const [a, b] = await Promise.all([bed.readyCluster('listener-a'), bed.readyCluster('listener-b')]);
+      kubeconfigA = writeKubeconfig(a, bed.host.dir);
+      kubeconfigB = writeKubeconfig(b, bed.host.dir);
+      const agents = [a, b].map((c) =>
+        bed.startAgent({ cluster: c.metadata.name, token: c.spec!.connection!.token!, id: c.metadata.name }),
+      );
+      for (const [i, c] of [a, b].entries()) await bed.untilAgentAvailable(c.metadata.name, agents[i]);
       expect(
-        await host.kubectlOk(['get', 'namespace', 'default', '-o', 'name'], { kubeconfig: kubeconfigA }),
+        await bed.host.kubectlOk(['get', 'namespace', 'default', '-o', 'name'], { kubeconfig: kubeconfigA }),
       ).toBe('namespace/default');
     });
 
     it("cluster A's kubeconfig used against cluster B's listener is refused (403), naming the reason", async () => {
       const serverB = /server: "([^"]+)"/.exec(readFileSync(kubeconfigB, 'utf8'))![1]!;
-      const crossed = join(host.dir, 'a-at-b.kubeconfig');
+      const crossed = join(bed.host.dir, 'a-at-b.kubeconfig');
       writeFileSync(
         crossed,
         readFileSync(kubeconfigA, 'utf8').replace(/server: "[^"]+"/, `server: "${serverB}"`),
       );
-      const r = await host.kubectl(['get', '--raw', '/api/v1/namespaces'], { kubeconfig: crossed });
+      const r = await bed.host.kubectl(['get', '--raw', '/api/v1/namespaces'], { kubeconfig: crossed });
       expect(r.exitCode).not.toBe(0);
       // --raw skips discovery, so kubectl prints the Status the listener sent
       expect(r.stderr).toBe(
         'Error from server (Forbidden): client certificate "knet-tower:listener-a" is not valid for cluster listener-b',
       );
-      expect((await host.kubectl(['get', 'namespaces'], { kubeconfig: crossed })).exitCode).not.toBe(0);
+      expect((await bed.host.kubectl(['get', 'namespaces'], { kubeconfig: crossed })).exitCode).not.toBe(0);
       await until(
         () => 'the wrong-cluster refusal to be counted',
         async () => (await proxyMetric('tower_proxy_listener_refusals_total', 'reason="wrong-cluster"')) >= 1,
@@ -164,7 +108,7 @@ describe('refusals', () => {
       const real = readFileSync(kubeconfigA, 'utf8');
       const caPem = Buffer.from(/certificate-authority-data: "([^"]+)"/.exec(real)![1]!, 'base64').toString();
       const server = /server: "([^"]+)"/.exec(real)![1]!;
-      const file = join(host.dir, 'evil.kubeconfig');
+      const file = join(bed.host.dir, 'evil.kubeconfig');
       writeFileSync(
         file,
         renderKubeconfig({
@@ -174,7 +118,7 @@ describe('refusals', () => {
           credentials: { clientCertificatePem: cert.certPem, clientKeyPem: cert.keyPem },
         }),
       );
-      const r = await host.kubectl(['get', '--raw', '/api'], { kubeconfig: file });
+      const r = await bed.host.kubectl(['get', '--raw', '/api'], { kubeconfig: file });
       expect(r.exitCode).not.toBe(0);
       expect(r.stderr).toMatch(/certificate|tls|EOF|connection reset/i);
       // (counted when the server side of the handshake fails, which may trail the client's exit)
@@ -185,11 +129,11 @@ describe('refusals', () => {
       );
       // and without any client certificate
       writeFileSync(file, renderKubeconfig({ name: 'anon', server, caPem, credentials: { token: 'x' } }));
-      expect((await host.kubectl(['get', '--raw', '/api'], { kubeconfig: file })).exitCode).not.toBe(0);
+      expect((await bed.host.kubectl(['get', '--raw', '/api'], { kubeconfig: file })).exitCode).not.toBe(0);
     });
 
     it('a target the agent does not serve is not routed: the ks listener answers 503', async () => {
-      const c = await getCluster(host, 'listener-a');
+      const c = await getCluster(bed.host, 'listener-a');
       const port = c.spec!.connection!.kubesphereAPIServerPort!;
       const answer = await new Promise<string>((resolve, reject) => {
         const s = netConnect({ host: '127.0.0.1', port }, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
@@ -252,12 +196,8 @@ describe('refusals', () => {
       );
       const port = await freePort();
       await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-      const rogue = { ...proxy, url: `http://127.0.0.1:${port}`, fingerprint: key.fingerprint };
-      const agent = startAgent(
-        { cluster: 'rogue', token: 't', proxy: rogue, member, saDir, id: 'rogue' },
-        agentBundle,
-      );
-      procs.push(agent);
+      const rogue = { ...bed.proxy, url: `http://127.0.0.1:${port}`, fingerprint: key.fingerprint };
+      const agent = bed.startAgent({ cluster: 'rogue', token: 't', proxy: rogue, id: 'rogue' });
       await done;
       expect(asked).toEqual({
         'ssh-on-node': expect.stringMatching(/^refused/),

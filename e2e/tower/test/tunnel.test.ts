@@ -4,64 +4,30 @@ import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { kubeconfigTls } from '@knet/k8s';
-import { ControlPlane, appBundle, until, type ManagedProcess } from '@knet/testing';
-import {
-  condition,
-  createReadyCluster,
-  getCluster,
-  patchCluster,
-  startClusters,
-  startAgent,
-  stopAll,
-  startProxy,
-  writeKubeconfig,
-  type RunningProxy,
-} from './harness';
+import { until, type ManagedProcess } from '@knet/testing';
+import { condition, getCluster, patchCluster, towerBed, writeKubeconfig } from './harness';
 
-jest.setTimeout(120_000);
-
-let host: ControlPlane;
-let member: ControlPlane;
-let proxy: RunningProxy;
+const bed = towerBed({ testTimeout: 120_000 });
 let agent: ManagedProcess;
-let saDir: string;
 let kubeconfig: string;
-const procs: ManagedProcess[] = [];
 
 beforeAll(async () => {
-  [{ host, member, saDir }] = await Promise.all([
-    startClusters(),
-    appBundle('tower-proxy'),
-    appBundle('tower-agent'),
-  ]);
-  proxy = await startProxy(host);
-  procs.push(proxy.proc);
-  const c = await createReadyCluster(host, 'alpha', proxy);
-  kubeconfig = writeKubeconfig(c, host.dir);
-  agent = startAgent(
-    { cluster: 'alpha', token: c.spec!.connection!.token!, proxy, member, saDir },
-    await appBundle('tower-agent'),
-  );
-  procs.push(agent);
-  await until(
-    () => `AgentAvailable=True; agent log:\n${agent.tail(30)}\nproxy log:\n${proxy.proc.tail(30)}`,
-    async () => condition(await getCluster(host, 'alpha'), 'AgentAvailable') === 'True',
-    30_000,
-  );
-}, 240_000);
-
-afterAll(() => stopAll(procs, host, member));
+  const c = await bed.readyCluster('alpha');
+  kubeconfig = writeKubeconfig(c, bed.host.dir);
+  agent = bed.startAgent({ cluster: 'alpha', token: c.spec!.connection!.token! });
+  await bed.untilAgentAvailable('alpha', agent);
+});
 
 describe('the kubeconfig in the Cluster object works with kubectl through the tunnel', () => {
   it('fills the Cluster: token, ports, endpoints, kubeconfig, conditions, Service mc-alpha', async () => {
-    const c = await getCluster(host, 'alpha');
+    const c = await getCluster(bed.host, 'alpha');
     const conn = c.spec!.connection!;
     expect(conn.token).toMatch(/^[0-9a-f]{64}$/);
     expect(conn.kubesphereAPIServerPort).toBe(conn.kubernetesAPIServerPort! + 10_000);
     expect(conn.kubernetesAPIEndpoint).toBe(`https://127.0.0.1:${conn.kubernetesAPIServerPort}`);
     expect(condition(c, 'Initialized')).toBe('True');
     const svc = JSON.parse(
-      await host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
+      await bed.host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
     ) as {
       spec: { type: string; ports: { port: number; targetPort: number }[] };
       metadata: { ownerReferences: { kind: string; name: string }[] };
@@ -75,15 +41,15 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
   });
 
   it('kubectl get namespaces reaches the member', async () => {
-    await member.kubectlOk(['create', 'namespace', 'only-on-member']);
-    const out = await host.kubectlOk(['get', 'namespaces', '-o', 'name'], { kubeconfig });
+    await bed.member.kubectlOk(['create', 'namespace', 'only-on-member']);
+    const out = await bed.host.kubectlOk(['get', 'namespaces', '-o', 'name'], { kubeconfig });
     expect(out.split('\n')).toContain('namespace/only-on-member');
     // and it is the member, not the host, that answered
-    expect((await host.kubectl(['get', 'namespace', 'only-on-member'])).exitCode).not.toBe(0);
+    expect((await bed.host.kubectl(['get', 'namespace', 'only-on-member'])).exitCode).not.toBe(0);
   });
 
   it('kubectl --watch sees a change made on the member', async () => {
-    const { kubectl } = host.bin;
+    const { kubectl } = bed.host.bin;
     const w = spawn(kubectl, [`--kubeconfig=${kubeconfig}`, 'get', 'namespaces', '--watch', '-o', 'name'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -95,7 +61,7 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
         async () => lines.includes('namespace/default'),
         20_000,
       );
-      await member.kubectlOk(['create', 'namespace', 'watched']);
+      await bed.member.kubectlOk(['create', 'namespace', 'watched']);
       await until(
         () => `the watch to see namespace/watched; seen: ${lines.join(', ')}`,
         async () => lines.includes('namespace/watched'),
@@ -138,7 +104,7 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
         async () => names.includes('ADDED default'),
         20_000,
       );
-      await member.kubectlOk(['create', 'namespace', 'seen-over-websocket']);
+      await bed.member.kubectlOk(['create', 'namespace', 'seen-over-websocket']);
       await until(
         () => `the WebSocket watch to see the change; seen: ${names.join(', ')}`,
         async () => names.includes('ADDED seen-over-websocket'),
@@ -158,10 +124,10 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
         metadata: { name: `big-${i}`, namespace: 'default' },
         data: { blob },
       };
-      await member.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(cm) });
+      await bed.member.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(cm) });
     }
     const bytes = async (direction: string) => {
-      const text = await (await fetch(`${proxy.url}/metrics`)).text();
+      const text = await (await fetch(`${bed.proxy.url}/metrics`)).text();
       const re = new RegExp(
         `^tower_proxy_bytes_total\\{cluster="alpha",target="kubernetes",direction="${direction}"\\} (\\d+)`,
         'm',
@@ -171,7 +137,7 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
     const before = await bytes('from_agent');
     // Uncompressed: with gzip (the API server compresses large responses) these repetitive
     // objects would cross the tunnel as ~34 KB.
-    const out = await host.kubectlOk(
+    const out = await bed.host.kubectlOk(
       ['get', 'configmaps', '-n', 'default', '-o', 'json', '--disable-compression'],
       { kubeconfig },
     );
@@ -192,54 +158,45 @@ describe('the kubeconfig in the Cluster object works with kubectl through the tu
 
 describe('an agent outside its cluster, with --kubeconfig credentials', () => {
   it('forwards with the kubeconfig’s identity (client certificate), not a service account', async () => {
-    const c = await createReadyCluster(host, 'kcfg', proxy);
-    const kcfg = writeKubeconfig(c, host.dir);
-    const outside = startAgent(
-      {
-        cluster: 'kcfg',
-        token: c.spec!.connection!.token!,
-        proxy,
-        member,
-        saDir,
-        kubeconfig: member.kubeconfigPath,
-        id: 'kubeconfig-agent',
-      },
-      await appBundle('tower-agent'),
-    );
-    procs.push(outside);
-    await until(
-      () => `AgentAvailable=True; agent log:\n${outside.tail(30)}`,
-      async () => condition(await getCluster(host, 'kcfg'), 'AgentAvailable') === 'True',
-      30_000,
-    );
+    const c = await bed.readyCluster('kcfg');
+    const kcfg = writeKubeconfig(c, bed.host.dir);
+    const outside = bed.startAgent({
+      cluster: 'kcfg',
+      token: c.spec!.connection!.token!,
+      kubeconfig: bed.member.kubeconfigPath,
+      id: 'kubeconfig-agent',
+    });
+    await bed.untilAgentAvailable('kcfg', outside);
     const whoami = (out: string) =>
       (JSON.parse(out) as { status: { userInfo: { username: string } } }).status.userInfo.username;
-    const direct = whoami(await member.kubectlOk(['auth', 'whoami', '-o', 'json']));
-    const tunnelled = whoami(await host.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig: kcfg }));
+    const direct = whoami(await bed.member.kubectlOk(['auth', 'whoami', '-o', 'json']));
+    const tunnelled = whoami(
+      await bed.host.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig: kcfg }),
+    );
     expect(tunnelled).toBe(direct);
     expect(tunnelled).not.toMatch(/^system:serviceaccount:/);
     // …while the in-cluster agent of alpha is its service account
-    const sa = whoami(await host.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig }));
+    const sa = whoami(await bed.host.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig }));
     expect(sa).toMatch(/^system:serviceaccount:/);
     await outside.stop();
-    await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'kcfg']);
+    await bed.host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'kcfg']);
   });
 });
 
 describe('external access and deletion', () => {
   it('externalKubeAPIEnabled makes mc-<name> a LoadBalancer with the annotated annotations; its ingress sets ExternalAccessReady', async () => {
-    await host.kubectlOk([
+    await bed.host.kubectlOk([
       'annotate',
       'clusters.cluster.kubesphere.io',
       'alpha',
       'tower.kubesphere.io/external-lb-service-annoations={"lb.example.com/scheme":"internal"}',
     ]);
-    await patchCluster(host, 'alpha', { spec: { externalKubeAPIEnabled: true } });
+    await patchCluster(bed.host, 'alpha', { spec: { externalKubeAPIEnabled: true } });
     const svc = await until(
       () => 'the Service to become a LoadBalancer',
       async () => {
         const s = JSON.parse(
-          await host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
+          await bed.host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
         ) as {
           spec: { type: string };
           metadata: { annotations?: Record<string, string> };
@@ -252,13 +209,14 @@ describe('external access and deletion', () => {
     await until(
       () => 'ExternalAccessReady=False (WaitingForLoadBalancer)',
       async () =>
-        (await getCluster(host, 'alpha')).status?.conditions?.find((c) => c.type === 'ExternalAccessReady')
-          ?.reason === 'WaitingForLoadBalancer',
+        (await getCluster(bed.host, 'alpha')).status?.conditions?.find(
+          (c) => c.type === 'ExternalAccessReady',
+        )?.reason === 'WaitingForLoadBalancer',
       20_000,
     );
 
     // What a cloud controller does once the load balancer exists:
-    await host.kubectlOk([
+    await bed.host.kubectlOk([
       'patch',
       'service',
       'mc-alpha',
@@ -272,38 +230,38 @@ describe('external access and deletion', () => {
     const c = await until(
       () => 'ExternalAccessReady=True',
       async () => {
-        const c = await getCluster(host, 'alpha');
+        const c = await getCluster(bed.host, 'alpha');
         return condition(c, 'ExternalAccessReady') === 'True' ? c : undefined;
       },
       20_000,
     );
     expect(c.spec?.connection?.externalKubernetesAPIEndpoint).toBe('https://203.0.113.10:6443');
 
-    await patchCluster(host, 'alpha', { spec: { externalKubeAPIEnabled: false } });
+    await patchCluster(bed.host, 'alpha', { spec: { externalKubeAPIEnabled: false } });
     await until(
       () => 'ExternalAccessReady to be removed',
-      async () => condition(await getCluster(host, 'alpha'), 'ExternalAccessReady') === undefined,
+      async () => condition(await getCluster(bed.host, 'alpha'), 'ExternalAccessReady') === undefined,
       20_000,
     );
   });
 
   it('a Service deleted by hand comes back', async () => {
-    await host.kubectlOk(['delete', 'service', 'mc-alpha', '-n', 'kubesphere-system']);
+    await bed.host.kubectlOk(['delete', 'service', 'mc-alpha', '-n', 'kubesphere-system']);
     await until(
       () => 'the Service to be recreated',
       async () =>
-        (await host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode === 0,
+        (await bed.host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode === 0,
       20_000,
     );
   });
 
   it('deleting the Cluster removes its Service, listener and agent sessions', async () => {
-    const port = (await getCluster(host, 'alpha')).spec!.connection!.kubernetesAPIServerPort!;
-    await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'alpha']);
+    const port = (await getCluster(bed.host, 'alpha')).spec!.connection!.kubernetesAPIServerPort!;
+    await bed.host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'alpha']);
     await until(
       () => 'the Service to be deleted',
       async () =>
-        (await host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode !== 0,
+        (await bed.host.kubectl(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system'])).exitCode !== 0,
       20_000,
     );
     const refused = await new Promise<boolean>((resolve) => {
@@ -312,7 +270,7 @@ describe('external access and deletion', () => {
       s.on('error', () => resolve(true));
     });
     expect(refused).toBe(true);
-    const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
+    const metrics = await (await fetch(`${bed.proxy.url}/metrics`)).text();
     expect(metrics).toMatch(/tower_proxy_agent_sessions\{cluster="alpha"\} 0/);
     // the agent is now turned away as unknown, and keeps trying with backoff
     await until(
