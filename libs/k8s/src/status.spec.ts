@@ -6,17 +6,10 @@ describe('setCondition', () => {
   const t2 = new Date('2026-01-02T00:00:00Z');
 
   it('adds, updates without moving lastTransitionTime, and moves it on a status change', () => {
-    const a = setCondition([], { type: 'Ready', status: 'False', reason: 'Init', message: 'starting' }, t1);
-    expect(a).toEqual([
-      {
-        type: 'Ready',
-        status: 'False',
-        reason: 'Init',
-        message: 'starting',
-        lastTransitionTime: '2026-01-01T00:00:00Z',
-      },
-    ]);
-    const b = setCondition(a, { type: 'Ready', status: 'False', reason: 'Wait', message: 'still' }, t2);
+    const init = { type: 'Ready', status: 'False', reason: 'Init', message: 'starting' } as const;
+    const a = setCondition([], init, t1);
+    expect(a).toEqual([{ ...init, lastTransitionTime: '2026-01-01T00:00:00Z' }]);
+    const b = setCondition(a, { ...init, reason: 'Wait', message: 'still' }, t2);
     expect(b[0]).toMatchObject({ reason: 'Wait', lastTransitionTime: '2026-01-01T00:00:00Z' });
     const c = setCondition(b, { type: 'Ready', status: 'True', reason: 'Up', message: 'ok' }, t2);
     expect(c[0]?.lastTransitionTime).toBe('2026-01-02T00:00:00Z');
@@ -43,25 +36,13 @@ describe("setCondition with lastUpdateTime: KubeSphere's Cluster conditions", ()
   ) => setCondition(list, next, now, { lastUpdateTime: true });
 
   it('keeps both timestamps when nothing changes, moves lastUpdateTime on a new message, lastTransitionTime on a new status', () => {
-    const a = set([], { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' }, t0);
+    const none = { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' } as const;
+    const a = set([], none, t0);
     expect(a).toEqual([
-      {
-        type: 'AgentAvailable',
-        status: 'False',
-        reason: 'NoAgent',
-        message: 'none',
-        lastUpdateTime: '2026-01-01T00:00:00Z',
-        lastTransitionTime: '2026-01-01T00:00:00Z',
-      },
+      { ...none, lastUpdateTime: '2026-01-01T00:00:00Z', lastTransitionTime: '2026-01-01T00:00:00Z' },
     ]);
-    expect(
-      set(a, { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'none' }, t1),
-    ).toEqual(a);
-    const b = set(
-      a,
-      { type: 'AgentAvailable', status: 'False', reason: 'NoAgent', message: 'still none' },
-      t1,
-    );
+    expect(set(a, none, t1)).toEqual(a);
+    const b = set(a, { ...none, message: 'still none' }, t1);
     expect(b[0]).toMatchObject({
       lastUpdateTime: '2026-01-01T01:00:00Z',
       lastTransitionTime: '2026-01-01T00:00:00Z',
