@@ -1,27 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundleScript, ControlPlane } from '@knet/testing';
+import { controlPlaneBed } from './bed';
 
 jest.setTimeout(60_000);
 
-let cp: ControlPlane;
-let script: string;
-
-beforeAll(async () => {
-  [cp, script] = await Promise.all([
-    ControlPlane.start(),
-    bundleScript(join(__dirname, 'fixtures/check-cluster.ts')),
-  ]);
-}, 120_000);
-
-afterAll(async () => {
-  await cp?.stop();
-});
+const bed = controlPlaneBed({ script: 'fixtures/check-cluster.ts' });
 
 function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [script, ...args], {
-    env: { PATH: process.env['PATH'], HOME: cp.dir, ...env },
+  const r = spawnSync(process.execPath, [bed.script, ...args], {
+    env: { PATH: process.env['PATH'], HOME: bed.cp.dir, ...env },
     encoding: 'utf8',
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -29,7 +17,11 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 describe('an app given bad input prints one clear line and exits non-zero', () => {
   it('works with a good kubeconfig', () => {
-    expect(runCli(['--kubeconfig', cp.kubeconfigPath])).toEqual({ code: 0, stdout: 'v1.34.4\n', stderr: '' });
+    expect(runCli(['--kubeconfig', bed.cp.kubeconfigPath])).toEqual({
+      code: 0,
+      stdout: 'v1.34.4\n',
+      stderr: '',
+    });
   });
 
   it('a kubeconfig that does not exist', () => {
@@ -49,10 +41,10 @@ describe('an app given bad input prints one clear line and exits non-zero', () =
   });
 
   it('a kubeconfig whose user the API server rejects', () => {
-    const file = join(cp.dir, 'wrong-user.kubeconfig');
+    const file = join(bed.cp.dir, 'wrong-user.kubeconfig');
     writeFileSync(
       file,
-      readFileSync(cp.kubeconfigPath, 'utf8').replace(
+      readFileSync(bed.cp.kubeconfigPath, 'utf8').replace(
         /client-certificate-data: .*\n\s*client-key-data: .*\n/,
         'token: "not-a-token"\n',
       ),
@@ -65,8 +57,11 @@ describe('an app given bad input prints one clear line and exits non-zero', () =
   });
 
   it('an unreachable API server', () => {
-    const file = join(cp.dir, 'unreachable.kubeconfig');
-    writeFileSync(file, readFileSync(cp.kubeconfigPath, 'utf8').replace(/127\.0\.0\.1:\d+/, '127.0.0.1:1'));
+    const file = join(bed.cp.dir, 'unreachable.kubeconfig');
+    writeFileSync(
+      file,
+      readFileSync(bed.cp.kubeconfigPath, 'utf8').replace(/127\.0\.0\.1:\d+/, '127.0.0.1:1'),
+    );
     const r = runCli(['--kubeconfig', file]);
     expect(r.code).toBe(1);
     expect(r.stderr.split('\n')).toHaveLength(2); // one line + the final newline
@@ -76,7 +71,7 @@ describe('an app given bad input prints one clear line and exits non-zero', () =
   });
 
   it('an invalid flag value is a usage error (exit 2) naming the flag and env var', () => {
-    const r = runCli(['--kubeconfig', cp.kubeconfigPath, '--timeout', 'soon']);
+    const r = runCli(['--kubeconfig', bed.cp.kubeconfigPath, '--timeout', 'soon']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^check-cluster: error: --timeout \(CHECK_TIMEOUT\): .*"soon"\n$/);
   });

@@ -1,8 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage } from '@knet/runtime';
-import { ControlPlane } from '@knet/testing';
 import {
   EventRecorder,
   addFinalizer,
@@ -19,6 +18,7 @@ import {
   setCondition,
   type Condition,
 } from '../src';
+import { controlPlaneBed } from './bed';
 
 jest.setTimeout(60_000);
 
@@ -27,19 +27,12 @@ interface Widget extends KubernetesObject {
   status?: { conditions?: Condition[] };
 }
 
-let cp: ControlPlane;
-let kc: KubeConfig;
 const widgets = '/apis/test.knet.io/v1/widgets';
-
-beforeAll(async () => {
-  cp = await ControlPlane.start();
-  kc = loadKubeConfig({ kubeconfig: cp.kubeconfigPath }).kc;
-  await cp.kubectlOk(['apply', '-f', join(__dirname, 'fixtures/widget-crd.yaml')]);
-  await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/widgets.test.knet.io', '--timeout=30s']);
-}, 120_000);
-
-afterAll(async () => {
-  await cp?.stop();
+const bed = controlPlaneBed({
+  async setUp({ cp }) {
+    await cp.kubectlOk(['apply', '-f', join(__dirname, 'fixtures/widget-crd.yaml')]);
+    await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/widgets.test.knet.io', '--timeout=30s']);
+  },
 });
 
 const widget = (name: string, spec: object): object => ({
@@ -51,7 +44,7 @@ const widget = (name: string, spec: object): object => ({
 
 describe('a CRD on the real API server', () => {
   it('rejects input that breaks the schema with 422 Invalid naming the field', async () => {
-    const err = await kubeRequest(kc, {
+    const err = await kubeRequest(bed.kc, {
       method: 'POST',
       path: widgets,
       body: widget('bad', { port: 70000, mode: 'tunnel' }),
@@ -65,7 +58,7 @@ describe('a CRD on the real API server', () => {
     );
 
     const missing = decodeApiError(
-      await kubeRequest(kc, { method: 'POST', path: widgets, body: widget('bad2', {}) }).catch(
+      await kubeRequest(bed.kc, { method: 'POST', path: widgets, body: widget('bad2', {}) }).catch(
         (e: unknown) => e,
       ),
     );
@@ -75,31 +68,33 @@ describe('a CRD on the real API server', () => {
 
   it('resolves the plural through discovery', async () => {
     expect(
-      await resourcePath(kc, {
+      await resourcePath(bed.kc, {
         apiVersion: 'test.knet.io/v1',
         kind: 'Widget',
         name: 'w',
         subresource: 'status',
       }),
     ).toBe('/apis/test.knet.io/v1/widgets/w/status');
-    expect(await resourcePath(kc, { apiVersion: 'v1', kind: 'Secret', name: 's', namespace: 'n' })).toBe(
+    expect(await resourcePath(bed.kc, { apiVersion: 'v1', kind: 'Secret', name: 's', namespace: 'n' })).toBe(
       '/api/v1/namespaces/n/secrets/s',
     );
-    await expect(resourcePath(kc, { apiVersion: 'v1', kind: 'Secret', name: 's' })).rejects.toThrow(
+    await expect(resourcePath(bed.kc, { apiVersion: 'v1', kind: 'Secret', name: 's' })).rejects.toThrow(
       /is namespaced/,
     );
   });
 
   it('writes status only through the status sub-resource, keeps conditions, and manages finalizers', async () => {
-    const created = await kubeRequest<Widget>(kc, {
+    const created = await kubeRequest<Widget>(bed.kc, {
       method: 'POST',
       path: widgets,
       body: widget('w1', { port: 443 }),
     });
     // status in a main-resource write is ignored when the status sub-resource is on
     const ref = { apiVersion: 'test.knet.io/v1', kind: 'Widget', name: 'w1' };
-    await patchObject(kc, ref, { status: { conditions: [] } }, 'merge');
-    expect((await kubeRequest<Widget>(kc, { method: 'GET', path: `${widgets}/w1` })).status).toBeUndefined();
+    await patchObject(bed.kc, ref, { status: { conditions: [] } }, 'merge');
+    expect(
+      (await kubeRequest<Widget>(bed.kc, { method: 'GET', path: `${widgets}/w1` })).status,
+    ).toBeUndefined();
 
     const t0 = new Date('2026-01-01T00:00:00Z');
     let conditions = setCondition(
@@ -107,7 +102,7 @@ describe('a CRD on the real API server', () => {
       { type: 'Ready', status: 'False', reason: 'Pending', message: 'waiting' },
       t0,
     );
-    await patchStatus(kc, ref, { conditions });
+    await patchStatus(bed.kc, ref, { conditions });
     conditions = setCondition(
       conditions,
       { type: 'Ready', status: 'False', reason: 'StillPending', message: 'still' },
@@ -119,40 +114,44 @@ describe('a CRD on the real API server', () => {
       { type: 'Ready', status: 'True', reason: 'Up', message: 'ok' },
       new Date('2026-02-01T00:00:00Z'),
     );
-    const after = await patchStatus<Widget>(kc, ref, { conditions });
+    const after = await patchStatus<Widget>(bed.kc, ref, { conditions });
     expect(isConditionTrue(after.status?.conditions, 'Ready')).toBe(true);
     expect(after.status?.conditions?.[0]?.lastTransitionTime).toBe('2026-02-01T00:00:00Z');
     expect(after.spec.port).toBe(443);
 
-    const withF = await addFinalizer(kc, created, 'test.knet.io/cleanup');
+    const withF = await addFinalizer(bed.kc, created, 'test.knet.io/cleanup');
     expect(hasFinalizer(withF, 'test.knet.io/cleanup')).toBe(true);
-    expect(await addFinalizer(kc, withF, 'test.knet.io/cleanup')).toBe(withF); // idempotent, no write
-    const withTwo = await addFinalizer(kc, withF, 'test.knet.io/other');
+    expect(await addFinalizer(bed.kc, withF, 'test.knet.io/cleanup')).toBe(withF); // idempotent, no write
+    const withTwo = await addFinalizer(bed.kc, withF, 'test.knet.io/other');
     // a stale copy cannot clobber a concurrent change: the guarded JSON patch is refused
-    await expect(removeFinalizer(kc, withF, 'test.knet.io/cleanup')).rejects.toThrow(/422|test/i);
+    await expect(removeFinalizer(bed.kc, withF, 'test.knet.io/cleanup')).rejects.toThrow(/422|test/i);
 
-    await kubeRequest(kc, { method: 'DELETE', path: `${widgets}/w1` });
-    const deleting = await kubeRequest<Widget>(kc, { method: 'GET', path: `${widgets}/w1` });
+    await kubeRequest(bed.kc, { method: 'DELETE', path: `${widgets}/w1` });
+    const deleting = await kubeRequest<Widget>(bed.kc, { method: 'GET', path: `${widgets}/w1` });
     expect(deleting.metadata?.deletionTimestamp).toBeTruthy();
-    const one = await removeFinalizer(kc, { ...withTwo, metadata: deleting.metadata }, 'test.knet.io/other');
-    expect(await removeFinalizer(kc, one!, 'test.knet.io/cleanup')).toBeDefined();
-    const gone = await kubeRequest(kc, { method: 'GET', path: `${widgets}/w1` }).catch(
+    const one = await removeFinalizer(
+      bed.kc,
+      { ...withTwo, metadata: deleting.metadata },
+      'test.knet.io/other',
+    );
+    expect(await removeFinalizer(bed.kc, one!, 'test.knet.io/cleanup')).toBeDefined();
+    const gone = await kubeRequest(bed.kc, { method: 'GET', path: `${widgets}/w1` }).catch(
       (e: unknown) => decodeApiError(e).code,
     );
     expect(gone).toBe(404);
   });
 
   it('records Events that kubectl describe shows, aggregating repeats', async () => {
-    const w = await kubeRequest<Widget>(kc, {
+    const w = await kubeRequest<Widget>(bed.kc, {
       method: 'POST',
       path: widgets,
       body: widget('w2', { port: 80 }),
     });
-    const rec = new EventRecorder(kc, 'knet-test', { host: 'node-a' });
+    const rec = new EventRecorder(bed.kc, 'knet-test', { host: 'node-a' });
     await rec.normal(w, 'Provisioned', 'port 80 allocated');
     await rec.warning(w, 'AgentDown', 'agent did not answer');
     await rec.warning(w, 'AgentDown', 'agent did not answer');
-    const core = kc.makeApiClient(CoreV1Api);
+    const core = bed.kc.makeApiClient(CoreV1Api);
     const list = await core.listNamespacedEvent({
       namespace: 'default',
       fieldSelector: 'involvedObject.name=w2',
@@ -170,12 +169,12 @@ describe('bad credentials and addresses give one clear line', () => {
     expect(() => loadKubeConfig({ kubeconfig: '/nonexistent/kubeconfig' })).toThrow(
       'kubeconfig /nonexistent/kubeconfig (from --kubeconfig) cannot be read: no such file',
     );
-    const bad = join(cp.dir, 'bad.kubeconfig');
+    const bad = join(bed.cp.dir, 'bad.kubeconfig');
     writeFileSync(bad, 'apiVersion: v1\nclusters: [oops\n');
     expect(() => loadKubeConfig({ kubeconfig: bad })).toThrow(
       /^kubeconfig .*bad.kubeconfig \(from --kubeconfig\) is not a valid kubeconfig: /,
     );
-    expect(() => loadKubeConfig({ kubeconfig: cp.kubeconfigPath, context: 'nope' })).toThrow(
+    expect(() => loadKubeConfig({ kubeconfig: bed.cp.kubeconfigPath, context: 'nope' })).toThrow(
       'context "nope" not in kubeconfig (has: testbed)',
     );
     expect(() => loadKubeConfig({ env: { KUBECONFIG: '/a:/b' } })).toThrow(
@@ -184,11 +183,11 @@ describe('bad credentials and addresses give one clear line', () => {
   });
 
   it('an unreachable API server', async () => {
-    const text = readFileSync(cp.kubeconfigPath, 'utf8').replace(
+    const text = readFileSync(bed.cp.kubeconfigPath, 'utf8').replace(
       /https:\/\/127\.0\.0\.1:\d+/,
       'https://127.0.0.1:1',
     );
-    const file = join(cp.dir, 'unreachable.kubeconfig');
+    const file = join(bed.cp.dir, 'unreachable.kubeconfig');
     writeFileSync(file, text);
     const err = errorMessage(
       await checkApiServer(loadKubeConfig({ kubeconfig: file }).kc, 5000).catch((e: unknown) => e),
@@ -197,11 +196,11 @@ describe('bad credentials and addresses give one clear line', () => {
       /^API server https:\/\/127.0.0.1:1: cannot reach the API server \(ECONNREFUSED: .*\); check the kubeconfig/,
     );
     expect(err).not.toContain('\n');
-    expect((await checkApiServer(kc)).gitVersion).toBe('v1.34.4');
+    expect((await checkApiServer(bed.kc)).gitVersion).toBe('v1.34.4');
   });
 
   it('a ServiceAccount without RBAC gets a 403 that names RBAC', async () => {
-    const file = await cp.serviceAccountKubeconfig('rbac-test', 'nobody');
+    const file = await bed.cp.serviceAccountKubeconfig('rbac-test', 'nobody');
     const sa = loadKubeConfig({ kubeconfig: file }).kc;
     const err: unknown = await sa
       .makeApiClient(CoreV1Api)

@@ -1,26 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ControlPlane, bundleScript, sleep, until } from '@knet/testing';
+import { sleep, until } from '@knet/testing';
 import { formatMicroTime } from '../src';
+import { controlPlaneBed } from './bed';
 
 jest.setTimeout(60_000);
 
-let cp: ControlPlane;
-let script: string;
 const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  [cp, script] = await Promise.all([
-    ControlPlane.start(),
-    bundleScript(join(__dirname, 'fixtures/elector.ts')),
-  ]);
-}, 120_000);
-
-afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
-  await cp?.stop();
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL'); // before the control plane stops
 });
+const bed = controlPlaneBed({ script: 'fixtures/elector.ts' });
 
 interface Line {
   event: string;
@@ -30,8 +20,8 @@ interface Line {
 }
 
 function candidate(identity: string, lease: string, log: Line[]): ChildProcess {
-  const child = spawn(process.execPath, [script], {
-    env: { ...process.env, IDENTITY: identity, KUBECONFIG_PATH: cp.kubeconfigPath, LEASE_NAME: lease },
+  const child = spawn(process.execPath, [bed.script], {
+    env: { ...process.env, IDENTITY: identity, KUBECONFIG_PATH: bed.cp.kubeconfigPath, LEASE_NAME: lease },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
@@ -43,7 +33,7 @@ async function leaseSpec(
   name: string,
 ): Promise<{ holderIdentity?: string; renewTime?: string; leaseTransitions?: number }> {
   return JSON.parse(
-    await cp.kubectlOk(['get', 'lease', name, '-n', 'default', '-o', 'jsonpath={.spec}']),
+    await bed.cp.kubectlOk(['get', 'lease', name, '-n', 'default', '-o', 'jsonpath={.spec}']),
   ) as never;
 }
 

@@ -1,36 +1,29 @@
-import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { errorMessage } from '@knet/runtime';
-import { ControlPlane, until } from '@knet/testing';
+import { until } from '@knet/testing';
 import {
   KubeApiError,
   ResilientInformer,
   Secrets,
   decodeApiError,
   encodeSecretData,
-  loadKubeConfig,
   patchObject,
   secretData,
 } from '../src';
+import { controlPlaneBed } from './bed';
 
 jest.setTimeout(60_000);
 
-let cp: ControlPlane;
-let kc: KubeConfig;
 const ns = 'secrets-test';
-
-beforeAll(async () => {
-  cp = await ControlPlane.start();
-  kc = loadKubeConfig({ kubeconfig: cp.kubeconfigPath }).kc;
-  await cp.kubectlOk(['create', 'namespace', ns]);
-}, 120_000);
-
-afterAll(async () => {
-  await cp?.stop();
+const bed = controlPlaneBed({
+  async setUp({ cp }) {
+    await cp.kubectlOk(['create', 'namespace', ns]);
+  },
 });
 
 describe('Secrets against the real API server', () => {
   it('creates, reads, updates and deletes; a missing Secret is undefined', async () => {
-    const s = new Secrets(kc);
+    const s = new Secrets(bed.kc);
     expect(await s.get(ns, 'nope')).toBeUndefined();
     await s.create(ns, { metadata: { name: 'a' }, data: encodeSecretData({ token: 'abc' }) });
     const got = await s.get(ns, 'a');
@@ -41,7 +34,7 @@ describe('Secrets against the real API server', () => {
     // the API server confirms with kubectl too
     expect(
       Buffer.from(
-        await cp.kubectlOk(['get', 'secret', 'a', '-n', ns, '-o', 'jsonpath={.data.token}']),
+        await bed.cp.kubectlOk(['get', 'secret', 'a', '-n', ns, '-o', 'jsonpath={.data.token}']),
         'base64',
       ).toString(),
     ).toBe('def');
@@ -50,7 +43,7 @@ describe('Secrets against the real API server', () => {
   });
 
   it('a stale update gets a real 409 that decodes to Conflict', async () => {
-    const s = new Secrets(kc);
+    const s = new Secrets(bed.kc);
     const created = await s.create(ns, { metadata: { name: 'stale' }, stringData: { v: '1' } });
     await s.update(ns, { ...created, stringData: { v: '2' } });
     const err = await s.update(ns, { ...created, stringData: { v: '3' } }).catch((e: unknown) => e);
@@ -63,7 +56,7 @@ describe('Secrets against the real API server', () => {
   });
 
   it('upsert survives concurrent writers: 20 parallel increments all land', async () => {
-    const s = new Secrets(kc, 50);
+    const s = new Secrets(bed.kc, 50);
     const bump = (cur: V1Secret | undefined): V1Secret => {
       const n = Number(secretData(cur)['n']?.toString() ?? '0');
       return { ...(cur ?? { metadata: { name: 'counter' } }), data: encodeSecretData({ n: String(n + 1) }) };
@@ -77,15 +70,15 @@ describe('Secrets against the real API server', () => {
   });
 
   it('patches with merge, JSON, strategic and server-side apply content types', async () => {
-    const s = new Secrets(kc);
+    const s = new Secrets(bed.kc);
     await s.create(ns, { metadata: { name: 'p', labels: { a: '1' } }, stringData: { k: 'v' } });
     const ref = { apiVersion: 'v1', kind: 'Secret', name: 'p', namespace: ns };
 
-    await patchObject(kc, ref, { metadata: { labels: { b: '2' } } }, 'merge');
-    await patchObject(kc, ref, [{ op: 'add', path: '/metadata/labels/c', value: '3' }], 'json');
-    await patchObject(kc, ref, { metadata: { labels: { d: '4' } } }, 'strategic');
+    await patchObject(bed.kc, ref, { metadata: { labels: { b: '2' } } }, 'merge');
+    await patchObject(bed.kc, ref, [{ op: 'add', path: '/metadata/labels/c', value: '3' }], 'json');
+    await patchObject(bed.kc, ref, { metadata: { labels: { d: '4' } } }, 'strategic');
     await patchObject(
-      kc,
+      bed.kc,
       ref,
       { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'p', namespace: ns, labels: { e: '5' } } },
       'apply',
@@ -99,23 +92,23 @@ describe('Secrets against the real API server', () => {
 
     // a failed JSON-patch test op is refused by the server, not silently applied
     const err = await patchObject(
-      kc,
+      bed.kc,
       ref,
       [{ op: 'test', path: '/metadata/labels/a', value: 'x' }],
       'json',
     ).catch((e: unknown) => e);
     expect(decodeApiError(err).code).toBe(422);
     // strategic merge is refused for what it cannot handle (a CRD-less unknown kind is a 404 from discovery)
-    await expect(patchObject(kc, { ...ref, kind: 'NoSuchKind' }, {}, 'merge')).rejects.toThrow(
+    await expect(patchObject(bed.kc, { ...ref, kind: 'NoSuchKind' }, {}, 'merge')).rejects.toThrow(
       /has no kind NoSuchKind/,
     );
   });
 
   it('an informer sees add, update and delete, and restarts after the API server goes away', async () => {
-    const core = kc.makeApiClient(CoreV1Api);
+    const core = bed.kc.makeApiClient(CoreV1Api);
     const seen: string[] = [];
     const informer = new ResilientInformer<V1Secret>({
-      kc,
+      kc: bed.kc,
       path: `/api/v1/namespaces/${ns}/secrets`,
       list: () => core.listNamespacedSecret({ namespace: ns, labelSelector: 'watch=me' }),
       labelSelector: 'watch=me',
@@ -128,11 +121,11 @@ describe('Secrets against the real API server', () => {
     try {
       await informer.start();
       await informer.synced;
-      const s = new Secrets(kc);
+      const s = new Secrets(bed.kc);
       await s.create(ns, { metadata: { name: 'w1', labels: { watch: 'me' } }, stringData: { a: '1' } });
       await until('the informer to see add:w1', () => seen.includes('add:w1'));
       await patchObject(
-        kc,
+        bed.kc,
         { apiVersion: 'v1', kind: 'Secret', name: 'w1', namespace: ns },
         { stringData: { a: '2' } },
         'merge',
@@ -143,7 +136,7 @@ describe('Secrets against the real API server', () => {
       expect(informer.list(ns)).toHaveLength(0);
 
       // Crash the API server: client-node's informer would stop for good; ours restarts.
-      await cp.restart('kube-apiserver', { crash: true, downMs: 1500 });
+      await bed.cp.restart('kube-apiserver', { crash: true, downMs: 1500 });
       await s.create(ns, { metadata: { name: 'w2', labels: { watch: 'me' } }, stringData: { a: '1' } });
       await until('the informer to see add:w2', () => seen.includes('add:w2'), 30_000);
       expect(informer.restarts).toBeGreaterThan(0);
