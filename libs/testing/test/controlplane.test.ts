@@ -46,16 +46,7 @@ describe('the control plane of the test bed', () => {
     const can = (verb: string, res: string) =>
       cp.kubectl(['auth', 'can-i', verb, res, '-n', 'app'], { kubeconfig: file });
     expect((await can('get', 'secrets')).stdout).toBe('no');
-    await cp.kubectlOk(['create', 'role', 'read-secrets', '--verb=get', '--resource=secrets', '-n', 'app']);
-    await cp.kubectlOk([
-      'create',
-      'rolebinding',
-      'runner',
-      '--role=read-secrets',
-      '--serviceaccount=app:runner',
-      '-n',
-      'app',
-    ]);
+    await cp.grant('app', 'runner', { verbs: ['get'], resources: ['secrets'], role: 'read-secrets' });
     expect((await can('get', 'secrets')).stdout).toBe('yes');
     expect((await can('list', 'secrets')).stdout).toBe('no');
     const who = await cp.kubectlOk(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], {

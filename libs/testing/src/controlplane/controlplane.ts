@@ -268,6 +268,23 @@ export class ControlPlane {
     return file;
   }
 
+  /**
+   * Lets ServiceAccount `namespace/serviceAccount` do `verbs` on `resources` in its namespace, and
+   * no more: a Role and a RoleBinding, both named `role` (default the ServiceAccount's name).
+   */
+  async grant(
+    namespace: string,
+    serviceAccount: string,
+    rules: { verbs: readonly string[]; resources: readonly string[]; role?: string },
+  ): Promise<void> {
+    const role = rules.role ?? serviceAccount;
+    const verbs = `--verb=${rules.verbs.join(',')}`;
+    const resources = `--resource=${rules.resources.join(',')}`;
+    await this.kubectlOk(['create', 'role', role, verbs, resources, '-n', namespace]);
+    const subject = `--serviceaccount=${namespace}:${serviceAccount}`;
+    await this.kubectlOk(['create', 'rolebinding', role, `--role=${role}`, subject, '-n', namespace]);
+  }
+
   /** Processes of this control plane, by name (etcd, kube-apiserver, kube-controller-manager). */
   process(name: string): ManagedProcess | undefined {
     return this.procs.find((p) => p.name === name);
