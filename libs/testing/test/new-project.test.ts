@@ -1,53 +1,30 @@
 // tools/scripts/new-project.sh: the app skeleton it generates typechecks, passes its own tests and
 // runs; bad names and kinds are refused with one line.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { workspaceRoot } from '../src';
+import { inEachProject, scratchWorkspace } from './scratch-workspace';
 
 jest.setTimeout(180_000);
 
 const root = workspaceRoot();
 const script = join(root, 'tools/scripts/new-project.sh');
 const bin = (n: string) => join(root, 'node_modules/.bin', n);
-let ws: string;
-
-beforeAll(() => {
-  // A workspace of its own (shared node_modules, libs and tools), so nothing lands in this one.
-  ws = mkdtempSync(join(tmpdir(), 'knet-new-project-'));
-  for (const l of ['node_modules', 'tools']) symlinkSync(join(root, l), join(ws, l));
-  // libs/ itself is a folder here (a generated lib lands in it); its projects link to the real ones.
-  mkdirSync(join(ws, 'libs'));
-  for (const lib of readdirSync(join(root, 'libs')))
-    symlinkSync(join(root, 'libs', lib), join(ws, 'libs', lib));
-  for (const f of [
-    'tsconfig.base.json',
-    'jest.preset.cjs',
-    'eslint.config.mjs',
-    'package.json',
-    '.prettierrc.json',
-  ])
-    copyFileSync(join(root, f), join(ws, f));
+// A workspace of its own (shared node_modules, libs and tools), so nothing lands in this one; libs/
+// itself is a folder there (a generated lib lands in it), its projects link to the real ones.
+const ws = scratchWorkspace('new-project', {
+  link: ['node_modules', 'tools', ...inEachProject('libs')],
+  copy: ['tsconfig.base.json', 'jest.preset.cjs', 'eslint.config.mjs', 'package.json', '.prettierrc.json'],
 });
-afterAll(() => rmSync(ws, { recursive: true, force: true }));
 
 const generate = (...args: string[]) =>
   spawnSync('bash', [script, ...args], {
-    cwd: ws,
+    cwd: ws.dir,
     encoding: 'utf8',
-    env: { ...process.env, KNET_WORKSPACE: ws },
+    env: { ...process.env, KNET_WORKSPACE: ws.dir },
   });
-const inWs = (cmd: string, args: string[]) => spawnSync(cmd, args, { cwd: ws, encoding: 'utf8' });
+const inWs = (cmd: string, args: string[]) => spawnSync(cmd, args, { cwd: ws.dir, encoding: 'utf8' });
 
 describe('new-project.sh app', () => {
   let generated: ReturnType<typeof generate>;
@@ -68,11 +45,11 @@ describe('new-project.sh app', () => {
       'reconcile.spec',
       'metrics',
     ])
-      expect(existsSync(join(ws, 'apps/demo-daemon/src', `${f}.ts`))).toBe(true);
-    const readme = readFileSync(join(ws, 'apps/demo-daemon/README.md'), 'utf8');
+      expect(existsSync(join(ws.dir, 'apps/demo-daemon/src', `${f}.ts`))).toBe(true);
+    const readme = readFileSync(join(ws.dir, 'apps/demo-daemon/README.md'), 'utf8');
     expect(readme).toContain('Keeps demo items & things in place.');
     expect(readme).not.toMatch(/__[A-Z]+__/);
-    expect(JSON.parse(readFileSync(join(ws, 'apps/demo-daemon/package.json'), 'utf8'))).toMatchObject({
+    expect(JSON.parse(readFileSync(join(ws.dir, 'apps/demo-daemon/package.json'), 'utf8'))).toMatchObject({
       name: '@knet/demo-daemon',
       nx: { tags: ['type:app'] },
     });
@@ -96,7 +73,7 @@ describe('new-project.sh app', () => {
   });
 
   it('bundles and answers --help with its flags and their env vars', () => {
-    const out = join(ws, 'demo.cjs');
+    const out = join(ws.dir, 'demo.cjs');
     const b = inWs(bin('esbuild'), [
       'apps/demo-daemon/src/main.ts',
       '--bundle',

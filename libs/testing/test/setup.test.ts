@@ -1,19 +1,10 @@
 // The fresh-machine set-up (scripts/setup.sh): what `npm ci` needs from the lockfile, and the
 // guard that stops set-up when package.json and package-lock.json disagree.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { workspaceRoot } from '../src';
+import { inEachProject, scratchWorkspace } from './scratch-workspace';
 
 jest.setTimeout(120_000);
 
@@ -93,29 +84,22 @@ describe('native add-ons', () => {
 });
 
 describe('scripts/npm-ci.sh (set-up’s npm install)', () => {
-  let dir: string;
-  beforeAll(() => {
-    // A copy of the workspace's manifests only: npm ci checks them before it installs anything.
-    dir = mkdtempSync(join(tmpdir(), 'knet-setup-'));
-    for (const f of ['package.json', 'package-lock.json', 'scripts/npm-ci.sh']) {
-      mkdirSync(join(dir, f, '..'), { recursive: true });
-      copyFileSync(join(root, f), join(dir, f));
-    }
-    for (const group of ['apps', 'libs']) {
-      for (const p of readdirSync(join(root, group))) {
-        mkdirSync(join(dir, group, p), { recursive: true });
-        copyFileSync(join(root, group, p, 'package.json'), join(dir, group, p, 'package.json'));
-      }
-    }
+  // A copy of the workspace's manifests only: npm ci checks them before it installs anything.
+  const scratch = scratchWorkspace('setup', {
+    copy: [
+      'package.json',
+      'package-lock.json',
+      'scripts/npm-ci.sh',
+      ...['apps', 'libs'].flatMap((group) => inEachProject(group, 'package.json')),
+    ],
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('stops with npm’s reason and what to run when package.json and the lockfile disagree', () => {
     const changed = { ...pkg, dependencies: { ...pkg.dependencies, ws: '8.18.0' } };
-    writeFileSync(join(dir, 'package.json'), JSON.stringify(changed, null, 2));
-    const r = spawnSync('bash', [join(dir, 'scripts/npm-ci.sh')], {
+    writeFileSync(join(scratch.dir, 'package.json'), JSON.stringify(changed, null, 2));
+    const r = spawnSync('bash', [join(scratch.dir, 'scripts/npm-ci.sh')], {
       encoding: 'utf8',
-      env: { ...process.env, npm_config_cache: join(dir, 'npm-cache') },
+      env: { ...process.env, npm_config_cache: join(scratch.dir, 'npm-cache') },
     });
     expect(r.status).toBe(1);
     const lines = r.stderr.trim().split('\n');
@@ -126,6 +110,6 @@ describe('scripts/npm-ci.sh (set-up’s npm install)', () => {
       "setup: package-lock.json does not match package.json (see above); run 'npm install' to update the lockfile, then commit package-lock.json",
     );
     expect(r.stderr).not.toMatch(/Usage:/); // npm's usage text is not repeated
-    expect(readdirSync(dir)).not.toContain('node_modules'); // nothing was installed
+    expect(readdirSync(scratch.dir)).not.toContain('node_modules'); // nothing was installed
   });
 });
