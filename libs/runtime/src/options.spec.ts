@@ -36,25 +36,54 @@ function bad(schema: z.ZodType, input: string): string {
   return r.error.issues[0]?.message ?? '';
 }
 
+/**
+ * The table tests of one schema, a test a row: each input of `parses` gives its value, each of
+ * `rejects` fails with its message.
+ */
+function schemaTable(schema: z.ZodType, rows: { parses?: Row[]; rejects?: BadRow[] }): void {
+  if (rows.parses?.length) {
+    it.each(rows.parses)('%p → %p', (input, expected) => {
+      expect(ok(schema, input)).toEqual(expected);
+    });
+  }
+  if (rows.rejects?.length) {
+    it.each(rows.rejects)('rejects %p: %p', (input, message) => {
+      expect(bad(schema, input)).toBe(message);
+    });
+  }
+}
+
+/** Rows of inputs that each parse to themselves. */
+const unchanged = (inputs: string[]): Row[] => inputs.map((input) => [input, input]);
+/** Rows of inputs that all fail with one message. */
+const allFail = (message: string, inputs: string[]): BadRow[] => inputs.map((input) => [input, message]);
+
 describe('schemas', () => {
   describe('duration', () => {
-    const schema = schemas.duration();
-    it.each<Row>([
-      ['500ms', 500],
-      ['10s', 10_000],
-      ['5m', 300_000],
-      ['1h', 3_600_000],
-      ['1h30m', 5_400_000],
-      ['1.5s', 1500],
-      ['.5s', 500],
-      [' 2m ', 120_000],
-      ['0', 0],
-      ['0s', 0],
-    ])('%p → %p ms', (input, expected) => {
-      expect(ok(schema, input)).toBe(expected);
-    });
-    it.each(['abc', '10', '-1s', '10sec', '1d', '', 's', '1h 30m', '1.2.3s'])('rejects %p', (input) => {
-      expect(bad(schema, input)).toBe('must be a duration like 10s');
+    schemaTable(schemas.duration(), {
+      parses: [
+        ['500ms', 500],
+        ['10s', 10_000],
+        ['5m', 300_000],
+        ['1h', 3_600_000],
+        ['1h30m', 5_400_000],
+        ['1.5s', 1500],
+        ['.5s', 500],
+        [' 2m ', 120_000],
+        ['0', 0],
+        ['0s', 0],
+      ],
+      rejects: allFail('must be a duration like 10s', [
+        'abc',
+        '10',
+        '-1s',
+        '10sec',
+        '1d',
+        '',
+        's',
+        '1h 30m',
+        '1.2.3s',
+      ]),
     });
     it('applies bounds and names them as durations', () => {
       const bounded = schemas.duration({ min: 1000, max: 3_600_000 });
@@ -80,16 +109,24 @@ describe('schemas', () => {
   });
 
   describe('port', () => {
-    it.each<Row>([
-      ['1', 1],
-      ['443', 443],
-      ['65535', 65535],
-      [' 8080 ', 8080],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.port(), input)).toBe(expected);
-    });
-    it.each(['0', '65536', '-1', '80.5', 'http', '', '0x50', '1e3', '123456'])('rejects %p', (input) => {
-      expect(bad(schemas.port(), input)).toBe('must be a port number from 1 to 65535');
+    schemaTable(schemas.port(), {
+      parses: [
+        ['1', 1],
+        ['443', 443],
+        ['65535', 65535],
+        [' 8080 ', 8080],
+      ],
+      rejects: allFail('must be a port number from 1 to 65535', [
+        '0',
+        '65536',
+        '-1',
+        '80.5',
+        'http',
+        '',
+        '0x50',
+        '1e3',
+        '123456',
+      ]),
     });
     it('allows 0 with allowZero', () => {
       expect(ok(schemas.port({ allowZero: true }), '0')).toBe(0);
@@ -98,19 +135,13 @@ describe('schemas', () => {
   });
 
   describe('integer', () => {
-    it.each<Row>([
-      ['1420', 1420],
-      ['-3', -3],
-      ['+7', 7],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.integer(), input)).toBe(expected);
-    });
-    it.each<BadRow>([
-      ['1.5', 'must be an integer'],
-      ['abc', 'must be an integer'],
-      ['99999999999999999999', 'must be an integer'],
-    ])('rejects %p: %p', (input, message) => {
-      expect(bad(schemas.integer(), input)).toBe(message);
+    schemaTable(schemas.integer(), {
+      parses: [
+        ['1420', 1420],
+        ['-3', -3],
+        ['+7', 7],
+      ],
+      rejects: allFail('must be an integer', ['1.5', 'abc', '99999999999999999999']),
     });
     it('applies bounds', () => {
       const mtu = schemas.integer({ min: 1280, max: 9000 });
@@ -120,78 +151,72 @@ describe('schemas', () => {
   });
 
   describe('ipAddress', () => {
-    it.each<Row>([
-      ['10.0.0.1', '10.0.0.1'],
-      ['::1', '::1'],
-      ['fd00::1:2', 'fd00::1:2'],
-      ['::ffff:192.0.2.1', '::ffff:192.0.2.1'],
-      [' 192.168.1.1 ', '192.168.1.1'],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.ipAddress(), input)).toBe(expected);
-    });
-    it.each<[string, 4 | 6 | undefined, string]>([
-      ['10.0.0.256', undefined, 'must be an IP address'],
-      ['example.com', undefined, 'must be an IP address'],
-      ['01.2.3.4', undefined, 'must be an IP address'],
-      ['10.0.0.0/8', undefined, 'must be an IP address'],
-      ['fd00::1', 4, 'must be an IPv4 address'],
-      ['10.0.0.1', 6, 'must be an IPv6 address'],
-    ])('rejects %p (version %p): %p', (input, version, message) => {
-      expect(bad(schemas.ipAddress(version ? { version } : {}), input)).toBe(message);
+    schemaTable(schemas.ipAddress(), {
+      parses: [
+        ...unchanged(['10.0.0.1', '::1', 'fd00::1:2', '::ffff:192.0.2.1']),
+        [' 192.168.1.1 ', '192.168.1.1'],
+      ],
+      rejects: allFail('must be an IP address', ['10.0.0.256', 'example.com', '01.2.3.4', '10.0.0.0/8']),
     });
   });
 
   describe('cidr', () => {
-    it.each([
-      '10.0.0.0/8',
-      '10.244.1.0/24',
-      '0.0.0.0/0',
-      '192.168.1.1/32',
-      'fd00::/64',
-      '::/0',
-      '2001:db8::1/128',
-    ])('accepts %p', (input) => {
-      expect(ok(schemas.cidr(), input)).toBe(input);
+    schemaTable(schemas.cidr(), {
+      parses: unchanged([
+        '10.0.0.0/8',
+        '10.244.1.0/24',
+        '0.0.0.0/0',
+        '192.168.1.1/32',
+        'fd00::/64',
+        '::/0',
+        '2001:db8::1/128',
+      ]),
+      rejects: allFail('must be a CIDR like 10.0.0.0/8 or fd00::/64', [
+        '10.0.0.0',
+        '10.0.0.0/33',
+        'fd00::/129',
+        '10.0.0.0/',
+        '10.0.0.0/8/8',
+        '10.0.0.0/-1',
+        'fe80::1%eth0/64',
+        'host/24',
+      ]),
     });
-    it.each<[string, 4 | 6 | undefined, string]>([
-      ['10.0.0.0', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['10.0.0.0/33', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['fd00::/129', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['10.0.0.0/', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['10.0.0.0/8/8', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['10.0.0.0/-1', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['fe80::1%eth0/64', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['host/24', undefined, 'must be a CIDR like 10.0.0.0/8 or fd00::/64'],
-      ['fd00::/64', 4, 'must be a CIDR like 10.0.0.0/8'],
-      ['10.0.0.0/8', 6, 'must be a CIDR like fd00::/64'],
-    ])('rejects %p (version %p)', (input, version, message) => {
-      expect(bad(schemas.cidr(version ? { version } : {}), input)).toBe(message);
+  });
+
+  describe('ipAddress and cidr of one IP version', () => {
+    it.each<[string, z.ZodType, string, string]>([
+      ['ipAddress v4', schemas.ipAddress({ version: 4 }), 'fd00::1', 'must be an IPv4 address'],
+      ['ipAddress v6', schemas.ipAddress({ version: 6 }), '10.0.0.1', 'must be an IPv6 address'],
+      ['cidr v4', schemas.cidr({ version: 4 }), 'fd00::/64', 'must be a CIDR like 10.0.0.0/8'],
+      ['cidr v6', schemas.cidr({ version: 6 }), '10.0.0.0/8', 'must be a CIDR like fd00::/64'],
+    ])('%s rejects %p: %p', (_name, schema, input, message) => {
+      expect(bad(schema, input)).toBe(message);
     });
   });
 
   describe('hostPort', () => {
-    it.each<Row>([
-      ['example.com:443', { host: 'example.com', port: 443 }],
-      ['10.0.0.1:51820', { host: '10.0.0.1', port: 51820 }],
-      ['[fd00::1]:443', { host: 'fd00::1', port: 443 }],
-      ['kubernetes.default.svc:6443', { host: 'kubernetes.default.svc', port: 6443 }],
-      ['localhost:8080', { host: 'localhost', port: 8080 }],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.hostPort(), input)).toEqual(expected);
-    });
-    it.each<BadRow>([
-      ['example.com', 'must be host:port like example.com:443 or [fd00::1]:443'],
-      ['example.com:0', 'must be a port number from 1 to 65535'],
-      ['example.com:http', 'must be a port number from 1 to 65535'],
-      [':443', 'must be host:port like example.com:443 or [fd00::1]:443'],
-      ['bad_host:443', 'must be host:port like example.com:443 or [fd00::1]:443'],
-      ['-bad.com:443', 'must be host:port like example.com:443 or [fd00::1]:443'],
-      ['10.0.0.300:443', 'must be host:port like example.com:443 or [fd00::1]:443'],
-      ['fd00::1:443', 'must be host:port; put IPv6 addresses in brackets like [fd00::1]:443'],
-      ['[10.0.0.1]:443', 'must be host:port like example.com:443 or [fd00::1]:443'],
-      ['[fd00::1]', 'must be host:port like example.com:443 or [fd00::1]:443'],
-    ])('rejects %p: %p', (input, message) => {
-      expect(bad(schemas.hostPort(), input)).toBe(message);
+    schemaTable(schemas.hostPort(), {
+      parses: [
+        ['example.com:443', { host: 'example.com', port: 443 }],
+        ['10.0.0.1:51820', { host: '10.0.0.1', port: 51820 }],
+        ['[fd00::1]:443', { host: 'fd00::1', port: 443 }],
+        ['kubernetes.default.svc:6443', { host: 'kubernetes.default.svc', port: 6443 }],
+        ['localhost:8080', { host: 'localhost', port: 8080 }],
+      ],
+      rejects: [
+        ...allFail('must be host:port like example.com:443 or [fd00::1]:443', [
+          'example.com',
+          ':443',
+          'bad_host:443',
+          '-bad.com:443',
+          '10.0.0.300:443',
+          '[10.0.0.1]:443',
+          '[fd00::1]',
+        ]),
+        ...allFail('must be a port number from 1 to 65535', ['example.com:0', 'example.com:http']),
+        ['fd00::1:443', 'must be host:port; put IPv6 addresses in brackets like [fd00::1]:443'],
+      ],
     });
     it('uses defaultPort for a bare host', () => {
       const schema = schemas.hostPort({ defaultPort: 6443 });
@@ -228,32 +253,23 @@ describe('schemas', () => {
   });
 
   describe('bool', () => {
-    it.each<Row>([
-      ['true', true],
-      ['TRUE', true],
-      ['1', true],
-      ['yes', true],
-      ['Yes', true],
-      ['false', false],
-      ['0', false],
-      ['no', false],
-      [' NO ', false],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.bool(), input)).toBe(expected);
-    });
-    it.each(['', 'y', 'on', '2', 'truthy'])('rejects %p', (input) => {
-      expect(bad(schemas.bool(), input)).toBe('must be true or false (or 1/0, yes/no)');
+    schemaTable(schemas.bool(), {
+      parses: [
+        ...['true', 'TRUE', '1', 'yes', 'Yes'].map((input): Row => [input, true]),
+        ...['false', '0', 'no', ' NO '].map((input): Row => [input, false]),
+      ],
+      rejects: allFail('must be true or false (or 1/0, yes/no)', ['', 'y', 'on', '2', 'truthy']),
     });
   });
 
   describe('list', () => {
-    it.each<Row>([
-      ['a,b,c', ['a', 'b', 'c']],
-      [' a , b ,, c, ', ['a', 'b', 'c']],
-      ['', []],
-      ['single', ['single']],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.list(), input)).toEqual(expected);
+    schemaTable(schemas.list(), {
+      parses: [
+        ['a,b,c', ['a', 'b', 'c']],
+        [' a , b ,, c, ', ['a', 'b', 'c']],
+        ['', []],
+        ['single', ['single']],
+      ],
     });
     it('parses each item with the item schema and reports the bad item by position', () => {
       const cidrs = schemas.list(schemas.cidr());
@@ -274,18 +290,12 @@ describe('schemas', () => {
   });
 
   describe('url', () => {
-    it.each(['https://example.com', 'http://10.0.0.1:8080/path?q=1', 'https://[fd00::1]:6443'])(
-      'accepts %p',
-      (input) => {
-        expect(ok(schemas.url(), input)).toBe(input);
-      },
-    );
-    it.each<BadRow>([
-      ['example.com', 'must be a URL like http://example.com:8443/path'],
-      ['', 'must be a URL like http://example.com:8443/path'],
-      ['ftp://example.com', 'must be a http or https URL'],
-    ])('rejects %p: %p', (input, message) => {
-      expect(bad(schemas.url(), input)).toBe(message);
+    schemaTable(schemas.url(), {
+      parses: unchanged(['https://example.com', 'http://10.0.0.1:8080/path?q=1', 'https://[fd00::1]:6443']),
+      rejects: [
+        ...allFail('must be a URL like http://example.com:8443/path', ['example.com', '']),
+        ['ftp://example.com', 'must be a http or https URL'],
+      ],
     });
     it('restricts protocols', () => {
       const wss = schemas.url({ protocols: ['wss'] });
@@ -295,18 +305,13 @@ describe('schemas', () => {
   });
 
   describe('logLevel', () => {
-    it.each<Row>([
-      ['info', 'info'],
-      ['DEBUG', 'debug'],
-      ['silent', 'silent'],
-      ['trace', 'trace'],
-    ])('%p → %p', (input, expected) => {
-      expect(ok(schemas.logLevel(), input)).toBe(expected);
-    });
-    it.each(['verbose', '', 'warning'])('rejects %p', (input) => {
-      expect(bad(schemas.logLevel(), input)).toBe(
-        'must be one of fatal, error, warn, info, debug, trace, silent',
-      );
+    schemaTable(schemas.logLevel(), {
+      parses: [...unchanged(['info', 'silent', 'trace']), ['DEBUG', 'debug']],
+      rejects: allFail('must be one of fatal, error, warn, info, debug, trace, silent', [
+        'verbose',
+        '',
+        'warning',
+      ]),
     });
   });
 });
