@@ -59,6 +59,15 @@ function start(args: string[], env: Record<string, string> = {}): Run {
   return { child, logs, stdout: () => out, stderr: () => err, done, waitForLog };
 }
 
+/** The log lines of a shutdown, from the loop stopping on: the handlers run in reverse order. */
+const SHUTDOWN_LOGS = [
+  'loop stopped',
+  'running shutdown handlers',
+  'second handler',
+  'observability server closed',
+  'shutdown complete',
+];
+
 /** A port nothing listens on right now (the OS picks it; closed again before use). */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -136,13 +145,7 @@ describe('demo CLI (child process)', () => {
     });
     expect(run.stdout()).not.toContain('s3cret');
     const msgs = run.logs.map((l) => l['msg']);
-    expect(msgs.slice(msgs.indexOf('loop stopped'))).toEqual([
-      'loop stopped',
-      'running shutdown handlers',
-      'second handler',
-      'observability server closed',
-      'shutdown complete',
-    ]);
+    expect(msgs.slice(msgs.indexOf('loop stopped'))).toEqual(SHUTDOWN_LOGS);
   });
 
   it('a runtime error exits 1 with only the first line of its message', async () => {
@@ -186,11 +189,7 @@ describe('demo CLI (child process)', () => {
     const msgs = run.logs.map((l) => l['msg']);
     expect(msgs.slice(msgs.indexOf('received SIGTERM, shutting down'))).toEqual([
       'received SIGTERM, shutting down',
-      'loop stopped',
-      'running shutdown handlers',
-      'second handler',
-      'observability server closed',
-      'shutdown complete',
+      ...SHUTDOWN_LOGS,
     ]);
     expect(run.logs.find((l) => l['msg'] === 'loop stopped')?.['ticks']).toBeGreaterThanOrEqual(1);
   });

@@ -23,6 +23,19 @@ function harness(env: NodeJS.ProcessEnv = {}, argv: string[] = ['node', 'demo'])
   return { stderr, exit, shutdown, options };
 }
 
+/** runMain of a `main` that throws `err`: what it wrote to stderr and the exit codes it asked for. */
+async function failing(err: unknown, name = 'demo', env?: NodeJS.ProcessEnv, argv?: string[]) {
+  const { stderr, exit, options } = harness(env, argv);
+  await runMain(
+    name,
+    () => {
+      throw err;
+    },
+    options,
+  );
+  return { stderr, exits: exit.mock.calls.map(([code]) => code) };
+}
+
 describe('runMain', () => {
   it('exits 0 after a successful main and runs the shutdown handlers', async () => {
     const { stderr, exit, shutdown, options } = harness();
@@ -44,44 +57,23 @@ describe('runMain', () => {
   });
 
   it('prints a runtime error as one line with only the first line of its message and exits 1', async () => {
-    const { stderr, exit, options } = harness();
-    await runMain(
-      'wg-agent',
-      () => {
-        throw new Error('cannot set up wg0: operation not permitted\n    at netlink details');
-      },
-      options,
-    );
-    expect(stderr).toEqual(['wg-agent: cannot set up wg0: operation not permitted\n']);
-    expect(exit).toHaveBeenCalledWith(1);
+    const err = new Error('cannot set up wg0: operation not permitted\n    at netlink details');
+    expect(await failing(err, 'wg-agent')).toEqual({
+      stderr: ['wg-agent: cannot set up wg0: operation not permitted\n'],
+      exits: [1],
+    });
   });
 
   it('exits 2 for a UsageError, prefixing the message with "error:"', async () => {
-    const { stderr, exit, options } = harness();
-    await runMain(
-      'demo',
-      () => {
-        throw new UsageError('--keepalive (KEEPALIVE): must be a duration like 10s, got "abc"');
-      },
-      options,
-    );
-    expect(stderr).toEqual([
-      'demo: error: --keepalive (KEEPALIVE): must be a duration like 10s, got "abc"\n',
-    ]);
-    expect(exit).toHaveBeenCalledWith(2);
+    const err = new UsageError('--keepalive (KEEPALIVE): must be a duration like 10s, got "abc"');
+    expect(await failing(err)).toEqual({
+      stderr: ['demo: error: --keepalive (KEEPALIVE): must be a duration like 10s, got "abc"\n'],
+      exits: [2],
+    });
   });
 
   it('exits 0 silently on CleanExit (after --help)', async () => {
-    const { stderr, exit, options } = harness();
-    await runMain(
-      'demo',
-      () => {
-        throw new CleanExit();
-      },
-      options,
-    );
-    expect(stderr).toEqual([]);
-    expect(exit).toHaveBeenCalledWith(0);
+    expect(await failing(new CleanExit())).toEqual({ stderr: [], exits: [0] });
   });
 
   it('counts an AbortError after shutdown started as a clean exit, but not before', async () => {
@@ -97,16 +89,10 @@ describe('runMain', () => {
     expect(clean.exit).toHaveBeenCalledWith(0);
     expect(clean.stderr).toEqual([]);
 
-    const early = harness();
-    await runMain(
-      'demo',
-      () => {
-        throw new DOMException('This operation was aborted', 'AbortError');
-      },
-      early.options,
-    );
-    expect(early.exit).toHaveBeenCalledWith(1);
-    expect(early.stderr).toEqual(['demo: This operation was aborted\n']);
+    expect(await failing(new DOMException('This operation was aborted', 'AbortError'))).toEqual({
+      stderr: ['demo: This operation was aborted\n'],
+      exits: [1],
+    });
   });
 
   it('exits 1 when main succeeded but a shutdown handler failed', async () => {
@@ -136,19 +122,13 @@ describe('runMain', () => {
     ['--log-level debug', {}, ['node', 'demo', '--log-level', 'debug']],
     ['--log-level=trace', { LOG_LEVEL: 'info' }, ['node', 'demo', '--log-level=trace']],
   ])('adds the stack trace and cause with %s', async (_label, env, argv) => {
-    const { stderr, exit, options } = harness(env, argv);
-    await runMain(
-      'demo',
-      () => {
-        throw new Error('outer failure', { cause: new Error('inner cause') });
-      },
-      options,
-    );
+    const err = new Error('outer failure', { cause: new Error('inner cause') });
+    const { stderr, exits } = await failing(err, 'demo', env, argv);
     const text = stderr.join('');
     expect(text.split('\n')[0]).toBe('demo: outer failure');
     expect(text).toMatch(/\n\s+at .*main\.spec\.ts/);
     expect(text).toContain('inner cause');
-    expect(exit).toHaveBeenCalledWith(1);
+    expect(exits).toEqual([1]);
   });
 
   it.each<[string, NodeJS.ProcessEnv, string[]]>([
@@ -159,15 +139,7 @@ describe('runMain', () => {
       ['node', 'demo', '--log-level', 'info'],
     ],
   ])('prints no stack trace with %s', async (_label, env, argv) => {
-    const { stderr, options } = harness(env, argv);
-    await runMain(
-      'demo',
-      () => {
-        throw new Error('plain');
-      },
-      options,
-    );
-    expect(stderr).toEqual(['demo: plain\n']);
+    expect((await failing(new Error('plain'), 'demo', env, argv)).stderr).toEqual(['demo: plain\n']);
   });
 
   it('reports uncaught exceptions as one line and exits 1 when catchUncaught is on', async () => {
