@@ -50,18 +50,10 @@ const status = (app: Record<string, unknown>) => ({
 });
 
 it('client-sidecar exits 0 when the pod status shows the app container terminated', async () => {
-  [cp, w] = await Promise.all([ControlPlane.start(), PodgwLab.create()]);
+  // Each kept as soon as it is up, so afterAll stops it even when the other failed to start.
+  await Promise.all([ControlPlane.start().then((c) => (cp = c)), PodgwLab.create().then((l) => (w = l))]);
   const kubeconfig = await cp.serviceAccountKubeconfig('jobs', 'routed');
-  await cp.kubectlOk(['create', 'role', 'read-own-pod', '-n', 'jobs', '--verb=get', '--resource=pods']);
-  await cp.kubectlOk([
-    'create',
-    'rolebinding',
-    'read-own-pod',
-    '-n',
-    'jobs',
-    '--role=read-own-pod',
-    '--serviceaccount=jobs:routed',
-  ]);
+  await cp.grant('jobs', 'routed', { verbs: ['get'], resources: ['pods'], role: 'read-own-pod' });
   // Least privilege: the sidecar's identity can read a pod, nothing more.
   const can = (verb: string) =>
     cp.kubectl(['auth', 'can-i', verb, 'pods', '-n', 'jobs', `--as=${serviceAccountUser('jobs', 'routed')}`]);

@@ -47,7 +47,11 @@ let agentChart: ChartBed;
 const procs: ManagedProcess[] = [];
 
 beforeAll(async () => {
-  [host] = await Promise.all([startHost(), appBundle('tower-proxy'), appBundle('tower-agent')]);
+  await Promise.all([
+    startHost().then((h) => (host = h)),
+    appBundle('tower-proxy'),
+    appBundle('tower-agent'),
+  ]);
   proxyChart = new ChartBed(host, { chart: 'tower-proxy', release: 'tower-proxy', namespace: NS });
   agentChart = new ChartBed(host, { chart: 'tower-agent', release: 'tower-agent', namespace: NS });
 }, 240_000);
