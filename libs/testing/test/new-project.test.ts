@@ -18,13 +18,16 @@ const ws = scratchWorkspace('new-project', {
   copy: ['tsconfig.base.json', 'jest.preset.cjs', 'eslint.config.mjs', 'package.json', '.prettierrc.json'],
 });
 
+// Without colours (nx sets FORCE_COLOR for the test run): the output is matched as text.
+const PLAIN_ENV = { ...process.env, FORCE_COLOR: '0' };
 const generate = (...args: string[]) =>
   spawnSync('bash', [script, ...args], {
     cwd: ws.dir,
     encoding: 'utf8',
-    env: { ...process.env, KNET_WORKSPACE: ws.dir },
+    env: { ...PLAIN_ENV, KNET_WORKSPACE: ws.dir },
   });
-const inWs = (cmd: string, args: string[]) => spawnSync(cmd, args, { cwd: ws.dir, encoding: 'utf8' });
+const inWs = (cmd: string, args: string[]) =>
+  spawnSync(cmd, args, { cwd: ws.dir, encoding: 'utf8', env: PLAIN_ENV });
 
 describe('new-project.sh app', () => {
   let generated: ReturnType<typeof generate>;
@@ -84,12 +87,12 @@ describe('new-project.sh app', () => {
       '--log-level=error',
     ]);
     expect(b.status).toBe(0);
-    const help = spawnSync(process.execPath, [out, '--help'], { encoding: 'utf8' });
+    const help = spawnSync(process.execPath, [out, '--help'], { encoding: 'utf8', env: PLAIN_ENV });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('--items <names>');
     expect(help.stdout).toContain('env: DEMO_DAEMON_INTERVAL');
     expect(help.stdout).toContain('env: DEMO_DAEMON_METRICS_PORT');
-    const bad = spawnSync(process.execPath, [out, '--items=a,a'], { encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [out, '--items=a,a'], { encoding: 'utf8', env: PLAIN_ENV });
     expect([bad.status, bad.stderr.trim()]).toEqual([
       2,
       'demo-daemon: error: --items (DEMO_DAEMON_ITEMS): each name may appear once',

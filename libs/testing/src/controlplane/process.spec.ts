@@ -6,6 +6,7 @@ import { workspaceRoot } from '../workspace';
 
 jest.setTimeout(60_000);
 
+const PLAIN_ENV = { ...process.env, FORCE_COLOR: '0' };
 const tsx = join(workspaceRoot(), 'node_modules', '.bin', 'tsx');
 const processTs = join(__dirname, 'process.ts');
 let dir: string;
@@ -17,7 +18,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 /** Runs `body` in a separate node process (under tsx) with ManagedProcess imported. */
 function script(body: string) {
   const code = `import { ManagedProcess } from ${JSON.stringify(processTs)};\nconst dir = ${JSON.stringify(dir)};\n${body}`;
-  return spawnSync(tsx, ['-e', code], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+  return spawnSync(tsx, ['-e', code], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    killSignal: 'SIGKILL',
+    env: PLAIN_ENV, // console.log of a number is coloured under FORCE_COLOR (nx sets it)
+  });
 }
 
 function alive(pid: number): boolean {
