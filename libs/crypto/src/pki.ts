@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { errorMessage } from '@knet/runtime';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -81,7 +82,7 @@ export async function loadCertificateAuthority(
   try {
     cert = new x509.X509Certificate(certPem);
   } catch (e) {
-    throw new Error(`CA certificate is not a valid PEM certificate: ${(e as Error).message}`);
+    throw new Error(`CA certificate is not a valid PEM certificate: ${errorMessage(e)}`);
   }
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   if (!bc?.ca)
@@ -91,7 +92,7 @@ export async function loadCertificateAuthority(
   try {
     nodeKey = createPrivateKey(keyPem);
   } catch (e) {
-    throw new Error(`CA key is not a valid PEM private key: ${(e as Error).message}`);
+    throw new Error(`CA key is not a valid PEM private key: ${errorMessage(e)}`);
   }
   let algorithm: SigningAlgorithm;
   if (nodeKey.asymmetricKeyType === 'rsa') {
