@@ -395,7 +395,7 @@ export class DnsServer {
     const e = this.cache.get(q.key, now);
     if (e !== undefined) {
       this.stats_.queriesCache++;
-      t.send(fit(serveEntry(e, msg, q, now), t, q), port, address);
+      t.send(fitForClient(serveEntry(e, msg, q, now), t, q), port, address);
       return;
     }
     this.forward({ query: msg, q, transport: t, port, address });
@@ -531,14 +531,14 @@ function sizeLimit(t: Transport, q: ParsedQuery): number {
 }
 
 /** The answer itself, or its TC-only copy when it is too large for the client. */
-function fit(response: Buffer, t: Transport, q: ParsedQuery): Buffer {
+function fitForClient(response: Buffer, t: Transport, q: ParsedQuery): Buffer {
   return response.length > sizeLimit(t, q) ? truncatedCopy(response, q.questionEnd, q) : response;
 }
 
 /** Sends the answer to a waiting query. */
 function answer(w: Waiter, response: Buffer): void {
   w.transport.waiting--;
-  w.transport.send(fit(response, w.transport, w.q), w.port, w.address);
+  w.transport.send(fitForClient(response, w.transport, w.q), w.port, w.address);
 }
 
 /** An upstream reply for one client: its ID, RD bit and question bytes; TC-only if cut short. */
