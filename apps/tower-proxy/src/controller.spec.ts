@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from '@knet/cluster-crd';
@@ -52,6 +53,7 @@ const agent = (cluster: string): AgentSession & { closedWith?: string } => {
     agent: 'pod-1',
     remoteAddress: '127.0.0.1',
     connectedAt: new Date(),
+    binding: 'uid-1/token',
     targets: new Set(['kubernetes']),
     openChannels: 0,
     openChannel: () => Promise.reject(new Error('not in this test')) as Promise<Duplex>,
@@ -462,7 +464,15 @@ describe('ClusterController.authorize', () => {
         message: "the token does not match Cluster alpha's spec.connection.token",
       },
     ],
-    ['the right token', 'alpha', 'sesame', { ok: true }],
+    [
+      'the right token',
+      'alpha',
+      'sesame',
+      {
+        ok: true,
+        binding: `00000000-0000-4000-8000-000000000001/${createHash('sha256').update('sesame').digest('hex')}`,
+      },
+    ],
   ])('%s', (_what, cluster, token, want) => {
     const b = bed();
     b.store.put(proxyCluster('alpha', { connection: { type: 'proxy', token: 'sesame' } }));

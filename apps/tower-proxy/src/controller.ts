@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isProxyCluster, type Cluster } from '@knet/cluster-crd';
 import {
   constantTimeEqual,
@@ -36,6 +37,15 @@ export interface ControllerOptions extends PlanConfig {
   /** Client certificates in kubeconfigs are re-issued when they expire sooner than this. */
   renewBeforeMs?: number;
   now?: () => Date;
+}
+
+/**
+ * What an agent of `cluster` is admitted against: the Cluster object (its UID) and its current
+ * token (a digest, so the token itself is not kept in every session).
+ */
+export function sessionBinding(cluster: Cluster): string {
+  const token = cluster.spec?.connection?.token ?? '';
+  return `${cluster.metadata.uid ?? ''}/${createHash('sha256').update(token).digest('hex')}`;
 }
 
 /**
@@ -99,7 +109,7 @@ export class ClusterController {
         message: `the token does not match Cluster ${h.cluster}'s spec.connection.token`,
       };
     }
-    return { ok: true };
+    return { ok: true, binding: sessionBinding(c) };
   }
 
   /** One pass over one Cluster: fetch, plan, apply. The work queue runs it while this replica leads. */

@@ -16,6 +16,12 @@ export interface ListenerSpec {
   kubespherePort: number;
   serving: { certPem: string; keyPem: string };
   caPem: string;
+  /**
+   * SHA-256 fingerprints (X509Certificate.fingerprint256) of the client certificates the kubernetes
+   * listener accepts: the one in the Cluster's current kubeconfig (and, while a renewal is rolled
+   * out, the one before). Earlier kubeconfigs of the same cluster name are refused.
+   */
+  clientCertificates?: string[];
 }
 
 interface Pair {

@@ -9,6 +9,8 @@ export interface AgentSession {
   readonly agent: string;
   readonly remoteAddress: string;
   readonly connectedAt: Date;
+  /** What the agent was admitted against (Authorization.binding): the Cluster's UID and token digest. */
+  readonly binding: string;
   /** Targets the agent advertised (its allow-list). */
   readonly targets: ReadonlySet<TargetName>;
   /** Channels open right now, for load sharing. */
@@ -60,6 +62,16 @@ export class SessionRegistry extends EventEmitter<{ change: [cluster: string] }>
       if (!best || s.openChannels < best.openChannels) best = s;
     }
     return best;
+  }
+
+  /**
+   * Closes the sessions of a cluster that were admitted against another binding (the token was
+   * rotated, or the Cluster was deleted and re-created under the same name). Returns how many.
+   */
+  closeUnbound(cluster: string, binding: string, reason: string): number {
+    const stale = this.sessions(cluster).filter((s) => s.binding !== binding);
+    for (const s of stale) s.close(reason);
+    return stale.length;
   }
 
   /** Closes every session of a cluster (it was deleted or its token changed). */

@@ -22,7 +22,13 @@ import {
 import type { ProxyMetrics } from './metrics';
 import type { AgentSession, SessionRegistry } from './sessions';
 
-export type Authorization = { ok: true } | { ok: false; reason: RefusalReason; message: string };
+/**
+ * The answer to a hello. `binding` names what the agent was admitted against (the Cluster's UID and
+ * its token's digest); the session keeps it, and the controller evicts sessions whose binding is no
+ * longer the Cluster's (token rotated, Cluster re-created under the same name).
+ */
+export type Authorization =
+  { ok: true; binding: string } | { ok: false; reason: RefusalReason; message: string };
 
 export interface TunnelServerOptions {
   hostKey: HostKey;
@@ -201,7 +207,7 @@ export class TunnelServer {
       );
       return { reply: auth };
     }
-    const session = new Session(conn, h, ip, this.o.metrics);
+    const session = new Session(conn, h, auth.binding, ip, this.o.metrics);
     this.o.logger.info(
       { remote: ip, cluster: h.cluster, agent: h.agent, session: session.id, agentVersion: h.agentVersion },
       'agent connected',
@@ -233,6 +239,7 @@ class Session implements AgentSession {
   constructor(
     private readonly conn: Connection,
     hello: Hello,
+    readonly binding: string,
     readonly remoteAddress: string,
     private readonly metrics: ProxyMetrics,
   ) {
