@@ -6,7 +6,7 @@ import { createCertificateAuthority, type CertificateAuthority } from '@knet/cry
 import { getCondition, statusError } from '@knet/k8s';
 import { RecordingLogger, createMetricsRegistry, type Registry } from '@knet/runtime';
 import { sleep, until } from '@knet/testing';
-import { ClusterController } from './controller';
+import { ClusterController, sessionBinding } from './controller';
 import { FakeClusterStore } from './fakes/cluster-store';
 import type { ListenerSpec } from './listeners';
 import { createProxyMetrics } from './metrics';
@@ -46,21 +46,33 @@ class FakeListeners {
   }
 }
 
-const agent = (cluster: string): AgentSession & { closedWith?: string } => {
-  const s: AgentSession & { closedWith?: string } = {
-    id: `session-${cluster}`,
+type FakeSession = AgentSession & { closedWith?: string };
+
+/**
+ * An agent of `cluster` connects: admitted against the Cluster as the store has it now (as the
+ * tunnel server does with `authorize`); closing it drops it from the registry, as a real one does.
+ */
+function connect(b: Bed, cluster: string, id = 'session-1'): FakeSession {
+  const c = b.store.cluster(cluster);
+  if (!c) throw new Error(`no Cluster ${cluster}`);
+  const s: FakeSession = {
+    id,
     cluster,
     agent: 'pod-1',
     remoteAddress: '127.0.0.1',
     connectedAt: new Date(),
-    binding: 'uid-1/token',
+    binding: sessionBinding(c),
     targets: new Set(['kubernetes']),
     openChannels: 0,
     openChannel: () => Promise.reject(new Error('not in this test')) as Promise<Duplex>,
-    close: (reason) => (s.closedWith = reason),
+    close: (reason) => {
+      s.closedWith = reason;
+      b.registry.remove(s);
+    },
   };
+  b.registry.add(s);
   return s;
-};
+}
 
 const proxyCluster = (
   name: string,
@@ -177,7 +189,7 @@ describe('ClusterController.reconcile on a fake store', () => {
     const b = bed();
     b.store.put(proxyCluster('alpha'));
     await b.controller.reconcile('alpha');
-    b.registry.add(agent('alpha'));
+    connect(b, 'alpha');
     await b.controller.reconcile('alpha');
     expect(condition(b.store.cluster('alpha'), 'AgentAvailable')).toMatchObject({
       status: 'True',
@@ -260,8 +272,7 @@ describe('ClusterController.reconcile on a fake store', () => {
     const b = bed();
     b.store.put(proxyCluster('alpha'));
     await b.controller.reconcile('alpha');
-    const s = agent('alpha');
-    b.registry.add(s);
+    const s = connect(b, 'alpha');
     b.store.remove('alpha');
     await b.controller.reconcile('alpha');
     expect(b.store.service('alpha')).toBeUndefined();
@@ -302,7 +313,7 @@ describe('ClusterController.reconcile on a fake store', () => {
     b.store.put(proxyCluster('alpha'));
     await b.controller.reconcile('alpha');
     // An agent arrives, and while the controller works a user edits the Cluster.
-    b.registry.add(agent('alpha'));
+    connect(b, 'alpha');
     b.listeners.onEnsure = () => {
       b.listeners.onEnsure = undefined;
       const cur = b.store.cluster('alpha')!;
@@ -373,6 +384,79 @@ describe('ClusterController.reconcile on a fake store', () => {
   });
 });
 
+describe('ClusterController: an agent holds only what the Cluster grants now', () => {
+  const evictions = (b: Bed) => b.store.events.filter((e) => e.reason === 'AgentsEvicted');
+
+  it('rotating the token evicts the agents admitted with the old one, and only them', async () => {
+    const b = bed();
+    const c = b.store.put(proxyCluster('alpha', { connection: { type: 'proxy', token: 'leaked' } }));
+    await b.controller.reconcile('alpha');
+    const old = connect(b, 'alpha', 'old');
+    b.store.put({ ...c, spec: { ...c.spec, connection: { ...c.spec?.connection, token: 'rotated' } } });
+    const fresh = connect(b, 'alpha', 'fresh');
+    await b.controller.reconcile('alpha');
+
+    expect(old.closedWith).toBe('the token was rotated or the Cluster re-created');
+    expect(fresh.closedWith).toBeUndefined();
+    expect(b.registry.sessions('alpha').map((s) => s.id)).toEqual(['fresh']);
+    expect(evictions(b)).toEqual([
+      {
+        cluster: 'alpha',
+        type: 'Normal',
+        reason: 'AgentsEvicted',
+        message:
+          'closed 1 agent session(s) admitted with an earlier token or an earlier Cluster of this name',
+      },
+    ]);
+    expect(b.logger.lines.find((e) => e.msg.startsWith('agents evicted'))?.fields).toMatchObject({
+      cluster: 'alpha',
+      evicted: 1,
+    });
+    expect(b.logger.text()).not.toContain('leaked');
+    expect(b.logger.text()).not.toContain('rotated');
+  });
+
+  it('a Cluster deleted and re-created under the same name (same token) evicts the old agents', async () => {
+    const b = bed();
+    const spec = { connection: { type: 'proxy' as const, token: 'sesame' } };
+    b.store.put(proxyCluster('alpha', spec));
+    await b.controller.reconcile('alpha');
+    const old = connect(b, 'alpha');
+    // Both changes reach the controller as one pass: it never sees the Cluster gone.
+    b.store.remove('alpha');
+    b.store.put(proxyCluster('alpha', spec));
+    await b.controller.reconcile('alpha');
+    expect(old.closedWith).toBe('the token was rotated or the Cluster re-created');
+    expect(b.registry.count('alpha')).toBe(0);
+    expect(evictions(b)).toHaveLength(1);
+  });
+
+  it('a Cluster whose token is emptied gets a new one, and the agents of the old one go', async () => {
+    const b = bed();
+    const c = b.store.put(proxyCluster('alpha', { connection: { type: 'proxy', token: 'old' } }));
+    await b.controller.reconcile('alpha');
+    const old = connect(b, 'alpha');
+    b.store.put({ ...c, spec: { ...c.spec, connection: { type: 'proxy' } } });
+    await b.controller.reconcile('alpha');
+    expect(old.closedWith).toBeDefined();
+    expect(b.store.cluster('alpha')?.spec?.connection?.token).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('an unchanged Cluster evicts nothing, pass after pass', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha', { connection: { type: 'proxy', token: 'sesame' } }));
+    await b.controller.reconcile('alpha');
+    const sessions = [connect(b, 'alpha', 'one'), connect(b, 'alpha', 'two')];
+    const c = b.store.cluster('alpha')!;
+    b.store.put({ ...c, metadata: { ...c.metadata, labels: { edited: 'yes' } } }); // not the token
+    await b.controller.reconcile('alpha');
+    await b.controller.reconcile('alpha');
+    expect(sessions.map((s) => s.closedWith)).toEqual([undefined, undefined]);
+    expect(b.registry.count('alpha')).toBe(2);
+    expect(evictions(b)).toEqual([]);
+  });
+});
+
 describe('ClusterController leading the work queue', () => {
   it('a follower writes nothing; once leading, every cluster is reconciled, then each change', async () => {
     const b = bed();
@@ -398,7 +482,7 @@ describe('ClusterController leading the work queue', () => {
       () => condition(b.store.cluster('alpha'), 'ExternalAccessReady')?.status === 'True',
     );
     // …and so is an agent coming and going.
-    b.registry.add(agent('beta'));
+    connect(b, 'beta');
     await until(
       'beta to have an agent',
       () => condition(b.store.cluster('beta'), 'AgentAvailable')?.status === 'True',

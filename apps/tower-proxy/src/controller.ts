@@ -121,8 +121,11 @@ export class ClusterController {
         this.o,
       );
       if (plan.action === 'cleanup') await this.cleanup(name, plan.why);
-      else if (plan.action === 'fail') await this.fail(plan);
-      else await this.serve(plan);
+      else {
+        this.evictUnbound(plan.cluster);
+        if (plan.action === 'fail') await this.fail(plan);
+        else await this.serve(plan);
+      }
       this.o.metrics.reconciles.inc({ result: 'ok' });
     } catch (e) {
       this.o.metrics.reconciles.inc({ result: 'error' });
@@ -134,6 +137,30 @@ export class ClusterController {
         });
       throw e;
     }
+  }
+
+  /**
+   * Closes the agent sessions admitted against another Cluster of this name (deleted and
+   * re-created: another UID) or another token (rotated): an agent holds only what the Cluster
+   * grants now. Runs on every reconcile, before anything that can fail.
+   */
+  private evictUnbound(cluster: Cluster): void {
+    const name = cluster.metadata.name;
+    const evicted = this.o.registry.closeUnbound(
+      name,
+      sessionBinding(cluster),
+      'the token was rotated or the Cluster re-created',
+    );
+    if (evicted === 0) return;
+    this.o.logger.info(
+      { cluster: name, evicted },
+      'agents evicted: admitted with an earlier token or an earlier Cluster of this name',
+    );
+    this.o.store.record(cluster, {
+      type: 'Normal',
+      reason: 'AgentsEvicted',
+      message: `closed ${evicted} agent session(s) admitted with an earlier token or an earlier Cluster of this name`,
+    });
   }
 
   private async cleanup(name: string, why: string): Promise<void> {
