@@ -53,6 +53,10 @@ export interface ServeOptions {
   routes?: ObservabilityServerOptions['routes'];
   /** HTTP upgrades (a WebSocket endpoint on the same port). */
   onUpgrade?: ObservabilityServerOptions['onUpgrade'];
+  /** Sees every accepted TCP connection first (e.g. to bound unauthenticated ones). */
+  onConnection?: ObservabilityServerOptions['onConnection'];
+  /** Bounds for slow or idle HTTP clients (default `DEFAULT_HTTP_LIMITS`). */
+  limits?: ObservabilityServerOptions['limits'];
   /** Time one check may take (default 1 s). */
   checkTimeoutMs?: number;
 }
@@ -134,6 +138,8 @@ export function startApp(name: string, opts: AppOptions, seams: StartAppOptions 
       shutdownSignal: signal,
       ...(options.routes ? { routes: options.routes } : {}),
       ...(options.onUpgrade ? { onUpgrade: options.onUpgrade } : {}),
+      ...(options.onConnection ? { onConnection: options.onConnection } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
       ...(options.checkTimeoutMs === undefined ? {} : { checkTimeoutMs: options.checkTimeoutMs }),
     });
     for (const [check, fn] of Object.entries(options.readiness ?? {})) server.addReadinessCheck(check, fn);

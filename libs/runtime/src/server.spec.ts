@@ -229,6 +229,86 @@ describe('createObservabilityServer', () => {
   });
 });
 
+describe('createObservabilityServer limits (slow, idle and oversized clients)', () => {
+  let server: ObservabilityServer | undefined;
+  const sockets: net.Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await server?.close();
+    server = undefined;
+  });
+
+  async function start(
+    limits: Parameters<typeof createObservabilityServer>[0]['limits'],
+    onConnection?: (s: net.Socket) => void,
+  ) {
+    const { logger } = memoryLogger();
+    server = createObservabilityServer({
+      port: 0,
+      host: HOST,
+      registry: createMetricsRegistry({ defaultMetrics: false }),
+      logger,
+      limits,
+      ...(onConnection ? { onConnection } : {}),
+    });
+    return server.listen();
+  }
+
+  /** Opens a connection, lets `drive` write to it, and resolves with what came back and when it closed. */
+  function client(
+    port: number,
+    drive: (s: net.Socket) => void,
+  ): Promise<{ data: string; closedAfterMs: number }> {
+    return new Promise((resolve) => {
+      const t0 = performance.now();
+      let data = '';
+      const s = net.connect(port, HOST, () => drive(s));
+      sockets.push(s);
+      s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve({ data, closedAfterMs: performance.now() - t0 }));
+    });
+  }
+
+  it('closes a connection that never sends its request head, and one that sends it byte by byte', async () => {
+    const port = await start({ headersTimeoutMs: 400, requestTimeoutMs: 400 });
+    const idle = client(port, () => undefined);
+    const head = 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200) + '\r\n\r\n';
+    const slow = client(port, (s) => {
+      let i = 0;
+      const tick = setInterval(() => {
+        if (s.destroyed || i >= head.length) return clearInterval(tick);
+        s.write(head[i++]!);
+      }, 20);
+    });
+    const [a, b] = await Promise.all([idle, slow]);
+    // Cut off after the limit (Node checks every limit/4), long before the slow head would be complete.
+    for (const r of [a, b]) {
+      expect(r.closedAfterMs).toBeGreaterThanOrEqual(350);
+      expect(r.closedAfterMs).toBeLessThan(3000);
+    }
+    expect(b.data).not.toContain('200 OK');
+  });
+
+  it('answers an oversized request head with 431 and closes', async () => {
+    const port = await start({ maxHeaderSize: 1024 });
+    const r = await client(port, (s) =>
+      s.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(4096)}\r\n\r\n`),
+    );
+    expect(r.data).toMatch(/^HTTP\/1.1 431 /);
+  });
+
+  it('hands every accepted connection to onConnection before parsing it', async () => {
+    const seen: net.Socket[] = [];
+    const port = await start({}, (s) => {
+      seen.push(s);
+      expect(s.bytesRead).toBe(0);
+    });
+    expect((await get(port, '/healthz')).status).toBe(200);
+    expect(seen).toHaveLength(1);
+  });
+});
+
 function connect(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, HOST, () => {

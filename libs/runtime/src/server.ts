@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { errorMessage } from './errors';
@@ -32,7 +32,38 @@ export interface ObservabilityServerOptions {
   routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
   /** Handles HTTP upgrade requests (e.g. WebSocket); without it, upgrades are refused with 404. */
   onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /**
+   * Sees every accepted TCP connection before a byte of it is parsed (to time or count connections
+   * from their accept, e.g. unauthenticated ones on a public port).
+   */
+  onConnection?: (socket: Socket) => void;
+  /** Bounds for slow or idle clients; see `HttpLimits` for the defaults. */
+  limits?: HttpLimits;
 }
+
+/**
+ * What one HTTP client may take: a client that sends its request head byte by byte (slow-loris), or
+ * never finishes its body, is cut off. The defaults suit probes and scrapes, which send a short
+ * request at once.
+ */
+export interface HttpLimits {
+  /** Time from the accept (or the previous response) to the end of the request head. Default 10 s. */
+  headersTimeoutMs?: number;
+  /** Time for a whole request, body included. Default 30 s (not below `headersTimeoutMs`). */
+  requestTimeoutMs?: number;
+  /** Idle time of a keep-alive connection between requests. Default 5 s. */
+  keepAliveTimeoutMs?: number;
+  /** Size of the request head (request line and headers). Default 16 KiB; larger heads get 431. */
+  maxHeaderSize?: number;
+}
+
+/** The limits `createObservabilityServer` applies when a field of `HttpLimits` is not given. */
+export const DEFAULT_HTTP_LIMITS: Required<HttpLimits> = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderSize: 16 * 1024,
+};
 
 /** Serves `/healthz`, `/readyz` and `/metrics`; see `createObservabilityServer`. */
 export interface ObservabilityServer {
@@ -83,13 +114,25 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
   const lastOk = new Map<string, boolean>();
   const timeoutMs = options.checkTimeoutMs ?? 1000;
   const { logger, registry } = options;
-  const server = http.createServer((req, res) => {
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
+  const requestTimeout = Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs);
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxHeaderSize: limits.maxHeaderSize,
+    // Node checks the two timeouts above only this often (30 s by default): a quarter of the
+    // shorter one, so a slow client is cut off within 1.25x its limit.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const server = http.createServer(serverOptions, (req, res) => {
     handle(req, res).catch((err: unknown) => {
       logger.error({ err, path: req.url }, 'observability request failed');
       if (!res.headersSent) send(res, req, 500, TEXT, 'internal server error\n');
       else res.destroy();
     });
   });
+  if (options.onConnection) server.on('connection', options.onConnection);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.onUpgrade) options.onUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
