@@ -5,11 +5,28 @@ import {
   loadCertificateAuthority,
   type CertificateAuthority,
 } from '@knet/crypto';
-import { Secrets, patchObject, secretData } from '@knet/k8s';
+import { Secrets, isNotFound, patchObject, secretData } from '@knet/k8s';
 import { errorMessage } from '@knet/runtime';
 import { generateHostKey, loadHostKey, type HostKey } from '@knet/tunnel';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'tower-proxy' };
+
+/**
+ * Runs `create`, which creates `what` in `namespace`. A create (or a server-side apply that creates)
+ * answers 404 only when the namespace does not exist: that is said in one line with the way out,
+ * instead of the API server's `namespaces "x" not found` deep in a stack of operations.
+ */
+async function inNamespace<T>(namespace: string, what: string, create: () => Promise<T>): Promise<T> {
+  try {
+    return await create();
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    throw new Error(
+      `namespace ${namespace} does not exist: tower-proxy keeps its ${what} there; create it (kubectl create namespace ${namespace}) or choose an existing one with --namespace`,
+      { cause: e },
+    );
+  }
+}
 
 /**
  * The SSH host key, kept in a Secret so agents' pinned fingerprint survives restarts and is shared
@@ -18,22 +35,24 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'tower-proxy' };
  */
 export async function loadOrCreateHostKey(kc: KubeConfig, namespace: string, name: string): Promise<HostKey> {
   const secrets = new Secrets(kc);
-  const { secret } = await secrets.upsert(namespace, name, (cur) => {
-    if (cur && secretData(cur)['ssh-host-key']?.length) return cur;
-    const key = generateHostKey();
-    // Keep whatever else an existing Secret holds; add the key.
-    return {
-      ...cur,
-      metadata: {
-        ...cur?.metadata,
-        name,
-        labels: { ...cur?.metadata?.labels, ...MANAGED_BY },
-        annotations: { ...cur?.metadata?.annotations, 'tower.knet.io/fingerprint': key.fingerprint },
-      },
-      type: cur?.type ?? 'Opaque',
-      stringData: { 'ssh-host-key': key.privateKey, 'ssh-host-key.pub': key.publicKey },
-    };
-  });
+  const { secret } = await inNamespace(namespace, `SSH host key (Secret ${name})`, () =>
+    secrets.upsert(namespace, name, (cur) => {
+      if (cur && secretData(cur)['ssh-host-key']?.length) return cur;
+      const key = generateHostKey();
+      // Keep whatever else an existing Secret holds; add the key.
+      return {
+        ...cur,
+        metadata: {
+          ...cur?.metadata,
+          name,
+          labels: { ...cur?.metadata?.labels, ...MANAGED_BY },
+          annotations: { ...cur?.metadata?.annotations, 'tower.knet.io/fingerprint': key.fingerprint },
+        },
+        type: cur?.type ?? 'Opaque',
+        stringData: { 'ssh-host-key': key.privateKey, 'ssh-host-key.pub': key.publicKey },
+      };
+    }),
+  );
   const pem = secretData(secret)['ssh-host-key'];
   if (!pem) throw new Error(`Secret ${namespace}/${name} has no ssh-host-key`);
   return loadHostKey(pem.toString('utf8'));
@@ -71,14 +90,16 @@ export async function loadOrCreateCa(
   }
   if (!has(secretData(existing))) {
     const ca = await createCertificateAuthority('knet-tower-proxy-ca');
-    await secrets.upsert(namespace, name, (cur) =>
-      cur && has(secretData(cur))
-        ? cur // another replica was faster: keep its CA
-        : {
-            metadata: { name, labels: MANAGED_BY },
-            type: 'kubernetes.io/tls',
-            stringData: { 'tls.crt': ca.certPem, 'tls.key': ca.keyPem },
-          },
+    await inNamespace(namespace, `CA (Secret ${name})`, () =>
+      secrets.upsert(namespace, name, (cur) =>
+        cur && has(secretData(cur))
+          ? cur // another replica was faster: keep its CA
+          : {
+              metadata: { name, labels: MANAGED_BY },
+              type: 'kubernetes.io/tls',
+              stringData: { 'tls.crt': ca.certPem, 'tls.key': ca.keyPem },
+            },
+      ),
     );
   }
   const d = secretData(await secrets.get(namespace, name));
@@ -98,21 +119,23 @@ export async function publishProxyInfo(
   name: string,
   info: { hostKey: HostKey; ca: CertificateAuthority; version: string },
 ): Promise<void> {
-  await patchObject(
-    kc,
-    { apiVersion: 'v1', kind: 'ConfigMap', name, namespace },
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name, namespace },
-      data: {
-        fingerprint: info.hostKey.fingerprint,
-        'ssh-host-key.pub': info.hostKey.publicKey,
-        'ca.crt': info.ca.certPem,
-        version: info.version,
+  await inNamespace(namespace, `info ConfigMap ${name}`, () =>
+    patchObject(
+      kc,
+      { apiVersion: 'v1', kind: 'ConfigMap', name, namespace },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, namespace },
+        data: {
+          fingerprint: info.hostKey.fingerprint,
+          'ssh-host-key.pub': info.hostKey.publicKey,
+          'ca.crt': info.ca.certPem,
+          version: info.version,
+        },
       },
-    },
-    'apply',
-    { fieldManager: 'tower-proxy', force: true },
+      'apply',
+      { fieldManager: 'tower-proxy', force: true },
+    ),
   );
 }
