@@ -1,3 +1,4 @@
+import type { Agent } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type TcpConnectionDetails } from 'ssh2';
 import WebSocket from 'ws';
@@ -31,9 +32,22 @@ export interface AgentConnectionOptions {
   token: string;
   agent: string;
   agentVersion: string;
-  /** `SHA256:…` the proxy's host key must have. */
-  fingerprint: string;
+  /**
+   * `SHA256:…` the proxy's host key must have; several while the proxy's key is rotated (the key
+   * is accepted when it has any of them).
+   */
+  fingerprint: string | readonly string[];
   keepaliveMs: number;
+  /**
+   * Time allowed for the WebSocket upgrade, and then for the SSH handshake (default 45 s and
+   * 30 s): a proxy that accepts the connection and then says nothing is given up on after it.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * The HTTP agent the WebSocket is dialled with: one that tunnels through an egress proxy
+   * (HTTP CONNECT). Default: a direct connection.
+   */
+  httpAgent?: Agent;
   /** Extra CA for a wss:// proxy with a private certificate. */
   proxyCa?: string;
   /**
@@ -76,9 +90,12 @@ export class AgentConnection {
   private settle!: (err: Error | undefined) => void;
 
   private readonly log: Logger;
+  private readonly fingerprints: readonly string[];
 
   constructor(private readonly o: AgentConnectionOptions) {
     this.log = o.logger ?? silentLogger;
+    this.fingerprints = typeof o.fingerprint === 'string' ? [o.fingerprint] : o.fingerprint;
+    if (this.fingerprints.length === 0) throw new Error('AgentConnection: no fingerprint to pin');
     this.closed = new Promise((r) => (this.settle = r));
     // Whatever step the attempt is in, it is over once the connection is (ssh2 does not fail a
     // handshake whose socket closes until its readyTimeout).
@@ -112,13 +129,14 @@ export class AgentConnection {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.o.url, SUBPROTOCOL, {
         perMessageDeflate: false,
-        handshakeTimeout: 45_000,
+        handshakeTimeout: this.o.handshakeTimeoutMs ?? 45_000,
         maxPayload: 4 * 1024 * 1024,
         // RFC 6455 masking protects intermediaries from attacker-chosen plaintext; ours is SSH
         // ciphertext. An all-zero key lets both ends skip the XOR pass over every byte (ws skips
         // unmasking a zero key), which about doubles agent→proxy throughput.
         generateMask: (mask: Buffer) => void mask.fill(0),
         ...(this.o.proxyCa ? { ca: this.o.proxyCa } : {}),
+        ...(this.o.httpAgent ? { agent: this.o.httpAgent } : {}),
       });
       this.ws = ws;
       ws.once('unexpected-response', (_req, res) => {
@@ -139,9 +157,13 @@ export class AgentConnection {
       let seen: string | undefined;
       this.ssh.once('ready', () => resolve());
       this.ssh.on('error', (e: Error & { level?: string }) => {
-        if (seen && seen !== this.o.fingerprint) {
+        if (seen && !this.fingerprints.includes(seen)) {
+          const pinned =
+            this.fingerprints.length === 1
+              ? `the pinned --fingerprint ${this.fingerprints[0]}`
+              : `one of the pinned --fingerprint ${this.fingerprints.join(', ')}`;
           const err = new FingerprintMismatchError(
-            `the proxy's SSH host key is ${seen}, not the pinned --fingerprint ${this.o.fingerprint}: refusing to connect ` +
+            `the proxy's SSH host key is ${seen}, not ${pinned}: refusing to connect ` +
               '(another proxy, a rotated key, or a man in the middle; check the fingerprint the proxy logs)',
           );
           reject(err);
@@ -160,11 +182,11 @@ export class AgentConnection {
         authHandler: [{ type: 'none', username: this.o.cluster }] as never,
         hostVerifier: (key: Buffer) => {
           seen = fingerprintOfBlob(key);
-          return seen === this.o.fingerprint;
+          return this.fingerprints.includes(seen);
         },
         keepaliveInterval: this.o.keepaliveMs,
         keepaliveCountMax: 1,
-        readyTimeout: 30_000,
+        readyTimeout: this.o.handshakeTimeoutMs ?? 30_000,
         algorithms: SSH_ALGORITHMS as never,
       });
     });
