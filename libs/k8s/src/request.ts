@@ -11,7 +11,14 @@ export interface KubeRequest {
   body?: unknown;
   /** Content-Type of the body (default application/json). */
   contentType?: string;
+  /** Socket idle timeout (default 30 s): fires only when nothing moves, not when a slow answer trickles in. */
   timeoutMs?: number;
+  /**
+   * Aborts the request wherever it is (connecting, sending, waiting, reading the body): the socket is
+   * destroyed and the call rejects with `ABORT_ERR` (`decodeApiError` reason), the signal's reason as
+   * `cause`. For a deadline on the whole call: `AbortSignal.timeout(ms)`.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -39,12 +46,14 @@ export async function kubeRequest<T = unknown>(kc: KubeConfig, req: KubeRequest)
     opts.headers['Content-Length'] = String(Buffer.byteLength(payload));
   }
   await kc.applyToHTTPSOptions(opts);
+  const { signal } = req;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const { status, text, headers } = await new Promise<{
     status: number;
     text: string;
     headers: Record<string, string>;
   }>((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
     const r = send(opts, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -59,6 +68,15 @@ export async function kubeRequest<T = unknown>(kc: KubeConfig, req: KubeRequest)
     });
     r.on('timeout', () => r.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
     r.on('error', reject);
+    if (signal) {
+      const onAbort = () => {
+        const e = abortError(signal);
+        r.destroy(e);
+        reject(e); // also when the answer is half read: the response stream may not report the destroy
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      r.on('close', () => signal.removeEventListener('abort', onAbort));
+    }
     r.end(payload);
   }).catch((e: unknown) => {
     throw wrapApiError(`${req.method} ${req.path}`, e);
@@ -67,4 +85,13 @@ export async function kubeRequest<T = unknown>(kc: KubeConfig, req: KubeRequest)
     throw new ApiException(status, `HTTP-Code: ${status}`, text, headers);
   }
   return (text ? JSON.parse(text) : undefined) as T;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+  return Object.assign(new Error(`request aborted: ${why}`, { cause: reason }), {
+    name: 'AbortError',
+    code: 'ABORT_ERR',
+  });
 }
