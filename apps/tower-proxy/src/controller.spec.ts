@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from '@knet/cluster-crd';
 import { createCertificateAuthority, type CertificateAuthority } from '@knet/crypto';
-import { getCondition, statusError } from '@knet/k8s';
+import { getCondition, kubeconfigTls, statusError } from '@knet/k8s';
 import { RecordingLogger, createMetricsRegistry, type Registry } from '@knet/runtime';
 import { sleep, until } from '@knet/testing';
 import { ClusterController, sessionBinding } from './controller';
@@ -98,7 +98,15 @@ interface Bed {
   metrics: Registry;
   logger: RecordingLogger;
   clock: { now: Date };
+  /** What the controller scheduled (its renewal requeues), in order; `fire` runs one. */
+  timers: Timer[];
   reconciles(result: 'ok' | 'error'): Promise<number>;
+}
+
+interface Timer {
+  delayMs: number;
+  state: 'pending' | 'fired' | 'cancelled';
+  fire(): void;
 }
 
 function bed(o: { portRange?: { min: number; max: number }; publishAddress?: string } = {}): Bed {
@@ -108,6 +116,7 @@ function bed(o: { portRange?: { min: number; max: number }; publishAddress?: str
   const metrics = createMetricsRegistry({ defaultMetrics: false });
   const logger = new RecordingLogger();
   const clock = { now: new Date() };
+  const timers: Timer[] = [];
   const controller = new ClusterController({
     store,
     ca,
@@ -120,12 +129,26 @@ function bed(o: { portRange?: { min: number; max: number }; publishAddress?: str
     portRange: { min: 6000, max: 6010, kubesphereOffset: 10_000, ...o.portRange },
     ...(o.publishAddress ? { publishAddress: o.publishAddress } : {}),
     now: () => clock.now,
+    schedule: (fn, delayMs) => {
+      const t: Timer = {
+        delayMs,
+        state: 'pending',
+        fire: () => {
+          t.state = 'fired';
+          fn();
+        },
+      };
+      timers.push(t);
+      return () => {
+        if (t.state === 'pending') t.state = 'cancelled';
+      };
+    },
   });
   const reconciles = async (result: 'ok' | 'error') =>
     (await metrics.getSingleMetric('tower_proxy_reconciles_total')!.get()).values.find(
       (v) => v.labels['result'] === result,
     )?.value ?? 0;
-  return { store, listeners, registry, controller, metrics, logger, clock, reconciles };
+  return { store, listeners, registry, controller, metrics, logger, clock, timers, reconciles };
 }
 
 describe('ClusterController.reconcile on a fake store', () => {
@@ -252,20 +275,6 @@ describe('ClusterController.reconcile on a fake store', () => {
     b.store.put(proxyCluster('alpha'));
     await b.controller.reconcile('alpha');
     expect(b.store.cluster('alpha')?.spec?.connection?.kubernetesAPIEndpoint).toBe('https://127.0.0.1:6000');
-  });
-
-  it('re-issues the kubeconfig 30 days before its certificate expires, not before', async () => {
-    const b = bed();
-    b.store.put(proxyCluster('alpha'));
-    await b.controller.reconcile('alpha');
-    const first = b.store.cluster('alpha')!.spec!.connection!.kubeconfig;
-    b.clock.now = new Date(Date.now() + 300 * 86_400_000);
-    await b.controller.reconcile('alpha');
-    expect(b.store.cluster('alpha')!.spec!.connection!.kubeconfig).toBe(first);
-    b.clock.now = new Date(Date.now() + 340 * 86_400_000);
-    await b.controller.reconcile('alpha');
-    expect(b.store.cluster('alpha')!.spec!.connection!.kubeconfig).not.toBe(first);
-    expect(b.store.events.at(-1)?.reason).toBe('KubeconfigIssued');
   });
 
   it('cleans up a deleted Cluster: agents dropped, listeners stopped, Service deleted; again is a no-op', async () => {
@@ -454,6 +463,141 @@ describe('ClusterController: an agent holds only what the Cluster grants now', (
     expect(sessions.map((s) => s.closedWith)).toEqual([undefined, undefined]);
     expect(b.registry.count('alpha')).toBe(2);
     expect(evictions(b)).toEqual([]);
+  });
+});
+
+const DAY = 86_400_000;
+const later = (b: Bed, ms: number) => (b.clock.now = new Date(b.clock.now.getTime() + ms));
+/** The client certificate of a Cluster's kubeconfig, as the listener sees it. */
+const clientCert = (c: Cluster | undefined) =>
+  new X509Certificate(kubeconfigTls(Buffer.from(c!.spec!.connection!.kubeconfig!, 'base64').toString()).cert);
+const servingCert = (spec: ListenerSpec | undefined) => new X509Certificate(spec!.serving.certPem);
+
+describe('ClusterController: short-lived certificates, renewed on time; only the current kubeconfig opens the listener', () => {
+  it('the listener accepts the client certificate of the kubeconfig in the Cluster, and no other', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const fingerprint = clientCert(b.store.cluster('alpha')).fingerprint256;
+    expect(b.listeners.ensured[0]?.clientCertificates).toEqual([fingerprint]);
+    await b.controller.reconcile('alpha');
+    expect(b.listeners.ensured[1]?.clientCertificates).toEqual([fingerprint]);
+  });
+
+  it("a Cluster re-created under the same name gets a new kubeconfig, and the old one's certificate is refused", async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const old = clientCert(b.store.cluster('alpha')).fingerprint256;
+    b.store.remove('alpha');
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const now = clientCert(b.store.cluster('alpha')).fingerprint256;
+    expect(now).not.toBe(old);
+    expect(b.listeners.running.get('alpha')?.clientCertificates).toEqual([now]);
+  });
+
+  it('removing the kubeconfig from the Cluster revokes it at once (a new one is issued, no overlap)', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const old = clientCert(b.store.cluster('alpha')).fingerprint256;
+    const c = b.store.cluster('alpha')!;
+    const { kubeconfig: _leaked, ...rest } = c.spec!.connection!;
+    b.store.put({ ...c, spec: { ...c.spec, connection: rest } });
+    await b.controller.reconcile('alpha');
+    const now = clientCert(b.store.cluster('alpha')).fingerprint256;
+    expect(now).not.toBe(old);
+    expect(b.listeners.running.get('alpha')?.clientCertificates).toEqual([now]);
+  });
+
+  it('certificates last 30 days and are renewed 10 days before they expire; the replaced kubeconfig works for 10 more minutes', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const first = b.store.cluster('alpha')!.spec!.connection!.kubeconfig;
+    const client = clientCert(b.store.cluster('alpha'));
+    const serving = servingCert(b.listeners.ensured[0]);
+    for (const cert of [client, serving]) {
+      expect(new Date(cert.validTo).getTime() - b.clock.now.getTime()).toBeGreaterThan(30 * DAY - 60_000);
+      expect(new Date(cert.validTo).getTime() - b.clock.now.getTime()).toBeLessThan(30 * DAY + 60_000);
+    }
+
+    later(b, 19 * DAY);
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')!.spec!.connection!.kubeconfig).toBe(first);
+    expect(b.listeners.ensured.at(-1)?.serving).toBe(b.listeners.ensured[0]?.serving);
+
+    later(b, 2 * DAY); // 9 days left
+    await b.controller.reconcile('alpha');
+    const renewed = clientCert(b.store.cluster('alpha'));
+    expect(renewed.fingerprint256).not.toBe(client.fingerprint256);
+    expect(b.store.events.at(-1)?.reason).toBe('KubeconfigIssued');
+    expect(servingCert(b.listeners.ensured.at(-1)).fingerprint256).not.toBe(serving.fingerprint256);
+    expect(b.listeners.ensured.at(-1)?.clientCertificates).toEqual([
+      renewed.fingerprint256,
+      client.fingerprint256,
+    ]);
+
+    later(b, 9 * 60_000);
+    await b.controller.reconcile('alpha');
+    expect(b.listeners.ensured.at(-1)?.clientCertificates).toHaveLength(2);
+    later(b, 60_000);
+    await b.controller.reconcile('alpha');
+    expect(b.listeners.ensured.at(-1)?.clientCertificates).toEqual([renewed.fingerprint256]);
+  });
+
+  it('the serving certificate is renewed when due even though its names did not change', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    later(b, 21 * DAY);
+    await b.controller.reconcile('alpha');
+    expect(b.listeners.ensured[1]?.serving).not.toBe(b.listeners.ensured[0]?.serving);
+    expect(servingCert(b.listeners.ensured[1]).subjectAltName).toBe(
+      servingCert(b.listeners.ensured[0]).subjectAltName,
+    );
+  });
+
+  it('each Cluster is requeued when its first certificate comes due, and the timers stop with leadership', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.controller.setLeading(true);
+    await until('alpha to be served', () => b.store.cluster('alpha')?.spec?.connection?.kubeconfig);
+    await until('a renewal to be scheduled', () => b.timers.some((t) => t.state === 'pending'));
+    const pending = () => b.timers.filter((t) => t.state === 'pending');
+    expect(pending()).toHaveLength(1);
+    // Both certificates were issued now: due in 30 - 10 days.
+    expect(Math.abs(pending()[0]!.delayMs - 20 * DAY)).toBeLessThan(60_000);
+
+    const first = b.store.cluster('alpha')!.spec!.connection!.kubeconfig;
+    const ensured = b.listeners.ensured.length;
+    later(b, 20 * DAY + 1000);
+    pending()[0]!.fire(); // nothing else happens to alpha: only the timer brings it back
+    await until(
+      'the kubeconfig to be renewed',
+      () => b.store.cluster('alpha')!.spec!.connection!.kubeconfig !== first,
+    );
+    expect(b.listeners.ensured.length).toBeGreaterThan(ensured);
+    await until('the end of the overlap to be scheduled', () => pending().length === 1);
+    expect(pending()[0]!.delayMs).toBeLessThanOrEqual(10 * 60_000);
+
+    b.controller.setLeading(false);
+    expect(pending()).toEqual([]);
+    b.controller.setLeading(true);
+    await until('a renewal to be scheduled again', () => pending().length === 1);
+    await b.controller.stop();
+    expect(pending()).toEqual([]);
+  });
+
+  it('a deleted Cluster leaves no timer behind', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    expect(b.timers.filter((t) => t.state === 'pending')).toHaveLength(1);
+    b.store.remove('alpha');
+    await b.controller.reconcile('alpha');
+    expect(b.timers.filter((t) => t.state === 'pending')).toEqual([]);
   });
 });
 

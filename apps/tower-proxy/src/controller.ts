@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isProxyCluster, type Cluster } from '@knet/cluster-crd';
 import {
+  certificateFingerprintSha256,
   constantTimeEqual,
   describeCertificate,
   isSignedBy,
@@ -34,9 +35,45 @@ export interface ControllerOptions extends PlanConfig {
   listeners: { ensure(spec: ListenerSpec): Promise<void>; remove(cluster: string): Promise<void> };
   metrics: ProxyMetrics;
   logger: Logger;
-  /** Client certificates in kubeconfigs are re-issued when they expire sooner than this. */
+  /**
+   * Validity of the certificates the controller issues: the client certificate in each kubeconfig
+   * and each listener's serving certificate (default `CERTIFICATE_VALIDITY_DAYS`).
+   */
+  certificateValidityDays?: number;
+  /**
+   * A certificate is re-issued when it expires sooner than this (default: a third of the validity).
+   * Each Cluster is reconciled again when its first certificate comes due.
+   */
   renewBeforeMs?: number;
+  /**
+   * How long the listener still accepts the kubeconfig a renewal replaced, so that clients switch
+   * over without a refusal (default `RENEWAL_OVERLAP_MS`). A kubeconfig removed from the Cluster, or
+   * one of an earlier Cluster of the same name, gets no overlap.
+   */
+  renewalOverlapMs?: number;
   now?: () => Date;
+  /** Runs `fn` after `delayMs`; returns a cancel function (tests pass a recording one). */
+  schedule?: (fn: () => void, delayMs: number) => () => void;
+}
+
+/** Validity of issued certificates: short, because they are renewed automatically. */
+export const CERTIFICATE_VALIDITY_DAYS = 30;
+/** How long a replaced kubeconfig keeps working after a renewal. */
+export const RENEWAL_OVERLAP_MS = 10 * 60_000;
+const DAY_MS = 86_400_000;
+/** setTimeout's limit (about 24.8 days); a longer wait is re-planned when it runs out. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function defaultSchedule(fn: () => void, delayMs: number): () => void {
+  const t = setTimeout(fn, delayMs);
+  t.unref();
+  return () => clearTimeout(t);
+}
+
+/** The client certificate in the kubeconfig a listener accepts. */
+interface ClientCert {
+  fingerprint: string;
+  notAfter: Date;
 }
 
 /**
@@ -56,7 +93,16 @@ export function sessionBinding(cluster: Cluster): string {
 export class ClusterController {
   private readonly queue: WorkQueue;
   private leading = false;
-  private readonly serving = new Map<string, { key: string; cert: { certPem: string; keyPem: string } }>();
+  private readonly serving = new Map<
+    string,
+    { key: string; cert: { certPem: string; keyPem: string }; notAfter: Date }
+  >();
+  /** The kubeconfig certificate a renewal replaced, accepted until `until` (Cluster UID-bound). */
+  private readonly replaced = new Map<string, { uid: string; fingerprint: string; until: Date }>();
+  /** Cancels of the pending renewal requeues, per cluster. */
+  private readonly renewals = new Map<string, () => void>();
+  private readonly validityDays: number;
+  private readonly renewBeforeMs: number;
 
   constructor(private readonly o: ControllerOptions) {
     this.queue = new WorkQueue((name) => (this.leading ? this.reconcile(name) : Promise.resolve()), {
@@ -64,6 +110,8 @@ export class ClusterController {
     });
     o.store.onChange((cluster) => this.enqueue(cluster));
     o.registry.on('change', (cluster) => this.enqueue(cluster));
+    this.validityDays = o.certificateValidityDays ?? CERTIFICATE_VALIDITY_DAYS;
+    this.renewBeforeMs = o.renewBeforeMs ?? (this.validityDays * DAY_MS) / 3;
   }
 
   start(): Promise<void> {
@@ -74,11 +122,32 @@ export class ClusterController {
   setLeading(leading: boolean): void {
     this.leading = leading;
     if (leading) for (const c of this.o.store.clusters()) this.enqueue(c.metadata.name);
+    else this.cancelRenewals();
   }
 
   async stop(): Promise<void> {
+    this.cancelRenewals();
     this.queue.stop();
     await this.o.store.stop();
+  }
+
+  /** Reconciles `cluster` again at `at` (its first certificate renewal, or the end of an overlap). */
+  private requeueAt(cluster: string, at: Date): void {
+    this.renewals.get(cluster)?.();
+    const delay = Math.min(Math.max(0, at.getTime() - this.now().getTime()), MAX_TIMER_MS);
+    const schedule = this.o.schedule ?? defaultSchedule;
+    this.renewals.set(
+      cluster,
+      schedule(() => {
+        this.renewals.delete(cluster);
+        this.enqueue(cluster);
+      }, delay),
+    );
+  }
+
+  private cancelRenewals(): void {
+    for (const cancel of this.renewals.values()) cancel();
+    this.renewals.clear();
   }
 
   private enqueue(name: string): void {
@@ -167,6 +236,9 @@ export class ClusterController {
     this.o.registry.closeCluster(name, why);
     await this.o.listeners.remove(name);
     this.serving.delete(name);
+    this.replaced.delete(name);
+    this.renewals.get(name)?.();
+    this.renewals.delete(name);
     try {
       await this.o.store.deleteService(name);
       this.o.logger.info({ cluster: name, why }, 'cluster cleaned up');
@@ -189,16 +261,20 @@ export class ClusterController {
     const service = await this.o.store.applyService(plan.service);
     const next = planConnection(plan, service, this.o);
 
-    const kubeconfig = next.kubeconfigServer
-      ? await this.kubeconfigFor(name, next.kubeconfigServer, cluster.spec?.connection?.kubeconfig)
+    const issued = next.kubeconfigServer
+      ? await this.kubeconfigFor(cluster, next.kubeconfigServer)
       : undefined;
+    const kubeconfig = issued?.kubeconfig;
+    const serving = await this.servingCert(name, next.servingNames);
     await this.o.listeners.ensure({
       cluster: name,
       kubernetesPort: ports.kubernetes,
       kubespherePort: ports.kubesphere,
-      serving: await this.servingCert(name, next.servingNames),
+      serving: serving.cert,
       caPem: this.o.ca.certPem,
+      clientCertificates: issued ? this.acceptedClientCerts(cluster, issued) : [],
     });
+    this.requeueAtNextRenewal(name, [serving.notAfter, issued?.client.notAfter]);
 
     // The conditions are written conditionally on the resourceVersion: after our own spec patch it
     // must be the new one, or the write always conflicts (409) and every cluster needs a second pass.
@@ -234,56 +310,124 @@ export class ClusterController {
     return this.o.now?.() ?? new Date();
   }
 
-  /** A kubeconfig (base64) for the cluster, or undefined when the current one is still right. */
+  /**
+   * The client certificate the cluster's kubeconfig holds once this pass is written, and the
+   * kubeconfig (base64) to write when the current one is missing, wrong or due for renewal.
+   */
   private async kubeconfigFor(
-    cluster: string,
+    cluster: Cluster,
     server: string,
-    current: string | undefined,
-  ): Promise<string | undefined> {
-    if (current && (await this.kubeconfigStillValid(cluster, server, current))) return undefined;
+  ): Promise<{ client: ClientCert; kubeconfig?: string; renewed?: ClientCert }> {
+    const name = cluster.metadata.name;
+    const current = this.currentClientCert(name, server, cluster.spec?.connection?.kubeconfig);
+    const valid = current && (await current.signed) ? current : undefined;
+    if (valid && valid.notAfter.getTime() - this.now().getTime() >= this.renewBeforeMs)
+      return { client: valid };
     const client = await issueCertificate(this.o.ca, {
-      commonName: clientCommonName(cluster),
+      commonName: clientCommonName(name),
       organizations: ['knet-tower'],
       usage: 'client',
-      validityDays: 365,
+      validityDays: this.validityDaysFromNow(),
     });
     const yaml = renderKubeconfig({
-      name: cluster,
+      name,
       server,
       caPem: this.o.ca.certPem,
       credentials: { clientCertificatePem: client.certPem, clientKeyPem: client.keyPem },
     });
-    return Buffer.from(yaml).toString('base64');
+    return {
+      client: {
+        fingerprint: certificateFingerprintSha256(client.certPem),
+        notAfter: describeCertificate(client.certPem).notAfter,
+      },
+      kubeconfig: Buffer.from(yaml).toString('base64'),
+      // Only a renewal of a still valid kubeconfig for this very Cluster gets an overlap.
+      ...(valid && valid.notAfter > this.now() ? { renewed: valid } : {}),
+    };
   }
 
-  private async kubeconfigStillValid(cluster: string, server: string, current: string): Promise<boolean> {
+  /** The client certificate of `kubeconfig` when it is one this proxy issued for this cluster and server. */
+  private currentClientCert(
+    cluster: string,
+    server: string,
+    kubeconfig: string | undefined,
+  ): (ClientCert & { signed: Promise<boolean> }) | undefined {
+    if (!kubeconfig) return undefined;
     try {
-      const tls = kubeconfigTls(Buffer.from(current, 'base64').toString('utf8'));
-      if (tls.server !== server || tls.ca !== this.o.ca.certPem) return false;
+      const tls = kubeconfigTls(Buffer.from(kubeconfig, 'base64').toString('utf8'));
+      if (tls.server !== server || tls.ca !== this.o.ca.certPem || !tls.cert) return undefined;
       const d = describeCertificate(tls.cert);
-      if (d.subject !== `CN=${clientCommonName(cluster)}, O=knet-tower`) return false;
-      if (d.notAfter.getTime() - this.now().getTime() < (this.o.renewBeforeMs ?? 30 * 86_400_000))
-        return false;
-      return await isSignedBy(tls.cert, this.o.ca.certPem);
+      if (d.subject !== `CN=${clientCommonName(cluster)}, O=knet-tower`) return undefined;
+      return {
+        fingerprint: certificateFingerprintSha256(tls.cert),
+        notAfter: d.notAfter,
+        signed: isSignedBy(tls.cert, this.o.ca.certPem).catch(() => false),
+      };
     } catch {
-      return false;
+      return undefined;
     }
   }
 
+  /**
+   * The fingerprints the cluster's kubernetes listener accepts: the certificate of the kubeconfig
+   * being written (or kept), and for `renewalOverlapMs` after a renewal the one it replaced.
+   */
+  private acceptedClientCerts(
+    cluster: Cluster,
+    issued: { client: ClientCert; renewed?: ClientCert },
+  ): string[] {
+    const name = cluster.metadata.name;
+    const uid = cluster.metadata.uid ?? '';
+    const now = this.now();
+    if (issued.renewed) {
+      const overlap = this.o.renewalOverlapMs ?? RENEWAL_OVERLAP_MS;
+      const until = new Date(Math.min(now.getTime() + overlap, issued.renewed.notAfter.getTime()));
+      this.replaced.set(name, { uid, fingerprint: issued.renewed.fingerprint, until });
+    }
+    const r = this.replaced.get(name);
+    if (!r || r.uid !== uid || r.until <= now || r.fingerprint === issued.client.fingerprint) {
+      this.replaced.delete(name);
+      return [issued.client.fingerprint];
+    }
+    return [issued.client.fingerprint, r.fingerprint];
+  }
+
+  /** Requeues the cluster when its first certificate comes due (or an overlap ends). */
+  private requeueAtNextRenewal(cluster: string, notAfters: (Date | undefined)[]): void {
+    const times = notAfters
+      .filter((d): d is Date => d !== undefined)
+      .map((d) => d.getTime() - this.renewBeforeMs);
+    const overlapEnd = this.replaced.get(cluster)?.until.getTime();
+    if (overlapEnd !== undefined) times.push(overlapEnd);
+    this.requeueAt(cluster, new Date(Math.min(...times)));
+  }
+
+  /**
+   * The validity to ask for so that a certificate expires `validityDays` after this controller's
+   * clock (`now`), not the machine's: the same thing in production, and in tests the renewals
+   * follow the injected clock.
+   */
+  private validityDaysFromNow(): number {
+    return this.validityDays + (this.now().getTime() - Date.now()) / DAY_MS;
+  }
+
+  /** The listener's serving certificate: cached while its names stay the same and it is not due. */
   private async servingCert(
     cluster: string,
     names: { dnsNames: string[]; ipAddresses: string[] },
-  ): Promise<{ certPem: string; keyPem: string }> {
+  ): Promise<{ cert: { certPem: string; keyPem: string }; notAfter: Date }> {
     const key = JSON.stringify(names);
     const cached = this.serving.get(cluster);
-    if (cached?.key === key) return cached.cert;
+    if (cached?.key === key && cached.notAfter.getTime() - this.now().getTime() >= this.renewBeforeMs)
+      return cached;
     const cert = await issueCertificate(this.o.ca, {
       commonName: `mc-${cluster}`,
       ...names,
       usage: 'server',
-      validityDays: 365,
+      validityDays: this.validityDaysFromNow(),
     });
-    this.serving.set(cluster, { key, cert });
-    return cert;
+    const entry = { key, cert, notAfter: describeCertificate(cert.certPem).notAfter };
+    this.serving.set(cluster, entry);
+    return entry;
   }
 }
