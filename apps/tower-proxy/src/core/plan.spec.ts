@@ -29,6 +29,35 @@ describe('allocatePorts', () => {
     ['on a duplicate the name that sorts first keeps it', cluster('a', 6000), [cluster('b', 6000)], 6000],
     ['and the other moves', cluster('b', 6000), [cluster('a', 6000)], 6001],
     ['itself in the list does not count', cluster('a', 6001), [cluster('a', 6001)], 6001],
+    [
+      'three on one port: only the first name keeps it',
+      cluster('b', 6000),
+      [cluster('a', 6000), cluster('c', 6000)],
+      6001,
+    ],
+    ['the last of three moves too', cluster('c', 6000), [cluster('a', 6000), cluster('b', 6000)], 6001],
+    [
+      "a direct cluster's leftover port is not taken: the cluster keeps it",
+      cluster('b', 6000),
+      [cluster('a', 6000, { spec: { connection: { type: 'direct', kubernetesAPIServerPort: 6000 } } })],
+      6000,
+    ],
+    [
+      'nor is the port of a cluster that left the federation',
+      cluster('c'),
+      [
+        cluster('a', 6000, {
+          spec: { joinFederation: false, connection: { type: 'proxy', kubernetesAPIServerPort: 6000 } },
+        }),
+      ],
+      6000,
+    ],
+    [
+      'a Cluster being deleted keeps its port (it is still served)',
+      cluster('b', 6000),
+      [cluster('a', 6000, { metadata: { name: 'a', deletionTimestamp: new Date(0) } })],
+      6001,
+    ],
   ])('%s', (_what, c, others, want) => {
     expect(allocatePorts(c, others, range)).toEqual({ kubernetes: want, kubesphere: want + 10_000 });
   });

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import {
   EXTERNAL_LB_ANNOTATIONS,
+  isProxyCluster,
   type Cluster,
   type ClusterCondition,
   type Connection,
@@ -20,16 +21,18 @@ export interface Ports {
 }
 
 /**
- * Ports for `cluster`: keeps its current ones when valid and not taken by another cluster (of two
- * clusters with the same port, the one whose name sorts first keeps it), else the lowest free pair.
- * Deterministic, so a restarted proxy computes the same answer. Throws when the range is exhausted.
+ * Ports for `cluster`: keeps its current ones when valid and not taken by another cluster the proxy
+ * serves (of two clusters with the same port, the one whose name sorts first keeps it), else the
+ * lowest free pair. A port left in a Cluster the proxy does not serve (type direct, or
+ * joinFederation false) takes nothing: no listener runs on it. Deterministic, so a restarted proxy
+ * computes the same answer. Throws when the range is exhausted.
  */
 export function allocatePorts(cluster: Cluster, others: readonly Cluster[], range: PortRange): Ports {
   const used = new Set<number>();
   const mine = cluster.spec?.connection?.kubernetesAPIServerPort ?? 0;
   const myName = cluster.metadata.name;
   for (const o of others) {
-    if (o.metadata.name === myName) continue;
+    if (o.metadata.name === myName || !isProxyCluster(o)) continue;
     const p = o.spec?.connection?.kubernetesAPIServerPort;
     if (!p) continue;
     // On a duplicate, the cluster whose name sorts first keeps the port (stable and coordination-free).
