@@ -33,16 +33,20 @@ export const program = createProgram({
       default: 'http://127.0.0.1:8080',
     },
     fingerprint: {
-      flag: '--fingerprint <sha256>',
+      flag: '--fingerprint <sha256...>',
       env: 'TOWER_FINGERPRINT',
       description:
-        "SHA-256 fingerprint of the proxy's SSH host key (the proxy logs it and publishes it in its ConfigMap); any other key is refused",
-      schema: z
-        .string()
-        .regex(
-          /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/i,
-          'must be a SHA-256 fingerprint like SHA256:<43 base64 characters>',
-        ),
+        "SHA-256 fingerprint of the proxy's SSH host key (the proxy logs it and publishes it in its ConfigMap); any other key is refused. " +
+        'Several (repeat the flag, or comma-separated) while the key is rotated: a key with any of them is accepted',
+      schema: schemas.list(
+        z
+          .string()
+          .regex(
+            /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/i,
+            'must be a SHA-256 fingerprint like SHA256:<43 base64 characters>',
+          ),
+        { min: 1 },
+      ),
     },
     proxyCa: {
       flag: '--proxy-ca <file>',
@@ -114,10 +118,15 @@ export const program = createProgram({
       readiness: 'ready while connected',
     }),
   },
-  /** After this, `proxyServer` is the ws(s):// URL of the tunnel and `fingerprint` is `SHA256:…`. */
-  validate: (opts) => ({
-    ...opts,
-    proxyServer: tunnelUrl(opts.proxyServer),
-    fingerprint: normalizeFingerprint(opts.fingerprint),
-  }),
+  /**
+   * After this, `proxyServer` is the ws(s):// URL of the tunnel and `fingerprint` a list of
+   * `SHA256:…` (no duplicates).
+   */
+  validate: (opts) => {
+    return {
+      ...opts,
+      proxyServer: tunnelUrl(opts.proxyServer),
+      fingerprint: Array.from(new Set(opts.fingerprint.map(normalizeFingerprint))),
+    };
+  },
 });

@@ -1,0 +1,37 @@
+import { UsageError, parseOptions } from '@knet/runtime';
+import { generateHostKey } from '@knet/tunnel';
+import { program } from './options';
+
+const [a, b] = [generateHostKey().fingerprint, generateHostKey().fingerprint];
+const required = { TOWER_CLUSTER_NAME: 'alpha', TOWER_TOKEN: 't'.repeat(32) };
+
+function parse(args: string[], env: Record<string, string> = {}) {
+  return parseOptions(program, ['node', 'tower-agent', ...args], { ...required, ...env });
+}
+
+describe('tower-agent options', () => {
+  describe('--fingerprint (key rotation)', () => {
+    it.each([
+      ['one flag', [`--fingerprint=${a}`], {}, [a]],
+      ['the flag repeated', [`--fingerprint=${a}`, '--fingerprint', b], {}, [a, b]],
+      ['comma-separated in the env', [], { TOWER_FINGERPRINT: `${a}, ${b}` }, [a, b]],
+      [
+        'without the prefix or with padding, duplicates dropped',
+        [`--fingerprint=${a.slice(7)}=`, `--fingerprint=${a}`],
+        {},
+        [a],
+      ],
+    ])('%s', (_what, args, env, want) => {
+      expect(parse(args, env).fingerprint).toEqual(want);
+    });
+
+    it('names the bad one', () => {
+      expect(() => parse([`--fingerprint=${a}`, '--fingerprint=MD5:aa'])).toThrow(
+        new UsageError(
+          '--fingerprint (TOWER_FINGERPRINT): item 2: must be a SHA-256 fingerprint like SHA256:<43 base64 characters>, ' +
+            `got "${a},MD5:aa"`,
+        ),
+      );
+    });
+  });
+});
