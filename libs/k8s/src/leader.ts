@@ -1,7 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '@knet/runtime';
 import { decodeApiError, isAlreadyExists, isConflict, isNotFound, wrapApiError } from './errors';
-import { kubeRequest } from './request';
+import { kubeRequest, type KubeRequest } from './request';
 
 /**
  * metav1.MicroTime as the API server parses it: RFC 3339 with exactly six fractional digits.
@@ -47,6 +47,8 @@ export interface LeaderElectorOptions {
   logger?: Logger;
   /** Clock, for tests. */
   now?: () => number;
+  /** How the Lease requests reach the API server (default `kubeRequest` with `kc`), for tests. */
+  request?: (req: KubeRequest) => Promise<unknown>;
 }
 
 /**
@@ -54,18 +56,36 @@ export interface LeaderElectorOptions {
  * leaderelection: a candidate takes the Lease when it is absent, free, or not renewed for
  * leaseDuration as observed by its own clock (so clock skew between nodes does not matter);
  * writes are conditional on resourceVersion, so exactly one candidate wins a race.
+ *
+ * A leader leads only until `lastRenew + renewDeadline`, where `lastRenew` is when its last
+ * successful renewal *started* (the renewTime it wrote: a follower cannot have seen that write
+ * earlier, and then waits a whole leaseDuration, which is longer). An independent timer steps it
+ * down at that instant even while a GET or PUT still hangs on a stalled API server, and every
+ * request of an attempt is aborted at the same deadline (client-go runs each renewal under a
+ * context with the RenewDeadline timeout). A write that is answered after its deadline does not
+ * count: the elector is then a candidate like any other and leads again only through a new
+ * attempt, with a new onStartedLeading.
  */
 export class LeaderElector {
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
   private readonly now: () => number;
+  private readonly request: (req: KubeRequest) => Promise<unknown>;
   private observed: { holder: string; renewTime: string; at: number } | undefined;
+  /** When the last successful acquire or renewal started. */
   private lastRenew = 0;
   private leading = false;
   private leaderAbort: AbortController | undefined;
+  /** The next attempt. */
   private timer: NodeJS.Timeout | undefined;
+  /** Fires at lastRenew + renewDeadline while leading. */
+  private stepDownTimer: NodeJS.Timeout | undefined;
+  /** Aborts the requests of the attempt in flight. */
+  private attempt: AbortController | undefined;
   private running = false;
+  /** Bumped by start() and stop(), so an attempt of an earlier run does not schedule more. */
+  private generation = 0;
   private currentLeader = '';
   private readonly path: string;
 
@@ -73,7 +93,8 @@ export class LeaderElector {
     this.leaseDurationMs = o.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = o.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = o.retryPeriodMs ?? 2_000;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? (() => Date.now());
+    this.request = o.request ?? ((req) => kubeRequest(o.kc, req));
     if (this.renewDeadlineMs >= this.leaseDurationMs)
       throw new Error('leader election: renewDeadline must be shorter than leaseDuration');
     if (this.retryPeriodMs >= this.renewDeadlineMs)
@@ -86,45 +107,68 @@ export class LeaderElector {
   start(): void {
     if (this.running) return;
     this.running = true;
-    void this.tick();
+    void this.tick(++this.generation);
   }
 
-  private async tick(): Promise<void> {
-    if (!this.running) return;
+  /** Whether this candidate leads now. */
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  private async tick(generation: number): Promise<void> {
+    this.timer = undefined;
+    if (!this.running || generation !== this.generation) return;
+    const started = this.now();
+    // A leader's attempt ends where its leadership does; a candidate's a renewDeadline from now.
+    const deadline = (this.leading ? this.lastRenew : started) + this.renewDeadlineMs;
+    const attempt = new AbortController();
+    this.attempt = attempt;
+    const expire = setTimeout(
+      () => attempt.abort(new Error(`no answer within the renew deadline (${this.renewDeadlineMs} ms)`)),
+      Math.max(0, deadline - started),
+    );
+    let ok = false;
     try {
-      const ok = await this.tryAcquireOrRenew();
-      if (ok) {
-        this.lastRenew = this.now();
-        if (!this.leading) this.becomeLeader();
-      } else if (this.leading && this.now() - this.lastRenew > this.renewDeadlineMs) {
-        this.loseLeadership('could not renew within the renew deadline');
-      }
+      ok = await this.tryAcquireOrRenew(attempt.signal, started);
     } catch (e) {
       const d = decodeApiError(e);
       this.o.logger?.warn(
         { lease: this.o.name, code: d.code, err: d.message },
         'leader election attempt failed',
       );
-      if (this.leading && this.now() - this.lastRenew > this.renewDeadlineMs) {
-        this.loseLeadership('could not renew within the renew deadline');
-      }
+    } finally {
+      clearTimeout(expire);
+      if (this.attempt === attempt) this.attempt = undefined;
     }
-    if (this.running) {
-      const jitter = this.leading ? 1 : 1 + Math.random() * 0.2;
-      this.timer = setTimeout(() => void this.tick(), this.retryPeriodMs * jitter);
+    if (!this.running || generation !== this.generation) return;
+    if (ok && (attempt.signal.aborted || this.now() >= deadline)) {
+      // The write went through, but too late to lead on: a follower may already have seen it
+      // expire. Not leading; the next attempt starts over.
+      this.o.logger?.warn(
+        { lease: this.o.name, identity: this.o.identity },
+        'the Lease was written after the renew deadline; not leading on that write',
+      );
+      ok = false;
     }
+    if (ok) {
+      this.lastRenew = started;
+      this.armStepDown();
+      if (!this.leading) this.becomeLeader();
+    } else if (this.leading && this.currentLeader !== this.o.identity) {
+      this.loseLeadership(`the Lease is held by ${this.currentLeader || 'nobody'}`);
+    }
+    const jitter = this.leading ? 1 : 1 + Math.random() * 0.2;
+    this.timer = setTimeout(() => void this.tick(generation), this.retryPeriodMs * jitter);
   }
 
   /** One attempt; true when we hold the lease afterwards. Exposed for tests. */
-  async tryAcquireOrRenew(): Promise<boolean> {
-    const now = new Date(this.now());
+  async tryAcquireOrRenew(signal?: AbortSignal, at: number = this.now()): Promise<boolean> {
+    const now = new Date(at);
     const seconds = Math.ceil(this.leaseDurationMs / 1000);
+    const leasePath = `${this.path}/${encodeURIComponent(this.o.name)}`;
     let lease: Lease;
     try {
-      lease = await kubeRequest<Lease>(this.o.kc, {
-        method: 'GET',
-        path: `${this.path}/${encodeURIComponent(this.o.name)}`,
-      });
+      lease = (await this.request({ method: 'GET', path: leasePath, signal })) as Lease;
     } catch (e) {
       if (!isNotFound(e)) throw wrapApiError(`get Lease ${this.o.namespace}/${this.o.name}`, e);
       const fresh: Lease = {
@@ -140,7 +184,7 @@ export class LeaderElector {
         },
       };
       try {
-        await kubeRequest(this.o.kc, { method: 'POST', path: this.path, body: fresh });
+        await this.request({ method: 'POST', path: this.path, body: fresh, signal });
       } catch (ce) {
         if (isAlreadyExists(ce)) return false; // someone else was faster
         throw wrapApiError(`create Lease ${this.o.namespace}/${this.o.name}`, ce);
@@ -166,11 +210,7 @@ export class LeaderElector {
       leaseTransitions: (spec.leaseTransitions ?? 0) + (takeover && holder ? 1 : 0),
     };
     try {
-      await kubeRequest(this.o.kc, {
-        method: 'PUT',
-        path: `${this.path}/${encodeURIComponent(this.o.name)}`,
-        body: lease,
-      });
+      await this.request({ method: 'PUT', path: leasePath, body: lease, signal });
     } catch (e) {
       if (isConflict(e)) return false; // lost the race; the winner's write is what we will observe next
       throw wrapApiError(`update Lease ${this.o.namespace}/${this.o.name}`, e);
@@ -194,6 +234,18 @@ export class LeaderElector {
     }
   }
 
+  /** (Re)arms the step-down at lastRenew + renewDeadline, independent of any request in flight. */
+  private armStepDown(): void {
+    clearTimeout(this.stepDownTimer);
+    this.stepDownTimer = setTimeout(
+      () => {
+        this.stepDownTimer = undefined;
+        this.loseLeadership(`not renewed within the renew deadline (${this.renewDeadlineMs} ms)`);
+      },
+      Math.max(0, this.lastRenew + this.renewDeadlineMs - this.now()),
+    );
+  }
+
   private becomeLeader(): void {
     this.leading = true;
     this.leaderAbort = new AbortController();
@@ -202,8 +254,12 @@ export class LeaderElector {
   }
 
   private loseLeadership(why: string): void {
+    clearTimeout(this.stepDownTimer);
+    this.stepDownTimer = undefined;
     if (!this.leading) return;
     this.leading = false;
+    // A renewal still in flight is abandoned: if it lands, it is not a reason to lead.
+    this.attempt?.abort(new Error(`stepped down: ${why}`));
     this.leaderAbort?.abort(new Error(`lost leadership: ${why}`));
     this.o.logger?.warn({ lease: this.o.name, identity: this.o.identity, why }, 'stopped leading');
     this.o.onStoppedLeading?.();
@@ -212,15 +268,26 @@ export class LeaderElector {
   /** Stops campaigning; a leader steps down and (by default) frees the lease for a fast hand-over. */
   async stop(): Promise<void> {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.generation++;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     const wasLeader = this.leading;
     this.loseLeadership('stopped');
+    this.attempt?.abort(new Error('leader election stopped'));
     if (wasLeader && (this.o.releaseOnStop ?? true)) {
+      // Best effort, and bounded: a stalled API server must not hold up the shutdown.
+      const release = new AbortController();
+      const expire = setTimeout(
+        () => release.abort(new Error(`no answer within ${this.renewDeadlineMs} ms`)),
+        this.renewDeadlineMs,
+      );
+      const leasePath = `${this.path}/${encodeURIComponent(this.o.name)}`;
       try {
-        const lease = await kubeRequest<Lease>(this.o.kc, {
+        const lease = (await this.request({
           method: 'GET',
-          path: `${this.path}/${encodeURIComponent(this.o.name)}`,
-        });
+          path: leasePath,
+          signal: release.signal,
+        })) as Lease;
         if (lease.spec?.holderIdentity === this.o.identity) {
           lease.spec = {
             ...lease.spec,
@@ -228,17 +295,15 @@ export class LeaderElector {
             leaseDurationSeconds: 1,
             renewTime: formatMicroTime(new Date(this.now())),
           };
-          await kubeRequest(this.o.kc, {
-            method: 'PUT',
-            path: `${this.path}/${encodeURIComponent(this.o.name)}`,
-            body: lease,
-          });
+          await this.request({ method: 'PUT', path: leasePath, body: lease, signal: release.signal });
         }
       } catch (e) {
         this.o.logger?.warn(
           { lease: this.o.name, err: decodeApiError(e).message },
           'could not release the lease; it expires by itself',
         );
+      } finally {
+        clearTimeout(expire);
       }
     }
   }
