@@ -4,7 +4,7 @@ import { Backoff, parseOptions, runMain, startApp } from '@knet/runtime';
 import { AgentConnection } from '@knet/tunnel';
 import { createAgentMetrics } from './metrics';
 import { program } from './options';
-import { Supervisor } from './supervisor';
+import { STABLE_CONNECTION_MS, Supervisor } from './supervisor';
 import { agentTargets } from './targets';
 import { ApiServerProxy, chooseUpstream } from './upstream';
 import { VERSION } from './version';
@@ -45,6 +45,7 @@ void runMain('tower-agent', async () => {
       }),
     maxRetry: opts.maxRetry,
     backoff: new Backoff({ baseMs: 500, maxMs: opts.maxRetryInterval, factor: 2, jitter: 0.5 }),
+    stableMs: STABLE_CONNECTION_MS,
     signal: app.signal,
     logger,
     metrics,

@@ -46,7 +46,9 @@ class FakeAttempt implements Attempt {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-function bed(o: { maxRetry?: number; baseMs?: number; maxMs?: number } = {}) {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function bed(o: { maxRetry?: number; baseMs?: number; maxMs?: number; stableMs?: number } = {}) {
   const attempts: FakeAttempt[] = [];
   let next: (() => void) | undefined;
   const controller = new AbortController();
@@ -69,6 +71,7 @@ function bed(o: { maxRetry?: number; baseMs?: number; maxMs?: number } = {}) {
       jitter: 0.5,
       random: () => 0,
     }),
+    stableMs: o.stableMs ?? 0,
     signal: controller.signal,
     logger,
     metrics,
@@ -141,6 +144,40 @@ describe('Supervisor', () => {
     again.fail(new Error('down'));
     await b.attempt(4);
     expect(b.delays()).toEqual([5, 10, 5, 10]); // after the success: from the start
+    b.controller.abort();
+    await run;
+  });
+
+  it('keeps backing off when the proxy accepts the agent and drops it before the stable period', async () => {
+    const b = bed({ stableMs: 60_000 });
+    const run = b.supervisor.run();
+    (await b.attempt(0)).fail(new Error('down'));
+    (await b.attempt(1)).fail(new Error('down'));
+    for (let i = 2; i < 4; i++) {
+      const up = await b.attempt(i);
+      up.up();
+      await tick();
+      expect(b.supervisor.connected).toBe(true);
+      up.lose(new Error('connection to the proxy closed'));
+    }
+    await b.attempt(4);
+    expect(b.delays()).toEqual([5, 10, 20, 40]); // not 5, 5: no tight loop
+    b.controller.abort();
+    await run;
+  });
+
+  it('starts the backoff over once a connection has stayed up for the stable period', async () => {
+    const b = bed({ stableMs: 30 });
+    const run = b.supervisor.run();
+    (await b.attempt(0)).fail(new Error('down'));
+    (await b.attempt(1)).fail(new Error('down'));
+    const up = await b.attempt(2);
+    up.up();
+    await sleep(80);
+    up.lose();
+    (await b.attempt(3)).fail(new Error('down'));
+    await b.attempt(4);
+    expect(b.delays()).toEqual([5, 10, 5, 10]);
     b.controller.abort();
     await run;
   });

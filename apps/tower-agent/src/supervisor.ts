@@ -16,13 +16,21 @@ export interface SupervisorOptions {
   connect: () => Attempt;
   /** Consecutive failed attempts before giving up (0: never). */
   maxRetry: number;
-  /** Delays between attempts; reset after each accepted connection. */
+  /** Delays between attempts; reset once an accepted connection has lasted `stableMs`. */
   backoff: Backoff;
+  /**
+   * How long an accepted connection must stay up before the backoff starts over: a proxy that
+   * accepts the agent and drops it at once is retried with a growing delay, not in a tight loop.
+   */
+  stableMs: number;
   /** Aborted on shutdown: the open connection is closed and `run` returns. */
   signal: AbortSignal;
   logger: Logger;
   metrics: Pick<AgentMetrics, 'connected' | 'reconnects' | 'connectionFailures'>;
 }
+
+/** How long an accepted connection must last before the backoff starts over. */
+export const STABLE_CONNECTION_MS = 30_000;
 
 /** How a failed attempt is handled: the end of the agent, or a retry counted under `reason`. */
 export type Failure = { fatal: true } | { fatal: false; reason: string };
@@ -39,9 +47,9 @@ export function classify(e: unknown): Failure {
 }
 
 /**
- * Keeps the agent connected: one attempt after another, with backoff between failures (reset after
- * a connection the proxy accepted), `wake()` (SIGHUP) to skip the wait, and an end on a fatal
- * failure, after `maxRetry` consecutive failures, or on shutdown.
+ * Keeps the agent connected: one attempt after another, with backoff between failures (reset once
+ * a connection the proxy accepted has been up for `stableMs`), `wake()` (SIGHUP) to skip the wait,
+ * and an end on a fatal failure, after `maxRetry` consecutive failures, or on shutdown.
  */
 export class Supervisor {
   private current: Attempt | undefined;
@@ -76,11 +84,13 @@ export class Supervisor {
       if (attempt > 0) metrics.reconnects.inc();
       const conn = this.o.connect();
       this.current = conn;
+      let stable: NodeJS.Timeout | undefined;
       try {
         await conn.established;
         this.setLive(true);
         failures = 0;
-        this.o.backoff.reset();
+        if (this.o.stableMs > 0) stable = setTimeout(() => this.o.backoff.reset(), this.o.stableMs);
+        else this.o.backoff.reset();
         const lost = await conn.closed;
         if (!signal.aborted) {
           metrics.connectionFailures.inc({ reason: 'lost' });
@@ -99,6 +109,7 @@ export class Supervisor {
           );
         }
       } finally {
+        clearTimeout(stable);
         this.setLive(false);
         conn.close();
       }
