@@ -292,6 +292,35 @@ describe('ClusterController.reconcile on a fake store', () => {
     expect(await b.reconciles('error')).toBe(0);
   });
 
+  it("a Cluster being deleted keeps its agents, listeners and Service while KubeSphere's finalizer runs, and is cleaned up once gone", async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha');
+    const s = connect(b, 'alpha');
+    const c = b.store.cluster('alpha')!;
+    const deleting = b.store.put({
+      ...c,
+      metadata: {
+        ...c.metadata,
+        deletionTimestamp: new Date(),
+        finalizers: ['finalizer.cluster.kubesphere.io'],
+      },
+    });
+    const ensured = b.listeners.ensured.length;
+    await b.controller.reconcile('alpha');
+    expect(s.closedWith).toBeUndefined();
+    expect(b.listeners.running.has('alpha')).toBe(true);
+    expect(b.listeners.ensured).toHaveLength(ensured);
+    expect(b.store.service('alpha')).toBeDefined();
+    expect(b.store.cluster('alpha')).toEqual(deleting); // nothing written
+
+    b.store.remove('alpha'); // the finalizer is done
+    await b.controller.reconcile('alpha');
+    expect(s.closedWith).toBe('deleted');
+    expect(b.listeners.running.has('alpha')).toBe(false);
+    expect(b.store.service('alpha')).toBeUndefined();
+  });
+
   it('a Cluster that stops being a proxy cluster is cleaned up the same way', async () => {
     const b = bed();
     const c = b.store.put(proxyCluster('alpha'));

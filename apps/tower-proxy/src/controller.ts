@@ -193,7 +193,7 @@ export class ClusterController {
       else {
         this.evictUnbound(plan.cluster);
         if (plan.action === 'fail') await this.fail(plan);
-        else await this.serve(plan);
+        else if (plan.action === 'serve') await this.serve(plan);
       }
       this.o.metrics.reconciles.inc({ result: 'ok' });
     } catch (e) {

@@ -47,8 +47,8 @@ describe('planCluster', () => {
   it.each([
     ['a deleted cluster', undefined, { action: 'cleanup', why: 'deleted' }],
     [
-      'a cluster being deleted',
-      cluster('a', {}, { deleting: true }),
+      'a direct cluster being deleted',
+      cluster('a', {}, { deleting: true, type: 'direct' }),
       { action: 'cleanup', why: 'no longer a proxy cluster' },
     ],
     [
@@ -63,6 +63,11 @@ describe('planCluster', () => {
     ],
   ])('%s is cleaned up', (_what, c, want) => {
     expect(plan(c)).toEqual(want);
+  });
+
+  it('a proxy cluster being deleted is held as it is until it is gone (KubeSphere unjoins it through the tunnel)', () => {
+    const c = cluster('a', { token: 't', kubernetesAPIServerPort: 6000 }, { deleting: true });
+    expect(plan(c)).toEqual({ action: 'hold', cluster: c });
   });
 
   it.each([

@@ -47,6 +47,16 @@ export interface CleanupPlan {
   why: 'deleted' | 'no longer a proxy cluster';
 }
 
+/**
+ * A Cluster being deleted (deletionTimestamp set, finalizers left): KubeSphere's own finalizer
+ * unjoins the member through the tunnel, so its agents and listeners stay as they are, with the
+ * credentials it has now; nothing is written or created for it. The cleanup runs once it is gone.
+ */
+export interface HoldPlan {
+  action: 'hold';
+  cluster: Cluster;
+}
+
 /** The cluster cannot be served (no free port): write these conditions, then fail the reconcile. */
 export interface FailPlan {
   action: 'fail';
@@ -69,7 +79,7 @@ export interface ServePlan {
   events: ClusterEvent[];
 }
 
-export type ClusterPlan = CleanupPlan | FailPlan | ServePlan;
+export type ClusterPlan = CleanupPlan | HoldPlan | FailPlan | ServePlan;
 
 /**
  * The first half of a reconcile: whether the cluster is served, on which ports, and the Service
@@ -78,8 +88,8 @@ export type ClusterPlan = CleanupPlan | FailPlan | ServePlan;
 export function planCluster(input: ClusterInput, config: PlanConfig): ClusterPlan {
   const { cluster } = input;
   if (!cluster) return { action: 'cleanup', why: 'deleted' };
-  if (cluster.metadata.deletionTimestamp || !isProxyCluster(cluster))
-    return { action: 'cleanup', why: 'no longer a proxy cluster' };
+  if (!isProxyCluster(cluster)) return { action: 'cleanup', why: 'no longer a proxy cluster' };
+  if (cluster.metadata.deletionTimestamp) return { action: 'hold', cluster };
   let ports: Ports;
   try {
     ports = allocatePorts(cluster, input.clusters, config.portRange);
