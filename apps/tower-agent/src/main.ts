@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { Backoff, parseOptions, runMain, startApp } from '@knet/runtime';
 import { AgentConnection } from '@knet/tunnel';
 import { createAgentMetrics } from './metrics';
-import { program } from './options';
+import { livenessTimeoutOf, program } from './options';
 import { STABLE_CONNECTION_MS, Supervisor } from './supervisor';
 import { agentTargets } from './targets';
 import { ApiServerProxy, chooseUpstream } from './upstream';
@@ -50,7 +50,10 @@ void runMain('tower-agent', async () => {
     logger,
     metrics,
   });
-  await app.serve({ readiness: { connected: () => supervisor.connected } });
+  await app.serve({
+    readiness: { connected: () => supervisor.connected },
+    liveness: { 'connected-recently': () => supervisor.connectedWithin(livenessTimeoutOf(opts)) },
+  });
 
   const onHup = () => {
     logger.info('SIGHUP: reconnecting now');

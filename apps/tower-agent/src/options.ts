@@ -1,7 +1,18 @@
 import { z } from 'zod';
-import { createProgram, daemonOptions, kubeconfigOption, schemas } from '@knet/runtime';
+import {
+  createProgram,
+  daemonOptions,
+  formatDuration,
+  kubeconfigOption,
+  schemas,
+  UsageError,
+} from '@knet/runtime';
 import { normalizeFingerprint, tunnelUrl } from '@knet/tunnel';
 import { VERSION } from './version';
+
+/** The default --liveness-timeout: this many backoff caps, and never less than MIN_LIVENESS_DEFAULT_MS. */
+const LIVENESS_FACTOR = 5;
+const MIN_LIVENESS_DEFAULT_MS = 10 * 60_000;
 
 export const program = createProgram({
   name: 'tower-agent',
@@ -104,6 +115,14 @@ export const program = createProgram({
       schema: schemas.duration({ min: 1000 }),
       default: '2m',
     },
+    livenessTimeout: {
+      flag: '--liveness-timeout <duration>',
+      env: 'TOWER_LIVENESS_TIMEOUT',
+      description:
+        '/healthz fails (so the kubelet restarts the agent) after this long without an accepted connection to the proxy; ' +
+        `0: never (default: ${LIVENESS_FACTOR}x --max-retry-interval, at least ${formatDuration(MIN_LIVENESS_DEFAULT_MS)})`,
+      schema: schemas.duration().optional(),
+    },
     agentId: {
       flag: '--agent-id <name>',
       env: 'POD_NAME',
@@ -122,7 +141,14 @@ export const program = createProgram({
    * After this, `proxyServer` is the ws(s):// URL of the tunnel and `fingerprint` a list of
    * `SHA256:…` (no duplicates).
    */
-  validate: (opts) => {
+  validate: (opts, ctx) => {
+    const livenessTimeout = livenessTimeoutOf(opts);
+    if (livenessTimeout !== 0 && livenessTimeout < 2 * opts.maxRetryInterval) {
+      throw new UsageError(
+        `${ctx.name('livenessTimeout')} must be 0 or at least twice ${ctx.name('maxRetryInterval')} ` +
+          `(${formatDuration(2 * opts.maxRetryInterval)}), or the agent is restarted while it waits to retry`,
+      );
+    }
     return {
       ...opts,
       proxyServer: tunnelUrl(opts.proxyServer),
@@ -130,3 +156,11 @@ export const program = createProgram({
     };
   },
 });
+
+/** The --liveness-timeout in effect (ms; 0: never): as given, else from --max-retry-interval. */
+export function livenessTimeoutOf(opts: {
+  livenessTimeout?: number | undefined;
+  maxRetryInterval: number;
+}): number {
+  return opts.livenessTimeout ?? Math.max(LIVENESS_FACTOR * opts.maxRetryInterval, MIN_LIVENESS_DEFAULT_MS);
+}

@@ -48,7 +48,9 @@ const tick = () => new Promise((r) => setImmediate(r));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function bed(o: { maxRetry?: number; baseMs?: number; maxMs?: number; stableMs?: number } = {}) {
+function bed(
+  o: { maxRetry?: number; baseMs?: number; maxMs?: number; stableMs?: number; now?: () => number } = {},
+) {
   const attempts: FakeAttempt[] = [];
   let next: (() => void) | undefined;
   const controller = new AbortController();
@@ -72,6 +74,7 @@ function bed(o: { maxRetry?: number; baseMs?: number; maxMs?: number; stableMs?:
       random: () => 0,
     }),
     stableMs: o.stableMs ?? 0,
+    ...(o.now ? { now: o.now } : {}),
     signal: controller.signal,
     logger,
     metrics,
@@ -178,6 +181,34 @@ describe('Supervisor', () => {
     (await b.attempt(3)).fail(new Error('down'));
     await b.attempt(4);
     expect(b.delays()).toEqual([5, 10, 5, 10]);
+    b.controller.abort();
+    await run;
+  });
+
+  it('tells how long the agent has been without an accepted connection (liveness)', async () => {
+    let t = 1000;
+    const b = bed({ baseMs: 60_000, maxMs: 60_000, now: () => t });
+    expect(b.supervisor.disconnectedMs()).toBe(0);
+    t += 500;
+    expect(b.supervisor.disconnectedMs()).toBe(500); // since the start
+    const run = b.supervisor.run();
+    const up = await b.attempt(0);
+    up.up();
+    await tick();
+    t += 10_000;
+    expect(b.supervisor.disconnectedMs()).toBe(0); // connected
+    up.lose();
+    await tick();
+    t += 700;
+    expect(b.supervisor.disconnectedMs()).toBe(700); // since the connection ended
+    b.supervisor.wake();
+    (await b.attempt(1)).fail(new Error('down'));
+    await tick();
+    t += 300;
+    expect(b.supervisor.disconnectedMs()).toBe(1000); // a failed attempt changes nothing
+    expect(b.supervisor.connectedWithin(1001)).toBe(true);
+    expect(b.supervisor.connectedWithin(1000)).toBe(false);
+    expect(b.supervisor.connectedWithin(0)).toBe(true); // 0: liveness never fails
     b.controller.abort();
     await run;
   });

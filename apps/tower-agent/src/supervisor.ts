@@ -23,6 +23,8 @@ export interface SupervisorOptions {
    * accepts the agent and drops it at once is retried with a growing delay, not in a tight loop.
    */
   stableMs: number;
+  /** The clock of `disconnectedMs()` (ms; default `performance.now`). */
+  now?: () => number;
   /** Aborted on shutdown: the open connection is closed and `run` returns. */
   signal: AbortSignal;
   logger: Logger;
@@ -55,8 +57,13 @@ export class Supervisor {
   private current: Attempt | undefined;
   private wakeUp: (() => void) | undefined;
   private live = false;
+  private readonly now: () => number;
+  /** When the agent last had an accepted connection (or started). */
+  private lastLive: number;
 
   constructor(private readonly o: SupervisorOptions) {
+    this.now = o.now ?? (() => performance.now());
+    this.lastLive = this.now();
     o.signal.addEventListener('abort', () => {
       this.current?.close();
       this.wakeUp?.();
@@ -66,6 +73,20 @@ export class Supervisor {
   /** True while a connection the proxy accepted is up (readiness). */
   get connected(): boolean {
     return this.live;
+  }
+
+  /**
+   * How long the agent has been without an accepted connection (since it started, or since its
+   * last connection ended); 0 while connected. Liveness: an agent that stays disconnected much
+   * longer than its backoff allows is wedged, and a restart is what helps.
+   */
+  disconnectedMs(): number {
+    return this.live ? 0 : this.now() - this.lastLive;
+  }
+
+  /** Liveness: false once the agent has been disconnected for `timeoutMs` (0: never false). */
+  connectedWithin(timeoutMs: number): boolean {
+    return timeoutMs === 0 || this.disconnectedMs() < timeoutMs;
   }
 
   /** Ends the wait between attempts now (SIGHUP). */
@@ -121,6 +142,7 @@ export class Supervisor {
   }
 
   private setLive(live: boolean): void {
+    if (this.live || live) this.lastLive = this.now();
     this.live = live;
     this.o.metrics.connected.set(live ? 1 : 0);
   }
