@@ -65,6 +65,9 @@ void runMain('tower-proxy', async () => {
     metrics,
     version: VERSION,
     keepaliveMs: opts.keepalive,
+    handshakeTimeoutMs: opts.handshakeTimeout,
+    maxHandshakes: opts.maxHandshakes,
+    maxHandshakesPerSource: opts.maxHandshakesPerSource,
   });
   // Agents, /healthz, /readyz, /metrics and /version on one port.
   const server = await app.serve({
@@ -77,6 +80,9 @@ void runMain('tower-proxy', async () => {
       },
     },
     onUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head),
+    // The handshake deadline and the caps count from the TCP accept.
+    onConnection: (socket) => tunnel.handleConnection(socket),
+    limits: { headersTimeoutMs: opts.handshakeTimeout },
   });
   const port = server?.port;
   logger.info({ host: opts.host, port }, `accepting agents on ${opts.host}:${port}${TUNNEL_PATH}`);

@@ -7,6 +7,7 @@ export interface ProxyMetrics {
   channelFailures: Counter<'cluster' | 'target'>;
   bytes: Counter<'cluster' | 'target' | 'direction'>;
   handshakeFailures: Counter<'reason'>;
+  preauthConnections: Gauge;
   listenerRefusals: Counter<'cluster' | 'reason'>;
   reconciles: Counter<'result'>;
 }
@@ -48,6 +49,11 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       name: 'tower_proxy_handshake_failures_total',
       help: 'Agent connections refused, by reason',
       labelNames: ['reason'],
+      registers,
+    }),
+    preauthConnections: new Gauge({
+      name: 'tower_proxy_preauth_connections',
+      help: 'Connections on the agent port whose hello is not accepted yet (capped by --max-handshakes)',
       registers,
     }),
     listenerRefusals: new Counter({

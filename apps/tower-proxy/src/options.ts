@@ -153,6 +153,30 @@ export const program = createProgram({
       schema: schemas.duration({ min: 1000 }),
       default: '30s',
     },
+    handshakeTimeout: {
+      flag: '--handshake-timeout <duration>',
+      env: 'TOWER_HANDSHAKE_TIMEOUT',
+      description:
+        'an agent connection must have its hello accepted this long after its TCP accept (WebSocket upgrade, SSH handshake and hello), else it is closed',
+      schema: schemas.duration({ min: 1000, max: 120_000 }),
+      default: '10s',
+    },
+    maxHandshakes: {
+      flag: '--max-handshakes <n>',
+      env: 'TOWER_MAX_HANDSHAKES',
+      description:
+        'connections on --port without an accepted hello (yet), in all; when full, a new one closes the oldest',
+      schema: schemas.integer({ min: 1 }),
+      default: 512,
+    },
+    maxHandshakesPerSource: {
+      flag: '--max-handshakes-per-source <n>',
+      env: 'TOWER_MAX_HANDSHAKES_PER_SOURCE',
+      description:
+        'the same per source address (IPv6: per /64); when full, a new one from that address closes its oldest',
+      schema: schemas.integer({ min: 1 }),
+      default: 128,
+    },
     leaderElect: {
       flag: '--leader-elect [bool]',
       env: 'TOWER_LEADER_ELECT',
@@ -178,6 +202,11 @@ export const program = createProgram({
     shutdownTimeout: shutdownTimeoutOption,
   },
   validate(opts) {
+    if (opts.maxHandshakesPerSource > opts.maxHandshakes) {
+      throw new UsageError(
+        `--max-handshakes-per-source (${opts.maxHandshakesPerSource}) cannot exceed --max-handshakes (${opts.maxHandshakes})`,
+      );
+    }
     if (Boolean(opts.caCert) !== Boolean(opts.caKey)) {
       throw new UsageError(
         '--ca-cert and --ca-key go together: give both, or neither to use a CA kept in --ca-secret',

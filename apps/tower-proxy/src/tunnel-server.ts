@@ -1,21 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as SshServer, type Connection, type ServerChannel } from 'ssh2';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '@knet/runtime';
 import {
   HELLO_TIMEOUT_MS,
+  MAX_MESSAGE,
+  PREAUTH_MAX_MESSAGE,
   SSH_ALGORITHMS,
   SUBPROTOCOL,
   TARGETS,
   TARGET_NAMES,
   TUNNEL_PATH,
   decodeHello,
+  setMaxMessageSize,
+  type AuthorizationFailure,
   type Hello,
   type HelloReply,
   type HostKey,
-  type RefusalReason,
   type TargetName,
   webSocketDuplex,
 } from '@knet/tunnel';
@@ -25,10 +29,24 @@ import type { AgentSession, SessionRegistry } from './sessions';
 /**
  * The answer to a hello. `binding` names what the agent was admitted against (the Cluster's UID and
  * its token's digest); the session keeps it, and the controller evicts sessions whose binding is no
- * longer the Cluster's (token rotated, Cluster re-created under the same name).
+ * longer the Cluster's (token rotated, Cluster re-created under the same name). A refusal's reason
+ * and message go to the proxy's log and metrics only: the agent is told `unauthorized`.
  */
 export type Authorization =
-  { ok: true; binding: string } | { ok: false; reason: RefusalReason; message: string };
+  { ok: true; binding: string } | { ok: false; reason: AuthorizationFailure; message: string };
+
+/** Defaults of the limits on connections that have not had their hello accepted. */
+export const HANDSHAKE_LIMITS = {
+  timeoutMs: HELLO_TIMEOUT_MS,
+  max: 512,
+  maxPerSource: 128,
+  /** Bytes the proxy may have queued towards a peer before its hello (a peer that does not read). */
+  maxBuffered: 64 * 1024,
+} as const;
+
+/** What the agent is told for every failed authorization, whatever the detail. */
+export const UNAUTHORIZED_MESSAGE =
+  "the cluster name or token is not accepted (the proxy's log has the reason)";
 
 export interface TunnelServerOptions {
   hostKey: HostKey;
@@ -42,24 +60,59 @@ export interface TunnelServerOptions {
   version: string;
   /** SSH keepalive towards agents; an agent that misses it twice is dropped. */
   keepaliveMs: number;
-  helloTimeoutMs?: number;
+  /** One deadline from the TCP accept to an accepted hello (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Connections without an accepted hello, in all (default 512); the oldest is shed for a new one. */
+  maxHandshakes?: number;
+  /** The same per source address (an IPv6 /64) (default 128). */
+  maxHandshakesPerSource?: number;
+}
+
+/** A connection from its TCP accept until its hello is accepted or it closes. */
+interface Pending {
+  readonly socket: Duplex;
+  readonly source: string;
+  readonly timer: NodeJS.Timeout;
+  /** A failure was counted (each connection counts once). */
+  failed: boolean;
+  /** Asked for the tunnel (not a plain HTTP request). */
+  upgraded: boolean;
 }
 
 /**
  * Accepts agents: the WebSocket upgrade on /v1/tunnel, SSH inside it, the hello, the targets.
- * Everything an agent sends before its hello is accepted is bounded (size, time) and any failure
- * closes only that connection.
+ *
+ * Everything before an accepted hello is bounded: one deadline from the TCP accept (`handleConnection`,
+ * or the upgrade when the HTTP server does not report accepts) covers the upgrade, the SSH handshake
+ * and the hello; messages are at most `PREAUTH_MAX_MESSAGE` and the proxy queues at most
+ * `maxBuffered` bytes towards the peer; and the number of such connections is capped in all and per
+ * source address, a new one shedding the oldest (so a flood of idle connections cannot lock an
+ * agent out, and cannot grow memory either). Any failure closes only that connection.
  */
 export class TunnelServer {
   private readonly wss: WebSocketServer;
   private readonly ssh: SshServer;
   private readonly connections = new Set<Connection>();
+  /** In accept order: the first is the oldest. */
+  private readonly pending = new Map<Duplex, Pending>();
+  private readonly pendingBySource = new Map<string, Set<Pending>>();
+  private readonly pendingByStream = new WeakMap<Duplex, Pending>();
+  private readonly limits: { timeoutMs: number; max: number; maxPerSource: number };
 
   constructor(private readonly o: TunnelServerOptions) {
+    this.limits = {
+      timeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_LIMITS.timeoutMs,
+      max: o.maxHandshakes ?? HANDSHAKE_LIMITS.max,
+      maxPerSource: o.maxHandshakesPerSource ?? HANDSHAKE_LIMITS.maxPerSource,
+    };
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
-      maxPayload: 4 * 1024 * 1024,
+      // Raised to MAX_MESSAGE once the hello is accepted (setMaxMessageSize).
+      maxPayload: PREAUTH_MAX_MESSAGE,
+      // Nobody needs WebSocket pings answered (liveness is SSH keepalives); a peer flooding pings
+      // while never reading would make the proxy queue pongs.
+      autoPong: false,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     this.ssh = new SshServer(
@@ -76,16 +129,31 @@ export class TunnelServer {
     this.ssh.on('error', (err: Error) => o.logger.warn({ err: err.message }, 'ssh server error'));
   }
 
+  /** Connections accepted whose hello has not been accepted (yet). */
+  get handshakes(): number {
+    return this.pending.size;
+  }
+
+  /** For the HTTP server's `connection` event: starts the handshake deadline at the TCP accept. */
+  handleConnection(socket: Duplex & { remoteAddress?: string | undefined }): void {
+    this.admit(socket, socket.remoteAddress);
+  }
+
   /** For the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    const p = this.pending.get(socket) ?? this.admit(socket, req.socket.remoteAddress);
+    if (!p || socket.destroyed) return;
+    p.upgraded = true;
     const path = (req.url ?? '').split('?')[0];
     const refuse = (code: number, reason: string, text: string) => {
-      this.o.metrics.handshakeFailures.inc({ reason });
+      this.fail(p, reason);
       const body = `${text}\n`;
+      // Closed once the answer is written: bytes the client pipelined after its request are not read.
       socket.end(
         `HTTP/1.1 ${code} ${code === 503 ? 'Service Unavailable' : code === 404 ? 'Not Found' : 'Bad Request'}\r\n` +
           `Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
       );
     };
     if (path !== TUNNEL_PATH)
@@ -104,36 +172,104 @@ export class TunnelServer {
     }
     if (!this.o.isServing()) return refuse(503, 'not-serving', 'this proxy replica is not the leader; retry');
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (!this.pending.has(socket)) {
+        ws.terminate(); // shed or timed out during the upgrade
+        return;
+      }
+      ws.on('error', () => this.fail(p, 'bad-frame')); // too large, unmasked, bad opcode…
+      ws.on('message', () => {
+        // Before the hello, the proxy only answers a few handshake packets: a peer that makes it
+        // queue more is not reading them.
+        if (this.pending.has(socket) && ws.bufferedAmount > HANDSHAKE_LIMITS.maxBuffered) {
+          this.fail(p, 'slow-reader');
+          ws.terminate();
+        }
+      });
       const stream = webSocketDuplex(ws) as Duplex & { remoteAddress?: string; remotePort?: number };
       stream.remoteAddress = req.socket.remoteAddress;
       stream.remotePort = req.socket.remotePort;
+      this.pendingByStream.set(stream, p);
+      (stream as unknown as { ws: WebSocket }).ws = ws;
       this.ssh.injectSocket(stream as never);
     });
   }
 
+  /** Starts tracking a connection (or refuses it when it is already gone); sheds the oldest when full. */
+  private admit(socket: Duplex, remoteAddress: string | undefined): Pending | undefined {
+    if (socket.destroyed) return undefined;
+    const source = sourceOf(remoteAddress);
+    const fromSource = this.pendingBySource.get(source);
+    if (fromSource && fromSource.size >= this.limits.maxPerSource) {
+      const oldest = fromSource.values().next().value;
+      if (oldest) this.shed(oldest, 'shed-source');
+    }
+    while (this.pending.size >= this.limits.max) {
+      const oldest = this.pending.values().next().value;
+      if (!oldest) break;
+      this.shed(oldest, 'shed-total');
+    }
+    const timer = setTimeout(() => {
+      if (!this.pending.has(socket)) return;
+      this.fail(p, 'handshake-timeout');
+      this.o.logger.debug(
+        { remote: remoteAddress },
+        'no accepted hello within the handshake deadline; closing',
+      );
+      socket.destroy();
+    }, this.limits.timeoutMs);
+    timer.unref();
+    const p: Pending = { socket, source, timer, failed: false, upgraded: false };
+    this.pending.set(socket, p);
+    let set = this.pendingBySource.get(source);
+    if (!set) this.pendingBySource.set(source, (set = new Set()));
+    set.add(p);
+    this.o.metrics.preauthConnections.inc();
+    socket.once('close', () => this.release(p));
+    return p;
+  }
+
+  private shed(p: Pending, reason: 'shed-source' | 'shed-total'): void {
+    this.fail(p, reason);
+    this.release(p);
+    p.socket.destroy();
+  }
+
+  /** Counts the first failure of a connection. */
+  private fail(p: Pending, reason: string): void {
+    if (p.failed || !this.pending.has(p.socket)) return;
+    p.failed = true;
+    this.o.metrics.handshakeFailures.inc({ reason });
+  }
+
+  /** Stops tracking: the hello was accepted, or the connection closed. */
+  private release(p: Pending): void {
+    if (this.pending.get(p.socket) !== p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(p.socket);
+    const set = this.pendingBySource.get(p.source);
+    set?.delete(p);
+    if (set?.size === 0) this.pendingBySource.delete(p.source);
+    this.o.metrics.preauthConnections.dec();
+  }
+
   private onSsh(conn: Connection, ip: string): void {
     // ssh2 keeps the transport it was given; we need it to cut a dead peer off (see 'error').
-    const stream = (conn as unknown as { _sock?: Duplex })._sock;
+    const stream = (conn as unknown as { _sock?: Duplex & { ws?: WebSocket } })._sock;
+    const pending = stream ? this.pendingByStream.get(stream) : undefined;
     this.connections.add(conn);
     const log = this.o.logger.child({ remote: ip });
     let session: Session | undefined;
-    let helloDone = false;
-    const helloTimer = setTimeout(() => {
-      this.o.metrics.handshakeFailures.inc({ reason: 'hello-timeout' });
-      log.info('agent did not say hello in time; closing');
-      conn.end();
-    }, this.o.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
-    helloTimer.unref();
+    let sessionChannel = false;
+    let helloTried = false;
 
     conn.on('error', (err: Error & { level?: string }) => {
-      if (!helloDone) this.o.metrics.handshakeFailures.inc({ reason: 'ssh' });
+      if (pending) this.fail(pending, 'ssh');
       log.debug({ err: err.message }, 'agent connection error');
       // A keepalive timeout means the peer is gone or frozen: no close handshake will complete,
       // so tear the WebSocket down now instead of waiting for its close timeout.
       stream?.destroy();
     });
     conn.on('close', () => {
-      clearTimeout(helloTimer);
       this.connections.delete(conn);
       if (session?.registered) {
         this.o.registry.remove(session);
@@ -150,21 +286,29 @@ export class TunnelServer {
       else ctx.reject(['none']);
     });
     conn.on('ready', () => {
-      conn.on('session', (accept) => {
+      conn.on('session', (accept, reject) => {
+        // One session channel, for the one hello.
+        if (sessionChannel) return reject();
+        sessionChannel = true;
         const ch = accept();
         ch.on('exec', (acceptExec, rejectExec, info) => {
-          if (helloDone) return rejectExec();
-          const stream = acceptExec();
-          const reply = this.hello(info.command, conn, ip);
-          stream.write(`${JSON.stringify(reply.reply)}\n`);
-          stream.exit(reply.reply.ok ? 0 : 1);
-          stream.end();
-          if (reply.reply.ok && reply.session) {
-            helloDone = true;
-            clearTimeout(helloTimer);
-            session = reply.session;
+          if (helloTried) {
+            log.info('agent sent a second hello on one connection; refused');
+            return rejectExec();
+          }
+          helloTried = true;
+          const out = acceptExec();
+          const r = this.hello(info.command, conn, ip);
+          out.write(`${JSON.stringify(r.reply)}\n`);
+          out.exit(r.reply.ok ? 0 : 1);
+          out.end();
+          if (r.reply.ok && r.session) {
+            session = r.session;
+            if (pending) this.release(pending);
+            if (stream?.ws) setMaxMessageSize(stream.ws, MAX_MESSAGE);
           } else {
-            // Let the reply reach the agent, then hang up.
+            if (pending && r.failure) this.fail(pending, r.failure);
+            // Let the reply reach the agent, then hang up (the deadline cuts a peer that lingers).
             setTimeout(() => conn.end(), 200).unref();
           }
         });
@@ -191,21 +335,27 @@ export class TunnelServer {
     });
   }
 
-  private hello(command: string, conn: Connection, ip: string): { reply: HelloReply; session?: Session } {
+  private hello(
+    command: string,
+    conn: Connection,
+    ip: string,
+  ): { reply: HelloReply; session?: Session; failure?: string } {
     const decoded = decodeHello(command);
     if (!decoded.ok) {
-      this.o.metrics.handshakeFailures.inc({ reason: 'bad-hello' });
-      return { reply: { ok: false, reason: 'bad-hello', message: decoded.message } };
+      return { reply: { ok: false, reason: 'bad-hello', message: decoded.message }, failure: 'bad-hello' };
     }
     const h = decoded.hello;
     const auth = this.o.authorize(h);
     if (!auth.ok) {
-      this.o.metrics.handshakeFailures.inc({ reason: auth.reason });
       this.o.logger.warn(
         { remote: ip, cluster: h.cluster, agent: h.agent, reason: auth.reason },
         `agent refused: ${auth.message}`,
       );
-      return { reply: auth };
+      // The same answer whatever the reason, so that a stranger learns no Cluster names.
+      return {
+        reply: { ok: false, reason: 'unauthorized', message: UNAUTHORIZED_MESSAGE },
+        failure: auth.reason,
+      };
     }
     const session = new Session(conn, h, auth.binding, ip, this.o.metrics);
     this.o.logger.info(
@@ -215,9 +365,14 @@ export class TunnelServer {
     return { reply: { ok: true, proxyVersion: this.o.version, session: session.id }, session };
   }
 
-  /** Drops every agent (proxy shutdown or lost leadership). */
+  /** Drops every agent (proxy shutdown or lost leadership), and every tunnel still in its handshake. */
   closeAll(reason: string): void {
     for (const c of this.connections) c.end();
+    for (const p of [...this.pending.values()]) {
+      if (!p.upgraded) continue; // plain HTTP (probes, scrapes) ends with the HTTP server
+      this.release(p);
+      p.socket.destroy();
+    }
     this.o.logger.info({ reason, count: this.connections.size }, 'closing agent connections');
   }
 
@@ -225,6 +380,25 @@ export class TunnelServer {
     this.closeAll('shutdown');
     this.wss.close();
   }
+}
+
+/**
+ * The key the per-source cap counts by: the IPv4 address (also when IPv4-mapped), or the /64 of an
+ * IPv6 address (one host usually owns a whole /64).
+ */
+export function sourceOf(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1]) return mapped[1];
+  if (!isIPv6(address)) return address;
+  const [left = '', right = ''] = address.split('::');
+  const l = left ? left.split(':') : [];
+  const r = address.includes('::') ? (right ? right.split(':') : []) : [];
+  const groups = [...l, ...Array<string>(Math.max(0, 8 - l.length - r.length)).fill('0'), ...r];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 class Session implements AgentSession {

@@ -18,25 +18,54 @@ async function proxyMetric(name: string, labels: string): Promise<number> {
 }
 
 describe('refusals', () => {
-  it("a wrong token: the agent logs the proxy's reason, backs off and retries; the cluster stays unavailable", async () => {
+  it("a wrong token: the agent logs the proxy's answer, backs off and retries; the cluster stays unavailable", async () => {
     await bed.readyCluster('wrong-token');
-    const agent = bed.startAgent({ cluster: 'wrong-token', token: 'not-the-token', id: 'wt' });
+    const wrong = 'not-the-token-but-long-enough';
+    const agent = bed.startAgent({ cluster: 'wrong-token', token: wrong, id: 'wt' });
     await until(
       () => `the agent to retry after the refusal; agent log:\n${agent.tail(20)}`,
       async () =>
-        (readFileSync(agent.logFile, 'utf8').match(/refused this agent \(bad-token\)/g)?.length ?? 0) >= 2,
+        (readFileSync(agent.logFile, 'utf8').match(/refused this agent \(unauthorized\)/g)?.length ?? 0) >= 2,
       30_000,
     );
     const log = readFileSync(agent.logFile, 'utf8');
-    expect(log).toContain("the token does not match Cluster wrong-token's spec.connection.token");
+    expect(log).toContain("the cluster name or token is not accepted (the proxy's log has the reason)");
     expect(log).toMatch(/reconnecting after backoff/);
-    expect(log).not.toContain('not-the-token'); // the token is never logged
+    expect(log).not.toContain(wrong); // the token is never logged
     expect(agent.running).toBe(true);
     expect(condition(await getCluster(bed.host, 'wrong-token'), 'AgentAvailable')).toBe('False');
+    // The detail is the proxy's: in its log and its metrics.
+    expect(readFileSync(bed.proxy.proc.logFile, 'utf8')).toContain(
+      "the token does not match Cluster wrong-token's spec.connection.token",
+    );
     expect(
       await proxyMetric('tower_proxy_handshake_failures_total', 'reason="bad-token"'),
     ).toBeGreaterThanOrEqual(2);
     await agent.stop();
+  });
+
+  it('an unknown cluster and a wrong token look the same to the agent (no Cluster names to enumerate)', async () => {
+    await bed.readyCluster('known');
+    const token = 'x'.repeat(64);
+    const unknown = bed.startAgent({ cluster: 'no-such-cluster', token, id: 'unknown' });
+    const known = bed.startAgent({ cluster: 'known', token, id: 'known' });
+    const refusal = (a: typeof unknown) =>
+      until(
+        () => `a refusal in the agent's log:\n${a.tail(20)}`,
+        async () =>
+          /the proxy refused this agent \([^)]*\): [^"]*/.exec(readFileSync(a.logFile, 'utf8'))?.[0],
+        30_000,
+      );
+    const [u, k] = await Promise.all([refusal(unknown), refusal(known)]);
+    expect(u).toBe(k);
+    expect(u).toBe(
+      "the proxy refused this agent (unauthorized): the cluster name or token is not accepted (the proxy's log has the reason)",
+    );
+    expect(
+      await proxyMetric('tower_proxy_handshake_failures_total', 'reason="unknown-cluster"'),
+    ).toBeGreaterThanOrEqual(1);
+    await unknown.stop();
+    await known.stop();
   });
 
   it('a wrong fingerprint: the agent refuses the proxy and exits non-zero with one clear line', async () => {
@@ -199,7 +228,12 @@ describe('refusals', () => {
       const port = await freePort();
       await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
       const rogue = { ...bed.proxy, url: `http://127.0.0.1:${port}`, fingerprint: key.fingerprint };
-      const agent = bed.startAgent({ cluster: 'rogue', token: 't', proxy: rogue, id: 'rogue' });
+      const agent = bed.startAgent({
+        cluster: 'rogue',
+        token: 'rogue-token-0123456789',
+        proxy: rogue,
+        id: 'rogue',
+      });
       await done;
       expect(asked).toEqual({
         'ssh-on-node': expect.stringMatching(/^refused/),

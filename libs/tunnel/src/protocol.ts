@@ -10,8 +10,9 @@ import { z } from 'zod';
  *    no secret is sent before the server's identity is verified.
  * 3. Hello: the agent opens a `session` channel and sends `exec` with the command
  *    `knet-tower-hello <json Hello>`. The proxy answers one JSON `HelloReply` line on the channel and
- *    exit-status 0 (accepted) or 1 (refused, with a reason the agent logs), then closes it. A connection
- *    that does not say hello within 10 s, or whose hello is refused, is closed.
+ *    exit-status 0 (accepted) or 1 (refused, with a reason the agent logs), then closes it. One hello
+ *    per connection. A connection whose hello is not accepted within 10 s of its TCP accept (upgrade,
+ *    SSH handshake and hello together), or is refused, is closed.
  * 4. Targets: after hello, the agent sends `tcpip-forward` for each target it serves, as the bind
  *    address (a target *name*, e.g. `kubernetes`, port 443). That is its allow-list: the proxy only
  *    opens `forwarded-tcpip` channels to advertised targets, and the agent refuses any other.
@@ -22,8 +23,21 @@ import { z } from 'zod';
 export const TUNNEL_PATH = '/v1/tunnel';
 export const SUBPROTOCOL = 'knet-tower.v1';
 export const HELLO_COMMAND = 'knet-tower-hello';
+/** The whole handshake — TCP accept to accepted hello — must fit in this (the proxy's default). */
 export const HELLO_TIMEOUT_MS = 10_000;
 export const PROTOCOL_VERSION = 1;
+/**
+ * The largest WebSocket message the proxy takes before the hello is accepted: the SSH ident, key
+ * exchange and a hello (≤ ~2 KiB) fit; an unauthenticated peer can make it hold no more than this.
+ */
+export const PREAUTH_MAX_MESSAGE = 8 * 1024;
+/**
+ * The largest WebSocket message after the hello. Our agents send one SSH packet (≤ 35,000 bytes,
+ * ssh2's limit) per message.
+ */
+export const MAX_MESSAGE = 4 * 1024 * 1024;
+/** Tokens shorter than this are refused as a bad hello (the proxy generates 64 hex characters). */
+export const MIN_TOKEN_LENGTH = 16;
 
 /** Targets an agent may serve; the port is the conventional one, used in the forwarding request. */
 export const TARGETS = {
@@ -44,7 +58,7 @@ const clusterName = z
 export const helloSchema = z.object({
   version: z.literal(PROTOCOL_VERSION),
   cluster: clusterName,
-  token: z.string().min(1).max(1024),
+  token: z.string().min(MIN_TOKEN_LENGTH).max(1024),
   /** Identifies the agent replica (pod name) in logs and metrics. */
   agent: z.string().min(1).max(253),
   /** Agent build, for logs. */
@@ -52,18 +66,26 @@ export const helloSchema = z.object({
 });
 export type Hello = z.infer<typeof helloSchema>;
 
-export const refusalReasons = [
-  'bad-hello',
-  'unknown-cluster',
-  'not-a-proxy-cluster',
-  'bad-token',
-  'not-serving',
-] as const;
+/**
+ * Why the proxy refuses a hello, as the agent is told. `unauthorized` stands for an unknown cluster,
+ * a Cluster that is not of type proxy and a wrong token alike, so that a stranger cannot learn which
+ * Cluster names exist; the proxy's log and its metrics keep the detail (`AuthorizationFailure`).
+ */
+export const refusalReasons = ['bad-hello', 'unauthorized', 'not-serving'] as const;
 export type RefusalReason = (typeof refusalReasons)[number];
+
+/** The detail behind `unauthorized`: in the proxy's log and metrics, never on the wire. */
+export const authorizationFailures = ['unknown-cluster', 'not-a-proxy-cluster', 'bad-token'] as const;
+export type AuthorizationFailure = (typeof authorizationFailures)[number];
 
 export const helloReplySchema = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), proxyVersion: z.string(), session: z.string() }),
-  z.object({ ok: z.literal(false), reason: z.enum(refusalReasons), message: z.string() }),
+  z.object({
+    ok: z.literal(false),
+    // Proxies before the `unauthorized` reason sent the detail: agents still understand them.
+    reason: z.enum([...refusalReasons, ...authorizationFailures]),
+    message: z.string(),
+  }),
 ]);
 export type HelloReply = z.infer<typeof helloReplySchema>;
 

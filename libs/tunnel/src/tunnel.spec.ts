@@ -11,6 +11,7 @@ import {
   fingerprintOfPublicKey,
   generateHostKey,
   loadHostKey,
+  MIN_TOKEN_LENGTH,
   normalizeFingerprint,
   tunnelUrl,
 } from './index';
@@ -86,13 +87,28 @@ describe('hello', () => {
     ],
     [
       'knet-tower-hello {"version":1,"cluster":"a","token":"","agent":"x"}',
-      'hello token: Too small: expected string to have >=1 characters',
+      'hello token: Too small: expected string to have >=16 characters',
+    ],
+    [
+      `knet-tower-hello {"version":1,"cluster":"a","token":"${'t'.repeat(15)}","agent":"x"}`,
+      'hello token: Too small: expected string to have >=16 characters',
     ],
   ])('refuses %p', (cmd, message) => {
     expect(decodeHello(cmd)).toEqual({ ok: false, message });
   });
 
+  it('accepts a token of MIN_TOKEN_LENGTH characters', () => {
+    const h = { ...hello, token: 't'.repeat(MIN_TOKEN_LENGTH) };
+    expect(MIN_TOKEN_LENGTH).toBe(16);
+    expect(decodeHello(encodeHello(h))).toEqual({ ok: true, hello: h });
+  });
+
   it('decodes replies and refuses malformed ones', () => {
+    expect(decodeHelloReply('{"ok":false,"reason":"unauthorized","message":"m"}')).toEqual({
+      ok: false,
+      reason: 'unauthorized',
+      message: 'm',
+    });
     expect(decodeHelloReply('{"ok":false,"reason":"bad-token","message":"m"}')).toEqual({
       ok: false,
       reason: 'bad-token',
