@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { KubeConfig } from '@kubernetes/client-node';
 import { sleep, until } from '@knet/testing';
-import { formatMicroTime } from '../src';
+import { formatMicroTime, LeaderElector } from '../src';
 import { controlPlaneBed } from './bed';
+import { FreezableRelay } from './freezable-relay';
 
 jest.setTimeout(60_000);
 
@@ -86,6 +88,66 @@ describe('LeaderElector: two real processes contend for one Lease', () => {
     expect(log.some((l) => l.identity === 'x' && l.event === 'stopped')).toBe(true);
     // released lease: no need to wait the 3 s lease duration
     expect(y.at - stoppedAt).toBeLessThan(3000);
+  });
+});
+
+describe('LeaderElector: the path from the leader to the API server stalls', () => {
+  let relay: FreezableRelay | undefined;
+  const electors: LeaderElector[] = [];
+  afterEach(async () => {
+    await Promise.all(electors.splice(0).map((e) => e.stop()));
+    await relay?.close();
+  });
+
+  it('the old leader stops leading before a follower with a working connection takes the Lease', async () => {
+    const api = new URL(bed.cp.server);
+    relay = await FreezableRelay.start({ host: api.hostname, port: Number(api.port) });
+    const viaRelay = new KubeConfig();
+    viaRelay.loadFromString(
+      bed.cp.adminKubeconfig().replaceAll(bed.cp.server, `https://127.0.0.1:${relay.port}`),
+    );
+    const log: { identity: string; event: 'started' | 'stopped' | 'leader'; at: number; leader?: string }[] =
+      [];
+    const elector = (identity: string, kc: KubeConfig) => {
+      const e = new LeaderElector({
+        kc,
+        namespace: 'default',
+        name: 'stall',
+        identity,
+        leaseDurationMs: 3000,
+        renewDeadlineMs: 2000,
+        retryPeriodMs: 500,
+        onStartedLeading: () => log.push({ identity, event: 'started', at: Date.now() }),
+        onStoppedLeading: () => log.push({ identity, event: 'stopped', at: Date.now() }),
+        onNewLeader: (leader) => log.push({ identity, event: 'leader', at: Date.now(), leader }),
+      });
+      electors.push(e);
+      e.start();
+      return e;
+    };
+    const has = (identity: string, event: string, leader?: string) =>
+      log.find((l) => l.identity === identity && l.event === event && (!leader || l.leader === leader));
+
+    elector('old', viaRelay);
+    await until('old to lead', () => has('old', 'started'), 20_000);
+    elector('new', bed.kc); // straight to the API server
+    await until('new to see old lead', () => has('new', 'leader', 'old'), 10_000);
+    await sleep(1000); // a few renewals through the relay
+
+    relay.freeze();
+    await until('new to lead', () => has('new', 'started'), 15_000);
+    const stopped = has('old', 'stopped');
+    const started = has('new', 'started')!;
+    // The old leader's requests hung (bytes held, nothing closed), yet it stepped down first.
+    expect(relay.heldBytes).toBeGreaterThan(0);
+    expect(stopped).toBeDefined();
+    expect(stopped!.at).toBeLessThan(started.at);
+    expect((await leaseSpec('stall')).holderIdentity).toBe('new');
+
+    // Once its path works again, the old leader is a follower of the new one.
+    relay.thaw();
+    await until('old to see new lead', () => has('old', 'leader', 'new'), 10_000);
+    expect(log.filter((l) => l.event === 'started').map((l) => l.identity)).toEqual(['old', 'new']);
   });
 });
 
