@@ -294,6 +294,103 @@ describe('ApiServerProxy over a channel-like stream', () => {
   });
 });
 
+describe('ApiServerProxy to a server URL with a path (a kubeconfig behind a path-routing proxy)', () => {
+  let upstream: Server;
+  let port: number;
+  const seen: string[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'knet-kc-'));
+
+  beforeAll(async () => {
+    upstream = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.end('ok');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    port = (upstream.address() as AddressInfo).port;
+  });
+  afterAll(() => {
+    upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** GETs each path through a channel of a proxy to `up`; returns the paths the API server saw. */
+  async function forwarded(up: Upstream, paths: string[]): Promise<string[]> {
+    const p = new ApiServerProxy(up, createLogger({ name: 'test', level: 'silent' }));
+    const before = seen.length;
+    const toProxy = new PassThrough();
+    const toClient = new PassThrough();
+    p.handle(Duplex.from({ readable: toProxy, writable: toClient }));
+    const client = Duplex.from({ readable: toClient, writable: toProxy });
+    client.on('error', () => undefined);
+    client.resume();
+    const ended = new Promise((r) => client.once('end', r));
+    client.end(
+      paths
+        .map(
+          (path, i) =>
+            `GET ${path} HTTP/1.1\r\nHost: x\r\n${i === paths.length - 1 ? 'Connection: close\r\n' : ''}\r\n`,
+        )
+        .join(''),
+    );
+    await ended;
+    p.close();
+    return seen.slice(before);
+  }
+
+  it.each([
+    ['/prefix', ['/prefix/api/v1/namespaces?limit=1', '/prefix/version']],
+    ['/prefix/', ['/prefix/api/v1/namespaces?limit=1', '/prefix/version']],
+    ['/a/b', ['/a/b/api/v1/namespaces?limit=1', '/a/b/version']],
+    ['', ['/api/v1/namespaces?limit=1', '/version']],
+  ])('server path %p', async (path, want) => {
+    const up: Upstream = {
+      server: new URL(`http://127.0.0.1:${port}${path}`),
+      credentials: async () => ({}),
+    };
+    expect(await forwarded(up, ['/api/v1/namespaces?limit=1', '/version'])).toEqual(want);
+  });
+
+  it('keeps the path of a --kubeconfig server', async () => {
+    const ca = await createCertificateAuthority('kc-ca');
+    const serving = await issueCertificate(ca, {
+      commonName: 'apiserver',
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
+    const tls = createHttpsServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization}`);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const file = join(dir, 'kubeconfig');
+      const server = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/clusters/member-1`;
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            {
+              name: 'c',
+              cluster: { server, 'certificate-authority-data': Buffer.from(ca.certPem).toString('base64') },
+            },
+          ],
+          users: [{ name: 'u', user: { token: 'kc-token' } }],
+          contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+          'current-context': 'x',
+        }),
+      );
+      const up = await chooseUpstream({ kubeconfig: file, serviceAccountDir: '/nonexistent' }, {});
+      expect(await forwarded(up, ['/api?timeout=32s'])).toEqual([
+        '/clusters/member-1/api?timeout=32s Bearer kc-token',
+      ]);
+    } finally {
+      tls.close();
+    }
+  }, 60_000); // (loading client-node under jest takes seconds)
+});
+
 describe('ApiServerProxy over https', () => {
   it('gives each channel one verified API server connection, kept for its keep-alive requests', async () => {
     const ca = await createCertificateAuthority('test-ca');

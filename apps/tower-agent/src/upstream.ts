@@ -10,6 +10,10 @@ import { RequestFramer, upstreamHead } from './http1';
 
 /** How the agent reaches and authenticates to its own cluster's kube-apiserver. */
 export interface Upstream {
+  /**
+   * The API server; a path (a kubeconfig's `https://host:6443/prefix`, behind a path-routing
+   * proxy) is put before every request's path, as client-go does.
+   */
   readonly server: URL;
   /** TLS material and the Authorization header, fresh for each request (tokens rotate on disk). */
   credentials(): Promise<UpstreamCredentials>;
@@ -129,6 +133,8 @@ class ChannelForwarder {
   private busy = false;
   private done = false;
   private waitingForDrain = false;
+  /** The server URL's path, put before each request's (`''` for none). */
+  private readonly prefix: string;
 
   constructor(
     private readonly channel: Duplex,
@@ -136,6 +142,7 @@ class ChannelForwarder {
     private readonly logger: Logger,
     private readonly onBytes?: (direction: 'up' | 'down', n: number) => void,
   ) {
+    this.prefix = upstream.server.pathname.replace(/\/+$/, '');
     channel.on('data', (chunk: Buffer) => {
       this.onBytes?.('up', chunk.length);
       this.queue.push(chunk);
@@ -186,7 +193,11 @@ class ChannelForwarder {
             }
             if (this.done) return;
             this.up ??= this.connect(c);
-            data = upstreamHead(p.head, this.upstream.server.host, c.authorization);
+            const head =
+              this.prefix && p.head.target !== '*'
+                ? { ...p.head, target: this.prefix + p.head.target }
+                : p.head;
+            data = upstreamHead(head, this.upstream.server.host, c.authorization);
           } else data = p.data;
           if (this.up && !this.up.write(data) && !this.waitingForDrain) {
             // Queued chunks are still written meanwhile (the stream buffers them); no more are read.
