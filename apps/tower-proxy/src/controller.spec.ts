@@ -216,7 +216,7 @@ describe('ClusterController.reconcile on a fake store', () => {
     await b.controller.reconcile('alpha');
     expect(condition(b.store.cluster('alpha'), 'AgentAvailable')).toMatchObject({
       status: 'True',
-      message: '1 agent(s) connected',
+      message: 'an agent is connected to the proxy',
     });
     b.registry.remove(b.registry.sessions('alpha')[0]!);
     await b.controller.reconcile('alpha');
@@ -321,14 +321,21 @@ describe('ClusterController.reconcile on a fake store', () => {
     expect(b.store.service('alpha')).toBeUndefined();
   });
 
-  it('a Cluster that stops being a proxy cluster is cleaned up the same way', async () => {
+  it('a Cluster that stops being a proxy cluster is cleaned up the same way, and loses the tunnel conditions', async () => {
     const b = bed();
-    const c = b.store.put(proxyCluster('alpha'));
+    b.store.put(proxyCluster('alpha', { externalKubeAPIEnabled: true }));
     await b.controller.reconcile('alpha');
-    b.store.put({ ...c, spec: { ...c.spec, connection: { type: 'direct' } } });
+    connect(b, 'alpha');
+    await b.controller.reconcile('alpha');
+    expect(condition(b.store.cluster('alpha'), 'AgentAvailable')?.status).toBe('True');
+    const c = b.store.cluster('alpha')!;
+    b.store.put({ ...c, spec: { ...c.spec, connection: { ...c.spec?.connection, type: 'direct' } } });
     await b.controller.reconcile('alpha');
     expect(b.store.service('alpha')).toBeUndefined();
     expect(b.listeners.running.has('alpha')).toBe(false);
+    expect(b.registry.count('alpha')).toBe(0);
+    // Nobody keeps AgentAvailable or ExternalAccessReady true to anything now: they go.
+    expect(b.store.cluster('alpha')?.status?.conditions?.map((x) => x.type)).toEqual(['Initialized']);
   });
 
   it('no free port: Initialized=False (NoFreePort) is written and the reconcile fails', async () => {
@@ -402,12 +409,22 @@ describe('ClusterController.reconcile on a fake store', () => {
     },
   );
 
-  it('a listener that cannot start fails the reconcile', async () => {
+  it('a listener that cannot start fails the reconcile, and Initialized says so until it runs', async () => {
     const b = bed();
     b.store.put(proxyCluster('alpha'));
-    b.listeners.failNext(new Error('cluster alpha: cannot listen on ports 6000/16000: listen EADDRINUSE'));
+    await b.controller.reconcile('alpha');
+    expect(condition(b.store.cluster('alpha'), 'Initialized')?.status).toBe('True');
+    const message = 'cluster alpha: cannot listen on ports 6000/16000: listen EADDRINUSE';
+    b.listeners.failNext(new Error(message));
     await expect(b.controller.reconcile('alpha')).rejects.toThrow('EADDRINUSE');
     expect(b.store.events.at(-1)?.reason).toBe('ReconcileFailed');
+    expect(condition(b.store.cluster('alpha'), 'Initialized')).toMatchObject({
+      status: 'False',
+      reason: 'ListenerFailed',
+      message,
+    });
+    await b.controller.reconcile('alpha');
+    expect(condition(b.store.cluster('alpha'), 'Initialized')?.status).toBe('True');
   });
 
   it('a failed Service deletion fails the cleanup (to be retried)', async () => {
@@ -665,6 +682,32 @@ describe('ClusterController leading the work queue', () => {
     b.store.remove('beta');
     await sleep(300);
     expect(b.store.service('beta')).toBeDefined(); // not leading: not cleaned up
+    await b.controller.stop();
+  });
+
+  it('a pass under way when leadership is lost writes nothing more (no stale AgentAvailable)', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.controller.setLeading(true);
+    await until(
+      'alpha to be served',
+      () => condition(b.store.cluster('alpha'), 'Initialized')?.status === 'True',
+    );
+    const before = b.store.cluster('alpha');
+    const ensured = b.listeners.ensured.length;
+    // An agent arrives; while its pass runs, the Lease is lost (Serving then closes the agents,
+    // whose sessions leave the registry when their sockets have closed: later).
+    b.listeners.onEnsure = () => {
+      b.listeners.onEnsure = undefined;
+      b.controller.setLeading(false);
+    };
+    connect(b, 'alpha');
+    await until('the pass to be abandoned', () =>
+      b.logger.messages('info').includes('reconcile abandoned: this replica stopped leading'),
+    );
+    expect(b.store.cluster('alpha')).toEqual(before); // no AgentAvailable=True left behind
+    expect(b.listeners.ensured).toHaveLength(ensured + 1);
+    expect(b.store.events.filter((e) => e.reason === 'ReconcileFailed')).toEqual([]);
     await b.controller.stop();
   });
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isProxyCluster, type Cluster } from '@knet/cluster-crd';
+import { isProxyCluster, type Cluster, type ClusterCondition } from '@knet/cluster-crd';
 import {
   certificateFingerprintSha256,
   constantTimeEqual,
@@ -21,7 +21,7 @@ import {
   type PlanConfig,
   type ServePlan,
 } from './core/cluster-plan';
-import { conditionsUpdate, type ConditionInputs } from './core/plan';
+import { conditionsUpdate, withoutTunnelConditions, type ConditionInputs } from './core/plan';
 import { clientCommonName, type ListenerSpec } from './listeners';
 import type { ProxyMetrics } from './metrics';
 import type { SessionRegistry } from './sessions';
@@ -70,6 +70,13 @@ function defaultSchedule(fn: () => void, delayMs: number): () => void {
   return () => clearTimeout(t);
 }
 
+/** A reconcile that was under way when this replica stopped leading: it stops before its next write. */
+class SteppedDown extends Error {
+  constructor() {
+    super('this replica stopped leading');
+  }
+}
+
 /** The client certificate in the kubeconfig a listener accepts. */
 interface ClientCert {
   fingerprint: string;
@@ -93,6 +100,8 @@ export function sessionBinding(cluster: Cluster): string {
 export class ClusterController {
   private readonly queue: WorkQueue;
   private leading = false;
+  /** Counts losses of leadership: a reconcile begun under an earlier term writes nothing more. */
+  private term = 0;
   private readonly serving = new Map<
     string,
     { key: string; cert: { certPem: string; keyPem: string }; notAfter: Date }
@@ -122,7 +131,10 @@ export class ClusterController {
   setLeading(leading: boolean): void {
     this.leading = leading;
     if (leading) for (const c of this.o.store.clusters()) this.enqueue(c.metadata.name);
-    else this.cancelRenewals();
+    else {
+      this.term++;
+      this.cancelRenewals();
+    }
   }
 
   async stop(): Promise<void> {
@@ -184,19 +196,29 @@ export class ClusterController {
   /** One pass over one Cluster: fetch, plan, apply. The work queue runs it while this replica leads. */
   async reconcile(name: string): Promise<void> {
     const cluster = this.o.store.cluster(name);
+    const term = this.term;
+    // Checked before each write and each listener start: a replica that lost the Lease meanwhile
+    // (its agents and listeners are closed) must not write stale conditions or start listeners.
+    const leading = () => {
+      if (this.term !== term) throw new SteppedDown();
+    };
     try {
       const plan = planCluster(
         { cluster, clusters: this.o.store.clusters(), newToken: randomToken(32) },
         this.o,
       );
-      if (plan.action === 'cleanup') await this.cleanup(name, plan.why);
+      if (plan.action === 'cleanup') await this.cleanup(name, plan.why, cluster, leading);
       else {
         this.evictUnbound(plan.cluster);
-        if (plan.action === 'fail') await this.fail(plan);
-        else if (plan.action === 'serve') await this.serve(plan);
+        if (plan.action === 'fail') await this.fail(plan, leading);
+        else if (plan.action === 'serve') await this.serve(plan, leading);
       }
       this.o.metrics.reconciles.inc({ result: 'ok' });
     } catch (e) {
+      if (e instanceof SteppedDown) {
+        this.o.logger.info({ cluster: name }, 'reconcile abandoned: this replica stopped leading');
+        return;
+      }
       this.o.metrics.reconciles.inc({ result: 'error' });
       if (cluster)
         this.o.store.record(cluster, {
@@ -232,32 +254,49 @@ export class ClusterController {
     });
   }
 
-  private async cleanup(name: string, why: string): Promise<void> {
+  /**
+   * Drops what served the cluster. A Cluster that still exists (its type changed, or it left the
+   * federation) also loses the conditions that describe its tunnel, which nobody keeps true now.
+   */
+  private async cleanup(
+    name: string,
+    why: string,
+    cluster: Cluster | undefined,
+    leading: () => void,
+  ): Promise<void> {
     this.o.registry.closeCluster(name, why);
     await this.o.listeners.remove(name);
     this.serving.delete(name);
     this.replaced.delete(name);
     this.renewals.get(name)?.();
     this.renewals.delete(name);
+    leading();
     try {
       await this.o.store.deleteService(name);
       this.o.logger.info({ cluster: name, why }, 'cluster cleaned up');
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
+    const conditions = cluster && withoutTunnelConditions(cluster);
+    if (cluster && conditions) {
+      leading();
+      await this.writeConditionsOnce(cluster, conditions);
+    }
   }
 
-  private async fail(plan: FailPlan): Promise<void> {
+  private async fail(plan: FailPlan, leading: () => void): Promise<void> {
+    leading();
     await this.writeConditions(plan.cluster, plan.status);
     throw new Error(plan.message);
   }
 
-  private async serve(plan: ServePlan): Promise<void> {
+  private async serve(plan: ServePlan, leading: () => void): Promise<void> {
     const { cluster, ports } = plan;
     const name = cluster.metadata.name;
     for (const e of plan.events) this.o.store.record(cluster, e);
     // The API server allocates the ClusterIP (and a cloud the LoadBalancer ingress): the endpoints
     // are planned from its answer.
+    leading();
     const service = await this.o.store.applyService(plan.service);
     const next = planConnection(plan, service, this.o);
 
@@ -266,14 +305,25 @@ export class ClusterController {
       : undefined;
     const kubeconfig = issued?.kubeconfig;
     const serving = await this.servingCert(name, next.servingNames);
-    await this.o.listeners.ensure({
-      cluster: name,
-      kubernetesPort: ports.kubernetes,
-      kubespherePort: ports.kubesphere,
-      serving: serving.cert,
-      caPem: this.o.ca.certPem,
-      clientCertificates: issued ? this.acceptedClientCerts(cluster, issued) : [],
-    });
+    leading();
+    try {
+      await this.o.listeners.ensure({
+        cluster: name,
+        kubernetesPort: ports.kubernetes,
+        kubespherePort: ports.kubesphere,
+        serving: serving.cert,
+        caPem: this.o.ca.certPem,
+        clientCertificates: issued ? this.acceptedClientCerts(cluster, issued) : [],
+      });
+    } catch (e) {
+      // Not initialized: the Cluster's endpoints lead nowhere until a listener runs.
+      leading();
+      await this.writeConditions(cluster, {
+        ...next.status,
+        initialized: { ok: false, reason: 'ListenerFailed', message: errorMessage(e) },
+      });
+      throw e;
+    }
     this.requeueAtNextRenewal(name, [serving.notAfter, issued?.client.notAfter]);
 
     // The conditions are written conditionally on the resourceVersion: after our own spec patch it
@@ -282,6 +332,7 @@ export class ClusterController {
     const patch = { ...next.connection, ...(kubeconfig ? { kubeconfig } : {}) };
     if (Object.keys(patch).length > 0) {
       this.o.logger.info({ cluster: name, fields: Object.keys(patch) }, 'updating cluster connection');
+      leading();
       current = await this.o.store.patchConnection(name, patch);
       if (kubeconfig)
         this.o.store.record(cluster, {
@@ -291,13 +342,18 @@ export class ClusterController {
         });
       for (const e of next.events) this.o.store.record(cluster, e);
     }
+    leading();
     await this.writeConditions(current, next.status);
   }
 
   private async writeConditions(cluster: Cluster, status: Omit<ConditionInputs, 'agents'>): Promise<void> {
     const agents = this.o.registry.count(cluster.metadata.name);
     const conditions = conditionsUpdate(cluster, { ...status, agents }, this.now());
-    if (!conditions) return;
+    if (conditions) await this.writeConditionsOnce(cluster, conditions);
+  }
+
+  /** Writes conditions on condition of `cluster`'s resourceVersion; a conflict is left to the next pass. */
+  private async writeConditionsOnce(cluster: Cluster, conditions: ClusterCondition[]): Promise<void> {
     try {
       await this.o.store.writeConditions(cluster, conditions);
     } catch (e) {

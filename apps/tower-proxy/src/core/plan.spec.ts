@@ -1,11 +1,13 @@
 import type { Cluster } from '@knet/cluster-crd';
 import {
   allocatePorts,
+  conditionsUpdate,
   desiredConditions,
   desiredService,
   endpoints,
   lbAnnotations,
   servingNames,
+  withoutTunnelConditions,
 } from './plan';
 
 const cluster = (name: string, port?: number, extra: Partial<Cluster> = {}): Cluster => ({
@@ -175,10 +177,31 @@ describe('desiredConditions', () => {
     const agent = later.find((x) => x.type === 'AgentAvailable')!;
     expect(agent).toMatchObject({
       status: 'True',
-      message: '2 agent(s) connected',
+      message: 'an agent is connected to the proxy',
       lastTransitionTime: '2026-01-01T00:05:00Z',
     });
     expect(later.find((x) => x.type === 'Initialized')!.lastUpdateTime).toBe('2026-01-01T00:00:00Z'); // untouched
+  });
+
+  it('a second or third agent changes nothing: no write at each agent connection, no stale count', () => {
+    const c = cluster('a');
+    c.status = { conditions: desiredConditions(c, { initialized: { ok: true }, agents: 1 }, t0) };
+    for (const agents of [2, 3, 1])
+      expect(conditionsUpdate(c, { initialized: { ok: true }, agents }, t1)).toBeUndefined();
+  });
+
+  it.each([
+    ['no conditions', [], undefined],
+    ['only conditions it does not own, and Initialized', [['Ready'], ['Initialized']], undefined],
+    [
+      "a served cluster's",
+      [['Ready'], ['Initialized'], ['AgentAvailable'], ['ExternalAccessReady']],
+      ['Ready', 'Initialized'],
+    ],
+  ])('a Cluster no longer served loses the tunnel conditions: %s', (_what, types, want) => {
+    const c = cluster('a');
+    c.status = { conditions: types.map(([type]) => ({ type: type!, status: 'True' })) };
+    expect(withoutTunnelConditions(c)?.map((x) => x.type)).toEqual(want);
   });
 
   it('tracks external access only while it is enabled, and keeps conditions it does not own', () => {

@@ -234,7 +234,10 @@ export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Dat
           type: 'AgentAvailable',
           status: 'True',
           reason: 'AgentConnected',
-          message: `${i.agents} agent(s) connected`,
+          // No count: it would be stale (the proxy reconciles when the first agent comes and the last
+          // goes) or write the Cluster, and wake KubeSphere's controller, at every agent connection.
+          // The count is the metric tower_proxy_agent_sessions{cluster}.
+          message: 'an agent is connected to the proxy',
         }
       : {
           type: 'AgentAvailable',
@@ -287,4 +290,18 @@ export function conditionsUpdate(
   return JSON.stringify(conditions) === JSON.stringify(cluster.status?.conditions ?? [])
     ? undefined
     : conditions;
+}
+
+/** Conditions that describe a Cluster's tunnel, which only a served proxy cluster keeps true. */
+const TUNNEL_CONDITIONS = new Set(['AgentAvailable', 'ExternalAccessReady']);
+
+/**
+ * The conditions of a Cluster the proxy stopped serving (its type changed, or it left the
+ * federation) without the tunnel's, or undefined when it has none of them. `Initialized` is kept:
+ * it tells that the Cluster was set up, not that it is served.
+ */
+export function withoutTunnelConditions(cluster: Cluster): ClusterCondition[] | undefined {
+  const c = cluster.status?.conditions ?? [];
+  const kept = c.filter((x) => !TUNNEL_CONDITIONS.has(x.type));
+  return kept.length === c.length ? undefined : kept;
 }
