@@ -371,6 +371,26 @@ describe('ClusterController.reconcile on a fake store', () => {
     expect(condition(b.store.cluster('alpha'), 'AgentAvailable')?.status).toBe('True');
   });
 
+  it('a conflict on the connection patch (the Cluster changed since it was planned) is left to the next pass', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.store.failNext(
+      'patchConnection',
+      statusError(
+        409,
+        'Conflict',
+        'Operation cannot be fulfilled on clusters.cluster.kubesphere.io "alpha": the object has been modified; please apply your changes to the latest version and try again',
+      ),
+    );
+    await b.controller.reconcile('alpha');
+    expect(await b.reconciles('error')).toBe(0);
+    expect(b.store.events).toEqual([]); // neither ReconcileFailed nor KubeconfigIssued
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubeconfig).toBeUndefined();
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubeconfig).toBeDefined();
+    expect(condition(b.store.cluster('alpha'), 'Initialized')?.status).toBe('True');
+  });
+
   it.each([
     [
       'the Service apply',

@@ -333,7 +333,14 @@ export class ClusterController {
     if (Object.keys(patch).length > 0) {
       this.o.logger.info({ cluster: name, fields: Object.keys(patch) }, 'updating cluster connection');
       leading();
-      current = await this.o.store.patchConnection(name, patch);
+      try {
+        current = await this.o.store.patchConnection(name, patch);
+      } catch (e) {
+        // The Cluster changed since this pass planned it (a token rotated, a kubeconfig removed, the
+        // Cluster re-created): the store reports the change, and the next pass plans on it.
+        if (isConflict(e)) return;
+        throw e;
+      }
       if (kubeconfig)
         this.o.store.record(cluster, {
           type: 'Normal',
