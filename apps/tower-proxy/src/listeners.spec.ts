@@ -253,12 +253,47 @@ describe('ClusterListeners: limits', () => {
     await until('a kubernetes slot is free again', async () => (await exchange(k8s(b))) === OK);
   });
 
+  it('closes the oldest pending connection, not a new one, when a listener is full', async () => {
+    const b = await start({ maxConnections: 2 });
+    // Strangers hold every slot: connected, silent (no first byte, no TLS handshake).
+    const idle = [ks(b), ks(b)];
+    const idleTls = [0, 1].map(() => {
+      const s = tcpConnect({ port: b.spec.kubernetesPort, host: '127.0.0.1' });
+      s.on('error', () => undefined);
+      b.clients.push(s);
+      return s;
+    });
+    await Promise.all([...idle, ...idleTls].map((s) => new Promise((r) => s.once('connect', r))));
+    await sleep(100);
+    expect(await exchange(ks(b))).toBe(OK);
+    expect(await exchange(k8s(b))).toBe(OK);
+    await Promise.all([closed(idle[0]!), closed(idleTls[0]!)]);
+    expect([idle[1]!.destroyed, idleTls[1]!.destroyed]).toEqual([false, false]);
+    expect(await refusals(b, 'shed-total')).toBe(2);
+    expect(await refusals(b, 'tls')).toBe(0); // a stranger that left mid-handshake is no TLS refusal
+  });
+
+  it('gives a silent client the handshake timeout to send its first bytes', async () => {
+    const b = await start({ handshakeTimeoutMs: 500 });
+    const silent = ks(b);
+    await until('the silent client is cut', () => silent.destroyed, 5000);
+    expect(await refusals(b, 'request-timeout')).toBe(1);
+    expect(b.agent.opened).toBe(0);
+  });
+
   it('caps the connections of one source address', async () => {
     const b = await start({ maxConnectionsPerSource: 1 });
     expect(await exchange(ks(b, '127.0.0.1'))).toBe(OK);
     expect(await exchange(ks(b, '127.0.0.1'))).toBe('');
     expect(await refusals(b, 'too-many-from-source')).toBe(1);
     expect(await exchange(ks(b, '127.0.0.2'))).toBe(OK);
+    // a pending (silent) connection of a full source is closed for a new one of that source
+    const silent = ks(b, '127.0.0.3');
+    await new Promise((r) => silent.once('connect', r));
+    await sleep(100);
+    expect(await exchange(ks(b, '127.0.0.3'))).toBe(OK);
+    await closed(silent);
+    expect(await refusals(b, 'shed-source')).toBe(1);
   });
 
   it('closes connections idle both ways, not those with bytes in either direction', async () => {

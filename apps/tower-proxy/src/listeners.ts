@@ -5,6 +5,7 @@ import { errorMessage, type Logger } from '@knet/runtime';
 import { splice, statusResponse, type TargetName } from '@knet/tunnel';
 import type { ProxyMetrics } from './metrics';
 import type { SessionRegistry } from './sessions';
+import { sourceOf } from './tunnel-server';
 
 /** Subject CN of the client certificate in a cluster's kubeconfig; the listener requires it. */
 export function clientCommonName(cluster: string): string {
@@ -57,6 +58,9 @@ export const LISTENER_REFUSAL_REASONS = [
   'no-agent',
   'too-many-connections',
   'too-many-from-source',
+  'shed-total',
+  'shed-source',
+  'request-timeout',
   'idle-timeout',
 ] as const;
 export type ListenerRefusalReason = (typeof LISTENER_REFUSAL_REASONS)[number];
@@ -66,32 +70,82 @@ const DIRECTIONS = ['to_agent', 'from_agent'] as const;
 /** At most one warning per listener and reason in this time; the others are counted in it. */
 const WARN_EVERY_MS = 60_000;
 
-/** Counts the connections of one listener, in total and per source address. */
+/** What a gate did with a new connection. */
+type Shed = 'shed-total' | 'shed-source';
+
+/**
+ * Counts the connections of one listener, in total and per source address (an IPv6 /64).
+ * A connection is _pending_ from its accept until it is admitted (kubernetes: TLS handshake and
+ * certificate checks passed; kubesphere: its first bytes arrived). When a cap is reached, a new
+ * connection closes the oldest pending one (of its source, for the per-source cap) instead of
+ * being refused: a stranger who fills the slots with idle connections cannot lock clients out,
+ * he must open them faster than a real handshake completes. Only when every slot is held by an
+ * admitted connection is the new one refused.
+ */
 class ConnectionGate {
-  private total = 0;
+  /** Every connection and its source; the pending ones, oldest first. */
+  private readonly sources = new Map<Socket, string>();
+  private readonly pending = new Set<Socket>();
+  private readonly pendingByPeer = new Map<string, Socket>();
   private readonly bySource = new Map<string, number>();
 
   constructor(
     private readonly max: number,
     private readonly maxPerSource: number,
+    private readonly onShed: (s: Socket, reason: Shed) => void,
   ) {}
 
-  /** Admits `s` (released when it closes), or says why not. */
-  admit(s: Socket): 'too-many-connections' | 'too-many-from-source' | undefined {
-    const source = s.remoteAddress ?? '';
-    if (this.total >= this.max) return 'too-many-connections';
-    const n = this.bySource.get(source) ?? 0;
-    if (n >= this.maxPerSource) return 'too-many-from-source';
-    this.total++;
-    this.bySource.set(source, n + 1);
-    s.once('close', () => {
-      this.total--;
-      const left = (this.bySource.get(source) ?? 1) - 1;
-      if (left > 0) this.bySource.set(source, left);
-      else this.bySource.delete(source);
-    });
+  /** Takes `s` in as pending (released when it closes), or says why it is refused. */
+  accept(s: Socket): 'too-many-connections' | 'too-many-from-source' | undefined {
+    const source = sourceOf(s.remoteAddress);
+    if ((this.bySource.get(source) ?? 0) >= this.maxPerSource) {
+      const victim = [...this.pending].find((p) => this.sources.get(p) === source);
+      if (!victim) return 'too-many-from-source';
+      this.shed(victim, 'shed-source');
+    }
+    if (this.sources.size >= this.max) {
+      const victim = this.pending.values().next().value;
+      if (!victim) return 'too-many-connections';
+      this.shed(victim, 'shed-total');
+    }
+    this.sources.set(s, source);
+    this.bySource.set(source, (this.bySource.get(source) ?? 0) + 1);
+    this.pending.add(s);
+    const peer = peerOf(s);
+    this.pendingByPeer.set(peer, s);
+    s.once('close', () => this.release(s, peer));
     return undefined;
   }
+
+  /** The connection from `peer` (address and port) is admitted: it is not shed any more. */
+  admit(peer: string): void {
+    const s = this.pendingByPeer.get(peer);
+    if (!s) return;
+    this.pendingByPeer.delete(peer);
+    this.pending.delete(s);
+  }
+
+  private shed(s: Socket, reason: Shed): void {
+    this.release(s, peerOf(s));
+    this.onShed(s, reason);
+    s.destroy();
+  }
+
+  private release(s: Socket, peer: string): void {
+    const source = this.sources.get(s);
+    if (source === undefined) return;
+    this.sources.delete(s);
+    this.pending.delete(s);
+    if (this.pendingByPeer.get(peer) === s) this.pendingByPeer.delete(peer);
+    const left = (this.bySource.get(source) ?? 1) - 1;
+    if (left > 0) this.bySource.set(source, left);
+    else this.bySource.delete(source);
+  }
+}
+
+/** A connection's remote address and port: the same on the raw socket and on its TLS socket. */
+function peerOf(s: Socket): string {
+  return `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`;
 }
 
 interface Pair {
@@ -101,6 +155,7 @@ interface Pair {
   /** The TLS server is not listening itself: `k8s` hands it the connections it admits. */
   tls: TlsServer;
   k8s: TcpServer;
+  gates: Record<TargetName, ConnectionGate>;
   ks: TcpServer;
   /** Every accepted socket (raw and TLS), cut when the listeners stop. */
   sockets: Set<Socket>;
@@ -192,20 +247,28 @@ export class ClusterListeners {
       tls,
       k8s: createTcpServer(),
       ks: createTcpServer(),
+      gates: {} as Record<TargetName, ConnectionGate>,
       sockets: new Set(),
       clients: new Map(),
       stopped: false,
       warned: new Map(),
     };
-    const accept = (gate: ConnectionGate, listener: TargetName, s: Socket): boolean => {
+    const gate = (listener: TargetName) =>
+      new ConnectionGate(this.opts.maxConnections, this.opts.maxConnectionsPerSource, (s, reason) =>
+        this.refuse(pair, reason, `${listener} listener full: the oldest pending connection closed`, {
+          remote: s.remoteAddress,
+        }),
+      );
+    pair.gates = { kubernetes: gate('kubernetes'), kubesphere: gate('kubesphere') };
+    const accept = (listener: TargetName, s: Socket): boolean => {
       s.on('error', () => s.destroy());
       if (pair.stopped) {
         s.destroy();
         return false;
       }
-      const refused = gate.admit(s);
+      const refused = pair.gates[listener].accept(s);
       if (refused) {
-        this.refuse(pair, refused, `${listener} listener: ${refused}; connection closed`, {
+        this.refuse(pair, refused, `${listener} listener full: connection refused`, {
           remote: s.remoteAddress,
         });
         s.destroy();
@@ -217,9 +280,8 @@ export class ClusterListeners {
       return true;
     };
 
-    const k8sGate = new ConnectionGate(this.opts.maxConnections, this.opts.maxConnectionsPerSource);
     pair.k8s.on('connection', (s: Socket) => {
-      if (accept(k8sGate, 'kubernetes', s)) tls.emit('connection', s);
+      if (accept('kubernetes', s)) tls.emit('connection', s);
     });
     tls.on('secureConnection', (s: TLSSocket) => {
       s.on('error', () => s.destroy());
@@ -228,15 +290,19 @@ export class ClusterListeners {
       this.onKubernetes(pair, s);
     });
     tls.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => {
+      s.destroy();
+      if (err.code === 'ECONNRESET') {
+        // The client left mid-handshake (a TCP health check, a scan, a shed connection): no refusal.
+        this.logger.debug({ cluster, remote: s.remoteAddress }, 'client left during the TLS handshake');
+        return;
+      }
       const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
       this.count(pair, timeout ? 'tls-timeout' : 'tls');
       this.logger.info({ cluster, remote: s.remoteAddress, err: err.message }, 'TLS handshake refused');
-      s.destroy();
     });
 
-    const ksGate = new ConnectionGate(this.opts.maxConnections, this.opts.maxConnectionsPerSource);
     pair.ks.on('connection', (s: Socket) => {
-      if (!accept(ksGate, 'kubesphere', s)) return;
+      if (!accept('kubesphere', s)) return;
       this.idle(pair, s);
       void this.forward(pair, 'kubesphere', s);
     });
@@ -378,8 +444,15 @@ export class ClusterListeners {
     // tail until the client's delayed ACK, 40 ms on Linux.
     s.setNoDelay(true);
     // HTTP clients speak first: a connection that closes before its first byte (a load balancer's
-    // TCP health check, a port scan) costs no channel through the agent.
-    if (!(await firstBytes(s))) return;
+    // TCP health check, a port scan) costs no channel through the agent. Until then it is pending
+    // (the first to go when the listener is full) and has the handshake timeout to speak.
+    const sent = await firstBytes(s, this.opts.handshakeTimeoutMs);
+    if (sent === 'timeout') {
+      this.count(p, 'request-timeout');
+      s.destroy();
+    }
+    if (sent !== 'sent') return;
+    p.gates[target].admit(peerOf(s));
     const session = this.registry.pick(cluster, target);
     if (!session) {
       this.count(p, 'no-agent');
@@ -425,23 +498,25 @@ function revokedMessage(cluster: string): string {
 }
 
 /**
- * Resolves true when the client has sent bytes (left unread, the socket paused), false when it
- * closed first.
+ * Resolves 'sent' when the client has sent bytes (left unread, the socket paused), 'closed' when
+ * it closed first, 'timeout' when it sent nothing within `timeoutMs`.
  */
-function firstBytes(s: Socket): Promise<boolean> {
+function firstBytes(s: Socket, timeoutMs: number): Promise<'sent' | 'closed' | 'timeout'> {
   return new Promise((resolve) => {
-    const done = (sent: boolean) => {
+    const done = (outcome: 'sent' | 'closed' | 'timeout') => {
+      clearTimeout(timer);
       s.off('data', onData);
       s.off('close', onClose);
-      resolve(sent);
+      resolve(outcome);
     };
     const onData = (chunk: Buffer) => {
       s.pause();
       s.unshift(chunk);
-      done(true);
+      done('sent');
     };
-    const onClose = () => done(false);
-    if (s.destroyed) return resolve(false);
+    const onClose = () => done('closed');
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    if (s.destroyed) return done('closed');
     s.on('data', onData);
     s.once('close', onClose);
   });
