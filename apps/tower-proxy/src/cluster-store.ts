@@ -11,7 +11,16 @@ import {
   type ClusterCondition,
   type Connection,
 } from '@knet/cluster-crd';
-import { EventRecorder, ResilientInformer, kubeRequest, patchObject, wrapApiError } from '@knet/k8s';
+import {
+  EventRecorder,
+  ResilientInformer,
+  isConflict,
+  isNotFound,
+  kubeRequest,
+  patchObject,
+  statusError,
+  wrapApiError,
+} from '@knet/k8s';
 import type { Logger } from '@knet/runtime';
 import type { ClusterEvent } from './core/cluster-plan';
 import {
@@ -36,10 +45,19 @@ export interface ClusterStore {
   cluster(name: string): Cluster | undefined;
   /** Every Cluster in the cache. */
   clusters(): readonly Cluster[];
-  /** Server-side apply (forced) of a Service; answers with its address as the API server has it. */
+  /**
+   * Server-side apply (forced) of the proxy's Service; answers with its address as the API server
+   * has it. A Service of that name that is not the proxy's (`ownsService`) is never taken over:
+   * `409 Conflict` (`notOwnedError`), and it is left as it is.
+   */
   applyService(intent: ServiceIntent): Promise<ServiceState>;
-  /** Deletes mc-<cluster>; 404 when there is none. */
-  deleteService(cluster: string): Promise<void>;
+  /**
+   * Deletes mc-<cluster> if it is the proxy's, on condition (UID and resourceVersion) that it is
+   * still the object seen to be the proxy's: `deleted`. `none` when there is nothing of the proxy's
+   * to delete (no Service, or one that is not the proxy's: left alone). Nothing in the cache, no
+   * request: cleaning up a Cluster that was never served costs nothing.
+   */
+  deleteService(cluster: string): Promise<ServiceDeletion>;
   /** Merge-patches spec.connection; answers with the Cluster as written. */
   patchConnection(name: string, fields: Connection): Promise<Cluster>;
   /**
@@ -49,6 +67,31 @@ export interface ClusterStore {
   writeConditions(cluster: Cluster, conditions: ClusterCondition[]): Promise<Cluster>;
   /** Records an Event about a Cluster; never fails. */
   record(cluster: Cluster, event: ClusterEvent): void;
+}
+
+/** What `deleteService` did. */
+export type ServiceDeletion = 'deleted' | 'none';
+
+const [MANAGED_KEY, MANAGED_VALUE] = MANAGED_SELECTOR.split('=') as [string, string];
+
+/**
+ * Whether a Service is the proxy's Service of `cluster`: it carries both labels the proxy puts on
+ * it (`app.kubernetes.io/managed-by=tower-proxy`, `tower.knet.io/cluster=<cluster>`). The proxy
+ * changes and deletes nothing else, whatever its name.
+ */
+export function ownsService(svc: V1Service | undefined, cluster: string): boolean {
+  const labels = svc?.metadata?.labels ?? {};
+  return labels[MANAGED_KEY] === MANAGED_VALUE && labels[CLUSTER_LABEL] === cluster;
+}
+
+/** The answer to applying over a Service that is not the proxy's (as the API server's own 409s read). */
+export function notOwnedError(namespace: string, name: string, cluster: string) {
+  return statusError(
+    409,
+    'Conflict',
+    `Service ${namespace}/${name} exists and is not tower-proxy's (it lacks the labels ${MANAGED_SELECTOR}, ${CLUSTER_LABEL}=${cluster}); the proxy leaves it alone: delete or rename that Service to let the proxy create its own`,
+    { name, kind: 'services' },
+  );
 }
 
 /** The address of a Service as the proxy uses it. */
@@ -70,6 +113,11 @@ export class KubeClusterStore implements ClusterStore {
   private readonly services: ResilientInformer<V1Service>;
   private readonly events: EventRecorder;
   private readonly listeners: ((cluster: string) => void)[] = [];
+  /**
+   * The proxy's Services as its own applies answered, until the informer's cache has caught up
+   * (an event for the same UID): a Service created a moment ago is known to be ours at once.
+   */
+  private readonly applied = new Map<string, V1Service>();
 
   constructor(
     private readonly kc: KubeConfig,
@@ -90,14 +138,25 @@ export class KubeClusterStore implements ClusterStore {
     });
     const core = kc.makeApiClient(CoreV1Api);
     const owner = (svc: V1Service) => svc.metadata?.labels?.[CLUSTER_LABEL];
+    const caughtUp = (svc: V1Service) => {
+      const name = svc.metadata?.name ?? '';
+      if (this.applied.get(name)?.metadata?.uid === svc.metadata?.uid) this.applied.delete(name);
+    };
     this.services = new ResilientInformer<V1Service>({
       kc,
       path: `/api/v1/namespaces/${o.serviceNamespace}/services`,
       labelSelector: MANAGED_SELECTOR,
       list: () =>
         core.listNamespacedService({ namespace: o.serviceNamespace, labelSelector: MANAGED_SELECTOR }),
-      onUpdate: (svc) => changed(owner(svc)),
-      onDelete: (svc) => changed(owner(svc)),
+      onAdd: caughtUp,
+      onUpdate: (svc) => {
+        caughtUp(svc);
+        changed(owner(svc));
+      },
+      onDelete: (svc) => {
+        caughtUp(svc);
+        changed(owner(svc));
+      },
       logger: o.logger,
     });
   }
@@ -124,6 +183,19 @@ export class KubeClusterStore implements ClusterStore {
   }
 
   async applyService(intent: ServiceIntent): Promise<ServiceState> {
+    const { name, namespace } = intent.metadata;
+    const cluster = intent.metadata.labels[CLUSTER_LABEL] ?? '';
+    // Server-side apply takes over whatever has the name (with force, even fields others own; and
+    // without force too when the values agree): a Service not known to be ours is read first.
+    if (!this.ours(cluster)) {
+      const cur = await this.readService(namespace, name);
+      if (cur && !ownsService(cur, cluster)) {
+        throw wrapApiError(
+          `apply patch Service ${namespace}/${name}`,
+          notOwnedError(namespace, name, cluster),
+        );
+      }
+    }
     const svc = await patchObject<V1Service>(
       this.kc,
       { apiVersion: 'v1', kind: 'Service', name: intent.metadata.name, namespace: intent.metadata.namespace },
@@ -131,18 +203,63 @@ export class KubeClusterStore implements ClusterStore {
       'apply',
       { fieldManager: FIELD_MANAGER, force: true },
     );
+    this.applied.set(name, svc);
     return serviceState(svc);
   }
 
-  async deleteService(cluster: string): Promise<void> {
+  async deleteService(cluster: string): Promise<ServiceDeletion> {
+    const namespace = this.o.serviceNamespace;
     const name = serviceName(cluster);
+    let seen = this.ours(cluster);
+    // A few rounds: each conflict means the Service changed since it was seen; it is read again.
+    for (let attempt = 1; seen; attempt++) {
+      try {
+        await kubeRequest(this.kc, {
+          method: 'DELETE',
+          path: `/api/v1/namespaces/${namespace}/services/${name}`,
+          body: {
+            apiVersion: 'v1',
+            kind: 'DeleteOptions',
+            preconditions: { uid: seen.metadata?.uid, resourceVersion: seen.metadata?.resourceVersion },
+          },
+        });
+        this.applied.delete(name);
+        return 'deleted';
+      } catch (e) {
+        if (isNotFound(e)) break;
+        if (!isConflict(e) || attempt === 3) throw wrapApiError(`delete Service ${namespace}/${name}`, e);
+      }
+      const cur = await this.readService(namespace, name);
+      if (cur && !ownsService(cur, cluster)) {
+        this.o.logger.warn(
+          { cluster, service: `${namespace}/${name}` },
+          "Service is not tower-proxy's (any more): left alone",
+        );
+        break;
+      }
+      seen = cur;
+    }
+    this.applied.delete(name);
+    return 'none';
+  }
+
+  /** The Service mc-<cluster> as last seen, if it is the proxy's (the informer's cache, or our own apply). */
+  private ours(cluster: string): V1Service | undefined {
+    const name = serviceName(cluster);
+    const seen = this.services.get(name, this.o.serviceNamespace) ?? this.applied.get(name);
+    return ownsService(seen, cluster) ? seen : undefined;
+  }
+
+  /** The Service as the API server has it now; undefined when there is none. */
+  private async readService(namespace: string, name: string): Promise<V1Service | undefined> {
     try {
-      await kubeRequest(this.kc, {
-        method: 'DELETE',
-        path: `/api/v1/namespaces/${this.o.serviceNamespace}/services/${name}`,
+      return await kubeRequest<V1Service>(this.kc, {
+        method: 'GET',
+        path: `/api/v1/namespaces/${namespace}/services/${name}`,
       });
     } catch (e) {
-      throw wrapApiError(`delete Service ${this.o.serviceNamespace}/${name}`, e);
+      if (isNotFound(e)) return undefined;
+      throw wrapApiError(`get Service ${namespace}/${name}`, e);
     }
   }
 

@@ -1,6 +1,6 @@
 import type { Cluster } from '@knet/cluster-crd';
 import { decodeApiError, loadKubeConfig } from '@knet/k8s';
-import { silentLogger } from '@knet/runtime';
+import { RecordingLogger } from '@knet/runtime';
 import { TOWER_NAMESPACE, startTowerHost, type ControlPlane } from '@knet/testing';
 import { KubeClusterStore, type ClusterStore } from '../src/cluster-store';
 import { desiredService } from '../src/core/plan';
@@ -16,6 +16,14 @@ interface Side {
   store: ClusterStore;
   put(name: string): Promise<void>;
   setIngress(cluster: string, ip: string): Promise<void>;
+  /** A user creates a Service mc-<cluster> of their own (`kubectl create service clusterip`). */
+  userService(cluster: string): Promise<void>;
+  /** A user deletes mc-<cluster> and creates one of their own in its place. */
+  replaceWithUserService(cluster: string): Promise<void>;
+  /** The labels of mc-<cluster> as stored. */
+  serviceLabels(cluster: string): Promise<unknown>;
+  /** The store's caches stop following the API server (keeping what they hold): a watch that lags. */
+  pauseWatch(): Promise<void>;
 }
 
 type Outcome = { ok: unknown } | { code: number; reason: string; message: string };
@@ -38,9 +46,13 @@ async function script(side: Side): Promise<[string, Outcome][]> {
     }
   };
   const cached = store.cluster('p')!;
-  const intent = (type: 'ClusterIP' | 'LoadBalancer') =>
+  const intent = (type: 'ClusterIP' | 'LoadBalancer', cluster = 'p') =>
     desiredService(
-      { ...cached, spec: { ...P, externalKubeAPIEnabled: type === 'LoadBalancer' } },
+      {
+        ...cached,
+        metadata: { ...cached.metadata, name: cluster },
+        spec: { ...P, externalKubeAPIEnabled: type === 'LoadBalancer' },
+      },
       { kubernetes: 6000, kubesphere: 16000 },
       { namespace: NS, selector: { app: 'tower' } },
       type === 'LoadBalancer' ? { 'lb.example.com/scheme': 'internal' } : {},
@@ -84,7 +96,20 @@ async function script(side: Side): Promise<[string, Outcome][]> {
     store.writeConditions({ ...cached, metadata: { name: 'nope' } }, []),
   );
   await step('delete the Service', () => store.deleteService('p'));
-  await step('delete it again', () => store.deleteService('p'));
+  await step('delete it again: nothing of the proxy is left', () => store.deleteService('p'));
+  await step('delete the Service of a Cluster never served', () => store.deleteService('never'));
+  // A Service that is not the proxy's is never taken over nor deleted, whatever its name.
+  await side.userService('f');
+  await step("apply over a user's Service", () => store.applyService(intent('ClusterIP', 'f')));
+  await step("delete a user's Service", () => store.deleteService('f'));
+  await step("the user's Service is untouched", () => side.serviceLabels('f'));
+  await step('apply the Service again', () => store.applyService(intent('ClusterIP')));
+  await side.pauseWatch();
+  await side.replaceWithUserService('p');
+  await step("delete it after a user replaced it (the store's cache still has the proxy's)", () =>
+    store.deleteService('p'),
+  );
+  await step("the user's Service in its place is untouched", () => side.serviceLabels('p'));
   store.record(cached, { type: 'Normal', reason: 'Test', message: 'recorded, never thrown' });
   await store.stop();
   return out;
@@ -111,8 +136,12 @@ afterAll(async () => {
 it('KubeClusterStore and FakeClusterStore answer the same script the same way', async () => {
   host = await startTowerHost();
   const { kc } = loadKubeConfig({ kubeconfig: host.kubeconfigPath });
+  const logger = new RecordingLogger();
+  const realStore = new KubeClusterStore(kc, { serviceNamespace: NS, logger });
+  const kubectlUserService = (cluster: string) =>
+    host.kubectlOk(['create', 'service', 'clusterip', `mc-${cluster}`, '--tcp=6443:6000', '-n', NS]);
   const real: Side = {
-    store: new KubeClusterStore(kc, { serviceNamespace: NS, logger: silentLogger }),
+    store: realStore,
     put: async (name) => {
       const c = {
         apiVersion: 'cluster.kubesphere.io/v1alpha1',
@@ -135,18 +164,59 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
         JSON.stringify({ status: { loadBalancer: { ingress: [{ ip }] } } }),
       ]);
     },
+    userService: async (cluster) => void (await kubectlUserService(cluster)),
+    replaceWithUserService: async (cluster) => {
+      await host.kubectlOk(['delete', 'service', `mc-${cluster}`, '-n', NS]);
+      await kubectlUserService(cluster);
+    },
+    serviceLabels: async (cluster) =>
+      JSON.parse(
+        await host.kubectlOk([
+          'get',
+          'service',
+          `mc-${cluster}`,
+          '-n',
+          NS,
+          '-o',
+          'jsonpath={.metadata.labels}',
+        ]),
+      ) as unknown,
+    pauseWatch: () => realStore.stop(),
   };
   const fakeStore = new FakeClusterStore({ serviceNamespace: NS });
+  // What `kubectl create service clusterip mc-<cluster> --tcp=6443:6000` creates.
+  const fakeUserService = (cluster: string) =>
+    void fakeStore.putService({
+      metadata: { name: `mc-${cluster}`, labels: { app: `mc-${cluster}` } },
+      spec: {
+        type: 'ClusterIP',
+        selector: { app: `mc-${cluster}` },
+        ports: [{ name: '6443-6000', protocol: 'TCP', port: 6443, targetPort: 6000 }],
+      },
+    });
   const fake: Side = {
     store: fakeStore,
     put: async (name) => void fakeStore.put({ metadata: { name }, spec: P }),
     setIngress: async (cluster, ip) => fakeStore.setIngress(cluster, ip),
+    userService: async (cluster) => fakeUserService(cluster),
+    replaceWithUserService: async (cluster) => {
+      fakeStore.removeService(cluster);
+      fakeUserService(cluster);
+    },
+    serviceLabels: async (cluster) => fakeStore.service(cluster)?.metadata?.labels,
+    pauseWatch: async () => undefined,
   };
   const [want, got] = [await script(real), await script(fake)];
   expect(got).toEqual(want);
   const answers = Object.fromEntries(want);
   expect(answers['apply it again: same ClusterIP']).toEqual({ ok: true });
   expect(answers['patch it again: nothing changes, not even the resourceVersion']).toEqual({ ok: true });
+  expect(answers['delete the Service']).toEqual({ ok: 'deleted' });
+  expect(answers["apply over a user's Service"]).toMatchObject({ code: 409, reason: 'Conflict' });
+  expect(answers["the user's Service in its place is untouched"]).toEqual({ ok: { app: 'mc-p' } });
+  // The real store did send its DELETE, on the condition of the UID and resourceVersion it had
+  // seen: the API server refused it, and the store read the Service again and left it alone.
+  expect(logger.messages('warn')).toEqual(["Service is not tower-proxy's (any more): left alone"]);
   // and the script met each kind of answer
   expect(want.map(([, o]) => ('ok' in o ? 'ok' : o.code))).toEqual([
     'ok',
@@ -163,6 +233,13 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
     404,
     404,
     'ok',
-    404,
+    'ok',
+    'ok',
+    409,
+    'ok',
+    'ok',
+    'ok',
+    'ok',
+    'ok',
   ]);
 });

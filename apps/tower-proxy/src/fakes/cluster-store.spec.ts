@@ -76,14 +76,14 @@ describe('FakeClusterStore', () => {
     const errors = await Promise.all([
       failure(store.patchConnection('gone', { token: 't' })),
       failure(store.writeConditions(gone, [])),
-      failure(store.deleteService('gone')),
     ]);
     expect(errors.every((e) => e instanceof KubeApiError && isNotFound(e))).toBe(true);
     expect(errors.map((e) => e.message)).toEqual([
       'merge patch Cluster gone: 404 NotFound: clusters.cluster.kubesphere.io "gone" not found',
       'merge patch Cluster gone: 404 NotFound: clusters.cluster.kubesphere.io "gone" not found',
-      'delete Service kubesphere-system/mc-gone: 404 NotFound: services "mc-gone" not found',
     ]);
+    // Nothing of the proxy's to delete is not a failure.
+    await expect(store.deleteService('gone')).resolves.toBe('none');
   });
 
   it('gives a new Service a ClusterIP, keeps it, and reports Service updates and deletions (not creations)', async () => {
@@ -106,9 +106,33 @@ describe('FakeClusterStore', () => {
     // Leaving type LoadBalancer clears the ingress at once.
     expect(await store.applyService(intent(a))).toEqual({ clusterIP: '10.96.0.10' });
     await reported();
-    await store.deleteService('a');
+    await expect(store.deleteService('a')).resolves.toBe('deleted');
     expect(store.service('a')).toBeUndefined();
     expect(await reported()).toEqual(['a']);
+  });
+
+  it("neither applies over nor deletes a Service that is not the proxy's (its labels)", async () => {
+    const store = new FakeClusterStore();
+    const a = store.put({ metadata: { name: 'a' }, spec });
+    const user = { metadata: { name: 'mc-a', labels: { app: 'mine' } }, spec: { ports: [{ port: 443 }] } };
+    store.putService(user);
+    const e = await failure(store.applyService(intent(a)));
+    expect(isConflict(e)).toBe(true);
+    expect(e.message).toBe(
+      "apply patch Service kubesphere-system/mc-a: 409 Conflict: Service kubesphere-system/mc-a exists and is not tower-proxy's (it lacks the labels app.kubernetes.io/managed-by=tower-proxy, tower.knet.io/cluster=a); the proxy leaves it alone: delete or rename that Service to let the proxy create its own",
+    );
+    await expect(store.deleteService('a')).resolves.toBe('none');
+    expect(store.service('a')?.metadata?.labels).toEqual({ app: 'mine' });
+    // One of the proxy's, relabelled for another cluster, is not the proxy's Service of this one.
+    store.removeService('a');
+    await store.applyService(intent(a));
+    const ours = store.service('a')!;
+    store.putService({
+      ...ours,
+      metadata: { ...ours.metadata, labels: { ...ours.metadata?.labels, 'tower.knet.io/cluster': 'b' } },
+    });
+    await expect(store.deleteService('a')).resolves.toBe('none');
+    expect(store.service('a')).toBeDefined();
   });
 
   it('fails the next call as told, once, with the operation named', async () => {

@@ -1,7 +1,13 @@
 import type { V1Service } from '@kubernetes/client-node';
 import type { Cluster, ClusterCondition, Connection } from '@knet/cluster-crd';
 import { statusError, wrapApiError } from '@knet/k8s';
-import { serviceState, type ClusterStore } from '../cluster-store';
+import {
+  notOwnedError,
+  ownsService,
+  serviceState,
+  type ClusterStore,
+  type ServiceDeletion,
+} from '../cluster-store';
 import type { ClusterEvent } from '../core/cluster-plan';
 import { CLUSTER_LABEL, serviceName, type ServiceIntent, type ServiceState } from '../core/plan';
 
@@ -16,11 +22,14 @@ export type ClusterStoreCall = 'applyService' | 'deleteService' | 'patchConnecti
  * - a conditional write on an old resourceVersion is `409 Conflict`, a missing object `404 NotFound`,
  *   with the API server's messages, as `KubeApiError`s from the same operations;
  * - a Service gets a ClusterIP when created; leaving type LoadBalancer clears its ingress;
+ * - a Service that is not the proxy's (`ownsService`: its labels) is neither applied over (409) nor
+ *   deleted (`none`), like the real store, which checks the labels and deletes on condition of the
+ *   UID and resourceVersion it saw;
  * - like the informer it stands for, it reports Cluster adds, updates and deletes, and Service
  *   updates and deletes (not creations), after the call that made them has returned.
  *
- * What users, clouds and the tests do goes through `put`, `remove`, `setIngress`, `removeService`
- * and `failNext`; `events` holds what was recorded.
+ * What users, clouds and the tests do goes through `put`, `remove`, `putService`, `setIngress`,
+ * `removeService` and `failNext`; `events` holds what was recorded.
  */
 export class FakeClusterStore implements ClusterStore {
   /** Events recorded, oldest first. */
@@ -63,6 +72,8 @@ export class FakeClusterStore implements ClusterStore {
       () => {
         const name = intent.metadata.name;
         const cur = this.svcs.get(name);
+        const cluster = intent.metadata.labels[CLUSTER_LABEL] ?? '';
+        if (cur && !ownsService(cur, cluster)) throw notOwnedError(intent.metadata.namespace, name, cluster);
         const next: V1Service = {
           apiVersion: 'v1',
           kind: 'Service',
@@ -85,11 +96,13 @@ export class FakeClusterStore implements ClusterStore {
     );
   }
 
-  deleteService(cluster: string): Promise<void> {
+  deleteService(cluster: string): Promise<ServiceDeletion> {
     const name = serviceName(cluster);
     return this.call('deleteService', `delete Service ${this.o.serviceNamespace}/${name}`, () => {
-      if (!this.svcs.delete(name)) throw notFound('services', name);
+      if (!ownsService(this.svcs.get(name), cluster)) return 'none';
+      this.svcs.delete(name);
       this.report(cluster);
+      return 'deleted';
     });
   }
 
@@ -153,6 +166,29 @@ export class FakeClusterStore implements ClusterStore {
   service(cluster: string): V1Service | undefined {
     const s = this.svcs.get(serviceName(cluster));
     return s && clone(s);
+  }
+
+  /**
+   * A user's Service, created or updated (e.g. one of the proxy's relabelled; `removeService` first
+   * to replace it by a new object): stored as given, with a ClusterIP; reported when it was the
+   * proxy's.
+   */
+  putService(svc: V1Service): V1Service {
+    const name = svc.metadata?.name ?? '';
+    const cur = this.svcs.get(name);
+    const stored = this.write(this.svcs, name, cur, {
+      ...clone(svc),
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        ...clone(svc.metadata),
+        uid: cur?.metadata?.uid ?? this.uid(),
+        namespace: this.o.serviceNamespace,
+      },
+      spec: { ...clone(svc.spec), clusterIP: cur?.spec?.clusterIP ?? `10.96.0.${this.nextIp++}` },
+    });
+    this.report(cur?.metadata?.labels?.[CLUSTER_LABEL]);
+    return clone(stored);
   }
 
   /** What a cloud controller does once the load balancer exists. */
