@@ -1,4 +1,13 @@
-import { HttpError, MAX_HEAD_BYTES, RequestFramer, parseHead, upstreamHead, type Piece } from './http1';
+import {
+  HttpError,
+  MAX_HEAD_BYTES,
+  RequestFramer,
+  ResponseFramer,
+  parseHead,
+  upstreamHead,
+  type Piece,
+  type ResponseEvent,
+} from './http1';
 
 /** Feeds `input` in pieces of `step` bytes (0: at once) and merges adjacent body/raw pieces. */
 function frame(input: string, step = 0): (string | { head: string })[] {
@@ -59,9 +68,9 @@ describe('RequestFramer', () => {
       [{ head: 'GET /a' }],
     ],
     [
-      'an upgrade: everything after the head is opaque',
+      'an upgrade: what follows the head is held until the API server answers',
       'GET /exec HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n\x00\x01GET / HTTP/1.1\r\n',
-      [{ head: 'GET /exec upgrade' }, 'raw:\x00\x01GET / HTTP/1.1\r\n'],
+      [{ head: 'GET /exec upgrade' }],
     ],
     [
       'Upgrade without Connection: upgrade is no upgrade',
@@ -78,6 +87,43 @@ describe('RequestFramer', () => {
       expect(frame(input, 7)).toEqual(want);
     });
   }
+
+  describe('after an upgrade request', () => {
+    const UPGRADE = 'GET /exec HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n';
+    const kinds = (ps: Piece[]) =>
+      ps.map((p) =>
+        p.kind === 'head' ? `head ${p.head.target}` : `${p.kind}:${'data' in p ? p.data.toString() : ''}`,
+      );
+
+    it('accepted (101): what was held, and all that follows, is raw', () => {
+      const f = new RequestFramer();
+      expect(kinds(f.push(Buffer.from(`${UPGRADE}\x00GET /b HTTP/1.1\r\n\r\n`)))).toEqual(['head /exec']);
+      expect(f.awaitingUpgrade).toBe(true);
+      expect(kinds(f.push(Buffer.from('more')))).toEqual([]); // held too
+      expect(kinds(f.upgradeAnswered(true))).toEqual(['raw:\x00GET /b HTTP/1.1\r\n\r\nmore']);
+      expect(kinds(f.push(Buffer.from('GET /c HTTP/1.1\r\n\r\n')))).toEqual(['raw:GET /c HTTP/1.1\r\n\r\n']);
+    });
+
+    it('not accepted: what was held is framed as requests, refusals included', () => {
+      const f = new RequestFramer();
+      f.push(Buffer.from(`${UPGRADE}GET /b HTTP/1.1\r\n\r\nGET /c HT`));
+      expect(kinds(f.upgradeAnswered(false))).toEqual(['head /b']);
+      expect(f.awaitingUpgrade).toBe(false);
+      expect(kinds(f.push(Buffer.from('TP/1.1\r\n\r\n')))).toEqual(['head /c']);
+      const g = new RequestFramer();
+      g.push(
+        Buffer.from(`${UPGRADE}GET /b HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n`),
+      );
+      expect(kinds(g.upgradeAnswered(false))).toEqual(['refused:']);
+    });
+
+    it('nothing held: nothing returned', () => {
+      const f = new RequestFramer();
+      f.push(Buffer.from(UPGRADE));
+      expect(f.upgradeAnswered(false)).toEqual([]);
+      expect(() => f.upgradeAnswered(false)).toThrow('RequestFramer: no upgrade request is waiting');
+    });
+  });
 
   it('does not return a head whose framing it refuses', () => {
     const f = new RequestFramer();
@@ -294,4 +340,79 @@ describe('upstreamHead', () => {
       'POST /a HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n',
     );
   });
+});
+
+describe('ResponseFramer', () => {
+  /** Feeds `input` in pieces of `step` bytes (0: at once) after `requests` (method, upgrade?). */
+  function follow(requests: [string, boolean][], input: string, step = 0): ResponseEvent[] {
+    const f = new ResponseFramer();
+    for (const [m, u] of requests) f.request(m, u);
+    const bytes = Buffer.from(input, 'latin1');
+    const out: ResponseEvent[] = [];
+    if (step === 0) out.push(...f.push(bytes));
+    else for (let i = 0; i < bytes.length; i += step) out.push(...f.push(bytes.subarray(i, i + step)));
+    return out;
+  }
+  const ok = (body: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const chunked =
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n';
+  const SWITCH = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n';
+  const GET: [string, boolean] = ['GET', false];
+  const UP: [string, boolean] = ['GET', true];
+
+  const cases: [string, [string, boolean][], string, ResponseEvent[]][] = [
+    ['101 to the upgrade', [UP], `${SWITCH}raw bytes HTTP/1.1 200`, [{ kind: 'upgrade', switched: true }]],
+    ['a final answer to the upgrade', [UP], ok('no'), [{ kind: 'upgrade', switched: false }]],
+    [
+      'after a response with a length',
+      [GET, UP],
+      ok('HTTP/1.1 101 Switching Protocols\r\n\r\n') + SWITCH,
+      [{ kind: 'upgrade', switched: true }],
+    ],
+    [
+      'after a chunked response with a trailer',
+      [GET, UP],
+      chunked + SWITCH,
+      [{ kind: 'upgrade', switched: true }],
+    ],
+    [
+      'after a response to HEAD (no body whatever its Content-Length)',
+      [['HEAD', false], UP],
+      `HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n${SWITCH}`,
+      [{ kind: 'upgrade', switched: true }],
+    ],
+    [
+      'after 204 and 304',
+      [GET, GET, UP],
+      `HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n${SWITCH}`,
+      [{ kind: 'upgrade', switched: true }],
+    ],
+    [
+      'interim 100 Continue before the final answer',
+      [UP],
+      `HTTP/1.1 100 Continue\r\n\r\n${ok('x')}`,
+      [{ kind: 'upgrade', switched: false }],
+    ],
+    ['no upgrade asked: nothing to report', [GET, GET], ok('a') + chunked, []],
+    ['a body until close: what follows is its body', [GET, UP], `HTTP/1.1 200 OK\r\n\r\nbody ${SWITCH}`, []],
+    [
+      'a malformed status line',
+      [UP],
+      'HTTP/2 200\r\n\r\n',
+      [{ kind: 'unframed', reason: 'malformed status line "HTTP/2 200"' }],
+    ],
+    [
+      '101 to a request that asked for no upgrade',
+      [GET],
+      SWITCH,
+      [{ kind: 'unframed', reason: '101 to a request that asked for no upgrade' }],
+    ],
+  ];
+  for (const [name, requests, input, want] of cases) {
+    it(`${name}: at once and byte by byte`, () => {
+      expect(follow(requests, input)).toEqual(want);
+      expect(follow(requests, input, 1)).toEqual(want);
+      expect(follow(requests, input, 7)).toEqual(want);
+    });
+  }
 });

@@ -33,7 +33,10 @@ export interface RequestHead {
   version: '1.0' | '1.1';
   /** Header fields in order, names as sent, values without surrounding whitespace. */
   fields: [string, string][];
-  /** `Connection: upgrade` with an `Upgrade` field: after this head the stream is opaque. */
+  /**
+   * `Connection: upgrade` with an `Upgrade` field: what follows the head is held until the API
+   * server has answered (`RequestFramer.upgradeAnswered`): opaque after a 101, HTTP otherwise.
+   */
   upgrade: boolean;
 }
 
@@ -42,12 +45,21 @@ export type Piece =
   | { kind: 'head'; head: RequestHead }
   /** Bytes of the current request's body, chunked framing included, to pass on unchanged. */
   | { kind: 'body'; data: Buffer }
-  /** Bytes after an upgrade request: no longer HTTP. */
+  /** Bytes after an upgrade request the API server accepted (101): no longer HTTP. */
   | { kind: 'raw'; data: Buffer }
   /** Refused input; always the last piece, and the framer refuses everything after it. */
   | { kind: 'refused'; error: HttpError };
 
-type State = 'head' | 'fixed' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailer' | 'raw';
+type State =
+  | 'head'
+  | 'fixed'
+  | 'chunk-size'
+  | 'chunk-data'
+  | 'chunk-crlf'
+  | 'trailer'
+  /** After an upgrade request, until the API server's answer: bytes are held. */
+  | 'upgrade'
+  | 'raw';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)$/;
@@ -83,6 +95,30 @@ export class RequestFramer {
   private crlfSeen = 0;
   private trailerBytes = 0;
   private failed = false;
+  /** Bytes after an upgrade request, held until the API server answered it. */
+  private held: Buffer[] = [];
+
+  /** True while an upgrade request waits for the API server's answer (what is pushed is held). */
+  get awaitingUpgrade(): boolean {
+    return this.state === 'upgrade';
+  }
+
+  /**
+   * The API server's answer to the upgrade request: with 101 (`switched`) the rest of the stream
+   * is opaque, and the held bytes come back as `raw`; otherwise the connection is still HTTP, and
+   * the held bytes are framed as requests.
+   */
+  upgradeAnswered(switched: boolean): Piece[] {
+    if (this.state !== 'upgrade') throw new Error('RequestFramer: no upgrade request is waiting');
+    const held = Buffer.concat(this.held);
+    this.held = [];
+    if (switched) {
+      this.state = 'raw';
+      return held.length > 0 ? [{ kind: 'raw', data: held }] : [];
+    }
+    this.state = 'head';
+    return this.push(held);
+  }
 
   push(chunk: Buffer): Piece[] {
     if (this.failed)
@@ -104,6 +140,10 @@ export class RequestFramer {
     while (i < buf.length) {
       if (this.state === 'raw') {
         out.push({ kind: 'raw', data: i === 0 ? buf : buf.subarray(i) });
+        return;
+      }
+      if (this.state === 'upgrade') {
+        this.held.push(Buffer.from(buf.subarray(i)));
         return;
       }
       if (this.state === 'head') {
@@ -184,7 +224,7 @@ export class RequestFramer {
     }
     if (h.upgrade) {
       if (chunked || (length ?? 0) > 0) throw new HttpError(400, 'an upgrade request with a body');
-      return 'raw';
+      return 'upgrade';
     }
     if (chunked) {
       this.line = '';
@@ -361,3 +401,165 @@ export function upstreamHead(h: RequestHead, host: string, authorization: string
   }
   return `${out}\r\n`;
 }
+
+/** What `ResponseFramer` reports: the answer to an upgrade request, or responses it cannot follow. */
+export type ResponseEvent =
+  /** The API server answered the upgrade request: 101 (switched) or a final response that is not. */
+  | { kind: 'upgrade'; switched: boolean }
+  /** A response it cannot frame: from here on, where responses end is unknown. */
+  | { kind: 'unframed'; reason: string };
+
+type ResponseState =
+  | 'head'
+  | 'fixed'
+  | 'chunk-size'
+  | 'chunk-data'
+  | 'chunk-crlf'
+  | 'trailer'
+  /** The body runs until the API server closes the connection. */
+  | 'until-close'
+  /** After a 101, or a response it could not frame: nothing more is looked at. */
+  | 'done';
+
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: |$)/;
+
+/**
+ * Follows the API server's responses on one connection, only as far as needed to find the answer
+ * to an upgrade request: response heads (status, framing fields) and chunk-size lines are read,
+ * bodies are skipped by length, nothing is copied. Responses come in the order of the requests
+ * (`request()` tells which); interim 1xx responses (100 Continue) precede a final one. Malformed
+ * responses are not refused (the API server is trusted; the client sees them as they are), they
+ * only end the following (`unframed`).
+ */
+export class ResponseFramer {
+  private state: ResponseState = 'head';
+  private readonly requests: { head: boolean; upgrade: boolean }[] = [];
+  private headParts: Buffer[] = [];
+  private headLen = 0;
+  private remaining = 0;
+  private line = '';
+
+  /** A request forwarded on the connection (in order). */
+  request(method: string, upgrade: boolean): void {
+    this.requests.push({ head: method === 'HEAD', upgrade });
+  }
+
+  push(chunk: Buffer): ResponseEvent[] {
+    const out: ResponseEvent[] = [];
+    let i = 0;
+    while (i < chunk.length && this.state !== 'done' && this.state !== 'until-close') {
+      if (this.state === 'head') i = this.headStep(chunk, i, out);
+      else i = this.bodyStep(chunk, i, out);
+    }
+    return out;
+  }
+
+  private fail(out: ResponseEvent[], reason: string): number {
+    this.state = 'done';
+    out.push({ kind: 'unframed', reason });
+    return Infinity;
+  }
+
+  private headStep(chunk: Buffer, i: number, out: ResponseEvent[]): number {
+    // The head may span chunks: look for its end in what is kept plus the new bytes.
+    const kept = this.headLen;
+    const buf = kept > 0 ? Buffer.concat([...this.headParts, chunk.subarray(i)]) : chunk.subarray(i);
+    const end = buf.indexOf(HEAD_END);
+    if (end < 0) {
+      if (buf.length > MAX_RESPONSE_HEAD) return this.fail(out, 'response head too large');
+      this.headParts = [Buffer.from(buf)];
+      this.headLen = buf.length;
+      return chunk.length;
+    }
+    this.headParts = [];
+    this.headLen = 0;
+    const consumed = i + end + HEAD_END.length - kept;
+    const lines = buf.toString('latin1', 0, end).split('\r\n');
+    const m = STATUS_LINE.exec(lines[0] ?? '');
+    if (!m) return this.fail(out, `malformed status line ${JSON.stringify((lines[0] ?? '').slice(0, 40))}`);
+    const status = Number(m[1]);
+    const request = this.requests[0];
+    if (status >= 100 && status < 200) {
+      if (status === 101) {
+        this.requests.shift();
+        this.state = 'done';
+        out.push(
+          request?.upgrade
+            ? { kind: 'upgrade', switched: true }
+            : { kind: 'unframed', reason: '101 to a request that asked for no upgrade' },
+        );
+        return Infinity;
+      }
+      return consumed; // interim: the final response follows
+    }
+    this.requests.shift();
+    if (request?.upgrade) out.push({ kind: 'upgrade', switched: false });
+    let length: number | undefined;
+    let chunked = false;
+    let codings = false;
+    for (const l of lines.slice(1)) {
+      const colon = l.indexOf(':');
+      const name = l.slice(0, colon).toLowerCase();
+      const value = l.slice(colon + 1).trim();
+      if (name === 'content-length') {
+        if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== Number(value)))
+          return this.fail(out, 'malformed Content-Length in a response');
+        length = Number(value);
+      } else if (name === 'transfer-encoding') {
+        codings = true;
+        chunked =
+          value
+            .toLowerCase()
+            .split(',')
+            .map((c) => c.trim())
+            .at(-1) === 'chunked';
+      }
+    }
+    if (request?.head || status === 204 || status === 304) this.state = 'head';
+    else if (codings) this.state = chunked ? 'chunk-size' : 'until-close';
+    else if (length !== undefined) {
+      this.remaining = length;
+      this.state = length > 0 ? 'fixed' : 'head';
+    } else this.state = 'until-close';
+    this.line = '';
+    return consumed;
+  }
+
+  private bodyStep(buf: Buffer, i: number, out: ResponseEvent[]): number {
+    switch (this.state) {
+      case 'fixed':
+      case 'chunk-data': {
+        const n = Math.min(this.remaining, buf.length - i);
+        this.remaining -= n;
+        if (this.remaining === 0) this.state = this.state === 'fixed' ? 'head' : 'chunk-crlf';
+        return i + n;
+      }
+      case 'chunk-crlf':
+      case 'chunk-size':
+      case 'trailer': {
+        const lf = buf.indexOf(0x0a, i);
+        const stop = lf < 0 ? buf.length : lf + 1;
+        this.line += buf.toString('latin1', i, stop);
+        if (this.line.length > MAX_CHUNK_LINE) return this.fail(out, 'response chunk line too long');
+        if (lf < 0) return stop;
+        const text = this.line.replace(/\r?\n$/, '');
+        this.line = '';
+        if (this.state === 'chunk-crlf') {
+          if (text !== '') return this.fail(out, 'response chunk data not followed by CRLF');
+          this.state = 'chunk-size';
+        } else if (this.state === 'chunk-size') {
+          const m = /^([0-9a-fA-F]{1,13})\s*(;.*)?$/.exec(text);
+          if (!m) return this.fail(out, 'malformed chunk size in a response');
+          this.remaining = parseInt(m[1] as string, 16);
+          this.state = this.remaining === 0 ? 'trailer' : 'chunk-data';
+        } else if (text === '') this.state = 'head';
+        return stop;
+      }
+      default:
+        return buf.length;
+    }
+  }
+}
+
+/** Largest response head the agent follows (Go's API server sends a few hundred bytes). */
+const MAX_RESPONSE_HEAD = 64 * 1024;

@@ -294,6 +294,122 @@ describe('ApiServerProxy over a channel-like stream', () => {
   });
 });
 
+describe('ApiServerProxy: an upgrade request the API server does not accept', () => {
+  /** Heads (request line and Authorization) the API server read, in order. */
+  const seen: string[] = [];
+  let server: NetServer;
+  let proxy: ApiServerProxy;
+  /** How the API server answers an upgrade request (a non-upgrade request gets `200 ok <path>`). */
+  let answerUpgrade: string;
+
+  beforeAll(async () => {
+    // Like Go's net/http: a handler that does not hijack answers an upgrade request like any
+    // other, and the connection goes on as HTTP/1.1 (requests without bodies, for brevity).
+    server = createNetServer((sock) => {
+      let buf = '';
+      let piped = false;
+      sock.on('data', (d: Buffer) => {
+        if (piped) return void sock.write(d); // after a 101: echo
+        buf += d.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+          const head = buf.slice(0, end);
+          buf = buf.slice(end + 4);
+          const line = head.split('\r\n')[0] ?? '';
+          seen.push(`${line} | ${/^authorization: (.*)$/im.exec(head)?.[1] ?? '-'}`);
+          if (/^upgrade:/im.test(head)) {
+            sock.write(answerUpgrade);
+            if (answerUpgrade.includes(' 101 ')) {
+              piped = true;
+              if (buf) sock.write(buf);
+              return;
+            }
+          } else {
+            const body = `ok ${line.split(' ')[1]}`;
+            sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+          }
+        }
+      });
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    proxy = new ApiServerProxy(
+      {
+        server: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+        credentials: async () => ({ authorization: 'Bearer agent-token' }),
+      },
+      createLogger({ name: 'test', level: 'silent' }),
+    );
+  });
+  afterAll(() => {
+    proxy.close();
+    server.close();
+  });
+
+  /** Sends `raw` on a new channel; resolves with what came back once `until` matches it. */
+  async function exchange(raw: string, until: RegExp): Promise<string> {
+    const toProxy = new PassThrough();
+    const toClient = new PassThrough();
+    proxy.handle(Duplex.from({ readable: toProxy, writable: toClient }));
+    const c = Duplex.from({ readable: toClient, writable: toProxy });
+    c.on('error', () => undefined);
+    let got = '';
+    const done = new Promise<void>((resolve) =>
+      c.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (until.test(got)) resolve();
+      }),
+    );
+    c.write(raw);
+    await done;
+    c.destroy();
+    return got;
+  }
+
+  const UPGRADE =
+    'GET /exec HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nAuthorization: Bearer caller\r\n\r\n';
+  const NEXT = 'GET /next HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer caller\r\n\r\n';
+
+  it.each([
+    ['200 with a body', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain'],
+    ['400, chunked', 'HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n'],
+    ['403 with no body', 'HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'],
+    ['100 Continue, then 200', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ])(
+    'answered %s: the pipelined request after it is framed and rewritten, not piped raw',
+    async (_what, answer) => {
+      answerUpgrade = answer;
+      const before = seen.length;
+      const got = await exchange(UPGRADE + NEXT, /ok \/next$/);
+      expect(got).toBe(answer + 'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nok /next');
+      expect(seen.slice(before)).toEqual([
+        'GET /exec HTTP/1.1 | Bearer agent-token',
+        'GET /next HTTP/1.1 | Bearer agent-token',
+      ]);
+    },
+  );
+
+  it('answered 101: what follows is piped raw, also when it looks like a request', async () => {
+    answerUpgrade = 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n';
+    const before = seen.length;
+    const got = await exchange(UPGRADE + NEXT, /Bearer caller\r\n\r\n$/);
+    expect(got).toBe(answerUpgrade + NEXT); // echoed as bytes, not forwarded as a request
+    expect(seen.slice(before)).toEqual(['GET /exec HTTP/1.1 | Bearer agent-token']);
+  });
+
+  it('after requests answered before it, the upgrade is told by its own answer', async () => {
+    answerUpgrade = 'HTTP/1.1 400 Bad Request\r\nContent-Length: 4\r\n\r\nnope';
+    const before = seen.length;
+    const first = 'GET /first HTTP/1.1\r\nHost: x\r\n\r\n';
+    const got = await exchange(first + UPGRADE + NEXT, /ok \/next$/);
+    expect(got).toBe(
+      'HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nok /first' +
+        answerUpgrade +
+        'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nok /next',
+    );
+    expect(seen.slice(before).map((l) => l.split(' ')[1])).toEqual(['/first', '/exec', '/next']);
+  });
+});
+
 describe('ApiServerProxy to a server URL with a path (a kubeconfig behind a path-routing proxy)', () => {
   let upstream: Server;
   let port: number;

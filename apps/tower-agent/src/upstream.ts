@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { UsageError, errorMessage, type Logger } from '@knet/runtime';
 import { statusResponse } from '@knet/tunnel';
-import { RequestFramer, upstreamHead } from './http1';
+import { RequestFramer, ResponseFramer, upstreamHead, type Piece, type ResponseEvent } from './http1';
 
 /** How the agent reaches and authenticates to its own cluster's kube-apiserver. */
 export interface Upstream {
@@ -96,9 +96,10 @@ export async function chooseUpstream(
  * the proxy's listener, and gets one connection of its own to the member's kube-apiserver. Request
  * heads are rewritten (the agent's Host and credentials; the caller's never leave the member
  * cluster); request bodies and all responses pass through as bytes, so watches, chunked responses
- * and upgrades (exec, attach, port-forward) need nothing special, and nothing is parsed, copied or
+ * and upgrades (exec, attach, port-forward) need nothing special, and nothing is copied or
  * re-encoded on the way back. Where requests begin and end is found by `RequestFramer`, which
- * refuses what the API server could frame differently.
+ * refuses what the API server could frame differently; `ResponseFramer` follows the responses
+ * only to learn whether the API server accepted an upgrade (101) before the connection is piped.
  */
 export class ApiServerProxy {
   private readonly open = new Set<ChannelForwarder>();
@@ -124,6 +125,16 @@ export class ApiServerProxy {
 
 class ChannelForwarder {
   private readonly framer = new RequestFramer();
+  /**
+   * Follows the API server's responses, to learn whether it accepted an upgrade request (101:
+   * the connection becomes a byte pipe) or not (it stays HTTP, and what the client sent after
+   * the upgrade request is framed as requests). Until `following` ends: after a 101, or on a
+   * response it cannot frame.
+   */
+  private readonly responses = new ResponseFramer();
+  private following = true;
+  /** Pieces framed from held bytes once an upgrade request was answered, to send first. */
+  private pending: Piece[] = [];
   private up: Duplex | undefined;
   /** Bytes of a response have reached the client: an error can no longer be answered. */
   private answered = false;
@@ -165,54 +176,93 @@ class ChannelForwarder {
     this.up?.destroy();
   }
 
-  /** Feeds queued client bytes through the framer to the API server, one chunk at a time. */
+  /**
+   * Feeds queued client bytes through the framer to the API server, one chunk at a time; after an
+   * upgrade request, nothing more until the API server has answered it.
+   */
   private async forward(): Promise<void> {
     this.busy = true;
     try {
-      while (this.queue.length && !this.done && !this.refusal) {
+      while (!this.done && !this.refusal) {
+        if (this.pending.length) {
+          const pieces = this.pending;
+          this.pending = [];
+          if (!(await this.send(pieces))) return;
+          continue;
+        }
+        if (this.framer.awaitingUpgrade || !this.queue.length) break;
         const chunk = this.queue.shift() as Buffer;
         if (chunk === EOF) {
           if (this.up) this.up.end();
           else this.channel.end();
           continue;
         }
-        for (const p of this.framer.push(chunk)) {
-          let data: Buffer | string;
-          if (p.kind === 'refused') {
-            this.logger.debug({ status: p.error.status, err: p.error.message }, 'request refused');
-            this.refuse(p.error.status, p.error.message);
-            return;
-          }
-          if (p.kind === 'head') {
-            let c: UpstreamCredentials;
-            try {
-              c = await this.upstream.credentials();
-            } catch (e) {
-              this.refuse(500, `agent cannot read its credentials: ${errorMessage(e)}`);
-              return;
-            }
-            if (this.done) return;
-            this.up ??= this.connect(c);
-            const head =
-              this.prefix && p.head.target !== '*'
-                ? { ...p.head, target: this.prefix + p.head.target }
-                : p.head;
-            data = upstreamHead(head, this.upstream.server.host, c.authorization);
-          } else data = p.data;
-          if (this.up && !this.up.write(data) && !this.waitingForDrain) {
-            // Queued chunks are still written meanwhile (the stream buffers them); no more are read.
-            this.waitingForDrain = true;
-            this.channel.pause();
-            this.up.once('drain', () => {
-              this.waitingForDrain = false;
-              if (!this.refusal) this.channel.resume();
-            });
-          }
-        }
+        if (!(await this.send(this.framer.push(chunk)))) return;
       }
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Writes framed pieces to the API server; false once the connection is refused or over. */
+  private async send(pieces: Piece[]): Promise<boolean> {
+    for (const p of pieces) {
+      let data: Buffer | string;
+      if (p.kind === 'refused') {
+        this.logger.debug({ status: p.error.status, err: p.error.message }, 'request refused');
+        this.refuse(p.error.status, p.error.message);
+        return false;
+      }
+      if (p.kind === 'head') {
+        if (p.head.upgrade && !this.following) {
+          this.refuse(
+            502,
+            'agent cannot tell where the API server responses on this connection end; upgrade refused',
+          );
+          return false;
+        }
+        let c: UpstreamCredentials;
+        try {
+          c = await this.upstream.credentials();
+        } catch (e) {
+          this.refuse(500, `agent cannot read its credentials: ${errorMessage(e)}`);
+          return false;
+        }
+        if (this.done) return false;
+        this.up ??= this.connect(c);
+        const head =
+          this.prefix && p.head.target !== '*' ? { ...p.head, target: this.prefix + p.head.target } : p.head;
+        data = upstreamHead(head, this.upstream.server.host, c.authorization);
+        if (this.following) this.responses.request(p.head.method, p.head.upgrade);
+        // What the client sends next waits for the API server's answer (held by the framer).
+        if (p.head.upgrade) this.channel.pause();
+      } else data = p.data;
+      if (this.up && !this.up.write(data) && !this.waitingForDrain) {
+        // Queued chunks are still written meanwhile (the stream buffers them); no more are read.
+        this.waitingForDrain = true;
+        this.channel.pause();
+        this.up.once('drain', () => {
+          this.waitingForDrain = false;
+          if (!this.refusal && !this.framer.awaitingUpgrade) this.channel.resume();
+        });
+      }
+    }
+    return true;
+  }
+
+  /** What the response framer found in the API server's bytes. */
+  private onResponse(e: ResponseEvent): void {
+    if (e.kind === 'unframed') {
+      this.following = false;
+      this.logger.debug({ err: e.reason }, 'API server responses no longer followed');
+      // An upgrade request waiting for its answer cannot be decided: end the connection.
+      if (this.framer.awaitingUpgrade) this.destroy();
+      return;
+    }
+    if (e.switched) this.following = false;
+    this.pending.push(...this.framer.upgradeAnswered(e.switched));
+    if (!this.waitingForDrain && !this.refusal) this.channel.resume();
+    if (!this.busy) void this.forward();
   }
 
   /**
@@ -259,10 +309,12 @@ class ChannelForwarder {
     up.on('data', (d: Buffer) => {
       this.answered = true;
       this.onBytes?.('down', d.length);
+      const events = this.following ? this.responses.push(d) : [];
       if (!this.channel.write(d)) {
         up.pause();
         this.channel.once('drain', () => up.resume());
       }
+      for (const e of events) this.onResponse(e);
     });
     up.on('end', () => {
       if (this.refusal) this.sendRefusal();
