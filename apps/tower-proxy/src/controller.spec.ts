@@ -656,6 +656,28 @@ describe('ClusterController: short-lived certificates, renewed on time; only the
     expect(pending()).toEqual([]);
   });
 
+  it.each([
+    ['renewed before they are issued', { renewBeforeMs: 30 * DAY }],
+    ['valid no time at all', { certificateValidityDays: 0 }],
+  ])('refuses certificates %s (they would be re-issued at every pass)', (_what, o) => {
+    const b = bed();
+    expect(
+      () =>
+        new ClusterController({
+          store: b.store,
+          ca,
+          registry: b.registry,
+          listeners: b.listeners,
+          metrics: createProxyMetrics(createMetricsRegistry({ defaultMetrics: false })),
+          logger: b.logger,
+          serviceNamespace: NS,
+          serviceSelector: {},
+          portRange: { min: 6000, max: 6010, kubesphereOffset: 10_000 },
+          ...o,
+        }),
+    ).toThrow(/^certificates must be renewed \(\d+ ms before expiry\) sooner than they expire \(\d+ days\)$/);
+  });
+
   it('a deleted Cluster leaves no timer behind', async () => {
     const b = bed();
     b.store.put(proxyCluster('alpha'));

@@ -121,6 +121,11 @@ export class ClusterController {
     o.registry.on('change', (cluster) => this.enqueue(cluster));
     this.validityDays = o.certificateValidityDays ?? CERTIFICATE_VALIDITY_DAYS;
     this.renewBeforeMs = o.renewBeforeMs ?? (this.validityDays * DAY_MS) / 3;
+    // A certificate due as soon as it is issued would be re-issued at every pass, back to back.
+    if (!(this.validityDays > 0) || !(this.renewBeforeMs < this.validityDays * DAY_MS))
+      throw new RangeError(
+        `certificates must be renewed (${this.renewBeforeMs} ms before expiry) sooner than they expire (${this.validityDays} days)`,
+      );
   }
 
   start(): Promise<void> {
@@ -138,6 +143,7 @@ export class ClusterController {
   }
 
   async stop(): Promise<void> {
+    this.term++;
     this.cancelRenewals();
     this.queue.stop();
     await this.o.store.stop();
@@ -324,6 +330,7 @@ export class ClusterController {
       });
       throw e;
     }
+    leading();
     this.requeueAtNextRenewal(name, [serving.notAfter, issued?.client.notAfter]);
 
     // The conditions are written conditionally on the resourceVersion: after our own spec patch it
