@@ -58,8 +58,12 @@ export interface ClusterStore {
    * request: cleaning up a Cluster that was never served costs nothing.
    */
   deleteService(cluster: string): Promise<ServiceDeletion>;
-  /** Merge-patches spec.connection; answers with the Cluster as written. */
-  patchConnection(name: string, fields: Connection): Promise<Cluster>;
+  /**
+   * Merge-patches spec.connection; answers with the Cluster as written. With `resourceVersion` (of
+   * the Cluster the fields were planned from) only on that version: `409 Conflict` when the server
+   * has a newer one, so a concurrent edit is not overwritten.
+   */
+  patchConnection(name: string, fields: Connection, resourceVersion?: string): Promise<Cluster>;
   /**
    * Writes status.conditions (the Cluster has no status sub-resource: on the object itself), on
    * condition that `cluster` is the current version: 409 when the server has a newer one.
@@ -263,11 +267,11 @@ export class KubeClusterStore implements ClusterStore {
     }
   }
 
-  patchConnection(name: string, fields: Connection): Promise<Cluster> {
+  patchConnection(name: string, fields: Connection, resourceVersion?: string): Promise<Cluster> {
     return patchObject<Cluster>(
       this.kc,
       { apiVersion: CLUSTER_API_VERSION, kind: 'Cluster', name },
-      { spec: { connection: fields } },
+      { ...(resourceVersion ? { metadata: { resourceVersion } } : {}), spec: { connection: fields } },
       'merge',
     );
   }

@@ -79,6 +79,14 @@ async function script(side: Side): Promise<[string, Outcome][]> {
     const again = await store.patchConnection('p', { token: 't' });
     return again.metadata.resourceVersion === written?.metadata.resourceVersion;
   });
+  await step('patch the connection on an old version', () =>
+    store.patchConnection('p', { token: 'overwritten' }, cached.metadata.resourceVersion),
+  );
+  await step(
+    'patch the connection on the current version',
+    async () =>
+      (written = await store.patchConnection('p', { token: 't2' }, written!.metadata.resourceVersion)).spec,
+  );
   await step('write conditions on an old version', () =>
     store.writeConditions(cached, [{ type: 'Initialized', status: 'True' }]),
   );
@@ -227,6 +235,8 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
     'ok',
     'ok',
     'ok',
+    'ok',
+    409,
     'ok',
     409,
     'ok',

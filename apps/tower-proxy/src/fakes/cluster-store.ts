@@ -106,26 +106,19 @@ export class FakeClusterStore implements ClusterStore {
     });
   }
 
-  patchConnection(name: string, fields: Connection): Promise<Cluster> {
-    return this.call('patchConnection', `merge patch Cluster ${name}`, () =>
-      this.update(name, (c) => {
+  patchConnection(name: string, fields: Connection, resourceVersion?: string): Promise<Cluster> {
+    return this.call('patchConnection', `merge patch Cluster ${name}`, () => {
+      if (resourceVersion) this.precondition(name, resourceVersion);
+      return this.update(name, (c) => {
         c.spec = { ...c.spec, connection: { ...c.spec?.connection, ...clone(fields) } };
-      }),
-    );
+      });
+    });
   }
 
   writeConditions(cluster: Cluster, conditions: ClusterCondition[]): Promise<Cluster> {
     const name = cluster.metadata.name;
     return this.call('writeConditions', `merge patch Cluster ${name}`, () => {
-      const cur = this.objects.get(name);
-      if (cur && cluster.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-        throw statusError(
-          409,
-          'Conflict',
-          `Operation cannot be fulfilled on clusters.cluster.kubesphere.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-          { name, kind: 'clusters.cluster.kubesphere.io' },
-        );
-      }
+      this.precondition(name, cluster.metadata.resourceVersion);
       return this.update(name, (c) => {
         c.status = { ...c.status, conditions: clone(conditions) };
       });
@@ -220,6 +213,19 @@ export class FakeClusterStore implements ClusterStore {
       return fn();
     } catch (e) {
       throw wrapApiError(operation, e);
+    }
+  }
+
+  /** A merge patch carrying metadata.resourceVersion applies only to that version (a missing Cluster is 404 later). */
+  private precondition(name: string, resourceVersion: string | undefined): void {
+    const cur = this.objects.get(name);
+    if (cur && resourceVersion !== cur.metadata.resourceVersion) {
+      throw statusError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on clusters.cluster.kubesphere.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        { name, kind: 'clusters.cluster.kubesphere.io' },
+      );
     }
   }
 
