@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Backoff, parseOptions, runMain, startApp } from '@knet/runtime';
 import { AgentConnection } from '@knet/tunnel';
+import { egressProxyFor, redactedProxy, tunnelingAgent } from './egress-proxy';
 import { createAgentMetrics } from './metrics';
 import { livenessTimeoutOf, program } from './options';
 import { STABLE_CONNECTION_MS, Supervisor } from './supervisor';
@@ -15,7 +16,17 @@ void runMain('tower-agent', async () => {
   const { logger } = app;
 
   const upstream = await chooseUpstream(opts);
-  logger.info({ apiserver: upstream.server.host, proxy: opts.proxyServer, cluster: opts.name }, 'starting');
+  // HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as Go (and KubeSphere's agent) read them.
+  const egress = egressProxyFor(opts.proxyServer);
+  logger.info(
+    {
+      apiserver: upstream.server.host,
+      proxy: opts.proxyServer,
+      ...(egress ? { egressProxy: redactedProxy(egress) } : {}),
+      cluster: opts.name,
+    },
+    'starting',
+  );
 
   const metrics = createAgentMetrics(app.registry);
   const apiBytes = {
@@ -35,6 +46,7 @@ void runMain('tower-agent', async () => {
         keepaliveMs: opts.keepalive,
         // Read at each attempt: a renewed CA needs no restart.
         ...(opts.proxyCa ? { proxyCa: readFileSync(opts.proxyCa, 'utf8') } : {}),
+        ...(egress ? { httpAgent: tunnelingAgent(egress, opts.proxyServer.startsWith('wss:')) } : {}),
         targets: agentTargets({
           apiServer,
           ...(opts.kubesphereService === 'none' ? {} : { kubesphere: opts.kubesphereService }),
