@@ -92,6 +92,8 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
       'rolebinding.rbac.authorization.k8s.io/tower-proxy-events',
       'service/tower',
       'serviceaccount/tower-proxy',
+      'validatingadmissionpolicy.admissionregistration.k8s.io/tower-proxy-kubesphere-system-services',
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io/tower-proxy-kubesphere-system-services',
     ]);
     // dry run: nothing was stored
     expect((await host.kubectl(['get', 'deployment', 'tower-proxy', '-n', NS])).exitCode).not.toBe(0);
@@ -118,7 +120,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
     const applied = names(await proxyChart.dryRun(yaml));
     expect(applied).toContain('deployment.apps/ha-tower-proxy');
     expect(applied).toContain('service/tower-ha');
-    expect(applied).toHaveLength(9);
+    expect(applied).toHaveLength(11);
   });
 
   it('tower-agent with its required values', async () => {
@@ -255,7 +257,7 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       '--show-only',
       'templates/rbac.yaml',
     ]);
-    expect(await proxyChart.apply(rbac)).toHaveLength(7);
+    expect(await proxyChart.apply(rbac)).toHaveLength(9); // with the Service guard (admission policy)
     // A host-key Secret without the key makes the proxy take its update path (PUT); the CA Secret is created.
     await host.kubectlOk([
       'create',
@@ -380,6 +382,60 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       async () => (await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS])).exitCode !== 0,
       20_000,
     );
+  });
+
+  it("RBAC would let it touch any Service of its namespace: the chart's admission policy refuses all but its own", async () => {
+    for (const name of ['foreign', 'mc-lookalike'])
+      await host.kubectlOk(['create', 'service', 'clusterip', name, '--tcp=443:8443', '-n', NS]);
+    expect(await proxyChart.canI(PROXY_SA, ['delete', 'services/foreign', '-n', NS])).toBe(true);
+    const asProxy = (args: string[]) => host.kubectl([...args, '-n', NS, `--as=${PROXY_SA}`]);
+    const denied = (r: { exitCode: number | null; stderr: string }) =>
+      r.exitCode !== 0 && r.stderr.includes('denied request');
+    await until(
+      'the admission policy to be in force',
+      async () => denied(await asProxy(['delete', 'service', 'foreign', '--dry-run=server'])),
+      15_000,
+    );
+    const notOurs = 'denied request: tower-proxy changes and deletes only its own Services';
+    const mustBeOurs = 'denied request: a Service written by tower-proxy must be mc-<cluster> labelled';
+    const attempts: [string[], string][] = [
+      [['delete', 'service', 'foreign'], notOurs],
+      [['delete', 'service', 'mc-lookalike'], notOurs],
+      // taking one over by putting the proxy's labels on it
+      [
+        [
+          'label',
+          'service',
+          'mc-lookalike',
+          'app.kubernetes.io/managed-by=tower-proxy',
+          'tower.knet.io/cluster=lookalike',
+        ],
+        notOurs,
+      ],
+      [
+        ['patch', 'service', 'foreign', '--type=merge', '-p', '{"spec":{"selector":{"app":"tower"}}}'],
+        notOurs,
+      ],
+      [['create', 'service', 'clusterip', 'mc-unlabelled', '--tcp=443:8443'], mustBeOurs],
+    ];
+    for (const [args, message] of attempts) {
+      const r = await asProxy(args);
+      expect([args.join(' '), r.exitCode !== 0, r.stderr]).toEqual([
+        args.join(' '),
+        true,
+        expect.stringContaining(message),
+      ]);
+    }
+    // Both are still there, as they were.
+    const left = JSON.parse(
+      await host.kubectlOk(['get', 'services', 'foreign', 'mc-lookalike', '-n', NS, '-o', 'json']),
+    ) as {
+      items: { metadata: { labels?: Record<string, string> }; spec: { selector?: Record<string, string> } }[];
+    };
+    expect(left.items.map((s) => [s.metadata.labels, s.spec.selector])).toEqual([
+      [{ app: 'foreign' }, { app: 'foreign' }],
+      [{ app: 'mc-lookalike' }, { app: 'mc-lookalike' }],
+    ]);
   });
 
   it('no request of the proxy was forbidden', () => {
