@@ -51,15 +51,7 @@ class FakeAgent implements AgentSession {
     return new Promise((resolve) => {
       const open = () => {
         const labels = { cluster: this.cluster, target };
-        const ch: Duplex = new Duplex({
-          read() {
-            // bytes from the agent are pushed by the test
-          },
-          write(chunk: Buffer, _enc, cb) {
-            if (chunk.toString().includes('\r\n\r\n')) ch.push(OK);
-            cb();
-          },
-        });
+        const ch = fakeChannel();
         this.opened++;
         this.openChannels++;
         this.metrics.channels.inc(labels);
@@ -84,6 +76,38 @@ class FakeAgent implements AgentSession {
   close(reason: string): void {
     this.closedWith = reason;
   }
+}
+
+/**
+ * A channel that behaves like ssh2's server Channel: it answers every request head with 200;
+ * destroy() only ends it and sends CHANNEL_CLOSE, the agent's CHANNEL_CLOSE ends its readable side
+ * (a tick later here), and `close` follows `end`, which a paused stream never emits.
+ */
+function fakeChannel(): Duplex {
+  let closing = false;
+  const ch = new Duplex({
+    emitClose: false,
+    allowHalfOpen: true,
+    read() {
+      // bytes from the agent are pushed by the test
+    },
+    write(chunk: Buffer, _enc, cb) {
+      if (chunk.toString().includes('\r\n\r\n')) ch.push(OK);
+      cb();
+    },
+  });
+  ch.destroy = () => {
+    ch.end();
+    if (closing) return ch;
+    closing = true;
+    setImmediate(() => {
+      ch.push(null);
+      if (!ch.readable || ch.readableEnded) ch.emit('close');
+      else ch.once('end', () => ch.emit('close'));
+    });
+    return ch;
+  };
+  return ch;
 }
 
 let ca: CertificateAuthority;
@@ -151,8 +175,10 @@ function ks(b: Bed, localAddress?: string): Socket {
 }
 
 function k8s(b: Bed, cert: CertificateAndKey = client): TLSSocket {
+  const raw = tcpConnect({ port: b.spec.kubernetesPort, host: '127.0.0.1' });
+  raw.on('error', () => undefined);
   const s = tlsConnect({
-    port: b.spec.kubernetesPort,
+    socket: raw,
     host: '127.0.0.1',
     ca: ca.certPem,
     cert: cert.certPem,
@@ -160,6 +186,7 @@ function k8s(b: Bed, cert: CertificateAndKey = client): TLSSocket {
   });
   s.on('error', () => undefined);
   b.clients.push(s);
+  Object.assign(s, { raw });
   return s;
 }
 
@@ -201,7 +228,7 @@ describe('ClusterListeners: channels', () => {
     for (const c of clients) c.write(REQUEST);
     await until('every channel is opening', () => b.agent.waiting === clients.length);
     for (const c of plain) c.resetAndDestroy();
-    for (const c of tls) c.destroy(); // a TLS socket cannot send a reset; it closes
+    for (const c of tls) (c as unknown as { raw: Socket }).raw.resetAndDestroy();
     await Promise.all(clients.map(closed));
     await sleep(300); // the listener sees the resets
     b.agent.release();
@@ -213,6 +240,18 @@ describe('ClusterListeners: channels', () => {
     // and the listener still serves
     b.agent.hold = false;
     expect(await exchange(ks(b))).toBe(OK);
+  });
+
+  it('leaves no channel open after clients that close once answered (kubectl exits)', async () => {
+    const b = await start();
+    const clients = [...Array.from({ length: 10 }, () => ks(b)), ...Array.from({ length: 10 }, () => k8s(b))];
+    for (const c of clients) expect(await exchange(c)).toBe(OK);
+    expect(b.agent.openChannels).toBe(20);
+    for (const c of clients) c.end();
+    await until(
+      () => `channels closed (${b.agent.openChannels} open)`,
+      async () => b.agent.openChannels === 0 && (await openGauge(b)) === 0,
+    );
   });
 
   it('opens no channel for a client that leaves before its first byte (a TCP health check)', async () => {

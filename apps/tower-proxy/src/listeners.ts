@@ -472,7 +472,7 @@ export class ClusterListeners {
     if (s.destroyed) {
       // The client left (or was cut) while the channel was opening: splice would wait for a
       // `close` that has already fired, and the channel would stay open for ever.
-      ch.destroy();
+      closeChannel(ch);
       return;
     }
     // Counted per read: the labelled children are looked up once per connection, not per chunk.
@@ -481,7 +481,19 @@ export class ClusterListeners {
     await splice(s, ch, (dir, n) => {
       if (!p.stopped) (dir === 'a-to-b' ? toAgent : fromAgent).inc(n);
     });
+    closeChannel(ch);
   }
+}
+
+/**
+ * Closes a channel for good. ssh2's Channel.destroy() only ends it and sends CHANNEL_CLOSE; its
+ * `close` (which frees the session's count) follows `end` once the agent's CHANNEL_CLOSE arrives,
+ * and a paused stream never emits `end` — a channel whose client is gone is paused (unpiped, or
+ * never piped). Reading it to the end (the bytes are dropped) lets it close.
+ */
+function closeChannel(ch: Duplex): void {
+  ch.destroy();
+  ch.resume();
 }
 
 function fingerprintSet(list: string[] | undefined): ReadonlySet<string> | undefined {
