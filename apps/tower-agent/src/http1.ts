@@ -50,13 +50,12 @@ export type Piece =
   /** Refused input; always the last piece, and the framer refuses everything after it. */
   | { kind: 'refused'; error: HttpError };
 
+/** Where a framer is in a message body (fixed length, or the parts of a chunked one). */
+type BodyState = 'fixed' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailer';
+
 type State =
   | 'head'
-  | 'fixed'
-  | 'chunk-size'
-  | 'chunk-data'
-  | 'chunk-crlf'
-  | 'trailer'
+  | BodyState
   /** After an upgrade request, until the API server's answer: bytes are held. */
   | 'upgrade'
   | 'raw';
@@ -411,11 +410,7 @@ export type ResponseEvent =
 
 type ResponseState =
   | 'head'
-  | 'fixed'
-  | 'chunk-size'
-  | 'chunk-data'
-  | 'chunk-crlf'
-  | 'trailer'
+  | BodyState
   /** The body runs until the API server closes the connection. */
   | 'until-close'
   /** After a 101, or a response it could not frame: nothing more is looked at. */
