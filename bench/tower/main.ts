@@ -5,10 +5,11 @@
  *   throughput  one bulk TCP stream through the tunnel's `kubesphere` target vs `ssh -L` (and chisel)
  *   latency     GET /version through the cluster's kubeconfig vs directly, p50/p99, and req/s at 64 clients
  *   scale       N Clusters, N simulated agents on one proxy: reconcile time, connect time, RSS
+ *   hostile     proxy RSS and a good agent's connect time while 500 hostile connections are open
  *
- * Options: --only=throughput,latency,scale  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
+ * Options: --only=throughput,latency,scale,hostile  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
  *          --rps-seconds=S  --concurrency=N  --clusters=N  --agents-per-cluster=N  --sim-processes=N
- *          --dial-concurrency=N  --reconcile-timeout=S  --proxy-node-flags="--max-old-space-size=128"
+ *          --dial-concurrency=N  --reconcile-timeout=S  --hostile-connections=N  --hostile-sources=N  --proxy-node-flags="--max-old-space-size=128"
  *          (default: the chart's nodeOptions; the image's ENTRYPOINT flags are always there)
  *          --agent-node-flags="--trace-gc"
  *          --cpu-prof (then profile proxy and agent in one more stream and rate run)  --keep (keep logs)
@@ -44,13 +45,14 @@ import {
   type RateResult,
 } from './latency';
 import { summarizeProfile } from './profile';
+import { runHostile } from './hostile';
 import { runScale } from './scale';
 import { Sink, bulkStream, ensureChisel, startChisel, startOpenSsh, stopPeer, type Peer } from './throughput';
 import { Cleanup, CpuMeter, busy, emit, log, median, memoryMiB, until } from './util';
 
 const { values: args } = parseArgs({
   options: {
-    only: { type: 'string', default: 'throughput,latency,scale' },
+    only: { type: 'string', default: 'throughput,latency,scale,hostile' },
     bytes: { type: 'string', default: '512' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
@@ -62,6 +64,9 @@ const { values: args } = parseArgs({
     'sim-processes': { type: 'string', default: '1' },
     'dial-concurrency': { type: 'string', default: '100' },
     'reconcile-timeout': { type: 'string', default: '300' },
+    'hostile-connections': { type: 'string', default: '500' },
+    'hostile-sources': { type: 'string', default: '50' },
+    'hostile-agents': { type: 'string', default: '5' },
     'proxy-node-flags': { type: 'string' },
     'agent-node-flags': { type: 'string', default: '' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -78,7 +83,8 @@ const int = (name: keyof typeof args): number => {
 };
 const parts = new Set(String(args.only).split(','));
 for (const p of parts) {
-  if (!['throughput', 'latency', 'scale'].includes(p)) throw new Error(`--only: unknown part "${p}"`);
+  if (!['throughput', 'latency', 'scale', 'hostile'].includes(p))
+    throw new Error(`--only: unknown part "${p}"`);
 }
 
 /**
@@ -147,6 +153,21 @@ async function main(): Promise<void> {
         dialConcurrency: int('dial-concurrency'),
         reconcileTimeoutMs: int('reconcile-timeout') * 1000,
         connectTimeoutMs: 300_000,
+        proxyNodeFlags: proxyNodeFlags(),
+      },
+      cleanup,
+    );
+  }
+  if (parts.has('hostile')) {
+    await busy('hostile');
+    await runHostile(
+      host,
+      bundles,
+      dir,
+      {
+        connections: int('hostile-connections'),
+        sources: int('hostile-sources'),
+        agents: int('hostile-agents'),
         proxyNodeFlags: proxyNodeFlags(),
       },
       cleanup,

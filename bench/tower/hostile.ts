@@ -1,0 +1,247 @@
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { freePort, type ControlPlane } from '@knet/testing';
+import { createLogger } from '@knet/runtime';
+import { AgentConnection, SUBPROTOCOL, TUNNEL_PATH } from '@knet/tunnel';
+import {
+  clusterObject,
+  createClusters,
+  startProxy,
+  waitForCluster,
+  type Bundles,
+  type RunningProxy,
+} from './bed';
+import { gcAndMeasure } from './inspect';
+import { emit, log, median, memoryMiB, sleep, until, type Cleanup } from './util';
+
+export interface HostileOptions {
+  /** Hostile connections kept open. */
+  connections: number;
+  /** Loopback source addresses they come from (127.0.0.2 …). */
+  sources: number;
+  /** Good agents connected one after another while they are open. */
+  agents: number;
+  proxyNodeFlags: string[];
+}
+
+/** Strangers that never finish their handshake (nor hang up): each kind holds what it can. */
+const KINDS = ['idle', 'half-ident', 'unfinished-frame'] as const;
+type Kind = (typeof KINDS)[number];
+
+function upgradeRequest(): string {
+  return (
+    `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
+    `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`
+  );
+}
+
+/** A client frame header (binary, zero mask key) announcing `length` bytes (< 65536). */
+function frameHeader(length: number): Buffer {
+  if (length < 126) return Buffer.from([0x82, 0x80 | length, 0, 0, 0, 0]);
+  const b = Buffer.from([0x82, 0x80 | 126, 0, 0, 0, 0, 0, 0]);
+  b.writeUInt16BE(length, 2);
+  return b;
+}
+
+function behave(s: Socket, kind: Kind): void {
+  if (kind === 'idle') return; // TCP only: not even a request head
+  s.write(upgradeRequest());
+  let head = '';
+  const onData = (d: Buffer) => {
+    head += d.toString('latin1');
+    if (!head.includes('\r\n\r\n')) return;
+    s.off('data', onData);
+    s.resume();
+    if (kind === 'half-ident') {
+      const half = Buffer.from('SSH-2.0-hal');
+      s.write(Buffer.concat([frameHeader(half.length), half]));
+    } else {
+      // As large a frame as the proxy takes before the hello (8 KiB), less one byte: the most a
+      // stranger can make it hold. (A larger one is refused at its header.)
+      s.write(Buffer.concat([frameHeader(8192), randomBytes(8191)]));
+    }
+  };
+  s.on('data', onData);
+}
+
+/** Keeps `n` hostile connections open; each one the proxy closes is replaced at once. */
+function hostilePool(port: number, n: number, sourceOf: (i: number) => string) {
+  const open = new Set<Socket>();
+  let closedByProxy = 0;
+  let running = true;
+  let i = 0;
+  const one = () => {
+    const kind = KINDS[i % KINDS.length] ?? 'idle';
+    const s = netConnect({ host: '127.0.0.1', port, localAddress: sourceOf(i) });
+    i++;
+    open.add(s);
+    s.on('error', () => undefined);
+    s.on('connect', () => behave(s, kind));
+    s.on('close', () => {
+      open.delete(s);
+      if (!running) return;
+      closedByProxy++;
+      one();
+    });
+  };
+  for (let k = 0; k < n; k++) one();
+  return {
+    get open() {
+      return open.size;
+    },
+    get closedByProxy() {
+      return closedByProxy;
+    },
+    stop() {
+      running = false;
+      for (const s of open) s.destroy();
+    },
+  };
+}
+
+async function metric(proxy: RunningProxy, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(name) && line.includes(labels)) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+/**
+ * One proxy, one Cluster; its agent's connect time and the proxy's RSS idle, then with `connections`
+ * hostile connections held open (idle TCP, half an SSH ident, an unfinished 8 KiB frame; each
+ * replaced as soon as the proxy closes it), from `sources` loopback addresses; then the same with
+ * all of them from the good agent's own address (127.0.0.1), where the per-source cap sheds them.
+ */
+export async function runHostile(
+  host: ControlPlane,
+  bundles: Bundles,
+  dir: string,
+  o: HostileOptions,
+  cleanup: Cleanup,
+): Promise<void> {
+  const inspectPort = await freePort();
+  const base = 19_950 + Math.floor(Math.random() * 4) * 10;
+  const proxy = await startProxy(host, await freePort(), {
+    bundle: bundles.proxy,
+    listenAddress: '127.0.0.1',
+    portRange: { min: base, max: base + 5 },
+    logDir: dir,
+    inspectPort,
+    nodeFlags: o.proxyNodeFlags,
+  });
+  const stopProxy = cleanup.defer('hostile proxy', () => proxy.proc.stop(15_000));
+  const name = `hostile-${randomBytes(2).toString('hex')}`;
+  await createClusters(host, [clusterObject(name)]);
+  const token = (await waitForCluster(host, name, proxy.proc)).spec?.connection?.token ?? '';
+  const logger = createLogger({ name: 'bench-agent', level: 'warn' });
+
+  /** Dial to targets advertised, ms, of `n` agents one after another (each closed after). */
+  const connectTimes = async (n: number): Promise<number[]> => {
+    const times: number[] = [];
+    for (let k = 0; k < n; k++) {
+      const t = performance.now();
+      const c = new AgentConnection({
+        url: `${proxy.url.replace(/^http/, 'ws')}${TUNNEL_PATH}`,
+        cluster: name,
+        token,
+        agent: `good-${k}`,
+        agentVersion: 'bench',
+        fingerprint: proxy.fingerprint,
+        keepaliveMs: 30_000,
+        targets: { kubernetes: (ch: Duplex) => ch.destroy() },
+        logger,
+      });
+      try {
+        await c.established;
+        times.push(performance.now() - t);
+      } catch (e) {
+        log(`hostile: the good agent failed: ${e instanceof Error ? e.message : String(e)}`);
+        times.push(Infinity);
+      } finally {
+        c.close();
+      }
+      await sleep(200);
+    }
+    return times;
+  };
+
+  await connectTimes(3); // warm-up
+  const baseline = await connectTimes(o.agents);
+  await sleep(2000);
+  const idle = memoryMiB(proxy.proc.pid);
+  const idleGc = await gcAndMeasure(inspectPort).catch(() => undefined);
+  log(
+    `hostile: idle RSS ${idle.rss.toFixed(1)} MiB (after GC ${idleGc?.rss.toFixed(1)}, heap ${idleGc?.heapUsed.toFixed(1)}); ` +
+      `good agent ${median(baseline).toFixed(1)} ms`,
+  );
+
+  for (const variant of ['many-sources', 'one-source'] as const) {
+    const sourceOf =
+      variant === 'many-sources' ? (i: number) => `127.0.0.${2 + (i % o.sources)}` : () => '127.0.0.1';
+    const pool = hostilePool(Number(new URL(proxy.url).port), o.connections, sourceOf);
+    try {
+      await until(
+        () => `${o.connections} hostile connections to be open`,
+        async () =>
+          pool.open >= o.connections && (await metric(proxy, 'tower_proxy_preauth_connections')) > 0,
+        30_000,
+      );
+      await sleep(2000);
+      const held = await metric(proxy, 'tower_proxy_preauth_connections');
+      const times = await connectTimes(o.agents);
+      const rss = memoryMiB(proxy.proc.pid);
+      const gc = await gcAndMeasure(inspectPort).catch(() => undefined);
+      const shed =
+        (await metric(proxy, 'tower_proxy_handshake_failures_total', 'reason="shed-source"')) +
+        (await metric(proxy, 'tower_proxy_handshake_failures_total', 'reason="shed-total"'));
+      log(
+        `hostile (${variant}): ${pool.open} open, ${held} held by the proxy, ${pool.closedByProxy} closed by it so far ` +
+          `(${shed} shed in all); RSS ${rss.rss.toFixed(1)} MiB (after GC ${gc?.rss.toFixed(1)}, heap ${gc?.heapUsed.toFixed(1)}); ` +
+          `good agent ${times.map((t) => t.toFixed(0)).join(', ')} ms`,
+      );
+      const common = {
+        hostile_connections: o.connections,
+        hostile_sources: variant === 'many-sources' ? o.sources : 1,
+        held_by_proxy: held,
+      };
+      if (variant === 'many-sources') {
+        emit({
+          metric: 'hostile_rss_ratio',
+          value: rss.rss / idle.rss,
+          unit: 'x',
+          goal: 1.25,
+          rss_idle_MiB: idle.rss,
+          rss_hostile_MiB: rss.rss,
+          ...(idleGc && gc
+            ? {
+                after_gc_ratio: gc.rss / idleGc.rss,
+                heap_idle_MiB: idleGc.heapUsed,
+                heap_hostile_MiB: gc.heapUsed,
+              }
+            : {}),
+          ...common,
+        });
+      }
+      emit({
+        metric:
+          variant === 'many-sources'
+            ? 'hostile_good_agent_connect_ms'
+            : 'hostile_same_source_good_agent_connect_ms',
+        value: median(times),
+        unit: 'ms',
+        goal_ms: 2000,
+        max_ms: Math.max(...times),
+        idle_ms: median(baseline),
+        ...common,
+      });
+    } finally {
+      pool.stop();
+    }
+    await sleep(1000);
+  }
+  await stopProxy();
+}
