@@ -71,6 +71,18 @@ app.kubernetes.io/name={{ include "tower-proxy.name" . }},app.kubernetes.io/inst
 {{- fail (printf "port %d falls inside portRange %d-%d or its ks-apiserver ports (+10000)" (int .Values.port) (int .Values.portRange.min) (int .Values.portRange.max)) }}
 {{- end }}
 {{- end }}
+{{- /* The heap cap must leave room below the memory limit for what lives outside the heap. */}}
+{{- $heap := regexFind "[0-9]+$" (regexFind "--max-old-space-size=[0-9]+" (.Values.nodeOptions | default "")) }}
+{{- $limit := toString (dig "limits" "memory" "" (.Values.resources | default dict)) }}
+{{- $limitMi := 0 }}
+{{- if regexMatch "^[0-9]+Mi$" $limit }}
+{{- $limitMi = trimSuffix "Mi" $limit | int }}
+{{- else if regexMatch "^[0-9]+Gi$" $limit }}
+{{- $limitMi = mul (trimSuffix "Gi" $limit | int) 1024 }}
+{{- end }}
+{{- if and $heap $limitMi (gt (add (int $heap) 256) $limitMi) }}
+{{- fail (printf "nodeOptions --max-old-space-size=%s (MiB) needs resources.limits.memory of at least %dMi (the heap cap + 256 MiB outside the heap), not %s: raise the limit or lower the cap" $heap (add (int $heap) 256) $limit) }}
+{{- end }}
 {{- end }}
 
 {{/* shutdownTimeout in whole seconds plus 5 s, for terminationGracePeriodSeconds. */}}

@@ -123,6 +123,73 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
     expect(applied).toHaveLength(11);
   });
 
+  it('tower-proxy hardened: a NetworkPolicy (agent port; listener ports from KubeSphere) and, with 2 replicas, a PodDisruptionBudget', async () => {
+    const objects = await proxyChart.dryRun<KubeObject & { spec: Record<string, unknown> }>(
+      await proxyChart.render(
+        [
+          '--set',
+          'replicas=2',
+          '--set',
+          'networkPolicy.enabled=true',
+          '--set',
+          'podDisruptionBudget.enabled=true',
+        ],
+        { release: 'hard' },
+      ),
+    );
+    const of = (kind: string) => objects.find((o) => o.kind === kind)!.spec;
+    const pods = {
+      matchLabels: { 'app.kubernetes.io/name': 'tower-proxy', 'app.kubernetes.io/instance': 'hard' },
+    };
+    expect(of('NetworkPolicy')).toEqual({
+      podSelector: pods,
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'TCP', port: 8080 }] },
+        {
+          ports: [
+            { protocol: 'TCP', port: 6000, endPort: 7000 },
+            { protocol: 'TCP', port: 16000, endPort: 17000 },
+          ],
+          from: [
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubesphere-system' } } },
+          ],
+        },
+      ],
+    });
+    expect(of('PodDisruptionBudget')).toEqual({
+      minAvailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+      selector: pods,
+    });
+    // Both select the Deployment's pods.
+    expect((of('Deployment') as { selector: unknown }).selector).toEqual(pods);
+    expect(objects).toHaveLength(13);
+    // One replica gets no budget even when asked: it would block every node drain.
+    const single = await proxyChart.render(['--set', 'podDisruptionBudget.enabled=true'], { release: 'one' });
+    expect(single).not.toContain('kind: PodDisruptionBudget');
+  });
+
+  it('tower-proxy memory: a limit twice the RSS measured at 1,000 agents, the heap cap below it', async () => {
+    const [deployment] = await proxyChart.dryRun<
+      KubeObject & {
+        spec: {
+          template: {
+            spec: {
+              containers: {
+                resources: { limits: { memory: string } };
+                env: { name: string; value?: string }[];
+              }[];
+            };
+          };
+        };
+      }
+    >(await proxyChart.render(['--show-only', 'templates/deployment.yaml']));
+    const container = deployment!.spec.template.spec.containers[0]!;
+    expect(container.resources.limits.memory).toBe('512Mi');
+    expect(container.env.find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('--max-old-space-size=128');
+  });
+
   it('tower-agent with its required values', async () => {
     const yaml = await agentChart.render(AGENT_VALUES);
     expect(yaml).toContain(`- --fingerprint=${FINGERPRINT}`);
@@ -207,6 +274,12 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(proxyChart, ['--set', 'replica=2'])).toMatch(
       /Additional property replica is not allowed/,
     );
+    expect(await fails(proxyChart, ['--set', 'networkPolicy.enabled=yes'])).toMatch(
+      /networkPolicy\.enabled: Invalid type. Expected: boolean, given: string/,
+    );
+    expect(await fails(proxyChart, ['--set', 'podDisruptionBudget.minAvailable=2'])).toMatch(
+      /Additional property minAvailable is not allowed/,
+    );
   });
 
   it('tower-proxy: what the schema cannot say, the templates refuse', async () => {
@@ -216,6 +289,18 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(proxyChart, ['--set', 'port=6500'])).toContain(
       'port 6500 falls inside portRange 6000-7000',
     );
+    expect(await fails(proxyChart, ['--set', 'nodeOptions=--max-old-space-size=512'])).toContain(
+      'nodeOptions --max-old-space-size=512 (MiB) needs resources.limits.memory of at least 768Mi (the heap cap + 256 MiB outside the heap), not 512Mi',
+    );
+    // …and a consistent pair passes.
+    await expect(
+      proxyChart.render([
+        '--set',
+        'nodeOptions=--max-old-space-size=768',
+        '--set',
+        'resources.limits.memory=1Gi',
+      ]),
+    ).resolves.toContain('--max-old-space-size=768');
   });
 
   it('tower-agent: a missing fingerprint fails with a message that says where to find it', async () => {
@@ -240,6 +325,40 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(agentChart, [...AGENT_VALUES, '--set', 'existingSecret=s'])).toContain(
       'give token or existingSecret, not both',
     );
+  });
+});
+
+describe("tower-proxy's NOTES say what protects it and what does not", () => {
+  const notes = async (args: string[]) => {
+    const r = await host.helm(['install', 'notes', proxyChart.chart, '--dry-run=client', '-n', NS, ...args]);
+    expect([r.exitCode, r.stderr]).toEqual([0, '']);
+    return r.stdout.slice(r.stdout.indexOf('NOTES:'));
+  };
+
+  it('by default: no NetworkPolicy; the admission policy guards the Services', async () => {
+    const text = await notes([]);
+    expect(text).toContain('- No NetworkPolicy (networkPolicy.enabled=false)');
+    expect(text).toContain(
+      '- The admission policy notes-tower-proxy-kubesphere-system-services lets the proxy touch only its own Services.',
+    );
+    expect(text).not.toContain('PodDisruptionBudget');
+  });
+
+  it('hardened: the NetworkPolicy and its sources, the budget and how to drain the leader', async () => {
+    const text = await notes([
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set',
+      'podDisruptionBudget.enabled=true',
+      '--set',
+      'replicas=2',
+    ]);
+    expect(text).toContain(
+      '- A NetworkPolicy admits only the agent port 8080 (from anywhere)\n  and the listener ports 6000-7000 and 16000-17000 (from networkPolicy.listenerFrom).',
+    );
+    expect(text).toContain('kubectl -n kubesphere-system delete pod <leader>');
+    const single = await notes(['--set', 'podDisruptionBudget.enabled=true']);
+    expect(single).toContain('- podDisruptionBudget.enabled needs replicas > 1: none was created');
   });
 });
 
