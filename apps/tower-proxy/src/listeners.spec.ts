@@ -126,6 +126,7 @@ beforeAll(async () => {
 
 interface Bed {
   listeners: ClusterListeners;
+  logger: RecordingLogger;
   registry: Registry;
   metrics: ProxyMetrics;
   agent: FakeAgent;
@@ -145,7 +146,8 @@ async function start(
   const sessions = new SessionRegistry();
   const agent = new FakeAgent('alpha', metrics);
   sessions.add(agent);
-  const listeners = new ClusterListeners(sessions, metrics, new RecordingLogger(), '127.0.0.1', options);
+  const logger = new RecordingLogger();
+  const listeners = new ClusterListeners(sessions, metrics, logger, '127.0.0.1', options);
   const spec: ListenerSpec = {
     cluster: 'alpha',
     kubernetesPort: await freePort(),
@@ -154,7 +156,7 @@ async function start(
     caPem: ca.certPem,
     ...extra,
   };
-  bed = { listeners, registry, metrics, agent, sessions, spec, clients: [] };
+  bed = { listeners, logger, registry, metrics, agent, sessions, spec, clients: [] };
   await listeners.ensure(spec);
   return bed;
 }
@@ -409,6 +411,25 @@ describe('ClusterListeners: client certificates', () => {
     await sleep(100);
     expect(open.destroyed).toBe(false);
     expect(await exchange(open)).toBe(OK);
+  });
+});
+
+describe('ClusterListeners: log', () => {
+  it('counts every refusal but warns once a minute per reason (a flood does not flood the log)', async () => {
+    const b = await start();
+    for (let i = 0; i < 5; i++) expect(await exchange(k8s(b, otherCluster))).toMatch(/^HTTP\/1\.1 403 /);
+    for (let i = 0; i < 5; i++) {
+      const anonymous = tlsConnect({ port: b.spec.kubernetesPort, host: '127.0.0.1', ca: ca.certPem });
+      anonymous.on('error', () => undefined);
+      b.clients.push(anonymous);
+      await closed(anonymous);
+    }
+    await until('the TLS refusals are counted', async () => (await refusals(b, 'tls')) === 5);
+    expect(await refusals(b, 'wrong-cluster')).toBe(5);
+    expect(b.logger.messages('warn')).toEqual([
+      'client certificate is for another cluster; refused',
+      'TLS handshake refused',
+    ]);
   });
 });
 

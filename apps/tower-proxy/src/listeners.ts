@@ -296,9 +296,8 @@ export class ClusterListeners {
         this.logger.debug({ cluster, remote: s.remoteAddress }, 'client left during the TLS handshake');
         return;
       }
-      const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
-      this.count(pair, timeout ? 'tls-timeout' : 'tls');
-      this.logger.info({ cluster, remote: s.remoteAddress, err: err.message }, 'TLS handshake refused');
+      const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'tls-timeout' : 'tls';
+      this.refuse(pair, reason, 'TLS handshake refused', { remote: s.remoteAddress, err: err.message });
     });
 
     pair.ks.on('connection', (s: Socket) => {
