@@ -83,6 +83,7 @@ void runMain('tower-proxy', async () => {
     // The handshake deadline and the caps count from the TCP accept.
     onConnection: (socket) => tunnel.handleConnection(socket),
     limits: { headersTimeoutMs: opts.handshakeTimeout },
+    ...(opts.metricsPort === undefined ? {} : { metricsListen: { host: opts.host, port: opts.metricsPort } }),
   });
   const port = server?.port;
   logger.info({ host: opts.host, port }, `accepting agents on ${opts.host}:${port}${TUNNEL_PATH}`);

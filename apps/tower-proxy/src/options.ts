@@ -68,6 +68,13 @@ export const program = createProgram({
       schema: schemas.port({ allowZero: true }),
       default: 8080,
     },
+    metricsPort: {
+      flag: '--metrics-port <port>',
+      env: 'TOWER_METRICS_PORT',
+      description:
+        'serve /metrics on this port (on --host) instead of --port, to keep it off the public agent port (its labels name Clusters); 0 picks a free port',
+      schema: schemas.port({ allowZero: true }).optional(),
+    },
     listenAddress: {
       flag: '--listen-address <address>',
       env: 'TOWER_LISTEN_ADDRESS',

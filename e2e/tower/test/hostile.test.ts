@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { sleep, until } from '@knet/testing';
+import { freePort, sleep, until } from '@knet/testing';
 import { SUBPROTOCOL, TUNNEL_PATH } from '@knet/tunnel';
 import { towerBed, type RunningProxy } from './harness';
 
@@ -221,5 +221,16 @@ describe('hostile clients on the agent port', () => {
       expect(answer.data).toMatch(path === TUNNEL_PATH ? /^HTTP\/1.1 101 / : /^HTTP\/1.1 404 /);
       expect(answer.afterMs).toBeLessThan(DEADLINE_MS * 3);
     }
+  });
+
+  it('with --metrics-port, /metrics (whose labels name Clusters) is not on the agent port', async () => {
+    const metricsPort = await freePort();
+    const other = await bed.startProxy([`--metrics-port=${metricsPort}`]);
+    expect((await fetch(`${other.url}/metrics`)).status).toBe(404);
+    expect((await fetch(`${other.url}/readyz`)).status).toBe(200);
+    const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(scraped.status).toBe(200);
+    expect(await scraped.text()).toContain('tower_proxy_preauth_connections');
+    await other.proc.stop();
   });
 });

@@ -117,6 +117,31 @@ describe('startApp', () => {
     expect(exits).toEqual([0]);
   });
 
+  it('with metricsListen: /metrics only on the second server, health and routes only on the first; both close on shutdown', async () => {
+    const { app, shutdown } = start({ logLevel: 'info' });
+    new Counter({ name: 'demo_hits_total', help: 'Hits.', registers: [app.registry] }).inc();
+    const server = await app.serve({
+      listen: { host: '127.0.0.1', port: 0 },
+      metricsListen: { host: '127.0.0.1', port: 0 },
+      routes: { '/version': (_req, res) => res.end('v1\n') },
+    });
+    const main = server?.port ?? 0;
+    const metrics = server?.metrics?.port ?? 0;
+    expect(metrics).toBeGreaterThan(0);
+    expect(metrics).not.toBe(main);
+    expect(await get(main, '/metrics')).toEqual({ status: 404, body: 'not found\n' });
+    expect(await get(main, '/healthz')).toEqual({ status: 200, body: 'ok\n' });
+    expect(await get(main, '/version')).toEqual({ status: 200, body: 'v1\n' });
+    const scraped = await get(metrics, '/metrics');
+    expect(scraped.status).toBe(200);
+    expect(scraped.body).toContain('demo_hits_total 1');
+    expect((await get(metrics, '/healthz')).status).toBe(404);
+    expect((await get(metrics, '/readyz')).status).toBe(404);
+    expect(await shutdown.shutdown('test')).toBe(true);
+    expect(await listening(metrics)).toBe(false);
+    expect(await listening(main)).toBe(false);
+  });
+
   it("serves nothing when the metrics port is off (zero: 'off', port 0)", async () => {
     const opts = parseOptions(program('off', 0), ['node', 'demo'], {});
     expect(opts.metricsPort).toBeUndefined();

@@ -59,7 +59,15 @@ export interface ServeOptions {
   limits?: ObservabilityServerOptions['limits'];
   /** Time one check may take (default 1 s). */
   checkTimeoutMs?: number;
+  /**
+   * Serve `/metrics` on this address instead (a second server with only `/metrics`), e.g. to keep
+   * it off a public port; `listen` then answers 404 there. Port 0 picks a free port.
+   */
+  metricsListen?: { host?: string; port: number };
 }
+
+/** What `serve()` started: the endpoint, and the metrics server when `metricsListen` asked for one. */
+export type ServedEndpoint = ObservabilityServer & { readonly metrics?: ObservabilityServer };
 
 /** A started app: its logger, shutdown signal, metrics registry and endpoint. See `startApp`. */
 export interface App {
@@ -75,7 +83,7 @@ export interface App {
    * `/metrics` on `listen` or the options' metrics address; closed on shutdown, after the handlers
    * registered later. Resolves to the server, or undefined when the metrics port is off.
    */
-  serve(options?: ServeOptions): Promise<ObservabilityServer | undefined>;
+  serve(options?: ServeOptions): Promise<ServedEndpoint | undefined>;
   /** Cleanup run on shutdown (after main returned), last registered first. */
   onShutdown(handler: ShutdownHandler, name?: string): () => void;
   /** Resolves when shutdown starts, keeping the process alive until then. */
@@ -114,7 +122,7 @@ export function startApp(name: string, opts: AppOptions, seams: StartAppOptions 
   const registry = createMetricsRegistry(seams.metrics);
   let served = false;
 
-  async function serve(options: ServeOptions = {}): Promise<ObservabilityServer | undefined> {
+  async function serve(options: ServeOptions = {}): Promise<ServedEndpoint | undefined> {
     if (served) throw new Error(`${name}: serve() was called twice; one endpoint per app`);
     let listen = options.listen;
     if (!listen) {
@@ -141,6 +149,7 @@ export function startApp(name: string, opts: AppOptions, seams: StartAppOptions 
       ...(options.onConnection ? { onConnection: options.onConnection } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.checkTimeoutMs === undefined ? {} : { checkTimeoutMs: options.checkTimeoutMs }),
+      ...(options.metricsListen ? { endpoints: { metrics: false } } : {}),
     });
     for (const [check, fn] of Object.entries(options.readiness ?? {})) server.addReadinessCheck(check, fn);
     for (const [check, fn] of Object.entries(options.liveness ?? {})) server.addLivenessCheck(check, fn);
@@ -149,7 +158,17 @@ export function startApp(name: string, opts: AppOptions, seams: StartAppOptions 
       await server.close();
       logger.info('observability server closed');
     }, 'observability server');
-    return server;
+    if (!options.metricsListen) return server;
+    const metrics = createObservabilityServer({
+      port: options.metricsListen.port,
+      ...(options.metricsListen.host === undefined ? {} : { host: options.metricsListen.host }),
+      registry,
+      logger,
+      endpoints: { health: false },
+    });
+    await metrics.listen();
+    shutdown.onShutdown(() => metrics.close(), 'metrics server');
+    return Object.assign(server, { metrics });
   }
 
   return {

@@ -39,6 +39,12 @@ export interface ObservabilityServerOptions {
   onConnection?: (socket: Socket) => void;
   /** Bounds for slow or idle clients; see `HttpLimits` for the defaults. */
   limits?: HttpLimits;
+  /**
+   * Which built-in endpoints to serve (default both): `health` = `/healthz`, `/readyz`; `metrics` =
+   * `/metrics`. An app that must not show its metrics on a public port serves them on a second
+   * server (`serve({ metricsListen })`).
+   */
+  endpoints?: { health?: boolean; metrics?: boolean };
 }
 
 /**
@@ -115,6 +121,8 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
   const timeoutMs = options.checkTimeoutMs ?? 1000;
   const { logger, registry } = options;
   const limits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
+  const serveHealth = options.endpoints?.health ?? true;
+  const serveMetrics = options.endpoints?.metrics ?? true;
   const requestTimeout = Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs);
   const serverOptions: http.ServerOptions = {
     headersTimeout: limits.headersTimeoutMs,
@@ -177,13 +185,13 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
       route(req, res);
       return;
     }
-    if (url.pathname === '/metrics') {
+    if (url.pathname === '/metrics' && serveMetrics) {
       const body = await registry.metrics();
       send(res, req, 200, registry.contentType, body);
       return;
     }
     const [, first, one, ...rest] = url.pathname.split('/');
-    const kind = first === undefined ? undefined : PATHS[first];
+    const kind = first === undefined || !serveHealth ? undefined : PATHS[first];
     if (kind === undefined || rest.length > 0 || one === '') {
       send(res, req, 404, TEXT, 'not found\n');
       return;
