@@ -291,11 +291,6 @@ export class ClusterListeners {
     });
     tls.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => {
       s.destroy();
-      if (err.code === 'ECONNRESET') {
-        // The client left mid-handshake (a TCP health check, a scan, a shed connection): no refusal.
-        this.logger.debug({ cluster, remote: s.remoteAddress }, 'client left during the TLS handshake');
-        return;
-      }
       const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'tls-timeout' : 'tls';
       this.refuse(pair, reason, 'TLS handshake refused', { remote: s.remoteAddress, err: err.message });
     });
