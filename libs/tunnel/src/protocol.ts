@@ -16,9 +16,9 @@ import { z } from 'zod';
  * 4. Targets: after hello, the agent sends `tcpip-forward` for each target it serves, as the bind
  *    address (a target *name*, e.g. `kubernetes`, port 443). That is its allow-list: the proxy only
  *    opens `forwarded-tcpip` channels to advertised targets, and the agent refuses any other.
- * 5. Liveness: the agent sends `keepalive@openssh.com` every keepalive interval and drops the
- *    connection when a reply is missing; the proxy sends WebSocket pings and drops agents whose pong
- *    is missing. Either side detects a dead peer within 2× the interval.
+ * 5. Liveness: both sides send `keepalive@openssh.com` every keepalive interval and drop the
+ *    connection when a reply is missing: either detects a dead peer within 2× the interval. No
+ *    WebSocket pings (the proxy does not answer them).
  */
 export const TUNNEL_PATH = '/v1/tunnel';
 export const SUBPROTOCOL = 'knet-tower.v1';
