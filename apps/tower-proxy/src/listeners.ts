@@ -155,8 +155,9 @@ interface Pair {
   /** The TLS server is not listening itself: `k8s` hands it the connections it admits. */
   tls: TlsServer;
   k8s: TcpServer;
-  gates: Record<TargetName, ConnectionGate>;
   ks: TcpServer;
+  /** Per listener: its connections, and which are still pending. */
+  gates: Record<TargetName, ConnectionGate>;
   /** Every accepted socket (raw and TLS), cut when the listeners stop. */
   sockets: Set<Socket>;
   /** Kubernetes connections let through, with their client certificate's fingerprint. */
@@ -241,25 +242,24 @@ export class ClusterListeners {
       rejectUnauthorized: true,
       handshakeTimeout: this.opts.handshakeTimeoutMs,
     });
-    const pair: Pair = {
-      spec,
-      allowed: fingerprintSet(spec.clientCertificates),
-      tls,
-      k8s: createTcpServer(),
-      ks: createTcpServer(),
-      gates: {} as Record<TargetName, ConnectionGate>,
-      sockets: new Set(),
-      clients: new Map(),
-      stopped: false,
-      warned: new Map(),
-    };
     const gate = (listener: TargetName) =>
       new ConnectionGate(this.opts.maxConnections, this.opts.maxConnectionsPerSource, (s, reason) =>
         this.refuse(pair, reason, `${listener} listener full: the oldest pending connection closed`, {
           remote: s.remoteAddress,
         }),
       );
-    pair.gates = { kubernetes: gate('kubernetes'), kubesphere: gate('kubesphere') };
+    const pair: Pair = {
+      spec,
+      allowed: fingerprintSet(spec.clientCertificates),
+      tls,
+      k8s: createTcpServer(),
+      ks: createTcpServer(),
+      gates: { kubernetes: gate('kubernetes'), kubesphere: gate('kubesphere') },
+      sockets: new Set(),
+      clients: new Map(),
+      stopped: false,
+      warned: new Map(),
+    };
     const accept = (listener: TargetName, s: Socket): boolean => {
       s.on('error', () => s.destroy());
       if (pair.stopped) {
