@@ -15,6 +15,7 @@ describe('tower-agent options', () => {
       ['one flag', [`--fingerprint=${a}`], {}, [a]],
       ['the flag repeated', [`--fingerprint=${a}`, '--fingerprint', b], {}, [a, b]],
       ['comma-separated in the env', [], { TOWER_FINGERPRINT: `${a}, ${b}` }, [a, b]],
+      ['comma-separated in one flag (as the chart passes them)', [`--fingerprint=${a},${b}`], {}, [a, b]],
       [
         'without the prefix or with padding, duplicates dropped',
         [`--fingerprint=${a.slice(7)}=`, `--fingerprint=${a}`],
