@@ -391,6 +391,41 @@ describe('ClusterController.reconcile on a fake store', () => {
     expect(condition(b.store.cluster('alpha'), 'Initialized')?.status).toBe('True');
   });
 
+  it('a Cluster edited while a pass runs keeps the edit: the connection patch is conditional on the version it was planned from', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha', { connection: { type: 'proxy', token: 'first-token-0123456789' } }));
+    const apply = b.store.applyService.bind(b.store);
+    let edited = false;
+    b.store.applyService = async (svc) => {
+      const applied = await apply(svc);
+      if (!edited) {
+        edited = true; // a user rotates the token while the pass waits for the API server
+        b.store.put(
+          proxyCluster('alpha', { connection: { type: 'proxy', token: 'rotated-token-0123456789' } }),
+        );
+      }
+      return applied;
+    };
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')?.spec?.connection?.token).toBe('rotated-token-0123456789');
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubeconfig).toBeUndefined();
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')?.spec?.connection?.token).toBe('rotated-token-0123456789');
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubeconfig).toBeDefined();
+  });
+
+  it("a Service mc-<name> that is not the proxy's is not taken over: the pass fails with one line and a Warning", async () => {
+    const b = bed();
+    b.store.putService({
+      metadata: { name: 'mc-alpha', namespace: NS, labels: { app: 'theirs' } },
+      spec: {},
+    });
+    b.store.put(proxyCluster('alpha'));
+    await expect(b.controller.reconcile('alpha')).rejects.toThrow(/exists and is not tower-proxy's/);
+    expect(b.store.events.map((e) => e.reason)).toContain('ReconcileFailed');
+    expect(b.store.service('alpha')?.metadata?.labels).toEqual({ app: 'theirs' });
+  });
+
   it.each([
     [
       'the Service apply',

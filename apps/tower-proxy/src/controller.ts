@@ -10,7 +10,7 @@ import {
   renderKubeconfig,
   type CertificateAuthority,
 } from '@knet/crypto';
-import { WorkQueue, isConflict, isNotFound, kubeconfigTls } from '@knet/k8s';
+import { WorkQueue, isConflict, kubeconfigTls } from '@knet/k8s';
 import { errorMessage, type Logger } from '@knet/runtime';
 import type { Hello } from '@knet/tunnel';
 import type { ClusterStore } from './cluster-store';
@@ -277,12 +277,8 @@ export class ClusterController {
     this.renewals.get(name)?.();
     this.renewals.delete(name);
     leading();
-    try {
-      await this.o.store.deleteService(name);
+    if ((await this.o.store.deleteService(name)) === 'deleted')
       this.o.logger.info({ cluster: name, why }, 'cluster cleaned up');
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
     const conditions = cluster && withoutTunnelConditions(cluster);
     if (cluster && conditions) {
       leading();
@@ -341,7 +337,7 @@ export class ClusterController {
       this.o.logger.info({ cluster: name, fields: Object.keys(patch) }, 'updating cluster connection');
       leading();
       try {
-        current = await this.o.store.patchConnection(name, patch);
+        current = await this.o.store.patchConnection(name, patch, cluster.metadata.resourceVersion);
       } catch (e) {
         // The Cluster changed since this pass planned it (a token rotated, a kubeconfig removed, the
         // Cluster re-created): the store reports the change, and the next pass plans on it.
