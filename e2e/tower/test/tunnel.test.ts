@@ -272,11 +272,15 @@ describe('external access and deletion', () => {
     expect(refused).toBe(true);
     const metrics = await (await fetch(`${bed.proxy.url}/metrics`)).text();
     expect(metrics).toMatch(/tower_proxy_agent_sessions\{cluster="alpha"\} 0/);
-    // the agent is now turned away as unknown, and keeps trying with backoff
+    // the agent is now turned away (told only "unauthorized"; the proxy counts the detail) and keeps
+    // trying with backoff
     await until(
-      () => `the agent to be refused as unknown-cluster; agent log:\n${agent.tail(10)}`,
-      async () => agent.tail(50).includes('unknown-cluster'),
+      () => `the agent to be refused as unauthorized; agent log:\n${agent.tail(10)}`,
+      async () => agent.tail(50).includes('unauthorized'),
       20_000,
+    );
+    expect(await (await fetch(`${bed.proxy.url}/metrics`)).text()).toMatch(
+      /tower_proxy_handshake_failures_total\{reason="unknown-cluster"\} [1-9]/,
     );
   });
 });
