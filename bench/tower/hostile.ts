@@ -3,7 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { freePort, type ControlPlane } from '@knet/testing';
 import { createLogger } from '@knet/runtime';
-import { AgentConnection, SUBPROTOCOL, TUNNEL_PATH } from '@knet/tunnel';
+import { AgentConnection, TUNNEL_PATH, afterUpgrade, clientFrame, clientFrameHeader } from '@knet/tunnel';
 import {
   clusterObject,
   createClusters,
@@ -29,41 +29,15 @@ export interface HostileOptions {
 const KINDS = ['idle', 'half-ident', 'unfinished-frame'] as const;
 type Kind = (typeof KINDS)[number];
 
-function upgradeRequest(): string {
-  return (
-    `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
-    `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`
-  );
-}
-
-/** A client frame header (binary, zero mask key) announcing `length` bytes (< 65536). */
-function frameHeader(length: number): Buffer {
-  if (length < 126) return Buffer.from([0x82, 0x80 | length, 0, 0, 0, 0]);
-  const b = Buffer.from([0x82, 0x80 | 126, 0, 0, 0, 0, 0, 0]);
-  b.writeUInt16BE(length, 2);
-  return b;
-}
-
 function behave(s: Socket, kind: Kind): void {
   if (kind === 'idle') return; // TCP only: not even a request head
-  s.write(upgradeRequest());
-  let head = '';
-  const onData = (d: Buffer) => {
-    head += d.toString('latin1');
-    if (!head.includes('\r\n\r\n')) return;
-    s.off('data', onData);
+  afterUpgrade(s, () => {
     s.resume();
-    if (kind === 'half-ident') {
-      const half = Buffer.from('SSH-2.0-hal');
-      s.write(Buffer.concat([frameHeader(half.length), half]));
-    } else {
-      // As large a frame as the proxy takes before the hello (8 KiB), less one byte: the most a
-      // stranger can make it hold. (A larger one is refused at its header.)
-      s.write(Buffer.concat([frameHeader(8192), randomBytes(8191)]));
-    }
-  };
-  s.on('data', onData);
+    if (kind === 'half-ident') s.write(clientFrame(Buffer.from('SSH-2.0-hal')));
+    // As large a frame as the proxy takes before the hello (8 KiB), less one byte: the most a
+    // stranger can make it hold. (A larger one is refused at its header.)
+    else s.write(Buffer.concat([clientFrameHeader(8192), randomBytes(8191)]));
+  });
 }
 
 /** Keeps `n` hostile connections open; each one the proxy closes is replaced at once. */

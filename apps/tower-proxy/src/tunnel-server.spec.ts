@@ -13,6 +13,9 @@ import {
 import {
   AgentConnection,
   PREAUTH_MAX_MESSAGE,
+  afterUpgrade,
+  clientFrameHeader,
+  upgradeRequest,
   SUBPROTOCOL,
   TUNNEL_PATH,
   encodeHello,
@@ -118,45 +121,15 @@ function rawClient(
   return { socket, closed, connected };
 }
 
-function upgradeRequest(path = TUNNEL_PATH): string {
-  return (
-    `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\n` +
-    `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`
-  );
-}
-
-/** A client WebSocket frame header (binary, masked with a zero key) announcing `length` bytes. */
-function frameHeader(length: number): Buffer {
-  if (length < 126) return Buffer.from([0x82, 0x80 | length, 0, 0, 0, 0]);
-  if (length < 65536) {
-    const b = Buffer.from([0x82, 0x80 | 126, 0, 0, 0, 0, 0, 0]);
-    b.writeUInt16BE(length, 2);
-    return b;
-  }
-  const b = Buffer.alloc(14);
-  b[0] = 0x82;
-  b[1] = 0x80 | 127;
-  b.writeBigUInt64BE(BigInt(length), 2);
-  return b;
-}
-
 /** Upgrades a raw socket to the tunnel and waits for the 101. */
 async function upgraded(port: number, localAddress?: string) {
   const c = rawClient(port, localAddress);
   await c.connected;
-  c.socket.write(upgradeRequest());
-  await new Promise<void>((resolve, reject) => {
-    let head = '';
-    const onData = (d: Buffer) => {
-      head += d.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      c.socket.off('data', onData);
-      if (head.startsWith('HTTP/1.1 101')) resolve();
-      else reject(new Error(`not upgraded: ${head}`));
-    };
-    c.socket.on('data', onData);
-  });
+  await new Promise<void>((resolve, reject) =>
+    afterUpgrade(c.socket, (head) =>
+      head.startsWith('HTTP/1.1 101') ? resolve() : reject(new Error(`not upgraded: ${head}`)),
+    ),
+  );
   return c;
 }
 
@@ -220,7 +193,7 @@ describe('TunnelServer: the handshake deadline counts from the TCP accept', () =
     const silent = rawClient(b.port);
     const noIdent = await upgraded(b.port);
     const afterIdent = await upgraded(b.port);
-    afterIdent.socket.write(Buffer.concat([frameHeader(21), Buffer.from('SSH-2.0-stranger_1\r\n')]));
+    afterIdent.socket.write(Buffer.concat([clientFrameHeader(21), Buffer.from('SSH-2.0-stranger_1\r\n')]));
     const results = await Promise.all([silent.closed, noIdent.closed, afterIdent.closed]);
     for (const r of results) {
       expect(r.afterMs).toBeGreaterThanOrEqual(350);
@@ -265,7 +238,7 @@ describe('TunnelServer: bounded messages before the hello', () => {
   it('closes at once a connection that announces a frame over the pre-hello limit (4 MiB, unfinished)', async () => {
     const b = await start({ handshakeTimeoutMs: 5000 });
     const c = await upgraded(b.port);
-    c.socket.write(Buffer.concat([frameHeader(4 * 1024 * 1024), Buffer.alloc(64 * 1024)]));
+    c.socket.write(Buffer.concat([clientFrameHeader(4 * 1024 * 1024), Buffer.alloc(64 * 1024)]));
     const r = await c.closed;
     expect(r.afterMs).toBeLessThan(4000); // not the deadline: the header alone is refused
     expect(await metric(b.registry, 'tower_proxy_handshake_failures_total', 'reason="bad-frame"')).toBe(1);
@@ -274,7 +247,9 @@ describe('TunnelServer: bounded messages before the hello', () => {
   it('closes a connection holding an unfinished frame under the limit at the deadline', async () => {
     const b = await start({ handshakeTimeoutMs: 400 });
     const c = await upgraded(b.port);
-    c.socket.write(Buffer.concat([frameHeader(PREAUTH_MAX_MESSAGE), Buffer.alloc(PREAUTH_MAX_MESSAGE - 1)]));
+    c.socket.write(
+      Buffer.concat([clientFrameHeader(PREAUTH_MAX_MESSAGE), Buffer.alloc(PREAUTH_MAX_MESSAGE - 1)]),
+    );
     const r = await c.closed;
     expect(r.afterMs).toBeGreaterThanOrEqual(350);
     expect(

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { freePort, sleep, until } from '@knet/testing';
-import { SUBPROTOCOL, TUNNEL_PATH } from '@knet/tunnel';
+import { TUNNEL_PATH, afterUpgrade, clientFrame, clientFrameHeader, upgradeRequest } from '@knet/tunnel';
 import { towerBed, type RunningProxy } from './harness';
 
 /**
@@ -30,27 +30,6 @@ async function metric(name: string, labels = ''): Promise<number> {
   return sum;
 }
 
-const upgrade = () =>
-  `GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-  `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
-  `Sec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`;
-
-/** A masked (zero key) binary frame header announcing `length` bytes. */
-function frameHeader(length: number): Buffer {
-  if (length < 126) return Buffer.from([0x82, 0x80 | length, 0, 0, 0, 0]);
-  if (length < 65536) {
-    const b = Buffer.from([0x82, 0x80 | 126, 0, 0, 0, 0, 0, 0]);
-    b.writeUInt16BE(length, 2);
-    return b;
-  }
-  const b = Buffer.alloc(14);
-  b[0] = 0x82;
-  b[1] = 0x80 | 127;
-  b.writeBigUInt64BE(BigInt(length), 2);
-  return b;
-}
-const frame = (data: Buffer) => Buffer.concat([frameHeader(data.length), data]);
-
 type Kind = 'idle' | 'slow-loris' | 'upgraded' | 'half-ident' | 'unfinished' | 'truncated' | 'oversized';
 const KINDS: Kind[] = [
   'idle',
@@ -64,17 +43,7 @@ const KINDS: Kind[] = [
 
 /** What each kind sends; none of them ever closes its side. */
 function behave(s: Socket, kind: Kind): void {
-  const afterUpgrade = (then: () => void) => {
-    s.write(upgrade());
-    let head = '';
-    const onData = (d: Buffer) => {
-      head += d.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      s.off('data', onData);
-      then();
-    };
-    s.on('data', onData);
-  };
+  const upgraded = (then: () => void) => afterUpgrade(s, then);
   switch (kind) {
     case 'idle':
       return;
@@ -84,23 +53,23 @@ function behave(s: Socket, kind: Kind): void {
       return;
     }
     case 'upgraded':
-      return afterUpgrade(() => undefined);
+      return upgraded(() => undefined);
     case 'half-ident':
-      return afterUpgrade(() => s.write(frame(Buffer.from('SSH-2.0-hal'))));
+      return upgraded(() => s.write(clientFrame(Buffer.from('SSH-2.0-hal'))));
     case 'unfinished':
-      return afterUpgrade(() => s.write(Buffer.concat([frameHeader(8192), randomBytes(8191)])));
+      return upgraded(() => s.write(Buffer.concat([clientFrameHeader(8192), randomBytes(8191)])));
     case 'truncated': {
       // The ident, then an SSH packet that announces 1000 bytes and stops after 100.
       const pkt = Buffer.alloc(100);
       pkt.writeUInt32BE(1000, 0);
-      return afterUpgrade(() =>
-        s.write(Buffer.concat([frame(Buffer.from('SSH-2.0-trunc\r\n')), frame(pkt)])),
+      return upgraded(() =>
+        s.write(Buffer.concat([clientFrame(Buffer.from('SSH-2.0-trunc\r\n')), clientFrame(pkt)])),
       );
     }
     case 'oversized':
       // 4 MiB announced, 2 MiB sent (before the fix the proxy buffered it all, and kept it).
-      return afterUpgrade(() =>
-        s.write(Buffer.concat([frameHeader(4 * 1024 * 1024), Buffer.alloc(2 * 1024 * 1024)])),
+      return upgraded(() =>
+        s.write(Buffer.concat([clientFrameHeader(4 * 1024 * 1024), Buffer.alloc(2 * 1024 * 1024)])),
       );
   }
 }
@@ -209,9 +178,7 @@ describe('hostile clients on the agent port', () => {
         const t0 = performance.now();
         let data = '';
         const s = netConnect({ host: '127.0.0.1', port: proxy.port }, () =>
-          s.write(
-            upgrade().replace(TUNNEL_PATH, path) + 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3),
-          ),
+          s.write(upgradeRequest(path) + 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3)),
         );
         s.on('data', (d: Buffer) => (data += d.toString('latin1')));
         s.on('error', () => undefined);
