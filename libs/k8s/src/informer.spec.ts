@@ -9,6 +9,8 @@ import { kubeRequest } from './request';
 // with the API server's own 429 while a resource's watch cache starts (KEP-4568: a watch is
 // refused, not held, until the cache is ready), and otherwise a watch that streams until closed.
 
+jest.setTimeout(30_000);
+
 const PATH = '/apis/example.com/v1/widgets';
 const MIN = 200;
 
@@ -55,13 +57,18 @@ let watchRefusals: Refusal[] = [];
 /** The watches answered 200, open until the test or the client closes them. */
 const streams: ServerResponse[] = [];
 let watches = 0;
+let lists = 0;
+/** Watches answered 200 and not yet closed (by either side). */
+let openWatches = 0;
+/** While set, lists are answered only once it resolves. */
+let listGate: Promise<void> | undefined;
 
 function refuse(res: ServerResponse, r: Refusal): void {
   res.writeHead(r.status, { 'Content-Type': 'application/json', ...r.headers });
   res.end(JSON.stringify(r.body) + '\n');
 }
 
-function handle(req: IncomingMessage, res: ServerResponse): void {
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname !== PATH) return refuse(res, { ...INTERNAL, status: 404 });
   if (url.searchParams.get('watch') === 'true') {
@@ -70,9 +77,13 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     if (refusal) return refuse(res, refusal);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
+    openWatches++;
+    res.on('close', () => openWatches--);
     streams.push(res);
     return;
   }
+  lists++;
+  await listGate;
   const refusal = listRefusals.shift();
   if (refusal) return refuse(res, refusal);
   res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -87,7 +98,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 }
 
 beforeAll(async () => {
-  server = createServer(handle);
+  server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   kc = new KubeConfig();
@@ -105,6 +116,8 @@ beforeEach(() => {
   listRefusals = [];
   watchRefusals = [];
   watches = 0;
+  lists = 0;
+  listGate = undefined;
   logger = new RecordingLogger();
   seen = [];
   informer = new ResilientInformer<KubernetesObject>({
@@ -200,5 +213,19 @@ describe('ResilientInformer.watching', () => {
     expect(await syncState(i)).toBe('synced');
     expect(i.list().map((o) => o.metadata?.name)).toEqual(['a']);
     expect(retries().map((r) => r.code)).toEqual([500, 429]);
+  });
+
+  it('closes the watch client-node opens when stop() came while the list was under way', async () => {
+    const i = informer!;
+    let answerList!: () => void;
+    listGate = new Promise((r) => (answerList = r));
+    const started = i.start();
+    await waitFor('the list request', () => lists === 1);
+    await i.stop();
+    answerList();
+    await started;
+    expect(watches).toBe(1); // client-node watched all the same
+    await waitFor('the late watch to be closed', () => openWatches === 0);
+    expect(i.watching).toBe(false);
   });
 });
