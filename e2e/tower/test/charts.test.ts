@@ -249,6 +249,32 @@ describe("the Deployments' args are flags the apps accept", () => {
       'tower-agent: error: not running in a cluster (KUBERNETES_SERVICE_HOST unset)',
     );
   });
+
+  it('tower-agent with two pinned fingerprints (key rotation), a liveness timeout and an egress proxy', async () => {
+    const agent = await appBundle('tower-agent');
+    const second = `SHA256:${'B'.repeat(43)}`;
+    const yaml = await agentChart.render([
+      // Commas in --set values are escaped, as a user would on the command line.
+      ...setStrings({ ...AGENT_REQUIRED, fingerprint: `${FINGERPRINT}\\, ${second}` }),
+      ...setStrings({
+        livenessTimeout: '20m',
+        'egressProxy.https': 'http://egress.example.com:3128',
+        'egressProxy.noProxy': '.svc\\,10.0.0.0/8',
+      }),
+      '--show-only',
+      'templates/deployment.yaml',
+    ]);
+    const args = argsOf(yaml);
+    expect(args).toEqual(
+      expect.arrayContaining([`--fingerprint=${FINGERPRINT},${second}`, '--liveness-timeout=20m']),
+    );
+    expect(yaml).toContain('{ name: HTTPS_PROXY, value: "http://egress.example.com:3128" }');
+    expect(yaml).toMatch(/NO_PROXY, value: "\.svc,10\.0\.0\.0\/8"/);
+    const r = await runApp(agent, args, { TOWER_TOKEN: AGENT_REQUIRED.token, POD_NAME: 'tower-agent-0' });
+    expect(r.stderr).toContain(
+      'tower-agent: error: not running in a cluster (KUBERNETES_SERVICE_HOST unset)',
+    );
+  });
 });
 
 describe('values are checked before anything is rendered', () => {
