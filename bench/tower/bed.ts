@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import type { Cluster } from '@knet/cluster-crd';
@@ -262,4 +263,75 @@ export async function waitForCluster(
     },
     60_000,
   );
+}
+
+/** A Cluster list with the resourceVersion to watch from. */
+export async function listClustersAt(
+  host: ControlPlane,
+): Promise<{ items: Cluster[]; resourceVersion: string }> {
+  const l = await getJson<{ items: Cluster[]; metadata: { resourceVersion: string } }>(
+    host,
+    '/apis/cluster.kubesphere.io/v1alpha1/clusters',
+  );
+  return { items: l.items, resourceVersion: l.metadata.resourceVersion };
+}
+
+/**
+ * Watches Clusters from `resourceVersion` (admin credentials, one streaming GET): `onEvent` gets
+ * every ADDED/MODIFIED/DELETED object with Date.now() of its arrival. Returns a stop function.
+ * Rejects `failed` when the watch ends before it is stopped (the bench then reports it).
+ */
+export function watchClusters(
+  host: ControlPlane,
+  resourceVersion: string,
+  onEvent: (type: string, c: Cluster, at: number) => void,
+): { stop: () => void; failed: Promise<never> } {
+  const u = new URL(host.server);
+  let stopped = false;
+  let fail!: (e: Error) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined);
+  const req = httpsRequest(
+    {
+      host: u.hostname,
+      port: u.port,
+      path: `/apis/cluster.kubesphere.io/v1alpha1/clusters?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=3600`,
+      ...adminCredentials(host),
+      headers: { accept: 'application/json' },
+    },
+    (res) => {
+      if (res.statusCode !== 200) {
+        fail(new Error(`watch Clusters: HTTP ${res.statusCode}`));
+        res.resume();
+        return;
+      }
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (s: string) => {
+        buf += s;
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (!line.trim()) continue;
+          const e = JSON.parse(line) as { type: string; object: Cluster };
+          if (e.type === 'ERROR') fail(new Error(`watch Clusters: ${JSON.stringify(e.object)}`));
+          else onEvent(e.type, e.object, Date.now());
+        }
+      });
+      res.on('end', () => {
+        if (!stopped) fail(new Error('watch Clusters ended'));
+      });
+    },
+  );
+  req.on('error', (e) => {
+    if (!stopped) fail(e);
+  });
+  req.end();
+  return {
+    stop: () => {
+      stopped = true;
+      req.destroy();
+    },
+    failed,
+  };
 }

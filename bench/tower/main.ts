@@ -4,7 +4,8 @@
  *
  *   throughput  one bulk TCP stream through the tunnel's `kubesphere` target vs `ssh -L` (and chisel)
  *   latency     GET /version through the cluster's kubeconfig vs directly, p50/p99, and req/s at 64 clients
- *   scale       N Clusters, N simulated agents on one proxy: reconcile time, connect time, RSS
+ *   scale       N Clusters, N simulated agents on one proxy: reconcile time, connect time, RSS; then
+ *               the proxy killed and started again: time until every listener serves (restart)
  *   hostile     proxy RSS and a good agent's connect time while 500 hostile connections are open
  *
  * Options: --only=throughput,latency,scale,hostile  --bytes=MiB  --seconds=S  --rounds=N  --requests=N
@@ -12,7 +13,8 @@
  *          --dial-concurrency=N  --reconcile-timeout=S  --hostile-connections=N  --hostile-sources=N  --proxy-node-flags="--max-old-space-size=128"
  *          (default: the chart's nodeOptions; the image's ENTRYPOINT flags are always there)
  *          --agent-node-flags="--trace-gc"
- *          --cpu-prof (then profile proxy and agent in one more stream and rate run)  --keep (keep logs)
+ *          --cpu-prof (then profile proxy and agent in one more stream and rate run, and the restarted proxy)
+ *          --no-restart (scale without its restart)  --probe-concurrency=N  --keep (keep logs)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,6 +72,8 @@ const { values: args } = parseArgs({
     'proxy-node-flags': { type: 'string' },
     'agent-node-flags': { type: 'string', default: '' },
     'cpu-prof': { type: 'boolean', default: false },
+    'no-restart': { type: 'boolean', default: false },
+    'probe-concurrency': { type: 'string', default: '32' },
     keep: { type: 'boolean', default: false },
   },
   allowPositionals: false,
@@ -154,6 +158,9 @@ async function main(): Promise<void> {
         reconcileTimeoutMs: int('reconcile-timeout') * 1000,
         connectTimeoutMs: 300_000,
         proxyNodeFlags: proxyNodeFlags(),
+        restart: !args['no-restart'],
+        probeConcurrency: int('probe-concurrency'),
+        cpuProf: Boolean(args['cpu-prof']),
       },
       cleanup,
     );

@@ -11,9 +11,11 @@ import {
   listClusters,
   startProxy,
   type Bundles,
+  type ProxyOptions,
   type RunningProxy,
 } from './bed';
 import { gcAndMeasure, type HeapAfterGc } from './inspect';
+import { runRestart } from './restart';
 import type { SimConfig, SimStatus } from './sim-agents';
 import { CpuMeter, emit, log, memoryMiB, sleep, type Cleanup } from './util';
 
@@ -28,6 +30,12 @@ export interface ScaleOptions {
   connectTimeoutMs: number;
   /** Extra node flags for the proxy, e.g. --max-old-space-size=128. */
   proxyNodeFlags: string[];
+  /** Then kill the proxy and start a new one (runRestart). */
+  restart: boolean;
+  /** Requests in flight while probing the listeners after the restart. */
+  probeConcurrency: number;
+  /** Profile the restarted proxy's CPU. */
+  cpuProf: boolean;
 }
 
 /** Clusters reconciled: token, ports, kubeconfig and Initialized=True. */
@@ -74,15 +82,17 @@ export async function runScale(
   // (neither the e2e tests' ports on 127.0.0.1 nor ephemeral ports of outgoing connections).
   const min = 20_000;
   const inspectPort = await freePort();
-  const proxy = await startProxy(host, await freePort(), {
+  const proxyPort = await freePort();
+  const proxyOptions: ProxyOptions = {
     bundle: bundles.proxy,
     listenAddress: '127.0.0.2',
     portRange: { min, max: min + o.clusters + 100 },
     logDir: dir,
     inspectPort,
     nodeFlags: o.proxyNodeFlags,
-  });
-  const stopProxy = cleanup.defer('scale proxy', () => proxy.proc.stop());
+  };
+  const proxy = await startProxy(host, proxyPort, proxyOptions);
+  let stopProxy = cleanup.defer('scale proxy', () => proxy.proc.stop());
   const proxyPid = proxy.proc.pid;
   t = performance.now();
   const cpu = new CpuMeter({
@@ -266,6 +276,26 @@ export async function runScale(
     agents_lost: lost,
     simulator_rss_MiB: read().reduce((a, s) => a + s.rssMiB, 0),
   });
+
+  if (o.restart && complete && available === names2.size) {
+    const killed = stopProxy;
+    stopProxy = await runRestart({
+      host,
+      proxy,
+      port: proxyPort,
+      proxyOptions,
+      clusters: [...names2],
+      agents: total,
+      readSims: read,
+      timeoutMs: o.connectTimeoutMs,
+      probeConcurrency: o.probeConcurrency,
+      cpuProf: o.cpuProf,
+      bundle: bundles.proxy,
+      dir,
+      cleanup,
+    });
+    await killed(); // runRestart killed it: this only drops it from the cleanup list
+  } else if (o.restart) log('scale: the restart part needs every cluster reconciled and available; skipped');
   await stopSims();
   await stopProxy();
 }
