@@ -2,7 +2,12 @@ import { X509Certificate, createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from '@knet/cluster-crd';
-import { createCertificateAuthority, type CertificateAuthority } from '@knet/crypto';
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  renderKubeconfig,
+  type CertificateAuthority,
+} from '@knet/crypto';
 import { getCondition, kubeconfigTls, statusError } from '@knet/k8s';
 import { RecordingLogger, createMetricsRegistry, type Registry } from '@knet/runtime';
 import { sleep, until } from '@knet/testing';
@@ -109,7 +114,9 @@ interface Timer {
   fire(): void;
 }
 
-function bed(o: { portRange?: { min: number; max: number }; publishAddress?: string } = {}): Bed {
+function bed(
+  o: { portRange?: { min: number; max: number }; publishAddress?: string; concurrency?: number } = {},
+): Bed {
   const store = new FakeClusterStore({ serviceNamespace: NS });
   const listeners = new FakeListeners();
   const registry = new SessionRegistry();
@@ -128,6 +135,7 @@ function bed(o: { portRange?: { min: number; max: number }; publishAddress?: str
     serviceSelector: { app: 'tower' },
     portRange: { min: 6000, max: 6010, kubesphereOffset: 10_000, ...o.portRange },
     ...(o.publishAddress ? { publishAddress: o.publishAddress } : {}),
+    ...(o.concurrency ? { concurrency: o.concurrency } : {}),
     now: () => clock.now,
     schedule: (fn, delayMs) => {
       const t: Timer = {
@@ -575,6 +583,51 @@ const clientCert = (c: Cluster | undefined) =>
 const servingCert = (spec: ListenerSpec | undefined) => new X509Certificate(spec!.serving.certPem);
 
 describe('ClusterController: short-lived certificates, renewed on time; only the current kubeconfig opens the listener', () => {
+  it("a kubeconfig not issued by this proxy for this cluster is replaced (another CA's certificate, another cluster's)", async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    b.store.put(proxyCluster('beta'));
+    await b.controller.reconcile('alpha');
+    await b.controller.reconcile('beta');
+    const alpha = b.store.cluster('alpha')!;
+    const server = kubeconfigTls(
+      Buffer.from(alpha.spec!.connection!.kubeconfig!, 'base64').toString(),
+    ).server;
+    const other = await createCertificateAuthority('other-ca');
+    const forged = await issueCertificate(other, {
+      commonName: 'knet-tower:alpha',
+      organizations: ['knet-tower'],
+      usage: 'client',
+      validityDays: 30,
+    });
+    const betas = kubeconfigTls(
+      Buffer.from(b.store.cluster('beta')!.spec!.connection!.kubeconfig!, 'base64').toString(),
+    );
+    for (const credentials of [
+      // the right names and our CA in the kubeconfig, but signed by another CA
+      { clientCertificatePem: forged.certPem, clientKeyPem: forged.keyPem },
+      // ours, but beta's
+      { clientCertificatePem: betas.cert!, clientKeyPem: betas.key! },
+    ]) {
+      const kubeconfig = Buffer.from(
+        renderKubeconfig({ name: 'alpha', server, caPem: ca.certPem, credentials }),
+      ).toString('base64');
+      const c = b.store.cluster('alpha')!;
+      b.store.put({ ...c, spec: { ...c.spec, connection: { ...c.spec!.connection, kubeconfig } } });
+      const planted = clientCert(b.store.cluster('alpha')).fingerprint256;
+      await b.controller.reconcile('alpha');
+      const now = clientCert(b.store.cluster('alpha'));
+      expect(now.fingerprint256).not.toBe(planted);
+      expect(now.subject).toBe('CN=knet-tower:alpha\nO=knet-tower');
+      expect(now.verify(new X509Certificate(ca.certPem).publicKey)).toBe(true);
+      expect(b.listeners.running.get('alpha')?.clientCertificates).toEqual([now.fingerprint256]);
+    }
+    // A kubeconfig it did issue is kept, pass after pass.
+    const kept = b.store.cluster('alpha')!.spec!.connection!.kubeconfig;
+    await b.controller.reconcile('alpha');
+    expect(b.store.cluster('alpha')!.spec!.connection!.kubeconfig).toBe(kept);
+  });
+
   it('the listener accepts the client certificate of the kubeconfig in the Cluster, and no other', async () => {
     const b = bed();
     b.store.put(proxyCluster('alpha'));
@@ -799,6 +852,70 @@ describe('ClusterController leading the work queue', () => {
     );
     expect(await b.reconciles('error')).toBe(1);
     expect(b.logger.messages('warn')).toContain('reconcile failed; will retry');
+    await b.controller.stop();
+  });
+});
+
+describe('ClusterController: clusters reconciled in parallel', () => {
+  /** Makes every Service apply take `ms`, counting the applies in flight (in all and per cluster). */
+  function slowApplies(b: Bed, ms: number): { max: number; maxPerCluster: number } {
+    const seen = { max: 0, maxPerCluster: 0 };
+    const inFlight = new Map<string, number>();
+    const apply = b.store.applyService.bind(b.store);
+    b.store.applyService = async (intent) => {
+      const name = intent.metadata.name;
+      inFlight.set(name, (inFlight.get(name) ?? 0) + 1);
+      seen.max = Math.max(
+        seen.max,
+        [...inFlight.values()].reduce((a, x) => a + x, 0),
+      );
+      seen.maxPerCluster = Math.max(seen.maxPerCluster, inFlight.get(name) ?? 0);
+      try {
+        await sleep(ms);
+        return await apply(intent);
+      } finally {
+        inFlight.set(name, (inFlight.get(name) ?? 1) - 1);
+      }
+    };
+    return seen;
+  }
+
+  const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const served = (b: Bed) => () =>
+    names.every((n) => condition(b.store.cluster(n), 'Initialized')?.status === 'True');
+
+  it('several clusters are reconciled at once, never one cluster twice at once', async () => {
+    const b = bed({ concurrency: 4 });
+    // With their tokens (as after a restart), so the agents admitted now stay admitted.
+    for (const n of names)
+      b.store.put(proxyCluster(n, { connection: { type: 'proxy', token: `token-${n}` } }));
+    const seen = slowApplies(b, 50);
+    b.controller.setLeading(true);
+    // Agents arrive while the first passes run: their clusters are reconciled again, after.
+    for (const n of names) connect(b, n, `session-${n}`);
+    await until('every cluster to be served', served(b));
+    await until('every cluster to show its agent', () =>
+      names.every((n) => condition(b.store.cluster(n), 'AgentAvailable')?.status === 'True'),
+    );
+    expect(seen.max).toBe(4);
+    expect(seen.maxPerCluster).toBe(1);
+    await b.controller.stop();
+  });
+
+  it('clusters planned at the same time get different ports at once: no listener starts on a port it must leave', async () => {
+    const b = bed({ concurrency: 6 });
+    for (const n of names) b.store.put(proxyCluster(n));
+    slowApplies(b, 30);
+    b.controller.setLeading(true);
+    await until('every cluster to be served', served(b));
+    const ports = names.map((n) => b.store.cluster(n)!.spec!.connection!.kubernetesAPIServerPort);
+    expect(new Set(ports).size).toBe(names.length);
+    // Each cluster's listeners only ever ran on the port it keeps.
+    for (const [i, n] of names.entries()) {
+      const used = b.listeners.ensured.filter((l) => l.cluster === n).map((l) => l.kubernetesPort);
+      expect(new Set(used)).toEqual(new Set([ports[i]]));
+    }
+    expect(await b.reconciles('error')).toBe(0);
     await b.controller.stop();
   });
 });
