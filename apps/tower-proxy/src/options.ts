@@ -172,7 +172,7 @@ export const program = createProgram({
       flag: '--max-handshakes <n>',
       env: 'TOWER_MAX_HANDSHAKES',
       description:
-        'connections on --port without an accepted hello (yet), in all; when full, a new one closes the oldest',
+        'connections on --port without an accepted hello (yet), in all; when full, a new one closes the one quiet longest',
       schema: schemas.integer({ min: 1 }),
       default: 512,
     },
@@ -180,7 +180,7 @@ export const program = createProgram({
       flag: '--max-handshakes-per-source <n>',
       env: 'TOWER_MAX_HANDSHAKES_PER_SOURCE',
       description:
-        'the same per source address (IPv6: per /64); when full, a new one from that address closes its oldest',
+        'the same per source address (IPv6: per /64); when full, a new one from that address closes its quietest',
       schema: schemas.integer({ min: 1 }),
       default: 128,
     },

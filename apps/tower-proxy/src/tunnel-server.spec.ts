@@ -294,6 +294,21 @@ describe('TunnelServer: caps on connections without an accepted hello', () => {
     await until('the agent out of the handshake count', async () => b.tunnel.handshakes === 3);
   });
 
+  it('sheds the connection quiet longest, not the first accepted: an agent mid-handshake outlives silent strangers', async () => {
+    const b = await start({ maxHandshakes: 10, maxHandshakesPerSource: 2, handshakeTimeoutMs: 10_000 });
+    const talker = await upgraded(b.port); // accepted first…
+    const silent = rawClient(b.port);
+    await silent.connected;
+    await until('both tracked', async () => b.tunnel.handshakes === 2);
+    talker.socket.write(Buffer.concat([clientFrameHeader(9), Buffer.from('SSH-2.0-x')])); // …but talks last
+    await sleep(100);
+    const third = rawClient(b.port);
+    await third.connected;
+    await silent.closed;
+    expect(talker.socket.destroyed).toBe(false);
+    expect(await metric(b.registry, 'tower_proxy_handshake_failures_total', 'reason="shed-source"')).toBe(1);
+  });
+
   it.each([
     ['127.0.0.1', '127.0.0.1'],
     ['::ffff:10.1.2.3', '10.1.2.3'],

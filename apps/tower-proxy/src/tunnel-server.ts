@@ -62,7 +62,10 @@ export interface TunnelServerOptions {
   keepaliveMs: number;
   /** One deadline from the TCP accept to an accepted hello (default 10 s). */
   handshakeTimeoutMs?: number;
-  /** Connections without an accepted hello, in all (default 512); the oldest is shed for a new one. */
+  /**
+   * Connections without an accepted hello, in all (default 512); a new one sheds the one that has
+   * been quiet longest.
+   */
   maxHandshakes?: number;
   /** The same per source address (an IPv6 /64) (default 128). */
   maxHandshakesPerSource?: number;
@@ -86,14 +89,14 @@ interface Pending {
  * or the upgrade when the HTTP server does not report accepts) covers the upgrade, the SSH handshake
  * and the hello; messages are at most `PREAUTH_MAX_MESSAGE` and the proxy queues at most
  * `maxBuffered` bytes towards the peer; and the number of such connections is capped in all and per
- * source address, a new one shedding the oldest (so a flood of idle connections cannot lock an
+ * source address, a new one shedding the one quiet longest (so a flood of idle connections cannot lock an
  * agent out, and cannot grow memory either). Any failure closes only that connection.
  */
 export class TunnelServer {
   private readonly wss: WebSocketServer;
   private readonly ssh: SshServer;
   private readonly connections = new Set<Connection>();
-  /** In accept order: the first is the oldest. */
+  /** In order of last activity (accept, upgrade, WebSocket message): the first has been quiet longest. */
   private readonly pending = new Map<Duplex, Pending>();
   private readonly pendingBySource = new Map<string, Set<Pending>>();
   private readonly pendingByStream = new WeakMap<Duplex, Pending>();
@@ -145,6 +148,7 @@ export class TunnelServer {
     const p = this.pending.get(socket) ?? this.admit(socket, req.socket.remoteAddress);
     if (!p || socket.destroyed) return;
     p.upgraded = true;
+    this.touch(p);
     const path = (req.url ?? '').split('?')[0];
     const refuse = (code: number, reason: string, text: string) => {
       this.fail(p, reason);
@@ -177,14 +181,21 @@ export class TunnelServer {
         return;
       }
       ws.on('error', () => this.fail(p, 'bad-frame')); // too large, unmasked, bad opcode…
-      ws.on('message', () => {
+      const onMessage = () => {
+        if (!this.pending.has(socket)) {
+          ws.off('message', onMessage); // hello accepted: nothing to watch any more
+          return;
+        }
         // Before the hello, the proxy only answers a few handshake packets: a peer that makes it
         // queue more is not reading them.
-        if (this.pending.has(socket) && ws.bufferedAmount > HANDSHAKE_LIMITS.maxBuffered) {
+        if (ws.bufferedAmount > HANDSHAKE_LIMITS.maxBuffered) {
           this.fail(p, 'slow-reader');
           ws.terminate();
+          return;
         }
-      });
+        this.touch(p);
+      };
+      ws.on('message', onMessage);
       const stream = webSocketDuplex(ws) as Duplex & { remoteAddress?: string; remotePort?: number };
       stream.remoteAddress = req.socket.remoteAddress;
       stream.remotePort = req.socket.remotePort;
@@ -194,19 +205,19 @@ export class TunnelServer {
     });
   }
 
-  /** Starts tracking a connection (or refuses it when it is already gone); sheds the oldest when full. */
+  /** Starts tracking a connection (or refuses it when it is already gone); sheds the quietest when full. */
   private admit(socket: Duplex, remoteAddress: string | undefined): Pending | undefined {
     if (socket.destroyed) return undefined;
     const source = sourceOf(remoteAddress);
     const fromSource = this.pendingBySource.get(source);
     if (fromSource && fromSource.size >= this.limits.maxPerSource) {
-      const oldest = fromSource.values().next().value;
-      if (oldest) this.shed(oldest, 'shed-source');
+      const quietest = fromSource.values().next().value;
+      if (quietest) this.shed(quietest, 'shed-source');
     }
     while (this.pending.size >= this.limits.max) {
-      const oldest = this.pending.values().next().value;
-      if (!oldest) break;
-      this.shed(oldest, 'shed-total');
+      const quietest = this.pending.values().next().value;
+      if (!quietest) break;
+      this.shed(quietest, 'shed-total');
     }
     const timer = setTimeout(() => {
       if (!this.pending.has(socket)) return;
@@ -226,6 +237,20 @@ export class TunnelServer {
     this.o.metrics.preauthConnections.inc();
     socket.once('close', () => this.release(p));
     return p;
+  }
+
+  /**
+   * Marks a connection active: shedding takes the one that has been quiet longest, so an agent in
+   * the middle of its handshake (a message every few ms) outlives strangers that sent their bytes
+   * and went silent, even when they arrived after it.
+   */
+  private touch(p: Pending): void {
+    if (this.pending.get(p.socket) !== p) return;
+    this.pending.delete(p.socket);
+    this.pending.set(p.socket, p);
+    const set = this.pendingBySource.get(p.source);
+    set?.delete(p);
+    set?.add(p);
   }
 
   private shed(p: Pending, reason: 'shed-source' | 'shed-total'): void {
