@@ -121,6 +121,7 @@ describe('Secrets against the real API server', () => {
     try {
       await informer.start();
       await informer.synced;
+      expect(informer.watching).toBe(true);
       const s = new Secrets(bed.kc);
       await s.create(ns, { metadata: { name: 'w1', labels: { watch: 'me' } }, stringData: { a: '1' } });
       await until('the informer to see add:w1', () => seen.includes('add:w1'));
@@ -141,8 +142,10 @@ describe('Secrets against the real API server', () => {
       await until('the informer to see add:w2', () => seen.includes('add:w2'), 30_000);
       expect(informer.restarts).toBeGreaterThan(0);
       expect(informer.get('w2', ns)?.metadata?.name).toBe('w2');
+      expect(informer.watching).toBe(true);
     } finally {
       await informer.stop();
     }
+    expect(informer.watching).toBe(false);
   });
 });
