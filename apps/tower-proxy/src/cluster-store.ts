@@ -39,6 +39,12 @@ export interface ClusterStore {
   /** Starts watching Clusters and the managed Services; resolves once both caches are complete. */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Whether both caches follow the API server now: listed, and both watches answered and not
+   * failed since (false before start(), while a watch is refused or broken, and after stop()).
+   * Until it is, a Cluster created or changed is not seen: readiness checks it.
+   */
+  readonly synced: boolean;
   /** `fn(cluster)` runs whenever a Cluster or its Service mc-<cluster> changes or goes. */
   onChange(fn: (cluster: string) => void): void;
   /** A Cluster from the cache. */
@@ -172,6 +178,10 @@ export class KubeClusterStore implements ClusterStore {
 
   async stop(): Promise<void> {
     await Promise.all([this.informer.stop(), this.services.stop()]);
+  }
+
+  get synced(): boolean {
+    return this.informer.watching && this.services.watching;
   }
 
   onChange(fn: (cluster: string) => void): void {

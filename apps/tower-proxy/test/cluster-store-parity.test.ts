@@ -1,7 +1,7 @@
 import type { Cluster } from '@knet/cluster-crd';
 import { decodeApiError, loadKubeConfig } from '@knet/k8s';
 import { RecordingLogger } from '@knet/runtime';
-import { TOWER_NAMESPACE, startTowerHost, type ControlPlane } from '@knet/testing';
+import { TOWER_NAMESPACE, startTowerHost, until, type ControlPlane } from '@knet/testing';
 import { KubeClusterStore, type ClusterStore } from '../src/cluster-store';
 import { desiredService } from '../src/core/plan';
 import { FakeClusterStore } from '../src/fakes/cluster-store';
@@ -33,6 +33,8 @@ async function script(side: Side): Promise<[string, Outcome][]> {
   const { store } = side;
   await side.put('p');
   await store.start();
+  // The watches may still be refused a moment ('storage is (re)initializing' of a CRD just made).
+  await until('the store to be synced', () => store.synced);
   const out: [string, Outcome][] = [];
   const step = async (name: string, fn: () => Promise<unknown>) => {
     try {
@@ -59,6 +61,7 @@ async function script(side: Side): Promise<[string, Outcome][]> {
     );
   let written: Cluster | undefined;
 
+  await step('synced once started', async () => store.synced);
   await step('the cached Cluster', async () => cached.spec);
   await step('a Cluster not cached', async () => store.cluster('nope') ?? 'none');
   await step('apply a ClusterIP Service', () => store.applyService(intent('ClusterIP')));
@@ -120,6 +123,7 @@ async function script(side: Side): Promise<[string, Outcome][]> {
   await step("the user's Service in its place is untouched", () => side.serviceLabels('p'));
   store.record(cached, { type: 'Normal', reason: 'Test', message: 'recorded, never thrown' });
   await store.stop();
+  await step('synced once stopped', async () => store.synced);
   return out;
 }
 
@@ -217,6 +221,8 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
   const [want, got] = [await script(real), await script(fake)];
   expect(got).toEqual(want);
   const answers = Object.fromEntries(want);
+  expect(answers['synced once started']).toEqual({ ok: true });
+  expect(answers['synced once stopped']).toEqual({ ok: false });
   expect(answers['apply it again: same ClusterIP']).toEqual({ ok: true });
   expect(answers['patch it again: nothing changes, not even the resourceVersion']).toEqual({ ok: true });
   expect(answers['delete the Service']).toEqual({ ok: 'deleted' });
@@ -236,6 +242,7 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
     'ok',
     'ok',
     'ok',
+    'ok',
     409,
     'ok',
     409,
@@ -246,6 +253,7 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
     'ok',
     'ok',
     409,
+    'ok',
     'ok',
     'ok',
     'ok',

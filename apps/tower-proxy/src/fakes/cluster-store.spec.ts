@@ -147,6 +147,17 @@ describe('FakeClusterStore', () => {
     await expect(store.applyService(intent(a))).resolves.toEqual({ clusterIP: '10.96.0.10' });
   });
 
+  it('is synced until stopped, or until a test says its watches are refused', async () => {
+    const store = new FakeClusterStore();
+    await store.start();
+    expect(store.synced).toBe(true);
+    store.synced = false; // e.g. a watch refused with 429 'storage is (re)initializing'
+    expect(store.synced).toBe(false);
+    store.synced = true;
+    await store.stop();
+    expect(store.synced).toBe(false);
+  });
+
   it('records events', () => {
     const store = new FakeClusterStore();
     const a = store.put({ metadata: { name: 'a' }, spec });

@@ -29,11 +29,14 @@ export type ClusterStoreCall = 'applyService' | 'deleteService' | 'patchConnecti
  *   updates and deletes (not creations), after the call that made them has returned.
  *
  * What users, clouds and the tests do goes through `put`, `remove`, `putService`, `setIngress`,
- * `removeService` and `failNext`; `events` holds what was recorded.
+ * `removeService` and `failNext`; `events` holds what was recorded. `synced` is true until
+ * stop(); a test sets it false for caches that do not follow the API server (a refused watch).
  */
 export class FakeClusterStore implements ClusterStore {
   /** Events recorded, oldest first. */
   readonly events: (ClusterEvent & { cluster: string })[] = [];
+  /** Whether the caches follow the API server (the real store: both watches established). */
+  synced = true;
   private readonly objects = new Map<string, Cluster>();
   private readonly svcs = new Map<string, V1Service>();
   private readonly listeners: ((cluster: string) => void)[] = [];
@@ -49,6 +52,7 @@ export class FakeClusterStore implements ClusterStore {
   }
 
   stop(): Promise<void> {
+    this.synced = false;
     return Promise.resolve();
   }
 
