@@ -102,12 +102,10 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
+  kc.loadFromClusterAndUser(
+    { name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true },
+    { name: 'u' },
+  );
 });
 let informer: ResilientInformer<KubernetesObject> | undefined;
 let logger: RecordingLogger;
