@@ -40,10 +40,16 @@ void runMain('tower-proxy', async () => {
 
   const metrics = createProxyMetrics(app.registry);
   const sessions = new SessionRegistry();
-  const listeners = new ClusterListeners(sessions, metrics, logger, opts.listenAddress);
+  const listeners = new ClusterListeners(sessions, metrics, logger, opts.listenAddress, {
+    maxConnections: opts.listenerMaxConnections,
+    maxConnectionsPerSource: opts.listenerMaxConnectionsPerSource,
+    idleTimeoutMs: opts.listenerIdleTimeout,
+    handshakeTimeoutMs: opts.listenerHandshakeTimeout,
+  });
   const serviceNamespace = opts.serviceNamespace ?? opts.namespace;
+  const store = new KubeClusterStore(kc, { serviceNamespace, logger });
   const controller = new ClusterController({
-    store: new KubeClusterStore(kc, { serviceNamespace, logger }),
+    store,
     ca,
     registry: sessions,
     listeners,
@@ -72,7 +78,8 @@ void runMain('tower-proxy', async () => {
   // Agents, /healthz, /readyz, /metrics and /version on one port.
   const server = await app.serve({
     listen: { host: opts.host, port: opts.port },
-    readiness: { serving: () => serving.serving },
+    // Ready: serving (the leader) with the Cluster and Service watches up, not only listed.
+    readiness: { serving: () => serving.serving, synced: () => store.synced },
     routes: {
       '/version': (_req, res) => {
         res.setHeader('Content-Type', 'application/json');
@@ -99,7 +106,10 @@ void runMain('tower-proxy', async () => {
         name: opts.leaseName,
         identity: opts.identity ?? hostname(),
         logger,
-        onStartedLeading: () => serving.start(),
+        // A Lease won back while shutting down (after a loss) is not served.
+        onStartedLeading: () => {
+          if (!signal.aborted) serving.start();
+        },
         onStoppedLeading: () => serving.lost(),
       })
     : undefined;

@@ -8,6 +8,7 @@ import {
   shutdownTimeoutOption,
 } from '@knet/runtime';
 import { VERSION } from './version';
+import { DEFAULT_LISTENER_OPTIONS } from './listeners';
 
 const labelSelector = z.string().transform((s, ctx) => {
   const out: Record<string, string> = {};
@@ -184,6 +185,37 @@ export const program = createProgram({
       schema: schemas.integer({ min: 1 }),
       default: 128,
     },
+    listenerMaxConnections: {
+      flag: '--listener-max-connections <n>',
+      env: 'TOWER_LISTENER_MAX_CONNECTIONS',
+      description:
+        'connections each cluster listener holds at once; when full, a new one closes the oldest that has not sent its first bytes (or passed TLS), else it is refused',
+      schema: schemas.integer({ min: 1 }),
+      default: DEFAULT_LISTENER_OPTIONS.maxConnections,
+    },
+    listenerMaxConnectionsPerSource: {
+      flag: '--listener-max-connections-per-source <n>',
+      env: 'TOWER_LISTENER_MAX_CONNECTIONS_PER_SOURCE',
+      description: 'the same per source address (IPv6: per /64)',
+      schema: schemas.integer({ min: 1 }),
+      default: DEFAULT_LISTENER_OPTIONS.maxConnectionsPerSource,
+    },
+    listenerIdleTimeout: {
+      flag: '--listener-idle-timeout <duration>',
+      env: 'TOWER_LISTENER_IDLE_TIMEOUT',
+      description:
+        'a cluster listener connection with no bytes either way for this long is closed (longer than a quiet kubectl watch)',
+      schema: schemas.duration({ min: 1000 }),
+      default: '30m',
+    },
+    listenerHandshakeTimeout: {
+      flag: '--listener-handshake-timeout <duration>',
+      env: 'TOWER_LISTENER_HANDSHAKE_TIMEOUT',
+      description:
+        'a cluster listener connection must finish TLS (kubernetes) and send its first bytes (both) within this',
+      schema: schemas.duration({ min: 1000, max: 120_000 }),
+      default: '10s',
+    },
     leaderElect: {
       flag: '--leader-elect [bool]',
       env: 'TOWER_LEADER_ELECT',
@@ -212,6 +244,11 @@ export const program = createProgram({
     if (opts.maxHandshakesPerSource > opts.maxHandshakes) {
       throw new UsageError(
         `--max-handshakes-per-source (${opts.maxHandshakesPerSource}) cannot exceed --max-handshakes (${opts.maxHandshakes})`,
+      );
+    }
+    if (opts.listenerMaxConnectionsPerSource > opts.listenerMaxConnections) {
+      throw new UsageError(
+        `--listener-max-connections-per-source (${opts.listenerMaxConnectionsPerSource}) cannot exceed --listener-max-connections (${opts.listenerMaxConnections})`,
       );
     }
     if (Boolean(opts.caCert) !== Boolean(opts.caKey)) {
