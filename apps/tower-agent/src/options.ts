@@ -7,7 +7,7 @@ import {
   schemas,
   UsageError,
 } from '@knet/runtime';
-import { normalizeFingerprint, tunnelUrl } from '@knet/tunnel';
+import { MIN_TOKEN_LENGTH, normalizeFingerprint, tunnelUrl } from '@knet/tunnel';
 import { VERSION } from './version';
 
 /** The default --liveness-timeout: this many backoff caps, and never less than MIN_LIVENESS_DEFAULT_MS. */
@@ -33,7 +33,13 @@ export const program = createProgram({
       flag: '--token <token>',
       env: 'TOWER_TOKEN',
       description: "the Cluster's spec.connection.token (prefer the env var, from a Secret, over the flag)",
-      schema: z.string().min(1).max(1024),
+      schema: z
+        .string()
+        .min(
+          MIN_TOKEN_LENGTH,
+          `must be at least ${MIN_TOKEN_LENGTH} characters (the proxy refuses shorter tokens)`,
+        )
+        .max(1024),
       secret: true,
     },
     proxyServer: {

@@ -37,6 +37,14 @@ describe('--help explains every flag with its env var', () => {
         '--ca-secret',
         '--info-configmap',
         '--keepalive',
+        '--handshake-timeout',
+        '--max-handshakes',
+        '--max-handshakes-per-source',
+        '--metrics-port',
+        '--listener-max-connections',
+        '--listener-max-connections-per-source',
+        '--listener-idle-timeout',
+        '--listener-handshake-timeout',
         '--leader-elect',
         '--lease-name',
         '--identity',
@@ -59,6 +67,7 @@ describe('--help explains every flag with its env var', () => {
         '--keepalive',
         '--max-retry',
         '--max-retry-interval',
+        '--liveness-timeout',
         '--agent-id',
         '--metrics-port',
         '--metrics-host',
@@ -85,21 +94,26 @@ describe('bad input is one line and exit code 2', () => {
     [
       'agent with a malformed fingerprint',
       'agent',
-      ['--name=a', '--token=t', '--fingerprint=MD5:aa'],
+      ['--name=a', '--token=' + 't'.repeat(16), '--fingerprint=MD5:aa'],
       {},
-      /^tower-agent: error: --fingerprint \(TOWER_FINGERPRINT\): must be a SHA-256 fingerprint/,
+      /^tower-agent: error: --fingerprint \(TOWER_FINGERPRINT\): item 1: must be a SHA-256 fingerprint/,
     ],
     [
       'agent with a bad proxy scheme',
       'agent',
-      ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43), '--proxy-server=ftp://x'],
+      [
+        '--name=a',
+        '--token=' + 't'.repeat(16),
+        '--fingerprint=SHA256:' + 'A'.repeat(43),
+        '--proxy-server=ftp://x',
+      ],
       {},
       /^tower-agent: error: --proxy-server \(TOWER_PROXY_SERVER\)/,
     ],
     [
       'agent with a bad env keepalive',
       'agent',
-      ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43)],
+      ['--name=a', '--token=' + 't'.repeat(16), '--fingerprint=SHA256:' + 'A'.repeat(43)],
       { TOWER_KEEPALIVE: 'often' },
       /^tower-agent: error: --keepalive \(TOWER_KEEPALIVE\): .*"often"/,
     ],
@@ -116,6 +130,20 @@ describe('bad input is one line and exit code 2', () => {
       ['--ca-cert=/etc/hostname'],
       {},
       /^tower-proxy: error: --ca-cert and --ca-key go together/,
+    ],
+    [
+      'agent with a token shorter than the proxy accepts',
+      'agent',
+      ['--name=a', '--token=short', '--fingerprint=SHA256:' + 'A'.repeat(43)],
+      {},
+      /^tower-agent: error: --token \(TOWER_TOKEN\): must be at least 16 characters/,
+    ],
+    [
+      'proxy with a per-source listener cap above the total',
+      'proxy',
+      ['--listener-max-connections=10', '--listener-max-connections-per-source=20'],
+      {},
+      /^tower-proxy: error: --listener-max-connections-per-source \(20\) cannot exceed --listener-max-connections \(10\)/,
     ],
     ['proxy with an unknown flag', 'proxy', ['--nope'], {}, /^tower-proxy: error: unknown option '--nope'/],
   ] as const)('%s', (_what, app, args, env, line) => {
@@ -134,7 +162,7 @@ describe('bad input is one line and exit code 2', () => {
   it('an agent with an unreadable --kubeconfig fails with one line (exit 1)', () => {
     const r = run(bundles.agent, [
       '--name=a',
-      '--token=t',
+      '--token=' + 't'.repeat(16),
       '--fingerprint=SHA256:' + 'A'.repeat(43),
       '--kubeconfig=/nonexistent',
     ]);
@@ -145,7 +173,11 @@ describe('bad input is one line and exit code 2', () => {
   });
 
   it('an agent outside a cluster without --kubeconfig says what to do', () => {
-    const r = run(bundles.agent, ['--name=a', '--token=t', '--fingerprint=SHA256:' + 'A'.repeat(43)]);
+    const r = run(bundles.agent, [
+      '--name=a',
+      '--token=' + 't'.repeat(16),
+      '--fingerprint=SHA256:' + 'A'.repeat(43),
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       'tower-agent: error: not running in a cluster (KUBERNETES_SERVICE_HOST unset): pass --kubeconfig or --kubernetes-service\n',
