@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { freePort, type ControlPlane } from '@knet/testing';
+import { ReopeningPool, freePort, type ControlPlane } from '@knet/testing';
 import { createLogger } from '@knet/runtime';
 import { AgentConnection, TUNNEL_PATH, afterUpgrade, clientFrame, clientFrameHeader } from '@knet/tunnel';
 import {
@@ -38,41 +38,6 @@ function behave(s: Socket, kind: Kind): void {
     // stranger can make it hold. (A larger one is refused at its header.)
     else s.write(Buffer.concat([clientFrameHeader(8192), randomBytes(8191)]));
   });
-}
-
-/** Keeps `n` hostile connections open; each one the proxy closes is replaced at once. */
-function hostilePool(port: number, n: number, sourceOf: (i: number) => string) {
-  const open = new Set<Socket>();
-  let closedByProxy = 0;
-  let running = true;
-  let i = 0;
-  const one = () => {
-    const kind = KINDS[i % KINDS.length] ?? 'idle';
-    const s = netConnect({ host: '127.0.0.1', port, localAddress: sourceOf(i) });
-    i++;
-    open.add(s);
-    s.on('error', () => undefined);
-    s.on('connect', () => behave(s, kind));
-    s.on('close', () => {
-      open.delete(s);
-      if (!running) return;
-      closedByProxy++;
-      one();
-    });
-  };
-  for (let k = 0; k < n; k++) one();
-  return {
-    get open() {
-      return open.size;
-    },
-    get closedByProxy() {
-      return closedByProxy;
-    },
-    stop() {
-      running = false;
-      for (const s of open) s.destroy();
-    },
-  };
 }
 
 async function metric(proxy: RunningProxy, name: string, labels = ''): Promise<number> {
@@ -156,7 +121,13 @@ export async function runHostile(
   for (const variant of ['many-sources', 'one-source'] as const) {
     const sourceOf =
       variant === 'many-sources' ? (i: number) => `127.0.0.${2 + (i % o.sources)}` : () => '127.0.0.1';
-    const pool = hostilePool(Number(new URL(proxy.url).port), o.connections, sourceOf);
+    const pool = new ReopeningPool({
+      port: Number(new URL(proxy.url).port),
+      size: o.connections,
+      kinds: KINDS,
+      sourceOf,
+      behave,
+    });
     try {
       await until(
         () => `${o.connections} hostile connections to be open`,
@@ -174,7 +145,7 @@ export async function runHostile(
         (await metric(proxy, 'tower_proxy_handshake_failures_total', 'reason="shed-source"')) +
         (await metric(proxy, 'tower_proxy_handshake_failures_total', 'reason="shed-total"'));
       log(
-        `hostile (${variant}): ${pool.open} open, ${held} held by the proxy, ${pool.closedByProxy} closed by it so far ` +
+        `hostile (${variant}): ${pool.open} open, ${held} held by the proxy, ${pool.closed.length} closed by it so far ` +
           `(${shed} shed in all); RSS ${rss.rss.toFixed(1)} MiB (after GC ${gc?.rss.toFixed(1)}, heap ${gc?.heapUsed.toFixed(1)}); ` +
           `good agent ${all.map((t) => t.toFixed(0)).join(', ')} ms`,
       );

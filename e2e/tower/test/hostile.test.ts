@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { freePort, sleep, until } from '@knet/testing';
+import { ReopeningPool, freePort, sleep, until } from '@knet/testing';
 import { TUNNEL_PATH, afterUpgrade, clientFrame, clientFrameHeader, upgradeRequest } from '@knet/tunnel';
 import { towerBed, type RunningProxy } from './harness';
 
@@ -74,45 +74,6 @@ function behave(s: Socket, kind: Kind): void {
   }
 }
 
-interface Closed {
-  kind: Kind;
-  afterMs: number;
-}
-
-/** Keeps `n` hostile connections open, from 50 loopback addresses, opening a new one for each the proxy closes. */
-function hostilePool(n: number) {
-  const closed: Closed[] = [];
-  const open = new Set<Socket>();
-  let running = true;
-  let i = 0;
-  const one = () => {
-    const kind = KINDS[i % KINDS.length]!;
-    const s = netConnect({ host: '127.0.0.1', port: proxy.port, localAddress: `127.0.0.${2 + (i % 50)}` });
-    i++;
-    const t0 = performance.now();
-    open.add(s);
-    s.on('error', () => undefined);
-    s.on('connect', () => behave(s, kind));
-    s.on('close', () => {
-      open.delete(s);
-      if (!running) return;
-      closed.push({ kind, afterMs: performance.now() - t0 });
-      one();
-    });
-  };
-  for (let k = 0; k < n; k++) one();
-  return {
-    closed,
-    get open() {
-      return open.size;
-    },
-    stop() {
-      running = false;
-      for (const s of open) s.destroy();
-    },
-  };
-}
-
 describe('hostile clients on the agent port', () => {
   it('are closed within the deadline, counted, hold bounded memory, and do not keep a real agent out', async () => {
     const c = await bed.readyCluster('hostile', proxy);
@@ -121,7 +82,14 @@ describe('hostile clients on the agent port', () => {
     await sleep(500);
     const rss0 = rssMiB();
 
-    const pool = hostilePool(300);
+    // 300 kept open from 50 loopback addresses; each one the proxy closes is opened again.
+    const pool = new ReopeningPool({
+      port: proxy.port,
+      size: 300,
+      kinds: KINDS,
+      sourceOf: (i) => `127.0.0.${2 + (i % 50)}`,
+      behave,
+    });
     try {
       const agent = bed.startAgent({
         cluster: 'hostile',

@@ -9,3 +9,4 @@ export * from './podgw-lab';
 export * from './tower-host';
 export * from './wait';
 export * from './charts';
+export * from './reopening-pool';
