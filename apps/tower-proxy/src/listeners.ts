@@ -463,31 +463,14 @@ export class ClusterListeners {
       if (!s.destroyed) respond(s, 502, 'BadGateway', errorMessage(e));
       return;
     }
-    if (s.destroyed) {
-      // The client left (or was cut) while the channel was opening: splice would wait for a
-      // `close` that has already fired, and the channel would stay open for ever.
-      closeChannel(ch);
-      return;
-    }
+    // (A client that left while the channel was opening: splice closes the channel at once.)
     // Counted per read: the labelled children are looked up once per connection, not per chunk.
     const toAgent = this.metrics.bytes.labels({ cluster, target, direction: 'to_agent' });
     const fromAgent = this.metrics.bytes.labels({ cluster, target, direction: 'from_agent' });
     await splice(s, ch, (dir, n) => {
       if (!p.stopped) (dir === 'a-to-b' ? toAgent : fromAgent).inc(n);
     });
-    closeChannel(ch);
   }
-}
-
-/**
- * Closes a channel for good. ssh2's Channel.destroy() only ends it and sends CHANNEL_CLOSE; its
- * `close` (which frees the session's count) follows `end` once the agent's CHANNEL_CLOSE arrives,
- * and a paused stream never emits `end` — a channel whose client is gone is paused (unpiped, or
- * never piped). Reading it to the end (the bytes are dropped) lets it close.
- */
-function closeChannel(ch: Duplex): void {
-  ch.destroy();
-  ch.resume();
 }
 
 function fingerprintSet(list: string[] | undefined): ReadonlySet<string> | undefined {
