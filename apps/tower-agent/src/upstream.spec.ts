@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { PassThrough, Duplex } from 'node:stream';
 import { createCertificateAuthority, issueCertificate } from '@knet/crypto';
 import { UsageError, createLogger } from '@knet/runtime';
+import { until } from '@knet/testing';
 import { ApiServerProxy, chooseUpstream, inClusterUpstream, type Upstream } from './upstream';
 
 describe('inClusterUpstream', () => {
@@ -81,6 +82,7 @@ describe('ApiServerProxy over a channel-like stream', () => {
   let upstream: Server;
   let seen: { auth?: string; host?: string; url?: string }[];
   let proxy: ApiServerProxy;
+  let up: Upstream;
   let upstreamConnections = 0;
 
   beforeAll(async () => {
@@ -121,7 +123,7 @@ describe('ApiServerProxy over a channel-like stream', () => {
     upstream.on('connection', () => upstreamConnections++);
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const port = (upstream.address() as AddressInfo).port;
-    const up: Upstream = {
+    up = {
       server: new URL(`http://127.0.0.1:${port}`),
       credentials: async () => ({ authorization: 'Bearer agent-token' }),
     };
@@ -134,12 +136,12 @@ describe('ApiServerProxy over a channel-like stream', () => {
   });
 
   /** A pair of connected streams: one end goes to the proxy (like an SSH channel), the other is the client. */
-  function channel(): Duplex {
+  function channel(to: ApiServerProxy = proxy): Duplex {
     const toProxy = new PassThrough();
     const toClient = new PassThrough();
     const proxySide = Duplex.from({ readable: toProxy, writable: toClient });
     const clientSide = Duplex.from({ readable: toClient, writable: toProxy });
-    proxy.handle(proxySide);
+    to.handle(proxySide);
     return clientSide;
   }
 
@@ -264,6 +266,27 @@ describe('ApiServerProxy over a channel-like stream', () => {
     expect(got).toContain('control character in header field X-A');
     expect(seen.slice(before).map((s) => s.url)).toEqual(['/fine']);
   });
+
+  it('a refused connection closes once the client is done: nothing stays open after refusals', async () => {
+    const own = new ApiServerProxy(up, createLogger({ name: 'test', level: 'silent' }));
+    const refusedOnce = async () => {
+      const client = channel(own);
+      let got = '';
+      client.on('data', (c: Buffer) => (got += c.toString()));
+      const closed = new Promise((r) => client.once('close', r));
+      client.write('GET /twice HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxy');
+      await until('the refusal', () => got.includes('\r\n\r\n'), { timeoutMs: 10_000, intervalMs: 5 });
+      expect(got).toMatch(/^HTTP\/1.1 400 Bad Request\r\n/);
+      client.write('more bytes after the refusal'); // read and dropped
+      client.end();
+      await closed;
+    };
+    await Promise.all(Array.from({ length: 20 }, refusedOnce));
+    await until('every refused channel to close', () => own.connections === 0, {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+    });
+  }, 20_000);
 
   it('answers 502 with a Status when the apiserver is unreachable', async () => {
     const dead: Upstream = { server: new URL('http://127.0.0.1:1'), credentials: async () => ({}) };

@@ -117,6 +117,11 @@ export class ApiServerProxy {
     channel.once('close', () => this.open.delete(f));
   }
 
+  /** Channels served right now. */
+  get connections(): number {
+    return this.open.size;
+  }
+
   close(): void {
     for (const f of this.open) f.destroy();
     this.open.clear();
@@ -155,6 +160,9 @@ class ChannelForwarder {
   ) {
     this.prefix = upstream.server.pathname.replace(/\/+$/, '');
     channel.on('data', (chunk: Buffer) => {
+      // After a refusal what the client sends is read and dropped: a paused channel would never
+      // see its end, so it would never close (and stay counted).
+      if (this.refusal) return;
       this.onBytes?.('up', chunk.length);
       this.queue.push(chunk);
       if (!this.busy) void this.forward();
@@ -272,7 +280,6 @@ class ChannelForwarder {
   private refuse(status: number, message: string): void {
     this.refusal = { status, message };
     this.queue = [];
-    this.channel.pause();
     if (this.up) this.up.end();
     else this.sendRefusal();
   }
