@@ -219,6 +219,9 @@ describe("the Deployments' args are flags the apps accept", () => {
     for (const values of [[], ['--set', 'replicas=2', '--set', 'ca.existingSecret=my-ca']]) {
       const args = argsOf(await proxyChart.render([...values, '--show-only', 'templates/deployment.yaml']));
       expect(args).toContain('--port-range=6000-7000');
+      expect(args).toEqual(
+        expect.arrayContaining(['--max-handshakes-per-source=128', '--listener-idle-timeout=30m']),
+      );
       // The CA files would be mounted from the Secret: give files that exist, the real parser checks.
       const fixed = args.map((a) =>
         a.startsWith('--ca-cert=') || a.startsWith('--ca-key=')
@@ -305,6 +308,12 @@ describe('values are checked before anything is rendered', () => {
     );
     expect(await fails(proxyChart, ['--set', 'podDisruptionBudget.minAvailable=2'])).toMatch(
       /Additional property minAvailable is not allowed/,
+    );
+    expect(await fails(proxyChart, ['--set', 'handshake.maxPerSource=0'])).toMatch(
+      /handshake\.maxPerSource: Must be greater than or equal to 1/,
+    );
+    expect(await fails(proxyChart, ['--set', 'listeners.idleTimeout=never'])).toMatch(
+      /listeners\.idleTimeout: Does not match pattern/,
     );
   });
 
