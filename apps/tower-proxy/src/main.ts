@@ -10,7 +10,7 @@ import { program } from './options';
 import { Serving } from './serving';
 import { SessionRegistry } from './sessions';
 import { loadOrCreateCa, loadOrCreateHostKey, publishProxyInfo } from './state';
-import { TunnelServer } from './tunnel-server';
+import { TunnelServer, agentPortHttpLimits } from './tunnel-server';
 import { VERSION } from './version';
 
 void runMain('tower-proxy', async () => {
@@ -89,7 +89,7 @@ void runMain('tower-proxy', async () => {
     onUpgrade: (req, socket, head) => tunnel.handleUpgrade(req, socket, head),
     // The handshake deadline and the caps count from the TCP accept.
     onConnection: (socket) => tunnel.handleConnection(socket),
-    limits: { headersTimeoutMs: opts.handshakeTimeout },
+    limits: agentPortHttpLimits(opts.handshakeTimeout),
     ...(opts.metricsPort === undefined ? {} : { metricsListen: { host: opts.host, port: opts.metricsPort } }),
   });
   const port = server?.port;

@@ -25,7 +25,13 @@ import {
 import { sleep, until } from '@knet/testing';
 import { createProxyMetrics } from './metrics';
 import { SessionRegistry } from './sessions';
-import { TunnelServer, UNAUTHORIZED_MESSAGE, sourceOf, type Authorization } from './tunnel-server';
+import {
+  TunnelServer,
+  UNAUTHORIZED_MESSAGE,
+  agentPortHttpLimits,
+  sourceOf,
+  type Authorization,
+} from './tunnel-server';
 
 const TOKEN = 'a'.repeat(64);
 const hostKey = generateHostKey();
@@ -87,7 +93,7 @@ async function start(
     logger,
     onUpgrade: (req, socket, head) => t.handleUpgrade(req, socket, head),
     onConnection: (socket) => t.handleConnection(socket),
-    limits: { headersTimeoutMs: limits.handshakeTimeoutMs ?? 10_000 },
+    limits: agentPortHttpLimits(limits.handshakeTimeoutMs ?? 10_000),
   });
   const port = await server.listen();
   return { port, tunnel: t, registry, sessions, hellos, logger };

@@ -44,6 +44,17 @@ export const HANDSHAKE_LIMITS = {
   maxBuffered: 64 * 1024,
 } as const;
 
+/**
+ * The HTTP server's own limits on the agent port. Every connection there is under the handshake
+ * deadline from its accept, which counts it (`handshake-timeout`); the HTTP server's head timeout is
+ * only a backstop behind it, twice as long, so that the deadline always fires first (node checks
+ * its timeouts on an interval: with equal values either could close a silent connection, and one
+ * closed by the HTTP server went uncounted).
+ */
+export function agentPortHttpLimits(handshakeTimeoutMs: number): { headersTimeoutMs: number } {
+  return { headersTimeoutMs: 2 * handshakeTimeoutMs };
+}
+
 /** What the agent is told for every failed authorization, whatever the detail. */
 export const UNAUTHORIZED_MESSAGE =
   "the cluster name or token is not accepted (the proxy's log has the reason)";
