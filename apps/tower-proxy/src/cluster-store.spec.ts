@@ -34,8 +34,8 @@ describe('KubeClusterStore', () => {
   it('cleaning up a Cluster with no Service of the proxy in the cache sends no request', async () => {
     const store = new KubeClusterStore(kc, { serviceNamespace: 'kubesphere-system', logger: silentLogger });
     requests.length = 0;
-    await expect(store.deleteService('host')).resolves.toBe('none');
-    await expect(store.deleteService('host')).resolves.toBe('none');
+    await expect(store.deleteService('host', 'mc-host')).resolves.toBe('none');
+    await expect(store.deleteService('host', 'mc-host')).resolves.toBe('none');
     expect(requests).toEqual([]);
   });
 });

@@ -23,13 +23,7 @@ import {
 } from '@knet/k8s';
 import type { Logger } from '@knet/runtime';
 import type { ClusterEvent } from './core/cluster-plan';
-import {
-  CLUSTER_LABEL,
-  MANAGED_SELECTOR,
-  serviceName,
-  type ServiceIntent,
-  type ServiceState,
-} from './core/plan';
+import { CLUSTER_LABEL, MANAGED_SELECTOR, type ServiceIntent, type ServiceState } from './core/plan';
 
 /**
  * What ClusterController reads and writes on the host cluster, and nothing more. Failures are the
@@ -45,7 +39,7 @@ export interface ClusterStore {
    * Until it is, a Cluster created or changed is not seen: readiness checks it.
    */
   readonly synced: boolean;
-  /** `fn(cluster)` runs whenever a Cluster or its Service mc-<cluster> changes or goes. */
+  /** `fn(cluster)` runs whenever a Cluster or one of its Services changes or goes. */
   onChange(fn: (cluster: string) => void): void;
   /** A Cluster from the cache. */
   cluster(name: string): Cluster | undefined;
@@ -58,12 +52,13 @@ export interface ClusterStore {
    */
   applyService(intent: ServiceIntent): Promise<ServiceState>;
   /**
-   * Deletes mc-<cluster> if it is the proxy's, on condition (UID and resourceVersion) that it is
-   * still the object seen to be the proxy's: `deleted`. `none` when there is nothing of the proxy's
-   * to delete (no Service, or one that is not the proxy's: left alone). Nothing in the cache, no
-   * request: cleaning up a Cluster that was never served costs nothing.
+   * Deletes the Service `name` (mc-<cluster> or ext-mc-<cluster>) if it is the proxy's Service of
+   * `cluster`, on condition (UID and resourceVersion) that it is still the object seen to be the
+   * proxy's: `deleted`. `none` when there is nothing of the proxy's to delete (no Service, or one
+   * that is not the proxy's: left alone). Nothing in the cache, no request: cleaning up a Cluster
+   * that was never served costs nothing.
    */
-  deleteService(cluster: string): Promise<ServiceDeletion>;
+  deleteService(cluster: string, name: string): Promise<ServiceDeletion>;
   /**
    * Merge-patches spec.connection; answers with the Cluster as written. With `resourceVersion` (of
    * the Cluster the fields were planned from) only on that version: `409 Conflict` when the server
@@ -119,7 +114,7 @@ const FIELD_MANAGER = 'tower-proxy';
 /** The ClusterStore of a real API server: informers for the reads, @knet/k8s for the writes. */
 export class KubeClusterStore implements ClusterStore {
   private readonly informer: ResilientInformer<Cluster>;
-  /** The mc-<cluster> Services: a change (LoadBalancer ingress, deletion by hand) is a change of the cluster. */
+  /** The proxy's Services: a change (LoadBalancer ingress, deletion by hand) is a change of the cluster. */
   private readonly services: ResilientInformer<V1Service>;
   private readonly events: EventRecorder;
   private readonly listeners: ((cluster: string) => void)[] = [];
@@ -201,7 +196,7 @@ export class KubeClusterStore implements ClusterStore {
     const cluster = intent.metadata.labels[CLUSTER_LABEL] ?? '';
     // Server-side apply takes over whatever has the name (with force, even fields others own; and
     // without force too when the values agree): a Service not known to be ours is read first.
-    if (!this.ours(cluster)) {
+    if (!this.ours(cluster, name)) {
       const cur = await this.readService(namespace, name);
       if (cur && !ownsService(cur, cluster)) {
         throw wrapApiError(
@@ -221,10 +216,9 @@ export class KubeClusterStore implements ClusterStore {
     return serviceState(svc);
   }
 
-  async deleteService(cluster: string): Promise<ServiceDeletion> {
+  async deleteService(cluster: string, name: string): Promise<ServiceDeletion> {
     const namespace = this.o.serviceNamespace;
-    const name = serviceName(cluster);
-    let seen = this.ours(cluster);
+    let seen = this.ours(cluster, name);
     // A few rounds: each conflict means the Service changed since it was seen; it is read again.
     for (let attempt = 1; seen; attempt++) {
       try {
@@ -257,9 +251,8 @@ export class KubeClusterStore implements ClusterStore {
     return 'none';
   }
 
-  /** The Service mc-<cluster> as last seen, if it is the proxy's (the informer's cache, or our own apply). */
-  private ours(cluster: string): V1Service | undefined {
-    const name = serviceName(cluster);
+  /** The Service `name` as last seen, if it is the proxy's of `cluster` (the informer's cache, or our own apply). */
+  private ours(cluster: string, name: string): V1Service | undefined {
     const seen = this.services.get(name, this.o.serviceNamespace) ?? this.applied.get(name);
     return ownsService(seen, cluster) ? seen : undefined;
   }

@@ -231,7 +231,7 @@ describe('ClusterController.reconcile on a fake store', () => {
     expect(condition(b.store.cluster('alpha'), 'AgentAvailable')?.status).toBe('False');
   });
 
-  it('external access: a LoadBalancer with the annotated annotations, the ingress as endpoint, and back', async () => {
+  it('external access: a LoadBalancer ext-mc-<name> of the kubernetes port, with the annotated annotations, the ingress as endpoint, and back', async () => {
     const b = bed();
     b.store.put(
       proxyCluster(
@@ -241,8 +241,20 @@ describe('ClusterController.reconcile on a fake store', () => {
       ),
     );
     await b.controller.reconcile('alpha');
-    expect(b.store.service('alpha')?.spec?.type).toBe('LoadBalancer');
-    expect(b.store.service('alpha')?.metadata?.annotations).toEqual({ 'lb.example.com/scheme': 'internal' });
+    const lb = b.store.service('alpha', 'ext-mc-alpha');
+    expect(lb?.spec?.type).toBe('LoadBalancer');
+    expect(lb?.metadata?.annotations).toEqual({ 'lb.example.com/scheme': 'internal' });
+    // The kubesphere port (plain HTTP, no authentication) stays inside the host cluster.
+    expect(lb?.spec?.ports?.map((p) => [p.port, p.targetPort])).toEqual([[6443, 6000]]);
+    const internal = b.store.service('alpha');
+    expect(internal?.spec?.type).toBe('ClusterIP');
+    expect(internal?.spec?.ports?.map((p) => [p.port, p.targetPort])).toEqual([
+      [6443, 6000],
+      [80, 16000],
+    ]);
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubesphereAPIEndpoint).toBe(
+      `http://${internal?.spec?.clusterIP}:80`,
+    );
     expect(condition(b.store.cluster('alpha'), 'ExternalAccessReady')?.reason).toBe('WaitingForLoadBalancer');
 
     b.store.setIngress('alpha', '203.0.113.10');
@@ -257,15 +269,46 @@ describe('ClusterController.reconcile on a fake store', () => {
 
     b.store.put({ ...ready, spec: { ...ready.spec, externalKubeAPIEnabled: false } });
     await b.controller.reconcile('alpha');
-    expect(b.store.service('alpha')?.spec?.type).toBe('ClusterIP');
+    expect(b.store.service('alpha', 'ext-mc-alpha')).toBeUndefined();
+    expect(b.store.service('alpha')?.spec?.clusterIP).toBe(internal?.spec?.clusterIP);
     expect(condition(b.store.cluster('alpha'), 'ExternalAccessReady')).toBeUndefined();
+  });
+
+  it("upgrading from Tower's layout: a LoadBalancer mc-<name> of both ports becomes ClusterIP (same ClusterIP), ext-mc-<name> the LoadBalancer", async () => {
+    const b = bed();
+    const c = b.store.put(proxyCluster('alpha', { externalKubeAPIEnabled: true }));
+    const old = b.store.putService({
+      metadata: {
+        name: 'mc-alpha',
+        labels: { 'app.kubernetes.io/managed-by': 'tower-proxy', 'tower.knet.io/cluster': 'alpha' },
+        ownerReferences: [{ apiVersion: c.apiVersion, kind: 'Cluster', name: 'alpha', uid: c.metadata.uid! }],
+      },
+      spec: {
+        type: 'LoadBalancer',
+        selector: { app: 'tower' },
+        ports: [
+          { name: 'kubernetes', protocol: 'TCP', port: 6443, targetPort: 6000 },
+          { name: 'kubesphere', protocol: 'TCP', port: 80, targetPort: 16000 },
+        ],
+      },
+    });
+    b.store.setIngress('alpha', '203.0.113.10', 'mc-alpha');
+    await b.controller.reconcile('alpha');
+    const internal = b.store.service('alpha');
+    expect(internal?.spec?.type).toBe('ClusterIP');
+    expect(internal?.spec?.clusterIP).toBe(old.spec?.clusterIP);
+    expect(internal?.status?.loadBalancer?.ingress).toBeUndefined();
+    expect(b.store.service('alpha', 'ext-mc-alpha')?.spec?.ports?.map((p) => p.port)).toEqual([6443]);
+    expect(b.store.cluster('alpha')?.spec?.connection?.kubesphereAPIEndpoint).toBe(
+      `http://${old.spec?.clusterIP}:80`,
+    );
   });
 
   it('an invalid annotation: no annotations, a Warning, and ExternalAccessReady=False saying why', async () => {
     const b = bed();
     b.store.put(proxyCluster('alpha', { externalKubeAPIEnabled: true }, { [LB]: 'not json' }));
     await b.controller.reconcile('alpha');
-    expect(b.store.service('alpha')?.metadata?.annotations).toEqual({});
+    expect(b.store.service('alpha', 'ext-mc-alpha')?.metadata?.annotations).toEqual({});
     expect(b.store.events[0]).toEqual({
       cluster: 'alpha',
       type: 'Warning',
@@ -340,6 +383,7 @@ describe('ClusterController.reconcile on a fake store', () => {
     b.store.put({ ...c, spec: { ...c.spec, connection: { ...c.spec?.connection, type: 'direct' } } });
     await b.controller.reconcile('alpha');
     expect(b.store.service('alpha')).toBeUndefined();
+    expect(b.store.service('alpha', 'ext-mc-alpha')).toBeUndefined();
     expect(b.listeners.running.has('alpha')).toBe(false);
     expect(b.registry.count('alpha')).toBe(0);
     // Nobody keeps AgentAvailable or ExternalAccessReady true to anything now: they go.

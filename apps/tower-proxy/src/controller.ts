@@ -18,7 +18,14 @@ import {
   type PlanConfig,
   type ServePlan,
 } from './core/cluster-plan';
-import { conditionsUpdate, withoutTunnelConditions, type ConditionInputs } from './core/plan';
+import {
+  conditionsUpdate,
+  externalServiceName,
+  serviceName,
+  withoutTunnelConditions,
+  type ConditionInputs,
+  type ServiceState,
+} from './core/plan';
 import { clientCommonName, type ListenerSpec } from './listeners';
 import type { ProxyMetrics } from './metrics';
 import type { SessionRegistry } from './sessions';
@@ -111,7 +118,8 @@ export function sessionBinding(cluster: Cluster): string {
 }
 
 /**
- * Makes each proxy-type, federated Cluster real: token, ports, Service mc-<name>, certificates,
+ * Makes each proxy-type, federated Cluster real: token, ports, Services (mc-<name>, and ext-mc-<name>
+ * with external access), certificates,
  * kubeconfig, listeners and conditions. Each reconcile fetches from the store, plans (`planCluster`,
  * `planConnection`: pure) and applies. Also answers "is this hello valid" from the store's cache.
  */
@@ -332,8 +340,10 @@ export class ClusterController {
     this.renewals.get(name)?.();
     this.renewals.delete(name);
     leading();
-    if ((await this.o.store.deleteService(name)) === 'deleted')
-      this.o.logger.info({ cluster: name, why }, 'cluster cleaned up');
+    const deleted = await Promise.all(
+      [serviceName(name), externalServiceName(name)].map((s) => this.o.store.deleteService(name, s)),
+    );
+    if (deleted.includes('deleted')) this.o.logger.info({ cluster: name, why }, 'cluster cleaned up');
     const conditions = cluster && withoutTunnelConditions(cluster);
     if (cluster && conditions) {
       leading();
@@ -352,9 +362,18 @@ export class ClusterController {
     const name = cluster.metadata.name;
     for (const e of plan.events) this.o.store.record(cluster, e);
     // The API server allocates the ClusterIP (and a cloud the LoadBalancer ingress): the endpoints
-    // are planned from its answer.
+    // are planned from its answer. Without external access the cluster has no LoadBalancer.
     leading();
-    const service = await this.o.store.applyService(plan.service);
+    const [internal, external] = await Promise.all([
+      this.o.store.applyService(plan.service),
+      plan.external
+        ? this.o.store.applyService(plan.external)
+        : this.o.store.deleteService(name, externalServiceName(name)).then(() => ({}) as ServiceState),
+    ]);
+    const service: ServiceState = {
+      ...(internal.clusterIP ? { clusterIP: internal.clusterIP } : {}),
+      ...(external.ingress ? { ingress: external.ingress } : {}),
+    };
     const next = planConnection(plan, service, this.o);
 
     const issued = next.kubeconfigServer

@@ -48,17 +48,20 @@ async function script(side: Side): Promise<[string, Outcome][]> {
     }
   };
   const cached = store.cluster('p')!;
-  const intent = (type: 'ClusterIP' | 'LoadBalancer', cluster = 'p') =>
-    desiredService(
-      {
-        ...cached,
-        metadata: { ...cached.metadata, name: cluster },
-        spec: { ...P, externalKubeAPIEnabled: type === 'LoadBalancer' },
-      },
+  // mc-<cluster>, or as a LoadBalancer: the store applies what it is given (an older proxy made
+  // mc-<cluster> itself the LoadBalancer; applying it as ClusterIP again is the upgrade).
+  const intent = (type: 'ClusterIP' | 'LoadBalancer', cluster = 'p') => {
+    const svc = desiredService(
+      { ...cached, metadata: { ...cached.metadata, name: cluster }, spec: P },
       { kubernetes: 6000, kubesphere: 16000 },
       { namespace: NS, selector: { app: 'tower' } },
-      type === 'LoadBalancer' ? { 'lb.example.com/scheme': 'internal' } : {},
     );
+    if (type === 'LoadBalancer') {
+      svc.spec.type = type;
+      svc.metadata.annotations = { 'lb.example.com/scheme': 'internal' };
+    }
+    return svc;
+  };
   let written: Cluster | undefined;
 
   await step('synced once started', async () => store.synced);
@@ -106,19 +109,19 @@ async function script(side: Side): Promise<[string, Outcome][]> {
   await step('write conditions of a missing Cluster', () =>
     store.writeConditions({ ...cached, metadata: { name: 'nope' } }, []),
   );
-  await step('delete the Service', () => store.deleteService('p'));
-  await step('delete it again: nothing of the proxy is left', () => store.deleteService('p'));
-  await step('delete the Service of a Cluster never served', () => store.deleteService('never'));
+  await step('delete the Service', () => store.deleteService('p', 'mc-p'));
+  await step('delete it again: nothing of the proxy is left', () => store.deleteService('p', 'mc-p'));
+  await step('delete the Service of a Cluster never served', () => store.deleteService('never', 'mc-never'));
   // A Service that is not the proxy's is never taken over nor deleted, whatever its name.
   await side.userService('f');
   await step("apply over a user's Service", () => store.applyService(intent('ClusterIP', 'f')));
-  await step("delete a user's Service", () => store.deleteService('f'));
+  await step("delete a user's Service", () => store.deleteService('f', 'mc-f'));
   await step("the user's Service is untouched", () => side.serviceLabels('f'));
   await step('apply the Service again', () => store.applyService(intent('ClusterIP')));
   await side.pauseWatch();
   await side.replaceWithUserService('p');
   await step("delete it after a user replaced it (the store's cache still has the proxy's)", () =>
-    store.deleteService('p'),
+    store.deleteService('p', 'mc-p'),
   );
   await step("the user's Service in its place is untouched", () => side.serviceLabels('p'));
   store.record(cached, { type: 'Normal', reason: 'Test', message: 'recorded, never thrown' });
@@ -209,7 +212,7 @@ it('KubeClusterStore and FakeClusterStore answer the same script the same way', 
   const fake: Side = {
     store: fakeStore,
     put: async (name) => void fakeStore.put({ metadata: { name }, spec: P }),
-    setIngress: async (cluster, ip) => fakeStore.setIngress(cluster, ip),
+    setIngress: async (cluster, ip) => fakeStore.setIngress(cluster, ip, `mc-${cluster}`),
     userService: async (cluster) => fakeUserService(cluster),
     replaceWithUserService: async (cluster) => {
       fakeStore.removeService(cluster);

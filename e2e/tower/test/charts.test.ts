@@ -529,11 +529,39 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
     );
   });
 
-  it('deletes mc-<name> when the Cluster goes (no garbage collector runs here: the proxy does it)', async () => {
+  it('external access: the LoadBalancer ext-mc-rbac carries the kubernetes port only; mc-rbac is unchanged', async () => {
+    const ports = async (name: string) => {
+      const r = await host.kubectl(['get', 'service', name, '-n', NS, '-o', 'json']);
+      if (r.exitCode !== 0) return undefined;
+      const svc = JSON.parse(r.stdout) as { spec: { type: string; ports: { port: number }[] } };
+      return [svc.spec.type, svc.spec.ports.map((p) => p.port)];
+    };
+    const before = await ports('mc-rbac');
+    await host.kubectlOk([
+      'patch',
+      'clusters.cluster.kubesphere.io',
+      'rbac',
+      '--type=merge',
+      '-p',
+      '{"spec":{"externalKubeAPIEnabled":true}}',
+    ]);
+    await until(
+      () => `ext-mc-rbac to be created; proxy log:\n${proxy.proc.tail(30)}`,
+      async () => (await ports('ext-mc-rbac')) !== undefined,
+      20_000,
+    );
+    expect(await ports('ext-mc-rbac')).toEqual(['LoadBalancer', [6443]]);
+    expect(await ports('mc-rbac')).toEqual(before);
+    expect(before).toEqual(['ClusterIP', [6443, 80]]);
+  });
+
+  it('deletes its Services when the Cluster goes (no garbage collector runs here: the proxy does it)', async () => {
     await host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'rbac']);
     await until(
-      () => `mc-rbac to be deleted; proxy log:\n${proxy.proc.tail(30)}`,
-      async () => (await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS])).exitCode !== 0,
+      () => `mc-rbac and ext-mc-rbac to be deleted; proxy log:\n${proxy.proc.tail(30)}`,
+      async () =>
+        (await host.kubectl(['get', 'service', 'mc-rbac', '-n', NS])).exitCode !== 0 &&
+        (await host.kubectl(['get', 'service', 'ext-mc-rbac', '-n', NS])).exitCode !== 0,
       20_000,
     );
   });
@@ -551,7 +579,8 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       15_000,
     );
     const notOurs = 'denied request: tower-proxy changes and deletes only its own Services';
-    const mustBeOurs = 'denied request: a Service written by tower-proxy must be mc-<cluster> labelled';
+    const mustBeOurs =
+      'denied request: a Service written by tower-proxy must be mc-<cluster> or ext-mc-<cluster> labelled';
     const attempts: [string[], string][] = [
       [['delete', 'service', 'foreign'], notOurs],
       [['delete', 'service', 'mc-lookalike'], notOurs],
@@ -572,6 +601,25 @@ describe("tower-proxy runs with the chart's RBAC, and the RBAC allows nothing mo
       ],
       [['create', 'service', 'clusterip', 'mc-unlabelled', '--tcp=443:8443'], mustBeOurs],
     ];
+    // One of its own names and labels, but the kubesphere port (plain HTTP) on a load balancer.
+    const exposed = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        name: 'ext-mc-lookalike',
+        labels: { 'app.kubernetes.io/managed-by': 'tower-proxy', 'tower.knet.io/cluster': 'lookalike' },
+      },
+      spec: { type: 'LoadBalancer', ports: [{ name: 'kubesphere', port: 80, targetPort: 16000 }] },
+    };
+    const r = await host.kubectl(['apply', '-f', '-', '-n', NS, `--as=${PROXY_SA}`], {
+      input: JSON.stringify(exposed),
+    });
+    expect([r.exitCode !== 0, r.stderr]).toEqual([
+      true,
+      expect.stringContaining(
+        'denied request: a LoadBalancer Service written by tower-proxy carries only the kubernetes port (6443)',
+      ),
+    ]);
     for (const [args, message] of attempts) {
       const r = await asProxy(args);
       expect([args.join(' '), r.exitCode !== 0, r.stderr]).toEqual([

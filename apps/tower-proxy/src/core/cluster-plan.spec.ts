@@ -119,22 +119,29 @@ describe('planCluster', () => {
     [
       'external access with valid annotations',
       { external: true, annotation: '{"lb/x":"y"}' },
-      'LoadBalancer',
       { 'lb/x': 'y' },
       [],
     ],
-    ['annotations without external access', { annotation: '{"lb/x":"y"}' }, 'ClusterIP', {}, []],
+    ['annotations without external access', { annotation: '{"lb/x":"y"}' }, undefined, []],
     [
       'invalid annotations: none, and a warning',
       { external: true, annotation: 'nope' },
-      'LoadBalancer',
       {},
       [{ type: 'Warning', reason: 'InvalidAnnotation', message: `annotation ${LB} is not JSON` }],
     ],
-  ] as const)('the Service with %s', (_what, o, type, annotations, events) => {
+  ] as const)('the Services with %s', (_what, o, annotations, events) => {
     const p = serve(cluster('a', { token: 't' }, o));
-    expect(p.service.spec.type).toBe(type);
-    expect(p.service.metadata.annotations).toEqual(annotations);
+    // mc-<name> is the same either way: inside the host cluster, both ports, no annotations.
+    expect(p.service.metadata.name).toBe('mc-a');
+    expect(p.service.spec.type).toBe('ClusterIP');
+    expect(p.service.metadata.annotations).toEqual({});
+    if (annotations === undefined) expect(p.external).toBeUndefined();
+    else {
+      expect(p.external?.metadata.name).toBe('ext-mc-a');
+      expect(p.external?.spec.type).toBe('LoadBalancer');
+      expect(p.external?.spec.ports.map((x) => x.name)).toEqual(['kubernetes']);
+      expect(p.external?.metadata.annotations).toEqual(annotations);
+    }
     expect(p.events).toEqual(events);
     expect(p.annotationError).toBe(events.length ? `annotation ${LB} is not JSON` : undefined);
   });

@@ -2,6 +2,7 @@ import { isProxyCluster, type Cluster, type Connection } from '@knet/cluster-crd
 import { errorMessage } from '@knet/runtime';
 import {
   allocatePorts,
+  desiredExternalService,
   desiredService,
   endpoints,
   lbAnnotations,
@@ -41,7 +42,7 @@ export interface ClusterInput {
   newToken: string;
 }
 
-/** Nothing to serve: drop the cluster's agents, listeners and Service. */
+/** Nothing to serve: drop the cluster's agents, listeners and Services. */
 export interface CleanupPlan {
   action: 'cleanup';
   why: 'deleted' | 'no longer a proxy cluster';
@@ -65,12 +66,18 @@ export interface FailPlan {
   status: Omit<ConditionInputs, 'agents'>;
 }
 
-/** Serve the cluster: apply `service`, then `planConnection` with the API server's answer. */
+/**
+ * Serve the cluster: apply `service` (and `external`, or delete the cluster's LoadBalancer when
+ * there is none), then `planConnection` with the API server's answer.
+ */
 export interface ServePlan {
   action: 'serve';
   cluster: Cluster;
   ports: Ports;
+  /** mc-<cluster>, inside the host cluster. */
   service: ServiceIntent;
+  /** ext-mc-<cluster>, the LoadBalancer: only with external access. */
+  external?: ServiceIntent;
   /** A token to write, when the Cluster has none. */
   token?: string;
   /** Why KubeSphere's LoadBalancer annotation was not used (it is not valid). */
@@ -83,7 +90,7 @@ export type ClusterPlan = CleanupPlan | HoldPlan | FailPlan | ServePlan;
 
 /**
  * The first half of a reconcile: whether the cluster is served, on which ports, and the Service
- * mc-<name> it needs. Pure: the controller fetches the inputs and applies the result.
+ * Services it needs. Pure: the controller fetches the inputs and applies the result.
  */
 export function planCluster(input: ClusterInput, config: PlanConfig): ClusterPlan {
   const { cluster } = input;
@@ -103,16 +110,15 @@ export function planCluster(input: ClusterInput, config: PlanConfig): ClusterPla
     };
   }
   const lb = lbAnnotations(cluster);
+  const o = { namespace: config.serviceNamespace, selector: config.serviceSelector };
   return {
     action: 'serve',
     cluster,
     ports,
-    service: desiredService(
-      cluster,
-      ports,
-      { namespace: config.serviceNamespace, selector: config.serviceSelector },
-      lb.ok ? lb.annotations : {},
-    ),
+    service: desiredService(cluster, ports, o),
+    ...(cluster.spec?.externalKubeAPIEnabled === true
+      ? { external: desiredExternalService(cluster, ports, o, lb.ok ? lb.annotations : {}) }
+      : {}),
     ...(cluster.spec?.connection?.token ? {} : { token: input.newToken }),
     ...(lb.ok ? {} : { annotationError: lb.message }),
     events: lb.ok ? [] : [{ type: 'Warning', reason: 'InvalidAnnotation', message: lb.message }],

@@ -3,7 +3,9 @@ import {
   allocatePorts,
   conditionsUpdate,
   desiredConditions,
+  desiredExternalService,
   desiredService,
+  externalServiceName,
   endpoints,
   lbAnnotations,
   servingNames,
@@ -72,28 +74,30 @@ describe('allocatePorts', () => {
 });
 
 describe('Service, endpoints, names', () => {
-  it('renders mc-<name> as ClusterIP, or LoadBalancer with the annotations when external access is on', () => {
-    expect(
-      desiredService(
-        cluster('a'),
-        { kubernetes: 6000, kubesphere: 16000 },
-        { namespace: 'ks', selector: { app: 'tower' } },
-        {},
-      ),
-    ).toMatchSnapshot();
+  it('renders mc-<name> as ClusterIP with both ports, ext-mc-<name> as a LoadBalancer of the kubernetes port only', () => {
+    const o = { namespace: 'ks', selector: { app: 'tower' } };
+    expect(desiredService(cluster('a'), { kubernetes: 6000, kubesphere: 16000 }, o)).toMatchSnapshot();
     const ext = cluster('b', 6001, {});
     ext.spec!.externalKubeAPIEnabled = true;
-    const svc = desiredService(
-      ext,
-      { kubernetes: 6001, kubesphere: 16001 },
-      { namespace: 'ks', selector: { app: 'tower' } },
-      { 'lb/x': 'y' },
-    ) as {
-      spec: { type: string };
-      metadata: { annotations: object };
-    };
-    expect(svc.spec.type).toBe('LoadBalancer');
-    expect(svc.metadata.annotations).toEqual({ 'lb/x': 'y' });
+    const ports = { kubernetes: 6001, kubesphere: 16001 };
+    // External access changes nothing inside: same Service, same endpoints.
+    const internal = desiredService(ext, ports, o);
+    expect(internal.metadata.name).toBe('mc-b');
+    expect(internal.spec.type).toBe('ClusterIP');
+    expect(internal.metadata.annotations).toEqual({});
+    expect(internal.spec.ports.map((p) => p.name)).toEqual(['kubernetes', 'kubesphere']);
+    const lb = desiredExternalService(ext, ports, o, { 'lb/x': 'y' });
+    expect(lb).toMatchSnapshot();
+    // The kubesphere port (plain HTTP, no authentication) is never on the LoadBalancer.
+    expect(lb.spec.ports).toEqual([{ name: 'kubernetes', protocol: 'TCP', port: 6443, targetPort: 6001 }]);
+    expect(lb.metadata.labels).toEqual(internal.metadata.labels);
+    expect(lb.metadata.ownerReferences).toEqual(internal.metadata.ownerReferences);
+  });
+
+  it("names the LoadBalancer so that no cluster name makes it another cluster's mc- Service", () => {
+    for (const name of ['a', 'a-external', 'ext', 'mc-a', 'ext-mc-a'])
+      expect(externalServiceName(name).startsWith('mc-')).toBe(false);
+    expect(externalServiceName('a')).toBe('ext-mc-a');
   });
 
   it.each([

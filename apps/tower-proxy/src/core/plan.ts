@@ -76,6 +76,11 @@ export interface ServiceOptions {
 }
 
 export const serviceName = (cluster: string) => `mc-${cluster}`;
+/**
+ * The LoadBalancer of a cluster with external access. Not `mc-<cluster>-…`: any suffix could be
+ * another cluster's `mc-` name (a cluster named `<cluster>-external`); no `mc-` name starts `ext-`.
+ */
+export const externalServiceName = (cluster: string) => `ext-mc-${cluster}`;
 /** Labels of the Services the proxy manages: which cluster each belongs to, and who manages it. */
 export const CLUSTER_LABEL = 'tower.knet.io/cluster';
 const MANAGED_BY = ['app.kubernetes.io/managed-by', 'tower-proxy'] as const;
@@ -99,22 +104,21 @@ export interface ServiceIntent {
   };
 }
 
-/** The Service `mc-<cluster>` (server-side apply intent): 6443 → kubernetes port, 80 → kubesphere port. */
-export function desiredService(
+function managedService(
   cluster: Cluster,
-  ports: Ports,
+  name: string,
   o: ServiceOptions,
   annotations: Record<string, string>,
+  spec: ServiceIntent['spec'],
 ): ServiceIntent {
-  const external = cluster.spec?.externalKubeAPIEnabled === true;
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: {
-      name: serviceName(cluster.metadata.name),
+      name,
       namespace: o.namespace,
       labels: { [MANAGED_BY[0]]: MANAGED_BY[1], [CLUSTER_LABEL]: cluster.metadata.name },
-      annotations: external ? annotations : {},
+      annotations,
       ownerReferences: cluster.metadata.uid
         ? [
             {
@@ -126,20 +130,55 @@ export function desiredService(
           ]
         : [],
     },
-    spec: {
-      type: external ? 'LoadBalancer' : 'ClusterIP',
+    spec,
+  };
+}
+
+/**
+ * The Service `mc-<cluster>` (server-side apply intent), inside the host cluster only (ClusterIP):
+ * 6443 → kubernetes port, 80 → kubesphere port. The endpoints KubeSphere reads are its ClusterIP.
+ */
+export function desiredService(cluster: Cluster, ports: Ports, o: ServiceOptions): ServiceIntent {
+  return managedService(
+    cluster,
+    serviceName(cluster.metadata.name),
+    o,
+    {},
+    {
+      type: 'ClusterIP',
       selector: o.selector,
       ports: [
         { name: 'kubernetes', protocol: 'TCP', port: 6443, targetPort: ports.kubernetes },
         { name: 'kubesphere', protocol: 'TCP', port: 80, targetPort: ports.kubesphere },
       ],
     },
-  };
+  );
 }
 
+/**
+ * The LoadBalancer `ext-mc-<cluster>` of a cluster with external access (`externalKubeAPIEnabled`),
+ * with KubeSphere's LB annotations: the kubernetes port only (6443, TLS with client certificates).
+ * The kubesphere port is plain HTTP without authentication (KubeSphere's own proxying speaks it):
+ * it never leaves the host cluster. (Tower made `mc-<cluster>` itself the LoadBalancer, both ports.)
+ */
+export function desiredExternalService(
+  cluster: Cluster,
+  ports: Ports,
+  o: ServiceOptions,
+  annotations: Record<string, string>,
+): ServiceIntent {
+  return managedService(cluster, externalServiceName(cluster.metadata.name), o, annotations, {
+    type: 'LoadBalancer',
+    selector: o.selector,
+    ports: [{ name: 'kubernetes', protocol: 'TCP', port: 6443, targetPort: ports.kubernetes }],
+  });
+}
+
+/** The cluster's Services as the API server has them. */
 export interface ServiceState {
+  /** The ClusterIP of mc-<cluster>. */
   clusterIP?: string;
-  /** First LoadBalancer ingress (ip or hostname), when there is one. */
+  /** The first LoadBalancer ingress (ip or hostname) of ext-mc-<cluster>, when there is one. */
   ingress?: string;
 }
 

@@ -4,13 +4,14 @@ import { desiredService } from '../core/plan';
 import { FakeClusterStore } from './cluster-store';
 
 const spec = { joinFederation: true, connection: { type: 'proxy' as const } };
+/** mc-<cluster>, or as a LoadBalancer (what an older proxy applied): the store applies what it is given. */
 const intent = (c: Cluster, type: 'ClusterIP' | 'LoadBalancer' = 'ClusterIP') => {
   const s = desiredService(
-    { ...c, spec: { ...c.spec, externalKubeAPIEnabled: type === 'LoadBalancer' } },
+    c,
     { kubernetes: 6000, kubesphere: 16000 },
     { namespace: 'kubesphere-system', selector: { app: 'tower' } },
-    {},
   );
+  s.spec.type = type;
   return s;
 };
 const failure = async (p: Promise<unknown>) =>
@@ -83,7 +84,7 @@ describe('FakeClusterStore', () => {
       'merge patch Cluster gone: 404 NotFound: clusters.cluster.kubesphere.io "gone" not found',
     ]);
     // Nothing of the proxy's to delete is not a failure.
-    await expect(store.deleteService('gone')).resolves.toBe('none');
+    await expect(store.deleteService('gone', 'mc-gone')).resolves.toBe('none');
   });
 
   it('gives a new Service a ClusterIP, keeps it, and reports Service updates and deletions (not creations)', async () => {
@@ -98,7 +99,7 @@ describe('FakeClusterStore', () => {
     await store.applyService(intent(a, 'LoadBalancer'));
     expect(await reported()).toEqual(['a']);
     expect(store.service('a')?.spec).toMatchObject({ type: 'LoadBalancer', clusterIP: '10.96.0.10' });
-    store.setIngress('a', '203.0.113.10');
+    store.setIngress('a', '203.0.113.10', 'mc-a');
     expect(await store.applyService(intent(a, 'LoadBalancer'))).toEqual({
       clusterIP: '10.96.0.10',
       ingress: '203.0.113.10',
@@ -106,7 +107,7 @@ describe('FakeClusterStore', () => {
     // Leaving type LoadBalancer clears the ingress at once.
     expect(await store.applyService(intent(a))).toEqual({ clusterIP: '10.96.0.10' });
     await reported();
-    await expect(store.deleteService('a')).resolves.toBe('deleted');
+    await expect(store.deleteService('a', 'mc-a')).resolves.toBe('deleted');
     expect(store.service('a')).toBeUndefined();
     expect(await reported()).toEqual(['a']);
   });
@@ -121,7 +122,7 @@ describe('FakeClusterStore', () => {
     expect(e.message).toBe(
       "apply patch Service kubesphere-system/mc-a: 409 Conflict: Service kubesphere-system/mc-a exists and is not tower-proxy's (it lacks the labels app.kubernetes.io/managed-by=tower-proxy, tower.knet.io/cluster=a); the proxy leaves it alone: delete or rename that Service to let the proxy create its own",
     );
-    await expect(store.deleteService('a')).resolves.toBe('none');
+    await expect(store.deleteService('a', 'mc-a')).resolves.toBe('none');
     expect(store.service('a')?.metadata?.labels).toEqual({ app: 'mine' });
     // One of the proxy's, relabelled for another cluster, is not the proxy's Service of this one.
     store.removeService('a');
@@ -131,7 +132,7 @@ describe('FakeClusterStore', () => {
       ...ours,
       metadata: { ...ours.metadata, labels: { ...ours.metadata?.labels, 'tower.knet.io/cluster': 'b' } },
     });
-    await expect(store.deleteService('a')).resolves.toBe('none');
+    await expect(store.deleteService('a', 'mc-a')).resolves.toBe('none');
     expect(store.service('a')).toBeDefined();
   });
 

@@ -9,7 +9,13 @@ import {
   type ServiceDeletion,
 } from '../cluster-store';
 import type { ClusterEvent } from '../core/cluster-plan';
-import { CLUSTER_LABEL, serviceName, type ServiceIntent, type ServiceState } from '../core/plan';
+import {
+  CLUSTER_LABEL,
+  externalServiceName,
+  serviceName,
+  type ServiceIntent,
+  type ServiceState,
+} from '../core/plan';
 
 /** The store's calls, to make one of them fail (`failNext`). */
 export type ClusterStoreCall = 'applyService' | 'deleteService' | 'patchConnection' | 'writeConditions';
@@ -100,8 +106,7 @@ export class FakeClusterStore implements ClusterStore {
     );
   }
 
-  deleteService(cluster: string): Promise<ServiceDeletion> {
-    const name = serviceName(cluster);
+  deleteService(cluster: string, name: string): Promise<ServiceDeletion> {
     return this.call('deleteService', `delete Service ${this.o.serviceNamespace}/${name}`, () => {
       if (!ownsService(this.svcs.get(name), cluster)) return 'none';
       this.svcs.delete(name);
@@ -159,9 +164,9 @@ export class FakeClusterStore implements ClusterStore {
     if (this.objects.delete(name)) this.report(name);
   }
 
-  /** The Service mc-<cluster> as stored. */
-  service(cluster: string): V1Service | undefined {
-    const s = this.svcs.get(serviceName(cluster));
+  /** A Service of the cluster as stored: mc-<cluster>, or `name` (e.g. `externalServiceName(cluster)`). */
+  service(cluster: string, name = serviceName(cluster)): V1Service | undefined {
+    const s = this.svcs.get(name);
     return s && clone(s);
   }
 
@@ -188,11 +193,11 @@ export class FakeClusterStore implements ClusterStore {
     return clone(stored);
   }
 
-  /** What a cloud controller does once the load balancer exists. */
-  setIngress(cluster: string, ip: string): void {
-    const s = this.svcs.get(serviceName(cluster));
-    if (!s) throw new Error(`no Service ${serviceName(cluster)}`);
-    this.write(this.svcs, serviceName(cluster), s, {
+  /** What a cloud controller does once the load balancer (ext-mc-<cluster>, or `name`) exists. */
+  setIngress(cluster: string, ip: string, name = externalServiceName(cluster)): void {
+    const s = this.svcs.get(name);
+    if (!s) throw new Error(`no Service ${name}`);
+    this.write(this.svcs, name, s, {
       ...clone(s),
       status: { loadBalancer: { ingress: [{ ip }] } },
     });
