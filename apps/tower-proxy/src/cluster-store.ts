@@ -48,7 +48,9 @@ export interface ClusterStore {
   /**
    * Server-side apply (forced) of the proxy's Service; answers with its address as the API server
    * has it. A Service of that name that is not the proxy's (`ownsService`) is never taken over:
-   * `409 Conflict` (`notOwnedError`), and it is left as it is.
+   * `409 Conflict` (`notOwnedError`), and it is left as it is. A Service that already is the intent
+   * (`matchesIntent`, as last seen) is answered from the cache, without a request: after a start
+   * or a failover, every Cluster's pass would otherwise apply its unchanged Services once more.
    */
   applyService(intent: ServiceIntent): Promise<ServiceState>;
   /**
@@ -96,6 +98,45 @@ export function notOwnedError(namespace: string, name: string, cluster: string) 
     'Conflict',
     `Service ${namespace}/${name} exists and is not tower-proxy's (it lacks the labels ${MANAGED_SELECTOR}, ${CLUSTER_LABEL}=${cluster}); the proxy leaves it alone: delete or rename that Service to let the proxy create its own`,
     { name, kind: 'services' },
+  );
+}
+
+/**
+ * Whether `svc` already has every field of `intent` as it would be applied: its labels, exactly its
+ * annotations and owner references, type, selector and ports. Then an apply would change nothing
+ * (server-side apply: the proxy owns exactly these fields), and is not sent. Fields others set
+ * (nodePorts, a cloud's annotations) are compared only where the proxy sets them too: a Service
+ * with extra annotations is applied again (a no-op for the API server, one round trip).
+ */
+export function matchesIntent(svc: V1Service, intent: ServiceIntent): boolean {
+  const m = svc.metadata ?? {};
+  const spec = svc.spec ?? {};
+  const same = (a: Record<string, string> | undefined, b: Record<string, string>) =>
+    Object.keys(a ?? {}).length === Object.keys(b).length &&
+    Object.entries(b).every(([k, v]) => a?.[k] === v);
+  const owners = m.ownerReferences ?? [];
+  const ports = spec.ports ?? [];
+  return (
+    Object.entries(intent.metadata.labels).every(([k, v]) => m.labels?.[k] === v) &&
+    same(m.annotations, intent.metadata.annotations) &&
+    owners.length === intent.metadata.ownerReferences.length &&
+    intent.metadata.ownerReferences.every(
+      (o, i) =>
+        owners[i]?.apiVersion === o.apiVersion &&
+        owners[i]?.kind === o.kind &&
+        owners[i]?.name === o.name &&
+        owners[i]?.uid === o.uid,
+    ) &&
+    spec.type === intent.spec.type &&
+    same(spec.selector, intent.spec.selector) &&
+    ports.length === intent.spec.ports.length &&
+    intent.spec.ports.every(
+      (p, i) =>
+        ports[i]?.name === p.name &&
+        (ports[i]?.protocol ?? 'TCP') === p.protocol &&
+        ports[i]?.port === p.port &&
+        ports[i]?.targetPort === p.targetPort,
+    )
   );
 }
 
@@ -196,7 +237,9 @@ export class KubeClusterStore implements ClusterStore {
     const cluster = intent.metadata.labels[CLUSTER_LABEL] ?? '';
     // Server-side apply takes over whatever has the name (with force, even fields others own; and
     // without force too when the values agree): a Service not known to be ours is read first.
-    if (!this.ours(cluster, name)) {
+    const seen = this.ours(cluster, name);
+    if (seen && matchesIntent(seen, intent)) return serviceState(seen);
+    if (!seen) {
       const cur = await this.readService(namespace, name);
       if (cur && !ownsService(cur, cluster)) {
         throw wrapApiError(
