@@ -115,7 +115,13 @@ interface Timer {
 }
 
 function bed(
-  o: { portRange?: { min: number; max: number }; publishAddress?: string; concurrency?: number } = {},
+  o: {
+    portRange?: { min: number; max: number };
+    publishAddress?: string;
+    concurrency?: number;
+    /** 0 unless a test is about it: AgentAvailable follows the agents at once. */
+    agentGracePeriodMs?: number;
+  } = {},
 ): Bed {
   const store = new FakeClusterStore({ serviceNamespace: NS });
   const listeners = new FakeListeners();
@@ -136,6 +142,7 @@ function bed(
     portRange: { min: 6000, max: 6010, kubesphereOffset: 10_000, ...o.portRange },
     ...(o.publishAddress ? { publishAddress: o.publishAddress } : {}),
     ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+    agentGracePeriodMs: o.agentGracePeriodMs ?? 0,
     now: () => clock.now,
     schedule: (fn, delayMs) => {
       const t: Timer = {
@@ -882,6 +889,45 @@ describe('ClusterController leading the work queue', () => {
     expect(b.store.cluster('alpha')).toEqual(before); // no AgentAvailable=True left behind
     expect(b.listeners.ensured).toHaveLength(ensured + 1);
     expect(b.store.events.filter((e) => e.reason === 'ReconcileFailed')).toEqual([]);
+    await b.controller.stop();
+  });
+
+  it('after taking over, AgentAvailable waits for the agents redialling: True kept, then False only for the one not back when the grace period ends', async () => {
+    const b = bed({ agentGracePeriodMs: 30_000 });
+    b.store.put(proxyCluster('alpha'));
+    b.store.put(proxyCluster('beta'));
+    b.controller.setLeading(true);
+    const available = (c: string) => condition(b.store.cluster(c), 'AgentAvailable')?.status;
+    // The first term: no agent has come yet, and none is expected: nothing is said about them.
+    await until('both to be served', () =>
+      ['alpha', 'beta'].every((c) => condition(b.store.cluster(c), 'Initialized')?.status === 'True'),
+    );
+    expect([available('alpha'), available('beta')]).toEqual([undefined, undefined]);
+    const alpha1 = connect(b, 'alpha', 'a1');
+    const beta1 = connect(b, 'beta', 'b1');
+    await until('both True', () => available('alpha') === 'True' && available('beta') === 'True');
+
+    // Failover: this replica loses the Lease (its agents go), then leads again (a new term).
+    b.controller.setLeading(false);
+    for (const s of [alpha1, beta1]) b.registry.remove(s);
+    const versions = () => ['alpha', 'beta'].map((c) => b.store.cluster(c)?.metadata.resourceVersion);
+    const before = versions();
+    const passes = await b.reconciles('ok');
+    b.controller.setLeading(true);
+    await until('both to be reconciled again', async () => (await b.reconciles('ok')) >= passes + 2);
+    expect(versions()).toEqual(before); // nothing written: both still True
+    connect(b, 'alpha', 'a2'); // alpha's agent is back; beta's is not
+    await until('alpha reconciled', async () => (await b.reconciles('ok')) >= passes + 3);
+    expect([available('alpha'), available('beta')]).toEqual(['True', 'True']);
+
+    // The grace period ends: beta, still without an agent, is reconciled once more and goes False.
+    const graceEnd = b.timers.filter((t) => t.state === 'pending' && t.delayMs <= 30_000);
+    expect(graceEnd.map((t) => t.delayMs)).toEqual([30_000]);
+    later(b, 30_000);
+    graceEnd[0]!.fire();
+    await until('beta False', () => available('beta') === 'False');
+    expect(available('alpha')).toBe('True');
+    expect(condition(b.store.cluster('beta'), 'AgentAvailable')?.reason).toBe('NoAgent');
     await b.controller.stop();
   });
 

@@ -64,7 +64,17 @@ export interface ControllerOptions extends PlanConfig {
    * pass waits on the API server: one at a time, 1,000 Clusters took a minute and more.
    */
   concurrency?: number;
+  /**
+   * After this replica starts leading, how long a Cluster without an agent keeps the AgentAvailable
+   * it has (default `AGENT_GRACE_PERIOD_MS`): its agents are still redialling after a restart or a
+   * failover, and turning every Cluster False, then True again as each agent comes back, is two
+   * writes per Cluster and a false alarm for each. Each such Cluster is reconciled again when it ends.
+   */
+  agentGracePeriodMs?: number;
 }
+
+/** How long AgentAvailable is left as it is after this replica starts leading (agents redial). */
+export const AGENT_GRACE_PERIOD_MS = 30_000;
 
 /** Clusters reconciled at the same time by default. */
 export const RECONCILE_CONCURRENCY = 8;
@@ -145,6 +155,8 @@ export class ClusterController {
   private readonly validityDays: number;
   private readonly renewBeforeMs: number;
   private readonly caPublicKey: KeyObject;
+  /** Until when (ms, this controller's clock) AgentAvailable is not turned False: see agentGracePeriodMs. */
+  private graceUntil = 0;
 
   constructor(private readonly o: ControllerOptions) {
     this.queue = new WorkQueue((name) => (this.leading ? this.reconcile(name) : Promise.resolve()), {
@@ -170,8 +182,10 @@ export class ClusterController {
   /** Writes happen only while leading; on gaining leadership every cluster is reconciled. */
   setLeading(leading: boolean): void {
     this.leading = leading;
-    if (leading) for (const c of this.o.store.clusters()) this.enqueue(c.metadata.name);
-    else {
+    if (leading) {
+      this.graceUntil = this.now().getTime() + (this.o.agentGracePeriodMs ?? AGENT_GRACE_PERIOD_MS);
+      for (const c of this.o.store.clusters()) this.enqueue(c.metadata.name);
+    } else {
       this.term++;
       this.cancelRenewals();
     }
@@ -431,7 +445,8 @@ export class ClusterController {
   }
 
   private async writeConditions(cluster: Cluster, status: Omit<ConditionInputs, 'agents'>): Promise<void> {
-    const agents = this.o.registry.count(cluster.metadata.name);
+    const name = cluster.metadata.name;
+    const agents = this.awaitingAgents(name) ? undefined : this.o.registry.count(name);
     const conditions = conditionsUpdate(cluster, { ...status, agents }, this.now());
     if (conditions) await this.writeConditionsOnce(cluster, conditions);
   }
@@ -444,6 +459,11 @@ export class ClusterController {
       // A newer version exists: the store reports it as a change and the cluster is reconciled again.
       if (!isConflict(e)) throw e;
     }
+  }
+
+  /** Whether the cluster has no agent yet and its agents may still be redialling (the grace period). */
+  private awaitingAgents(cluster: string): boolean {
+    return this.o.registry.count(cluster) === 0 && this.now().getTime() < this.graceUntil;
   }
 
   private now(): Date {
@@ -530,13 +550,15 @@ export class ClusterController {
     return [issued.client.fingerprint, r.fingerprint];
   }
 
-  /** Requeues the cluster when its first certificate comes due (or an overlap ends). */
+  /** Requeues the cluster when its first certificate comes due (or an overlap or the agents' grace period ends). */
   private requeueAtNextRenewal(cluster: string, notAfters: (Date | undefined)[]): void {
     const times = notAfters
       .filter((d): d is Date => d !== undefined)
       .map((d) => d.getTime() - this.renewBeforeMs);
     const overlapEnd = this.replaced.get(cluster)?.until.getTime();
     if (overlapEnd !== undefined) times.push(overlapEnd);
+    // AgentAvailable is left as it is until then: decided when the grace period ends.
+    if (this.awaitingAgents(cluster)) times.push(this.graceUntil);
     this.requeueAt(cluster, new Date(Math.min(...times)));
   }
 

@@ -59,6 +59,7 @@ void runMain('tower-proxy', async () => {
     serviceSelector: opts.serviceSelector,
     ...(opts.publishServiceAddress ? { publishAddress: opts.publishServiceAddress } : {}),
     portRange: opts.portRange,
+    agentGracePeriodMs: opts.agentGracePeriod,
   });
   await controller.start();
 

@@ -216,6 +216,14 @@ export const program = createProgram({
       schema: schemas.duration({ min: 1000, max: 120_000 }),
       default: '10s',
     },
+    agentGracePeriod: {
+      flag: '--agent-grace-period <duration>',
+      env: 'TOWER_AGENT_GRACE_PERIOD',
+      description:
+        'after this replica starts leading, a Cluster without an agent keeps its AgentAvailable this long (its agents redial after a restart or failover); 0s: none',
+      schema: schemas.duration({ min: 0, max: 600_000 }),
+      default: '30s',
+    },
     leaderElect: {
       flag: '--leader-elect [bool]',
       env: 'TOWER_LEADER_ELECT',

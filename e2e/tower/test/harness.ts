@@ -62,6 +62,9 @@ export async function startProxy(
     `--port-range=${base}-${base + 50}`,
     `--namespace=${NS}`,
     '--keepalive=2s',
+    // AgentAvailable follows the agents at once: these tests kill and refuse agents and expect False
+    // within seconds of the proxy's start (the grace period is the controller spec's and the bench's).
+    '--agent-grace-period=0s',
     '--log-level=debug',
     ...extra,
   ];

@@ -238,7 +238,11 @@ export function servingNames(
 
 export interface ConditionInputs {
   initialized: { ok: true } | { ok: false; reason: string; message: string };
-  agents: number;
+  /**
+   * Agents connected now; `undefined` while that says nothing yet (just after this replica took
+   * over, the agents are still redialling): AgentAvailable is then left as it is.
+   */
+  agents: number | undefined;
   external?: { enabled: boolean; ingress?: string; annotationError?: string };
 }
 
@@ -266,27 +270,28 @@ export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Dat
     now,
     KUBESPHERE_TIMESTAMPS,
   );
-  c = setCondition(
-    c,
-    i.agents > 0
-      ? {
-          type: 'AgentAvailable',
-          status: 'True',
-          reason: 'AgentConnected',
-          // No count: it would be stale (the proxy reconciles when the first agent comes and the last
-          // goes) or write the Cluster, and wake KubeSphere's controller, at every agent connection.
-          // The count is the metric tower_proxy_agent_sessions{cluster}.
-          message: 'an agent is connected to the proxy',
-        }
-      : {
-          type: 'AgentAvailable',
-          status: 'False',
-          reason: 'NoAgent',
-          message: 'no agent is connected to the proxy',
-        },
-    now,
-    KUBESPHERE_TIMESTAMPS,
-  );
+  if (i.agents !== undefined)
+    c = setCondition(
+      c,
+      i.agents > 0
+        ? {
+            type: 'AgentAvailable',
+            status: 'True',
+            reason: 'AgentConnected',
+            // No count: it would be stale (the proxy reconciles when the first agent comes and the last
+            // goes) or write the Cluster, and wake KubeSphere's controller, at every agent connection.
+            // The count is the metric tower_proxy_agent_sessions{cluster}.
+            message: 'an agent is connected to the proxy',
+          }
+        : {
+            type: 'AgentAvailable',
+            status: 'False',
+            reason: 'NoAgent',
+            message: 'no agent is connected to the proxy',
+          },
+      now,
+      KUBESPHERE_TIMESTAMPS,
+    );
   if (i.external?.enabled) {
     c = setCondition(
       c,
