@@ -71,6 +71,15 @@ app.kubernetes.io/name={{ include "tower-proxy.name" . }},app.kubernetes.io/inst
 {{- fail (printf "port %d falls inside portRange %d-%d or its ks-apiserver ports (+10000)" (int .Values.port) (int .Values.portRange.min) (int .Values.portRange.max)) }}
 {{- end }}
 {{- end }}
+{{- $mp := int .Values.metricsPort }}
+{{- if and $mp (eq $mp (int .Values.port)) }}
+{{- fail (printf "metricsPort %d is the agent port too: choose another, or 0 to serve /metrics on port" $mp) }}
+{{- end }}
+{{- if and $mp (ge $mp (int .Values.portRange.min)) (le $mp (add (int .Values.portRange.max) 10000)) }}
+{{- if or (le $mp (int .Values.portRange.max)) (ge $mp $ks) }}
+{{- fail (printf "metricsPort %d falls inside portRange %d-%d or its ks-apiserver ports (+10000)" $mp (int .Values.portRange.min) (int .Values.portRange.max)) }}
+{{- end }}
+{{- end }}
 {{- /* The heap cap must leave room below the memory limit for what lives outside the heap. */}}
 {{- $heap := regexFind "[0-9]+$" (regexFind "--max-old-space-size=[0-9]+" (.Values.nodeOptions | default "")) }}
 {{- $limit := toString (dig "limits" "memory" "" (.Values.resources | default dict)) }}

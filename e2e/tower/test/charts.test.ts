@@ -146,6 +146,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
       policyTypes: ['Ingress'],
       ingress: [
         { ports: [{ protocol: 'TCP', port: 8080 }] },
+        { ports: [{ protocol: 'TCP', port: 9090 }] },
         {
           ports: [
             { protocol: 'TCP', port: 6000, endPort: 7000 },
@@ -220,7 +221,12 @@ describe("the Deployments' args are flags the apps accept", () => {
       const args = argsOf(await proxyChart.render([...values, '--show-only', 'templates/deployment.yaml']));
       expect(args).toContain('--port-range=6000-7000');
       expect(args).toEqual(
-        expect.arrayContaining(['--max-handshakes-per-source=128', '--listener-idle-timeout=30m']),
+        expect.arrayContaining([
+          '--max-handshakes-per-source=128',
+          '--listener-idle-timeout=30m',
+          // /metrics off the public agent port.
+          '--metrics-port=9090',
+        ]),
       );
       // The CA files would be mounted from the Secret: give files that exist, the real parser checks.
       const fixed = args.map((a) =>
@@ -324,6 +330,22 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(proxyChart, ['--set', 'port=6500'])).toContain(
       'port 6500 falls inside portRange 6000-7000',
     );
+    expect(await fails(proxyChart, ['--set', 'metricsPort=8080'])).toContain(
+      'metricsPort 8080 is the agent port too: choose another, or 0 to serve /metrics on port',
+    );
+    expect(await fails(proxyChart, ['--set', 'metricsPort=16500'])).toContain(
+      'metricsPort 16500 falls inside portRange 6000-7000 or its ks-apiserver ports (+10000)',
+    );
+    expect(await fails(proxyChart, ['--set', 'metricsPort=80'])).toMatch(/metricsPort/);
+    // 0: /metrics stays on the agent port, no flag, no container port.
+    const onAgentPort = await proxyChart.render([
+      '--set',
+      'metricsPort=0',
+      '--show-only',
+      'templates/deployment.yaml',
+    ]);
+    expect(onAgentPort).not.toContain('--metrics-port');
+    expect(onAgentPort).not.toContain('name: metrics');
     expect(await fails(proxyChart, ['--set', 'nodeOptions=--max-old-space-size=512'])).toContain(
       'nodeOptions --max-old-space-size=512 (MiB) needs resources.limits.memory of at least 768Mi (the heap cap + 256 MiB outside the heap), not 512Mi',
     );
@@ -373,6 +395,10 @@ describe("tower-proxy's NOTES say what protects it and what does not", () => {
   it('by default: no NetworkPolicy; the admission policy guards the Services', async () => {
     const text = await notes([]);
     expect(text).toContain('- No NetworkPolicy (networkPolicy.enabled=false)');
+    expect(text).toContain('- /metrics is on port 9090 of the pods, not on the agent port.');
+    expect(await notes(['--set', 'metricsPort=0'])).toContain(
+      '- /metrics is on the agent port (metricsPort=0): whoever reaches that port reads the Cluster names in its series.',
+    );
     expect(text).toContain(
       '- The admission policy notes-tower-proxy-kubesphere-system-services lets the proxy touch only its own Services.',
     );
