@@ -23,12 +23,18 @@ export interface AgentSession {
 /**
  * The agents connected per cluster. Several agents of one cluster share the load (the least busy
  * one that serves the target gets each new connection) and fail over (a lost agent just stops
- * being picked). Emits `change(cluster)` when a cluster gains its first or loses its last agent.
+ * being picked). Emits `change(cluster)` when a cluster gains its first or loses its last agent,
+ * and `forget(cluster)` when a cluster closed by `closeCluster` has no session left: what is kept
+ * per cluster (its metric series) can go.
  */
-export class SessionRegistry extends EventEmitter<{ change: [cluster: string] }> {
+export class SessionRegistry extends EventEmitter<{ change: [cluster: string]; forget: [cluster: string] }> {
   private readonly byCluster = new Map<string, Set<AgentSession>>();
+  /** Clusters closed by `closeCluster` whose sessions are still closing. */
+  private readonly forgotten = new Set<string>();
 
   add(s: AgentSession): void {
+    // A session added meanwhile (the Cluster was re-created) keeps the cluster: no `forget`.
+    this.forgotten.delete(s.cluster);
     let set = this.byCluster.get(s.cluster);
     if (!set) this.byCluster.set(s.cluster, (set = new Set()));
     set.add(s);
@@ -41,6 +47,7 @@ export class SessionRegistry extends EventEmitter<{ change: [cluster: string] }>
     if (set.size === 0) {
       this.byCluster.delete(s.cluster);
       this.emit('change', s.cluster);
+      if (this.forgotten.delete(s.cluster)) this.emit('forget', s.cluster);
     }
   }
 
@@ -74,8 +81,18 @@ export class SessionRegistry extends EventEmitter<{ change: [cluster: string] }>
     return stale.length;
   }
 
-  /** Closes every session of a cluster (it was deleted or its token changed). */
+  /**
+   * Closes every session of a cluster that is no longer served (deleted, or its type changed) and
+   * forgets the cluster once the last of them has closed (sessions close asynchronously), or at
+   * once when it has none.
+   */
   closeCluster(cluster: string, reason: string): void {
-    for (const s of this.sessions(cluster)) s.close(reason);
+    const sessions = this.sessions(cluster);
+    if (sessions.length === 0) {
+      this.emit('forget', cluster);
+      return;
+    }
+    this.forgotten.add(cluster);
+    for (const s of sessions) s.close(reason);
   }
 }

@@ -21,6 +21,7 @@ import {
   encodeHello,
   generateHostKey,
   type Hello,
+  type TargetName,
 } from '@knet/tunnel';
 import { sleep, until } from '@knet/testing';
 import { createProxyMetrics } from './metrics';
@@ -139,7 +140,15 @@ async function upgraded(port: number, localAddress?: string) {
   return c;
 }
 
-function agent(port: number, o: { cluster?: string; token?: string; localAddress?: string } = {}) {
+function agent(
+  port: number,
+  o: {
+    cluster?: string;
+    token?: string;
+    localAddress?: string;
+    targets?: Partial<Record<TargetName, (ch: Duplex) => void>>;
+  } = {},
+) {
   const c = new AgentConnection({
     url: `ws://127.0.0.1:${port}${TUNNEL_PATH}`,
     cluster: o.cluster ?? 'alpha',
@@ -148,7 +157,7 @@ function agent(port: number, o: { cluster?: string; token?: string; localAddress
     agentVersion: 'test',
     fingerprint: hostKey.fingerprint,
     keepaliveMs: 30_000,
-    targets: { kubernetes: (ch: Duplex) => ch.pipe(ch) }, // an echo
+    targets: o.targets ?? { kubernetes: (ch: Duplex) => ch.pipe(ch) }, // an echo
     ...(o.localAddress ? { httpAgent: new HttpAgent({ localAddress: o.localAddress } as never) } : {}),
   });
   cleanups.push(() => c.close());
@@ -392,5 +401,76 @@ describe('TunnelServer: the upgrade request', () => {
     expect(await metric(b.registry, 'tower_proxy_handshake_failures_total', 'reason="bad-path"')).toBe(1);
     expect(await metric(b.registry, 'tower_proxy_handshake_failures_total', 'reason="bad-frame"')).toBe(1);
     await until('no handshakes left', async () => b.tunnel.handshakes === 0);
+  });
+});
+
+describe('TunnelServer: the series of a cluster no longer served', () => {
+  const PER_CLUSTER = [
+    'tower_proxy_agent_sessions',
+    'tower_proxy_channels',
+    'tower_proxy_channels_total',
+    'tower_proxy_channel_failures_total',
+  ];
+  /** The lines of the four per-cluster metrics that name `cluster`. */
+  async function seriesOf(registry: Registry, cluster: string): Promise<string[]> {
+    return (await registry.metrics())
+      .split('\n')
+      .filter((l) => PER_CLUSTER.some((m) => l.startsWith(`${m}{`)) && l.includes(`cluster="${cluster}"`));
+  }
+
+  it('drops them once closeCluster has closed the last session, lets no late channel close re-create them, and starts fresh for the next agent of that name', async () => {
+    const b = await start();
+    const targets: Partial<Record<TargetName, (ch: Duplex) => void>> = {
+      kubernetes: (ch: Duplex) => ch.pipe(ch), // an echo
+    };
+    const a = agent(b.port, { targets });
+    await a.established;
+    const session = b.sessions.pick('alpha', 'kubernetes')!;
+    const origin = { address: '127.0.0.1', port: 1 };
+    // One channel opened and closed, one left open, one the agent refuses.
+    const done = await session.openChannel('kubernetes', origin);
+    done.end();
+    done.resume();
+    await until('the first channel closed', async () => session.openChannels === 0);
+    const open = await session.openChannel('kubernetes', origin);
+    open.resume();
+    delete targets.kubernetes; // the agent stops serving it: it refuses the next channel
+    await expect(session.openChannel('kubernetes', origin)).rejects.toThrow(/refused a channel/);
+    const labels = 'cluster="alpha",target="kubernetes"';
+    expect(await metric(b.registry, 'tower_proxy_agent_sessions', 'cluster="alpha"')).toBe(1);
+    expect(await metric(b.registry, 'tower_proxy_channels{', labels)).toBe(1);
+    expect(await metric(b.registry, 'tower_proxy_channels_total', labels)).toBe(2);
+    expect(await metric(b.registry, 'tower_proxy_channel_failures_total', labels)).toBe(1);
+    expect(await seriesOf(b.registry, 'alpha')).toHaveLength(4); // the check sees them
+
+    const order: string[] = [];
+    open.once('close', () => order.push('channel'));
+    b.sessions.once('change', () => order.push('session'));
+    b.sessions.closeCluster('alpha', 'the Cluster was deleted');
+    await a.closed;
+    await until('the open channel closed', async () => open.destroyed || session.openChannels === 0);
+    await sleep(200); // closes that trail the session's (channels, the socket)
+    expect(order).toEqual(['session', 'channel']); // the channel's close comes after its session's
+    expect(await seriesOf(b.registry, 'alpha')).toEqual([]);
+
+    // The Cluster re-created, its agent connects again: fresh series, 1 session (not 0 or -1).
+    const again = agent(b.port);
+    await again.established;
+    expect(await seriesOf(b.registry, 'alpha')).toEqual(['tower_proxy_agent_sessions{cluster="alpha"} 1']);
+    const ch = await b.sessions.pick('alpha', 'kubernetes')!.openChannel('kubernetes', origin);
+    ch.resume();
+    expect(await metric(b.registry, 'tower_proxy_channels{', labels)).toBe(1);
+    expect(await metric(b.registry, 'tower_proxy_channels_total', labels)).toBe(1);
+  });
+
+  it('drops them at once for a cluster without sessions (its agent left before the Cluster went)', async () => {
+    const b = await start();
+    const a = agent(b.port);
+    await a.established;
+    a.close();
+    await until('the session closed', async () => b.sessions.count('alpha') === 0);
+    expect(await seriesOf(b.registry, 'alpha')).toEqual(['tower_proxy_agent_sessions{cluster="alpha"} 0']);
+    b.sessions.closeCluster('alpha', 'the Cluster was deleted');
+    expect(await seriesOf(b.registry, 'alpha')).toEqual([]);
   });
 });

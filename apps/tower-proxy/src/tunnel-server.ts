@@ -23,7 +23,7 @@ import {
   type TargetName,
   webSocketDuplex,
 } from '@knet/tunnel';
-import type { ProxyMetrics } from './metrics';
+import { AgentSeries, type ProxyMetrics, type SessionSeries } from './metrics';
 import type { AgentSession, SessionRegistry } from './sessions';
 
 /**
@@ -112,8 +112,13 @@ export class TunnelServer {
   private readonly pendingBySource = new Map<string, Set<Pending>>();
   private readonly pendingByStream = new WeakMap<Duplex, Pending>();
   private readonly limits: { timeoutMs: number; max: number; maxPerSource: number };
+  private readonly series: AgentSeries;
 
   constructor(private readonly o: TunnelServerOptions) {
+    this.series = new AgentSeries(o.metrics);
+    // A Cluster no longer served whose last session closed: its series go (the controller calls
+    // registry.closeCluster on deletion).
+    o.registry.on('forget', (cluster) => this.series.forget(cluster));
     this.limits = {
       timeoutMs: o.handshakeTimeoutMs ?? HANDSHAKE_LIMITS.timeoutMs,
       max: o.maxHandshakes ?? HANDSHAKE_LIMITS.max,
@@ -307,9 +312,9 @@ export class TunnelServer {
     });
     conn.on('close', () => {
       this.connections.delete(conn);
-      if (session?.registered) {
+      if (session?.series) {
+        session.series.sessionDown();
         this.o.registry.remove(session);
-        this.o.metrics.sessions.dec({ cluster: session.cluster });
         log.info(
           { cluster: session.cluster, agent: session.agent, session: session.id },
           'agent disconnected',
@@ -360,11 +365,12 @@ export class TunnelServer {
         }
         if (name === 'tcpip-forward') session.targets.add(target);
         else session.targets.delete(target);
-        if (!session.registered && session.targets.size > 0) {
-          // The session becomes usable (and counts for AgentAvailable) with its first target.
-          session.registered = true;
+        if (!session.series && session.targets.size > 0) {
+          // The session becomes usable (and counts for AgentAvailable) with its first target; it
+          // counts in the series of its cluster's generation at that time.
+          session.series = this.series.session(session.cluster);
+          session.series.sessionUp();
           this.o.registry.add(session);
-          this.o.metrics.sessions.inc({ cluster: session.cluster });
         }
         accept?.();
       });
@@ -393,7 +399,7 @@ export class TunnelServer {
         failure: auth.reason,
       };
     }
-    const session = new Session(conn, h, auth.binding, ip, this.o.metrics);
+    const session = new Session(conn, h, auth.binding, ip);
     this.o.logger.info(
       { remote: ip, cluster: h.cluster, agent: h.agent, session: session.id, agentVersion: h.agentVersion },
       'agent connected',
@@ -444,14 +450,14 @@ class Session implements AgentSession {
   readonly connectedAt = new Date();
   readonly targets = new Set<TargetName>();
   openChannels = 0;
-  registered = false;
+  /** Set when the session registers (with its first target): what it counts in its cluster's series. */
+  series: SessionSeries | undefined;
 
   constructor(
     private readonly conn: Connection,
     hello: Hello,
     readonly binding: string,
     readonly remoteAddress: string,
-    private readonly metrics: ProxyMetrics,
   ) {
     this.cluster = hello.cluster;
     this.agent = hello.agent;
@@ -465,16 +471,16 @@ class Session implements AgentSession {
       }
       this.conn.forwardOut(target, TARGETS[target], origin.address, origin.port, (err, ch: ServerChannel) => {
         if (err) {
-          this.metrics.channelFailures.inc({ cluster: this.cluster, target });
+          this.series?.channelFailed(target);
           reject(new Error(`agent ${this.agent} refused a channel to ${target}: ${err.message}`));
           return;
         }
+        const series = this.series;
         this.openChannels++;
-        this.metrics.channels.inc({ cluster: this.cluster, target });
-        this.metrics.channelsTotal.inc({ cluster: this.cluster, target });
+        series?.channelOpened(target);
         ch.once('close', () => {
           this.openChannels--;
-          this.metrics.channels.dec({ cluster: this.cluster, target });
+          series?.channelClosed(target);
         });
         resolve(ch);
       });
