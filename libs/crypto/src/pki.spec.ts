@@ -172,6 +172,23 @@ describe('issueCertificate against the @peculiar/x509 generator it replaced', ()
     expect(wrong.stderr + wrong.stdout).toMatch(/error/);
   });
 
+  it("the authority key identifier is the CA's own subject key identifier, also one not derived from its key", async () => {
+    const ca = await opensslCa(
+      'own-ski',
+      ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+      'pkcs8',
+      'own ski',
+      '00112233445566778899aabbccddeeff',
+    );
+    const leaf = await issueCertificate(ca, requests['server and client']!);
+    const text = (await execa('openssl', ['x509', '-noout', '-text'], { input: leaf.certPem })).stdout;
+    expect(text).toMatch(
+      /Authority Key Identifier:\s*(keyid:)?00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF/,
+    );
+    // openssl picks the issuer by it: with the key's SHA-1 instead, the chain would not verify.
+    expect((await opensslVerify(ca.certPem, leaf.certPem)).exitCode).toBe(0);
+  });
+
   it('a CA certificate with a multi-attribute subject is the issuer byte for byte', async () => {
     const ca = cas['openssl RSA-2048']!;
     const leaf = await issueCertificate(ca, { commonName: 'x', usage: 'client' });
@@ -374,6 +391,8 @@ async function opensslCa(
   keyArgs: string[],
   keyForm: 'pkcs8' | 'ec' | 'rsa',
   cn = `knet ${name} CA`,
+  /** The CA's subjectKeyIdentifier: openssl's SHA-1 of the key (`hash`), or these hex bytes. */
+  ski = 'hash',
 ): Promise<CertificateAuthority> {
   const config = join(dir, `${name}.cnf`);
   await writeFile(
@@ -390,7 +409,7 @@ async function opensslCa(
       '[v3_ca]',
       'basicConstraints = critical,CA:TRUE',
       'keyUsage = critical,keyCertSign,cRLSign',
-      'subjectKeyIdentifier = hash',
+      `subjectKeyIdentifier = ${ski}`,
       'authorityKeyIdentifier = keyid:always',
     ].join('\n'),
   );

@@ -233,8 +233,8 @@ function validity(days: number): { notBefore: Date; notAfter: Date } {
 //   per O (PrintableString when the value allows it, else UTF8String, as @peculiar/x509's Name does),
 //   the leaf's SubjectPublicKeyInfo (id-ecPublicKey, prime256v1, uncompressed point), and the extensions
 //     basicConstraints CA:FALSE (critical), keyUsage digitalSignature+keyEncipherment (critical),
-//     extKeyUsage serverAuth and/or clientAuth, authorityKeyIdentifier = SHA-1 of the CA's public
-//     key bits, subjectAltName DNS names then IP addresses (only when there are any),
+//     extKeyUsage serverAuth and/or clientAuth, authorityKeyIdentifier = the CA's subjectKeyIdentifier
+//     (else the SHA-1 of its public key bits), subjectAltName DNS names then IP addresses (only when there are any),
 // then signs it with node's crypto.sign (ECDSA signatures come out DER, as X.509 wants them).
 
 /** What issuing needs from a CA, computed once per CA object. */
@@ -280,10 +280,15 @@ function loadIssuer(ca: CertificateAuthority): Issuer {
   const subjectPublicKey = derChildren(certificate, spki)[1];
   if (subjectPublicKey?.tag !== BIT_STRING)
     throw new Error('issueCertificate: the CA public key is not a BIT STRING');
-  // RFC 5280 4.2.1.2 method (1): SHA-1 of the BIT STRING's bits, without its unused-bits octet.
-  const keyId = createHash('sha1')
-    .update(certificate.subarray(subjectPublicKey.contentStart + 1, subjectPublicKey.end))
-    .digest();
+  // The CA's own subjectKeyIdentifier (RFC 5280 4.2.1.1: the AKI must match it, and openssl picks
+  // the issuer by it); without one, RFC 5280 4.2.1.2 method (1): SHA-1 of the BIT STRING's bits,
+  // without its unused-bits octet.
+  const ski = ca.cert.getExtension(x509.SubjectKeyIdentifierExtension);
+  const keyId = ski
+    ? Buffer.from(ski.keyId, 'hex')
+    : createHash('sha1')
+        .update(certificate.subarray(subjectPublicKey.contentStart + 1, subjectPublicKey.end))
+        .digest();
   return {
     key: KeyObject.from(ca.key),
     hash: algorithm.hash,
