@@ -752,6 +752,29 @@ describe('ClusterController: short-lived certificates, renewed on time; only the
     expect(b.listeners.ensured.at(-1)?.clientCertificates).toEqual([renewed.fingerprint256]);
   });
 
+  it('reads a kubeconfig once: passes over the same kubeconfig do not parse and verify it again', async () => {
+    const b = bed();
+    b.store.put(proxyCluster('alpha'));
+    await b.controller.reconcile('alpha'); // issues the kubeconfig: nothing to read yet
+    const verify = jest.spyOn(X509Certificate.prototype, 'verify');
+    try {
+      await b.controller.reconcile('alpha');
+      expect(verify).toHaveBeenCalledTimes(1);
+      connect(b, 'alpha');
+      await b.controller.reconcile('alpha');
+      await b.controller.reconcile('alpha');
+      expect(verify).toHaveBeenCalledTimes(1);
+      // Another kubeconfig (here: removed, so a new one is issued) is read again.
+      const c = b.store.cluster('alpha')!;
+      b.store.put({ ...c, spec: { ...c.spec, connection: { ...c.spec?.connection, kubeconfig: '' } } });
+      await b.controller.reconcile('alpha');
+      await b.controller.reconcile('alpha');
+      expect(verify).toHaveBeenCalledTimes(2);
+    } finally {
+      verify.mockRestore();
+    }
+  });
+
   it('the serving certificate is renewed when due even though its names did not change', async () => {
     const b = bed();
     b.store.put(proxyCluster('alpha'));

@@ -144,6 +144,15 @@ export class ClusterController {
   >();
   /** The kubeconfig certificate a renewal replaced, accepted until `until` (Cluster UID-bound). */
   private readonly replaced = new Map<string, { uid: string; fingerprint: string; until: Date }>();
+  /**
+   * What `currentClientCert` last found in each cluster's kubeconfig, for that kubeconfig and
+   * server: a pass (and there is one each time an agent comes or goes) does not parse the YAML and
+   * the certificate and verify its signature again while they are the same.
+   */
+  private readonly clientCerts = new Map<
+    string,
+    { kubeconfig: string; server: string; cert: ClientCert | undefined }
+  >();
   /** Cancels of the pending renewal requeues, per cluster. */
   private readonly renewals = new Map<string, () => void>();
   /**
@@ -351,6 +360,7 @@ export class ClusterController {
     await this.o.listeners.remove(name);
     this.serving.delete(name);
     this.replaced.delete(name);
+    this.clientCerts.delete(name);
     this.renewals.get(name)?.();
     this.renewals.delete(name);
     leading();
@@ -505,7 +515,7 @@ export class ClusterController {
 
   /**
    * The client certificate of `kubeconfig` when it is one this proxy issued (signed by its CA)
-   * for this cluster and server.
+   * for this cluster and server; read once per kubeconfig and server (`clientCerts`).
    */
   private currentClientCert(
     cluster: string,
@@ -513,6 +523,15 @@ export class ClusterController {
     kubeconfig: string | undefined,
   ): ClientCert | undefined {
     if (!kubeconfig) return undefined;
+    const seen = this.clientCerts.get(cluster);
+    if (seen?.kubeconfig === kubeconfig && seen.server === server) return seen.cert;
+    const cert = this.readClientCert(cluster, server, kubeconfig);
+    this.clientCerts.set(cluster, { kubeconfig, server, cert });
+    return cert;
+  }
+
+  /** Parses the kubeconfig and its certificate, and checks the certificate's subject and signature. */
+  private readClientCert(cluster: string, server: string, kubeconfig: string): ClientCert | undefined {
     try {
       const tls = kubeconfigTls(Buffer.from(kubeconfig, 'base64').toString('utf8'));
       if (tls.server !== server || tls.ca !== this.o.ca.certPem || !tls.cert) return undefined;
