@@ -474,3 +474,49 @@ describe('TunnelServer: the series of a cluster no longer served', () => {
     expect(await seriesOf(b.registry, 'alpha')).toEqual([]);
   });
 });
+
+describe('TunnelServer: a peer that does not read before its hello', () => {
+  it('is closed as a slow reader once the proxy has queued 64 KiB towards it (the refusals of channel opens it never reads)', async () => {
+    const b = await start({ handshakeTimeoutMs: 15_000 });
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}${TUNNEL_PATH}`, SUBPROTOCOL);
+    cleanups.push(() => ws.terminate());
+    ws.on('error', () => undefined);
+    const t0 = performance.now();
+    const closed = new Promise<number>((r) => ws.once('close', () => r(performance.now() - t0)));
+    // SSH as far as the proxy lets a stranger without a hello: key exchange, `none` auth.
+    const c = new Client();
+    cleanups.push(() => c.end());
+    c.on('error', () => undefined);
+    const sock = createWebSocketStream(ws); // at once: the proxy's ident follows the upgrade
+    await new Promise<void>((resolve) => {
+      c.once('ready', resolve);
+      ws.once('open', () =>
+        c.connect({
+          sock: sock as never,
+          username: 'stranger',
+          authHandler: [{ type: 'none', username: 'stranger' }] as never,
+          hostVerifier: () => true,
+        }),
+      );
+    });
+    // Stop reading (the stream's buffer fills, then the WebSocket stops reading its socket), then
+    // ask for channels the proxy refuses: each refusal is a packet queued towards a peer that
+    // reads nothing, once the kernel's buffers (MiBs on loopback) are full.
+    sock.pause();
+    const slowReaders = () =>
+      metric(b.registry, 'tower_proxy_handshake_failures_total', 'reason="slow-reader"');
+    let opens = 0;
+    while (performance.now() - t0 < 12_000 && (await slowReaders()) === 0) {
+      for (let i = 0; i < 2000; i++) c.forwardOut('127.0.0.1', 1, '127.0.0.1', 443, () => undefined);
+      opens += 2000;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(opens).toBeGreaterThan(0);
+    expect(await slowReaders()).toBe(1);
+    sock.resume(); // reads what was queued, then the close
+    expect(await closed).toBeLessThan(15_000); // not the handshake deadline
+    expect(await metric(b.registry, 'tower_proxy_handshake_failures_total')).toBe(1);
+    await until('no handshakes left', async () => b.tunnel.handshakes === 0);
+    expect(await metric(b.registry, 'tower_proxy_preauth_connections')).toBe(0);
+  }, 30_000);
+});

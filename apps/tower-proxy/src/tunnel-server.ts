@@ -197,14 +197,17 @@ export class TunnelServer {
         return;
       }
       ws.on('error', () => this.fail(p, 'bad-frame')); // too large, unmasked, bad opcode…
+      const stream = webSocketDuplex(ws) as Duplex & { remoteAddress?: string; remotePort?: number };
       const onMessage = () => {
         if (!this.pending.has(socket)) {
           ws.off('message', onMessage); // hello accepted: nothing to watch any more
           return;
         }
         // Before the hello, the proxy only answers a few handshake packets: a peer that makes it
-        // queue more is not reading them.
-        if (ws.bufferedAmount > HANDSHAKE_LIMITS.maxBuffered) {
+        // queue more is not reading them. What SSH writes waits in the stream while the WebSocket
+        // holds one message the socket cannot take: count both (ws.bufferedAmount alone stays
+        // at that one message however much piles up behind it).
+        if (ws.bufferedAmount + stream.writableLength > HANDSHAKE_LIMITS.maxBuffered) {
           this.fail(p, 'slow-reader');
           ws.terminate();
           return;
@@ -212,7 +215,6 @@ export class TunnelServer {
         this.touch(p);
       };
       ws.on('message', onMessage);
-      const stream = webSocketDuplex(ws) as Duplex & { remoteAddress?: string; remotePort?: number };
       stream.remoteAddress = req.socket.remoteAddress;
       stream.remotePort = req.socket.remotePort;
       this.pendingByStream.set(stream, p);
