@@ -22,6 +22,8 @@ export interface Bundles {
   proxy: string;
   agent: string;
   sim: string;
+  /** The restart floor's server (floor-server.ts). */
+  floor: string;
 }
 
 /**
@@ -48,12 +50,13 @@ export async function buildBundles(dir: string): Promise<Bundles> {
     });
     return outfile;
   };
-  const [proxy, agent, sim] = await Promise.all([
+  const [proxy, agent, sim, floor] = await Promise.all([
     one('apps/tower-proxy/src/main.ts', 'tower-proxy'),
     one('apps/tower-agent/src/main.ts', 'tower-agent'),
     one('bench/tower/sim-agents.ts', 'sim-agents'),
+    one('bench/tower/floor-server.ts', 'floor-server'),
   ]);
-  return { proxy, agent, sim };
+  return { proxy, agent, sim, floor };
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type ProxyOptions,
   type RunningProxy,
 } from './bed';
+import type { Floor } from './floor';
 import { summarizeProfile, type CpuProfile } from './profile';
 import type { SimStatus } from './sim-agents';
 import { simBody } from './sim-reply';
@@ -41,6 +42,8 @@ export interface RestartOptions {
   timeoutMs: number;
   /** Probes (TCP or TLS requests) in flight. */
   probeConcurrency: number;
+  /** The restart floor measured in this run (floor.ts): the restart line gives its ratio to it. */
+  floor?: Floor;
   /** Write a CPU profile of the new proxy (--cpu-prof) and summarise it on stderr. */
   cpuProf: boolean;
   bundle: string;
@@ -66,8 +69,9 @@ export async function runRestart(o: RestartOptions): Promise<() => Promise<void>
   // The probe itself, through the running proxy: every listener answers through its agent.
   const t = performance.now();
   const pre = await probeAll(targets, o.probeConcurrency, Date.now() + 60_000, () => undefined);
+  const probeBeforeKillMs = Math.round(performance.now() - t);
   log(
-    `restart: before the kill, ${pre.size}/${targets.length} clusters served both requests in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    `restart: before the kill, ${pre.size}/${targets.length} clusters served both requests in ${(probeBeforeKillMs / 1000).toFixed(1)} s`,
   );
   if (pre.size !== targets.length) throw new Error('restart: the probe fails against the running proxy');
 
@@ -160,6 +164,14 @@ export async function runRestart(o: RestartOptions): Promise<() => Promise<void>
     agents_reconnected: reconnected,
     last_agent_reconnected_ms: lastReconnect - t0,
     proxy_cpu_s: proxyCpu,
+    // The warm probe: the same requests through the running proxy before the kill.
+    probe_before_kill_ms: probeBeforeKillMs,
+    ...(o.floor
+      ? {
+          floor_ms: Math.round(o.floor.ms),
+          ratio_to_floor: Number(((servedAt - t0) / o.floor.ms).toFixed(2)),
+        }
+      : {}),
     ...(servedAll ? {} : { timed_out: true }),
   });
 

@@ -14,6 +14,7 @@ import {
   type ProxyOptions,
   type RunningProxy,
 } from './bed';
+import { measureFloor } from './floor';
 import { gcAndMeasure, type HeapAfterGc } from './inspect';
 import { runRestart } from './restart';
 import type { SimConfig, SimStatus } from './sim-agents';
@@ -68,6 +69,16 @@ export async function runScale(
   o: ScaleOptions,
   cleanup: Cleanup,
 ): Promise<void> {
+  // The restart's floor first, while the machine runs only the idle control plane.
+  const floor = o.restart
+    ? await measureFloor({
+        clusters: o.clusters,
+        bundle: bundles.floor,
+        dialConcurrency: o.dialConcurrency,
+        probeConcurrency: o.probeConcurrency,
+        cleanup,
+      })
+    : undefined;
   const prefix = `scale-${randomBytes(2).toString('hex')}`;
   const names = Array.from({ length: o.clusters }, (_, i) => `${prefix}-${String(i).padStart(4, '0')}`);
   log(`scale: creating ${o.clusters} Clusters`);
@@ -293,6 +304,7 @@ export async function runScale(
       bundle: bundles.proxy,
       dir,
       cleanup,
+      ...(floor ? { floor } : {}),
     });
     await killed(); // runRestart killed it: this only drops it from the cleanup list
   } else if (o.restart) log('scale: the restart part needs every cluster reconciled and available; skipped');
