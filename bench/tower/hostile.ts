@@ -22,6 +22,8 @@ export interface HostileOptions {
   sources: number;
   /** Good agents connected one after another while they are open. */
   agents: number;
+  /** How long after the last hostile connection closed the proxy's RSS is measured again (5 s). */
+  settleMs?: number;
   proxyNodeFlags: string[];
 }
 
@@ -53,7 +55,8 @@ async function metric(proxy: RunningProxy, name: string, labels = ''): Promise<n
  * One proxy, one Cluster; its agent's connect time and the proxy's RSS idle, then with `connections`
  * hostile connections held open (idle TCP, half an SSH ident, an unfinished 8 KiB frame; each
  * replaced as soon as the proxy closes it), from `sources` loopback addresses; then the same with
- * all of them from the good agent's own address (127.0.0.1), where the per-source cap sheds them.
+ * all of them from the good agent's own address (127.0.0.1), where the per-source cap sheds them;
+ * then its RSS again once they are all gone.
  */
 export async function runHostile(
   host: ControlPlane,
@@ -191,5 +194,41 @@ export async function runHostile(
     }
     await sleep(1000);
   }
+
+  // Once they are all gone: does the proxy give the memory back? (The issue saw RSS stay ~60 MiB
+  // higher.) Plain RSS first, then after a forced GC, as for the idle figures.
+  // The scrape's own connection is one (every TCP accept on the agent port counts until a hello).
+  let preauth = NaN;
+  await until(
+    () => `the proxy to hold no hostile connection (tower_proxy_preauth_connections ${preauth}, not ≤ 1)`,
+    async () => (preauth = await metric(proxy, 'tower_proxy_preauth_connections')) <= 1,
+    30_000,
+  );
+  const settleMs = o.settleMs ?? 5000;
+  await sleep(settleMs);
+  const after = memoryMiB(proxy.proc.pid);
+  const afterGc = await gcAndMeasure(inspectPort).catch(() => undefined);
+  log(
+    `hostile: ${(settleMs / 1000).toFixed(0)} s after the last hostile connection closed: RSS ${after.rss.toFixed(1)} MiB ` +
+      `(after GC ${afterGc?.rss.toFixed(1)}, heap ${afterGc?.heapUsed.toFixed(1)})`,
+  );
+  emit({
+    metric: 'hostile_rss_after_ratio',
+    value: after.rss / idle.rss,
+    unit: 'x',
+    rss_idle_MiB: idle.rss,
+    rss_after_MiB: after.rss,
+    settle_s: settleMs / 1000,
+    ...(idleGc && afterGc
+      ? {
+          after_gc_ratio: afterGc.rss / idleGc.rss,
+          rss_idle_after_gc_MiB: idleGc.rss,
+          rss_after_after_gc_MiB: afterGc.rss,
+          heap_idle_MiB: idleGc.heapUsed,
+          heap_after_MiB: afterGc.heapUsed,
+        }
+      : {}),
+    hostile_connections: o.connections,
+  });
   await stopProxy();
 }
