@@ -115,6 +115,29 @@ describe('planCluster', () => {
     });
   });
 
+  it('a name too long for ext-mc-<name> (63 characters): served all the same, no LoadBalancer, and why', () => {
+    const longest = 'a'.repeat(56); // ext-mc- + 56 = 63
+    expect(serve(cluster(longest, { token: 't' }, { external: true })).external?.metadata.name).toBe(
+      `ext-mc-${longest}`,
+    );
+    const name = 'b'.repeat(57);
+    const p = serve(cluster(name, { token: 't' }, { external: true }));
+    expect(p.service.metadata.name).toBe(`mc-${name}`);
+    expect(p.external).toBeUndefined();
+    const why = {
+      reason: 'NameTooLong',
+      message: `no LoadBalancer: its Service ext-mc-${name} would be longer than 63 characters; external access needs a Cluster name of at most 56`,
+    };
+    expect(p.externalUnavailable).toEqual(why);
+    expect(p.events).toEqual([{ type: 'Warning', ...why }]);
+    expect(planConnection(p, { clusterIP: '10.96.0.5' }, config).status.external).toEqual({
+      enabled: true,
+      unavailable: why,
+    });
+    // Without external access the name is no matter.
+    expect(serve(cluster(name, { token: 't' })).externalUnavailable).toBeUndefined();
+  });
+
   it.each([
     [
       'external access with valid annotations',

@@ -5,6 +5,8 @@ import {
   desiredExternalService,
   desiredService,
   endpoints,
+  externalServiceName,
+  MAX_SERVICE_NAME,
   lbAnnotations,
   servingNames,
   type ConditionInputs,
@@ -82,6 +84,8 @@ export interface ServePlan {
   token?: string;
   /** Why KubeSphere's LoadBalancer annotation was not used (it is not valid). */
   annotationError?: string;
+  /** Why external access is on and there is no LoadBalancer (`external` is absent). */
+  externalUnavailable?: { reason: string; message: string };
   /** Events to record at once. */
   events: ClusterEvent[];
 }
@@ -111,17 +115,31 @@ export function planCluster(input: ClusterInput, config: PlanConfig): ClusterPla
   }
   const lb = lbAnnotations(cluster);
   const o = { namespace: config.serviceNamespace, selector: config.serviceSelector };
+  const lbName = externalServiceName(cluster.metadata.name);
+  // The cluster is served all the same; only its LoadBalancer cannot exist.
+  const unavailable =
+    lbName.length > MAX_SERVICE_NAME
+      ? {
+          reason: 'NameTooLong',
+          message: `no LoadBalancer: its Service ${lbName} would be longer than ${MAX_SERVICE_NAME} characters; external access needs a Cluster name of at most ${MAX_SERVICE_NAME - lbName.length + cluster.metadata.name.length}`,
+        }
+      : undefined;
+  const external = cluster.spec?.externalKubeAPIEnabled === true;
   return {
     action: 'serve',
     cluster,
     ports,
     service: desiredService(cluster, ports, o),
-    ...(cluster.spec?.externalKubeAPIEnabled === true
+    ...(external && !unavailable
       ? { external: desiredExternalService(cluster, ports, o, lb.ok ? lb.annotations : {}) }
       : {}),
+    ...(external && unavailable ? { externalUnavailable: unavailable } : {}),
     ...(cluster.spec?.connection?.token ? {} : { token: input.newToken }),
     ...(lb.ok ? {} : { annotationError: lb.message }),
-    events: lb.ok ? [] : [{ type: 'Warning', reason: 'InvalidAnnotation', message: lb.message }],
+    events: [
+      ...(lb.ok ? [] : [{ type: 'Warning' as const, reason: 'InvalidAnnotation', message: lb.message }]),
+      ...(external && unavailable ? [{ type: 'Warning' as const, ...unavailable }] : []),
+    ],
   };
 }
 
@@ -176,6 +194,7 @@ export function planConnection(plan: ServePlan, service: ServiceState, config: P
         enabled: cluster.spec?.externalKubeAPIEnabled === true,
         ...(service.ingress ? { ingress: service.ingress } : {}),
         ...(plan.annotationError ? { annotationError: plan.annotationError } : {}),
+        ...(plan.externalUnavailable ? { unavailable: plan.externalUnavailable } : {}),
       },
     },
     events: changed.length

@@ -230,4 +230,26 @@ describe('desiredConditions', () => {
     );
     expect(off.map((x) => x.type)).toEqual(['Ready', 'Initialized', 'AgentAvailable']);
   });
+
+  it('says why there is no LoadBalancer at all, over the annotation and the ingress', () => {
+    const c = desiredConditions(
+      cluster('a'),
+      {
+        initialized: { ok: true },
+        agents: 1,
+        external: {
+          enabled: true,
+          ingress: '203.0.113.1',
+          annotationError: 'bad',
+          unavailable: { reason: 'NameTooLong', message: 'too long' },
+        },
+      },
+      t0,
+    );
+    expect(c.find((x) => x.type === 'ExternalAccessReady')).toMatchObject({
+      status: 'False',
+      reason: 'NameTooLong',
+      message: 'too long',
+    });
+  });
 });

@@ -81,6 +81,8 @@ export const serviceName = (cluster: string) => `mc-${cluster}`;
  * another cluster's `mc-` name (a cluster named `<cluster>-external`); no `mc-` name starts `ext-`.
  */
 export const externalServiceName = (cluster: string) => `ext-mc-${cluster}`;
+/** A Service name is a DNS label: at most 63 characters. */
+export const MAX_SERVICE_NAME = 63;
 /** Labels of the Services the proxy manages: which cluster each belongs to, and who manages it. */
 export const CLUSTER_LABEL = 'tower.knet.io/cluster';
 const MANAGED_BY = ['app.kubernetes.io/managed-by', 'tower-proxy'] as const;
@@ -243,7 +245,13 @@ export interface ConditionInputs {
    * over, the agents are still redialling): AgentAvailable is then left as it is.
    */
   agents: number | undefined;
-  external?: { enabled: boolean; ingress?: string; annotationError?: string };
+  external?: {
+    enabled: boolean;
+    ingress?: string;
+    annotationError?: string;
+    /** Why the cluster has no LoadBalancer at all (its name is too long for one). */
+    unavailable?: { reason: string; message: string };
+  };
 }
 
 /** KubeSphere's conditions carry lastUpdateTime besides lastTransitionTime. */
@@ -295,26 +303,28 @@ export function desiredConditions(cluster: Cluster, i: ConditionInputs, now: Dat
   if (i.external?.enabled) {
     c = setCondition(
       c,
-      i.external.annotationError
-        ? {
-            type: 'ExternalAccessReady',
-            status: 'False',
-            reason: 'InvalidAnnotation',
-            message: i.external.annotationError,
-          }
-        : i.external.ingress
+      i.external.unavailable
+        ? { type: 'ExternalAccessReady', status: 'False', ...i.external.unavailable }
+        : i.external.annotationError
           ? {
               type: 'ExternalAccessReady',
-              status: 'True',
-              reason: 'LoadBalancerReady',
-              message: `reachable at ${i.external.ingress}`,
-            }
-          : {
-              type: 'ExternalAccessReady',
               status: 'False',
-              reason: 'WaitingForLoadBalancer',
-              message: 'the LoadBalancer Service has no ingress yet',
-            },
+              reason: 'InvalidAnnotation',
+              message: i.external.annotationError,
+            }
+          : i.external.ingress
+            ? {
+                type: 'ExternalAccessReady',
+                status: 'True',
+                reason: 'LoadBalancerReady',
+                message: `reachable at ${i.external.ingress}`,
+              }
+            : {
+                type: 'ExternalAccessReady',
+                status: 'False',
+                reason: 'WaitingForLoadBalancer',
+                message: 'the LoadBalancer Service has no ingress yet',
+              },
       now,
       KUBESPHERE_TIMESTAMPS,
     );
