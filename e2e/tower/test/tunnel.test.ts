@@ -184,7 +184,7 @@ describe('an agent outside its cluster, with --kubeconfig credentials', () => {
 });
 
 describe('external access and deletion', () => {
-  it('externalKubeAPIEnabled makes mc-<name> a LoadBalancer with the annotated annotations; its ingress sets ExternalAccessReady', async () => {
+  it('externalKubeAPIEnabled adds the LoadBalancer ext-mc-<name> (the kubernetes port only) with the annotated annotations; its ingress sets ExternalAccessReady', async () => {
     await bed.host.kubectlOk([
       'annotate',
       'clusters.cluster.kubesphere.io',
@@ -192,20 +192,25 @@ describe('external access and deletion', () => {
       'tower.kubesphere.io/external-lb-service-annoations={"lb.example.com/scheme":"internal"}',
     ]);
     await patchCluster(bed.host, 'alpha', { spec: { externalKubeAPIEnabled: true } });
+    type Svc = {
+      spec: { type: string; ports: { port: number }[] };
+      metadata: { annotations?: Record<string, string> };
+    };
+    const service = async (name: string) => {
+      const r = await bed.host.kubectl(['get', 'service', name, '-n', 'kubesphere-system', '-o', 'json']);
+      return r.exitCode === 0 ? (JSON.parse(r.stdout) as Svc) : undefined;
+    };
     const svc = await until(
-      () => 'the Service to become a LoadBalancer',
-      async () => {
-        const s = JSON.parse(
-          await bed.host.kubectlOk(['get', 'service', 'mc-alpha', '-n', 'kubesphere-system', '-o', 'json']),
-        ) as {
-          spec: { type: string };
-          metadata: { annotations?: Record<string, string> };
-        };
-        return s.spec.type === 'LoadBalancer' ? s : undefined;
-      },
+      () => 'the LoadBalancer ext-mc-alpha',
+      () => service('ext-mc-alpha'),
       20_000,
     );
+    expect(svc.spec.type).toBe('LoadBalancer');
+    expect(svc.spec.ports.map((p) => p.port)).toEqual([6443]);
     expect(svc.metadata.annotations).toMatchObject({ 'lb.example.com/scheme': 'internal' });
+    // mc-alpha, which KubeSphere's endpoints name, stays inside the host cluster with both ports.
+    const internal = await service('mc-alpha');
+    expect([internal?.spec.type, internal?.spec.ports.map((p) => p.port)]).toEqual(['ClusterIP', [6443, 80]]);
     await until(
       () => 'ExternalAccessReady=False (WaitingForLoadBalancer)',
       async () =>
@@ -219,7 +224,7 @@ describe('external access and deletion', () => {
     await bed.host.kubectlOk([
       'patch',
       'service',
-      'mc-alpha',
+      'ext-mc-alpha',
       '-n',
       'kubesphere-system',
       '--subresource=status',
@@ -243,6 +248,11 @@ describe('external access and deletion', () => {
       async () => condition(await getCluster(bed.host, 'alpha'), 'ExternalAccessReady') === undefined,
       20_000,
     );
+    await until(
+      () => 'ext-mc-alpha to be deleted',
+      async () => (await service('ext-mc-alpha')) === undefined,
+      20_000,
+    );
   });
 
   it('a Service deleted by hand comes back', async () => {
@@ -257,6 +267,10 @@ describe('external access and deletion', () => {
 
   it('deleting the Cluster removes its Service, listener and agent sessions', async () => {
     const port = (await getCluster(bed.host, 'alpha')).spec!.connection!.kubernetesAPIServerPort!;
+    // Its agent is connected: the series the deletion must remove is there.
+    expect(await (await fetch(`${bed.proxy.url}/metrics`)).text()).toMatch(
+      /tower_proxy_agent_sessions\{cluster="alpha"\} 1/,
+    );
     await bed.host.kubectlOk(['delete', 'clusters.cluster.kubesphere.io', 'alpha']);
     await until(
       () => 'the Service to be deleted',
@@ -270,8 +284,15 @@ describe('external access and deletion', () => {
       s.on('error', () => resolve(true));
     });
     expect(refused).toBe(true);
-    const metrics = await (await fetch(`${bed.proxy.url}/metrics`)).text();
-    expect(metrics).toMatch(/tower_proxy_agent_sessions\{cluster="alpha"\} 0/);
+    // Its agent's session is closed and its series go with it.
+    await until(
+      () => 'the series of alpha to go from /metrics',
+      async () =>
+        !/tower_proxy_agent_sessions\{cluster="alpha"\}/.test(
+          await (await fetch(`${bed.proxy.url}/metrics`)).text(),
+        ),
+      20_000,
+    );
     // the agent is now turned away (told only "unauthorized"; the proxy counts the detail) and keeps
     // trying with backoff
     await until(
