@@ -41,16 +41,17 @@ const OUT_FIRST = [
   '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
 ];
 
+/** In this order: the kill switch (filter) before anything that forwards. */
 const FRESH_CHANGES = [
+  'iptables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+  'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+  'iptables: missing-chain KNET-PGW-POST, missing-chain KNET-PGW-PRE, jumps PREROUTING, jumps POSTROUTING',
   'sysctl net.ipv4.ip_forward=1',
   'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
   'address 172.16.0.1/24 dev vxlan0: missing',
   'rule pref 50 from all lookup main suppress_prefixlength 0: missing',
   'route 10.0.0.0/8 via 192.0.2.1 dev eth0: missing',
   'route 192.168.0.0/16 via 192.0.2.1 dev eth0: missing',
-  'iptables: missing-chain KNET-PGW-POST, missing-chain KNET-PGW-PRE, jumps PREROUTING, jumps POSTROUTING, ' +
-    'missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
-  'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
 ];
 
 describe('applyGatewayPlan on a fresh gateway pod', () => {
@@ -156,8 +157,9 @@ describe('the kill switch, as rules in our own chains', () => {
     await net.iptables.command(['-A', 'OUTPUT', '-p', 'tcp', '--dport', '25', '-j', 'REJECT']);
     const off = plan({ ...ENV, VPN_BLOCK_OTHER_TRAFFIC: 'false' }, '');
     expect(await applyGatewayPlan(net, off)).toEqual([
-      'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, stale-chain KNET-PGW-OUT, jumps OUTPUT',
+      'iptables: chain-rules KNET-PGW-FWD, stale-chain KNET-PGW-OUT, jumps OUTPUT',
       'ip6tables: stale-chain KNET-PGW-FWD, stale-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+      'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING',
     ]);
     expect(await rules(net, 'iptables', 'filter')).toEqual([
       '-N KNET-PGW-FWD',
@@ -170,8 +172,9 @@ describe('the kill switch, as rules in our own chains', () => {
     expect(await applyGatewayPlan(net, off)).toEqual([]);
     // …and on again.
     expect(await applyGatewayPlan(net, plan())).toEqual([
-      'iptables: missing-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps OUTPUT',
+      'iptables: chain-rules KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps OUTPUT',
       'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+      'iptables: missing-chain KNET-PGW-PRE, jumps PREROUTING',
     ]);
   });
 
@@ -347,10 +350,11 @@ describe('applyGatewayPlan on a drifted gateway pod', () => {
     await applyGatewayPlan(net, plan());
     const changed = plan({ ...ENV, VXLAN_ID: '43', VXLAN_PORT: '8472' }, '');
     expect(await applyGatewayPlan(net, changed)).toEqual([
+      'iptables: chain-rules KNET-PGW-FWD, chain-rules KNET-PGW-OUT',
+      'ip6tables: chain-rules KNET-PGW-OUT',
+      'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING',
       'link vxlan0 (vxlan id 43 dstport 8472 dev eth0): id 42 → 43, dstport 4789 → 8472 (recreate)',
       'address 172.16.0.1/24 dev vxlan0: missing',
-      'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING, chain-rules KNET-PGW-FWD, chain-rules KNET-PGW-OUT',
-      'ip6tables: chain-rules KNET-PGW-OUT',
     ]);
     expect(await applyGatewayPlan(net, changed)).toEqual([]);
   });
@@ -439,6 +443,19 @@ describe('applyGatewayPlan when a command fails', () => {
     expect((err as CommandError).kind).toBe(kind);
   });
 
+  it('fails closed: a kill switch that cannot be committed leaves forwarding off and no vxlan0', async () => {
+    const net = await gatewayPod();
+    const restore = net.iptables.restore.bind(net.iptables);
+    jest.spyOn(net.iptables, 'restore').mockImplementation(async (payload) => {
+      if (payload.includes('*filter')) throw new Error('iptables-restore: line 2 failed');
+      return restore(payload);
+    });
+    await expect(applyGatewayPlan(net, plan())).rejects.toThrow('iptables-restore: line 2 failed');
+    expect(await net.sysctl.get('net.ipv4.ip_forward')).not.toBe('1');
+    expect((await net.ip.listLinks()).map((l) => l.name)).not.toContain('vxlan0');
+    expect((await net.ip.listRoutes()).filter((r) => r.protocol === '77')).toEqual([]);
+  });
+
   it('a failure part-way leaves nothing that a second run does not finish', async () => {
     const net = await gatewayPod();
     jest
@@ -448,7 +465,7 @@ describe('applyGatewayPlan when a command fails', () => {
       );
     await expect(applyGatewayPlan(net, plan())).rejects.toThrow('Operation not permitted');
     // The steps before the rule stay done; the retry does the rest, and then nothing.
-    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(3));
+    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(6));
     expect(await applyGatewayPlan(net, plan())).toEqual([]);
   });
 });

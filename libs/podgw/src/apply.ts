@@ -165,17 +165,24 @@ export async function ensureIptables(
   return result.changed ? [`${binary}: ${summarizeDrift(result.drift)}`] : [];
 }
 
-/** Applies the gateway's plan; returns what changed (nothing when it was already so). */
+/**
+ * Applies the gateway's plan; returns what changed (nothing when it was already so). Fails closed:
+ * the filter rules (the kill switch) are committed first, before anything that lets a packet be
+ * forwarded (ip_forward, vxlan0 and its address, the routes). When they cannot be, the call fails
+ * with forwarding as it was (off in a new pod): a gateway re-created with its old pod IP receives
+ * its clients' traffic as soon as vxlan0 is up, and would send it out of eth0.
+ */
 export async function applyGatewayPlan(net: PodNet, plan: GatewayPlan, logger?: Logger): Promise<Changes> {
   const changes: Changes = [];
+  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['filter'], logger)));
+  changes.push(...(await ensureIptables(net.ip6tables, plan.ip6tables, ['filter'], logger)));
+  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['nat'], logger)));
   for (const s of plan.sysctls) changes.push(...(await ensureSysctl(net, s.key, s.value)));
   changes.push(...(await setVxlan(net, plan.vxlan, logger)));
   changes.push(...(await setOnlyAddress(net, plan.vxlan.name, plan.address)));
   const rules = new RuleSet(net.ip, { protocol: ROUTE_PROTOCOLS.podNetwork, ...(logger ? { logger } : {}) });
   changes.push(...repaired(await rules.set(plan.rules)));
   changes.push(...(await setRoutes(net, ROUTE_PROTOCOLS.podNetwork, plan.routes, logger)));
-  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['nat', 'filter'], logger)));
-  changes.push(...(await ensureIptables(net.ip6tables, plan.ip6tables, ['filter'], logger)));
   return changes;
 }
 
