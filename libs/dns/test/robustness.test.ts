@@ -193,14 +193,25 @@ describe('robustness', () => {
     s.destroy();
   });
 
-  it('closes TCP connections with impossible length prefixes', async () => {
+  it('closes TCP connections with impossible length prefixes at once, as malformed, answering nothing', async () => {
     for (const len of [0xffff, 5]) {
+      const malformed = server.stats.malformed;
+      const dropped = server.stats.tcpDropped;
       const s = await open();
+      const received: Buffer[] = [];
+      s.on('data', (d: Buffer) => received.push(d));
       const closed = new Promise((r) => s.on('close', r));
       const b = Buffer.alloc(2);
       b.writeUInt16BE(len);
       s.write(b);
       await closed;
+      // Closed for its prefix, counted as malformed: not left to the idle timeout (tcpDropped).
+      expect([len, server.stats.malformed - malformed, server.stats.tcpDropped - dropped]).toEqual([
+        len,
+        1,
+        0,
+      ]);
+      expect(Buffer.concat(received)).toHaveLength(0);
     }
   });
 
