@@ -41,12 +41,6 @@ export const program = createProgram({
         "this pod's name (downward API, metadata.name); with --pod-namespace it enables exiting when the other containers finished",
       schema: z.string().min(1).optional(),
     },
-    podNamespace: {
-      flag: '--pod-namespace <namespace>',
-      env: 'POD_NAMESPACE',
-      description: "this pod's namespace (downward API, metadata.namespace)",
-      schema: z.string().min(1).optional(),
-    },
     containerName: {
       flag: '--container-name <name>',
       env: 'PODGW_CONTAINER_NAME',
@@ -67,10 +61,9 @@ export const program = createProgram({
     },
   },
   validate(opts, { name }) {
-    if (Boolean(opts.podName) !== Boolean(opts.podNamespace)) {
-      throw new UsageError(
-        `${name('podName')} and ${name('podNamespace')} go together: give both or neither`,
-      );
+    // --pod-namespace alone is the DHCP client id's (clientOptions); the pod is watched with both.
+    if (opts.podName && !opts.podNamespace) {
+      throw new UsageError(`${name('podName')} needs ${name('podNamespace')}: give both or neither`);
     }
   },
 });

@@ -77,6 +77,20 @@ async function recreateGateway(vpnIp: string): Promise<{ gw: Gateway; resolv: st
   return { gw: current, resolv: w.resolvConf(current) };
 }
 
+describe('DHCP client ids', () => {
+  it('pods of one name in two namespaces get an address each (the client id carries POD_NAMESPACE)', async () => {
+    const [x, y] = [await w.addClient('twin-0'), await w.addClient('twin-0')];
+    expect((await w.clientInit(x, ['--pod-namespace=team-a'])).exitCode).toBe(0);
+    expect((await w.clientInit(y, ['--pod-namespace=team-b'])).exitCode).toBe(0);
+    const [ax, ay] = [await w.overlayAddress(x), await w.overlayAddress(y)];
+    expect(ax).toMatch(/^172\.16\.0\.\d+$/);
+    expect(ay).toMatch(/^172\.16\.0\.\d+$/);
+    expect(ax).not.toBe(ay);
+    expect(await w.whoami(x.host, INTERNET)).toBe('203.0.113.2');
+    expect(await w.whoami(y.host, INTERNET)).toBe('203.0.113.2');
+  });
+});
+
 describe('gateway-init fails closed', () => {
   it('the counter sees a leak: a re-created gateway without its kill switch forwards the client out of eth0', async () => {
     const { gw, resolv } = await recreateGateway('203.0.113.3');

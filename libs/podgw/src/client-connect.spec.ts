@@ -6,7 +6,8 @@
 import { DhcpTimeoutError, type DhcpServer, type FakeDhcpNetwork } from '@knet/dhcp';
 import { CommandNotFoundError, FakePinger } from '@knet/host-net';
 import { errorMessage } from '@knet/runtime';
-import { connectToGateway, discoverFacts, isolatePod } from './client-connect';
+import { until } from '@knet/testing';
+import { connectToGateway, dhcpClientFor, discoverFacts, isolatePod } from './client-connect';
 import { planClient } from './client-plan';
 import {
   createFakeClientPod,
@@ -263,6 +264,33 @@ describe('connectToGateway with a DHCP lease', () => {
 
     const again = await connectToGateway(c.ctx, c.plan, c.facts);
     expect([again.address, again.changes]).toEqual(['172.16.0.20/24', []]);
+  });
+
+  it('one pod name in two namespaces: a lease each, and one RELEASE frees only its own', async () => {
+    const [a, b] = [
+      await client({ dhcp: network, namespace: 'team-a' }),
+      await client({ dhcp: network, namespace: 'team-b' }),
+    ];
+    const leases = [];
+    for (const c of [a, b]) {
+      await isolatePod(c.ctx, c.plan, c.facts);
+      leases.push((await connectToGateway(c.ctx, c.plan, c.facts)).lease!);
+    }
+    expect(leases.map((l) => l.address)).toEqual(['172.16.0.20', '172.16.0.21']);
+    const id = (ns: string) => `id:00${Buffer.from(`${ns}/client-0`).toString('hex')}`;
+    const active = () =>
+      server.pool
+        .activeLeases(Date.now())
+        .map((l) => [l.ip, l.clientKey])
+        .sort();
+    expect(active()).toEqual([
+      ['172.16.0.20', id('team-a')],
+      ['172.16.0.21', id('team-b')],
+    ]);
+    // team-a's pod goes away and releases its lease: team-b's stays.
+    await (await dhcpClientFor(a.ctx)).release(leases[0]!);
+    await until('the RELEASE to reach the server', () => active().length === 1);
+    expect(active()).toEqual([['172.16.0.21', id('team-b')]]);
   });
 
   it('VPN_INTERFACE_MTU set: the MTU from DHCP does not override it', async () => {

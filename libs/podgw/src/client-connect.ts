@@ -27,6 +27,8 @@ export interface ClientContext {
   /** This pod's nat.conf entry (static address), if any. */
   nat: NatEntry | undefined;
   hostname: string;
+  /** The DHCP client id (`clientIdFor`). */
+  clientId: string;
   podInterface: string;
   logger: Logger;
   /** Time limit for a DHCP lease. */
@@ -51,17 +53,27 @@ export interface GatewayConnection {
  * over one runner, this pod's hostname and its nat.conf entry.
  */
 export function createClientContext(
-  opts: { hostname?: string | undefined; podInterface: string; dhcpTimeout: number },
+  opts: {
+    hostname?: string | undefined;
+    podNamespace?: string | undefined;
+    podInterface: string;
+    dhcpTimeout: number;
+  },
   config: PodgwConfig,
   logger: Logger,
   dhcp: { timeoutMs?: number; timeouts?: DhcpClientTimeouts } = {},
 ): ClientContext {
   const hostname = podHostname(opts);
+  if (!opts.podNamespace)
+    logger.warn(
+      'POD_NAMESPACE is not set: the DHCP client id is the pod name alone, so a pod of the same name in another namespace routed through this gateway would share its address; set it from the downward API (fieldRef metadata.namespace) or --pod-namespace',
+    );
   return {
     net: createHostNet(new ExecaRunner({ logger })),
     settings: config.settings,
     nat: matchNatEntry(config.nat, hostname),
     hostname,
+    clientId: clientIdFor(hostname, opts.podNamespace),
     podInterface: opts.podInterface,
     logger,
     dhcpTimeoutMs: dhcp.timeoutMs ?? opts.dhcpTimeout,
@@ -106,9 +118,14 @@ export async function isolatePod(ctx: ClientContext, plan: ClientPlan, facts: Cl
   return changes;
 }
 
-/** A stable DHCP client id for this pod (type 0 + hostname): a new vxlan0 MAC keeps the address. */
-export function clientIdFor(hostname: string): string {
-  return `00${Buffer.from(hostname).toString('hex')}`;
+/**
+ * A stable DHCP client id for this pod: type 0 and `<namespace>/<hostname>` (the hostname alone
+ * without a namespace). Stable, so a new vxlan0 MAC (the sidecar rebuilding it) keeps the address;
+ * with the namespace, so two pods of one name in two namespaces routed through one gateway neither
+ * share an address nor release each other's. (pod-gateway's clients were told apart by MAC.)
+ */
+export function clientIdFor(hostname: string, namespace?: string): string {
+  return `00${Buffer.from(namespace ? `${namespace}/${hostname}` : hostname).toString('hex')}`;
 }
 
 /**
@@ -120,7 +137,7 @@ export async function dhcpClientFor(ctx: ClientContext, mac?: string): Promise<D
     interface: VXLAN_DEVICE,
     mac: mac ?? (await ctx.net.ip.getLink(VXLAN_DEVICE)).mac ?? '',
     hostname: ctx.hostname,
-    clientId: clientIdFor(ctx.hostname),
+    clientId: ctx.clientId,
     logger: ctx.logger,
     ...(ctx.dhcpTimeouts ? { timeouts: ctx.dhcpTimeouts } : {}),
     ...(ctx.dhcpSocketFactory ? { socketFactory: ctx.dhcpSocketFactory } : {}),

@@ -1,7 +1,7 @@
 import { DhcpServer, FakeDhcpNetwork, type FakeHost } from '@knet/dhcp';
 import { createFakeHostNet, type FakeHostNet } from '@knet/host-net';
 import { silentLogger, type Logger } from '@knet/runtime';
-import type { ClientContext } from './client-connect';
+import { clientIdFor, type ClientContext } from './client-connect';
 import { matchNatEntry, parseNatConf } from './natconf';
 import { loadSettings, overlay } from './settings';
 
@@ -42,6 +42,8 @@ export interface FakeClientPodOptions {
   natConf?: string;
   /** Default `client-0`. */
   hostname?: string;
+  /** Its namespace (POD_NAMESPACE), part of its DHCP client id; default none. */
+  namespace?: string;
   /**
    * Whether the gateway's overlay address answers ping (default true); later, `net.ping.silence()`
    * and `net.ping.answer()` it.
@@ -77,6 +79,7 @@ export async function createFakeClientPod(options: FakeClientPodOptions = {}): P
     settings,
     nat: matchNatEntry(nat, hostname),
     hostname,
+    clientId: clientIdFor(hostname, options.namespace),
     podInterface: 'eth0',
     logger: options.logger ?? silentLogger,
     dhcpTimeoutMs: options.dhcpTimeoutMs ?? 2000,

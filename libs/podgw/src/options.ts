@@ -84,6 +84,19 @@ export const clientOptions = {
       .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/i, 'must be a host name (letters, digits, dashes)')
       .optional(),
   },
+  podNamespace: {
+    flag: '--pod-namespace <name>',
+    env: 'POD_NAMESPACE',
+    description:
+      "this pod's namespace (downward API: fieldRef metadata.namespace), part of its DHCP client id: pods of the same name in two namespaces get leases of their own",
+    schema: z
+      .string()
+      .regex(
+        /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+        'must be a namespace name (lower-case letters, digits, dashes)',
+      )
+      .optional(),
+  },
   dhcpTimeout: {
     flag: '--dhcp-timeout <duration>',
     env: 'PODGW_DHCP_TIMEOUT',
