@@ -47,12 +47,14 @@ export async function startProxy(
   extra: string[] = [],
   port?: number,
   kubeconfig = host.kubeconfigPath,
-  opts: { waitReady?: boolean } = {},
+  opts: { waitReady?: boolean; nodeFlags?: string[] } = {},
 ): Promise<RunningProxy> {
   const proxy = await appBundle('tower-proxy');
   const p = port ?? (await freePort());
   const base = 10_000 + Math.floor(Math.random() * 190) * 50;
   const args = [
+    // Node's own flags (e.g. --inspect) before the bundle; a restart keeps them.
+    ...(opts.nodeFlags ?? []),
     proxy,
     `--kubeconfig=${kubeconfig}`,
     '--host=127.0.0.1',
@@ -270,7 +272,7 @@ export interface TowerBed {
   /** The processes started through the bed, in start order. */
   readonly procs: readonly ManagedProcess[];
   /** Starts another tower-proxy against the host (see startProxy). */
-  startProxy(extra?: string[], opts?: { waitReady?: boolean }): Promise<RunningProxy>;
+  startProxy(extra?: string[], opts?: { waitReady?: boolean; nodeFlags?: string[] }): Promise<RunningProxy>;
   /** Starts the bed's proxy again with the same flags (restartProxy), and makes it the bed's proxy. */
   restartProxy(): Promise<RunningProxy>;
   /** Starts a tower-agent of the member, against the bed's proxy unless `spec.proxy` names another. */

@@ -10,3 +10,4 @@ export * from './tower-host';
 export * from './wait';
 export * from './charts';
 export * from './reopening-pool';
+export * from './inspector';
