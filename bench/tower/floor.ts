@@ -114,15 +114,16 @@ export async function measureFloor(o: FloorOptions): Promise<Floor> {
     );
     const afterTls = await cpu();
     const t3 = performance.now();
+    const sshMs = afterSsh.ms - before.ms;
+    const tlsMs = afterTls.ms - afterSsh.ms;
     const floor: Floor = {
-      sshMs: afterSsh.ms - before.ms,
+      ms: sshMs + contextCpuMs + tlsMs,
+      sshMs,
       contextMs: contextCpuMs,
-      tlsMs: afterTls.ms - afterSsh.ms,
+      tlsMs,
       issueMs: issueCpuMs,
-      ms: 0,
       wallMs: t3 - t0, // issue and listen, SSH, TLS: one after the other
     };
-    floor.ms = floor.sshMs + floor.contextMs + floor.tlsMs;
     const each = (ms: number) => Number((ms / o.clusters).toFixed(2));
     log(
       `floor: ${o.clusters} SSH handshakes ${each(floor.sshMs)} ms, TLS contexts ${each(floor.contextMs)} ms, ` +
