@@ -108,6 +108,7 @@ export const ipArgs = {
   listRoutes(o: { table?: string | number; family?: Family } = {}): string[] {
     return ['-j', familyFlag(o.family ?? 'inet'), 'route', 'show', 'table', String(o.table ?? 'main')];
   },
+  routeTo: (dst: string): string[] => ['-j', familyFlag(familyOf(dst)), 'route', 'get', dst],
   replaceRoute: (r: RouteSpec): string[] => routeArgs('replace', r),
   deleteRoute: (r: RouteSpec): string[] => routeArgs('del', r),
 

@@ -178,6 +178,11 @@ export interface IpRoute {
 
   /** Routes of one table (default `main`; `all` for every table) and family (default inet). */
   listRoutes(options?: { table?: string | number; family?: Family }): Promise<Route[]>;
+  /**
+   * The route the kernel picks for a packet to `dst` (`ip route get`, policy rules included), or
+   * undefined when `dst` is unreachable. Its `dst` is the address asked about, not a prefix.
+   */
+  routeTo(dst: string): Promise<Route | undefined>;
   replaceRoute(route: RouteSpec): Promise<void>;
   deleteRoute(route: RouteSpec): Promise<void>;
 

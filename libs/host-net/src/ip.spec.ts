@@ -295,6 +295,26 @@ describe('ExecIpRoute / ExecBridgeFdb / ExecSysctl over a scripted runner', () =
     expect(await new ExecIpRoute(runner).listRoutes({ table: 55 })).toEqual([]);
   });
 
+  it('routeTo asks `ip route get` and gives undefined for an unreachable destination', async () => {
+    const runner = new FakeCommandRunner((c) =>
+      c.args.includes('203.0.113.9')
+        ? { exitCode: 2, stderr: 'RTNETLINK answers: Network is unreachable' }
+        : {
+            stdout:
+              '[{"dst":"198.51.100.7","gateway":"192.0.2.1","dev":"tun0","prefsrc":"192.0.2.10","flags":[],"uid":0,"cache":[]}]',
+          },
+    );
+    const ip = new ExecIpRoute(runner);
+    expect(await ip.routeTo('198.51.100.7')).toMatchObject({ dst: '198.51.100.7', dev: 'tun0' });
+    expect(await ip.routeTo('203.0.113.9')).toBeUndefined();
+    expect(runner.commandLines()).toEqual([
+      'ip -j -4 route get 198.51.100.7',
+      'ip -j -4 route get 203.0.113.9',
+    ]);
+    const broken = new FakeCommandRunner(() => ({ exitCode: 1, stderr: 'Error: inet prefix is expected' }));
+    await expect(new ExecIpRoute(broken).routeTo('198.51.100.7')).rejects.toThrow(/inet prefix/);
+  });
+
   it('findLink returns undefined for a missing device and rethrows other errors', async () => {
     const missing = new FakeCommandRunner(() => ({ exitCode: 1, stderr: 'Device "eth9" does not exist.' }));
     expect(await new ExecIpRoute(missing).findLink('eth9')).toBeUndefined();

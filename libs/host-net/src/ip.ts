@@ -1,5 +1,5 @@
 import { CommandError, formatCommandLine } from './errors';
-import { ipArgs } from './ip-args';
+import { familyOf, ipArgs } from './ip-args';
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from './ip-parse';
 import type {
   Address,
@@ -109,6 +109,17 @@ export class ExecIpRoute implements IpRoute {
     } catch (err) {
       // A numbered table springs into existence with its first route; before that it is empty.
       if (err instanceof CommandError && /FIB table does not exist/.test(err.stderr)) return [];
+      throw err;
+    }
+  }
+
+  async routeTo(dst: string): Promise<Route | undefined> {
+    const args = ipArgs.routeTo(dst);
+    try {
+      const family = familyOf(dst);
+      return parseRoutes(await this.ip(args), family, 'main', formatCommandLine(['ip', ...args]))[0];
+    } catch (err) {
+      if (err instanceof CommandError && /unreachable|No route to host/i.test(err.stderr)) return undefined;
       throw err;
     }
   }

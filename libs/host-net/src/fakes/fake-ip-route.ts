@@ -328,6 +328,22 @@ export class FakeIpRoute implements IpRoute {
     return all.filter((r) => table === 'all' || r.table === table).map((r) => ({ ...r }));
   }
 
+  /**
+   * The main table's longest matching route (lowest metric on a tie) over an up link; policy
+   * rules are not consulted. Unreachable (no route, or only a blackhole/unreachable one): undefined.
+   */
+  async routeTo(dst: string): Promise<Route | undefined> {
+    const family = familyOf(dst);
+    const prefixLength = (r: Route) => (r.dst === 'default' ? 0 : (parsePrefix(r.dst)?.length ?? -1));
+    const best = (await this.listRoutes({ family }))
+      .filter((r) => r.dst === 'default' || prefixContains(r.dst, dst))
+      .filter((r) => r.type !== 'unicast' || !r.dev || this.links.get(r.dev)?.up)
+      .sort((a, b) => prefixLength(b) - prefixLength(a) || (a.metric ?? 0) - (b.metric ?? 0))[0];
+    if (!best || best.type !== 'unicast') return undefined;
+    const { protocol: _p, scope: _s, metric: _m, ...route } = best;
+    return { ...route, dst: normalizeIp(dst) };
+  }
+
   async replaceRoute(spec: RouteSpec): Promise<void> {
     const args = ipArgs.replaceRoute(spec);
     const family = routeFamily(spec);

@@ -56,6 +56,30 @@ describe('FakeIpRoute', () => {
     expect(await ip.listAddresses({ family: 'inet' })).toHaveLength(1);
   });
 
+  it('routeTo picks the longest prefix over an up link, like `ip route get`', async () => {
+    const ip = new FakeIpRoute();
+    await ip.addVeth('eth0', 'p0');
+    await ip.addVeth('tun0', 'p1');
+    await ip.addAddress('eth0', '192.0.2.10/24');
+    await ip.addAddress('tun0', '203.0.113.2/24');
+    await ip.setLink('eth0', { up: true });
+    await ip.setLink('tun0', { up: true });
+    expect(await ip.routeTo('198.51.100.7')).toBeUndefined();
+    await ip.replaceRoute({ dst: 'default', via: '192.0.2.1' });
+    await ip.replaceRoute({ dst: '128.0.0.0/1', via: '203.0.113.1', dev: 'tun0' });
+    expect(await ip.routeTo('198.51.100.7')).toEqual({
+      family: 'inet',
+      table: 'main',
+      type: 'unicast',
+      dst: '198.51.100.7',
+      gateway: '203.0.113.1',
+      dev: 'tun0',
+    });
+    expect((await ip.routeTo('192.0.2.99'))?.dev).toBe('eth0');
+    await ip.setLink('tun0', { up: false });
+    expect(await ip.routeTo('198.51.100.7')).toMatchObject({ dev: 'eth0', gateway: '192.0.2.1' });
+  });
+
   it('replace overwrites a route with the same destination, table and metric', async () => {
     const ip = new FakeIpRoute();
     await ip.addBridge('br0');
