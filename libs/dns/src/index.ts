@@ -1,4 +1,5 @@
 export * from './cache';
+export * from './gate';
 export * from './hosts';
 export * from './resolv';
 export * from './server';

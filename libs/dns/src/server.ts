@@ -16,6 +16,7 @@ import {
 import { silentLogger, type Logger, type Registry } from '@knet/runtime';
 import { attachUdp, type UdpEndpoint } from './fastudp';
 import { ResponseCache, serveEntry, type CacheOptions } from './cache';
+import type { UpstreamGate } from './gate';
 import { LocalNames, type LocalEntry } from './hosts';
 import { ResolvConfWatcher, type ResolvConf } from './resolv';
 import { SplitTable, type SplitRule } from './split';
@@ -60,6 +61,12 @@ export interface DnsServerOptions {
   upstreamPort?: number;
   /** Split forwarding rules (see splitRulesFromSettings). */
   split?: readonly SplitRule[];
+  /**
+   * Which default upstreams may be asked now (split rules' servers are not gated). Queries that no
+   * split rule matches get SERVFAIL while it allows none, counted as `errors_total{kind="blocked"}`.
+   * pod-gateway's kill switch uses a {@link RouteUpstreamGate}.
+   */
+  gate?: UpstreamGate;
   /** Local-names domain: `name.domain` resolves like `name`; PTR answers give `name.domain`. */
   domain?: string;
   /** TTL of local answers in seconds (default 5: leases change, clients re-ask soon). */
@@ -156,7 +163,7 @@ export class DnsServer {
     this.localTtl = opts.localTtl ?? 5;
     this.maxPending = opts.maxPending ?? 1024;
     this.upstream = this.newUpstreamClient();
-    if (opts.upstreams) this.upstreams_ = this.toUpstreams(opts.upstreams);
+    if (opts.upstreams) this.useUpstreams(this.toUpstreams(opts.upstreams));
     if (opts.registry) {
       registerDnsMetrics(opts.registry, () => ({ stats: this.stats_, cacheEntries: this.cache.size }));
     }
@@ -270,7 +277,7 @@ export class DnsServer {
 
   /** Replaces the default upstreams (`addr` or `addr#port`) and flushes the cache. */
   setUpstreams(servers: readonly string[]): void {
-    this.upstreams_ = this.toUpstreams(servers);
+    this.useUpstreams(this.toUpstreams(servers));
     this.flushCache();
     this.log.info({ upstreams: this.upstreams_.map(upstreamName) }, 'DNS upstreams set');
   }
@@ -279,6 +286,11 @@ export class DnsServer {
   flushCache(): void {
     this.generation++;
     this.cache.clear();
+  }
+
+  private useUpstreams(upstreams: readonly Upstream[]): void {
+    this.upstreams_ = upstreams;
+    this.opts.gate?.upstreamsChanged(upstreams);
   }
 
   private newUpstreamClient(): UpstreamClient {
@@ -294,7 +306,7 @@ export class DnsServer {
     if (changed) {
       this.setUpstreams(conf.nameservers);
     } else {
-      this.upstreams_ = this.toUpstreams(conf.nameservers);
+      this.useUpstreams(this.toUpstreams(conf.nameservers));
     }
     if (this.upstreams_.length === 0) {
       this.log.warn({ path: this.opts.resolvConfPath }, 'resolv.conf has no usable nameserver');
@@ -499,9 +511,12 @@ export class DnsServer {
       return;
     }
     this.stats_.queriesForwarded++;
-    const servers = this.split.match(keyToName(q.key)) ?? this.upstreams_;
+    const split = this.split.match(keyToName(q.key));
+    const gate = this.opts.gate;
+    const servers = split ?? (gate ? gate.allowed(this.upstreams_) : this.upstreams_);
     if (servers.length === 0) {
-      this.stats_.servfail++;
+      if (split === undefined && gate && this.upstreams_.length > 0) this.stats_.blocked++;
+      else this.stats_.servfail++;
       t.send(buildResponse(msg, q, { rcode: RCODE_SERVFAIL }), waiter.port, waiter.address);
       return;
     }

@@ -40,6 +40,7 @@ describe('registerDnsMetrics', () => {
         `x_queries_total{source="forwarded"} ${stats.queriesForwarded}`,
         `x_errors_total{kind="malformed"} ${stats.malformed}`,
         `x_errors_total{kind="servfail"} ${stats.servfail}`,
+        `x_errors_total{kind="blocked"} ${stats.blocked}`,
         `x_errors_total{kind="overload"} ${stats.overload}`,
         `x_errors_total{kind="upstream_error"} ${stats.upstreamErrors}`,
         `x_errors_total{kind="upstream_rejected"} ${stats.upstreamRejected}`,

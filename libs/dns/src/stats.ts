@@ -12,6 +12,8 @@ export interface DnsStats {
   malformed: number;
   /** SERVFAIL sent because no upstream answered (or none was configured). */
   servfail: number;
+  /** SERVFAIL sent because the gate allowed none of the default upstreams (kill switch). */
+  blocked: number;
   /** Queries dropped because too many were waiting for upstreams. */
   overload: number;
   upstreamTimeouts: number;
@@ -30,6 +32,7 @@ export function createStats(): DnsStats {
     queriesForwarded: 0,
     malformed: 0,
     servfail: 0,
+    blocked: 0,
     overload: 0,
     upstreamTimeouts: 0,
     upstreamErrors: 0,
@@ -75,6 +78,7 @@ export function registerDnsMetrics(
   labelled('errors_total', 'DNS errors, by kind', 'kind', {
     malformed: 'malformed',
     servfail: 'servfail',
+    blocked: 'blocked',
     overload: 'overload',
     upstream_error: 'upstreamErrors',
     upstream_rejected: 'upstreamRejected',
