@@ -126,6 +126,16 @@ function describe(t: Tally): string {
   );
 }
 
+/** Why a server may not have answered a DISCOVER at all, and where to look. */
+function noOfferHint(iface: string): string {
+  return (
+    `; no OFFER: either the server has no free address (pool exhausted: see its ` +
+    `knet_dhcp_pool_addresses{state="free"} and knet_dhcp_pool_exhausted_total metrics and its ` +
+    `"no address to offer" warning) or it is unreachable over ${iface} (VXLAN port and VNI, the ` +
+    `flood entry to its pod IP, knet_dhcp_packets_total{direction="received"} not growing)`
+  );
+}
+
 type Accept<T> = (msg: DhcpMessage, from: RemoteInfo) => T | undefined;
 
 /** One open socket plus the transaction currently waiting for a reply. */
@@ -419,7 +429,8 @@ export class DhcpClient {
       }
       throw new DhcpTimeoutError(
         this.iface,
-        `no DHCP lease ${opts.signal?.aborted ? 'before abort' : `within ${timeoutMs} ms`}: ${describe(s.tally)}`,
+        `no DHCP lease ${opts.signal?.aborted ? 'before abort' : `within ${timeoutMs} ms`}: ${describe(s.tally)}` +
+          ((s.tally.heard.OFFER ?? 0) === 0 ? noOfferHint(this.iface) : ''),
       );
     } finally {
       await s.socket.close();

@@ -12,6 +12,8 @@ export interface FakeDatagram {
 /** A host on the fake link: its addresses decide which unicasts its wildcard sockets receive. */
 export class FakeHost {
   readonly addresses = new Set<string>();
+  /** The source of datagrams from wildcard sockets; default the first address (see primaryAddress). */
+  source: string | undefined;
   constructor(
     readonly net: FakeDhcpNetwork,
     readonly name: string,
@@ -24,7 +26,7 @@ export class FakeHost {
 
   /** The source address of a datagram sent from a socket bound to 0.0.0.0 (like the kernel's choice). */
   get primaryAddress(): string {
-    return [...this.addresses][0] ?? ANY;
+    return this.source ?? [...this.addresses][0] ?? ANY;
   }
 }
 

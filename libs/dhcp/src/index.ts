@@ -19,6 +19,8 @@ export {
 export * from './pool';
 export * from './lease-file';
 export * from './flooder';
+export * from './in-use';
+export * from './metrics';
 export * from './server';
 export * from './client';
 export * from './transport';

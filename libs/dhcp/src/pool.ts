@@ -23,7 +23,10 @@ export interface LeasePoolConfig {
   lastDynamic?: number;
   /** Default 43200 (12 h, as pod-gateway's dnsmasq). */
   leaseTimeSec?: number;
-  /** How long an offered address is held for the client that was offered it. Default 60. */
+  /**
+   * How long an offered address is held for the client that was offered it. Default 10: a client
+   * REQUESTs within milliseconds, and a held offer is an address nobody else can have.
+   */
   offerHoldSec?: number;
   /** How long a DECLINEd address stays out of the pool. Default 600. */
   declineHoldSec?: number;
@@ -58,6 +61,18 @@ export type RequestResult =
       /** a lease of another client ended by this ACK (reservation takeover) */ replaced?: Lease;
     }
   | { type: 'nak'; reason: string };
+
+/** Pool counts for metrics (see LeasePool.usage). */
+export interface LeaseUsage {
+  /** Dynamic addresses (reservations and the gateway excluded). */
+  size: number;
+  /** Dynamic addresses neither leased, offered nor set aside now. */
+  free: number;
+  active: number;
+  offered: number;
+  /** Addresses set aside (DECLINE, in-use check). */
+  declined: number;
+}
 
 export const LEASE_FILE_VERSION = 1;
 
@@ -115,6 +130,7 @@ export function parseLeaseSnapshot(doc: unknown): LeaseSnapshot {
 interface Offer {
   ip: string;
   clientKey: string;
+  chaddr: string;
   expiresAt: number;
 }
 
@@ -175,7 +191,7 @@ export class LeasePool {
     this.firstDynamic = pos('firstDynamic', config.firstDynamic, Math.min(20, hostMax), 1, hostMax);
     this.lastDynamic = pos('lastDynamic', config.lastDynamic, hostMax, this.firstDynamic, hostMax);
     this.leaseTimeSec = pos('leaseTimeSec', config.leaseTimeSec, 43_200, 10, 0x7fffffff);
-    this.offerHoldSec = pos('offerHoldSec', config.offerHoldSec, 60, 1, 3600);
+    this.offerHoldSec = pos('offerHoldSec', config.offerHoldSec, 10, 1, 3600);
     this.declineHoldSec = pos('declineHoldSec', config.declineHoldSec, 600, 0, 86_400 * 7);
     if (!this.isHostAddress(config.gateway)) {
       throw new TypeError(`LeasePool: gateway ${config.gateway} is not a host address of ${net.cidr}`);
@@ -313,7 +329,12 @@ export class LeasePool {
     // An offer of the address the client already holds does not touch its lease.
     const current = this.activeLeaseAt(ip, now);
     if (!current || current.clientKey !== client.clientKey) {
-      this.offers.set(ip, { ip, clientKey: client.clientKey, expiresAt: now + this.offerHoldSec * 1000 });
+      this.offers.set(ip, {
+        ip,
+        clientKey: client.clientKey,
+        chaddr: client.chaddr,
+        expiresAt: now + this.offerHoldSec * 1000,
+      });
       this.offerByClient.set(client.clientKey, ip);
     }
     return { ip, leaseTimeSec: this.leaseTimeSec };
@@ -361,25 +382,30 @@ export class LeasePool {
     };
   }
 
-  /** RELEASE: ends the client's lease on `ip` (the record stays for stickiness). True if it did. */
-  release(client: Pick<PoolClient, 'clientKey'>, ip: string, now: number): boolean {
-    this.dropOffer(client.clientKey);
+  /**
+   * RELEASE: ends the client's lease on `ip` (the record stays for stickiness). Only the lease's own
+   * client may: the same client key and chaddr (a client id alone is guessable). True if it did.
+   */
+  release(client: Pick<PoolClient, 'clientKey' | 'chaddr'>, ip: string, now: number): boolean {
     const l = this.activeLeaseAt(ip, now);
-    if (!l || l.clientKey !== client.clientKey) return false;
+    if (!l || l.clientKey !== client.clientKey || l.chaddr !== client.chaddr) return false;
+    this.dropOffer(client.clientKey);
     l.expiresAt = now;
     return true;
   }
 
   /**
-   * DECLINE: the client found `ip` in use. If it was leased or offered to that client, the address
-   * is quarantined for `declineHoldSec` and the lease dropped. True if it did.
+   * DECLINE: the client found `ip` in use. If it was leased (same client key and chaddr) or offered
+   * to that client, the address is quarantined for `declineHoldSec` and the lease dropped. True if
+   * it did.
    */
-  decline(client: Pick<PoolClient, 'clientKey'>, ip: string, now: number): boolean {
+  decline(client: Pick<PoolClient, 'clientKey' | 'chaddr'>, ip: string, now: number): boolean {
     const lease = this.bound.get(ip);
-    const offer = this.offers.get(ip);
-    const mine = lease?.clientKey === client.clientKey || offer?.clientKey === client.clientKey;
+    const offer = this.activeOfferTo(ip, now);
+    const leased = lease?.clientKey === client.clientKey && lease.chaddr === client.chaddr;
+    const mine = leased || (offer?.clientKey === client.clientKey && offer.chaddr === client.chaddr);
     if (!mine) return false;
-    if (lease?.clientKey === client.clientKey) {
+    if (leased) {
       this.bound.delete(ip);
       this.byClient.delete(client.clientKey);
     }
@@ -414,6 +440,53 @@ export class LeasePool {
       .filter((l) => l.expiresAt > now)
       .sort((a, b) => ipToInt(a.ip) - ipToInt(b.ip))
       .map((l) => ({ ...l }));
+  }
+
+  /** The address of the client's lease record (active or ended), if any: its "record" in RFC 2131. */
+  recordOf(clientKey: string): string | undefined {
+    return this.byClient.get(clientKey);
+  }
+
+  /** The lease record (active or ended) of `ip`, if any. */
+  recordAt(ip: string): Lease | undefined {
+    const l = this.bound.get(ip);
+    return l ? { ...l } : undefined;
+  }
+
+  /** The address offered to the client, while the offer holds. */
+  offerOf(clientKey: string, now: number): string | undefined {
+    const ip = this.offerByClient.get(clientKey);
+    return ip !== undefined && this.activeOfferTo(ip, now)?.clientKey === clientKey ? ip : undefined;
+  }
+
+  /**
+   * Takes `ip` out of the pool for `declineHoldSec`, as a DECLINE does (the server found it in
+   * use); an offer of it is dropped. Leases are not touched.
+   */
+  setAside(ip: string, now: number): void {
+    const offer = this.offers.get(ip);
+    if (offer) this.dropOffer(offer.clientKey);
+    this.declined.set(ip, now + Math.max(1, this.declineHoldSec) * 1000);
+  }
+
+  /** Counts for metrics: addresses of the dynamic range and how many of them can be offered now. */
+  usage(now: number): LeaseUsage {
+    let size = 0;
+    let free = 0;
+    for (let n = this.firstDynamic; n <= this.lastDynamic; n++) {
+      const ip = intToIp(this.network.base + n);
+      if (ip === this.gateway || this.reservedIps.has(ip)) continue;
+      size++;
+      if (this.quarantined(ip, now) || this.activeOfferTo(ip, now) || this.activeLeaseAt(ip, now)) continue;
+      free++;
+    }
+    let active = 0;
+    for (const l of this.bound.values()) if (l.expiresAt > now) active++;
+    let offered = 0;
+    for (const o of this.offers.values()) if (o.expiresAt > now) offered++;
+    let declined = 0;
+    for (const until of this.declined.values()) if (until > now) declined++;
+    return { size, free, active, offered, declined };
   }
 
   /** The client's active lease, if any. */

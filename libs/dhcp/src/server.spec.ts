@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordingLogger } from '@knet/runtime';
+import { RecordingLogger, Registry } from '@knet/runtime';
 import { until } from '@knet/testing';
 import { decodeDhcp, DhcpMessageType, encodeDhcp, type DhcpMessage, type DhcpMessageInit } from './codec';
+import { DhcpClient } from './client';
 import { FakeDhcpNetwork, type FakeDatagram, type FakeHost } from './fake-network';
 import type { VtepFlooder } from './flooder';
 import { DhcpServer, sanitizeHostname, type DhcpServerMetric, type DhcpServerOptions } from './server';
@@ -92,6 +93,7 @@ async function bed(
     metrics: (m) => metrics.push(m),
     now: () => clock.now,
     persistDebounceMs: 10,
+    inUseCheck: null,
     ...options,
   });
   await server.start();
@@ -221,6 +223,7 @@ describe('DhcpServer', () => {
     const b = await bed();
     await lease(b);
     b.clientHost.addresses.add('172.16.0.20');
+    b.clientHost.source = '172.16.0.20';
     b.flooder.ensured.length = 0;
     const ack = await b.ask({ messageType: DhcpMessageType.REQUEST, ciaddr: '172.16.0.20' }, SERVER);
     expect(ack?.msg).toMatchObject({
@@ -237,7 +240,7 @@ describe('DhcpServer', () => {
     await lease(b, { chaddr: '02:00:5e:00:53:02' });
     const taken = await b.ask({
       messageType: DhcpMessageType.REQUEST,
-      options: { requestedIp: '172.16.0.20' },
+      options: { requestedIp: '172.16.0.20', serverId: SERVER },
     });
     expect(taken?.msg).toMatchObject({
       messageType: DhcpMessageType.NAK,
@@ -245,8 +248,13 @@ describe('DhcpServer', () => {
       options: { serverId: SERVER, message: '172.16.0.20 is leased to another client' },
     });
     expect(taken?.datagram.to.address).toBe('255.255.255.255');
-    const moved = await b.ask({ messageType: DhcpMessageType.REQUEST, ciaddr: '10.1.2.3' });
-    expect(moved?.msg.options.message).toBe('10.1.2.3 is not a host address of 172.16.0.0/24');
+    // INIT-REBOOT of a client with a record of another address (.21).
+    await lease(b);
+    const moved = await b.ask({
+      messageType: DhcpMessageType.REQUEST,
+      options: { requestedIp: '172.16.0.20' },
+    });
+    expect(moved?.msg.options.message).toBe('172.16.0.20 is not leased to this client');
     expect(moved?.datagram.to.address).toBe('255.255.255.255');
     const nothing = await b.ask({ messageType: DhcpMessageType.REQUEST });
     expect(nothing?.msg.options.message).toBe('no requested address');
@@ -267,6 +275,7 @@ describe('DhcpServer', () => {
   it('handles RELEASE and DECLINE', async () => {
     const b = await bed();
     await lease(b, { options: { hostname: 'web' } });
+    b.clientHost.source = '172.16.0.20';
     await b.ask(
       { messageType: DhcpMessageType.RELEASE, ciaddr: '172.16.0.20', options: { serverId: SERVER } },
       SERVER,
@@ -276,6 +285,7 @@ describe('DhcpServer', () => {
     expect(b.hosts[2]).toEqual({});
     expect(b.logger.messages('info')).toContain('dhcp: lease released');
 
+    b.clientHost.source = undefined;
     const c2 = '02:00:5e:00:53:02';
     const offer = await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: c2 });
     expect(offer?.msg.yiaddr).toBe('172.16.0.21'); // never-used first
@@ -298,6 +308,7 @@ describe('DhcpServer', () => {
   it('answers INFORM with configuration only (no address, no lease time) to ciaddr', async () => {
     const b = await bed();
     b.clientHost.addresses.add('172.16.0.9');
+    b.clientHost.source = '172.16.0.9';
     const r = await b.ask({ messageType: DhcpMessageType.INFORM, ciaddr: '172.16.0.9' }, SERVER);
     expect(r?.msg).toMatchObject({
       messageType: DhcpMessageType.ACK,
@@ -418,6 +429,256 @@ describe('DhcpServer', () => {
         'dhcp: lease file unusable; moved aside, starting with no leases',
       ]);
       expect((await lease(b)).msg.yiaddr).toBe('172.16.0.20');
+    });
+  });
+
+  describe('serves the overlay only (each attack worked before)', () => {
+    const VICTIM = '02:00:5e:00:53:01';
+    const ATTACKER = '02:00:5e:00:53:66';
+    const ignoredFor = async (b: Bed, reason: string, n = 1) =>
+      until(`${n} ignored: ${reason}`, () => (b.server.stats().ignoredBy[reason] ?? 0) >= n);
+
+    it('does not aim replies at an address outside the overlay (ciaddr, option 50, relay)', async () => {
+      const b = await bed();
+      b.clientHost.source = '203.0.113.9';
+      for (const msg of [
+        { messageType: DhcpMessageType.INFORM, ciaddr: '203.0.113.9' },
+        { messageType: DhcpMessageType.REQUEST, ciaddr: '203.0.113.9' },
+        { messageType: DhcpMessageType.DISCOVER, options: { requestedIp: '198.51.100.1' } },
+        { messageType: DhcpMessageType.DISCOVER, giaddr: '198.51.100.1' },
+      ]) {
+        expect(await b.ask(msg, SERVER, 50)).toBeUndefined();
+      }
+      await ignoredFor(b, 'ciaddr outside the overlay', 2);
+      await ignoredFor(b, 'requested address outside the overlay');
+      await ignoredFor(b, 'relayed');
+      expect(b.net.log.filter((d) => d.from.port === 67)).toEqual([]);
+    });
+
+    it('answers a client with an address only at that address: ciaddr must be the source', async () => {
+      const b = await bed();
+      await lease(b);
+      b.clientHost.source = '172.16.0.20';
+      // A stranger (any source) asks in the victim's name for a reply to the victim's address.
+      b.clientHost.source = '192.0.2.99';
+      expect(
+        await b.ask({ messageType: DhcpMessageType.INFORM, ciaddr: '172.16.0.20' }, SERVER, 50),
+      ).toBeUndefined();
+      await ignoredFor(b, 'source is not ciaddr');
+      expect(b.net.log.filter((d) => d.to.address === '172.16.0.20')).toEqual([]);
+    });
+
+    it('honours RELEASE and DECLINE only from the lease’s own client (client id and chaddr)', async () => {
+      const b = await bed();
+      const id = { clientId: '00' + Buffer.from('ns/web').toString('hex') };
+      await lease(b, { chaddr: VICTIM, options: id });
+      b.clientHost.source = '172.16.0.20';
+      // Same (guessable) client id, another MAC, from the victim's address: not the victim.
+      await b.ask(
+        { messageType: DhcpMessageType.RELEASE, chaddr: ATTACKER, ciaddr: '172.16.0.20', options: id },
+        SERVER,
+        0,
+      );
+      await ignoredFor(b, 'release of a lease not held');
+      b.clientHost.source = undefined;
+      await b.ask(
+        {
+          messageType: DhcpMessageType.DECLINE,
+          chaddr: ATTACKER,
+          options: { ...id, requestedIp: '172.16.0.20' },
+        },
+        undefined,
+        0,
+      );
+      await ignoredFor(b, 'decline of an address not offered or leased');
+      expect(b.server.leases()).toMatchObject([{ ip: '172.16.0.20', chaddr: VICTIM }]);
+      // The victim itself may.
+      await b.ask(
+        {
+          messageType: DhcpMessageType.DECLINE,
+          chaddr: VICTIM,
+          options: { ...id, requestedIp: '172.16.0.20' },
+        },
+        undefined,
+        0,
+      );
+      await until('the decline', () => b.server.leases().length === 0);
+    });
+
+    it('does not hand out addresses by INIT-REBOOT or RENEW to clients without a record of them', async () => {
+      const b = await bed();
+      // INIT-REBOOT from a client we know nothing of: silent (RFC 2131 4.3.2).
+      expect(
+        await b.ask(
+          { messageType: DhcpMessageType.REQUEST, chaddr: ATTACKER, options: { requestedIp: '172.16.0.30' } },
+          undefined,
+          50,
+        ),
+      ).toBeUndefined();
+      await ignoredFor(b, 'init-reboot of an unknown client');
+      // RENEW of a free address nobody leased to it: NAK.
+      b.clientHost.source = '172.16.0.31';
+      const renew = await b.ask(
+        { messageType: DhcpMessageType.REQUEST, chaddr: ATTACKER, ciaddr: '172.16.0.31' },
+        SERVER,
+      );
+      expect(renew?.msg.messageType).toBe(DhcpMessageType.NAK);
+      expect(renew?.msg.options.message).toBe('172.16.0.31 is not leased to this client');
+      expect(b.server.leases()).toEqual([]);
+    });
+
+    it('lets one source address bring in at most maxClientsPerSource clients', async () => {
+      const b = await bed({ maxClientsPerSource: 3 });
+      const acked: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const r = await b.ask(
+          {
+            messageType: DhcpMessageType.REQUEST,
+            chaddr: `02:00:5e:00:54:${String(i).padStart(2, '0')}`,
+            options: { clientId: `00aa${i}0`, requestedIp: `172.16.0.${40 + i}`, serverId: SERVER },
+          },
+          undefined,
+          50,
+        );
+        if (r?.msg.messageType === DhcpMessageType.ACK) acked.push(r.msg.yiaddr);
+      }
+      expect(acked).toEqual(['172.16.0.40', '172.16.0.41', '172.16.0.42']);
+      await ignoredFor(b, 'too many clients from one source', 7);
+      // Another pod (another source) is still served.
+      b.clientHost.source = '192.0.2.11';
+      expect((await lease(b, { chaddr: '02:00:5e:00:55:01' })).msg.yiaddr).toBe('172.16.0.20');
+    });
+
+    it('does not let offers hold addresses for long', async () => {
+      const b = await bed({ pool: { network: '172.16.0.0/24', firstDynamic: 20, lastDynamic: 21 } });
+      b.clientHost.source = '0.0.0.0';
+      for (const mac of ['02:00:5e:00:56:01', '02:00:5e:00:56:02']) {
+        await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: mac });
+      }
+      expect(
+        await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: VICTIM }, undefined, 50),
+      ).toBeUndefined();
+      b.clock.now += 10_000;
+      expect((await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: VICTIM }))?.msg.yiaddr).toBe(
+        '172.16.0.20',
+      );
+    });
+  });
+
+  describe('address-in-use check', () => {
+    const STRANGER = '02:00:5e:00:53:aa';
+    const table = (entries: Record<string, string>) => ({ holder: async (ip: string) => entries[ip] });
+
+    it('sets aside an address another MAC uses on the overlay and offers the next one', async () => {
+      const b = await bed({ inUseCheck: table({ '172.16.0.20': STRANGER, '172.16.0.21': STRANGER }) });
+      const ack = await lease(b);
+      expect(ack.msg.yiaddr).toBe('172.16.0.22');
+      expect(b.server.stats().inUse).toBe(2);
+      expect(b.logger.messages('warn')).toContain(
+        'dhcp: address in use on the overlay by a client we did not lease it to; set aside',
+      );
+      // Set aside, not just skipped: another client does not get it either.
+      expect((await lease(b, { chaddr: '02:00:5e:00:53:02' })).msg.yiaddr).toBe('172.16.0.23');
+    });
+
+    it('gives a client its own address, and one whose former lessee is the MAC seen', async () => {
+      const b = await bed({
+        inUseCheck: table({ '172.16.0.20': MAC, '172.16.0.21': '02:00:5e:00:53:02' }),
+        pool: { network: '172.16.0.0/24', firstDynamic: 20, lastDynamic: 21 },
+      });
+      expect((await lease(b)).msg.yiaddr).toBe('172.16.0.20'); // the MAC seen is the client's
+      await lease(b, { chaddr: '02:00:5e:00:53:02' }); // .21, its own MAC
+      b.clientHost.source = '172.16.0.21';
+      await b.ask(
+        { messageType: DhcpMessageType.RELEASE, chaddr: '02:00:5e:00:53:02', ciaddr: '172.16.0.21' },
+        SERVER,
+        0,
+      );
+      await until('the release', () => b.server.leases().length === 1);
+      b.clientHost.source = undefined;
+      // .21's stale neighbour entry is its former lessee's, which released it: not in use.
+      expect((await lease(b, { chaddr: '02:00:5e:00:53:03' })).msg.yiaddr).toBe('172.16.0.21');
+      expect(b.server.stats().inUse).toBe(0);
+    });
+
+    it('NAKs a REQUEST (no offer before) for an address in use', async () => {
+      const b = await bed({ inUseCheck: table({ '172.16.0.40': STRANGER }) });
+      const r = await b.ask({
+        messageType: DhcpMessageType.REQUEST,
+        options: { requestedIp: '172.16.0.40', serverId: SERVER },
+      });
+      expect(r?.msg.options.message).toBe('172.16.0.40 is in use');
+    });
+  });
+
+  describe('pool exhaustion and metrics', () => {
+    it('counts and warns (at most every 10 s) when it cannot offer', async () => {
+      const b = await bed({ pool: { network: '172.16.0.0/24', firstDynamic: 20, lastDynamic: 20 } });
+      await lease(b);
+      for (let i = 0; i < 3; i++) {
+        expect(
+          await b.ask(
+            { messageType: DhcpMessageType.DISCOVER, chaddr: `02:00:5e:00:57:0${i}` },
+            undefined,
+            30,
+          ),
+        ).toBeUndefined();
+      }
+      await until('3 exhausted', () => b.server.stats().exhausted === 3);
+      expect(b.logger.messages('warn').filter((m) => m.startsWith('dhcp: no address to offer'))).toHaveLength(
+        1,
+      );
+    });
+
+    it('an exhausted pool: the client’s timeout names the likely causes and the metrics', async () => {
+      const b = await bed({ pool: { network: '172.16.0.0/24', firstDynamic: 20, lastDynamic: 20 } });
+      await lease(b);
+      const pod = new DhcpClient({
+        interface: 'vxlan0',
+        mac: '02:00:5e:00:58:01',
+        socketFactory: b.net.host('pod').socketFactory,
+        timeouts: { initialRetransmitMs: 20, maxRetransmitMs: 40 },
+      });
+      const err = await pod.acquire({ timeoutMs: 300 }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.message).toContain('heard 0 OFFER');
+      expect(err?.message).toContain('no OFFER: either the server has no free address (pool exhausted');
+      expect(err?.message).toContain('knet_dhcp_pool_exhausted_total');
+      expect(b.server.stats().exhausted).toBeGreaterThan(0);
+    });
+
+    it('exports packets, ignored, exhaustion, leases and the pool to a Prometheus registry', async () => {
+      const registry = new Registry();
+      const b = await bed({
+        registry,
+        pool: { network: '172.16.0.0/24', firstDynamic: 20, lastDynamic: 21 },
+      });
+      await lease(b);
+      await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: '02:00:5e:00:53:02' });
+      await b.ask({ messageType: DhcpMessageType.DISCOVER, chaddr: '02:00:5e:00:53:03' }, undefined, 30);
+      await b.ask({ messageType: DhcpMessageType.DISCOVER, giaddr: '192.0.2.254' }, undefined, 30);
+      await b.client.send(Buffer.from([1, 2, 3]), 67, '255.255.255.255');
+      await until('the counters', () => b.server.stats().malformed === 1 && b.server.stats().exhausted === 1);
+      const text = await registry.metrics();
+      for (const line of [
+        'knet_dhcp_packets_total{direction="received",type="DISCOVER"} 4',
+        'knet_dhcp_packets_total{direction="received",type="REQUEST"} 1',
+        'knet_dhcp_packets_total{direction="sent",type="OFFER"} 2',
+        'knet_dhcp_packets_total{direction="sent",type="ACK"} 1',
+        'knet_dhcp_ignored_total{reason="relayed"} 1',
+        'knet_dhcp_ignored_total{reason="malformed"} 1',
+        'knet_dhcp_pool_exhausted_total 1',
+        'knet_dhcp_leases{state="active"} 1',
+        'knet_dhcp_leases{state="offered"} 1',
+        'knet_dhcp_pool_addresses{state="size"} 2',
+        'knet_dhcp_pool_addresses{state="free"} 0',
+      ]) {
+        expect(text).toContain(line);
+      }
+      // Counters grow by what happened since the last scrape, not by the totals again.
+      expect(await registry.metrics()).toContain('knet_dhcp_pool_exhausted_total 1');
     });
   });
 

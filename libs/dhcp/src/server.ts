@@ -1,5 +1,5 @@
 // DhcpServer: the pool, the lease file, the sockets and the VXLAN flood list put together.
-import { errorMessage, type Logger } from '@knet/runtime';
+import { errorMessage, type Logger, type Registry } from '@knet/runtime';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -13,8 +13,10 @@ import {
   type DhcpOptions,
 } from './codec';
 import type { VtepFlooder } from './flooder';
+import { NeighbourTableCheck, type AddressInUseCheck } from './in-use';
 import { ANY_ADDRESS as ZERO, LIMITED_BROADCAST, inNetwork, isIPv4, parseNetwork } from './ipv4';
 import { LeaseFileWriter, readLeaseFile } from './lease-file';
+import { registerDhcpMetrics } from './metrics';
 import { LeasePool, type Lease, type LeasePoolConfig, type PoolClient } from './pool';
 import { udpSocketFactory, type DhcpSocket, type DhcpSocketFactory, type RemoteInfo } from './transport';
 
@@ -30,8 +32,14 @@ export interface DhcpServerStats {
   sent: Record<string, number>;
   /** Packets that did not decode. */
   malformed: number;
-  /** Decoded but not for us: BOOTREPLYs, relayed, other server's, server-only message types. */
+  /** Decoded but not answered: BOOTREPLYs, relayed, other server's, refused (see ignoredBy). */
   ignored: number;
+  /** `ignored` by reason (`relayed`, `source outside the overlay`, …). */
+  ignoredBy: Record<string, number>;
+  /** DISCOVERs that got no offer because no address was free. */
+  exhausted: number;
+  /** Addresses found in use on the overlay by a client we had not leased them to (set aside). */
+  inUse: number;
 }
 
 export interface DhcpServerOptions {
@@ -72,6 +80,20 @@ export interface DhcpServerOptions {
   persistDebounceMs?: number;
   /** Longest wait for the flooder before broadcasting anyway (default 3 s). */
   flooderTimeoutMs?: number;
+  /** Exports `knet_dhcp_*` (packets, ignored by reason, exhaustion, leases, pool) at scrape time. */
+  registry?: Registry;
+  /**
+   * Clients (client keys) that may hold a lease or an offer obtained from one source IP address
+   * (default 4); 0.0.0.0 (raw-socket clients) is not limited. One pod cannot exhaust the pool.
+   */
+  maxClientsPerSource?: number;
+  /**
+   * Before an address goes to a client that has no record of it: is another MAC using it on the
+   * overlay (a pod that kept it after the lease file was lost)? Then it is set aside for
+   * `declineHoldSec` and another one offered. Default: the kernel's neighbour table
+   * ({@link NeighbourTableCheck}); null: no check.
+   */
+  inUseCheck?: AddressInUseCheck | null;
 }
 
 /** `Web-1.example.` → `web-1`; anything that is not a DNS label → undefined. */
@@ -92,6 +114,10 @@ export function sanitizeHostname(raw: string | undefined): string | undefined {
  *   255.255.255.255:68 after `flooder.ensure(chaddr)`.
  * - DISCOVER, REQUEST (selecting, init-reboot, renewing, rebinding), RELEASE, DECLINE, INFORM;
  *   BOOTREPLYs, relayed requests and undecodable packets are counted and dropped.
+ * - Serves the overlay only: requests whose ciaddr or requested address lies outside it, or whose
+ *   ciaddr is not their source, are counted and dropped; RELEASE and DECLINE count only from the
+ *   lease's own client (client key and chaddr); one source address brings in at most
+ *   `maxClientsPerSource` clients; addresses in use by others on the overlay are not offered.
  */
 export class DhcpServer {
   readonly pool: LeasePool;
@@ -101,7 +127,21 @@ export class DhcpServer {
   private readonly clientPort: number;
   private readonly baseOptions: DhcpOptions;
   private readonly writer: LeaseFileWriter | undefined;
-  private readonly counters: DhcpServerStats = { received: {}, sent: {}, malformed: 0, ignored: 0 };
+  private readonly counters: DhcpServerStats = {
+    received: {},
+    sent: {},
+    malformed: 0,
+    ignored: 0,
+    ignoredBy: {},
+    exhausted: 0,
+    inUse: 0,
+  };
+  private readonly inUseCheck: AddressInUseCheck | undefined;
+  private readonly maxClientsPerSource: number;
+  /** clientKey → the source address it last got an offer or a lease from (not 0.0.0.0). */
+  private readonly sources = new Map<string, string>();
+  private exhaustedSinceWarn = 0;
+  private lastInUseCheckWarn = -Infinity;
   private sockets: { recv: DhcpSocket; send: DhcpSocket } | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Promise<void>>();
@@ -142,6 +182,25 @@ export class DhcpServer {
       messageType: 2,
       options: this.baseOptions,
     });
+    this.inUseCheck =
+      options.inUseCheck === null ? undefined : (options.inUseCheck ?? new NeighbourTableCheck());
+    this.maxClientsPerSource = options.maxClientsPerSource ?? 4;
+    if (!Number.isInteger(this.maxClientsPerSource) || this.maxClientsPerSource < 1) {
+      throw new TypeError(`DhcpServer: maxClientsPerSource must be a positive integer`);
+    }
+    if (options.registry) {
+      registerDhcpMetrics(options.registry, () => {
+        const c = this.counters;
+        return {
+          received: c.received,
+          sent: c.sent,
+          ignored: { ...c.ignoredBy, ...(c.malformed ? { malformed: c.malformed } : {}) },
+          exhausted: c.exhausted,
+          inUse: c.inUse,
+          usage: this.pool.usage(this.now()),
+        };
+      });
+    }
     this.writer = options.leaseFile
       ? new LeaseFileWriter(
           options.leaseFile,
@@ -250,6 +309,7 @@ export class DhcpServer {
       m[type] = (m[type] ?? 0) + 1;
     } else {
       this.counters[kind]++;
+      if (kind === 'ignored') this.counters.ignoredBy[type] = (this.counters.ignoredBy[type] ?? 0) + 1;
     }
     this.options.metrics?.({ kind, type });
   }
@@ -310,6 +370,59 @@ export class DhcpServer {
     }
   }
 
+  /** Counts and logs (debug) a request that gets no answer. */
+  private refuse(msg: DhcpMessage, from: RemoteInfo, reason: string): void {
+    this.count('ignored', reason);
+    this.logger.debug(
+      {
+        from: from.address,
+        chaddr: msg.chaddr,
+        ciaddr: msg.ciaddr,
+        type: messageTypeName(msg.messageType),
+        reason,
+      },
+      'dhcp: request ignored',
+    );
+  }
+
+  /**
+   * Why a request is not answered at all, or undefined. Only the overlay is served: no relays, no
+   * ciaddr or requested address outside it, and a client with an address (ciaddr) must send from
+   * it, so a reply is never aimed at another address. A client without one may send from any
+   * source (the kernel picks another interface's address for a device without one).
+   */
+  private outsideOverlay(msg: DhcpMessage, from: RemoteInfo): string | undefined {
+    if (msg.giaddr !== ZERO) return 'relayed';
+    if (msg.ciaddr !== ZERO) {
+      if (!this.pool.isHostAddress(msg.ciaddr)) return 'ciaddr outside the overlay';
+      if (from.address !== msg.ciaddr) return 'source is not ciaddr';
+    }
+    const requested = msg.options.requestedIp;
+    if (requested !== undefined && !this.pool.isHostAddress(requested)) {
+      return 'requested address outside the overlay';
+    }
+    return undefined;
+  }
+
+  /** One source address may not bring in more than `maxClientsPerSource` clients. */
+  private tooManyFromSource(client: PoolClient, source: string, now: number): boolean {
+    if (source === ZERO || this.sources.get(client.clientKey) === source) return false;
+    if (this.pool.leaseOf(client.clientKey, now) || this.pool.offerOf(client.clientKey, now)) return false;
+    let holding = 0;
+    for (const [key, src] of this.sources) {
+      if (this.pool.leaseOf(key, now) || this.pool.offerOf(key, now)) {
+        if (src === source) holding++;
+      } else {
+        this.sources.delete(key);
+      }
+    }
+    return holding >= this.maxClientsPerSource;
+  }
+
+  private noteSource(client: PoolClient, source: string): void {
+    if (source !== ZERO) this.sources.set(client.clientKey, source);
+  }
+
   private async dispatch(msg: DhcpMessage, from: RemoteInfo): Promise<void> {
     if (msg.op !== BOOTREQUEST) {
       this.count('ignored', 'BOOTREPLY');
@@ -317,11 +430,8 @@ export class DhcpServer {
     }
     const type = messageTypeName(msg.messageType);
     this.count('received', type);
-    if (msg.giaddr !== ZERO) {
-      this.count('ignored', 'relayed');
-      this.logger.debug({ giaddr: msg.giaddr, from: from.address }, 'dhcp: relayed request ignored');
-      return;
-    }
+    const outside = this.outsideOverlay(msg, from);
+    if (outside) return this.refuse(msg, from, outside);
     const hostname = sanitizeHostname(msg.options.hostname);
     const client: PoolClient = {
       clientKey: clientKeyOf(msg),
@@ -332,19 +442,27 @@ export class DhcpServer {
     const forOthers = serverId !== undefined && serverId !== this.options.serverAddress;
     switch (msg.messageType) {
       case DhcpMessageType.DISCOVER:
-        return this.discover(msg, client);
+        if (this.tooManyFromSource(client, from.address, this.now())) {
+          return this.refuse(msg, from, 'too many clients from one source');
+        }
+        return this.discover(msg, client, from);
       case DhcpMessageType.REQUEST:
         if (forOthers) {
           this.pool.cancelOffer(client.clientKey);
           this.count('ignored', 'other server');
           return;
         }
-        return this.request(msg, client);
+        if (this.tooManyFromSource(client, from.address, this.now())) {
+          return this.refuse(msg, from, 'too many clients from one source');
+        }
+        return this.request(msg, client, from);
       case DhcpMessageType.RELEASE:
         if (forOthers) return this.count('ignored', 'other server');
         if (this.pool.release(client, msg.ciaddr, this.now())) {
           this.logger.info({ ip: msg.ciaddr, chaddr: msg.chaddr, hostname }, 'dhcp: lease released');
           this.changed();
+        } else {
+          this.refuse(msg, from, 'release of a lease not held');
         }
         return;
       case DhcpMessageType.DECLINE: {
@@ -356,10 +474,13 @@ export class DhcpServer {
             'dhcp: client declined the address (in use?); quarantined',
           );
           this.changed();
+        } else {
+          this.refuse(msg, from, 'decline of an address not offered or leased');
         }
         return;
       }
       case DhcpMessageType.INFORM:
+        if (msg.ciaddr === ZERO) return this.refuse(msg, from, 'INFORM without ciaddr');
         return this.reply(msg, DhcpMessageType.ACK, { yiaddr: ZERO, inform: true });
       default:
         this.count('ignored', `client sent ${type}`);
@@ -367,25 +488,77 @@ export class DhcpServer {
     }
   }
 
-  private async discover(msg: DhcpMessage, client: PoolClient): Promise<void> {
-    const now = this.now();
-    const requestedIp = msg.options.requestedIp;
-    const offer = this.pool.offer({ ...client, ...(requestedIp ? { requestedIp } : {}) }, now);
-    if (!offer) {
-      if (now - this.lastExhaustedWarn >= 10_000) {
-        this.lastExhaustedWarn = now;
-        this.logger.warn(
-          { chaddr: msg.chaddr, hostname: client.hostname, network: this.pool.network.cidr },
-          'dhcp: no address to offer (pool exhausted, or the reserved address is quarantined)',
-        );
+  /**
+   * True when `ip` is used on the overlay by another MAC and the pool has no ended lease explaining
+   * it (the client we leased it to, gone since): the address is then set aside and counted.
+   */
+  private async inUseByOther(ip: string, client: PoolClient): Promise<boolean> {
+    const check = this.inUseCheck;
+    if (!check || this.pool.recordOf(client.clientKey) === ip) return false;
+    let holder: string | undefined;
+    try {
+      holder = await check.holder(ip);
+    } catch (err) {
+      const now = this.now();
+      if (now - this.lastInUseCheckWarn >= 60_000) {
+        this.lastInUseCheckWarn = now;
+        this.logger.warn({ error: errorMessage(err) }, 'dhcp: cannot check whether addresses are in use');
       }
-      return;
+      return false;
     }
-    this.logger.debug({ ip: offer.ip, chaddr: msg.chaddr, xid: msg.xid }, 'dhcp: offering');
-    await this.reply(msg, DhcpMessageType.OFFER, { yiaddr: offer.ip });
+    if (!holder || holder === client.chaddr) return false;
+    const now = this.now();
+    const record = this.pool.recordAt(ip);
+    if (record && record.chaddr === holder && record.expiresAt <= now) return false;
+    this.pool.setAside(ip, now);
+    this.counters.inUse++;
+    this.logger.warn(
+      { ip, holder, chaddr: client.chaddr, holdSec: this.pool.declineHoldSec },
+      'dhcp: address in use on the overlay by a client we did not lease it to; set aside',
+    );
+    this.changed();
+    return true;
   }
 
-  private async request(msg: DhcpMessage, client: PoolClient): Promise<void> {
+  private async discover(msg: DhcpMessage, client: PoolClient, from: RemoteInfo): Promise<void> {
+    const requestedIp = msg.options.requestedIp;
+    for (let attempt = 0; ; attempt++) {
+      const now = this.now();
+      const offer = this.pool.offer({ ...client, ...(requestedIp ? { requestedIp } : {}) }, now);
+      if (!offer) {
+        this.noteExhausted(msg, client, now);
+        return;
+      }
+      // Bounded: a table full of strangers must not keep one DISCOVER busy.
+      if (attempt < 8 && (await this.inUseByOther(offer.ip, client))) continue;
+      this.noteSource(client, from.address);
+      this.logger.debug({ ip: offer.ip, chaddr: msg.chaddr, xid: msg.xid }, 'dhcp: offering');
+      await this.reply(msg, DhcpMessageType.OFFER, { yiaddr: offer.ip });
+      return;
+    }
+  }
+
+  /** Counts a DISCOVER left unanswered for want of an address; warns at most every 10 s. */
+  private noteExhausted(msg: DhcpMessage, client: PoolClient, now: number): void {
+    this.counters.exhausted++;
+    this.exhaustedSinceWarn++;
+    if (now - this.lastExhaustedWarn < 10_000) return;
+    this.lastExhaustedWarn = now;
+    const u = this.pool.usage(now);
+    this.logger.warn(
+      {
+        chaddr: msg.chaddr,
+        hostname: client.hostname,
+        network: this.pool.network.cidr,
+        unanswered: this.exhaustedSinceWarn,
+        ...u,
+      },
+      'dhcp: no address to offer (pool exhausted, or the reserved address is quarantined)',
+    );
+    this.exhaustedSinceWarn = 0;
+  }
+
+  private async request(msg: DhcpMessage, client: PoolClient, from: RemoteInfo): Promise<void> {
     const requested = msg.options.requestedIp;
     const ip = requested ?? (msg.ciaddr !== ZERO ? msg.ciaddr : undefined);
     const state =
@@ -400,12 +573,30 @@ export class DhcpServer {
       await this.nak(msg, 'no requested address');
       return;
     }
+    const record = this.pool.recordOf(client.clientKey);
+    if (state === 'init-reboot' && record === undefined) {
+      // RFC 2131 4.3.2: no record of this client → remain silent (it falls back to DISCOVER).
+      return this.refuse(msg, from, 'init-reboot of an unknown client');
+    }
+    if ((state === 'init-reboot' || state === 'renewing/rebinding') && record !== ip) {
+      await this.nak(msg, `${ip} is not leased to this client`);
+      return;
+    }
+    if (
+      state === 'selecting' &&
+      this.pool.offerOf(client.clientKey, this.now()) !== ip &&
+      (await this.inUseByOther(ip, client))
+    ) {
+      await this.nak(msg, `${ip} is in use`);
+      return;
+    }
     const result = this.pool.request(client, ip, this.now());
     if (result.type === 'nak') {
       this.logger.info({ ip, chaddr: msg.chaddr, state, reason: result.reason }, 'dhcp: NAK');
       await this.nak(msg, result.reason);
       return;
     }
+    this.noteSource(client, from.address);
     if (result.replaced) {
       this.logger.warn(
         { ip, hostname: client.hostname, previousChaddr: result.replaced.chaddr, chaddr: msg.chaddr },
@@ -460,7 +651,8 @@ export class DhcpServer {
     const sockets = this.sockets;
     if (!sockets) return;
     let dest: string;
-    if (type !== DhcpMessageType.NAK && req.ciaddr !== ZERO) {
+    // Unicast only to a client's own overlay address (dispatch checked it is the source too).
+    if (type !== DhcpMessageType.NAK && req.ciaddr !== ZERO && this.pool.isHostAddress(req.ciaddr)) {
       dest = req.ciaddr;
     } else {
       dest = LIMITED_BROADCAST;
