@@ -8,7 +8,10 @@ describe('gateway-sidecar options', () => {
   it('defaults: the chart paths, DNS on 53, 12 h leases, the endpoint on 0.0.0.0:8080', () => {
     expect(parseOptions(program, argv(), {})).toEqual({
       ...gatewayDefaults,
+      podInterface: 'eth0',
       dnsPort: 53,
+      dnsUpstream: undefined,
+      resyncInterval: 2000,
       leaseTime: 43_200_000,
       localDomain: undefined,
       shutdownTimeout: 25_000,
@@ -36,6 +39,21 @@ describe('gateway-sidecar options', () => {
 
   it('port 0 picks a free port', () => {
     expect(parseOptions(program, argv('--health-port=0'), {}).metricsPort).toBe(0);
+  });
+
+  it('takes explicit DNS upstreams from --dns-upstream or PODGW_DNS_UPSTREAM, and refuses bad ones', () => {
+    expect(
+      parseOptions(program, argv('--dns-upstream=203.0.113.1, 2001:db8::53#5353'), {}).dnsUpstream,
+    ).toEqual(['203.0.113.1', '2001:db8::53#5353']);
+    expect(parseOptions(program, argv(), { PODGW_DNS_UPSTREAM: '203.0.113.1' }).dnsUpstream).toEqual([
+      '203.0.113.1',
+    ]);
+    expect(() => parseOptions(program, argv('--dns-upstream=vpn.example'), {})).toThrow(
+      /^--dns-upstream \(PODGW_DNS_UPSTREAM\): "vpn.example" is not addr or addr#port/,
+    );
+    expect(() => parseOptions(program, argv('--dns-upstream=,'), {})).toThrow(
+      /must name at least one nameserver/,
+    );
   });
 
   it('refuses a bad value with one line naming the flag and its variable', () => {

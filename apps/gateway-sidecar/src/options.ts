@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { gatewayOptions, SETTINGS_HELP } from '@knet/podgw';
+import { parseUpstream } from '@knet/dns';
+import { gatewayOptions, podInterfaceOption, SETTINGS_HELP } from '@knet/podgw';
 import { createProgram, daemonOptions, schemas } from '@knet/runtime';
 import { VERSION } from './version';
 
@@ -9,16 +10,55 @@ export const program = createProgram({
   description:
     "Serves the pod-gateway clients from the gateway pod: DHCP on vxlan0 (dynamic range, nat.conf's static " +
     'addresses reserved, leases kept in a file across restarts) and DNS on the gateway address (forwarding to the ' +
-    'nameservers of /etc/resolv.conf as the VPN client changes it, DNS_LOCAL_CIDRS domains to the cluster DNS, ' +
-    'names of the clients, a TTL-respecting cache). Run gateway-init first. SIGTERM stops both cleanly.',
+    'nameservers of /etc/resolv.conf as the VPN client changes it, or to --dns-upstream; DNS_LOCAL_CIDRS domains ' +
+    'to the cluster DNS; names of the clients; a TTL-respecting cache). With the kill switch on ' +
+    '(VPN_BLOCK_OTHER_TRAFFIC), other names are only forwarded to upstreams routed through VPN_INTERFACE (else ' +
+    "SERVFAIL). Keeps gateway-init's iptables rules in place (re-checked every --resync-interval; not ready while " +
+    'they cannot be restored). Run gateway-init first. SIGTERM stops both cleanly.',
   options: {
     ...gatewayOptions,
+    podInterface: podInterfaceOption,
     dnsPort: {
       flag: '--dns-port <port>',
       env: 'PODGW_DNS_PORT',
       description: 'DNS port on the gateway address (UDP and TCP)',
       schema: schemas.port(),
       default: 53,
+    },
+    dnsUpstream: {
+      flag: '--dns-upstream <servers>',
+      env: 'PODGW_DNS_UPSTREAM',
+      description:
+        'comma-separated nameservers (addr or addr#port) for names outside DNS_LOCAL_CIDRS, instead of following ' +
+        "resolv.conf's (e.g. the VPN provider's DNS); with the kill switch on they too are asked only while routed through VPN_INTERFACE",
+      schema: z
+        .string()
+        .transform((s) =>
+          s
+            .split(',')
+            .map((p) => p.trim())
+            .filter(Boolean),
+        )
+        .superRefine((list, ctx) => {
+          if (list.length === 0)
+            ctx.addIssue({ code: 'custom', message: 'must name at least one nameserver' });
+          for (const server of list) {
+            try {
+              parseUpstream(server);
+            } catch {
+              ctx.addIssue({ code: 'custom', message: `${JSON.stringify(server)} is not addr or addr#port` });
+            }
+          }
+        })
+        .optional(),
+    },
+    resyncInterval: {
+      flag: '--resync-interval <duration>',
+      env: 'PODGW_RESYNC_INTERVAL',
+      description:
+        "how often the kill switch is checked: the DNS upstreams' routes, and the gateway's iptables rules (re-applied when a VPN container flushed or reordered them)",
+      schema: schemas.duration({ min: 100 }),
+      default: '2s',
     },
     leaseTime: {
       flag: '--lease-time <duration>',

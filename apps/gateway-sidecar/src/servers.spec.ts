@@ -62,8 +62,10 @@ describe('OverlayServers', () => {
       stateDir: join(dir, 'state'),
       resolvConf: join(dir, 'resolv.conf'),
       dnsPort,
+      resyncInterval: 1000,
       leaseTime: 3_600_000,
       localDomain: 'pods.test',
+      ip: net.ip,
       fdb: net.fdb,
       logger,
       registry: new Registry(),
@@ -112,5 +114,59 @@ describe('OverlayServers', () => {
     expect(logger.messages('info')).toEqual(
       expect.arrayContaining(['serving DHCP and DNS on the overlay', 'DHCP and DNS stopped']),
     );
+  });
+
+  it('with the kill switch on, forwards other names only to upstreams routed through VPN_INTERFACE', async () => {
+    // The pod's eth0 and default route; the VPN's tun0 comes later. --dns-upstream names the VPN's DNS.
+    await net.ip.addVeth('eth0', 'peer0');
+    await net.ip.addAddress('eth0', '192.0.2.10/24');
+    await net.ip.setLink('eth0', { up: true });
+    await net.ip.replaceRoute({ dst: 'default', via: '192.0.2.1' });
+    const registry = new Registry();
+    const servers = new OverlayServers({
+      config: config({ VPN_INTERFACE: 'tun0', VPN_BLOCK_OTHER_TRAFFIC: 'true' }),
+      stateDir: join(dir, 'state'),
+      resolvConf: join(dir, 'resolv.conf'),
+      dnsUpstream: ['203.0.113.53'],
+      dnsPort: await freePort(),
+      resyncInterval: 60_000,
+      leaseTime: 3_600_000,
+      ip: net.ip,
+      fdb: net.fdb,
+      logger: new RecordingLogger(),
+      registry,
+      dhcpSocketFactory: new FakeDhcpNetwork().host('gateway', GATEWAY).socketFactory,
+    });
+    await servers.start();
+    try {
+      const upstream = servers.dns.upstreams[0]!;
+      expect(servers.dns.upstreams.map((u) => u.address)).toEqual(['203.0.113.53']); // not resolv.conf's
+      expect(servers.gate?.allowed([upstream])).toEqual([]); // leaves by eth0
+      expect(await registry.metrics()).toContain('knet_podgw_dns_upstreams{state="blocked"} 1');
+      await net.ip.addVeth('tun0', 'peer1');
+      await net.ip.addAddress('tun0', '203.0.113.2/24');
+      await net.ip.setLink('tun0', { up: true });
+      await servers.gate?.check();
+      expect(servers.gate?.allowed([upstream])).toEqual([upstream]);
+      expect(await registry.metrics()).toContain('knet_podgw_dns_upstreams{state="allowed"} 1');
+    } finally {
+      await servers.stop();
+    }
+  });
+
+  it('has no DNS gate without the kill switch', () => {
+    const servers = new OverlayServers({
+      config: config({ VPN_BLOCK_OTHER_TRAFFIC: 'false' }),
+      stateDir: join(dir, 'state'),
+      resolvConf: join(dir, 'resolv.conf'),
+      dnsPort: 53,
+      resyncInterval: 1000,
+      leaseTime: 3_600_000,
+      ip: net.ip,
+      fdb: net.fdb,
+      logger: new RecordingLogger(),
+      registry: new Registry(),
+    });
+    expect(servers.gate).toBeUndefined();
   });
 });

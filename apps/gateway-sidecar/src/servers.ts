@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DhcpServer, FdbVtepFlooder, type DhcpSocketFactory } from '@knet/dhcp';
-import { DnsServer, parseResolvConf, splitRulesFromSettings } from '@knet/dns';
+import { DnsServer, RouteUpstreamGate, parseResolvConf, splitRulesFromSettings } from '@knet/dns';
 import type { BridgeFdb, IpRoute } from '@knet/host-net';
 import { VXLAN_DEVICE, overlay, saveOriginalResolvConf, type PodgwConfig } from '@knet/podgw';
-import type { Logger, Registry } from '@knet/runtime';
+import { Gauge, type Logger, type Registry } from '@knet/runtime';
 import { clientHosts } from './hosts';
 
 export interface OverlayServersOptions {
@@ -15,7 +15,13 @@ export interface OverlayServersOptions {
   stateDir: string;
   /** The pod's resolv.conf: the DNS server forwards to its nameservers and follows it. */
   resolvConf: string;
+  /** Fixed nameservers for names outside the split domains, instead of resolv.conf's. */
+  dnsUpstream?: readonly string[] | undefined;
   dnsPort: number;
+  /** How often the DNS upstreams' routes are checked with the kill switch on (ms). */
+  resyncInterval: number;
+  /** Route lookups for the kill switch's DNS gate. */
+  ip: IpRoute;
   /** DHCP lease time in ms. */
   leaseTime: number;
   /** Clients' names also answer as `name.localDomain`. */
@@ -47,6 +53,8 @@ export async function requireGatewayAddress(ip: IpRoute, config: PodgwConfig): P
 export class OverlayServers {
   readonly dns: DnsServer;
   readonly dhcp: DhcpServer;
+  /** With the kill switch on: default upstreams only while routed through VPN_INTERFACE. */
+  readonly gate: RouteUpstreamGate | undefined;
   private serving_ = false;
 
   constructor(private readonly o: OverlayServersOptions) {
@@ -58,10 +66,33 @@ export class OverlayServers {
       );
     }
     const original = parseResolvConf(readFileSync(saveOriginalResolvConf(o.stateDir, o.resolvConf), 'utf8'));
+    const vpn = settings.vpnBlockOtherTraffic ? settings.vpnInterface : undefined;
+    this.gate = vpn
+      ? new RouteUpstreamGate({
+          via: vpn,
+          routeDev: async (address) => (await o.ip.routeTo(address))?.dev,
+          intervalMs: o.resyncInterval,
+          logger: o.logger,
+        })
+      : undefined;
+    if (this.gate) {
+      const gate = this.gate;
+      new Gauge({
+        name: 'knet_podgw_dns_upstreams',
+        help: 'Default DNS upstreams by kill-switch state: allowed (routed through VPN_INTERFACE) or blocked',
+        labelNames: ['state'],
+        registers: [o.registry],
+        collect() {
+          this.set({ state: 'allowed' }, gate.open);
+          this.set({ state: 'blocked' }, gate.blocked);
+        },
+      });
+    }
     this.dns = new DnsServer({
       listen: [{ address: ov.gateway, port: o.dnsPort }],
-      resolvConfPath: o.resolvConf,
+      ...(o.dnsUpstream ? { upstreams: o.dnsUpstream } : { resolvConfPath: o.resolvConf }),
       split: splitRulesFromSettings(settings, original),
+      ...(this.gate ? { gate: this.gate } : {}),
       ...(o.localDomain ? { domain: o.localDomain } : {}),
       logger: o.logger,
       registry: o.registry,
@@ -93,6 +124,7 @@ export class OverlayServers {
   /** Starts DNS, then DHCP (whose first leases feed the DNS names). */
   async start(): Promise<void> {
     await this.dns.start();
+    await this.gate?.start();
     await this.dhcp.start();
     this.serving_ = true;
     const { settings, nat } = this.o.config;
@@ -100,6 +132,8 @@ export class OverlayServers {
     this.o.logger.info(
       {
         dns: `${ov.gateway}:${this.o.dnsPort}`,
+        dnsUpstreams: this.o.dnsUpstream ? this.o.dnsUpstream.join(',') : `from ${this.o.resolvConf}`,
+        dnsKillSwitch: this.gate ? `only via ${settings.vpnInterface}` : 'off',
         dhcpRange: `${ov.address(settings.firstDynamicIp)}-${ov.address(254)}`,
         static: nat.length,
         stateDir: this.o.stateDir,
@@ -111,6 +145,7 @@ export class OverlayServers {
   /** Stops both (the lease file is written); never rejects. */
   async stop(): Promise<void> {
     this.serving_ = false;
+    this.gate?.stop();
     await Promise.allSettled([this.dhcp.stop(), this.dns.stop()]);
     this.o.logger.info('DHCP and DNS stopped');
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PodgwLab, type PodgwClient as Client, type PodgwGateway as Gateway } from '@knet/testing';
 
-const { INTERNET, VPN_SERVER } = PodgwLab;
+const { CLUSTER_DNS, INTERNET, VPN_SERVER } = PodgwLab;
 const GATEWAY_IP = '192.0.2.10';
 
 jest.setTimeout(180_000);
@@ -44,6 +44,8 @@ printf '%s\\n' "$payload" | exec /usr/sbin/iptables-restore "$@"
   expect(await w.whoami(a.host, INTERNET)).toBe('203.0.113.2');
   // The router counts what reaches it for the VPN side's addresses: only tun0 may carry those.
   await w.router.exec('iptables', ['-t', 'raw', '-A', 'PREROUTING', '-d', '203.0.113.0/24']);
+  // The cluster DNS counts queries for names outside the split domains (*.outside.example).
+  await w.clusterDns.exec('iptables', OUTSIDE_QUERIES('-A'));
 });
 afterAll(async () => {
   rmSync(broken, { recursive: true, force: true });
@@ -55,6 +57,68 @@ async function leakedToRouter(): Promise<number> {
   const out = (await w.router.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout;
   const line = out.split('\n').find((l) => l.includes('203.0.113.0/24'));
   return Number(line?.trim().split(/\s+/)[0] ?? NaN);
+}
+
+/** iptables arguments of the cluster DNS's counter of queries for *.outside.example. */
+const OUTSIDE_QUERIES = (op: string) => [
+  '-t',
+  'raw',
+  op,
+  'PREROUTING',
+  '-p',
+  'udp',
+  '--dport',
+  '53',
+  '-m',
+  'string',
+  '--string',
+  'outside',
+  '--algo',
+  'bm',
+];
+
+/** Queries for names outside the split domains that reached the cluster DNS since the last reset. */
+async function leakedToClusterDns(): Promise<number> {
+  const out = (await w.clusterDns.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n']))
+    .stdout;
+  const line = out.split('\n').find((l) => l.includes('STRING match'));
+  return Number(line?.trim().split(/\s+/)[0] ?? NaN);
+}
+
+async function resetCounters(): Promise<void> {
+  await w.router.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
+  await w.clusterDns.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
+}
+
+/** Restarts the gateway's sidecar with `nameservers` in its resolv.conf; returns that file. */
+async function restartSidecar(
+  nameservers: string,
+  env: NodeJS.ProcessEnv = {},
+  extra = ['--resync-interval=500ms'],
+): Promise<string> {
+  if (current.sidecar?.running) {
+    process.kill(current.sidecar.pid, 'SIGTERM');
+    await current.sidecar.exited;
+  }
+  const resolv = w.resolvConf(current);
+  writeFileSync(resolv, `nameserver ${nameservers}\n`);
+  await w.startGatewaySidecar(current, resolv, extra, env);
+  await resetCounters();
+  return resolv;
+}
+
+let names = 0;
+/** A client asks the gateway for a name outside the split domains never asked before (no cache). */
+const askOutside = () => w.resolve(a.host, '172.16.0.1', `n${++names}.outside.example`);
+
+/** Asks until the answer matches (the sidecar follows resolv.conf and routes within a resync). */
+async function askUntil(expected: RegExp, timeoutMs = 10_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await askOutside();
+    if (expected.test(answer) || Date.now() > end) return answer;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /**
@@ -73,7 +137,7 @@ async function recreateGateway(vpnIp: string): Promise<{ gw: Gateway; resolv: st
   // The client's neighbour entries still name the old pod's MACs (a finding of its own).
   await a.host.ip('neigh', 'flush', 'dev', 'eth0');
   await a.host.ip('neigh', 'flush', 'dev', 'vxlan0');
-  await w.router.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
+  await resetCounters();
   return { gw: current, resolv: w.resolvConf(current) };
 }
 
@@ -88,6 +152,93 @@ describe('DHCP client ids', () => {
     expect(ax).not.toBe(ay);
     expect(await w.whoami(x.host, INTERNET)).toBe('203.0.113.2');
     expect(await w.whoami(y.host, INTERNET)).toBe('203.0.113.2');
+  });
+});
+
+describe('DNS with the kill switch on', () => {
+  it('the counter sees a leak: without the DNS gate, names outside the split domains reach the cluster DNS', async () => {
+    await restartSidecar(CLUSTER_DNS, { VPN_BLOCK_OTHER_TRAFFIC: 'false' }); // the sidecar alone
+    await askOutside();
+    expect(await leakedToClusterDns()).toBeGreaterThan(0);
+  });
+
+  it('before the VPN client rewrites resolv.conf (or if it never does): SERVFAIL, nothing reaches the cluster DNS', async () => {
+    await restartSidecar(CLUSTER_DNS);
+    expect(await askOutside()).toBe('error ESERVFAIL');
+    expect(await askOutside()).toBe('error ESERVFAIL');
+    // Cluster names still resolve (DNS_LOCAL_CIDRS: split to the cluster DNS).
+    expect(await w.resolve(a.host, '172.16.0.1', 'web.default.svc.cluster.local')).toBe('["198.51.100.20"]');
+    expect(await leakedToClusterDns()).toBe(0);
+    expect(await leakedToRouter()).toBe(0);
+  });
+
+  it('the VPN goes down and its down script restores resolv.conf: SERVFAIL, nothing leaves but by tun0', async () => {
+    const resolv = await restartSidecar(VPN_SERVER);
+    expect(await askOutside()).toBe(`["${INTERNET}"]`);
+    await current.host.ip('link', 'set', 'tun0', 'down');
+    expect(await askUntil(/^error ESERVFAIL$/)).toBe('error ESERVFAIL');
+    expect(await askOutside()).toBe('error ESERVFAIL');
+    writeFileSync(resolv, `nameserver ${CLUSTER_DNS}\n`); // the down script puts the original back
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await askOutside()).toBe('error ESERVFAIL');
+    expect(await leakedToClusterDns()).toBe(0);
+    expect(await leakedToRouter()).toBe(0);
+    // The VPN comes back and rewrites resolv.conf: answered through it again.
+    await current.host.ip('link', 'set', 'tun0', 'up');
+    await current.host.ip('route', 'add', '0.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+    await current.host.ip('route', 'add', '128.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+    writeFileSync(resolv, `nameserver ${VPN_SERVER}\n`);
+    expect(await askUntil(/^\[/)).toBe(`["${INTERNET}"]`);
+    expect(await leakedToClusterDns()).toBe(0);
+  });
+
+  it('--dns-upstream names the VPN DNS whatever resolv.conf says', async () => {
+    if (current.sidecar?.running) {
+      process.kill(current.sidecar.pid, 'SIGTERM');
+      await current.sidecar.exited;
+    }
+    const resolv = w.resolvConf(current); // the cluster DNS only
+    await w.startGatewaySidecar(current, resolv, [`--dns-upstream=${VPN_SERVER}`]);
+    await resetCounters();
+    expect(await askOutside()).toBe(`["${INTERNET}"]`);
+    expect(await leakedToClusterDns()).toBe(0);
+  });
+});
+
+describe('a VPN container flushes the rules while the gateway runs', () => {
+  const gw = (cmd: string, ...args: string[]) => current.host.exec(cmd, args);
+  afterAll(async () => {
+    await current.host.ip('link', 'set', 'tun0', 'up');
+    await current.host.ip('route', 'replace', '0.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+    await current.host.ip('route', 'replace', '128.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+  });
+
+  it('the counter sees a leak: FORWARD flushed and opened, and nothing restoring it', async () => {
+    await restartSidecar(VPN_SERVER, {}, ['--resync-interval=1h']);
+    await current.host.ip('link', 'set', 'tun0', 'down'); // the VPN is down: eth0's default route is left
+    await gw('iptables', '-F', 'FORWARD');
+    await gw('iptables', '-P', 'FORWARD', 'ACCEPT');
+    await w.whoami(a.host, INTERNET, 7, 1500);
+    expect(await leakedToRouter()).toBeGreaterThan(0);
+  });
+
+  it('a flush leaves the gateway closed, and gateway-sidecar restores the rules within a resync', async () => {
+    await restartSidecar(VPN_SERVER); // its first check restores the rules and the DROP policies
+    expect((await gw('iptables', '-S', 'FORWARD')).stdout).toMatch(
+      /^-P FORWARD DROP\n-A FORWARD -j KNET-PGW-FWD/,
+    );
+    await gw('iptables', '-F'); // every chain of the filter table, ours too (wg-quick's PostDown, a down script)
+    await gw('ip6tables', '-F');
+    for (let i = 0; i < 3; i++) expect(await w.whoami(a.host, INTERNET, 7, 700)).toMatch(/^(timeout|error )/);
+    expect(await leakedToRouter()).toBe(0);
+    let forward = '';
+    for (let i = 0; i < 50 && !forward.includes('KNET-PGW-FWD'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      forward = (await gw('iptables', '-S', 'FORWARD')).stdout;
+    }
+    expect(forward).toContain('-A FORWARD -j KNET-PGW-FWD');
+    expect((await gw('ip6tables', '-S', 'OUTPUT')).stdout).toContain('-A OUTPUT -j KNET-PGW-OUT');
+    expect(current.sidecar?.output()).toMatch(/iptables rules had changed/);
   });
 });
 

@@ -244,9 +244,16 @@ export class PodgwLab {
     );
   }
 
-  async startGatewaySidecar(gw: PodgwGateway, resolvConf: string, extra: string[] = []): Promise<LabProcess> {
+  async startGatewaySidecar(
+    gw: PodgwGateway,
+    resolvConf: string,
+    extra: string[] = [],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<LabProcess> {
     const bundle = await appBundle('gateway-sidecar');
-    gw.sidecar = gw.host.spawn('node', [
+    gw.sidecar = gw.host.spawn('env', [
+      ...envArgs(env),
+      'node',
       bundle,
       ...this.appArgs(),
       `--state-dir=${this.stateDir}`,
