@@ -36,13 +36,13 @@ export class RulesWatch {
       help: "Checks of the gateway's iptables rules that failed (the pod is not ready until one succeeds)",
       registers: [o.registry],
     });
-    const watch = this;
+    const ok = () => this.ok_;
     new Gauge({
       name: 'knet_podgw_rules_ok',
       help: "1 while the gateway's iptables rules (kill switch, NAT) are as planned, 0 after a failed check",
       registers: [o.registry],
       collect() {
-        this.set(watch.ok ? 1 : 0);
+        this.set(ok() ? 1 : 0);
       },
     });
   }
