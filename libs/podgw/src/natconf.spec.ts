@@ -59,9 +59,25 @@ describe('nat.conf', () => {
     ['sts-12', 'sts'],
     ['my-app-abcde', 'my-app'], // DaemonSet / Job
     ['web2', undefined], // no prefix matching
-    ['web-other-name', undefined],
     ['my', undefined],
-  ])('hostname %p matches %p', (hostname, want) => {
-    expect(matchNatEntry(entries, hostname)?.hostname).toBe(want);
+  ])('hostname %p matches %p, quietly', (hostname, want) => {
+    const warnings: string[] = [];
+    expect(matchNatEntry(entries, hostname, (w) => warnings.push(w))?.hostname).toBe(want);
+    expect(warnings).toEqual([]);
+  });
+
+  it("still matches what pod-gateway's first-dash cut matched, and says loudly why that is a bad idea", () => {
+    const media = parseNatConf('media 10 tcp:8080', 'nat.conf', limits);
+    const warnings: string[] = [];
+    expect(matchNatEntry(media, 'media-qbittorrent-6d4cf56db6-x2x9z', (w) => warnings.push(w))).toBe(
+      media[0],
+    );
+    expect(warnings).toEqual([
+      'nat.conf entry "media" (nat.conf:1) matches pod media-qbittorrent-6d4cf56db6-x2x9z only by ' +
+        'pod-gateway\'s first-dash rule, so every pod named "media-…" gets .10 and its port forwards: ' +
+        'name the entry after the workload (e.g. "media-qbittorrent") to give them to this one alone',
+    ]);
+    expect(matchNatEntry(entries, 'web-other-name')?.hostname).toBe('web');
+    expect(matchNatEntry(entries, 'sts-other-0')?.hostname).toBe('sts');
   });
 });

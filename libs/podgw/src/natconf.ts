@@ -35,8 +35,25 @@ export interface NatConfLimits {
   firstDynamicIp: number;
 }
 
-/** Parses nat.conf text; throws `SettingsError` with one line `<file>:<line>: <problem>`. */
-export function parseNatConf(text: string, source: string, limits: NatConfLimits): NatEntry[] {
+/** A nat.conf line that was skipped, and why. */
+export interface NatProblem {
+  /** `<file>:<line>: <problem>`. */
+  message: string;
+  /** The line's first field: the pod it was meant for. */
+  hostname: string;
+}
+
+/**
+ * Parses nat.conf text. A bad line throws `SettingsError` with one line `<file>:<line>: <problem>`,
+ * or, given `problems`, is recorded there and skipped: one pod's bad line then breaks that pod
+ * only (see {@link natProblemFor}), not every client and the gateway.
+ */
+export function parseNatConf(
+  text: string,
+  source: string,
+  limits: NatConfLimits,
+  problems?: NatProblem[],
+): NatEntry[] {
   const entries: NatEntry[] = [];
   const byHost = new Map<string, NatEntry>();
   const byOctet = new Map<number, NatEntry>();
@@ -46,6 +63,30 @@ export function parseNatConf(text: string, source: string, limits: NatConfLimits
     const origin = `${source}:${i + 1}`;
     const line = (lines[i] as string).replace(/#.*$/, '').trim();
     if (line === '') continue;
+    try {
+      const entry = parseLine(line, origin, limits, byHost, byOctet, publicPorts);
+      byHost.set(entry.hostname, entry);
+      byOctet.set(entry.octet, entry);
+      for (const p of entry.ports) publicPorts.set(`${p.protocol}:${p.publicPort}`, entry);
+      entries.push(entry);
+    } catch (e) {
+      if (!(e instanceof SettingsError) || !problems) throw e;
+      problems.push({ message: e.message, hostname: (line.split(/\s+/)[0] as string).toLowerCase() });
+    }
+  }
+  return entries;
+}
+
+/** One non-empty line; throws SettingsError. */
+function parseLine(
+  line: string,
+  origin: string,
+  limits: NatConfLimits,
+  byHost: ReadonlyMap<string, NatEntry>,
+  byOctet: ReadonlyMap<number, NatEntry>,
+  publicPorts: ReadonlyMap<string, NatEntry>,
+): NatEntry {
+  {
     const fail = (msg: string): never => {
       throw new SettingsError(`${origin}: ${msg}`);
     };
@@ -85,16 +126,22 @@ export function parseNatConf(text: string, source: string, limits: NatConfLimits
     if (sameHost) fail(`hostname ${hostname} is already listed at ${sameHost.origin}`);
     const sameOctet = byOctet.get(octet);
     if (sameOctet) fail(`address .${octet} is already given to ${sameOctet.hostname} (${sameOctet.origin})`);
-    byHost.set(hostname, entry);
-    byOctet.set(octet, entry);
-    for (const p of ports) publicPorts.set(`${p.protocol}:${p.publicPort}`, entry);
-    entries.push(entry);
+    return entry;
   }
-  return entries;
+}
+
+/**
+ * The skipped line meant for this pod, if any: its first field names the pod as an entry would
+ * match it (exactly, after its controller, or by pod-gateway's first-dash rule). That pod must not
+ * start without its static address and port forwards.
+ */
+export function natProblemFor(problems: readonly NatProblem[], hostname: string): NatProblem | undefined {
+  const name = hostname.toLowerCase();
+  return problems.find((p) => name === p.hostname || name.startsWith(`${p.hostname}-`));
 }
 
 /** Reads nat.conf; a missing file means no static clients. */
-export function loadNatConf(path: string, limits: NatConfLimits): NatEntry[] {
+export function loadNatConf(path: string, limits: NatConfLimits, problems?: NatProblem[]): NatEntry[] {
   if (!existsSync(path)) return [];
   let text: string;
   try {
@@ -104,22 +151,45 @@ export function loadNatConf(path: string, limits: NatConfLimits): NatEntry[] {
       `nat.conf ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`,
     );
   }
-  return parseNatConf(text, path, limits);
+  return parseNatConf(text, path, limits, problems);
 }
 
 /**
- * The entry for a pod hostname. pod-gateway cut the hostname at its first dash and then matched
- * by prefix, so `my-app-5d8f…` became `my` and `web` also matched `web2` (PR #28, #51). Here an
- * entry matches the hostname exactly, or the hostname of a pod its controller named after it:
- * `<entry>-<ordinal>` (StatefulSet), `<entry>-<5 chars>` (DaemonSet, Job, bare ReplicaSet) or
- * `<entry>-<hash>-<5 chars>` (Deployment). The longest matching entry wins.
+ * The entry for a pod hostname. pod-gateway cut the hostname at its first dash and looked the
+ * rest up exactly, so `my-app-5d8f…` became `my` and every pod whose name starts with `my-` got
+ * `my`'s address (PR #51). Here an entry matches the hostname exactly, or the hostname of a pod its
+ * controller named after it: `<entry>-<ordinal>` (StatefulSet), `<entry>-<5 chars>` (DaemonSet,
+ * Job, bare ReplicaSet) or `<entry>-<hash>-<5 chars>` (Deployment); the longest matching entry wins.
+ * When none does, pod-gateway's own rule still applies, so files written for it keep working
+ * (`media` for `media-qbittorrent-6d4cf56db6-x2x9z`), and `warn` is told, loudly: the entry also
+ * matches every other pod whose name starts with `media-`, and should be named after the workload.
  */
-export function matchNatEntry(entries: readonly NatEntry[], hostname: string): NatEntry | undefined {
+export function matchNatEntry(
+  entries: readonly NatEntry[],
+  hostname: string,
+  warn?: (message: string) => void,
+): NatEntry | undefined {
   const name = hostname.toLowerCase();
   const exact = entries.find((e) => e.hostname === name);
   if (exact) return exact;
   const generated = /^(\d+|[a-z0-9]{5}|[a-z0-9]{5,10}-[a-z0-9]{5})$/;
-  return entries
+  const named = entries
     .filter((e) => name.startsWith(`${e.hostname}-`) && generated.test(name.slice(e.hostname.length + 1)))
     .sort((a, b) => b.hostname.length - a.hostname.length)[0];
+  if (named) return named;
+  const dash = name.indexOf('-');
+  const cut = dash > 0 ? entries.find((e) => e.hostname === name.slice(0, dash)) : undefined;
+  if (cut) {
+    warn?.(
+      `nat.conf entry "${cut.hostname}" (${cut.origin}) matches pod ${name} only by pod-gateway's first-dash rule, ` +
+        `so every pod named "${cut.hostname}-…" gets .${cut.octet} and its port forwards: ` +
+        `name the entry after the workload (e.g. "${workloadName(name)}") to give them to this one alone`,
+    );
+  }
+  return cut;
+}
+
+/** The workload part of a generated pod name (`media-qbittorrent-6d4cf56db6-x2x9z` → `media-qbittorrent`). */
+function workloadName(podName: string): string {
+  return podName.replace(/-([a-z0-9]{5,10}-)?[a-z0-9]{5}$/, '').replace(/-\d+$/, '');
 }

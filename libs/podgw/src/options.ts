@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { UsageError, formatDuration, logLevelOption, option, schemas } from '@knet/runtime';
 import { DEFAULT_RESOLV_CONF, DEFAULT_STATE_DIR } from './state';
-import { loadNatConf, type NatEntry } from './natconf';
+import { loadNatConf, type NatEntry, type NatProblem } from './natconf';
 import { SETTING_NAMES, loadSettings, type LoadedSettings } from './settings';
 import { SettingsError } from './shell-env';
 
@@ -155,17 +155,25 @@ function wrap(text: string, width: number, indent: string): string {
 
 export interface PodgwConfig extends LoadedSettings {
   nat: NatEntry[];
+  /** nat.conf lines skipped as bad (each also in `warnings`); a client they name refuses to start. */
+  natProblems: NatProblem[];
 }
 
-/** Loads settings and nat.conf; any problem is a `UsageError` (one line, exit 2). */
+/**
+ * Loads settings and nat.conf. A settings problem, or a nat.conf that cannot be read, is a
+ * `UsageError` (one line, exit 2); a bad nat.conf line is skipped with a warning and recorded in
+ * `natProblems`, so that it stops only the pod it names (see natProblemFor).
+ */
 export function loadConfig(
   opts: { settings: readonly string[]; natConfig: string },
   env: NodeJS.ProcessEnv = process.env,
 ): PodgwConfig {
   try {
     const loaded = loadSettings({ files: opts.settings.map((path) => ({ path })), env });
-    const nat = loadNatConf(opts.natConfig, { firstDynamicIp: loaded.settings.firstDynamicIp });
-    return { ...loaded, nat };
+    const natProblems: NatProblem[] = [];
+    const nat = loadNatConf(opts.natConfig, { firstDynamicIp: loaded.settings.firstDynamicIp }, natProblems);
+    const skipped = natProblems.map((p) => `${p.message} (line skipped: pod ${p.hostname} will not start)`);
+    return { ...loaded, warnings: [...loaded.warnings, ...skipped], nat, natProblems };
   } catch (e) {
     if (e instanceof SettingsError) throw new UsageError(e.message);
     throw e;
