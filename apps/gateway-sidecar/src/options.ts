@@ -80,7 +80,7 @@ export const program = createProgram({
       envPrefix: 'PODGW',
       defaultPort: 8080,
       zero: 'any',
-      readiness: 'DHCP and DNS serving',
+      readiness: 'DHCP and DNS serving, iptables rules in place',
       formerName: 'health',
     }),
   },

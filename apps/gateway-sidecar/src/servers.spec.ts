@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DhcpClient, FakeDhcpNetwork } from '@knet/dhcp';
 import { ZERO_MAC, createFakeHostNet, type FakeHostNet } from '@knet/host-net';
 import { loadConfig, type PodgwConfig } from '@knet/podgw';
-import { Registry, RecordingLogger } from '@knet/runtime';
+import { Registry, RecordingLogger, UsageError } from '@knet/runtime';
 import { freePort } from '@knet/testing';
 import { OverlayServers, requireGatewayAddress } from './servers';
 
@@ -152,6 +152,27 @@ describe('OverlayServers', () => {
     } finally {
       await servers.stop();
     }
+  });
+
+  it('refuses GATEWAY_ENABLE_DNSSEC=true, which would promise a validation it does not do', () => {
+    const make = (value: string) =>
+      new OverlayServers({
+        config: config({ GATEWAY_ENABLE_DNSSEC: value }),
+        stateDir: join(dir, 'state'),
+        resolvConf: join(dir, 'resolv.conf'),
+        dnsPort: 53,
+        resyncInterval: 1000,
+        leaseTime: 3_600_000,
+        ip: net.ip,
+        fdb: net.fdb,
+        logger: new RecordingLogger(),
+        registry: new Registry(),
+      });
+    expect(() => make('true')).toThrow(UsageError);
+    expect(() => make('true')).toThrow(
+      /^GATEWAY_ENABLE_DNSSEC=true \(from env GATEWAY_ENABLE_DNSSEC\): this gateway does not validate DNSSEC itself .* or set it to false$/,
+    );
+    expect(make('false').dns).toBeDefined();
   });
 
   it('has no DNS gate without the kill switch', () => {

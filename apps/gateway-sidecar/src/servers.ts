@@ -6,7 +6,7 @@ import { DhcpServer, FdbVtepFlooder, type DhcpSocketFactory } from '@knet/dhcp';
 import { DnsServer, RouteUpstreamGate, parseResolvConf, splitRulesFromSettings } from '@knet/dns';
 import type { BridgeFdb, IpRoute } from '@knet/host-net';
 import { VXLAN_DEVICE, overlay, saveOriginalResolvConf, type PodgwConfig } from '@knet/podgw';
-import { Gauge, type Logger, type Registry } from '@knet/runtime';
+import { Gauge, UsageError, type Logger, type Registry } from '@knet/runtime';
 import { clientHosts } from './hosts';
 
 export interface OverlayServersOptions {
@@ -60,9 +60,12 @@ export class OverlayServers {
   constructor(private readonly o: OverlayServersOptions) {
     const { settings, nat } = o.config;
     const ov = overlay(settings);
-    if (settings.gatewayEnableDnssec) {
-      o.logger.info(
-        'GATEWAY_ENABLE_DNSSEC: DNSSEC records and the DO/AD/CD bits pass through; validation is up to the upstream resolver',
+    if (settings.gatewayEnableDnssec && o.config.origins.GATEWAY_ENABLE_DNSSEC !== 'default') {
+      // pod-gateway's dnsmasq validated with this on; this server does not, so it must not seem to.
+      throw new UsageError(
+        `GATEWAY_ENABLE_DNSSEC=true (from ${o.config.origins.GATEWAY_ENABLE_DNSSEC}): this gateway does not validate DNSSEC itself ` +
+          "(pod-gateway's dnsmasq did); DNSSEC records and the DO/AD/CD bits pass through to the upstream, which validates. " +
+          'Use a validating upstream (--dns-upstream) and remove the setting, or set it to false',
       );
     }
     const original = parseResolvConf(readFileSync(saveOriginalResolvConf(o.stateDir, o.resolvConf), 'utf8'));
