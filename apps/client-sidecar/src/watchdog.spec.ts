@@ -110,7 +110,7 @@ describe('Watchdog', () => {
         attempt: 1,
         err:
           'gateway 172.16.0.1 (pod 192.0.2.10) does not answer over vxlan0: ' +
-          'is UDP 4789 allowed between pods, and VXLAN_ID 42 the same on the gateway?',
+          "is UDP 4789 allowed between pods, this pod's IP in the gateway's VXLAN_CLIENT_CIDRS, and VXLAN_ID 42 the same on the gateway?",
       },
       expect.objectContaining({ why: 'start', attempt: 2 }),
     ]);

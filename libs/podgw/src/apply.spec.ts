@@ -4,7 +4,8 @@
  * against the kernel in a network namespace.
  */
 import { CommandError, ipArgs, ipFailure, sysctlArgs, type FakeHostNet } from '@knet/host-net';
-import { applyGatewayPlan } from './apply';
+import { RecordingLogger } from '@knet/runtime';
+import { applyGatewayPlan, connectedRoutes } from './apply';
 import { createFakeGatewayPod as gatewayPod } from './fake-pods';
 import { planGateway, type GatewayPlan } from './gateway-plan';
 import { parseNatConf } from './natconf';
@@ -12,10 +13,16 @@ import { loadSettings } from './settings';
 
 const ENV = { VPN_INTERFACE: 'tun0', VPN_TRAFFIC_PORT: '1194', VPN_INTERFACE_MTU: '1400' };
 
+/** The fake gateway pod's connected routes, as discoverGatewayFacts finds them. */
+const CONNECTED = [
+  { dst: '192.0.2.0/24', dev: 'eth0' },
+  { dst: '198.51.100.0/24', dev: 'tun0' },
+];
+
 function plan(env: Record<string, string> = ENV, natText = 'web 10 tcp:8080:80', podGateway = '192.0.2.1') {
   const { settings } = loadSettings({ env });
   const nat = parseNatConf(natText, 'nat.conf', { firstDynamicIp: settings.firstDynamicIp });
-  return planGateway(settings, nat, { podInterface: 'eth0', podGateway });
+  return planGateway(settings, nat, { podInterface: 'eth0', podGateway, connected: CONNECTED });
 }
 
 /** `-S` of a table without the built-in chains' policies. */
@@ -23,28 +30,54 @@ async function rules(net: FakeHostNet, family: 'iptables' | 'ip6tables', table: 
   return (await net[family].listRules(table)).split('\n').filter((l) => l !== '' && !l.startsWith('-P '));
 }
 
-/** The kill switch's chains and the jumps into them (filter table, IPv4 and IPv6). */
-const KILL_SWITCH_CHAINS = [
+/** Our filter chains and the jumps into them (IPv4 and IPv6): INPUT guard and kill switch. */
+const FILTER_CHAINS = [
+  '-N KNET-PGW-IN',
   '-N KNET-PGW-FWD',
   '-N KNET-PGW-OUT',
+  '-A INPUT -j KNET-PGW-IN',
   '-A FORWARD -j KNET-PGW-FWD',
   '-A OUTPUT -j KNET-PGW-OUT',
 ];
 
-/** The first rules of the kill switch's OUTPUT chain, IPv4 and IPv6: loopback, VPN, overlay, ports. */
-const OUT_FIRST = [
+/** The VXLAN peers of the plan: VPN_LOCAL_CIDRS (default) and the pod interface's subnet. */
+const PEERS = ['10.0.0.0/8', '192.168.0.0/16', '192.0.2.0/24'];
+
+/** The INPUT guard (IPv4): DHCP only from vxlan0, VXLAN only from the peers, from the VPN only replies. */
+const INPUT_GUARD = [
+  '-A KNET-PGW-IN -i vxlan0 -p udp -m udp --dport 67 -j ACCEPT',
+  '-A KNET-PGW-IN -p udp -m udp --dport 67 -j DROP',
+  ...PEERS.map((c) => `-A KNET-PGW-IN -s ${c} -i eth0 -p udp -m udp --dport 4789 -j ACCEPT`),
+  '-A KNET-PGW-IN -p udp -m udp --dport 4789 -j DROP',
+  '-A KNET-PGW-IN -i tun0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+  '-A KNET-PGW-IN -i tun0 -j DROP',
+];
+
+/** The INPUT guard (IPv6): from the VPN only replies and neighbour discovery. */
+const INPUT_GUARD6 = [
+  '-A KNET-PGW-IN -i tun0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+  ...[133, 134, 135, 136].map(
+    (t) => `-A KNET-PGW-IN -i tun0 -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`,
+  ),
+  '-A KNET-PGW-IN -i tun0 -j DROP',
+];
+
+/** The first rules of the kill switch's OUTPUT chain: loopback, VPN, overlay (IPv4: VXLAN to the peers), ports. */
+const outFirst = (family: 4 | 6) => [
   '-A KNET-PGW-OUT -o lo -j ACCEPT',
   '-A KNET-PGW-OUT -o tun0 -j ACCEPT',
   '-A KNET-PGW-OUT -o vxlan0 -j ACCEPT',
-  '-A KNET-PGW-OUT -p udp -m udp --dport 4789 -j ACCEPT',
+  ...(family === 4
+    ? PEERS.map((c) => `-A KNET-PGW-OUT -d ${c} -o eth0 -p udp -m udp --dport 4789 -j ACCEPT`)
+    : []),
   '-A KNET-PGW-OUT -p udp -m udp --dport 1194 -j ACCEPT',
   '-A KNET-PGW-OUT -p tcp -m tcp --dport 1194 -j ACCEPT',
 ];
 
 /** In this order: the kill switch (filter) before anything that forwards. */
 const FRESH_CHANGES = [
-  'iptables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
-  'ip6tables: missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps FORWARD, jumps OUTPUT',
+  'iptables: missing-chain KNET-PGW-IN, missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps INPUT, jumps FORWARD, jumps OUTPUT',
+  'ip6tables: missing-chain KNET-PGW-IN, missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps INPUT, jumps FORWARD, jumps OUTPUT',
   'iptables: missing-chain KNET-PGW-POST, missing-chain KNET-PGW-PRE, jumps PREROUTING, jumps POSTROUTING',
   'sysctl net.ipv4.ip_forward=1',
   'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
@@ -100,6 +133,50 @@ describe('applyGatewayPlan on a fresh gateway pod', () => {
     expect(await applyGatewayPlan(net, plan())).toEqual([]);
   });
 
+  it("VPN_LOCAL_CIDRS holding the pod's own subnet: the kernel's connected route stays as it is", async () => {
+    const env = { ...ENV, VPN_LOCAL_CIDRS: '192.0.2.0/24 10.0.0.0/8' };
+    const { settings } = loadSettings({ env });
+    const facts = { podInterface: 'eth0', podGateway: '192.0.2.1', connected: await connectedRoutes(net) };
+    expect(facts.connected).toContainEqual({ dst: '192.0.2.0/24', dev: 'eth0' });
+    const changes = await applyGatewayPlan(net, planGateway(settings, [], facts));
+    expect(changes.filter((c) => c.startsWith('route '))).toEqual([
+      'route 10.0.0.0/8 via 192.0.2.1 dev eth0: missing',
+    ]);
+    const subnet = (await net.ip.listRoutes({ family: 'inet' })).filter((r) => r.dst === '192.0.2.0/24');
+    expect(subnet).toEqual([expect.objectContaining({ dev: 'eth0', protocol: 'kernel', scope: 'link' })]);
+    expect(subnet[0]?.gateway).toBeUndefined();
+  });
+
+  it('a kernel without IPv6 (ipv6.disable=1): no ip6tables at all, one log line, the rest as usual', async () => {
+    const get = net.sysctl.get.bind(net.sysctl);
+    jest
+      .spyOn(net.sysctl, 'get')
+      .mockImplementation(async (key) =>
+        key.startsWith('net.ipv6.')
+          ? ipFailure(
+              sysctlArgs.get(key),
+              255,
+              `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`,
+              'sysctl',
+            )
+          : get(key),
+      );
+    const restore6 = jest.spyOn(net.ip6tables, 'restore');
+    const listed6 = jest.spyOn(net.ip6tables, 'listRules');
+    const logger = new RecordingLogger();
+    const changes = await applyGatewayPlan(net, plan(), logger);
+    expect(changes).toEqual(FRESH_CHANGES.filter((c) => !c.startsWith('ip6tables')));
+    expect(restore6).not.toHaveBeenCalled();
+    expect(listed6).not.toHaveBeenCalled();
+    expect(logger.lines.filter((l) => l.msg.includes('IPv6'))).toEqual([
+      expect.objectContaining({
+        level: 'info',
+        msg: 'IPv6 is disabled in this kernel (no net.ipv6 sysctls, ipv6.disable=1): no ip6tables rules needed, none applied',
+      }),
+    ]);
+    expect(await applyGatewayPlan(net, plan(), logger)).toEqual([]);
+  });
+
   it('without a pod-network gateway: no VPN_LOCAL_CIDRS routes, everything else', async () => {
     const changes = await applyGatewayPlan(
       net,
@@ -119,16 +196,16 @@ describe('the kill switch, as rules in our own chains', () => {
 
   it('on: forwarded traffic goes to the VPN, the overlay or VPN_LOCAL_CIDRS, or is dropped', async () => {
     expect(await rules(net, 'iptables', 'filter')).toEqual([
-      ...KILL_SWITCH_CHAINS,
+      ...FILTER_CHAINS,
+      ...INPUT_GUARD,
       '-A KNET-PGW-FWD -d 172.16.0.10/32 -i tun0 -p tcp -m tcp --dport 80 -j ACCEPT',
       '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-FWD -i tun0 -j REJECT --reject-with icmp-port-unreachable',
       '-A KNET-PGW-FWD -i vxlan0 -o tun0 -j ACCEPT',
-      '-A KNET-PGW-FWD -i vxlan0 -o vxlan0 -j ACCEPT',
       '-A KNET-PGW-FWD -d 10.0.0.0/8 -j ACCEPT',
       '-A KNET-PGW-FWD -d 192.168.0.0/16 -j ACCEPT',
       '-A KNET-PGW-FWD -j DROP',
-      ...OUT_FIRST,
+      ...outFirst(4),
       '-A KNET-PGW-OUT -d 10.0.0.0/8 -j ACCEPT',
       '-A KNET-PGW-OUT -d 192.168.0.0/16 -j ACCEPT',
       '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
@@ -140,11 +217,12 @@ describe('the kill switch, as rules in our own chains', () => {
 
   it('on: IPv6 is cut off the same way, neighbour discovery allowed', async () => {
     expect(await rules(net, 'ip6tables', 'filter')).toEqual([
-      ...KILL_SWITCH_CHAINS,
+      ...FILTER_CHAINS,
+      ...INPUT_GUARD6,
       '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-FWD -i vxlan0 -o tun0 -j ACCEPT',
       '-A KNET-PGW-FWD -j DROP',
-      ...OUT_FIRST,
+      ...outFirst(6),
       '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       ...[133, 134, 135, 136].map(
         (t) => `-A KNET-PGW-OUT -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`,
@@ -153,7 +231,7 @@ describe('the kill switch, as rules in our own chains', () => {
     ]);
   });
 
-  it('turned off: the OUTPUT chain, the DROPs and the IPv6 chains go; foreign rules stay', async () => {
+  it('turned off: the OUTPUT chain and the DROPs go, the INPUT guard stays; foreign rules stay', async () => {
     await net.iptables.command(['-A', 'OUTPUT', '-p', 'tcp', '--dport', '25', '-j', 'REJECT']);
     const off = plan({ ...ENV, VPN_BLOCK_OTHER_TRAFFIC: 'false' }, '');
     expect(await applyGatewayPlan(net, off)).toEqual([
@@ -162,13 +240,20 @@ describe('the kill switch, as rules in our own chains', () => {
       'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING',
     ]);
     expect(await rules(net, 'iptables', 'filter')).toEqual([
+      '-N KNET-PGW-IN',
       '-N KNET-PGW-FWD',
+      '-A INPUT -j KNET-PGW-IN',
       '-A FORWARD -j KNET-PGW-FWD',
       '-A OUTPUT -p tcp -m tcp --dport 25 -j REJECT --reject-with icmp-port-unreachable',
+      ...INPUT_GUARD,
       '-A KNET-PGW-FWD -o vxlan0 -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-FWD -i tun0 -j REJECT --reject-with icmp-port-unreachable',
     ]);
-    expect(await rules(net, 'ip6tables', 'filter')).toEqual([]);
+    expect(await rules(net, 'ip6tables', 'filter')).toEqual([
+      '-N KNET-PGW-IN',
+      '-A INPUT -j KNET-PGW-IN',
+      ...INPUT_GUARD6,
+    ]);
     expect(await applyGatewayPlan(net, off)).toEqual([]);
     // …and on again.
     expect(await applyGatewayPlan(net, plan())).toEqual([
@@ -178,9 +263,13 @@ describe('the kill switch, as rules in our own chains', () => {
     ]);
   });
 
-  it('without a VPN interface: NAT only, no filter chains at all (as pod-gateway)', async () => {
+  it('without a VPN interface: NAT, and the INPUT guard for DHCP and the overlay (no kill switch, as pod-gateway)', async () => {
     await applyGatewayPlan(net, plan({ VPN_INTERFACE: '' }, ''));
-    expect(await rules(net, 'iptables', 'filter')).toEqual([]);
+    expect(await rules(net, 'iptables', 'filter')).toEqual([
+      '-N KNET-PGW-IN',
+      '-A INPUT -j KNET-PGW-IN',
+      ...INPUT_GUARD.filter((r) => !r.includes('tun0')),
+    ]);
     expect(await rules(net, 'ip6tables', 'filter')).toEqual([]);
     expect(await rules(net, 'iptables', 'nat')).toEqual([
       '-N KNET-PGW-POST',
@@ -350,8 +439,7 @@ describe('applyGatewayPlan on a drifted gateway pod', () => {
     await applyGatewayPlan(net, plan());
     const changed = plan({ ...ENV, VXLAN_ID: '43', VXLAN_PORT: '8472' }, '');
     expect(await applyGatewayPlan(net, changed)).toEqual([
-      'iptables: chain-rules KNET-PGW-FWD, chain-rules KNET-PGW-OUT',
-      'ip6tables: chain-rules KNET-PGW-OUT',
+      'iptables: chain-rules KNET-PGW-IN, chain-rules KNET-PGW-FWD, chain-rules KNET-PGW-OUT',
       'iptables: stale-chain KNET-PGW-PRE, jumps PREROUTING',
       'link vxlan0 (vxlan id 43 dstport 8472 dev eth0): id 42 → 43, dstport 4789 → 8472 (recreate)',
       'address 172.16.0.1/24 dev vxlan0: missing',

@@ -122,24 +122,73 @@ export async function ourRoutes(net: PodNet, family: 'inet' | 'inet6' = 'inet'):
 
 /**
  * The overlay device's only peer is `gatewayIp` (the gateway pod): its all-zeros entry is there and
- * every entry towards another VTEP (an old gateway pod) is removed. When the peer changed, the
- * device's neighbour entries are flushed too — they hold the old gateway's MAC, and frames to it
- * would never reach the new one (ARP would only notice after ~30 s).
+ * every entry towards another VTEP (an old gateway pod) is removed. The device's neighbour entries
+ * are flushed too, on every (re)connection: they may hold the MAC of a gateway pod that is gone —
+ * one re-created elsewhere, or with its old pod IP (its vxlan0 has a new MAC all the same) — and
+ * frames to it never reach the new one (ARP would only notice after up to ~50 s).
  */
 export async function setOnlyFloodEntry(net: PodNet, dev: string, gatewayIp: string): Promise<Changes> {
-  const result = await new FdbSet(net.fdb, { dev }).set([{ dst: gatewayIp }]);
-  const changes = repaired(result);
-  if (result.drift.some((d) => d.kind === 'extra')) {
-    for (const n of await net.ip.listNeighbours({ dev })) {
-      try {
-        await net.ip.deleteNeighbour({ dst: n.dst, dev });
-      } catch (err) {
-        if (!(err instanceof CommandError && err.kind === 'not-found')) throw err;
-      }
-      changes.push(`neighbour ${n.dst} on ${dev} forgotten`);
+  const changes = repaired(await new FdbSet(net.fdb, { dev }).set([{ dst: gatewayIp }]));
+  for (const n of await net.ip.listNeighbours({ dev })) {
+    try {
+      await net.ip.deleteNeighbour({ dst: n.dst, dev });
+    } catch (err) {
+      if (!(err instanceof CommandError && err.kind === 'not-found')) throw err;
     }
+    changes.push(`neighbour ${n.dst} on ${dev} forgotten`);
   }
   return changes;
+}
+
+/**
+ * Whether this kernel has IPv6 at all: a node booted with `ipv6.disable=1` has no `net.ipv6`
+ * sysctls, and ip6tables fails there. (With `disable_ipv6=1` IPv6 exists and can be turned back
+ * on, so the IPv6 rules are still applied.)
+ */
+export async function ipv6Available(net: Pick<PodNet, 'sysctl'>): Promise<boolean> {
+  try {
+    await net.sysctl.get('net.ipv6.conf.all.disable_ipv6');
+    return true;
+  } catch (err) {
+    if (err instanceof CommandError && err.kind === 'not-found') return false;
+    throw err;
+  }
+}
+
+/**
+ * {@link ensureIptables} for ip6tables, skipped with a log line on a kernel without IPv6 (no IPv6
+ * packet can leak where there is no IPv6).
+ */
+export async function ensureIp6tables(
+  net: Pick<PodNet, 'sysctl' | 'ip6tables'>,
+  desired: readonly IptablesRuleSet[],
+  tables: readonly IptablesTable[],
+  logger?: Logger,
+): Promise<Changes> {
+  if (!(await ipv6Available(net))) {
+    logger?.info(
+      { tables },
+      'IPv6 is disabled in this kernel (no net.ipv6 sysctls, ipv6.disable=1): no ip6tables rules needed, none applied',
+    );
+    return [];
+  }
+  return ensureIptables(net.ip6tables, desired, tables, logger);
+}
+
+/**
+ * The kernel's connected routes of the main table (IPv4 and IPv6; `proto kernel`, no gateway):
+ * the prefixes of the pod's own addresses, with their device.
+ */
+export async function connectedRoutes(net: Pick<PodNet, 'ip'>): Promise<{ dst: string; dev: string }[]> {
+  const out: { dst: string; dev: string }[] = [];
+  for (const family of ['inet', 'inet6'] as const) {
+    for (const r of await net.ip.listRoutes({ family })) {
+      if (r.protocol !== 'kernel' || r.gateway || !r.dev || r.dst === 'default' || r.type !== 'unicast')
+        continue;
+      out.push({ dst: r.dst, dev: r.dev });
+    }
+  }
+  return out;
 }
 
 /**
@@ -175,7 +224,7 @@ export async function ensureIptables(
 export async function applyGatewayPlan(net: PodNet, plan: GatewayPlan, logger?: Logger): Promise<Changes> {
   const changes: Changes = [];
   changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['filter'], logger)));
-  changes.push(...(await ensureIptables(net.ip6tables, plan.ip6tables, ['filter'], logger)));
+  changes.push(...(await ensureIp6tables(net, plan.ip6tables, ['filter'], logger)));
   changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['nat'], logger)));
   for (const s of plan.sysctls) changes.push(...(await ensureSysctl(net, s.key, s.value)));
   changes.push(...(await setVxlan(net, plan.vxlan, logger)));

@@ -3,11 +3,18 @@
  * isolating the pod, connecting to the gateway with a static address or a DHCP lease from a real
  * DhcpServer on an in-memory network, the gateway moving, and what fails how.
  */
-import { DhcpTimeoutError, type DhcpServer, type FakeDhcpNetwork } from '@knet/dhcp';
+import { DhcpServer, DhcpTimeoutError, FakeDhcpNetwork, type DhcpLease } from '@knet/dhcp';
 import { CommandNotFoundError, FakePinger } from '@knet/host-net';
-import { errorMessage } from '@knet/runtime';
+import { errorMessage, silentLogger } from '@knet/runtime';
 import { until } from '@knet/testing';
-import { connectToGateway, dhcpClientFor, discoverFacts, isolatePod } from './client-connect';
+import {
+  LeaseRefusedError,
+  checkLease,
+  connectToGateway,
+  dhcpClientFor,
+  discoverFacts,
+  isolatePod,
+} from './client-connect';
 import { planClient } from './client-plan';
 import {
   createFakeClientPod,
@@ -16,6 +23,7 @@ import {
   type FakeClientPodOptions,
 } from './fake-pods';
 import { GatewayUnreachableError } from './gateway-locate';
+import { loadSettings } from './settings';
 
 /** The pod, its facts and plan, as client-init computes them. */
 async function client(options: FakeClientPodOptions = {}) {
@@ -30,6 +38,10 @@ async function ourRoutes(pod: FakeClientPod, family: 'inet' | 'inet6' = 'inet'):
     .filter((r) => r.protocol === '77')
     .map((r) => [r.dst, r.gateway && `via ${r.gateway}`, `dev ${r.dev}`].filter(Boolean).join(' '));
 }
+
+/** Our INPUT chain's rules (IPv4). */
+const inputGuard = async (pod: FakeClientPod) =>
+  (await pod.net.iptables.listRules('filter')).split('\n').filter((l) => l.startsWith('-A KNET-PGW-IN '));
 
 const defaults = async (pod: FakeClientPod, family: 'inet' | 'inet6') =>
   (await pod.net.ip.listRoutes({ family })).filter((r) => r.dst === 'default').map((r) => r.dev);
@@ -135,6 +147,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
       address: '172.16.0.10/24',
       lease: undefined,
       changes: [
+        'iptables: missing-chain KNET-PGW-IN, jumps INPUT',
         'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
         'fdb 00:00:00:00:00:00 dst 192.0.2.10 dev vxlan0: missing',
         'route 192.0.2.10 via 192.0.2.1 dev eth0: missing',
@@ -174,6 +187,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     const conn = await connectToGateway(c.ctx, c.plan, c.facts);
     expect(conn.gatewayIp).toBe('192.0.2.11');
     expect(conn.changes).toEqual([
+      'iptables: chain-rules KNET-PGW-IN',
       'fdb 00:00:00:00:00:00 dst 192.0.2.11 dev vxlan0: missing',
       'fdb 00:00:00:00:00:00 dst 192.0.2.10 dev vxlan0: not desired',
       'neighbour 172.16.0.1 on vxlan0 forgotten',
@@ -181,6 +195,53 @@ describe('connectToGateway with a static address (nat.conf)', () => {
       'route 192.0.2.10 via 192.0.2.1 dev eth0: not desired',
     ]);
     expect((await c.net.fdb.list({ dev: 'vxlan0' })).map((e) => e.dst)).toEqual(['192.0.2.11']);
+    expect(await c.net.ip.listNeighbours({ dev: 'vxlan0' })).toEqual([]);
+    // The overlay is now taken from the new gateway pod only.
+    expect(await inputGuard(c)).toEqual([
+      '-A KNET-PGW-IN -s 192.0.2.11/32 -i eth0 -p udp -m udp --dport 4789 -j ACCEPT',
+      '-A KNET-PGW-IN -p udp -m udp --dport 4789 -j DROP',
+      '-A KNET-PGW-IN -i vxlan0 -p udp -m udp --dport 68 -j ACCEPT',
+      '-A KNET-PGW-IN -p udp -m udp --dport 68 -j DROP',
+    ]);
+  });
+
+  it('the overlay only from the gateway pod: an INPUT guard in our chain, before vxlan0 exists', async () => {
+    const c = await client(options);
+    const order: string[] = [];
+    const restore = c.net.iptables.restore.bind(c.net.iptables);
+    jest.spyOn(c.net.iptables, 'restore').mockImplementation(async (payload) => {
+      order.push('iptables');
+      return restore(payload);
+    });
+    const addVxlan = c.net.ip.addVxlan.bind(c.net.ip);
+    jest.spyOn(c.net.ip, 'addVxlan').mockImplementation(async (...args) => {
+      order.push('vxlan0');
+      return addVxlan(...args);
+    });
+    await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(order).toEqual(['iptables', 'vxlan0']);
+    expect((await c.net.iptables.listRules('filter')).split('\n')).toContain('-A INPUT -j KNET-PGW-IN');
+    expect(await inputGuard(c)).toEqual([
+      '-A KNET-PGW-IN -s 192.0.2.10/32 -i eth0 -p udp -m udp --dport 4789 -j ACCEPT',
+      '-A KNET-PGW-IN -p udp -m udp --dport 4789 -j DROP',
+      '-A KNET-PGW-IN -i vxlan0 -p udp -m udp --dport 68 -j ACCEPT',
+      '-A KNET-PGW-IN -p udp -m udp --dport 68 -j DROP',
+    ]);
+  });
+
+  it('the gateway re-created with its old pod IP: its old MAC (neighbour of NET.1) is forgotten', async () => {
+    const c = await client(options);
+    await isolatePod(c.ctx, c.plan, c.facts);
+    await connectToGateway(c.ctx, c.plan, c.facts);
+    await c.net.ip.replaceNeighbour({
+      dst: '172.16.0.1',
+      dev: 'vxlan0',
+      lladdr: '02:00:5e:00:53:01',
+      nud: 'reachable',
+    });
+    const conn = await connectToGateway(c.ctx, c.plan, c.facts);
+    expect(conn.gatewayIp).toBe('192.0.2.10');
+    expect(conn.changes).toEqual(['neighbour 172.16.0.1 on vxlan0 forgotten']);
     expect(await c.net.ip.listNeighbours({ dev: 'vxlan0' })).toEqual([]);
   });
 
@@ -191,7 +252,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     expect(err).toBeInstanceOf(GatewayUnreachableError);
     expect(errorMessage(err)).toBe(
       'gateway 172.16.0.1 (pod 192.0.2.10) does not answer over vxlan0: ' +
-        'is UDP 4789 allowed between pods, and VXLAN_ID 42 the same on the gateway?',
+        "is UDP 4789 allowed between pods, this pod's IP in the gateway's VXLAN_CLIENT_CIDRS, and VXLAN_ID 42 the same on the gateway?",
     );
     expect(c.net.ping.sent).toEqual(Array(3).fill({ address: '172.16.0.1', device: 'vxlan0' }));
     // Routed (over the overlay) but not through a gateway that answers: nothing leaks meanwhile.
@@ -245,6 +306,7 @@ describe('connectToGateway with a DHCP lease', () => {
       mtu: 1380,
     });
     expect(conn.changes).toEqual([
+      'iptables: missing-chain KNET-PGW-IN, jumps INPUT',
       'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
       'fdb 00:00:00:00:00:00 dst 192.0.2.10 dev vxlan0: missing',
       'route 192.0.2.10 via 192.0.2.1 dev eth0: missing',
@@ -301,6 +363,54 @@ describe('connectToGateway with a DHCP lease', () => {
     expect((await c.net.ip.getLink('vxlan0')).mtu).toBe(1400);
   });
 
+  it.each([
+    [
+      'an address outside the overlay',
+      { serverAddress: '10.9.0.1', pool: { network: '10.9.0.0/24', leaseTimeSec: 3600 } },
+      'refused the DHCP lease 10.9.0.20/24 router 10.9.0.1 from 10.9.0.1 on vxlan0: the address is outside the overlay 172.16.0.0/24 (VXLAN_IP_NETWORK); ' +
+        'is VXLAN_IP_NETWORK the same on the gateway, or another DHCP server answering on the overlay?',
+    ],
+    [
+      'a router other than the gateway',
+      {
+        serverAddress: '172.16.0.99',
+        router: '172.16.0.99',
+        pool: { network: '172.16.0.0/24', leaseTimeSec: 3600 },
+      },
+      'refused the DHCP lease 172.16.0.20/24 router 172.16.0.99 from 172.16.0.99 on vxlan0: the router must be the gateway 172.16.0.1; ' +
+        'is VXLAN_IP_NETWORK the same on the gateway, or another DHCP server answering on the overlay?',
+    ],
+    [
+      'another prefix length',
+      { serverAddress: '172.16.0.1', pool: { network: '172.16.0.0/16', leaseTimeSec: 3600 } },
+      'refused the DHCP lease 172.16.0.20/16 router 172.16.0.1 from 172.16.0.1 on vxlan0: the overlay is a /24, not a /16; ' +
+        'is VXLAN_IP_NETWORK the same on the gateway, or another DHCP server answering on the overlay?',
+    ],
+  ])(
+    'a lease the gateway cannot have given (%s): refused, no address and no default route',
+    async (_what, rogue, message) => {
+      await server.stop();
+      const other = new FakeDhcpNetwork();
+      const impostor = new DhcpServer({
+        ...rogue,
+        logger: silentLogger,
+        socketFactory: other.host('impostor', rogue.serverAddress).socketFactory,
+      });
+      await impostor.start();
+      try {
+        const c = await client({ dhcp: other });
+        await isolatePod(c.ctx, c.plan, c.facts);
+        const err = await connectToGateway(c.ctx, c.plan, c.facts).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(LeaseRefusedError);
+        expect(errorMessage(err)).toBe(message);
+        expect(await c.net.ip.listAddresses({ dev: 'vxlan0', family: 'inet' })).toEqual([]);
+        expect(await defaults(c, 'inet')).toEqual([]);
+      } finally {
+        await impostor.stop();
+      }
+    },
+  );
+
   it('no DHCP server: a DhcpTimeoutError that says what was sent and heard', async () => {
     await server.stop();
     const c = await client({ dhcp: network, dhcpTimeoutMs: 300 });
@@ -312,5 +422,43 @@ describe('connectToGateway with a DHCP lease', () => {
     );
     // Isolated, no default route anywhere.
     expect(await defaults(c, 'inet')).toEqual([]);
+  });
+});
+
+describe('checkLease', () => {
+  const settings = loadSettings({ env: { VXLAN_IP_NETWORK: '10.200.7' } }).settings;
+  const lease = (address: string, extra: Partial<DhcpLease> = {}): DhcpLease => ({
+    interface: 'vxlan0',
+    address,
+    prefixLength: 24,
+    subnetMask: '255.255.255.0',
+    router: '10.200.7.1',
+    dnsServers: ['10.200.7.1'],
+    serverId: '10.200.7.1',
+    leaseTimeSec: 3600,
+    t1: 1800,
+    t2: 3150,
+    obtainedAt: 0,
+    ...extra,
+  });
+
+  it.each([
+    ['10.200.7.2', {}],
+    ['10.200.7.254', {}],
+    ['10.200.7.20', { router: undefined }],
+  ])('takes %s %j', (address, extra) => {
+    expect(() => checkLease(settings, lease(address, extra))).not.toThrow();
+  });
+
+  it.each([
+    ['10.200.8.20', {}, 'the address is outside the overlay 10.200.7.0/24 (VXLAN_IP_NETWORK)'],
+    ['10.200.7.1', {}, "10.200.7.1 is the overlay's network, broadcast or gateway address"],
+    ['10.200.7.0', {}, "10.200.7.0 is the overlay's network, broadcast or gateway address"],
+    ['10.200.7.255', {}, "10.200.7.255 is the overlay's network, broadcast or gateway address"],
+    ['10.200.7.20', { prefixLength: 16 }, 'the overlay is a /24, not a /16'],
+    ['10.200.7.20', { router: '10.200.7.5' }, 'the router must be the gateway 10.200.7.1'],
+  ])('refuses %s %j: %s', (address, extra, why) => {
+    expect(() => checkLease(settings, lease(address, extra))).toThrow(LeaseRefusedError);
+    expect(() => checkLease(settings, lease(address, extra))).toThrow(`on vxlan0: ${why}; `);
   });
 });

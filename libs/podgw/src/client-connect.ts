@@ -1,9 +1,10 @@
 import { DhcpClient, type DhcpClientTimeouts, type DhcpLease, type DhcpSocketFactory } from '@knet/dhcp';
 import { ExecaRunner, createHostNet } from '@knet/host-net';
-import type { Logger } from '@knet/runtime';
+import { UsageError, type Logger } from '@knet/runtime';
 import {
   deleteDefaultRoutes,
   detectPodGateway,
+  ensureIp6tables,
   ensureIptables,
   ourRoutes,
   setOnlyAddress,
@@ -13,12 +14,18 @@ import {
   type Changes,
   type PodNet,
 } from './apply';
-import { gatewayPodRoute, overlayDefaultRoute, type ClientFacts, type ClientPlan } from './client-plan';
+import {
+  clientInputFilter,
+  gatewayPodRoute,
+  overlayDefaultRoute,
+  type ClientFacts,
+  type ClientPlan,
+} from './client-plan';
 import { ROUTE_PROTOCOLS, VXLAN_DEVICE } from './gateway-plan';
 import { GatewayUnreachableError, gatewayAnswers, resolveGateway } from './gateway-locate';
-import { matchNatEntry, type NatEntry } from './natconf';
+import { matchNatEntry, natProblemFor, type NatEntry } from './natconf';
 import { podHostname, type PodgwConfig } from './options';
-import type { Settings } from './settings';
+import { overlay, type Settings } from './settings';
 
 /** What client-init and client-sidecar share: the pod's network and how to reach the gateway. */
 export interface ClientContext {
@@ -64,6 +71,12 @@ export function createClientContext(
   dhcp: { timeoutMs?: number; timeouts?: DhcpClientTimeouts } = {},
 ): ClientContext {
   const hostname = podHostname(opts);
+  const badLine = natProblemFor(config.natProblems, hostname);
+  if (badLine) {
+    throw new UsageError(
+      `${badLine.message} (this pod's line: fix it and the pod starts; other pods are not affected)`,
+    );
+  }
   if (!opts.podNamespace)
     logger.warn(
       'POD_NAMESPACE is not set: the DHCP client id is the pod name alone, so a pod of the same name in another namespace routed through this gateway would share its address; set it from the downward API (fieldRef metadata.namespace) or --pod-namespace',
@@ -71,7 +84,7 @@ export function createClientContext(
   return {
     net: createHostNet(new ExecaRunner({ logger })),
     settings: config.settings,
-    nat: matchNatEntry(config.nat, hostname),
+    nat: matchNatEntry(config.nat, hostname, (warning) => logger.warn(warning)),
     hostname,
     clientId: clientIdFor(hostname, opts.podNamespace),
     podInterface: opts.podInterface,
@@ -114,7 +127,7 @@ export async function isolatePod(ctx: ClientContext, plan: ClientPlan, facts: Cl
   const changes = await setRoutes(ctx.net, ROUTE_PROTOCOLS.podNetwork, plan.podRoutes, ctx.logger);
   changes.push(...(await deleteDefaultRoutes(ctx.net, 'inet', VXLAN_DEVICE)));
   changes.push(...(await deleteDefaultRoutes(ctx.net, 'inet6', VXLAN_DEVICE)));
-  changes.push(...(await ensureIptables(ctx.net.ip6tables, [plan.ip6tables], ['filter'], ctx.logger)));
+  changes.push(...(await ensureIp6tables(ctx.net, [plan.ip6tables], ['filter'], ctx.logger)));
   return changes;
 }
 
@@ -157,7 +170,14 @@ export async function connectToGateway(
 ): Promise<GatewayConnection & { changes: Changes }> {
   const { net, settings, logger } = ctx;
   const gatewayIp = await resolveGateway(settings.gatewayName, settings.k8sDnsIps);
-  const changes = await setVxlan(net, plan.vxlan, logger);
+  // The overlay from this gateway pod only, before vxlan0 can receive anything.
+  const changes = await ensureIptables(
+    net.iptables,
+    [clientInputFilter(settings, facts, gatewayIp)],
+    ['filter'],
+    logger,
+  );
+  changes.push(...(await setVxlan(net, plan.vxlan, logger)));
   changes.push(...(await setOnlyFloodEntry(net, VXLAN_DEVICE, gatewayIp)));
   // The gateway pod's IP via the pod network, and for a lease the broadcast route over vxlan0.
   const podRoute = gatewayPodRoute(gatewayIp, facts);
@@ -177,6 +197,7 @@ export async function connectToGateway(
       ...(requestedIp ? { requestedIp } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    checkLease(settings, lease);
     address = `${lease.address}/${lease.prefixLength}`;
     if (lease.mtu !== undefined && settings.vpnInterfaceMtu === undefined && lease.mtu !== link.mtu) {
       await net.ip.setLink(VXLAN_DEVICE, { mtu: lease.mtu });
@@ -184,17 +205,54 @@ export async function connectToGateway(
     }
   }
   changes.push(...(await setOnlyAddress(net, VXLAN_DEVICE, address)));
-  const defaultRoute = overlayDefaultRoute(lease?.router ?? plan.gatewayAddress);
+  const defaultRoute = overlayDefaultRoute(plan.gatewayAddress);
   changes.push(...(await setRoutes(net, ROUTE_PROTOCOLS.overlay, [defaultRoute], logger)));
 
   const answers = await gatewayAnswers(net, plan.gatewayAddress, settings.connectionRetryCount);
   if (!answers) {
     throw new GatewayUnreachableError(
       `gateway ${plan.gatewayAddress} (pod ${gatewayIp}) does not answer over ${VXLAN_DEVICE}: ` +
-        `is UDP ${settings.vxlanPort} allowed between pods, and VXLAN_ID ${settings.vxlanId} the same on the gateway?`,
+        `is UDP ${settings.vxlanPort} allowed between pods, this pod's IP in the gateway's VXLAN_CLIENT_CIDRS, and VXLAN_ID ${settings.vxlanId} the same on the gateway?`,
     );
   }
   return { gatewayIp, address, lease, changes };
+}
+
+/** A DHCP lease that is not one the gateway can have given (`checkLease`). */
+export class LeaseRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LeaseRefusedError';
+  }
+}
+
+/**
+ * Refuses a lease the gateway cannot have given: an address outside the overlay (VXLAN_IP_NETWORK's
+ * /24), its network, broadcast or gateway address, another prefix length, or a router other than
+ * the gateway (NET.1). The default route always goes via NET.1; a lease without a router is fine.
+ */
+export function checkLease(settings: Settings, lease: DhcpLease): void {
+  const net = overlay(settings);
+  const given = `${lease.address}/${lease.prefixLength}${lease.router ? ` router ${lease.router}` : ''}`;
+  const refuse = (why: string) =>
+    new LeaseRefusedError(
+      `refused the DHCP lease ${given} from ${lease.serverId} on ${VXLAN_DEVICE}: ${why}; ` +
+        'is VXLAN_IP_NETWORK the same on the gateway, or another DHCP server answering on the overlay?',
+    );
+  const octets = lease.address.split('.');
+  const last = Number(octets[3]);
+  if (octets.length !== 4 || octets.slice(0, 3).join('.') !== settings.vxlanNetwork) {
+    throw refuse(`the address is outside the overlay ${net.network} (VXLAN_IP_NETWORK)`);
+  }
+  if (!(last >= 2 && last <= 254)) {
+    throw refuse(`${lease.address} is the overlay's network, broadcast or gateway address`);
+  }
+  if (lease.prefixLength !== net.prefixLength) {
+    throw refuse(`the overlay is a /${net.prefixLength}, not a /${lease.prefixLength}`);
+  }
+  if (lease.router !== undefined && lease.router !== net.gateway) {
+    throw refuse(`the router must be the gateway ${net.gateway}`);
+  }
 }
 
 /** The address on vxlan0, if any (`a.b.c.d/24`). */

@@ -78,6 +78,34 @@ export function planClient(settings: Settings, nat: NatEntry | undefined, facts:
   };
 }
 
+/**
+ * The client's INPUT guard, for the gateway pod it connects to now (client-init and every
+ * reconnection of client-sidecar re-apply it, so it follows the gateway when it moves): the
+ * overlay (UDP VXLAN_PORT) only from the gateway pod's IP on the pod interface, DHCP replies (UDP
+ * 68) only from vxlan0. Any other pod could otherwise send it frames as the gateway — an ARP reply
+ * or a DHCP offer for NET.1 — and take its default route past the gateway's kill switch.
+ */
+export function clientInputFilter(
+  settings: Pick<Settings, 'vxlanPort'>,
+  facts: Pick<ClientFacts, 'podInterface'>,
+  gatewayIp: string,
+): IptablesRuleSet {
+  const chain = `${CHAIN_PREFIX}IN`;
+  const vxlanPort = `-p udp -m udp --dport ${settings.vxlanPort}`;
+  return {
+    table: 'filter',
+    chains: {
+      [chain]: [
+        `-s ${gatewayIp}/32 -i ${facts.podInterface} ${vxlanPort} -j ACCEPT`,
+        `${vxlanPort} -j DROP`,
+        `-i ${VXLAN_DEVICE} -p udp -m udp --dport 68 -j ACCEPT`,
+        '-p udp -m udp --dport 68 -j DROP',
+      ],
+    },
+    jumps: [{ fromChain: 'INPUT', rule: `-j ${chain}`, position: 'prepend' }],
+  };
+}
+
 /** Host route to the gateway pod over the pod network (it is rarely on-link). */
 export function gatewayPodRoute(gatewayIp: string, facts: ClientFacts): RouteSpec | undefined {
   const gw = gatewayIp.includes(':') ? facts.podGateway6 : facts.podGateway4;

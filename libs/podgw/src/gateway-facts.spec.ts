@@ -19,11 +19,22 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 const settings = (env: Record<string, string> = {}) => loadSettings({ env }).settings;
 const options = () => ({ podInterface: 'eth0', stateDir: join(dir, 'state'), resolvConf });
 
+/** The fake gateway pod's connected routes (its eth0 and tun0 subnets). */
+const CONNECTED = [
+  { dst: '192.0.2.0/24', dev: 'eth0' },
+  { dst: '198.51.100.0/24', dev: 'tun0' },
+];
+
 describe('discoverGatewayFacts', () => {
-  it("the default route's gateway and the original resolv.conf's IPv4 nameservers, kept for later runs", async () => {
+  it("the default route's gateway, the original resolv.conf's IPv4 nameservers (kept for later runs), the connected routes", async () => {
     const net = await createFakeGatewayPod();
     const facts = await discoverGatewayFacts(net, settings(), options());
-    expect(facts).toEqual({ podInterface: 'eth0', podGateway: '192.0.2.1', clusterDns: ['10.96.0.10'] });
+    expect(facts).toEqual({
+      podInterface: 'eth0',
+      podGateway: '192.0.2.1',
+      clusterDns: ['10.96.0.10'],
+      connected: CONNECTED,
+    });
     // The VPN client rewrites resolv.conf; a restarted gateway-init still finds the cluster DNS.
     writeFileSync(resolvConf, 'nameserver 203.0.113.53\n');
     expect(await discoverGatewayFacts(net, settings(), options())).toEqual(facts);
@@ -36,6 +47,7 @@ describe('discoverGatewayFacts', () => {
       podInterface: 'eth0',
       podGateway: '192.0.2.254',
       clusterDns: ['10.96.0.53'],
+      connected: CONNECTED,
     });
   });
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { detectPodGateway, type PodNet } from './apply';
+import { connectedRoutes, detectPodGateway, type PodNet } from './apply';
 import type { GatewayFacts, GatewayPlan } from './gateway-plan';
 import type { PodgwConfig } from './options';
 import { parseResolvConf } from './resolv-conf';
@@ -9,8 +9,8 @@ import { saveOriginalResolvConf } from './state';
 /**
  * What gateway-init plans from: the pod network's gateway (K8S_DEFAULT_GW, else the default
  * route's) and the cluster DNS the gateway itself asks (DNS_LOCAL_SERVER, else the nameservers of
- * the pod's original resolv.conf, saved first: the VPN client, a later container, rewrites it).
- * With `dryRun` nothing is saved.
+ * the pod's original resolv.conf, saved first: the VPN client, a later container, rewrites it)
+ * and the kernel's connected routes. With `dryRun` nothing is saved.
  */
 export async function discoverGatewayFacts(
   net: PodNet,
@@ -26,6 +26,7 @@ export async function discoverGatewayFacts(
     podInterface: options.podInterface,
     podGateway,
     clusterDns: localDnsServers(settings, original),
+    connected: await connectedRoutes(net),
   };
 }
 

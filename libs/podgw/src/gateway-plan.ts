@@ -1,4 +1,10 @@
-import type { IptablesRuleSet, RouteSpec, RuleSpec, VxlanOptions } from '@knet/host-net';
+import {
+  canonicalPrefix,
+  type IptablesRuleSet,
+  type RouteSpec,
+  type RuleSpec,
+  type VxlanOptions,
+} from '@knet/host-net';
 import type { NatEntry } from './natconf';
 import { overlay, type Settings } from './settings';
 
@@ -28,6 +34,12 @@ export interface GatewayFacts {
    * resolv.conf's): the kill switch lets DNS to them out even when VPN_LOCAL_CIDRS misses them.
    */
   clusterDns?: readonly string[];
+  /**
+   * The kernel's connected routes (`proto kernel`, no gateway: the prefixes of the pod's own
+   * addresses), IPv4 and IPv6. A VPN_LOCAL_CIDRS route never replaces one, and those of the pod
+   * interface are where client pods may be (the default of VXLAN_CLIENT_CIDRS).
+   */
+  connected?: readonly { dst: string; dev: string }[];
 }
 
 /** Everything gateway-init makes true; applying it twice changes nothing. */
@@ -45,6 +57,22 @@ export interface GatewayPlan {
 }
 
 const chain = (name: string) => `${CHAIN_PREFIX}${name}`;
+
+/**
+ * The pod networks the overlay's clients may be in: VXLAN_CLIENT_CIDRS, else VPN_LOCAL_CIDRS (IPv4;
+ * with the kill switch on, pod-gateway's overlay only worked towards those) and the subnets of the
+ * gateway's pod interface. The gateway takes VXLAN only from them and sends it only to them.
+ */
+export function vxlanPeerCidrs(
+  settings: Settings,
+  facts: Pick<GatewayFacts, 'podInterface' | 'connected'>,
+): string[] {
+  if (settings.vxlanClientCidrs.length > 0) return [...settings.vxlanClientCidrs];
+  const own = (facts.connected ?? [])
+    .filter((r) => r.dev === facts.podInterface && !r.dst.includes(':'))
+    .map((r) => canonicalPrefix(r.dst));
+  return [...new Set([...settings.vpnLocalCidrs.filter((c) => !c.includes(':')), ...own])];
+}
 
 /**
  * The gateway's desired state from the settings, nat.conf and what the pod looks like. Pure.
@@ -80,7 +108,24 @@ export function planGateway(settings: Settings, nat: readonly NatEntry[], facts:
     jumps: [{ fromChain: 'POSTROUTING', rule: `-j ${chain('POST')}`, position: 'prepend' }],
   };
 
-  const iptables: IptablesRuleSet[] = [nat4];
+  // INPUT, always (not only with the kill switch): DHCP only from the overlay (the server listens
+  // on 0.0.0.0:67), the overlay only from client pod networks, and from the VPN only replies.
+  const peers = vxlanPeerCidrs(settings, facts);
+  const dev = facts.podInterface;
+  const vxlanPort = `-p udp -m udp --dport ${settings.vxlanPort}`;
+  const input4 = [
+    `-i ${vx} -p udp -m udp --dport 67 -j ACCEPT`,
+    '-p udp -m udp --dport 67 -j DROP',
+    ...peers.map((c) => `-s ${c} -i ${dev} ${vxlanPort} -j ACCEPT`),
+    `${vxlanPort} -j DROP`,
+    ...(vpn ? vpnInput(vpn) : []),
+  ];
+  const filter4: IptablesRuleSet = {
+    table: 'filter',
+    chains: { [chain('IN')]: input4 },
+    jumps: [{ fromChain: 'INPUT', rule: `-j ${chain('IN')}`, position: 'prepend' }],
+  };
+  const iptables: IptablesRuleSet[] = [nat4, filter4];
   const ip6tables: IptablesRuleSet[] = [];
   if (vpn) {
     const pre: string[] = [];
@@ -109,49 +154,68 @@ export function planGateway(settings: Settings, nat: readonly NatEntry[], facts:
     const local4 = settings.vpnLocalCidrs.filter((c) => !c.includes(':'));
     const local6 = settings.vpnLocalCidrs.filter((c) => c.includes(':'));
     if (settings.vpnBlockOtherTraffic) {
-      fwd.push(`-i ${vx} -o ${vpn} -j ACCEPT`, `-i ${vx} -o ${vx} -j ACCEPT`);
+      // No client ↔ client: the clients' ARP reaches only the gateway, which does not answer for
+      // them (no proxy ARP), so nothing of theirs arrives here to be forwarded back into vxlan0.
+      fwd.push(`-i ${vx} -o ${vpn} -j ACCEPT`);
       fwd.push(...local4.map((c) => `-d ${c} -j ACCEPT`), '-j DROP');
-      out.push(...killSwitchOutput(settings, vpn, local4, dnsRules(facts.clusterDns ?? [], 4)));
+      // The overlay's own packets (encapsulated, to client pods) leave by the pod interface.
+      const overlayOut = peers.map((c) => `-d ${c} -o ${dev} ${vxlanPort} -j ACCEPT`);
+      out.push(...killSwitchOutput(settings, vpn, local4, overlayOut, dnsRules(facts.clusterDns ?? [], 4)));
     }
-    const filter: IptablesRuleSet = {
-      table: 'filter',
-      chains: { [chain('FWD')]: fwd, ...(out.length ? { [chain('OUT')]: out } : {}) },
-      jumps: [
-        { fromChain: 'FORWARD', rule: `-j ${chain('FWD')}`, position: 'prepend' },
-        ...(out.length
-          ? [{ fromChain: 'OUTPUT', rule: `-j ${chain('OUT')}`, position: 'prepend' as const }]
-          : []),
-      ],
+    filter4.chains = {
+      ...filter4.chains,
+      [chain('FWD')]: fwd,
+      ...(out.length ? { [chain('OUT')]: out } : {}),
     };
-    iptables.push(filter);
+    filter4.jumps = [
+      ...(filter4.jumps ?? []),
+      { fromChain: 'FORWARD', rule: `-j ${chain('FWD')}`, position: 'prepend' },
+      ...(out.length
+        ? [{ fromChain: 'OUTPUT', rule: `-j ${chain('OUT')}`, position: 'prepend' as const }]
+        : []),
+    ];
+    const filter6: IptablesRuleSet = {
+      table: 'filter',
+      chains: { [chain('IN')]: vpnInput(vpn, NDP_TYPES) },
+      jumps: [{ fromChain: 'INPUT', rule: `-j ${chain('IN')}`, position: 'prepend' }],
+    };
     if (settings.vpnBlockOtherTraffic) {
-      ip6tables.push({
-        table: 'filter',
-        chains: {
-          [chain('FWD')]: [
-            `-o ${vx} -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT`,
-            `-i ${vx} -o ${vpn} -j ACCEPT`,
-            ...local6.map((c) => `-d ${c} -j ACCEPT`),
-            '-j DROP',
-          ],
-          // Neighbour discovery on the pod network, or nothing on it works at all.
-          [chain('OUT')]: killSwitchOutput(settings, vpn, local6, [
+      filter6.chains = {
+        ...filter6.chains,
+        [chain('FWD')]: [
+          `-o ${vx} -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT`,
+          `-i ${vx} -o ${vpn} -j ACCEPT`,
+          ...local6.map((c) => `-d ${c} -j ACCEPT`),
+          '-j DROP',
+        ],
+        // Neighbour discovery on the pod network, or nothing on it works at all.
+        [chain('OUT')]: killSwitchOutput(
+          settings,
+          vpn,
+          local6,
+          [],
+          [
             ...dnsRules(facts.clusterDns ?? [], 6),
             ...NDP_TYPES.map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`),
-          ]),
-        },
-        jumps: [
-          { fromChain: 'FORWARD', rule: `-j ${chain('FWD')}`, position: 'prepend' },
-          { fromChain: 'OUTPUT', rule: `-j ${chain('OUT')}`, position: 'prepend' },
-        ],
-      });
+          ],
+        ),
+      };
+      filter6.jumps = [
+        ...(filter6.jumps ?? []),
+        { fromChain: 'FORWARD', rule: `-j ${chain('FWD')}`, position: 'prepend' },
+        { fromChain: 'OUTPUT', rule: `-j ${chain('OUT')}`, position: 'prepend' },
+      ];
     }
+    ip6tables.push(filter6);
   }
 
   const podGateway = facts.podGateway;
+  // A route to a connected prefix (VPN_LOCAL_CIDRS holding the pod's own subnet) would replace the
+  // kernel's on-link route with one via the pod gateway: every neighbour then a hop away.
+  const connected = new Set((facts.connected ?? []).map((r) => canonicalPrefix(r.dst)));
   const routes: RouteSpec[] = podGateway
     ? settings.vpnLocalCidrs
-        .filter((c) => c.includes(':') === podGateway.includes(':'))
+        .filter((c) => c.includes(':') === podGateway.includes(':') && !connected.has(canonicalPrefix(c)))
         .map((dst) => ({
           dst,
           via: podGateway,
@@ -187,19 +251,36 @@ function dnsRules(servers: readonly string[], family: 4 | 6): string[] {
     });
 }
 
-/** OUTPUT of the gateway itself with the kill switch on: the VPN, the overlay, cluster networks. */
+/**
+ * INPUT from the VPN interface: replies to what the gateway sent, nothing new (the sidecar's
+ * /metrics, DHCP and DNS are not for the VPN's side; port forwards are DNAT'd to clients, FORWARD).
+ * `ndp`: ICMPv6 neighbour discovery types to accept (a tap-like VPN interface needs them).
+ */
+function vpnInput(vpn: string, ndp: readonly number[] = []): string[] {
+  return [
+    `-i ${vpn} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    ...ndp.map((t) => `-i ${vpn} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`),
+    `-i ${vpn} -j DROP`,
+  ];
+}
+
+/**
+ * OUTPUT of the gateway itself with the kill switch on: the VPN, the overlay (`overlay`: VXLAN to
+ * client pods), VPN_TRAFFIC_PORT to any address (the VPN client's servers are not known here),
+ * cluster networks.
+ */
 function killSwitchOutput(
   settings: Settings,
   vpn: string,
   local: readonly string[],
+  overlay: readonly string[],
   extra: readonly string[] = [],
 ): string[] {
   return [
     '-o lo -j ACCEPT',
     `-o ${vpn} -j ACCEPT`,
     `-o ${VXLAN_DEVICE} -j ACCEPT`,
-    // The overlay's own packets (encapsulated, to client pods) leave by the pod interface.
-    `-p udp -m udp --dport ${settings.vxlanPort} -j ACCEPT`,
+    ...overlay,
     ...settings.vpnTrafficPorts.flatMap((p) => [
       `-p udp -m udp --dport ${p} -j ACCEPT`,
       `-p tcp -m tcp --dport ${p} -j ACCEPT`,

@@ -64,6 +64,7 @@ describe('loadSettings', () => {
       vpnBlockOtherTraffic: true,
       vpnTrafficPorts: [443],
       vpnLocalCidrs: ['10.0.0.0/8', '192.168.0.0/16'],
+      vxlanClientCidrs: [],
       dnsLocalDomains: ['local'],
       dnsLocalServers: [],
       snatIp: undefined,
@@ -116,6 +117,10 @@ describe('loadSettings', () => {
     [{ K8S_DNS_IPS: 'kube-dns' }, '"kube-dns" is not an IP address'],
     [{ SNAT_IP: '203.0.113.1', VPN_INTERFACE: '' }, 'SNAT_IP (from env SNAT_IP) needs VPN_INTERFACE'],
     [{ VPN_INTERFACE: 'a-very-long-interface' }, 'must be an interface name (1-15 characters)'],
+    [
+      { VXLAN_CLIENT_CIDRS: '10.0.0.0/8 fd00::/8' },
+      'VXLAN_CLIENT_CIDRS="10.0.0.0/8 fd00::/8" (from env VXLAN_CLIENT_CIDRS): "fd00::/8" is IPv6: the overlay runs over IPv4',
+    ],
   ])('refuses %p', (env, message) => {
     expect(() => loadSettings({ env })).toThrow(SettingsError);
     expect(() => loadSettings({ env })).toThrow(message);

@@ -36,6 +36,12 @@ export interface Settings {
   vpnTrafficPorts: number[];
   /** VPN_LOCAL_CIDRS: destinations the gateway reaches directly (cluster networks). */
   vpnLocalCidrs: string[];
+  /**
+   * VXLAN_CLIENT_CIDRS (ours): where client pods are; the gateway takes the overlay (UDP
+   * VXLAN_PORT) only from, and sends it only to, these IPv4 networks. Empty: VPN_LOCAL_CIDRS and
+   * the subnets of the gateway's pod interface (`vxlanPeerCidrs`).
+   */
+  vxlanClientCidrs: string[];
   /** DNS_LOCAL_CIDRS: despite the name, DNS *domains* forwarded to DNS_LOCAL_SERVER. */
   dnsLocalDomains: string[];
   /** DNS_LOCAL_SERVER: servers for those domains; empty = the IPv4 nameservers of the original resolv.conf. */
@@ -155,6 +161,15 @@ const definitions = {
     default: '443',
   },
   VPN_LOCAL_CIDRS: { key: 'vpnLocalCidrs', parse: cidrList, default: '10.0.0.0/8 192.168.0.0/16' },
+  VXLAN_CLIENT_CIDRS: {
+    key: 'vxlanClientCidrs',
+    parse: (raw: string) =>
+      cidrList(raw).map((c) => {
+        if (c.includes(':')) throw new Error(`"${c}" is IPv6: the overlay runs over IPv4`);
+        return c;
+      }),
+    default: '',
+  },
   DNS_LOCAL_CIDRS: { key: 'dnsLocalDomains', parse: domainList, default: 'local' },
   DNS_LOCAL_SERVER: { key: 'dnsLocalServers', parse: ipList, default: '' },
   SNAT_IP: {

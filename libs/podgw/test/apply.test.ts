@@ -78,7 +78,9 @@ describe('gateway plan on a real network namespace', () => {
     const filter = (await gw.exec('iptables', ['-S'])).stdout;
     expect(filter).not.toContain('KNET-PGW-OUT');
     expect(filter).toContain('-A KNET-PGW-FWD -i tun0 -j REJECT --reject-with icmp-port-unreachable');
-    expect((await gw.exec('ip6tables', ['-S'])).stdout).not.toContain('KNET-PGW');
+    // The kill switch's chains are gone; the INPUT guard (from the VPN only replies) stays.
+    expect((await gw.exec('ip6tables', ['-S'])).stdout).not.toMatch(/KNET-PGW-(FWD|OUT)/);
+    expect((await gw.exec('ip6tables', ['-S'])).stdout).toContain('-A INPUT -j KNET-PGW-IN');
     expect(
       await applyGatewayPlan(net(), plan({ ...env, VPN_BLOCK_OTHER_TRAFFIC: 'false', VXLAN_ID: '43' })),
     ).toEqual([]);
