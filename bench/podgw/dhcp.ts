@@ -13,8 +13,10 @@
 //
 // Servers, one at a time on the same range (172.16.0.20-254, 12 h), fresh state every round:
 //   ours     the bundled libs/dhcp/test/fixtures/dhcp-node.ts `server` role (DhcpServer with the
-//            FdbVtepFlooder, info-level logs, empty lease file); it adds the flood entries itself,
-//            so its time includes `bridge fdb` calls; the gateway's flood list is emptied after.
+//            FdbVtepFlooder watching the FDB through `bridge monitor fdb` and one `bridge -batch`,
+//            info-level logs, empty lease file); it adds the flood entries itself, so its time
+//            includes adding them, and the address-in-use check (the gateway's neighbour table)
+//            runs before every offer; the gateway's flood list is emptied after.
 //   dnsmasq  pod-gateway's flags (interface=vxlan0, bind-interfaces, log-dhcp, log-facility=-, its
 //            default ping check) plus --port=0 (no DNS). Its broadcasts need the all-zeros entries,
 //            which it cannot add, so every client VTEP is in the gateway's flood list while it runs.

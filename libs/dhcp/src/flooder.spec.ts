@@ -1,4 +1,6 @@
 import { FakeBridgeFdb, ZERO_MAC, type BridgeFdb } from '@knet/host-net';
+import { RecordingLogger } from '@knet/runtime';
+import { parseFdbMonitorLine, type FdbEvent, type FdbWatcher } from './fdb-watch';
 import { FdbVtepFlooder } from './flooder';
 
 const DEV = 'vxlan0';
@@ -101,5 +103,106 @@ describe('FdbVtepFlooder', () => {
     await expect(new FdbVtepFlooder({ fdb: broken, dev: DEV }).ensure(A)).rejects.toThrow(
       'bridge: command not found',
     );
+  });
+});
+
+/** An FdbWatcher over a FakeBridgeFdb: appends go to the fake and come back as events. */
+class FakeWatcher implements FdbWatcher {
+  onEvent: ((e: FdbEvent) => void) | undefined;
+  readonly appended: string[] = [];
+  constructor(
+    private readonly fdb: BridgeFdb,
+    private readonly behaviour: 'ok' | 'no-start' = 'ok',
+  ) {}
+  async start(onEvent: (e: FdbEvent) => void): Promise<void> {
+    if (this.behaviour === 'no-start') throw new Error('spawn bridge ENOENT');
+    this.onEvent = onEvent;
+  }
+  appendFlood(dev: string, dst: string): void {
+    this.appended.push(dst);
+    void this.fdb.append({ mac: ZERO_MAC, dev, dst }).then(() => {
+      setImmediate(() => this.onEvent?.({ deleted: false, mac: ZERO_MAC, dev, dst }));
+    });
+  }
+  /** The kernel learned `mac` behind `dst` (a client's first frame). */
+  learn(mac: string, dst: string): void {
+    this.onEvent?.({ deleted: false, mac, dev: DEV, dst });
+  }
+  async stop(): Promise<void> {
+    this.onEvent = undefined;
+  }
+}
+
+describe('FdbVtepFlooder with an FdbWatcher', () => {
+  it('floods the VTEP learned from the client’s first frame through the watcher: no listing per client', async () => {
+    const fdb = new FakeBridgeFdb();
+    const { wrapped, calls } = counting(fdb);
+    const watcher = new FakeWatcher(fdb);
+    const flooder = new FdbVtepFlooder({ fdb: wrapped, dev: DEV, watcher });
+    await flooder.start();
+    expect(calls.list).toBe(1); // the seed
+    const ensured = flooder.ensure(A); // the DISCOVER can arrive before the learn event
+    watcher.learn(A, '192.0.2.10');
+    await ensured;
+    watcher.learn(B, '192.0.2.10'); // a second client behind the same VTEP
+    await flooder.ensure(B);
+    expect(watcher.appended).toEqual(['192.0.2.10']);
+    expect(await floodList(fdb)).toEqual(['192.0.2.10']);
+    expect(calls).toEqual({ list: 1, append: 0, delete: 0 });
+    await flooder.stop();
+  });
+
+  it('lists per client as before when the watcher cannot start or the learn event does not come', async () => {
+    const logger = new RecordingLogger();
+    const fdb = await learnedFdb();
+    const { wrapped, calls } = counting(fdb);
+    const broken = new FdbVtepFlooder({
+      fdb: wrapped,
+      dev: DEV,
+      logger,
+      watcher: new FakeWatcher(fdb, 'no-start'),
+    });
+    await broken.start();
+    expect(logger.messages('warn')).toEqual(['dhcp: cannot watch the FDB; listing it per client instead']);
+    await broken.ensure(A);
+    expect(await floodList(fdb)).toEqual(['192.0.2.10']);
+
+    const silent = new FdbVtepFlooder({
+      fdb: wrapped,
+      dev: DEV,
+      watcher: new FakeWatcher(fdb),
+      watchWaitMs: 20,
+    });
+    await silent.start();
+    const listed = calls.list;
+    await silent.ensure(B); // learned before the watcher started: known from the seed listing
+    expect(calls.list).toBe(listed);
+    await silent.ensure('02:00:5e:00:53:0c'); // never learned: listed after 20 ms
+    expect(calls.list).toBe(listed + 1);
+  });
+});
+
+describe('parseFdbMonitorLine', () => {
+  it.each([
+    [
+      '02:00:5E:00:53:01 dev vxlan0 dst 192.0.2.10 self ',
+      { deleted: false, mac: '02:00:5e:00:53:01', dev: 'vxlan0', dst: '192.0.2.10' },
+    ],
+    [
+      'Deleted 02:00:5e:00:53:01 dev vxlan0 dst 192.0.2.10 self ',
+      { deleted: true, mac: '02:00:5e:00:53:01', dev: 'vxlan0', dst: '192.0.2.10' },
+    ],
+    [
+      '00:00:00:00:00:00 dev vxlan0 dst 192.0.2.5 self permanent',
+      { deleted: false, mac: ZERO_MAC, dev: 'vxlan0', dst: '192.0.2.5' },
+    ],
+    ['33:33:00:00:00:01 dev eth0 self permanent', { deleted: false, mac: '33:33:00:00:00:01', dev: 'eth0' }],
+  ])('%s', (line, event) => {
+    expect(parseFdbMonitorLine(line)).toEqual(event);
+  });
+
+  it('ignores what is not an entry', () => {
+    expect(parseFdbMonitorLine('')).toBeUndefined();
+    expect(parseFdbMonitorLine('garbage dev')).toBeUndefined();
   });
 });

@@ -19,6 +19,7 @@ export {
 export * from './pool';
 export * from './lease-file';
 export * from './flooder';
+export * from './fdb-watch';
 export * from './in-use';
 export * from './metrics';
 export * from './server';

@@ -230,6 +230,7 @@ export class DhcpServer {
         );
       }
     }
+    await this.options.flooder?.start?.();
     const factory = this.options.socketFactory ?? udpSocketFactory;
     const recv = factory();
     const send = factory();
@@ -237,7 +238,7 @@ export class DhcpServer {
       await recv.bind(this.port, this.options.listenAddress ?? ZERO);
       await send.bind(this.port, this.options.serverAddress);
     } catch (err) {
-      await Promise.all([recv.close(), send.close()]);
+      await Promise.all([recv.close(), send.close(), this.options.flooder?.stop?.()]);
       throw err;
     }
     const onMessage = (buf: Buffer, from: RemoteInfo) => {
@@ -272,6 +273,7 @@ export class DhcpServer {
     this.sockets = undefined;
     if (sockets) await Promise.all([sockets.recv.close(), sockets.send.close()]);
     await Promise.allSettled([...this.inFlight]);
+    await this.options.flooder?.stop?.();
     await this.writer?.flush();
   }
 

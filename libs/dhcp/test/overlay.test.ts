@@ -9,7 +9,7 @@ import {
   type NetHost,
   type VxlanOverlay,
 } from '@knet/testing';
-import { jsonLines, leaseOf, nodeBundle, runClient, startServer } from './helpers';
+import { jsonLines, leaseOf, nodeBundle, runClient, serverStats, startServer } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -82,7 +82,7 @@ describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
       (e: Error) => e,
     );
     expect(err?.message).toMatch(
-      /vxlan0: no DHCP lease within 4000 ms: sent [1-9]\d* DISCOVER; heard 0 OFFER, 0 ACK, 0 NAK$/,
+      /vxlan0: no DHCP lease within 4000 ms: sent [1-9]\d* DISCOVER; heard 0 OFFER, 0 ACK, 0 NAK; no OFFER: either the server has no free address .* or it is unreachable over vxlan0 .*\)$/,
     );
     expect(await floodList(gw)).toEqual([]);
   });
@@ -108,6 +108,20 @@ describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
       db: leaseOf(lb).address,
       torrent: '172.16.0.5',
     });
+  });
+
+  it('does not lease an address a pod still uses through the gateway (lease lost): offers the next one', async () => {
+    const { gw, clients } = await overlay(2);
+    const server = await startServer(gw, {});
+    const [kept, fresh] = clients as [NetHost, NetHost];
+    // A pod that kept 172.16.0.20 after the gateway lost its leases, and talks to the gateway.
+    await kept.ip('addr', 'add', '172.16.0.20/24', 'dev', 'vxlan0');
+    expect(await kept.ping(OVERLAY_GATEWAY, { count: 1, timeoutSeconds: 2 })).toBe(true);
+    expect(leaseOf(await runClient(fresh, {})).address).toBe('172.16.0.21');
+    expect((await serverStats(server)).stats).toMatchObject({ inUse: 1 });
+    expect(jsonLines(server.output()).map((l) => l.msg)).toContain(
+      'dhcp: address in use on the overlay by a client we did not lease it to; set aside',
+    );
   });
 
   it('renews (unicast to the server) and rebinds (broadcast) an applied lease', async () => {
