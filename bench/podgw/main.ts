@@ -6,8 +6,9 @@
  *   dns     queries/s with dnsperf: our gateway DNS vs dnsmasq, same records, same upstream
  *   dhcp    time to a lease for 1 and for 50 clients at once: our DHCP server vs dnsmasq
  *   client  client-init's time to routed, and the client's recovery after a gateway restart
+ *   killswitch  a new gateway's start to its clients routed; the kill switch restored after a flush
  *
- * Options: --only=dns,dhcp,client  --seconds=S (each timed dnsperf run)  --rounds=N  --keep
+ * Options: --only=dns,dhcp,client,killswitch  --seconds=S (each timed dnsperf run)  --rounds=N  --keep
  */
 import { parseArgs } from 'node:util';
 import { errorMessage } from '@knet/runtime';
@@ -16,10 +17,11 @@ import { benchClient } from './client';
 import type { BenchContext } from './context';
 import { benchDhcp } from './dhcp';
 import { benchDns } from './dns';
+import { benchKillSwitch } from './killswitch';
 
 const { values: args } = parseArgs({
   options: {
-    only: { type: 'string', default: 'dns,dhcp,client' },
+    only: { type: 'string', default: 'dns,dhcp,client,killswitch' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '5' },
     keep: { type: 'boolean', default: false },
@@ -29,8 +31,8 @@ const { values: args } = parseArgs({
 
 const parts = new Set((args.only ?? '').split(',').filter(Boolean));
 for (const p of parts) {
-  if (!['dns', 'dhcp', 'client'].includes(p)) {
-    log(`unknown part "${p}" in --only; use dns, dhcp, client`);
+  if (!['dns', 'dhcp', 'client', 'killswitch'].includes(p)) {
+    log(`unknown part "${p}" in --only; use dns, dhcp, client, killswitch`);
     process.exit(2);
   }
 }
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
     if (parts.has('dns')) await benchDns(ctx);
     if (parts.has('dhcp')) await benchDhcp(ctx);
     if (parts.has('client')) await benchClient(ctx, Number(args.rounds));
+    if (parts.has('killswitch')) await benchKillSwitch(ctx, Number(args.rounds));
   } finally {
     await cleanup.run();
   }
