@@ -71,6 +71,29 @@ describe('podProgress', () => {
       ['no other containers in the pod spec'],
     ],
   ])('%s', (_name, p, finished, waitingFor) => {
-    expect(podProgress(p, 'gateway-sidecar')).toEqual({ finished, waitingFor });
+    expect(podProgress(p, 'gateway-sidecar')).toMatchObject({ finished, waitingFor });
+  });
+
+  it('says when the pod can never finish: restartPolicy Always, or a native sidecar', () => {
+    expect(
+      podProgress(pod('Always', { app: 0, 'gateway-sidecar': 'running' }), 'gateway-sidecar').never,
+    ).toBe('restartPolicy Always: its containers are restarted, so it never finishes');
+    expect(
+      podProgress(pod('Never', { app: 'running', 'gateway-sidecar': 'running' }), 'gateway-sidecar').never,
+    ).toBe(undefined);
+    const native: V1Pod = {
+      spec: {
+        restartPolicy: 'Never',
+        initContainers: [{ name: 'gateway-init' }, { name: 'gateway-sidecar', restartPolicy: 'Always' }],
+        containers: [{ name: 'app' }],
+      },
+      status: { phase: 'Running' },
+    };
+    expect(podProgress(native, 'gateway-sidecar')).toEqual({
+      finished: false,
+      waitingFor: ['the kubelet'],
+      never:
+        'a native sidecar (an init container with restartPolicy Always): the kubelet stops it once the other containers are done',
+    });
   });
 });

@@ -99,6 +99,31 @@ describe('podFinished', () => {
     ]);
   });
 
+  it('a pod that never finishes (a Deployment) is read once, then only the signal is awaited', async () => {
+    const deployment: V1Pod = {
+      ...jobPod('running'),
+      spec: { ...jobPod('running').spec!, restartPolicy: 'Always' },
+    };
+    const pod = ownPod(deployment);
+    const logger = new RecordingLogger();
+    const shutdown = new AbortController();
+    const finished = podFinished(pod, logger, shutdown.signal);
+    await new Promise((r) => setTimeout(r, 100)); // 20 poll intervals
+    expect(pod.reads).toBe(1);
+    shutdown.abort();
+    expect(await finished).toBe(false);
+    expect(logger.lines).toEqual([
+      {
+        level: 'info',
+        msg: 'this pod never finishes by itself: no longer reading it',
+        fields: {
+          pod: 'jobs/job-x7k2p',
+          reason: 'restartPolicy Always: its containers are restarted, so it never finishes',
+        },
+      },
+    ]);
+  });
+
   it('stops polling as soon as the signal aborts', async () => {
     const pod = { ...ownPod(jobPod('running')), pollIntervalMs: 60_000 };
     const shutdown = new AbortController();

@@ -16,7 +16,8 @@ export interface OwnPod {
 
 /**
  * Reads the pod every `pollIntervalMs` until every other container has terminated for good (true)
- * or `signal` aborts (false). Nothing is fatal: an API error (RBAC not there yet, the API server
+ * or `signal` aborts (false). A pod that can never finish (restartPolicy Always, or this container
+ * a native sidecar) is read once, then only `signal` is awaited. Nothing is fatal: an API error (RBAC not there yet, the API server
  * restarting) is logged and the next poll tries again.
  */
 export async function podFinished(pod: OwnPod, logger: Logger, signal: AbortSignal): Promise<boolean> {
@@ -25,6 +26,15 @@ export async function podFinished(pod: OwnPod, logger: Logger, signal: AbortSign
     try {
       const progress = podProgress(await pod.read(), pod.containerName);
       if (progress.finished) return true;
+      if (progress.never) {
+        logger.info(
+          { pod: pod.id, reason: progress.never },
+          'this pod never finishes by itself: no longer reading it',
+        );
+        if (!signal.aborted)
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+        return false;
+      }
       const waiting = progress.waitingFor.join(', ');
       if (waiting !== lastWaiting) logger.debug({ waitingFor: progress.waitingFor }, 'pod still working');
       lastWaiting = waiting;
