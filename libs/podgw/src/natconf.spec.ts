@@ -60,10 +60,20 @@ describe('nat.conf', () => {
     ['my-app-abcde', 'my-app'], // DaemonSet / Job
     ['web2', undefined], // no prefix matching
     ['my', undefined],
-  ])('hostname %p matches %p, quietly', (hostname, want) => {
+  ])('hostname %p matches %p', (hostname, want) => {
     const warnings: string[] = [];
     expect(matchNatEntry(entries, hostname, (w) => warnings.push(w))?.hostname).toBe(want);
-    expect(warnings).toEqual([]);
+    // Only an exact match is quiet: a controller's pods may be several replicas.
+    expect(warnings).toHaveLength(want === undefined || want === hostname ? 0 : 1);
+  });
+
+  it('warns that the replicas of a controller would share a static address', () => {
+    const warnings: string[] = [];
+    matchNatEntry(entries, 'sts-1', (w) => warnings.push(w));
+    expect(warnings).toEqual([
+      'nat.conf entry "sts" (nat.conf:4) matches pod sts-1 as one of its controller\'s pods: every replica gets .13, ' +
+        'so with more than one they share the address and its port forwards (keep one replica, or list each pod by name, e.g. "sts-0" for a StatefulSet)',
+    ]);
   });
 
   it("still matches what pod-gateway's first-dash cut matched, and says loudly why that is a bad idea", () => {

@@ -176,7 +176,14 @@ export function matchNatEntry(
   const named = entries
     .filter((e) => name.startsWith(`${e.hostname}-`) && generated.test(name.slice(e.hostname.length + 1)))
     .sort((a, b) => b.hostname.length - a.hostname.length)[0];
-  if (named) return named;
+  if (named) {
+    warn?.(
+      `nat.conf entry "${named.hostname}" (${named.origin}) matches pod ${name} as one of its controller's pods: ` +
+        `every replica gets .${named.octet}, so with more than one they share the address and its port forwards ` +
+        `(keep one replica, or list each pod by name, e.g. "${named.hostname}-0" for a StatefulSet)`,
+    );
+    return named;
+  }
   const dash = name.indexOf('-');
   const cut = dash > 0 ? entries.find((e) => e.hostname === name.slice(0, dash)) : undefined;
   if (cut) {
