@@ -126,6 +126,21 @@ describe('loadSettings', () => {
     expect(() => loadSettings({ env })).toThrow(message);
   });
 
+  it('ignores Kubernetes service links that share a setting name (a Service named "vxlan" sets VXLAN_PORT)', () => {
+    const a = file('links.sh', 'VXLAN_PORT=4790\n');
+    const { settings, origins, warnings } = loadSettings({
+      files: [{ path: a }],
+      env: { VXLAN_PORT: 'udp://10.96.7.1:4789', VPN_TRAFFIC_PORT: 'tcp://10.96.7.2:1194' },
+    });
+    expect(settings.vxlanPort).toBe(4790);
+    expect(origins.VXLAN_PORT).toBe(`${a}:1`);
+    expect(settings.vpnTrafficPorts).toEqual([443]); // the default
+    expect(warnings).toEqual([
+      'env VXLAN_PORT="udp://10.96.7.1:4789" looks like a Kubernetes service link (a Service named "vxlan" in this namespace), not a setting: ignored (set enableServiceLinks: false in the pod spec to be rid of it)',
+      'env VPN_TRAFFIC_PORT="tcp://10.96.7.2:1194" looks like a Kubernetes service link (a Service named "vpn-traffic" in this namespace), not a setting: ignored, the default applies (set enableServiceLinks: false in the pod spec to be rid of it)',
+    ]);
+  });
+
   it('names the file and line of a bad value, and a required file that is missing', () => {
     const bad = file('bad.sh', '\nVXLAN_GATEWAY_FIRST_DYNAMIC_IP=300\n');
     expect(() => loadSettings({ files: [{ path: bad }], env: {} })).toThrow(

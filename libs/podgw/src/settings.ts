@@ -218,9 +218,22 @@ export interface LoadSettingsOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** A Kubernetes service-link value (`tcp://10.96.0.7:4789`). */
+const SERVICE_LINK = /^(tcp|udp|sctp):\/\/\S*$/i;
+
+/** The Service a `<NAME>_PORT` service link comes from (`VPN_TRAFFIC_PORT` → `vpn-traffic`). */
+function serviceOf(variable: string): string {
+  return `"${variable
+    .replace(/_PORT$/, '')
+    .toLowerCase()
+    .replace(/_/g, '-')}"`;
+}
+
 /**
  * Loads and validates the settings. Throws `SettingsError` with one line naming the setting, its
  * value and where it came from: `VXLAN_ID="x" (from /config/settings.sh:3): must be an integer …`.
+ * Environment variables of the same names override the files (pod-gateway sourced the files over
+ * the environment); values that are Kubernetes service links are ignored with a warning.
  */
 export function loadSettings(options: LoadSettingsOptions = {}): LoadedSettings {
   const env = options.env ?? process.env;
@@ -252,7 +265,16 @@ export function loadSettings(options: LoadSettingsOptions = {}): LoadedSettings 
   }
   for (const name of SETTING_NAMES) {
     const v = env[name];
-    if (v !== undefined) raw.set(name, { value: v, origin: `env ${name}` });
+    if (v === undefined) continue;
+    if (SERVICE_LINK.test(v)) {
+      // Kubernetes injects <SERVICE>_PORT=proto://ip:port for every Service of the pod's namespace
+      // (enableServiceLinks): a Service named "vxlan" sets VXLAN_PORT. Never a setting's value.
+      warnings.push(
+        `env ${name}=${JSON.stringify(v)} looks like a Kubernetes service link (a Service named ${serviceOf(name)} in this namespace), not a setting: ignored${raw.has(name) ? '' : ', the default applies'} (set enableServiceLinks: false in the pod spec to be rid of it)`,
+      );
+      continue;
+    }
+    raw.set(name, { value: v, origin: `env ${name}` });
   }
 
   const settings = {} as Record<keyof Settings, unknown>;
