@@ -33,6 +33,7 @@ const FULL = {
     VPN_BLOCK_OTHER_TRAFFIC: true,
     VPN_TRAFFIC_PORT: [51820, 443],
     VPN_LOCAL_CIDRS: '10.0.0.0/8,192.168.1.1',
+    VXLAN_CLIENT_CIDRS: ['10.244.0.0/16', '10.245.1.7'],
     DNS_LOCAL_CIDRS: ['local', 'corp.example'],
     SNAT_IP: '203.0.113.7',
     VPN_INTERFACE_MTU: 1420,
@@ -213,13 +214,19 @@ describe('helm lint --strict', () => {
 });
 
 describe('the API server accepts every rendered object (kubectl apply --dry-run=server)', () => {
-  it('default values: ConfigMap, headless Service and the gateway Deployment, hardened', async () => {
+  it('default values: ConfigMap, headless Service, the gateway Deployment, hardened, and its NetworkPolicy', async () => {
     const objects = await dryRun(await render());
     expect(ids(objects)).toEqual([
       `ConfigMap ${NS}/${NAME}`,
       `Deployment ${NS}/${NAME}`,
+      `NetworkPolicy ${NS}/${NAME}`,
       `Service ${NS}/${NAME}`,
     ]);
+    // On by default (issue 11): nothing comes in but the overlay from routed namespaces, and with
+    // none routed yet, nothing at all — no pod reaches DHCP, DNS or the VXLAN port over eth0.
+    const np = find(objects, 'NetworkPolicy').spec!;
+    expect(np.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.ingress).toBeUndefined();
     const deploy = find(objects, 'Deployment');
     expect(deploy.spec?.replicas).toBe(1);
     expect(deploy.spec?.strategy?.type).toBe('Recreate');
@@ -356,13 +363,16 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
   });
 
   it('a NetworkPolicy without routed namespaces admits no overlay traffic (no rule that would allow all)', async () => {
-    const objects = await dryRun(
-      await render(['--set', 'networkPolicy.enabled=true', '--show-only', 'templates/networkpolicy.yaml']),
-    );
+    const objects = await dryRun(await render(['--show-only', 'templates/networkpolicy.yaml']));
     const np = find(objects, 'NetworkPolicy').spec!;
     expect(np.ingress).toBeUndefined(); // with policyTypes Ingress: nothing may come in
     expect(np.egress?.map((r) => r.to?.length)).toEqual([1, 2, 1]); // VPN servers, local CIDRs, DNS
     expect(np.egress?.every((r) => (r.to ?? []).length > 0)).toBe(true);
+  });
+
+  it('networkPolicy.enabled=false: no NetworkPolicy', async () => {
+    const objects = await dryRun(await render(['--set', 'networkPolicy.enabled=false']));
+    expect(objects.map((o) => o.kind)).not.toContain('NetworkPolicy');
   });
 
   it('gatewayInit.ipForward=podSysctl: the pod asks for the sysctl, gateway-init runs unprivileged', async () => {
@@ -470,6 +480,7 @@ describe("settings.sh and nat.conf, read by the apps' own loaders (@knet/podgw)"
       vpnBlockOtherTraffic: true,
       vpnTrafficPorts: [51820, 443],
       vpnLocalCidrs: ['10.0.0.0/8', '192.168.1.1/32'],
+      vxlanClientCidrs: ['10.244.0.0/16', '10.245.1.7/32'],
       dnsLocalDomains: ['local', 'corp.example'],
       snatIp: '203.0.113.7',
       vpnInterfaceMtu: 1420,
@@ -641,6 +652,10 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(['--set', 'settings.VXLAN_IP_NETWORK=172.16.0.0/16'])).toMatch(
       /settings\.VXLAN_IP_NETWORK: Does not match pattern/,
     );
+    // The overlay runs over IPv4: an IPv6 VXLAN_CLIENT_CIDRS would admit nothing.
+    expect(await fails(['--set', 'settings.VXLAN_CLIENT_CIDRS={10.244.0.0/16,fd00::/8}'])).toMatch(
+      /settings\.VXLAN_CLIENT_CIDRS\.1: Does not match pattern/,
+    );
   });
 
   it('the schema refuses unknown keys: typos do not pass silently', async () => {
@@ -742,6 +757,9 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(notes).toContain('image: knet/client-init:0.1.0');
     expect(notes).toContain('image: knet/client-sidecar:0.1.0');
     expect(notes).toContain(`{ name: pod-gateway, configMap: { name: ${NAME} } }`);
+    expect(notes).toContain(
+      `NetworkPolicy ${NAME}: in, only the overlay (UDP 4789) from the routed namespaces' pods`,
+    );
   });
 
   it('NOTES with every feature on, and without a cluster DNS to look up', async () => {
@@ -763,8 +781,13 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(full).toContain('VPN interface wg0: brought up by the container "vpn".');
     expect(full).toContain('Kill switch ON: client traffic leaves only through wg0');
     expect(full).toContain('VPN_TRAFFIC_PORT 51820,443');
-    expect(full).toContain('NetworkPolicy notes-pod-gateway: egress only to');
+    expect(full).toContain('NetworkPolicy notes-pod-gateway: in, only the overlay (UDP 4789)');
     expect(full).toContain('3 static client(s) in nat.conf');
+    const noPolicy = await notesOf(['--set', 'networkPolicy.enabled=false']);
+    expect(noPolicy).toContain(
+      'No NetworkPolicy (networkPolicy.enabled=false): any pod in VXLAN_CLIENT_CIDRS',
+    );
+    expect(noPolicy).not.toContain('NetworkPolicy notes-pod-gateway:');
     const noDns = await notesOf(['--set', 'clusterDnsService=']);
     expect(noDns).toContain('K8S_DNS_IPS:  (empty)');
     expect(noDns).toContain('Clients resolve GATEWAY_NAME at K8S_DNS_IPS, which is empty.');
