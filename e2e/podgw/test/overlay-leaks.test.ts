@@ -156,22 +156,9 @@ describe('a spoofed VXLAN sender: a rogue pod poses as the gateway to a client',
   beforeAll(async () => {
     overlayIp = (await w.overlayAddress(a)) ?? '';
     expect(overlayIp).toMatch(/^172\.16\.0\.\d+$/);
-    await addCounter(a.host, 'raw', 'from-rogue', [
-      '-s',
-      rogue.podIp,
-      '-p',
-      'udp',
-      '--dport',
-      `${VXLAN_PORT}`,
-    ]);
-    await addCounter(a.host, 'filter', 'from-rogue', [
-      '-s',
-      rogue.podIp,
-      '-p',
-      'udp',
-      '--dport',
-      `${VXLAN_PORT}`,
-    ]);
+    const fromRogue = ['-s', rogue.podIp, '-p', 'udp', '--dport', `${VXLAN_PORT}`];
+    await addCounter(a.host, 'raw', 'from-rogue', fromRogue);
+    await addCounter(a.host, 'filter', 'from-rogue', fromRogue);
   });
 
   it('the counter sees it: without the guard, the client takes the frames and the rogue becomes its gateway', async () => {

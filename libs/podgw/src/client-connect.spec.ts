@@ -39,6 +39,14 @@ async function ourRoutes(pod: FakeClientPod, family: 'inet' | 'inet6' = 'inet'):
     .map((r) => [r.dst, r.gateway && `via ${r.gateway}`, `dev ${r.dev}`].filter(Boolean).join(' '));
 }
 
+/** Our INPUT chain's rules as the client should have them for the gateway pod `ip`. */
+const guardFor = (ip: string) => [
+  `-A KNET-PGW-IN -s ${ip}/32 -i eth0 -p udp -m udp --dport 4789 -j ACCEPT`,
+  '-A KNET-PGW-IN -p udp -m udp --dport 4789 -j DROP',
+  '-A KNET-PGW-IN -i vxlan0 -p udp -m udp --dport 68 -j ACCEPT',
+  '-A KNET-PGW-IN -p udp -m udp --dport 68 -j DROP',
+];
+
 /** Our INPUT chain's rules (IPv4). */
 const inputGuard = async (pod: FakeClientPod) =>
   (await pod.net.iptables.listRules('filter')).split('\n').filter((l) => l.startsWith('-A KNET-PGW-IN '));
@@ -197,12 +205,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     expect((await c.net.fdb.list({ dev: 'vxlan0' })).map((e) => e.dst)).toEqual(['192.0.2.11']);
     expect(await c.net.ip.listNeighbours({ dev: 'vxlan0' })).toEqual([]);
     // The overlay is now taken from the new gateway pod only.
-    expect(await inputGuard(c)).toEqual([
-      '-A KNET-PGW-IN -s 192.0.2.11/32 -i eth0 -p udp -m udp --dport 4789 -j ACCEPT',
-      '-A KNET-PGW-IN -p udp -m udp --dport 4789 -j DROP',
-      '-A KNET-PGW-IN -i vxlan0 -p udp -m udp --dport 68 -j ACCEPT',
-      '-A KNET-PGW-IN -p udp -m udp --dport 68 -j DROP',
-    ]);
+    expect(await inputGuard(c)).toEqual(guardFor('192.0.2.11'));
   });
 
   it('the overlay only from the gateway pod: an INPUT guard in our chain, before vxlan0 exists', async () => {
@@ -221,12 +224,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     await connectToGateway(c.ctx, c.plan, c.facts);
     expect(order).toEqual(['iptables', 'vxlan0']);
     expect((await c.net.iptables.listRules('filter')).split('\n')).toContain('-A INPUT -j KNET-PGW-IN');
-    expect(await inputGuard(c)).toEqual([
-      '-A KNET-PGW-IN -s 192.0.2.10/32 -i eth0 -p udp -m udp --dport 4789 -j ACCEPT',
-      '-A KNET-PGW-IN -p udp -m udp --dport 4789 -j DROP',
-      '-A KNET-PGW-IN -i vxlan0 -p udp -m udp --dport 68 -j ACCEPT',
-      '-A KNET-PGW-IN -p udp -m udp --dport 68 -j DROP',
-    ]);
+    expect(await inputGuard(c)).toEqual(guardFor('192.0.2.10'));
   });
 
   it('the gateway re-created with its old pod IP: its old MAC (neighbour of NET.1) is forgotten', async () => {
