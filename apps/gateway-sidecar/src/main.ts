@@ -1,5 +1,5 @@
 import { ExecaRunner, createHostNet } from '@knet/host-net';
-import { discoverGatewayFacts, ensureGatewayRules, killSwitchOn, loadConfig, planGateway } from '@knet/podgw';
+import { discoverGatewayFacts, ensureGatewayRules, loadConfig, planGateway } from '@knet/podgw';
 import { parseOptions, runMain, startApp } from '@knet/runtime';
 import { program } from './options';
 import { RulesWatch } from './rules-watch';
@@ -20,7 +20,7 @@ void runMain('gateway-sidecar', async () => {
     await discoverGatewayFacts(net, config.settings, opts),
   );
   const rules = new RulesWatch({
-    reconcile: () => ensureGatewayRules(net, plan, killSwitchOn(config.settings), app.logger),
+    reconcile: () => ensureGatewayRules(net, plan, app.logger),
     intervalMs: opts.resyncInterval,
     logger: app.logger,
     registry: app.registry,

@@ -117,14 +117,20 @@ describe('pod-gateway in network namespaces', () => {
     expect(await w.whoami(b.host, INTERNET, 7, 1500)).toMatch(/^(timeout|error )/);
     expect(await leakedToRouter()).toBe(0);
 
-    // The same without the kill switch leaks (so the counter does see leaks), then back on.
+    // The same without the kill switch leaks (so the counter does see leaks), then back on. The
+    // sidecar, which would put the kill switch back within a resync, is stopped meanwhile, and the
+    // DROP policy the kill switch left on FORWARD is opened by hand.
+    process.kill(gw.sidecar!.pid, 'SIGTERM');
+    await gw.sidecar!.exited;
     expect((await w.gatewayInit(gw, resolv, { VPN_BLOCK_OTHER_TRAFFIC: 'false' })).exitCode).toBe(0);
+    await gw.host.exec('iptables', ['-P', 'FORWARD', 'ACCEPT']);
     await w.whoami(a.host, INTERNET, 7, 1500);
     expect(await leakedToRouter()).toBeGreaterThan(0);
     expect((await w.gatewayInit(gw, resolv)).exitCode).toBe(0);
     await gw.host.ip('link', 'set', 'tun0', 'up');
     await gw.host.ip('route', 'replace', '0.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
     await gw.host.ip('route', 'replace', '128.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
+    await w.startGatewaySidecar(gw, resolv);
     expect(await w.whoami(a.host, INTERNET)).toBe('203.0.113.2');
   });
 

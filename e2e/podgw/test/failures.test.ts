@@ -57,12 +57,21 @@ describe('client-init when the gateway cannot be reached', () => {
     ]);
   });
 
-  it('a bad nat.conf line: exit 2, one line', async () => {
-    writeFileSync(join(w.configDir, 'bad-nat.conf'), 'web 10 tcp:80\nweb 11\n');
-    const r = await w.clientInit(c, [`--nat-config=${join(w.configDir, 'bad-nat.conf')}`]);
+  it("a bad nat.conf line for this pod: exit 2, one line; another pod's bad line: a warning only", async () => {
+    const file = join(w.configDir, 'bad-nat.conf');
+    writeFileSync(file, 'web 10 tcp:80\nlonely 1000\nweb 11\n');
+    const r = await w.clientInit(c, [`--nat-config=${file}`, '--dhcp-timeout=1s']);
     expect(r.exitCode).toBe(2);
     expect(oneLine(r.stderr)).toEqual([
-      `client-init: error: ${join(w.configDir, 'bad-nat.conf')}:2: hostname web is already listed at ${join(w.configDir, 'bad-nat.conf')}:1`,
+      `client-init: error: ${file}:2: static address "1000" must be the last octet, from 2 to 19 (below VXLAN_GATEWAY_FIRST_DYNAMIC_IP=20) (this pod's line: fix it and the pod starts; other pods are not affected)`,
     ]);
+    // web's duplicate line stops web only: this pod goes on (to the DHCP timeout: no gateway here).
+    writeFileSync(file, 'web 10 tcp:80\nweb 11\n');
+    const other = await w.clientInit(c, [`--nat-config=${file}`, '--dhcp-timeout=1s']);
+    expect(other.exitCode).toBe(1);
+    expect(other.stdout).toContain(
+      `${file}:2: hostname web is already listed at ${file}:1 (line skipped: pod web will not start)`,
+    );
+    expect(oneLine(other.stderr)[0]).toMatch(/^client-init: vxlan0: no DHCP lease within 1000 ms/);
   });
 });

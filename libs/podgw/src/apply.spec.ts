@@ -77,7 +77,11 @@ const outFirst = (family: 4 | 6) => [
 /** In this order: the kill switch (filter) before anything that forwards. */
 const FRESH_CHANGES = [
   'iptables: missing-chain KNET-PGW-IN, missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps INPUT, jumps FORWARD, jumps OUTPUT',
+  'iptables: FORWARD policy DROP',
+  'iptables: OUTPUT policy DROP',
   'ip6tables: missing-chain KNET-PGW-IN, missing-chain KNET-PGW-FWD, missing-chain KNET-PGW-OUT, jumps INPUT, jumps FORWARD, jumps OUTPUT',
+  'ip6tables: FORWARD policy DROP',
+  'ip6tables: OUTPUT policy DROP',
   'iptables: missing-chain KNET-PGW-POST, missing-chain KNET-PGW-PRE, jumps PREROUTING, jumps POSTROUTING',
   'sysctl net.ipv4.ip_forward=1',
   'link vxlan0 (vxlan id 42 dstport 4789 dev eth0): missing',
@@ -211,8 +215,9 @@ describe('the kill switch, as rules in our own chains', () => {
       '-A KNET-PGW-OUT -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT',
       '-A KNET-PGW-OUT -j DROP',
     ]);
-    // The built-in chains keep their ACCEPT policies: the switch is ours to remove again.
-    expect(await net.iptables.listRules('filter')).toMatch(/^-P FORWARD ACCEPT$/m);
+    // FORWARD and OUTPUT get the DROP policy too: a flush of the chains (a VPN container's script)
+    // leaves the gateway closed until gateway-sidecar puts our jumps back.
+    expect(await net.iptables.listRules('filter')).toMatch(/^-P FORWARD DROP\n-P OUTPUT DROP$/m);
   });
 
   it('on: IPv6 is cut off the same way, neighbour discovery allowed', async () => {
@@ -553,7 +558,7 @@ describe('applyGatewayPlan when a command fails', () => {
       );
     await expect(applyGatewayPlan(net, plan())).rejects.toThrow('Operation not permitted');
     // The steps before the rule stay done; the retry does the rest, and then nothing.
-    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(6));
+    expect(await applyGatewayPlan(net, plan())).toEqual(FRESH_CHANGES.slice(10));
     expect(await applyGatewayPlan(net, plan())).toEqual([]);
   });
 });

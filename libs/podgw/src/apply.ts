@@ -214,6 +214,51 @@ export async function ensureIptables(
   return result.changed ? [`${binary}: ${summarizeDrift(result.drift)}`] : [];
 }
 
+/** The built-in chains whose policy the kill switch sets to DROP. */
+export const KILL_SWITCH_CHAINS = ['FORWARD', 'OUTPUT'] as const;
+
+/**
+ * FORWARD and OUTPUT of the filter table have the DROP policy. The kill switch itself is the DROP
+ * at the end of our own chains; the policy is its second line: `iptables -F` (a VPN container's
+ * up/down script, `wg-quick`'s PostDown) removes our jumps but keeps the policies, so the gateway
+ * stays closed until gateway-sidecar restores them (within one --resync-interval). With our jumps
+ * in place the policy is never reached: our chains accept what the gateway needs and drop the rest.
+ */
+export async function ensureDropPolicies(backend: IptablesBackend, logger?: Logger): Promise<Changes> {
+  const binary = backend.family === 'inet6' ? 'ip6tables' : 'iptables';
+  const printed = await backend.listRules('filter');
+  const changes: Changes = [];
+  for (const chain of KILL_SWITCH_CHAINS) {
+    if (printed.split('\n').some((l) => l.trim() === `-P ${chain} DROP`)) continue;
+    await backend.command(['-t', 'filter', '-P', chain, 'DROP']);
+    logger?.debug({ chain }, `${binary}: policy DROP`);
+    changes.push(`${binary}: ${chain} policy DROP`);
+  }
+  return changes;
+}
+
+/**
+ * The gateway's iptables rules as planned, in the order that never opens the gateway: the filter
+ * tables (the kill switch, IPv4 then IPv6, each followed by its DROP policies when `killSwitch`),
+ * then nat. gateway-init applies them before anything can forward; gateway-sidecar re-applies
+ * them every --resync-interval.
+ */
+export async function ensureGatewayRules(
+  net: Pick<PodNet, 'iptables' | 'ip6tables' | 'sysctl'>,
+  plan: Pick<GatewayPlan, 'iptables' | 'ip6tables' | 'killSwitch'>,
+  logger?: Logger,
+): Promise<Changes> {
+  const changes: Changes = [];
+  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['filter'], logger)));
+  if (plan.killSwitch) changes.push(...(await ensureDropPolicies(net.iptables, logger)));
+  const v6 = await ensureIp6tables(net, plan.ip6tables, ['filter'], logger);
+  changes.push(...v6);
+  if (plan.killSwitch && (await ipv6Available(net)))
+    changes.push(...(await ensureDropPolicies(net.ip6tables, logger)));
+  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['nat'], logger)));
+  return changes;
+}
+
 /**
  * Applies the gateway's plan; returns what changed (nothing when it was already so). Fails closed:
  * the filter rules (the kill switch) are committed first, before anything that lets a packet be
@@ -222,10 +267,7 @@ export async function ensureIptables(
  * its clients' traffic as soon as vxlan0 is up, and would send it out of eth0.
  */
 export async function applyGatewayPlan(net: PodNet, plan: GatewayPlan, logger?: Logger): Promise<Changes> {
-  const changes: Changes = [];
-  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['filter'], logger)));
-  changes.push(...(await ensureIp6tables(net, plan.ip6tables, ['filter'], logger)));
-  changes.push(...(await ensureIptables(net.iptables, plan.iptables, ['nat'], logger)));
+  const changes: Changes = await ensureGatewayRules(net, plan, logger);
   for (const s of plan.sysctls) changes.push(...(await ensureSysctl(net, s.key, s.value)));
   changes.push(...(await setVxlan(net, plan.vxlan, logger)));
   changes.push(...(await setOnlyAddress(net, plan.vxlan.name, plan.address)));

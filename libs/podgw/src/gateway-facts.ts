@@ -41,7 +41,7 @@ export function gatewaySummary(
     address: plan.address,
     vxlan: { id: plan.vxlan.id, port: plan.vxlan.dstPort, dev: plan.vxlan.dev },
     vpnInterface: settings.vpnInterface ?? null,
-    killSwitch: Boolean(settings.vpnInterface && settings.vpnBlockOtherTraffic),
+    killSwitch: plan.killSwitch,
     portForwards: nat.reduce((n, e) => n + e.ports.length, 0),
     changes: changes.length,
   };

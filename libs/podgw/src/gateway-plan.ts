@@ -54,6 +54,13 @@ export interface GatewayPlan {
   routes: RouteSpec[];
   iptables: IptablesRuleSet[];
   ip6tables: IptablesRuleSet[];
+  /** VPN_BLOCK_OTHER_TRAFFIC with a VPN_INTERFACE: FORWARD and OUTPUT also get the DROP policy. */
+  killSwitch: boolean;
+}
+
+/** The kill switch is on: VPN_BLOCK_OTHER_TRAFFIC with a VPN_INTERFACE. */
+export function killSwitchOn(settings: Pick<Settings, 'vpnInterface' | 'vpnBlockOtherTraffic'>): boolean {
+  return Boolean(settings.vpnInterface && settings.vpnBlockOtherTraffic);
 }
 
 const chain = (name: string) => `${CHAIN_PREFIX}${name}`;
@@ -232,6 +239,7 @@ export function planGateway(settings: Settings, nat: readonly NatEntry[], facts:
     routes,
     iptables,
     ip6tables,
+    killSwitch: killSwitchOn(settings),
   };
 }
 

@@ -11,4 +11,3 @@ export * from './state';
 export * from './resolv-conf';
 export * from './fake-pods';
 export * from './gateway-facts';
-export * from './gateway-rules';
