@@ -23,7 +23,7 @@ const GATEWAY_NAME = `${NAME}.${NS}.svc.cluster.local`;
 /** Values with every feature on: JSON is YAML, so they go to helm as a values file, typed as users write them. */
 const FULL = {
   routedNamespaces: ROUTED,
-  clientServiceAccounts: ['default', 'jobs'],
+  clientServiceAccounts: ['batch', 'jobs'],
   settings: {
     K8S_DNS_IPS: '10.0.0.10',
     NOT_ROUTED_TO_GATEWAY_CIDRS: ['10.0.0.0/24', '10.244.0.0/16'],
@@ -248,7 +248,8 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
     });
     expect(init.securityContext?.allowPrivilegeEscalation).toBeUndefined();
 
-    // gateway-sidecar: root in the pod's netns, but only NET_ADMIN (fdb) and NET_BIND_SERVICE (53, 67).
+    // gateway-sidecar: root in the pod's netns, but only NET_ADMIN (fdb, iptables), NET_RAW (iptables'
+    // legacy backend) and NET_BIND_SERVICE (53, 67).
     const sidecar = container(pod.containers, 'gateway-sidecar');
     expect(sidecar.image).toBe('knet/gateway-sidecar:0.1.0');
     expect(sidecar.securityContext).toEqual({
@@ -257,9 +258,13 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
       privileged: false,
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_BIND_SERVICE'] },
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
+    // It keeps gateway-init's rules in place (iptables takes /run/xtables.lock) every 2 s.
+    expect(sidecar.args).toEqual(expect.arrayContaining(['--resync-interval=2s']));
+    expect(sidecar.args?.some((a) => a.startsWith('--dns-upstream'))).toBe(false);
+    expect(sidecar.volumeMounts).toContainEqual({ name: 'run', mountPath: '/run' });
     expect(sidecar.ports).toContainEqual({ name: 'http', containerPort: 8080, protocol: 'TCP' });
     expect(sidecar.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'http' });
     expect(sidecar.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'http' });
@@ -311,7 +316,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
         { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
       ]);
       expect(find(objects, 'RoleBinding', ns).subjects).toEqual([
-        { kind: 'ServiceAccount', name: 'default', namespace: ns },
+        { kind: 'ServiceAccount', name: 'batch', namespace: ns },
         { kind: 'ServiceAccount', name: 'jobs', namespace: ns },
       ]);
     }
@@ -720,7 +725,8 @@ describe('values are checked before anything is rendered', () => {
 });
 
 describe('a real install: the ConfigMap and the client RBAC in every routed namespace', () => {
-  const sa = (ns: string, name = 'default') => serviceAccountUser(ns, name);
+  /** The ServiceAccount the routed Jobs run as, listed in clientServiceAccounts. */
+  const sa = (ns: string, name = 'routed') => serviceAccountUser(ns, name);
   let notes: string;
 
   beforeAll(async () => {
@@ -743,6 +749,8 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       NS,
       '--set',
       `routedNamespaces={${ROUTED.join(',')}}`,
+      '--set',
+      'clientServiceAccounts={routed}',
     ]);
     if (r.exitCode !== 0) throw new Error(`helm install failed: ${r.stderr}`);
     notes = r.stdout;
@@ -824,6 +832,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       [sa('media'), ['get', 'pods', '-n', NS]], // the gateway's
       [sa('media'), ['get', 'pods', '-n', 'default']],
       [sa('media', 'other'), ['get', 'pods', '-n', 'media']], // not in clientServiceAccounts
+      [sa('media', 'default'), ['get', 'pods', '-n', 'media']], // nor the namespace's default
       [sa(NS), ['get', 'pods', '-n', NS]], // the gateway pod needs no API access
     ];
     for (const [user, args] of no)
@@ -831,12 +840,12 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
   });
 
   it('with a real token: the ServiceAccount reads a pod, but cannot list them', async () => {
-    const kubeconfig = await host.serviceAccountKubeconfig('media', 'default');
+    const kubeconfig = await host.serviceAccountKubeconfig('media', 'routed');
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'routed-app', namespace: 'media' },
-      spec: { containers: [{ name: 'app', image: 'busybox' }] },
+      spec: { serviceAccountName: 'routed', containers: [{ name: 'app', image: 'busybox' }] },
     };
     await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(pod) });
     expect(
