@@ -1,3 +1,4 @@
+import { BridgeFdbWatcher } from '@knet/dhcp';
 import { ExecaRunner, createHostNet } from '@knet/host-net';
 import { discoverGatewayFacts, ensureGatewayRules, loadConfig, planGateway } from '@knet/podgw';
 import { parseOptions, runMain, startApp } from '@knet/runtime';
@@ -30,6 +31,7 @@ void runMain('gateway-sidecar', async () => {
     config,
     ip: net.ip,
     fdb: net.fdb,
+    fdbWatcher: new BridgeFdbWatcher({ logger: app.logger }),
     logger: app.logger,
     registry: app.registry,
   });

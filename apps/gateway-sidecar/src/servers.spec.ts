@@ -143,6 +143,8 @@ describe('OverlayServers', () => {
       expect(servers.dns.upstreams.map((u) => u.address)).toEqual(['203.0.113.53']); // not resolv.conf's
       expect(servers.gate?.allowed([upstream])).toEqual([]); // leaves by eth0
       expect(await registry.metrics()).toContain('knet_podgw_dns_upstreams{state="blocked"} 1');
+      // The DHCP server's counters are exported too.
+      expect(await registry.metrics()).toMatch(/^knet_dhcp_pool_addresses\{state="free"\} \d+$/m);
       await net.ip.addVeth('tun0', 'peer1');
       await net.ip.addAddress('tun0', '203.0.113.2/24');
       await net.ip.setLink('tun0', { up: true });

@@ -2,7 +2,7 @@
 // nat.conf: main.ts only wires this to the process (options, logger, metrics endpoint, shutdown).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DhcpServer, FdbVtepFlooder, type DhcpSocketFactory } from '@knet/dhcp';
+import { DhcpServer, FdbVtepFlooder, type DhcpSocketFactory, type FdbWatcher } from '@knet/dhcp';
 import { DnsServer, RouteUpstreamGate, parseResolvConf, splitRulesFromSettings } from '@knet/dns';
 import type { BridgeFdb, IpRoute } from '@knet/host-net';
 import { VXLAN_DEVICE, overlay, saveOriginalResolvConf, type PodgwConfig } from '@knet/podgw';
@@ -28,6 +28,8 @@ export interface OverlayServersOptions {
   localDomain?: string | undefined;
   /** vxlan0's flood list, which the DHCP server keeps for its broadcast replies. */
   fdb: BridgeFdb;
+  /** FDB changes as they happen, so a lease starts no `bridge` process (default: list per client). */
+  fdbWatcher?: FdbWatcher;
   logger: Logger;
   registry: Registry;
   /** DHCP sockets (default: the machine's). */
@@ -112,8 +114,14 @@ export class OverlayServers {
       ...(settings.vpnInterfaceMtu !== undefined ? { mtu: settings.vpnInterfaceMtu } : {}),
       ...(o.localDomain ? { domain: o.localDomain } : {}),
       leaseFile: join(o.stateDir, 'leases.json'),
-      flooder: new FdbVtepFlooder({ fdb: o.fdb, dev: VXLAN_DEVICE, logger: o.logger }),
+      flooder: new FdbVtepFlooder({
+        fdb: o.fdb,
+        dev: VXLAN_DEVICE,
+        logger: o.logger,
+        ...(o.fdbWatcher ? { watcher: o.fdbWatcher } : {}),
+      }),
       logger: o.logger,
+      registry: o.registry,
       onLeasesChanged: (leased) => this.dns.setHosts(clientHosts(leased, nat, ov.address)),
       ...(o.dhcpSocketFactory ? { socketFactory: o.dhcpSocketFactory } : {}),
     });
