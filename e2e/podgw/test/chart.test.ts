@@ -23,6 +23,13 @@ const GATEWAY_NAME = `${NAME}.${NS}.svc.cluster.local`;
 /** Values with every feature on: JSON is YAML, so they go to helm as a values file, typed as users write them. */
 const FULL = {
   routedNamespaces: ROUTED,
+  gatewaySidecar: {
+    image: { repository: 'knet/gateway-sidecar' },
+    healthPort: 8080,
+    leasesClaim: 'gateway-leases',
+    dnsUpstream: ['10.64.0.1', '10.64.0.2#5353'],
+    resyncInterval: '500ms',
+  },
   clientServiceAccounts: ['batch', 'jobs'],
   settings: {
     K8S_DNS_IPS: '10.0.0.10',
@@ -87,6 +94,7 @@ interface Volume {
   name: string;
   configMap?: { name: string };
   emptyDir?: Record<string, unknown>;
+  persistentVolumeClaim?: { claimName: string };
   secret?: { secretName: string };
 }
 interface PodSpec {
@@ -320,6 +328,16 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
         { kind: 'ServiceAccount', name: 'jobs', namespace: ns },
       ]);
     }
+
+    // The leases on a PersistentVolumeClaim; explicit DNS upstreams and resync period for the sidecar.
+    const full = podSpec(objects);
+    expect(full.volumes.find((v) => v.name === 'state')).toEqual({
+      name: 'state',
+      persistentVolumeClaim: { claimName: 'gateway-leases' },
+    });
+    expect(container(full.containers, 'gateway-sidecar').args).toEqual(
+      expect.arrayContaining(['--dns-upstream=10.64.0.1,10.64.0.2#5353', '--resync-interval=500ms']),
+    );
 
     // The VPN container as given, named "vpn", with the default NET_ADMIN, and its volume.
     const pod = podSpec(objects);
