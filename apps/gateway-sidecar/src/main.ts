@@ -1,6 +1,6 @@
 import { BridgeFdbWatcher } from '@knet/dhcp';
 import { ExecaRunner, createHostNet } from '@knet/host-net';
-import { discoverGatewayFacts, ensureGatewayRules, loadConfig, planGateway } from '@knet/podgw';
+import { VXLAN_DEVICE, discoverGatewayFacts, ensureGatewayRules, loadConfig, planGateway } from '@knet/podgw';
 import { parseOptions, runMain, startApp } from '@knet/runtime';
 import { program } from './options';
 import { RulesWatch } from './rules-watch';
@@ -32,6 +32,7 @@ void runMain('gateway-sidecar', async () => {
     ip: net.ip,
     fdb: net.fdb,
     fdbWatcher: new BridgeFdbWatcher({ logger: app.logger }),
+    vxlanMac: (await net.ip.getLink(VXLAN_DEVICE)).mac,
     logger: app.logger,
     registry: app.registry,
   });

@@ -30,6 +30,11 @@ export interface OverlayServersOptions {
   fdb: BridgeFdb;
   /** FDB changes as they happen, so a lease starts no `bridge` process (default: list per client). */
   fdbWatcher?: FdbWatcher;
+  /**
+   * vxlan0's MAC: DHCP replies then go straight to the client's VTEP as VXLAN datagrams, at once
+   * and to that client alone (default: the kernel's broadcast, once the flood entry is there).
+   */
+  vxlanMac?: string | undefined;
   logger: Logger;
   registry: Registry;
   /** DHCP sockets (default: the machine's). */
@@ -99,6 +104,7 @@ export class OverlayServers {
       split: splitRulesFromSettings(settings, original),
       ...(this.gate ? { gate: this.gate } : {}),
       ...(o.localDomain ? { domain: o.localDomain } : {}),
+      ...(o.vxlanMac ? { vxlan: { vni: settings.vxlanId, port: settings.vxlanPort, mac: o.vxlanMac } } : {}),
       logger: o.logger,
       registry: o.registry,
     });
@@ -120,6 +126,7 @@ export class OverlayServers {
         logger: o.logger,
         ...(o.fdbWatcher ? { watcher: o.fdbWatcher } : {}),
       }),
+      ...(o.vxlanMac ? { vxlan: { vni: settings.vxlanId, port: settings.vxlanPort, mac: o.vxlanMac } } : {}),
       logger: o.logger,
       registry: o.registry,
       onLeasesChanged: (leased) => this.dns.setHosts(clientHosts(leased, nat, ov.address)),

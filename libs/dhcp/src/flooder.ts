@@ -18,6 +18,8 @@ export interface VtepFlooder {
   /** Called by DhcpServer.start() / stop(). */
   start?(): Promise<void>;
   stop?(): Promise<void>;
+  /** The VTEP (pod IP) behind a client MAC, if known: the server may then send it replies directly. */
+  vtepOf?(chaddr: string): Promise<string | undefined>;
 }
 
 export interface FdbVtepFlooderOptions {
@@ -178,6 +180,19 @@ export class FdbVtepFlooder implements VtepFlooder {
       );
     }
     return p;
+  }
+
+  /**
+   * The VTEP behind `chaddr`: watched, as soon as the learn event of the client's frame arrives
+   * (at most `watchWaitMs`); else from one listing. Undefined when it was not learned.
+   */
+  async vtepOf(chaddr: string): Promise<string | undefined> {
+    const mac = normalizeMac(chaddr);
+    if (this.options.watcher && this.watching) {
+      const wait = this.options.watchWaitMs ?? 250;
+      if (await this.waitFor(() => this.learned.has(mac), wait)) return this.learned.get(mac);
+    }
+    return (await this.list()).find((e) => e.mac.toLowerCase() === mac && e.dst)?.dst;
   }
 
   async ensure(chaddr: string): Promise<void> {

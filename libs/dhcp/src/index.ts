@@ -37,3 +37,4 @@ export {
   type Ipv4Network,
 } from './ipv4';
 export * from './fake-network';
+export * from './vxlan-frame';

@@ -13,6 +13,7 @@ import {
   type DhcpOptions,
 } from './codec';
 import type { VtepFlooder } from './flooder';
+import { vxlanBroadcastFrame } from './vxlan-frame';
 import { NeighbourTableCheck, type AddressInUseCheck } from './in-use';
 import { ANY_ADDRESS as ZERO, LIMITED_BROADCAST, inNetwork, isIPv4, parseNetwork } from './ipv4';
 import { LeaseFileWriter, readLeaseFile } from './lease-file';
@@ -59,6 +60,12 @@ export interface DhcpServerOptions {
   leaseFile?: string;
   /** Makes broadcasts reach the client's VTEP (see FdbVtepFlooder). */
   flooder?: VtepFlooder;
+  /**
+   * The serving device is this VXLAN device: a broadcast reply goes straight to the client's VTEP
+   * (`flooder.vtepOf`) as one VXLAN datagram (vxlan-frame.ts), at once and to that client alone;
+   * the flood entry is still added, after the reply. Without a known VTEP, the kernel broadcasts.
+   */
+  vxlan?: { vni: number; port: number; mac: string };
   logger: Logger;
   /** Server port (default 67). */
   port?: number;
@@ -143,6 +150,8 @@ export class DhcpServer {
   private exhaustedSinceWarn = 0;
   private lastInUseCheckWarn = -Infinity;
   private sockets: { recv: DhcpSocket; send: DhcpSocket } | undefined;
+  /** VXLAN datagrams to client VTEPs (with `vxlan`). */
+  private direct: DhcpSocket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private lastHosts = '';
@@ -234,13 +243,16 @@ export class DhcpServer {
     const factory = this.options.socketFactory ?? udpSocketFactory;
     const recv = factory();
     const send = factory();
+    const direct = this.options.vxlan ? factory() : undefined;
     try {
       await recv.bind(this.port, this.options.listenAddress ?? ZERO);
       await send.bind(this.port, this.options.serverAddress);
+      await direct?.bind(0, ZERO);
     } catch (err) {
-      await Promise.all([recv.close(), send.close(), this.options.flooder?.stop?.()]);
+      await Promise.all([recv.close(), send.close(), direct?.close(), this.options.flooder?.stop?.()]);
       throw err;
     }
+    this.direct = direct;
     const onMessage = (buf: Buffer, from: RemoteInfo) => {
       if (this.stopping) return;
       const p = this.handle(buf, from).finally(() => this.inFlight.delete(p));
@@ -273,6 +285,8 @@ export class DhcpServer {
     this.sockets = undefined;
     if (sockets) await Promise.all([sockets.recv.close(), sockets.send.close()]);
     await Promise.allSettled([...this.inFlight]);
+    await this.direct?.close();
+    this.direct = undefined;
     await this.options.flooder?.stop?.();
     await this.writer?.flush();
   }
@@ -658,6 +672,13 @@ export class DhcpServer {
       dest = req.ciaddr;
     } else {
       dest = LIMITED_BROADCAST;
+      if (await this.sendDirect(req.chaddr, buf)) {
+        this.count('sent', messageTypeName(type));
+        // The kernel's own broadcasts to the client (ARP) still need the flood entry: after the reply.
+        const p = this.flood(req.chaddr).finally(() => this.inFlight.delete(p));
+        this.inFlight.add(p);
+        return;
+      }
       await this.flood(req.chaddr);
     }
     try {
@@ -668,6 +689,33 @@ export class DhcpServer {
         { error: errorMessage(err), to: `${dest}:${this.clientPort}`, type: messageTypeName(type) },
         'dhcp: cannot send reply',
       );
+    }
+  }
+
+  /** Sends a broadcast reply as a VXLAN datagram to the client's VTEP; false when it cannot. */
+  private async sendDirect(chaddr: string, reply: Buffer): Promise<boolean> {
+    const { vxlan, flooder } = this.options;
+    const direct = this.direct;
+    if (!vxlan || !direct || !flooder?.vtepOf) return false;
+    try {
+      const vtep = await flooder.vtepOf(chaddr);
+      if (!vtep) return false;
+      const frame = vxlanBroadcastFrame({
+        vni: vxlan.vni,
+        srcMac: vxlan.mac,
+        srcIp: this.options.serverAddress,
+        payload: reply,
+        srcPort: this.port,
+        dstPort: this.clientPort,
+      });
+      await direct.send(frame, vxlan.port, vtep);
+      return true;
+    } catch (err) {
+      this.logger.warn(
+        { chaddr, error: errorMessage(err) },
+        'dhcp: cannot send the reply to the client VTEP',
+      );
+      return false;
     }
   }
 

@@ -87,6 +87,28 @@ describe('DhcpServer and DhcpClient over VXLAN (pod-gateway topology)', () => {
     expect(await floodList(gw)).toEqual([]);
   });
 
+  it('replies straight to the client VTEP: a lease without any flood entry, and only that client hears it', async () => {
+    const { gw, clients } = await overlay(2);
+    // Flood entries cannot be added at all: only a reply sent to the VTEP itself can arrive.
+    await startServer(gw, { vxlan: { vni: 42, port: 4789 }, watchFdb: false, noFloodEntries: true });
+    const [a, b] = clients as [NetHost, NetHost];
+    // The other client counts the DHCP replies its vxlan0 receives (255.255.255.255:68).
+    await b.exec('iptables', ['-t', 'raw', '-A', 'PREROUTING', '-i', 'vxlan0', '-p', 'udp', '--dport', '68']);
+    const lease = leaseOf(await runClient(a, { timeoutMs: 10_000 }));
+    expect(lease).toMatchObject({ address: '172.16.0.20', router: OVERLAY_GATEWAY });
+    expect(await floodList(gw)).toEqual([]);
+    const counted = (await b.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout;
+    expect(
+      Number(
+        counted
+          .split('\n')
+          .find((l) => l.includes('udp dpt:68'))
+          ?.trim()
+          .split(/\s+/)[0],
+      ),
+    ).toBe(0);
+  });
+
   it('gives two clients different addresses and a reserved hostname its reserved address', async () => {
     const { gw, clients } = await overlay(3);
     const server = await startServer(gw, { reservations: [{ hostname: 'torrent', ip: '172.16.0.5' }] });
