@@ -6,26 +6,17 @@
  *                      and DNS up, cluster DNS record updated) to the client routed through it again
  *                      (a TCP round trip to the internet host that arrives from the new VPN address)
  */
-import { writeFileSync } from 'node:fs';
-import { PodgwLab, median, until, type PodgwGateway as Gateway } from '@knet/testing';
+import { PodgwLab, median, until } from '@knet/testing';
 import type { BenchContext } from './context';
+import { NEXT_GATEWAY_IPS, removeGateway, startGateway } from './gateway';
 
-const { INTERNET, VPN_SERVER } = PodgwLab;
+const { INTERNET } = PodgwLab;
 
 export async function benchClient(ctx: BenchContext, rounds = 5): Promise<void> {
   const w = await PodgwLab.create();
   ctx.cleanup.defer('pod-gateway lab', () => w.dispose());
 
-  const startGateway = async (podIp: string, vpnIp: string): Promise<Gateway> => {
-    const gw = await w.addGateway(podIp, vpnIp);
-    const resolv = w.resolvConf(gw);
-    const init = await w.gatewayInit(gw, resolv);
-    if (init.exitCode !== 0) throw new Error(`gateway-init failed: ${init.stderr.trim()}`);
-    writeFileSync(resolv, `nameserver ${VPN_SERVER}\n`);
-    await w.startGatewaySidecar(gw, resolv);
-    return gw;
-  };
-  let gw = await startGateway('192.0.2.10', '203.0.113.2');
+  let gw = await startGateway(w, '192.0.2.10', '203.0.113.2');
 
   const routed: number[] = [];
   for (let i = 0; i < rounds; i++) {
@@ -52,15 +43,11 @@ export async function benchClient(ctx: BenchContext, rounds = 5): Promise<void> 
   if (init.exitCode !== 0) throw new Error(`client-init failed: ${init.stderr.trim()}`);
   await w.startClientSidecar(c);
   const recovery: number[] = [];
-  const addresses = ['192.0.2.11', '192.0.2.12', '192.0.2.13', '192.0.2.14', '192.0.2.15', '192.0.2.16'];
-  for (let i = 0; i < Math.min(rounds, addresses.length); i++) {
+  for (let i = 0; i < Math.min(rounds, NEXT_GATEWAY_IPS.length); i++) {
     // The old gateway pod goes away; a new one with a new IP starts serving.
-    const old = gw;
-    if (old.sidecar) process.kill(old.sidecar.pid, 'SIGTERM');
-    await old.host.ip('link', 'set', 'eth0', 'down');
-    await old.host.ip('link', 'set', 'tun0', 'down');
+    await removeGateway(gw);
     const vpnIp = `203.0.113.${3 + i}`;
-    gw = await startGateway(addresses[i] as string, vpnIp);
+    gw = await startGateway(w, NEXT_GATEWAY_IPS[i] as string, vpnIp);
     w.setClusterRecord(gw.podIp);
     const t0 = performance.now();
     await until(

@@ -8,11 +8,11 @@
  *                               every chain); from the flush to gateway-sidecar having the kill
  *                               switch's jump back in FORWARD. Goal: ≤ one --resync-interval
  */
-import { writeFileSync } from 'node:fs';
-import { PodgwLab, median, until, type PodgwGateway as Gateway } from '@knet/testing';
+import { PodgwLab, median, until } from '@knet/testing';
 import type { BenchContext } from './context';
+import { NEXT_GATEWAY_IPS, removeGateway, startGateway } from './gateway';
 
-const { INTERNET, VPN_SERVER } = PodgwLab;
+const { INTERNET } = PodgwLab;
 /** gateway-sidecar's default --resync-interval. */
 const RESYNC_MS = 2000;
 
@@ -20,32 +20,20 @@ export async function benchKillSwitch(ctx: BenchContext, rounds = 5): Promise<vo
   const w = await PodgwLab.create();
   ctx.cleanup.defer('pod-gateway lab (kill switch)', () => w.dispose());
 
-  const startGateway = async (podIp: string, vpnIp: string): Promise<Gateway> => {
-    const gw = await w.addGateway(podIp, vpnIp);
-    const resolv = w.resolvConf(gw);
-    const init = await w.gatewayInit(gw, resolv);
-    if (init.exitCode !== 0) throw new Error(`gateway-init failed: ${init.stderr.trim()}`);
-    writeFileSync(resolv, `nameserver ${VPN_SERVER}\n`);
-    await w.startGatewaySidecar(gw, resolv);
-    return gw;
-  };
-  let gw = await startGateway('192.0.2.10', '203.0.113.2');
+  let gw = await startGateway(w, '192.0.2.10', '203.0.113.2');
   const c = await w.addClient('bench-ks');
   const init = await w.clientInit(c);
   if (init.exitCode !== 0) throw new Error(`client-init failed: ${init.stderr.trim()}`);
   await w.startClientSidecar(c);
 
   const started: number[] = [];
-  const addresses = ['192.0.2.11', '192.0.2.12', '192.0.2.13', '192.0.2.14', '192.0.2.15', '192.0.2.16'];
-  for (let i = 0; i < Math.min(rounds, addresses.length); i++) {
-    const old = gw;
-    if (old.sidecar) process.kill(old.sidecar.pid, 'SIGTERM');
-    await old.host.ip('link', 'set', 'eth0', 'down');
-    await old.host.ip('link', 'set', 'tun0', 'down');
+  for (let i = 0; i < Math.min(rounds, NEXT_GATEWAY_IPS.length); i++) {
+    await removeGateway(gw);
+    const podIp = NEXT_GATEWAY_IPS[i] as string;
     const vpnIp = `203.0.113.${3 + i}`;
     const t0 = performance.now();
-    w.setClusterRecord(addresses[i] as string);
-    gw = await startGateway(addresses[i] as string, vpnIp);
+    w.setClusterRecord(podIp);
+    gw = await startGateway(w, podIp, vpnIp);
     await until(
       `the client to be routed through the new gateway (${vpnIp})`,
       async () => (await w.whoami(c.host, INTERNET, 7, 500)) === vpnIp,

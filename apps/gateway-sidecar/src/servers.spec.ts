@@ -156,30 +156,10 @@ describe('OverlayServers', () => {
     }
   });
 
-  it('refuses GATEWAY_ENABLE_DNSSEC=true, which would promise a validation it does not do', () => {
-    const make = (value: string) =>
-      new OverlayServers({
-        config: config({ GATEWAY_ENABLE_DNSSEC: value }),
-        stateDir: join(dir, 'state'),
-        resolvConf: join(dir, 'resolv.conf'),
-        dnsPort: 53,
-        resyncInterval: 1000,
-        leaseTime: 3_600_000,
-        ip: net.ip,
-        fdb: net.fdb,
-        logger: new RecordingLogger(),
-        registry: new Registry(),
-      });
-    expect(() => make('true')).toThrow(UsageError);
-    expect(() => make('true')).toThrow(
-      /^GATEWAY_ENABLE_DNSSEC=true \(from env GATEWAY_ENABLE_DNSSEC\): this gateway does not validate DNSSEC itself .* or set it to false$/,
-    );
-    expect(make('false').dns).toBeDefined();
-  });
-
-  it('has no DNS gate without the kill switch', () => {
-    const servers = new OverlayServers({
-      config: config({ VPN_BLOCK_OTHER_TRAFFIC: 'false' }),
+  /** Servers built (not started) from these settings. */
+  const built = (env: Record<string, string>) =>
+    new OverlayServers({
+      config: config(env),
       stateDir: join(dir, 'state'),
       resolvConf: join(dir, 'resolv.conf'),
       dnsPort: 53,
@@ -190,6 +170,16 @@ describe('OverlayServers', () => {
       logger: new RecordingLogger(),
       registry: new Registry(),
     });
-    expect(servers.gate).toBeUndefined();
+
+  it('refuses GATEWAY_ENABLE_DNSSEC=true, which would promise a validation it does not do', () => {
+    expect(() => built({ GATEWAY_ENABLE_DNSSEC: 'true' })).toThrow(UsageError);
+    expect(() => built({ GATEWAY_ENABLE_DNSSEC: 'true' })).toThrow(
+      /^GATEWAY_ENABLE_DNSSEC=true \(from env GATEWAY_ENABLE_DNSSEC\): this gateway does not validate DNSSEC itself .* or set it to false$/,
+    );
+    expect(built({ GATEWAY_ENABLE_DNSSEC: 'false' }).dns).toBeDefined();
+  });
+
+  it('has no DNS gate without the kill switch', () => {
+    expect(built({ VPN_BLOCK_OTHER_TRAFFIC: 'false' }).gate).toBeUndefined();
   });
 });
