@@ -181,7 +181,8 @@ describe('connectToGateway with a static address (nat.conf)', () => {
     expect((await connectToGateway(c.ctx, c.plan, c.facts)).changes).toEqual([]);
   });
 
-  it('the gateway pod moved: the flood entry and the route follow it, stale neighbours are forgotten', async () => {
+  /** A client connected to its gateway, with a neighbour entry for NET.1 (the gateway's vxlan0 MAC). */
+  async function connectedWithNeighbour() {
     const c = await client(options);
     await isolatePod(c.ctx, c.plan, c.facts);
     await connectToGateway(c.ctx, c.plan, c.facts);
@@ -191,6 +192,11 @@ describe('connectToGateway with a static address (nat.conf)', () => {
       lladdr: '02:00:5e:00:53:01',
       nud: 'reachable',
     });
+    return c;
+  }
+
+  it('the gateway pod moved: the flood entry and the route follow it, stale neighbours are forgotten', async () => {
+    const c = await connectedWithNeighbour();
     c.ctx.settings.gatewayName = '192.0.2.11';
     const conn = await connectToGateway(c.ctx, c.plan, c.facts);
     expect(conn.gatewayIp).toBe('192.0.2.11');
@@ -228,15 +234,7 @@ describe('connectToGateway with a static address (nat.conf)', () => {
   });
 
   it('the gateway re-created with its old pod IP: its old MAC (neighbour of NET.1) is forgotten', async () => {
-    const c = await client(options);
-    await isolatePod(c.ctx, c.plan, c.facts);
-    await connectToGateway(c.ctx, c.plan, c.facts);
-    await c.net.ip.replaceNeighbour({
-      dst: '172.16.0.1',
-      dev: 'vxlan0',
-      lladdr: '02:00:5e:00:53:01',
-      nud: 'reachable',
-    });
+    const c = await connectedWithNeighbour();
     const conn = await connectToGateway(c.ctx, c.plan, c.facts);
     expect(conn.gatewayIp).toBe('192.0.2.10');
     expect(conn.changes).toEqual(['neighbour 172.16.0.1 on vxlan0 forgotten']);
