@@ -806,6 +806,9 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(full).toContain('GATEWAY_NAME: notes-pod-gateway.vpn-gateway.svc.cluster.local');
     expect(full).toContain('VPN interface wg0: brought up by the container "vpn".');
     expect(full).toContain('Kill switch ON: client traffic leaves only through wg0');
+    expect(full).toMatch(
+      /have no Internet access, DNS included: names outside DNS_LOCAL_CIDRS are only forwarded to\s+nameservers routed through wg0/,
+    );
     expect(full).toContain('VPN_TRAFFIC_PORT 51820,443');
     expect(full).toContain('NetworkPolicy notes-pod-gateway: in, only the overlay (UDP 4789)');
     expect(full).toContain('3 static client(s) in nat.conf');
