@@ -1,5 +1,5 @@
 // The DHCP server's counters for Prometheus, read at scrape time (nothing per packet).
-import { Counter, Gauge, type Registry } from '@knet/runtime';
+import { Counter, Gauge, growthFeeder, type Registry } from '@knet/runtime';
 import type { LeaseUsage } from './pool';
 
 /** What {@link registerDhcpMetrics} reads at each scrape. */
@@ -26,13 +26,8 @@ export function registerDhcpMetrics(
   source: () => DhcpMetricsSource,
   prefix = 'knet_dhcp_',
 ): void {
-  const last = new Map<string, number>();
   // Counters are fed the growth since the last scrape.
-  const grow = (c: Counter<string>, key: string, labels: Record<string, string>, value: number) => {
-    const d = value - (last.get(key) ?? 0);
-    if (d > 0) c.inc(labels, d);
-    last.set(key, value);
-  };
+  const grow = growthFeeder();
   new Counter({
     name: `${prefix}packets_total`,
     help: 'DHCP packets received and sent, by direction and message type',

@@ -1,5 +1,5 @@
 // Counters of the DNS server: plain numbers on the hot path, exported to Prometheus at scrape time.
-import { Counter, Gauge, type Registry } from '@knet/runtime';
+import { Counter, Gauge, growthFeeder, type Registry } from '@knet/runtime';
 
 export interface DnsStats {
   /** Answered from the cache. */
@@ -51,13 +51,10 @@ export function registerDnsMetrics(
   source: () => { stats: DnsStats; cacheEntries: number },
   prefix = 'knet_dns_',
 ): void {
-  // Counters are fed the growth since the last scrape.
-  const last = createStats();
-  const grow = (c: Counter<string>, labels: Record<string, string>, key: keyof DnsStats, s: DnsStats) => {
-    const d = s[key] - last[key];
-    if (d > 0) c.inc(labels, d);
-    last[key] = s[key];
-  };
+  // Counters are fed the growth since the last scrape (each field feeds one series).
+  const feed = growthFeeder();
+  const grow = (c: Counter<string>, labels: Record<string, string>, key: keyof DnsStats, s: DnsStats) =>
+    feed(c, key, labels, s[key]);
   /** A counter with one label, a series per value, each fed by its field of the stats. */
   const labelled = (name: string, help: string, label: string, series: Record<string, keyof DnsStats>) =>
     new Counter({

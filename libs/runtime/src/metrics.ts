@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry, type Counter } from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 
@@ -23,4 +23,27 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Reg
     collectDefaultMetrics({ register: registry, ...(options.prefix ? { prefix: options.prefix } : {}) });
   }
   return registry;
+}
+
+/** Feeds a counter the growth of a running total since the last call for the same key. */
+export type GrowthFeeder = (
+  counter: Counter<string>,
+  key: string,
+  labels: Record<string, string>,
+  total: number,
+) => void;
+
+/**
+ * Counters fed at scrape time from running totals the code keeps as plain numbers (nothing per
+ * packet or query on the hot path): each call increments `counter` by how much `total` grew since
+ * the last call with the same `key` (one key per series). A total that went down (a reset) adds
+ * nothing and becomes the new base.
+ */
+export function growthFeeder(): GrowthFeeder {
+  const last = new Map<string, number>();
+  return (counter, key, labels, total) => {
+    const d = total - (last.get(key) ?? 0);
+    if (d > 0) counter.inc(labels, d);
+    last.set(key, total);
+  };
 }
