@@ -5,7 +5,7 @@
  */
 import { CommandError, ipArgs, ipFailure, sysctlArgs, type FakeHostNet } from '@knet/host-net';
 import { RecordingLogger } from '@knet/runtime';
-import { applyGatewayPlan, connectedRoutes } from './apply';
+import { applyGatewayPlan, connectedRoutes, ensureGatewayRules } from './apply';
 import { createFakeGatewayPod as gatewayPod } from './fake-pods';
 import { planGateway, type GatewayPlan } from './gateway-plan';
 import { parseNatConf } from './natconf';
@@ -179,6 +179,12 @@ describe('applyGatewayPlan on a fresh gateway pod', () => {
       }),
     ]);
     expect(await applyGatewayPlan(net, plan(), logger)).toEqual([]);
+    // gateway-sidecar re-applies the rules every few seconds: the kernel is asked once, and the
+    // missing IPv6 said once.
+    expect(await ensureGatewayRules(net, plan(), logger)).toEqual([]);
+    const asked = (net.sysctl.get as jest.Mock).mock.calls.filter(([k]) => String(k).startsWith('net.ipv6.'));
+    expect(asked).toHaveLength(1);
+    expect(logger.lines.filter((l) => l.msg.includes('IPv6'))).toHaveLength(1);
   });
 
   it('without a pod-network gateway: no VPN_LOCAL_CIDRS routes, everything else', async () => {

@@ -145,19 +145,30 @@ export async function setOnlyFloodEntry(net: PodNet, dev: string, gatewayIp: str
  * sysctls, and ip6tables fails there. (With `disable_ipv6=1` IPv6 exists and can be turned back
  * on, so the IPv6 rules are still applied.)
  */
-export async function ipv6Available(net: Pick<PodNet, 'sysctl'>): Promise<boolean> {
-  try {
-    await net.sysctl.get('net.ipv6.conf.all.disable_ipv6');
-    return true;
-  } catch (err) {
-    if (err instanceof CommandError && err.kind === 'not-found') return false;
-    throw err;
+export function ipv6Available(net: Pick<PodNet, 'sysctl'>): Promise<boolean> {
+  // Fixed at boot: asked once per sysctl driver (gateway-sidecar re-applies the rules every few
+  // seconds). A failure other than "no such key" is not remembered.
+  let known = ipv6Known.get(net.sysctl);
+  if (!known) {
+    known = net.sysctl.get('net.ipv6.conf.all.disable_ipv6').then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof CommandError && err.kind === 'not-found') return false;
+        ipv6Known.delete(net.sysctl);
+        throw err;
+      },
+    );
+    ipv6Known.set(net.sysctl, known);
   }
+  return known;
 }
+const ipv6Known = new WeakMap<Sysctl, Promise<boolean>>();
+/** Drivers whose kernel's missing IPv6 was logged already (once is enough). */
+const ipv6Logged = new WeakSet<Sysctl>();
 
 /**
- * {@link ensureIptables} for ip6tables, skipped with a log line on a kernel without IPv6 (no IPv6
- * packet can leak where there is no IPv6).
+ * {@link ensureIptables} for ip6tables, skipped on a kernel without IPv6 (no IPv6 packet can leak
+ * where there is no IPv6), which is logged once.
  */
 export async function ensureIp6tables(
   net: Pick<PodNet, 'sysctl' | 'ip6tables'>,
@@ -166,10 +177,13 @@ export async function ensureIp6tables(
   logger?: Logger,
 ): Promise<Changes> {
   if (!(await ipv6Available(net))) {
-    logger?.info(
-      { tables },
-      'IPv6 is disabled in this kernel (no net.ipv6 sysctls, ipv6.disable=1): no ip6tables rules needed, none applied',
-    );
+    if (!ipv6Logged.has(net.sysctl)) {
+      ipv6Logged.add(net.sysctl);
+      logger?.info(
+        { tables },
+        'IPv6 is disabled in this kernel (no net.ipv6 sysctls, ipv6.disable=1): no ip6tables rules needed, none applied',
+      );
+    }
     return [];
   }
   return ensureIptables(net.ip6tables, desired, tables, logger);
