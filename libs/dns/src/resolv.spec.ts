@@ -28,8 +28,18 @@ describe('parseResolvConf', () => {
     expect(parseResolvConf('nameserver 10.0.0.10\r\ndomain example.org\r\n')).toEqual({
       nameservers: ['10.0.0.10'],
       search: ['example.org'],
+      options: [],
     });
-    expect(parseResolvConf('')).toEqual({ nameservers: [], search: [] });
+    expect(parseResolvConf('')).toEqual({ nameservers: [], search: [], options: [] });
+  });
+
+  it('reads options in order, a later one of a name replacing the earlier (the webhook copies them)', () => {
+    const conf = parseResolvConf('options ndots:5 timeout:2\noptions rotate ndots:2 # comment\n');
+    expect(conf.options).toEqual([
+      { name: 'timeout', value: '2' },
+      { name: 'rotate' },
+      { name: 'ndots', value: '2' },
+    ]);
   });
 
   it('ipv4Nameservers keeps the IPv4 ones (DNS_LOCAL_SERVER default)', () => {

@@ -25,7 +25,7 @@ export interface ResolvConfWatcherOptions {
  */
 export class ResolvConfWatcher {
   private text: string | undefined;
-  private conf: ResolvConf = { nameservers: [], search: [] };
+  private conf: ResolvConf = { nameservers: [], search: [], options: [] };
   private dirWatcher: FSWatcher | undefined;
   private fileWatcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;

@@ -6,6 +6,8 @@ export interface ResolvConf {
   nameservers: string[];
   /** `search` (or the older `domain`) list, lower-cased, without trailing dots. */
   search: string[];
+  /** `options` entries in file order (`ndots:5` → name ndots, value "5"; a later one of a name replaces it). */
+  options: { name: string; value?: string }[];
 }
 
 /**
@@ -13,7 +15,7 @@ export interface ResolvConf {
  * a `nameserver` that is not an IP address is skipped; the last `search`/`domain` line wins.
  */
 export function parseResolvConf(text: string): ResolvConf {
-  const conf: ResolvConf = { nameservers: [], search: [] };
+  const conf: ResolvConf = { nameservers: [], search: [], options: [] };
   for (const raw of text.split('\n')) {
     const line = raw.replace(/[#;].*$/, '').trim();
     if (!line) continue;
@@ -24,6 +26,13 @@ export function parseResolvConf(text: string): ResolvConf {
       if (isIP(bare) !== 0 && !conf.nameservers.includes(addr)) conf.nameservers.push(addr);
     } else if (keyword === 'search' || keyword === 'domain') {
       conf.search = args.map((d) => d.toLowerCase().replace(/\.$/, '')).filter((d) => d !== '');
+    } else if (keyword === 'options') {
+      for (const arg of args) {
+        const [name = '', value] = arg.split(/:(.*)/s);
+        if (!name) continue;
+        conf.options = conf.options.filter((o) => o.name !== name);
+        conf.options.push(value === undefined ? { name } : { name, value });
+      }
     }
   }
   return conf;
