@@ -13,10 +13,11 @@ void runMain('gateway-webhook', async () => {
   const app = startApp('gateway-webhook', { ...opts, logLevel: opts.debug ? 'debug' : opts.logLevel });
   const metrics = createWebhookMetrics(app.registry);
   const cfg = await injectConfig(opts);
-  let server: WebhookServer | undefined;
-  const tls = createTlsSource(opts, app.logger, (c) => server?.setCertificate(c.certPem, c.keyPem));
+  // The server exists once the first certificate does; renewals go to it.
+  const serving: { server?: WebhookServer } = {};
+  const tls = createTlsSource(opts, app.logger, (c) => serving.server?.setCertificate(c.certPem, c.keyPem));
   const first = await tls.start();
-  server = new WebhookServer({
+  const server = new WebhookServer({
     host: opts.listen.host,
     port: opts.listen.port,
     cert: first.certPem,
@@ -36,9 +37,9 @@ void runMain('gateway-webhook', async () => {
       return answer;
     },
   });
-  const listening = server;
-  await listening.listen();
-  app.onShutdown(() => listening.close(), 'webhook server');
+  serving.server = server;
+  await server.listen();
+  app.onShutdown(() => server.close(), 'webhook server');
   await app.serve({ readiness: { tls: () => tls.ready } });
   await keepChecking({
     check: () => tls.check(),
