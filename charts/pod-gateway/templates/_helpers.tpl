@@ -17,18 +17,93 @@
 {{- end }}
 {{- end }}
 
+{{/*
+Selector labels of the gateway pod. The component keeps the gateway's Deployment, headless Service
+and NetworkPolicy away from the webhook's pods (same name and instance), and the webhook's away
+from the gateway's.
+*/}}
 {{- define "pod-gateway.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "pod-gateway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
 {{- end }}
 
-{{- define "pod-gateway.labels" -}}
-{{ include "pod-gateway.selectorLabels" . }}
+{{- define "pod-gateway.webhookSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "pod-gateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: webhook
+{{- end }}
+
+{{- define "pod-gateway.commonLabels" -}}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/component: gateway
 app.kubernetes.io/part-of: knet
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* Labels of the gateway's objects (and of what the chart puts into routed namespaces). */}}
+{{- define "pod-gateway.labels" -}}
+{{ include "pod-gateway.selectorLabels" . }}
+{{ include "pod-gateway.commonLabels" . }}
+{{- end }}
+
+{{/* Labels of the webhook's objects. */}}
+{{- define "pod-gateway.webhookLabels" -}}
+{{ include "pod-gateway.webhookSelectorLabels" . }}
+{{ include "pod-gateway.commonLabels" . }}
+{{- end }}
+
+{{/*
+The webhook's names. The webhook finds its Secret and MutatingWebhookConfiguration by the flags the
+Deployment gives it (--ca-secret, --webhook-configuration), so these are the only place they are made.
+<fullname>-webhook stays a DNS label (Service, Deployment): the fullname is cut to 55 characters first.
+*/}}
+{{- define "pod-gateway.webhookName" -}}
+{{- printf "%s-webhook" (include "pod-gateway.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "pod-gateway.webhookCaSecret" -}}
+{{- printf "%s-ca" (include "pod-gateway.webhookName" .) }}
+{{- end }}
+
+{{/* Cluster-scoped, so the release namespace is part of it: two releases never share one. */}}
+{{- define "pod-gateway.webhookConfiguration" -}}
+{{- printf "%s-%s" .Release.Namespace (include "pod-gateway.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "pod-gateway.webhookClusterRole" -}}
+{{- printf "%s-%s" .Release.Namespace (include "pod-gateway.webhookName" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The clients' nameservers (--DNS): webhook.DNS, or the gateway's overlay address <VXLAN_IP_NETWORK>.1. */}}
+{{- define "pod-gateway.dns" -}}
+{{- if .Values.DNS }}
+{{- regexReplaceAll "\\s+" .Values.DNS "" }}
+{{- else }}
+{{- printf "%s.1" (include "pod-gateway.overlayNet" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The first three octets of the overlay (VXLAN_IP_NETWORK). */}}
+{{- define "pod-gateway.overlayNet" -}}
+{{- include "pod-gateway.setting" (dict "root" . "name" "VXLAN_IP_NETWORK" "default" "172.16.0") | trimSuffix ".0/24" }}
+{{- end }}
+
+{{/* The webhook's namespaceSelector: matchLabels {<label>: "true"} (minus its own and kube-system), or the custom one as given. */}}
+{{- define "pod-gateway.webhookNamespaceSelector" -}}
+{{- $sel := .Values.webhook.namespaceSelector }}
+{{- if eq $sel.type "custom" }}
+{{- toYaml $sel.custom }}
+{{- else }}
+matchLabels:
+  {{ $sel.label | quote }}: "true"
+matchExpressions:
+  # Never the webhook's own namespace (its pods could not start while it is down) nor kube-system,
+  # even when labelled.
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: [{{ .Release.Namespace }}, kube-system]
+{{- end }}
 {{- end }}
 
 {{/* An image reference from {repository, tag}; the tag defaults to the chart's appVersion. Call with (list $ .Values.x.image). */}}
@@ -89,7 +164,7 @@ files give float64: 16777215 would print as 1.6777215e+07), booleans as true/fal
 {{- if $v }}
 {{- $v }}
 {{- else }}
-{{- printf "%s.%s.svc.%s" (include "pod-gateway.serviceName" .) .Release.Namespace .Values.clusterDomain }}
+{{- printf "%s.%s.svc.%s" (include "pod-gateway.serviceName" .) .Release.Namespace .Values.clusterName }}
 {{- end }}
 {{- end }}
 
@@ -198,8 +273,26 @@ var the webhook injects. Other settings when given in values (null removes one: 
 
 {{/* Checks that the schema cannot express. */}}
 {{- define "pod-gateway.validate" -}}
-{{- if has .Release.Namespace .Values.routedNamespaces }}
-{{- fail (printf "routedNamespaces must not contain the release namespace %s: the gateway pod would be routed through itself" .Release.Namespace) }}
+{{- if has .Release.Namespace .Values.routed_namespaces }}
+{{- fail (printf "routed_namespaces must not contain the release namespace %s: the gateway pod would be routed through itself" .Release.Namespace) }}
+{{- end }}
+{{- $wh := .Values.webhook }}
+{{- if $wh.enabled }}
+{{- if and (eq $wh.namespaceSelector.type "label") (not $wh.namespaceSelector.label) }}
+{{- fail "webhook.namespaceSelector.label is empty: name the namespace label (e.g. routed-gateway) or use type custom" }}
+{{- end }}
+{{- if and (eq $wh.namespaceSelector.type "custom") (not $wh.namespaceSelector.custom) }}
+{{- fail "webhook.namespaceSelector.custom is empty, which would select every namespace (kube-system and the webhook's own included): give matchLabels or matchExpressions" }}
+{{- end }}
+{{- if and $wh.gatewayLabelValue (not $wh.gatewayLabel) }}
+{{- fail "webhook.gatewayLabelValue needs webhook.gatewayLabel" }}
+{{- end }}
+{{- if and $wh.gatewayAnnotationValue (not $wh.gatewayAnnotation) }}
+{{- fail "webhook.gatewayAnnotationValue needs webhook.gatewayAnnotation" }}
+{{- end }}
+{{- if eq (int $wh.port) (int $wh.metricsPort) }}
+{{- fail (printf "webhook.port and webhook.metricsPort are both %d: the HTTPS server and /healthz, /readyz, /metrics need two ports" (int $wh.port)) }}
+{{- end }}
 {{- end }}
 {{- $first := include "pod-gateway.firstDynamicIp" . | int }}
 {{- $hosts := dict }}

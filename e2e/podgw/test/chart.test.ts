@@ -19,10 +19,28 @@ const ROUTED = ['media', 'downloads'];
 /** Release "pod-gateway": every object is called "pod-gateway" (the release name holds the chart's). */
 const NAME = 'pod-gateway';
 const GATEWAY_NAME = `${NAME}.${NS}.svc.cluster.local`;
+/** The webhook's names: its Deployment, Service, ServiceAccount, Role; its CA Secret; cluster-scoped ones. */
+const WEBHOOK = `${NAME}-webhook`;
+const CA_SECRET = `${WEBHOOK}-ca`;
+const MWC = `${NS}-${NAME}`;
+const CLUSTER_ROLE = `${NS}-${WEBHOOK}`;
+/** What webhook.enabled (the default) adds, as `ids` lists it. */
+const WEBHOOK_IDS = [
+  `ClusterRole /${CLUSTER_ROLE}`,
+  `ClusterRoleBinding /${CLUSTER_ROLE}`,
+  `Deployment ${NS}/${WEBHOOK}`,
+  `MutatingWebhookConfiguration /${MWC}`,
+  `PodDisruptionBudget ${NS}/${WEBHOOK}`,
+  `Role ${NS}/${WEBHOOK}`,
+  `RoleBinding ${NS}/${WEBHOOK}`,
+  `Secret ${NS}/${CA_SECRET}`,
+  `Service ${NS}/${WEBHOOK}`,
+  `ServiceAccount ${NS}/${WEBHOOK}`,
+];
 
 /** Values with every feature on: JSON is YAML, so they go to helm as a values file, typed as users write them. */
 const FULL = {
-  routedNamespaces: ROUTED,
+  routed_namespaces: ROUTED,
   gatewaySidecar: {
     image: { repository: 'knet/gateway-sidecar' },
     healthPort: 8080,
@@ -172,12 +190,22 @@ async function dryRunIn(ns: string, yaml: string): Promise<K8sObject[]> {
 const ids = (objects: K8sObject[]) =>
   objects.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
 
-const find = (objects: K8sObject[], kind: string, namespace = NS) => {
-  const o = objects.find((x) => x.kind === kind && x.metadata.namespace === namespace);
-  if (!o) throw new Error(`no ${kind} in ${namespace} among ${ids(objects).join(', ')}`);
-  return o;
+/** The one `kind` in `namespace` (undefined: cluster-scoped), or the one named `name` when there are several. */
+const find = (objects: K8sObject[], kind: string, namespace: string | undefined = NS, name?: string) => {
+  const all = objects.filter(
+    (x) =>
+      x.kind === kind &&
+      x.metadata.namespace === namespace &&
+      (name === undefined || x.metadata.name === name),
+  );
+  if (all.length !== 1) {
+    const what = `${all.length === 0 ? 'no' : 'more than one'} ${kind} ${name ?? ''} in ${namespace ?? '(cluster)'}`;
+    throw new Error(`${what} among ${ids(objects).join(', ')}`);
+  }
+  return all[0]!;
 };
-const podSpec = (objects: K8sObject[]) => find(objects, 'Deployment').spec!.template!.spec;
+/** The gateway's Deployment's pod spec (the webhook's is `webhookPod`). */
+const podSpec = (objects: K8sObject[]) => find(objects, 'Deployment', NS, NAME).spec!.template!.spec;
 const container = (list: Container[], name: string) => {
   const c = list.find((x) => x.name === name);
   if (!c) throw new Error(`no container ${name} among ${list.map((x) => x.name).join(', ')}`);
@@ -222,20 +250,23 @@ describe('helm lint --strict', () => {
 });
 
 describe('the API server accepts every rendered object (kubectl apply --dry-run=server)', () => {
-  it('default values: ConfigMap, headless Service, the gateway Deployment, hardened, and its NetworkPolicy', async () => {
+  it('default values: ConfigMap, headless Service, the gateway Deployment, hardened, its NetworkPolicy, the webhook', async () => {
     const objects = await dryRun(await render());
-    expect(ids(objects)).toEqual([
-      `ConfigMap ${NS}/${NAME}`,
-      `Deployment ${NS}/${NAME}`,
-      `NetworkPolicy ${NS}/${NAME}`,
-      `Service ${NS}/${NAME}`,
-    ]);
+    expect(ids(objects)).toEqual(
+      [
+        `ConfigMap ${NS}/${NAME}`,
+        `Deployment ${NS}/${NAME}`,
+        `NetworkPolicy ${NS}/${NAME}`,
+        `Service ${NS}/${NAME}`,
+        ...WEBHOOK_IDS,
+      ].sort(),
+    );
     // On by default (issue 11): nothing comes in but the overlay from routed namespaces, and with
     // none routed yet, nothing at all — no pod reaches DHCP, DNS or the VXLAN port over eth0.
     const np = find(objects, 'NetworkPolicy').spec!;
     expect(np.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(np.ingress).toBeUndefined();
-    const deploy = find(objects, 'Deployment');
+    const deploy = find(objects, 'Deployment', NS, NAME);
     expect(deploy.spec?.replicas).toBe(1);
     expect(deploy.spec?.strategy?.type).toBe('Recreate');
 
@@ -293,7 +324,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
     expect(pod.volumes.find((v) => v.name === 'state')?.emptyDir).toBeDefined();
 
     // Headless: GATEWAY_NAME resolves to the pod IP. The VXLAN port, UDP.
-    const svc = find(objects, 'Service');
+    const svc = find(objects, 'Service', NS, NAME);
     expect(svc.spec?.clusterIP).toBe('None');
     expect(svc.spec?.ports).toEqual([
       expect.objectContaining({ name: 'vxlan', port: 4789, protocol: 'UDP' }),
@@ -313,6 +344,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
         ...ROUTED.map((ns) => `Role ${ns}/${NAME}-client`),
         ...ROUTED.map((ns) => `RoleBinding ${ns}/${NAME}-client`),
         `Service ${NS}/${NAME}`,
+        ...WEBHOOK_IDS,
       ].sort(),
     );
     // pod-gateway#86: the very same ConfigMap everywhere a client pod may mount it.
@@ -445,12 +477,12 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
           '--set',
           'networkPolicy.enabled=true',
           '--set',
-          'routedNamespaces={media}',
+          'routed_namespaces={media}',
         ]),
       );
       const np = find(objects, 'NetworkPolicy').spec!;
       return [
-        find(objects, 'Service').spec?.ports?.[0]?.port,
+        find(objects, 'Service', NS, NAME).spec?.ports?.[0]?.port,
         container(podSpec(objects).containers, 'gateway-sidecar').ports?.find((p) => p.name === 'vxlan')
           ?.containerPort,
         np.ingress?.[0]?.ports?.[0]?.port,
@@ -464,8 +496,12 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
 
   it('a settings change changes the pod template (gateway-init applies settings only at start)', async () => {
     const checksum = async (args: string[]) =>
-      find(await dryRun(await render([...args, '--show-only', 'templates/deployment.yaml'])), 'Deployment')
-        .spec?.template?.metadata.annotations?.['checksum/config'];
+      find(
+        await dryRun(await render([...args, '--show-only', 'templates/deployment.yaml'])),
+        'Deployment',
+        NS,
+        NAME,
+      ).spec?.template?.metadata.annotations?.['checksum/config'];
     const base = await checksum([]);
     expect(base).toMatch(/^[0-9a-f]{64}$/);
     expect(await checksum([])).toBe(base);
@@ -529,7 +565,7 @@ describe("settings.sh and nat.conf, read by the apps' own loaders (@knet/podgw)"
     ]);
   });
 
-  it('GATEWAY_NAME follows the release, namespace and clusterDomain, or is taken as given', async () => {
+  it('GATEWAY_NAME follows the release, namespace and clusterName, or is taken as given', async () => {
     const gatewayName = async (release: string, args: string[]) => {
       const yaml = await chart.render(['--show-only', 'templates/configmap.yaml', ...args], {
         release,
@@ -537,7 +573,7 @@ describe("settings.sh and nat.conf, read by the apps' own loaders (@knet/podgw)"
       });
       return settingsOf(find(await dryRunIn('edge', yaml), 'ConfigMap', 'edge')).settings.gatewayName;
     };
-    expect(await gatewayName('vpn', ['--set', 'clusterDomain=k8s.example'])).toBe(
+    expect(await gatewayName('vpn', ['--set', 'clusterName=k8s.example'])).toBe(
       'vpn-pod-gateway.edge.svc.k8s.example',
     );
     expect(await gatewayName('vpn', ['--set', 'settings.GATEWAY_NAME=gw.example.com'])).toBe(
@@ -688,6 +724,13 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(['--set', 'routedNamespace={media}'])).toMatch(
       /Additional property routedNamespace is not allowed/,
     );
+    // The keys of chart 0.1.0, renamed to the angelnu chart's names: refused, not ignored.
+    expect(await fails(['--set', 'routedNamespaces={media}'])).toMatch(
+      /Additional property routedNamespaces is not allowed/,
+    );
+    expect(await fails(['--set', 'clusterDomain=k8s.example'])).toMatch(
+      /Additional property clusterDomain is not allowed/,
+    );
     expect(await fails(['--set', 'networkPolicy.enable=true'])).toMatch(
       /networkPolicy: Additional property enable is not allowed/,
     );
@@ -705,8 +748,8 @@ describe('values are checked before anything is rendered', () => {
       /publicPorts\.0\.hostname: Does not match pattern/,
     );
     expect(await fails(['--set', 'publicPorts[0].hostname=web'])).toMatch(/publicPorts\.0: IP is required/);
-    expect(await fails(['--set', 'routedNamespaces={Media}'])).toMatch(
-      /routedNamespaces\.0: Does not match pattern/,
+    expect(await fails(['--set', 'routed_namespaces={Media}'])).toMatch(
+      /routed_namespaces\.0: Does not match pattern/,
     );
     expect(await fails(['--set', 'gatewayInit.ipForward=sysctl'])).toMatch(
       /gatewayInit\.ipForward: gatewayInit\.ipForward must be one of the following: "privileged", "podSysctl"/,
@@ -715,8 +758,8 @@ describe('values are checked before anything is rendered', () => {
   });
 
   it('what the schema cannot say, the templates refuse', async () => {
-    expect(await fails(['--set', `routedNamespaces={media,${NS}}`])).toContain(
-      `routedNamespaces must not contain the release namespace ${NS}: the gateway pod would be routed through itself`,
+    expect(await fails(['--set', `routed_namespaces={media,${NS}}`])).toContain(
+      `routed_namespaces must not contain the release namespace ${NS}: the gateway pod would be routed through itself`,
     );
     expect(await fails(['--set', 'publicPorts[0].hostname=web,publicPorts[0].IP=20'])).toContain(
       'publicPorts: web has IP 20, which must be below VXLAN_GATEWAY_FIRST_DYNAMIC_IP (20)',
@@ -766,7 +809,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       '--namespace',
       NS,
       '--set',
-      `routedNamespaces={${ROUTED.join(',')}}`,
+      `routed_namespaces={${ROUTED.join(',')}}`,
       '--set',
       'clientServiceAccounts={routed}',
     ]);
@@ -780,12 +823,22 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(notes).toContain('Kill switch OFF (VPN_BLOCK_OTHER_TRAFFIC=false)');
     expect(notes).toContain('no VPN container (vpn.enabled=false)');
     expect(notes).toContain(`Routed now: ${ROUTED.join(', ')}.`);
-    expect(notes).toContain('image: knet/client-init:0.1.0');
-    expect(notes).toContain('image: knet/client-sidecar:0.1.0');
-    expect(notes).toContain(`{ name: pod-gateway, configMap: { name: ${NAME} } }`);
     expect(notes).toContain(
       `NetworkPolicy ${NAME}: in, only the overlay (UDP 4789) from the routed namespaces' pods`,
     );
+    // The webhook: how to label a namespace, opt a pod out, see that a pod was routed, recover.
+    expect(notes).toContain(`Let the webhook ${NS}/${WEBHOOK} route its new pods`);
+    expect(notes).toContain('kubectl label namespace <namespace> routed-gateway=true');
+    expect(notes).toContain(
+      'label      setGateway: "true" routes it, "false" does not, anything else rejects the pod',
+    );
+    expect(notes).toContain(`A routed pod carries the annotation pod-gateway.knet.dev/gateway=${NAME}.${NS}`);
+    expect(notes).toContain('If the webhook cannot be called (failurePolicy Fail, timeout 5 s)');
+    expect(notes).toContain('never created un-routed');
+    expect(notes).toContain(`kubectl -n ${NS} rollout status deployment/${WEBHOOK}`);
+    expect(notes).toContain('kubectl label namespace <namespace> routed-gateway-');
+    // The by-hand pod spec is only for webhook.enabled=false.
+    expect(notes).not.toContain('image: knet/client-init');
   });
 
   it('NOTES with every feature on, and without a cluster DNS to look up', async () => {
@@ -820,6 +873,39 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     const noDns = await notesOf(['--set', 'clusterDnsService=']);
     expect(noDns).toContain('K8S_DNS_IPS:  (empty)');
     expect(noDns).toContain('Clients resolve GATEWAY_NAME at K8S_DNS_IPS, which is empty.');
+    expect(noDns).toContain('The webhook gives the pods it routes its own nameservers (K8S_DNS_ips)');
+
+    // Without the webhook: the client containers by hand, with the overlay's .1 as nameserver.
+    const byHand = await notesOf([
+      '--set',
+      'webhook.enabled=false',
+      '--set',
+      'settings.VXLAN_IP_NETWORK=10.99.0',
+    ]);
+    expect(byHand).toContain('No webhook (webhook.enabled=false): add the client containers');
+    expect(byHand).toContain('image: knet/client-init:0.1.0');
+    expect(byHand).toContain('image: knet/client-sidecar:0.1.0');
+    expect(byHand).toContain('nameservers: [10.99.0.1]');
+    expect(byHand).toContain(
+      `{ name: pod-gateway, configMap: { name: notes-pod-gateway, defaultMode: 0444 } }`,
+    );
+    expect(byHand).not.toContain('routed-gateway=true');
+
+    // Ignore: pods are created un-routed while the webhook is down; value matching; no label looked at.
+    const ignore = await notesOf([
+      '--set',
+      'webhook.failurePolicy=Ignore',
+      '--set',
+      'webhook.gatewayLabelValue=vpn1',
+      '--set',
+      'webhook.gatewayAnnotation=',
+      '--set',
+      'webhook.gatewayDefault=false',
+    ]);
+    expect(ignore).toContain('created WITHOUT the client containers (failurePolicy Ignore)');
+    expect(ignore).toContain('routed only when it asks for it (gatewayDefault=false)');
+    expect(ignore).toContain('label      setGateway: "vpn1" routes it, any other value does not');
+    expect(ignore).not.toContain('annotation setGateway');
   });
 
   it('the ConfigMap exists in the release and every routed namespace, with the looked-up K8S_DNS_IPS', async () => {
