@@ -11,3 +11,4 @@ export * from './wait';
 export * from './charts';
 export * from './reopening-pool';
 export * from './inspector';
+export * from './webhook-bed';
