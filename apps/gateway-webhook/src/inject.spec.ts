@@ -245,6 +245,7 @@ describe('the patch', () => {
     expect(out.spec?.volumes).toEqual([
       { name: 'data', emptyDir: {} },
       { name: 'gateway-configmap', configMap: { name: 'pod-gateway', defaultMode: 0o444 } },
+      { name: 'gateway-no-token', emptyDir: { sizeLimit: '1Ki' } },
     ]);
     expect(out.spec?.dnsPolicy).toBe('None');
     // The searches are the webhook's with the namespace fixed, then the pod's; the pod's ndots wins.
@@ -281,7 +282,15 @@ describe('the patch', () => {
         capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE'] },
         seccompProfile: { type: 'RuntimeDefault' },
       },
-      volumeMounts: [{ name: 'gateway-configmap', mountPath: '/config', readOnly: true }],
+      volumeMounts: [
+        { name: 'gateway-configmap', mountPath: '/config', readOnly: true },
+        // Masks the token the ServiceAccount admission plugin would mount: client-init calls no API.
+        {
+          name: 'gateway-no-token',
+          mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+          readOnly: true,
+        },
+      ],
     });
   });
 
@@ -301,8 +310,9 @@ describe('the patch', () => {
       mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
       readOnly: true,
     });
-    expect(out.spec?.initContainers?.[0]?.volumeMounts).toEqual([
-      { name: 'gateway-configmap', mountPath: '/config', readOnly: true },
+    expect(out.spec?.initContainers?.[0]?.volumeMounts?.map((m) => m.name)).toEqual([
+      'gateway-configmap',
+      'gateway-no-token',
     ]);
   });
 
@@ -321,7 +331,7 @@ describe('the patch', () => {
       ]);
       expect(out.spec?.containers.map((c) => c.name)).toEqual(['app']);
       const sidecar = out.spec?.initContainers?.[1];
-      expect(sidecar?.volumeMounts?.map((m) => m.name)).toEqual(['gateway-configmap']);
+      expect(sidecar?.volumeMounts?.map((m) => m.name)).toEqual(['gateway-configmap', 'gateway-no-token']);
       expect(sidecar?.env?.map((e) => e.name)).not.toContain('POD_NAME');
     }
   });

@@ -9,6 +9,12 @@ import type { V1Container, V1EnvVar, V1Pod, V1PodDNSConfig, V1Volume } from '@ku
 export const INIT_CONTAINER = 'gateway-init';
 export const SIDECAR_CONTAINER = 'gateway-sidecar';
 export const CONFIG_VOLUME = 'gateway-configmap';
+/**
+ * An empty volume mounted over the ServiceAccount token path of the injected containers that need
+ * no API access: the API server's ServiceAccount admission plugin mounts the token into every
+ * container that has nothing at that path, injected ones included.
+ */
+export const NO_TOKEN_VOLUME = 'gateway-no-token';
 /** Left on every routed pod: which gateway routes it (and the sign that it is already injected). */
 export const GATEWAY_ANNOTATION = 'pod-gateway.knet.dev/gateway';
 /** The chart labels the gateway's and the webhook's own pods with it; such pods are never routed. */
@@ -169,13 +175,16 @@ export function injectionPatch(pod: V1Pod, namespace: string, cfg: InjectConfig)
   const ops: JsonPatchOp[] = [];
   const init = clientContainer(INIT_CONTAINER, cfg.init, cfg, false);
   const sidecar = clientContainer(SIDECAR_CONTAINER, cfg.sidecar, cfg, true);
+  const token = serviceAccountTokenVolume(pod);
+  const noToken = { name: NO_TOKEN_VOLUME, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true };
+  init.volumeMounts?.push(noToken);
   if (!cfg.sidecar.asInit) {
     // A classic sidecar ends with a Job by reading its own pod: it gets the pod's token, if any.
-    const token = serviceAccountTokenVolume(pod);
     if (token) sidecar.volumeMounts?.push({ name: token, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true });
     sidecar.env?.push(fieldEnv('POD_NAME', 'metadata.name'));
   } else {
     sidecar.restartPolicy = 'Always';
+    sidecar.volumeMounts?.push(noToken);
   }
   // client-init first: user init containers run routed too (gateway-admision-controller appends).
   const first = cfg.sidecar.asInit ? [init, sidecar] : [init];
@@ -183,12 +192,12 @@ export function injectionPatch(pod: V1Pod, namespace: string, cfg: InjectConfig)
   else first.forEach((c, i) => ops.push({ op: 'add', path: `/spec/initContainers/${i}`, value: c }));
   if (!cfg.sidecar.asInit) ops.push({ op: 'add', path: '/spec/containers/-', value: sidecar });
 
-  const volume: V1Volume = {
-    name: CONFIG_VOLUME,
-    configMap: { name: cfg.configmapName, defaultMode: 0o444 },
-  };
-  if (!pod.spec?.volumes?.length) ops.push({ op: 'add', path: '/spec/volumes', value: [volume] });
-  else ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+  const volumes: V1Volume[] = [
+    { name: CONFIG_VOLUME, configMap: { name: cfg.configmapName, defaultMode: 0o444 } },
+    { name: NO_TOKEN_VOLUME, emptyDir: { sizeLimit: '1Ki' } },
+  ];
+  if (!pod.spec?.volumes?.length) ops.push({ op: 'add', path: '/spec/volumes', value: volumes });
+  else for (const v of volumes) ops.push({ op: 'add', path: '/spec/volumes/-', value: v });
 
   if (cfg.dns.length > 0)
     ops.push({ op: 'add', path: '/spec/dnsConfig', value: dnsConfig(pod, namespace, cfg) });
