@@ -6,10 +6,22 @@
  * nothing more.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSettings, parseNatConf, type GatewayPlan, type Settings } from '@knet/podgw';
-import { ChartBed, ControlPlane, appBundle, run, serviceAccountUser, type KubeObject } from '@knet/testing';
+import {
+  ChartBed,
+  ControlPlane,
+  ManagedProcess,
+  appBundle,
+  freePort,
+  run,
+  serviceAccountUser,
+  shippedNodeFlags,
+  until,
+  type KubeObject,
+} from '@knet/testing';
 
 jest.setTimeout(120_000);
 
@@ -107,6 +119,8 @@ interface Container {
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
   livenessProbe?: { httpGet?: { path: string; port: string | number } };
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  resources?: unknown;
 }
 interface Volume {
   name: string;
@@ -116,8 +130,15 @@ interface Volume {
   secret?: { secretName: string };
 }
 interface PodSpec {
+  serviceAccountName?: string;
   automountServiceAccountToken?: boolean;
-  securityContext?: { sysctls?: { name: string; value: string }[]; seccompProfile?: { type: string } };
+  enableServiceLinks?: boolean;
+  securityContext?: {
+    sysctls?: { name: string; value: string }[];
+    seccompProfile?: { type: string };
+    runAsNonRoot?: boolean;
+    runAsUser?: number;
+  };
   initContainers: Container[];
   containers: Container[];
   volumes: Volume[];
@@ -135,19 +156,44 @@ interface PolicyRule {
   from?: PolicyPeer[];
   ports?: { protocol: string; port: number }[];
 }
+/** A Service's selector (labels), or a Deployment's, PDB's, NetworkPolicy's (matchLabels). */
+interface Selector {
+  matchLabels?: Record<string, string>;
+  [label: string]: unknown;
+}
+interface WebhookSpec {
+  name: string;
+  clientConfig: {
+    service?: { name: string; namespace: string; path?: string; port?: number };
+    caBundle?: string;
+  };
+  failurePolicy: string;
+  timeoutSeconds: number;
+  namespaceSelector?: unknown;
+  [field: string]: unknown;
+}
 interface K8sObject extends KubeObject {
+  type?: string;
   data?: Record<string, string>;
+  webhooks?: WebhookSpec[];
+  roleRef?: { apiGroup: string; kind: string; name: string };
   spec?: {
     replicas?: number;
     strategy?: { type: string };
-    template?: { metadata: { annotations?: Record<string, string> }; spec: PodSpec };
+    selector?: Selector;
+    podSelector?: Selector;
+    minAvailable?: number;
+    template?: {
+      metadata: { annotations?: Record<string, string>; labels?: Record<string, string> };
+      spec: PodSpec;
+    };
     clusterIP?: string;
-    ports?: { name: string; port: number; protocol: string }[];
+    ports?: { name: string; port: number; protocol: string; targetPort?: string | number }[];
     policyTypes?: string[];
     ingress?: PolicyRule[];
     egress?: PolicyRule[];
   };
-  rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+  rules?: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
   subjects?: { kind: string; name: string; namespace: string }[];
 }
 
@@ -157,6 +203,7 @@ let chart: ChartBed;
 let tmp: string;
 let fullValues: string;
 let bundles: Promise<{ gatewayInit: string; gatewaySidecar: string }>;
+let webhookBundle: Promise<string>;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'podgw-chart-'));
@@ -166,6 +213,8 @@ beforeAll(async () => {
     ([gatewayInit, gatewaySidecar]) => ({ gatewayInit, gatewaySidecar }),
   );
   bundles.catch(() => undefined); // awaited by the tests that use them
+  webhookBundle = appBundle('gateway-webhook');
+  webhookBundle.catch(() => undefined);
   host = await ControlPlane.start();
   chart = new ChartBed(host, { chart: 'pod-gateway', release: NAME, namespace: NS });
   // The routed namespaces must exist before anything is put into them.
@@ -190,12 +239,12 @@ async function dryRunIn(ns: string, yaml: string): Promise<K8sObject[]> {
 const ids = (objects: K8sObject[]) =>
   objects.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
 
-/** The one `kind` in `namespace` (undefined: cluster-scoped), or the one named `name` when there are several. */
-const find = (objects: K8sObject[], kind: string, namespace: string | undefined = NS, name?: string) => {
+/** The one `kind` in `namespace` (null: cluster-scoped), or the one named `name` when there are several. */
+const find = (objects: K8sObject[], kind: string, namespace: string | null = NS, name?: string) => {
   const all = objects.filter(
     (x) =>
       x.kind === kind &&
-      x.metadata.namespace === namespace &&
+      (x.metadata.namespace ?? null) === namespace &&
       (name === undefined || x.metadata.name === name),
   );
   if (all.length !== 1) {
@@ -227,6 +276,46 @@ function settingsOf(cm: K8sObject) {
   return loadSettings({ files: [{ path: configFiles(cm).settings, required: true }], env: {} });
 }
 
+interface AdmissionReviewAnswer {
+  response: { uid: string; allowed: boolean; patchType?: string; patch?: string };
+}
+
+/** POSTs an AdmissionReview to the webhook as the API server does: TLS to `servername`, trusting only `caPem`. */
+function admissionReview(
+  port: number,
+  caPem: string,
+  servername: string,
+  body: unknown,
+): Promise<AdmissionReviewAnswer> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        servername,
+        ca: caPem,
+        method: 'POST',
+        path: '/wh/mutating/setgateway',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text}`));
+          else resolve(JSON.parse(text) as AdmissionReviewAnswer);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 /**
  * The chart's defaults: the apps' own (pinned in libs/podgw's settings tests) with what the chart's
  * settings.sh changes: GATEWAY_NAME, and pod-gateway chart's VPN_BLOCK_OTHER_TRAFFIC and VPN_TRAFFIC_PORT.
@@ -239,8 +328,19 @@ const CHART_DEFAULTS: Settings = {
 };
 
 describe('helm lint --strict', () => {
-  it('passes with the default values and with every feature on', async () => {
-    for (const args of [[], ['-f', fullValues]]) {
+  it('passes with the default values, every feature on, and each webhook variant', async () => {
+    const variants = [
+      { webhook: { enabled: false } },
+      { webhook: { namespaceSelector: { type: 'custom', custom: { matchLabels: { vpn: 'home' } } } } },
+      { webhook: { gatewayLabelValue: 'home', gatewayAnnotationValue: 'home' } },
+      { webhook: { sidecarAsInit: true, replicas: 1 } },
+      { webhook: { failurePolicy: 'Ignore' }, DNS: '10.64.0.1', DNSPolicy: 'ClusterFirst' },
+    ].map((values, i) => {
+      const file = join(tmp, `lint-${i}.json`);
+      writeFileSync(file, JSON.stringify(values));
+      return ['-f', file];
+    });
+    for (const args of [[], ['-f', fullValues], ...variants]) {
       const r = await chart.lint(args);
       expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
       expect(r.stderr).toBe('');
@@ -510,6 +610,318 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
   });
 });
 
+describe('the webhook (webhook.*): rendered, and accepted by the API server', () => {
+  /** The webhook's Deployment's pod spec and container. */
+  const webhookPod = (objects: K8sObject[]) => find(objects, 'Deployment', NS, WEBHOOK).spec!.template!.spec;
+  const webhookArgs = (objects: K8sObject[]) => container(webhookPod(objects).containers, 'webhook').args;
+  const mwc = (objects: K8sObject[]) => find(objects, 'MutatingWebhookConfiguration', null, MWC);
+  /** The values files of the cases below go to helm as files (`-f`), as users write them. */
+  const withValues = async (values: unknown) => dryRun(await chart.render([], { values }));
+
+  /** The one webhook of the default MutatingWebhookConfiguration, as the API server stores it. */
+  const DEFAULT_WEBHOOK = {
+    name: `${NAME}.${NS}.pod-gateway.knet.dev`,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: 'Fail',
+    timeoutSeconds: 5,
+    reinvocationPolicy: 'Never',
+    matchPolicy: 'Equivalent',
+    rules: [
+      {
+        operations: ['CREATE'],
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['pods'],
+        scope: 'Namespaced',
+      },
+    ],
+    // No caBundle: the webhook patches it in, and a rendered one would be reset by every upgrade.
+    clientConfig: { service: { name: WEBHOOK, namespace: NS, path: '/wh/mutating/setgateway', port: 443 } },
+    namespaceSelector: {
+      matchLabels: { 'routed-gateway': 'true' },
+      matchExpressions: [
+        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS, 'kube-system'] },
+      ],
+    },
+    objectSelector: {
+      matchExpressions: [
+        { key: 'pod-gateway.knet.dev/role', operator: 'NotIn', values: ['gateway', 'webhook'] },
+      ],
+    },
+  };
+  const DEFAULT_ARGS = [
+    '--webhook-listen-address=:8443',
+    '--metrics-port=8080',
+    '--log-level=info',
+    `--ca-secret=${CA_SECRET}`,
+    `--webhook-configuration=${MWC}`,
+    `--tls-hosts=${WEBHOOK}.${NS}.svc,${WEBHOOK}.${NS}.svc.cluster.local`,
+    `--gateway=${GATEWAY_NAME}`,
+    '--DNS=172.16.0.1',
+    '--DNSPolicy=None',
+    '--setGatewayDefault=true',
+    '--setGatewayLabel=setGateway',
+    '--setGatewayAnnotation=setGateway',
+    '--initImage=knet/client-init:0.1.0',
+    '--initImagePullPol=IfNotPresent',
+    '--sidecarImage=knet/client-sidecar:0.1.0',
+    '--sidecarImagePullPol=IfNotPresent',
+    '--sidecarAsInit=false',
+    `--configmapName=${NAME}`,
+    `--gateway-id=${NAME}.${NS}`,
+  ];
+
+  it('defaults: the MutatingWebhookConfiguration exactly, without caBundle', async () => {
+    const objects = await dryRun(await render());
+    const config = mwc(objects);
+    expect(config.webhooks).toEqual([DEFAULT_WEBHOOK]);
+    expect(config.metadata.namespace).toBeUndefined(); // cluster-scoped: the name carries the namespace
+  });
+
+  it('defaults: the Deployment, its args, probes, hardening; the Service; the PDB', async () => {
+    const objects = await dryRun(await render());
+    const deploy = find(objects, 'Deployment', NS, WEBHOOK);
+    expect(deploy.spec?.replicas).toBe(2);
+    expect(deploy.spec?.strategy?.type).toBe('RollingUpdate');
+    const pod = webhookPod(objects);
+    expect(pod.serviceAccountName).toBe(WEBHOOK);
+    expect(pod.automountServiceAccountToken).toBe(true);
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers.map((c) => c.name)).toEqual(['webhook']);
+    const c = container(pod.containers, 'webhook');
+    expect(c.image).toBe('knet/gateway-webhook:0.1.0');
+    expect(c.args).toEqual(DEFAULT_ARGS);
+    expect(c.env).toEqual([
+      {
+        name: 'POD_NAMESPACE',
+        valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+      },
+    ]);
+    expect(c.ports).toEqual([
+      { name: 'https', containerPort: 8443, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
+    ]);
+    expect(c.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'metrics' });
+    expect(c.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'metrics' });
+    expect(c.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c.resources).toEqual({ requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } });
+
+    const svc = find(objects, 'Service', NS, WEBHOOK);
+    expect(svc.spec?.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
+    const pdb = find(objects, 'PodDisruptionBudget', NS, WEBHOOK);
+    expect(pdb.spec?.minAvailable).toBe(1);
+    expect(pdb.spec?.selector).toEqual(deploy.spec?.selector);
+  });
+
+  it("the gateway's Service, Deployment and NetworkPolicy never select the webhook's pods, nor the webhook's the gateway's", async () => {
+    const objects = await dryRun(await render());
+    const gatewayPod = find(objects, 'Deployment', NS, NAME).spec?.template?.metadata.labels;
+    const webhookPodLabels = find(objects, 'Deployment', NS, WEBHOOK).spec?.template?.metadata.labels;
+    // The webhook's objectSelector skips both, wherever they run.
+    expect(gatewayPod?.['pod-gateway.knet.dev/role']).toBe('gateway');
+    expect(webhookPodLabels?.['pod-gateway.knet.dev/role']).toBe('webhook');
+    const selects = (sel: Selector | undefined) => {
+      const want = sel?.matchLabels ?? sel ?? {};
+      const match = (labels: Record<string, string> = {}) =>
+        Object.entries(want).every(([k, v]) => labels[k] === v);
+      expect(Object.keys(want).length).toBeGreaterThan(0); // an empty selector would select everything
+      return [match(gatewayPod), match(webhookPodLabels)];
+    };
+    const gateway = [
+      find(objects, 'Service', NS, NAME).spec?.selector,
+      find(objects, 'Deployment', NS, NAME).spec?.selector,
+      find(objects, 'NetworkPolicy').spec?.podSelector,
+    ];
+    const webhook = [
+      find(objects, 'Service', NS, WEBHOOK).spec?.selector,
+      find(objects, 'Deployment', NS, WEBHOOK).spec?.selector,
+      find(objects, 'PodDisruptionBudget', NS, WEBHOOK).spec?.selector,
+    ];
+    expect(gateway.map(selects)).toEqual([
+      [true, false],
+      [true, false],
+      [true, false],
+    ]);
+    expect(webhook.map(selects)).toEqual([
+      [false, true],
+      [false, true],
+      [false, true],
+    ]);
+  });
+
+  it('the CA Secret has no data (the webhook fills it), and the RBAC names exactly it and the MWC', async () => {
+    const objects = await dryRun(await render());
+    const secret = find(objects, 'Secret', NS, CA_SECRET);
+    expect(secret.type).toBe('Opaque');
+    expect(secret.data).toBeUndefined();
+    expect(find(objects, 'Role', NS, WEBHOOK).rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [CA_SECRET], verbs: ['get', 'update'] },
+    ]);
+    const subjects = [{ kind: 'ServiceAccount', name: WEBHOOK, namespace: NS }];
+    const binding = find(objects, 'RoleBinding', NS, WEBHOOK);
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: WEBHOOK });
+    expect(binding.subjects).toEqual(subjects);
+    expect(find(objects, 'ClusterRole', null, CLUSTER_ROLE).rules).toEqual([
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['mutatingwebhookconfigurations'],
+        resourceNames: [MWC],
+        verbs: ['get', 'patch'],
+      },
+    ]);
+    const clusterBinding = find(objects, 'ClusterRoleBinding', null, CLUSTER_ROLE);
+    expect(clusterBinding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: CLUSTER_ROLE,
+    });
+    expect(clusterBinding.subjects).toEqual(subjects);
+    expect(find(objects, 'ServiceAccount', NS, WEBHOOK)).toBeDefined();
+  });
+
+  it('webhook.enabled=false: the gateway alone, nothing of the webhook', async () => {
+    const objects = await withValues({ webhook: { enabled: false } });
+    expect(ids(objects)).toEqual([
+      `ConfigMap ${NS}/${NAME}`,
+      `Deployment ${NS}/${NAME}`,
+      `NetworkPolicy ${NS}/${NAME}`,
+      `Service ${NS}/${NAME}`,
+    ]);
+  });
+
+  it('namespaceSelector type custom: the selector as given, nothing added', async () => {
+    const custom = { matchExpressions: [{ key: 'vpn', operator: 'In', values: ['home', 'work'] }] };
+    const objects = await withValues({ webhook: { namespaceSelector: { type: 'custom', custom } } });
+    expect(mwc(objects).webhooks?.[0]?.namespaceSelector).toEqual(custom);
+    expect(mwc(objects).webhooks).toEqual([{ ...DEFAULT_WEBHOOK, namespaceSelector: custom }]);
+  });
+
+  it('value matching for several gateways: a label of its own, label and annotation values, DNS given', async () => {
+    const objects = await withValues({
+      DNS: '10.64.0.1, 10.64.0.2',
+      DNSPolicy: '',
+      webhook: {
+        namespaceSelector: { label: 'example.com/vpn' },
+        gatewayDefault: false,
+        gatewayLabel: 'vpn',
+        gatewayLabelValue: 'home',
+        gatewayAnnotation: 'example.com/vpn',
+        gatewayAnnotationValue: 'home: yes', // YAML-special: quoted in the args
+      },
+    });
+    expect(mwc(objects).webhooks?.[0]?.namespaceSelector).toEqual({
+      ...DEFAULT_WEBHOOK.namespaceSelector,
+      matchLabels: { 'example.com/vpn': 'true' },
+    });
+    const args = webhookArgs(objects);
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--DNS=10.64.0.1,10.64.0.2',
+        '--setGatewayDefault=false',
+        '--setGatewayLabel=vpn',
+        '--setGatewayLabelValue=home',
+        '--setGatewayAnnotation=example.com/vpn',
+        '--setGatewayAnnotationValue=home: yes',
+      ]),
+    );
+    expect(args?.some((a) => a.startsWith('--DNSPolicy'))).toBe(false); // '': the pods' own dnsPolicy
+  });
+
+  it('no label or annotation looked at when their keys are empty; values follow the settings and images', async () => {
+    const objects = await withValues({
+      clusterName: 'k8s.example',
+      imagePullPolicy: 'Always',
+      logLevel: 'debug',
+      clientInit: { image: { repository: 'registry.example/client-init', tag: 'v2' } },
+      settings: { VXLAN_IP_NETWORK: '10.99.0', GATEWAY_NAME: 'gw.example.com' },
+      webhook: {
+        gatewayLabel: '',
+        gatewayAnnotation: '',
+        image: { repository: 'registry.example/gateway-webhook', tag: 'v3' },
+        port: 9443,
+        metricsPort: 9090,
+      },
+    });
+    const c = container(webhookPod(objects).containers, 'webhook');
+    expect(c.image).toBe('registry.example/gateway-webhook:v3');
+    expect(c.args).toEqual([
+      '--webhook-listen-address=:9443',
+      '--metrics-port=9090',
+      '--log-level=debug',
+      `--ca-secret=${CA_SECRET}`,
+      `--webhook-configuration=${MWC}`,
+      `--tls-hosts=${WEBHOOK}.${NS}.svc,${WEBHOOK}.${NS}.svc.k8s.example`,
+      '--gateway=gw.example.com',
+      '--DNS=10.99.0.1',
+      '--DNSPolicy=None',
+      '--setGatewayDefault=true',
+      '--initImage=registry.example/client-init:v2',
+      '--initImagePullPol=Always',
+      '--sidecarImage=knet/client-sidecar:0.1.0',
+      '--sidecarImagePullPol=Always',
+      '--sidecarAsInit=false',
+      `--configmapName=${NAME}`,
+      `--gateway-id=${NAME}.${NS}`,
+    ]);
+    expect(c.ports?.map((p) => p.containerPort)).toEqual([9443, 9090]);
+  });
+
+  it('sidecarAsInit, one replica (then no PodDisruptionBudget), Recreate', async () => {
+    const objects = await withValues({
+      webhook: { sidecarAsInit: true, replicas: 1, strategy: { type: 'Recreate' } },
+    });
+    expect(webhookArgs(objects)).toContain('--sidecarAsInit=true');
+    const deploy = find(objects, 'Deployment', NS, WEBHOOK);
+    expect(deploy.spec?.replicas).toBe(1);
+    expect(deploy.spec?.strategy?.type).toBe('Recreate');
+    expect(objects.map((o) => o.kind)).not.toContain('PodDisruptionBudget');
+  });
+
+  it('failurePolicy Ignore and another timeout reach the MutatingWebhookConfiguration', async () => {
+    const objects = await withValues({ webhook: { failurePolicy: 'Ignore', timeoutSeconds: 10 } });
+    expect(mwc(objects).webhooks).toEqual([
+      { ...DEFAULT_WEBHOOK, failurePolicy: 'Ignore', timeoutSeconds: 10 },
+    ]);
+  });
+
+  it('two releases never share a cluster-scoped name; a 63-character fullname still gives valid names', async () => {
+    const other = await dryRunIn('edge', await chart.render([], { release: NAME, namespace: 'edge' }));
+    const clusterScoped = (objects: K8sObject[]) =>
+      objects.filter((o) => o.metadata.namespace === undefined).map((o) => `${o.kind} ${o.metadata.name}`);
+    expect(clusterScoped(other).sort()).toEqual([
+      `ClusterRole edge-${WEBHOOK}`,
+      `ClusterRoleBinding edge-${WEBHOOK}`,
+      `MutatingWebhookConfiguration edge-${NAME}`,
+    ]);
+    expect(find(other, 'MutatingWebhookConfiguration', null).webhooks?.[0]?.name).toBe(
+      `${NAME}.edge.pod-gateway.knet.dev`,
+    );
+
+    const long = 'g'.repeat(63);
+    const objects = await withValues({ fullnameOverride: long });
+    const webhookName = `${'g'.repeat(55)}-webhook`;
+    expect(find(objects, 'Service', NS, webhookName)).toBeDefined(); // a DNS label: 63 characters
+    expect(find(objects, 'Deployment', NS, long)).toBeDefined();
+    expect(find(objects, 'Secret', NS, `${webhookName}-ca`)).toBeDefined();
+    expect(find(objects, 'MutatingWebhookConfiguration', null, `${NS}-${long}`).webhooks?.[0]?.name).toBe(
+      `${long}.${NS}.pod-gateway.knet.dev`,
+    );
+  });
+});
+
 describe("settings.sh and nat.conf, read by the apps' own loaders (@knet/podgw)", () => {
   it("default values: pod-gateway chart's defaults, GATEWAY_NAME = the headless Service's DNS name", async () => {
     const cm = find(await dryRun(await render(['--show-only', 'templates/configmap.yaml'])), 'ConfigMap');
@@ -757,6 +1169,44 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(['--set', 'clientServiceAccounts=null'])).toMatch(/clientServiceAccounts is required/);
   });
 
+  it('the schema checks the webhook, DNS and DNSPolicy values', async () => {
+    expect(await fails(['--set', 'webhook.failurePolicy=Maybe'])).toMatch(
+      /webhook\.failurePolicy: webhook\.failurePolicy must be one of the following: "Fail", "Ignore"/,
+    );
+    expect(await fails(['--set', 'webhook.timeoutSeconds=31'])).toMatch(
+      /webhook\.timeoutSeconds: Must be less than or equal to 30/,
+    );
+    expect(await fails(['--set', 'webhook.timeoutSeconds=0'])).toMatch(
+      /webhook\.timeoutSeconds: Must be greater than or equal to 1/,
+    );
+    expect(await fails(['--set', 'webhook.replicas=0'])).toMatch(
+      /webhook\.replicas: Must be greater than or equal to 1/,
+    );
+    expect(await fails(['--set', 'webhook.namespaceSelector.type=namespace'])).toMatch(
+      /webhook\.namespaceSelector\.type: webhook\.namespaceSelector\.type must be one of the following: "label", "custom"/,
+    );
+    expect(await fails(['--set', 'webhook.strategy.type=OnDelete'])).toMatch(
+      /webhook\.strategy\.type: webhook\.strategy\.type must be one of the following: "RollingUpdate", "Recreate"/,
+    );
+    expect(await fails(['--set', 'webhook.gatewayLabel=set gateway'])).toMatch(
+      /webhook\.gatewayLabel: Must validate/,
+    );
+    expect(await fails(['--set', 'webhook.port=70000'])).toMatch(
+      /webhook\.port: Must be less than or equal to 65535/,
+    );
+    expect(await fails(['--set-string', 'webhook.sidecarAsInit=yes'])).toMatch(
+      /webhook\.sidecarAsInit: Invalid type\. Expected: boolean, given: string/,
+    );
+    expect(await fails(['--set', 'webhook.enable=true'])).toMatch(
+      /webhook: Additional property enable is not allowed/,
+    );
+    expect(await fails(['--set', 'DNSPolicy=Sometimes'])).toMatch(
+      /DNSPolicy: DNSPolicy must be one of the following: "None", "ClusterFirst", "ClusterFirstWithHostNet", "Default", ""/,
+    );
+    // pod specs need addresses: names are refused here (the upstream webhook resolved them once)
+    expect(await fails(['--set', 'DNS=gw.example.com'])).toMatch(/DNS: Does not match pattern/);
+  });
+
   it('what the schema cannot say, the templates refuse', async () => {
     expect(await fails(['--set', `routed_namespaces={media,${NS}}`])).toContain(
       `routed_namespaces must not contain the release namespace ${NS}: the gateway pod would be routed through itself`,
@@ -778,6 +1228,21 @@ describe('values are checked before anything is rendered', () => {
         'publicPorts[1].hostname=b,publicPorts[1].IP=11,publicPorts[1].ports[0].type=tcp,publicPorts[1].ports[0].port=80',
       ]),
     ).toContain('publicPorts: tcp:80 is forwarded to both a and b');
+    expect(await fails(['--set', 'webhook.namespaceSelector.type=custom'])).toContain(
+      'webhook.namespaceSelector.custom is empty, which would select every namespace',
+    );
+    expect(await fails(['--set', 'webhook.namespaceSelector.label='])).toContain(
+      'webhook.namespaceSelector.label is empty',
+    );
+    expect(
+      await fails(['--set', 'webhook.gatewayLabel=', '--set', 'webhook.gatewayLabelValue=home']),
+    ).toContain('webhook.gatewayLabelValue needs webhook.gatewayLabel');
+    expect(
+      await fails(['--set', 'webhook.gatewayAnnotation=', '--set', 'webhook.gatewayAnnotationValue=home']),
+    ).toContain('webhook.gatewayAnnotationValue needs webhook.gatewayAnnotation');
+    expect(await fails(['--set', 'webhook.metricsPort=8443'])).toContain(
+      'webhook.port and webhook.metricsPort are both 8443',
+    );
     expect(await fails(['--set', 'vpn.enabled=true'])).toContain('vpn.enabled needs vpn.container.image');
     expect(
       await fails(['--set', 'settings.SNAT_IP=203.0.113.7', '--set', 'settings.VPN_INTERFACE=']),
@@ -965,6 +1430,234 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(list.stderr).toContain('is forbidden');
   });
 
+  /** The webhook's ServiceAccount, as the API server sees its requests. */
+  const webhookSa = serviceAccountUser(NS, WEBHOOK);
+  const getJson = async (args: string[]) =>
+    JSON.parse(await host.kubectlOk(['get', ...args, '-o', 'json'])) as K8sObject;
+
+  it("the webhook's objects are installed: the CA Secret empty, the MutatingWebhookConfiguration without caBundle", async () => {
+    expect((await getJson(['secret', CA_SECRET, '-n', NS])).data).toBeUndefined();
+    const config = await getJson(['mutatingwebhookconfiguration', MWC]);
+    expect(config.webhooks?.map((w) => w.name)).toEqual([`${NAME}.${NS}.pod-gateway.knet.dev`]);
+    expect(config.webhooks?.[0]?.clientConfig).toEqual({
+      service: { name: WEBHOOK, namespace: NS, path: '/wh/mutating/setgateway', port: 443 },
+    });
+    for (const what of [
+      ['deployment', WEBHOOK],
+      ['service', WEBHOOK],
+      ['serviceaccount', WEBHOOK],
+      ['poddisruptionbudget', WEBHOOK],
+    ])
+      expect((await getJson([...what, '-n', NS])).metadata.name).toBe(WEBHOOK);
+  });
+
+  it("the webhook's ServiceAccount may get and update its CA Secret, get and patch its MutatingWebhookConfiguration…", async () => {
+    const yes: string[][] = [
+      ['get', `secrets/${CA_SECRET}`, '-n', NS],
+      ['update', `secrets/${CA_SECRET}`, '-n', NS],
+      ['get', `mutatingwebhookconfigurations/${MWC}`],
+      ['patch', `mutatingwebhookconfigurations/${MWC}`],
+    ];
+    for (const args of yes)
+      expect([args.join(' '), await chart.canI(webhookSa, args)]).toEqual([args.join(' '), true]);
+  });
+
+  it('…and nothing else', async () => {
+    const no: string[][] = [
+      ['get', 'secrets/other', '-n', NS],
+      ['get', 'secrets', '-n', NS], // without a name: not covered by resourceNames
+      ['list', 'secrets', '-n', NS],
+      ['watch', 'secrets', '-n', NS],
+      ['create', 'secrets', '-n', NS],
+      ['delete', `secrets/${CA_SECRET}`, '-n', NS],
+      ['patch', `secrets/${CA_SECRET}`, '-n', NS],
+      ['get', `secrets/${CA_SECRET}`, '-n', 'media'], // the same name elsewhere
+      ['get', `configmaps/${NAME}`, '-n', NS],
+      ['list', 'mutatingwebhookconfigurations'],
+      ['create', 'mutatingwebhookconfigurations'],
+      ['update', `mutatingwebhookconfigurations/${MWC}`],
+      ['delete', `mutatingwebhookconfigurations/${MWC}`],
+      ['patch', 'mutatingwebhookconfigurations/another-webhook'],
+      ['get', `validatingwebhookconfigurations/${MWC}`],
+      ['patch', `validatingwebhookconfigurations/${MWC}`],
+      ['list', 'pods', '-n', 'media'],
+      ['get', 'pods', '-n', 'media'],
+      ['list', 'pods', '-n', NS],
+      ['create', 'pods', '-n', NS],
+      ['list', 'namespaces'],
+    ];
+    for (const args of no)
+      expect([args.join(' '), await chart.canI(webhookSa, args)]).toEqual([args.join(' '), false]);
+  });
+
+  it("with its token, the webhook's ServiceAccount fills the CA Secret and patches the caBundle; helm upgrade keeps both", async () => {
+    const kubeconfig = await host.serviceAccountKubeconfig(NS, WEBHOOK);
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const data = { 'ca.crt': b64('-----BEGIN CERTIFICATE-----\ntest\n'), 'ca.key': b64('test key') };
+    // As the webhook does it: get, then update (PUT) with the data.
+    const secret = JSON.parse(
+      await host.kubectlOk(['get', 'secret', CA_SECRET, '-n', NS, '-o', 'json'], { kubeconfig }),
+    ) as K8sObject;
+    await host.kubectlOk(['replace', '-f', '-'], { kubeconfig, input: JSON.stringify({ ...secret, data }) });
+    const caBundle = b64('-----BEGIN CERTIFICATE-----\nbundle\n');
+    await host.kubectlOk(
+      [
+        'patch',
+        'mutatingwebhookconfiguration',
+        MWC,
+        '--type=json',
+        `-p=${JSON.stringify([{ op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }])}`,
+      ],
+      { kubeconfig },
+    );
+
+    // An upgrade that changes the MutatingWebhookConfiguration (the timeout) and the Deployment.
+    const r = await host.helm([
+      'upgrade',
+      NAME,
+      chart.chart,
+      '--namespace',
+      NS,
+      '--reuse-values',
+      '--set',
+      'webhook.timeoutSeconds=7',
+      '--set',
+      'webhook.replicas=3',
+    ]);
+    if (r.exitCode !== 0) throw new Error(`helm upgrade failed: ${r.stderr}`);
+    expect((await getJson(['secret', CA_SECRET, '-n', NS])).data).toEqual(data);
+    const [webhook] = (await getJson(['mutatingwebhookconfiguration', MWC])).webhooks ?? [];
+    expect(webhook?.timeoutSeconds).toBe(7);
+    expect(webhook?.clientConfig.caBundle).toBe(caBundle);
+    expect((await getJson(['deployment', WEBHOOK, '-n', NS])).spec?.replicas).toBe(3);
+  });
+
+  it("the real webhook, run with the installed Deployment's args and its ServiceAccount: a new CA, the caBundle repaired, a certificate for the Service's names, pods routed as the values say", async () => {
+    const bundle = await webhookBundle;
+    // Rotation as the README says: empty the Secret's data (the previous test's fake CA) …
+    await host.kubectlOk([
+      'patch',
+      'secret',
+      CA_SECRET,
+      '-n',
+      NS,
+      '--type=json',
+      '-p=[{"op":"remove","path":"/data"}]',
+    ]);
+    const deployed = await getJson(['deployment', WEBHOOK, '-n', NS]);
+    const c = container(deployed.spec!.template!.spec.containers, 'webhook');
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const resolvConf = join(tmp, 'webhook-resolv.conf');
+    writeFileSync(
+      resolvConf,
+      `nameserver 10.0.0.10\nsearch ${NS}.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`,
+    );
+    // The pod's listen addresses become loopback ports; its API access is the ServiceAccount's token.
+    const args = (c.args ?? []).map((a) =>
+      a
+        .replace(/^--webhook-listen-address=:8443$/, `--webhook-listen-address=127.0.0.1:${port}`)
+        .replace(/^--metrics-port=8080$/, `--metrics-port=${metricsPort}`),
+    );
+    expect(args).toContain(`--webhook-listen-address=127.0.0.1:${port}`);
+    expect(args).toContain(`--metrics-port=${metricsPort}`);
+    const kubeconfig = await host.serviceAccountKubeconfig(NS, WEBHOOK);
+    const env = { PATH: process.env['PATH'], POD_NAMESPACE: NS }; // the Deployment's env (downward API)
+    const proc = ManagedProcess.start(
+      'gateway-webhook',
+      process.execPath,
+      [
+        ...shippedNodeFlags('node-app.Dockerfile'),
+        bundle,
+        ...args,
+        '--metrics-host=127.0.0.1',
+        `--kubeconfig=${kubeconfig}`,
+        `--resolv-conf=${resolvConf}`,
+      ],
+      join(tmp, 'gateway-webhook.log'),
+      env,
+    );
+    try {
+      const log = () => `(exit: ${proc.running ? 'running' : 'exited'}; log: ${proc.tail(10)})`;
+      // … and it makes a new CA at its start, and the (fake) caBundle is replaced by it.
+      const caPem = await until(
+        () => `the CA in ${CA_SECRET} and the caBundle of ${MWC} ${log()}`,
+        async () => {
+          const data = (await getJson(['secret', CA_SECRET, '-n', NS])).data;
+          const bundleNow = (await getJson(['mutatingwebhookconfiguration', MWC])).webhooks?.[0]?.clientConfig
+            .caBundle;
+          return (
+            data?.['ca.crt'] &&
+            data['ca.key'] &&
+            bundleNow === data['ca.crt'] &&
+            Buffer.from(bundleNow, 'base64').toString()
+          );
+        },
+        30_000,
+      );
+      expect(caPem).toContain('-----BEGIN CERTIFICATE-----');
+      await until(
+        () => `/readyz ${log()}`,
+        async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok,
+        10_000,
+      );
+
+      // What the API server does: HTTPS to <service>.<namespace>.svc, trusting only the caBundle.
+      const review = await admissionReview(port, caPem, `${WEBHOOK}.${NS}.svc`, {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: 'chart-test-1',
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          operation: 'CREATE',
+          namespace: 'media',
+          object: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name: 'app', namespace: 'media' },
+            spec: {
+              initContainers: [{ name: 'setup', image: 'busybox' }],
+              containers: [{ name: 'app', image: 'busybox' }],
+            },
+          },
+        },
+      });
+      expect(review.response).toMatchObject({ uid: 'chart-test-1', allowed: true, patchType: 'JSONPatch' });
+      const ops = JSON.parse(Buffer.from(review.response.patch ?? '', 'base64').toString()) as {
+        op: string;
+        path: string;
+        value: Record<string, unknown>;
+      }[];
+      const value = (path: string) => ops.find((o) => o.path === path)?.value;
+      // client-init first, with the chart's image and the gateway's name; the sidecar; the ConfigMap.
+      expect(value('/spec/initContainers/0')).toMatchObject({
+        name: 'gateway-init',
+        image: 'knet/client-init:0.1.0',
+        imagePullPolicy: 'IfNotPresent',
+        env: expect.arrayContaining([
+          { name: 'gateway', value: GATEWAY_NAME },
+          { name: 'K8S_DNS_ips', value: '10.0.0.10' },
+        ]),
+      });
+      expect(value('/spec/containers/-')).toMatchObject({
+        name: 'gateway-sidecar',
+        image: 'knet/client-sidecar:0.1.0',
+      });
+      expect(value('/spec/volumes')).toContainEqual({
+        name: 'gateway-configmap',
+        configMap: { name: NAME, defaultMode: 0o444 },
+      });
+      expect(value('/spec/dnsConfig')).toMatchObject({
+        nameservers: ['172.16.0.1'],
+        searches: expect.arrayContaining(['media.svc.cluster.local']),
+      });
+      expect(value('/spec/dnsPolicy')).toBe('None');
+      expect(value('/metadata/annotations')).toEqual({ 'pod-gateway.knet.dev/gateway': `${NAME}.${NS}` });
+    } finally {
+      await proc.stop();
+    }
+  });
+
   it('helm uninstall removes what it put into the routed namespaces', async () => {
     const r = await host.helm(['uninstall', NAME, '--namespace', NS]);
     expect(r.exitCode).toBe(0);
@@ -973,5 +1666,9 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       expect((await host.kubectl(['get', 'role', `${NAME}-client`, '-n', ns])).exitCode).not.toBe(0);
     }
     expect(await chart.canI(sa('media'), ['get', 'pods', '-n', 'media'])).toBe(false);
+    // The cluster-scoped objects of the webhook go too (nothing keeps intercepting pods).
+    expect((await host.kubectl(['get', 'mutatingwebhookconfiguration', MWC])).exitCode).not.toBe(0);
+    expect((await host.kubectl(['get', 'clusterrole', CLUSTER_ROLE])).exitCode).not.toBe(0);
+    expect((await host.kubectl(['get', 'secret', CA_SECRET, '-n', NS])).exitCode).not.toBe(0);
   });
 });
