@@ -23,7 +23,12 @@ void runMain('gateway-webhook', async () => {
     cert: first.certPem,
     key: first.keyPem,
     logger: app.logger,
-    limits: { maxConnections: opts.maxConnections },
+    limits: {
+      maxConnections: opts.maxConnections,
+      handshakeTimeoutMs: opts.handshakeTimeout,
+      headersTimeoutMs: opts.handshakeTimeout,
+      requestTimeoutMs: opts.requestTimeout,
+    },
     onRefused: (reason) => metrics.refused(reason),
     admit: (body) => {
       const started = performance.now();
@@ -38,6 +43,7 @@ void runMain('gateway-webhook', async () => {
     },
   });
   serving.server = server;
+  metrics.watchConnections(() => server.connections);
   await server.listen();
   app.onShutdown(() => server.close(), 'webhook server');
   await app.serve({ readiness: { tls: () => tls.ready } });

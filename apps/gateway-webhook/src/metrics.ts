@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from '@knet/runtime';
+import { Counter, Gauge, Histogram, type Registry } from '@knet/runtime';
 import { MUTATE_REASONS, REJECT_REASONS, SKIP_REASONS, type Review } from './inject';
 import { REFUSAL_REASONS, type RefusalReason } from './server';
 
@@ -7,6 +7,8 @@ export interface WebhookMetrics {
   reviewed(review: Review | undefined, seconds: number): void;
   refused(reason: RefusalReason): void;
   certCheck(result: 'ok' | 'error'): void;
+  /** Where the open-connections gauge reads its value at scrape time. */
+  watchConnections(count: () => number): void;
 }
 
 export function createWebhookMetrics(registry: Registry): WebhookMetrics {
@@ -43,7 +45,19 @@ export function createWebhookMetrics(registry: Registry): WebhookMetrics {
   });
   certChecks.inc({ result: 'ok' }, 0);
   certChecks.inc({ result: 'error' }, 0);
+  let connections: () => number = () => 0;
+  new Gauge({
+    name: 'knet_podgw_webhook_open_connections',
+    help: 'connections open on the HTTPS port (API servers keep a few; more means strangers)',
+    registers,
+    collect() {
+      this.set(connections());
+    },
+  });
   return {
+    watchConnections: (count) => {
+      connections = count;
+    },
     reviewed(review, seconds) {
       if (review) reviews.inc({ result: review.result, reason: review.reason });
       else reviews.inc({ result: 'invalid', reason: 'not-an-admission-review' });

@@ -260,6 +260,21 @@ export const program = createProgram({
         "names this gateway in the annotation it leaves on routed pods (pod-gateway.knet.dev/gateway), so that a second gateway's webhook does not route them again. Default: --configmapName",
       schema: optionalName(DNS_SUBDOMAIN, 'a DNS subdomain'),
     }),
+    handshakeTimeout: option({
+      flag: '--handshake-timeout <duration>',
+      env: 'PODGW_WEBHOOK_HANDSHAKE_TIMEOUT',
+      description:
+        'time a client has for its TLS handshake, and then for its request head (the API server needs milliseconds)',
+      schema: schemas.duration({ min: 100, max: 60_000 }),
+      default: '5s',
+    }),
+    requestTimeout: option({
+      flag: '--request-timeout <duration>',
+      env: 'PODGW_WEBHOOK_REQUEST_TIMEOUT',
+      description: 'time a client has for a whole request, body included',
+      schema: schemas.duration({ min: 100, max: 120_000 }),
+      default: '10s',
+    }),
     maxConnections: option({
       flag: '--max-connections <n>',
       env: 'PODGW_WEBHOOK_MAX_CONNECTIONS',

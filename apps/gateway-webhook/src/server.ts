@@ -27,6 +27,12 @@ export interface WebhookLimits {
   maxBodyBytes: number;
   /** Connections open at once; more are closed at accept. */
   maxConnections: number;
+  /**
+   * Request body bytes held at once, all requests together: a request that would go above it is
+   * answered 503 and its connection closed. The API server's reviews are a few KiB each; this
+   * bounds what many large bodies arriving together can take.
+   */
+  maxBufferedBytes: number;
 }
 
 export const DEFAULT_WEBHOOK_LIMITS: WebhookLimits = {
@@ -37,6 +43,7 @@ export const DEFAULT_WEBHOOK_LIMITS: WebhookLimits = {
   maxHeaderBytes: 16 * 1024,
   maxBodyBytes: 4 * 1024 * 1024,
   maxConnections: 256,
+  maxBufferedBytes: 16 * 1024 * 1024,
 };
 
 export interface PostAnswer {
@@ -64,6 +71,7 @@ export const REFUSAL_REASONS = [
   'tls',
   'timeout',
   'body-too-large',
+  'busy',
   'bad-request',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
@@ -77,6 +85,8 @@ export class WebhookServer {
   private readonly server: https.Server;
   private readonly limits: WebhookLimits;
   private readonly sockets = new Set<Socket>();
+  /** Body bytes held by requests being read (see WebhookLimits.maxBufferedBytes). */
+  private buffered = 0;
 
   constructor(private readonly opts: WebhookServerOptions) {
     this.limits = { ...DEFAULT_WEBHOOK_LIMITS, ...opts.limits };
@@ -183,51 +193,59 @@ export class WebhookServer {
   private readBody(req: IncomingMessage, res: ServerResponse): void {
     const max = this.limits.maxBodyBytes;
     const declared = Number(req.headers['content-length'] ?? NaN);
-    if (declared > max) return this.tooLarge(req, res);
+    if (declared > max) return this.cutOff(req, res, 413, 'body-too-large');
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    const release = () => {
+      this.buffered -= size;
+      size = 0;
+      chunks.length = 0;
+    };
     req.on('data', (chunk: Buffer) => {
       if (done) return;
-      size += chunk.length;
-      if (size > max) {
+      if (size + chunk.length > max || this.buffered + chunk.length > this.limits.maxBufferedBytes) {
         done = true;
-        chunks.length = 0;
-        this.tooLarge(req, res);
+        const tooLarge = size + chunk.length > max;
+        release();
+        this.cutOff(req, res, tooLarge ? 413 : 503, tooLarge ? 'body-too-large' : 'busy');
         return;
       }
+      size += chunk.length;
+      this.buffered += chunk.length;
       chunks.push(chunk);
     });
     req.on('end', () => {
       if (done) return;
       done = true;
+      const body = Buffer.concat(chunks, size);
+      release();
       let answer: PostAnswer;
       try {
-        answer = this.opts.admit(Buffer.concat(chunks, size));
+        answer = this.opts.admit(body);
       } catch (err) {
         this.opts.logger.error({ err: errorMessage(err) }, 'admission review failed');
         answer = { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error\n' };
       }
       send(res, answer.status, answer.contentType, answer.body);
     });
-    req.on('error', () => {
+    // Aborted by the client or cut by a deadline: what it held is freed.
+    req.on('close', () => {
+      if (done) return;
       done = true;
+      release();
     });
   }
 
-  private tooLarge(req: IncomingMessage, res: ServerResponse): void {
-    this.refused('body-too-large');
+  /** Answers at once and closes: what the client still sends is not read. */
+  private cutOff(req: IncomingMessage, res: ServerResponse, status: 413 | 503, reason: RefusalReason): void {
+    this.refused(reason);
     res.shouldKeepAlive = false;
-    send(
-      res,
-      413,
-      'text/plain; charset=utf-8',
-      `request body larger than ${this.limits.maxBodyBytes} bytes\n`,
-      {
-        Connection: 'close',
-      },
-    );
-    // Stop reading: what the client still sends is dropped with the connection.
+    const text =
+      status === 413
+        ? `request body larger than ${this.limits.maxBodyBytes} bytes\n`
+        : 'too many request bodies in flight, try again\n';
+    send(res, status, 'text/plain; charset=utf-8', text, { Connection: 'close' });
     res.once('finish', () => req.socket.destroy());
   }
 }
