@@ -1,7 +1,8 @@
 /**
- * gateway-webhook called by the real kube-apiserver: registered by URL on loopback TLS (the
- * webhook makes its CA, stores it in the Secret and patches the caBundle itself), pods created
- * through the API server and read back as it stored them. Two gateways coexist; the webhook's
+ * gateway-webhook called by the real kube-apiserver, installed from charts/pod-gateway's own webhook
+ * objects and Deployment args (only called by URL on loopback TLS instead of through its Service):
+ * the webhook makes its CA, stores it in the Secret and patches the caBundle itself with the
+ * chart's RBAC; pods are created through the API server and read back as it stored them. Two gateways coexist; the webhook's
  * outage refuses pods in routed namespaces only.
  */
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
@@ -24,35 +25,31 @@ beforeAll(async () => {
   for (const ns of [NS, ROUTED, PLAIN, SHARED]) await cp.kubectlOk(['create', 'namespace', ns]);
   await cp.kubectlOk(['label', 'namespace', ROUTED, 'routed-gateway=true']);
   await cp.kubectlOk(['label', 'namespace', SHARED, 'routed-gateway=true', 'routed-gateway-b=true']);
-  // Gateway A: the chart's defaults (route by default, setGateway label/annotation as booleans).
+  // Gateway A: the chart's defaults (route by default, setGateway label/annotation as booleans,
+  // DNS the gateway's overlay address 172.16.0.1, dnsPolicy None).
   a = await WebhookBed.start(cp, {
     name: 'pod-gateway',
     namespace: NS,
-    namespaceLabel: { key: 'routed-gateway', value: 'true' },
-    args: [
-      `--gateway=${GATEWAY}`,
-      '--DNS=172.16.0.1',
-      '--DNSPolicy=None',
-      '--setGatewayDefault',
-      '--setGatewayLabel=setGateway',
-      '--setGatewayAnnotation=setGateway',
-      '--initImage=knet/client-init:test',
-      '--sidecarImage=knet/client-sidecar:test',
-    ],
+    values: {
+      clientInit: { image: { repository: 'knet/client-init', tag: 'test' } },
+      clientSidecar: { image: { repository: 'knet/client-sidecar', tag: 'test' } },
+    },
   });
-  // Gateway B: its own label value, VNI and /24 (its ConfigMap), a native sidecar.
+  // Gateway B: its own namespace label, label value, VNI and /24, a native sidecar.
   b = await WebhookBed.start(cp, {
     name: 'gateway-b',
     namespace: NS,
-    namespaceLabel: { key: 'routed-gateway-b', value: 'true' },
-    args: [
-      '--gateway=gateway-b.vpn.svc.cluster.local',
-      '--DNS=172.16.1.1',
-      '--DNSPolicy=None',
-      '--setGatewayLabel=gateway',
-      '--setGatewayLabelValue=b',
-      '--sidecarAsInit',
-    ],
+    values: {
+      settings: { VXLAN_ID: 43, VXLAN_IP_NETWORK: '172.16.1' },
+      webhook: {
+        namespaceSelector: { type: 'label', label: 'routed-gateway-b', custom: {} },
+        gatewayDefault: false,
+        gatewayLabel: 'gateway',
+        gatewayLabelValue: 'b',
+        gatewayAnnotation: '',
+        sidecarAsInit: true,
+      },
+    },
   });
 });
 

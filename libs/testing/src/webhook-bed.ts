@@ -2,17 +2,23 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appBundle } from './bundle';
+import { ChartBed } from './charts';
 import { ControlPlane, ManagedProcess, freePort } from './controlplane';
 import { until } from './wait';
 
 export interface WebhookBedOptions {
-  /** Release name: the MutatingWebhookConfiguration, ServiceAccount, CA Secret and ConfigMap names derive from it. */
+  /** Release (and fullname) of charts/pod-gateway: the webhook's object names derive from it. */
   name: string;
-  /** The webhook's (and gateway's) namespace. */
+  /** The release namespace: the webhook's (and gateway's) namespace. */
   namespace: string;
-  /** Namespaces whose pods it reviews are labelled `key=value` (the chart's `routed-gateway=true`). */
-  namespaceLabel: { key: string; value: string };
-  /** Extra flags (selection, images, DNS, --sidecarAsInit…). */
+  /** Values of charts/pod-gateway (`webhook.*`, `DNS`, `DNSPolicy`, images…), as users write them. */
+  values?: Record<string, unknown>;
+  /**
+   * Namespaces whose pods it reviews are labelled `key=true` (the chart's
+   * `webhook.namespaceSelector.label`; default `routed-gateway`).
+   */
+  namespaceLabel?: { key: string; value: 'true' };
+  /** Flags added after the chart's (a later flag wins). */
   args?: string[];
   failurePolicy?: 'Fail' | 'Ignore';
   timeoutSeconds?: number;
@@ -20,12 +26,23 @@ export interface WebhookBedOptions {
   resolvConf?: string;
 }
 
+interface Rendered {
+  kind: string;
+  metadata: { name: string };
+  spec?: { template?: { spec?: { containers?: { name: string; args?: string[] }[] } } };
+}
+
+/** The chart's webhook templates: installed as they are, except where the webhook is reached. */
+const TEMPLATES = ['webhook-rbac.yaml', 'webhook-secret.yaml', 'webhook-configuration.yaml'];
+
 /**
- * gateway-webhook registered with a real kube-apiserver by URL on loopback TLS, set up the way the
- * chart sets it up: an empty CA Secret, a ServiceAccount with exactly the chart's RBAC (get/update
- * on that Secret, get/patch on its MutatingWebhookConfiguration), a MutatingWebhookConfiguration
- * with no caBundle (the webhook patches it in at start), and the app bundle run as a process with
- * that ServiceAccount's token. `stop()` kills it; `start()` starts it again (same port and CA).
+ * gateway-webhook registered with a real kube-apiserver the way charts/pod-gateway registers it:
+ * the chart's own ServiceAccount, RBAC, empty CA Secret and MutatingWebhookConfiguration (rendered
+ * with `values`, applied as they are), except that the configuration calls the webhook by URL on
+ * loopback instead of through its Service (no node here). The app bundle runs as a process with the
+ * chart Deployment's args (the listen and metrics addresses, TLS host and kubeconfig replaced for
+ * loopback) and that ServiceAccount's token, so the chart's RBAC is what it has. `stop()` kills it;
+ * `start()` starts it again (same port and CA).
  */
 export class WebhookBed {
   private proc: ManagedProcess | undefined;
@@ -39,12 +56,17 @@ export class WebhookBed {
     readonly metricsPort: number,
     private readonly bundle: string,
     private readonly kubeconfig: string,
+    /** The chart Deployment's args for the webhook container. */
+    private readonly chartArgs: string[],
+    private readonly installed: string,
   ) {}
 
+  /** The chart's MutatingWebhookConfiguration name (`<namespace>-<fullname>`). */
   get mwcName(): string {
     return `${this.opts.namespace}-${this.opts.name}`;
   }
 
+  /** The chart's CA Secret name. */
   get caSecret(): string {
     return `${this.opts.name}-webhook-ca`;
   }
@@ -57,127 +79,74 @@ export class WebhookBed {
   static async start(cp: ControlPlane, opts: WebhookBedOptions): Promise<WebhookBed> {
     const dir = mkdtempSync(join(tmpdir(), 'knet-webhook-'));
     const { name, namespace } = opts;
-    const sa = `${name}-webhook`;
-    const mwc = `${namespace}-${name}`;
     const [port, metricsPort, bundle] = await Promise.all([
       freePort(),
       freePort(),
       appBundle('gateway-webhook'),
     ]);
-    const kubeconfig = await cp.serviceAccountKubeconfig(namespace, sa);
-    const secret = `${name}-webhook-ca`;
-    await cp.kubectlOk(['apply', '-f', '-'], {
-      input: JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'List',
-        items: [
-          { apiVersion: 'v1', kind: 'Secret', metadata: { name: secret, namespace }, type: 'Opaque' },
-          {
-            apiVersion: 'rbac.authorization.k8s.io/v1',
-            kind: 'Role',
-            metadata: { name: sa, namespace },
-            rules: [
-              { apiGroups: [''], resources: ['secrets'], resourceNames: [secret], verbs: ['get', 'update'] },
-            ],
-          },
-          {
-            apiVersion: 'rbac.authorization.k8s.io/v1',
-            kind: 'RoleBinding',
-            metadata: { name: sa, namespace },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
-            subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
-          },
-          {
-            apiVersion: 'rbac.authorization.k8s.io/v1',
-            kind: 'ClusterRole',
-            metadata: { name: `${mwc}-webhook` },
-            rules: [
-              {
-                apiGroups: ['admissionregistration.k8s.io'],
-                resources: ['mutatingwebhookconfigurations'],
-                resourceNames: [mwc],
-                verbs: ['get', 'patch'],
-              },
-            ],
-          },
-          {
-            apiVersion: 'rbac.authorization.k8s.io/v1',
-            kind: 'ClusterRoleBinding',
-            metadata: { name: `${mwc}-webhook` },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${mwc}-webhook` },
-            subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
-          },
-          {
-            apiVersion: 'admissionregistration.k8s.io/v1',
-            kind: 'MutatingWebhookConfiguration',
-            metadata: { name: mwc },
-            webhooks: [
-              {
-                name: `${name}.${namespace}.pod-gateway.knet.dev`,
-                admissionReviewVersions: ['v1'],
-                sideEffects: 'None',
-                failurePolicy: opts.failurePolicy ?? 'Fail',
-                timeoutSeconds: opts.timeoutSeconds ?? 5,
-                reinvocationPolicy: 'Never',
-                matchPolicy: 'Equivalent',
-                clientConfig: { url: `https://127.0.0.1:${port}/wh/mutating/setgateway` },
-                rules: [
-                  {
-                    operations: ['CREATE'],
-                    apiGroups: [''],
-                    apiVersions: ['v1'],
-                    resources: ['pods'],
-                    scope: 'Namespaced',
-                  },
-                ],
-                namespaceSelector: {
-                  matchLabels: { [opts.namespaceLabel.key]: opts.namespaceLabel.value },
-                  matchExpressions: [
-                    {
-                      key: 'kubernetes.io/metadata.name',
-                      operator: 'NotIn',
-                      values: [namespace, 'kube-system'],
-                    },
-                  ],
-                },
-                objectSelector: {
-                  matchExpressions: [
-                    { key: 'pod-gateway.knet.dev/role', operator: 'NotIn', values: ['gateway', 'webhook'] },
-                  ],
-                },
-              },
-            ],
-          },
-        ],
-      }),
-    });
+    const chart = new ChartBed(cp, { chart: 'pod-gateway', release: name, namespace });
+    const values = {
+      ...opts.values,
+      fullnameOverride: name,
+      webhook: {
+        ...(opts.values?.['webhook'] as object | undefined),
+        ...(opts.namespaceLabel
+          ? { namespaceSelector: { type: 'label', label: opts.namespaceLabel.key, custom: {} } }
+          : {}),
+        ...(opts.failurePolicy ? { failurePolicy: opts.failurePolicy } : {}),
+        ...(opts.timeoutSeconds ? { timeoutSeconds: opts.timeoutSeconds } : {}),
+      },
+    };
+    const only = (files: string[]) => files.flatMap((f) => ['--show-only', `templates/${f}`]);
+    const installed = await chart.render(only(TEMPLATES), { values });
+    const [deployment] = await chart.dryRun(
+      await chart.render(only(['webhook-deployment.yaml']), { values }),
+    );
+    const chartArgs = (deployment as Rendered | undefined)?.spec?.template?.spec?.containers?.find(
+      (c) => c.name === 'webhook',
+    )?.args;
+    if (!chartArgs) throw new Error('WebhookBed: the chart rendered no webhook container args');
+    await chart.apply(installed);
+    await cp.kubectlOk([
+      'patch',
+      'mutatingwebhookconfiguration',
+      `${namespace}-${name}`,
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        {
+          op: 'replace',
+          path: '/webhooks/0/clientConfig',
+          value: { url: `https://127.0.0.1:${port}/wh/mutating/setgateway` },
+        },
+      ]),
+    ]);
+    const kubeconfig = await cp.serviceAccountKubeconfig(namespace, `${name}-webhook`);
     const resolv = join(dir, 'resolv.conf');
     writeFileSync(
       resolv,
       opts.resolvConf ??
         `search ${namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.0.0.10\noptions ndots:5\n`,
     );
-    const bed = new WebhookBed(cp, opts, dir, port, metricsPort, bundle, kubeconfig);
+    const bed = new WebhookBed(cp, opts, dir, port, metricsPort, bundle, kubeconfig, chartArgs, installed);
     await bed.start();
     return bed;
   }
 
-  /** The flags the process runs with. */
+  /** The flags the process runs with: the chart's, with loopback addresses, then `args`. */
   args(): string[] {
-    const { name, namespace } = this.opts;
+    const replaced = ['--webhook-listen-address=', '--metrics-port=', '--tls-hosts='];
     return [
+      ...this.chartArgs.filter((a) => !replaced.some((r) => a.startsWith(r))),
       `--webhook-listen-address=127.0.0.1:${this.port}`,
       '--metrics-host=127.0.0.1',
       `--metrics-port=${this.metricsPort}`,
-      `--kubeconfig=${this.kubeconfig}`,
-      `--namespace=${namespace}`,
-      `--ca-secret=${this.caSecret}`,
-      `--webhook-configuration=${this.mwcName}`,
       '--tls-hosts=127.0.0.1',
+      `--kubeconfig=${this.kubeconfig}`,
+      // The chart gives it from the downward API (POD_NAMESPACE).
+      `--namespace=${this.opts.namespace}`,
       `--resolv-conf=${join(this.dir, 'resolv.conf')}`,
       '--ca-bundle-check-interval=1s',
-      `--configmapName=${name}`,
-      `--gateway-id=${name}.${namespace}`,
       ...(this.opts.args ?? []),
     ];
   }
@@ -214,17 +183,10 @@ export class WebhookBed {
     return (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
   }
 
-  /** Stops it and removes what it made in the API server and on disk. */
+  /** Stops it and removes what the chart's templates made (the namespaced ones go with the namespace). */
   async remove(): Promise<void> {
     await this.stop();
-    const mwc = this.mwcName;
-    await this.cp.kubectl(['delete', 'mutatingwebhookconfiguration', mwc, '--ignore-not-found']);
-    await this.cp.kubectl([
-      'delete',
-      'clusterrole,clusterrolebinding',
-      `${mwc}-webhook`,
-      '--ignore-not-found',
-    ]);
+    await this.cp.kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: this.installed });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
