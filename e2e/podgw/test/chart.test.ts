@@ -333,7 +333,7 @@ describe('helm lint --strict', () => {
       { webhook: { enabled: false } },
       { webhook: { namespaceSelector: { type: 'custom', custom: { matchLabels: { vpn: 'home' } } } } },
       { webhook: { gatewayLabelValue: 'home', gatewayAnnotationValue: 'home' } },
-      { webhook: { sidecarAsInit: true, replicas: 1 } },
+      { webhook: { sidecarAsInit: false, replicas: 1 } },
       { webhook: { failurePolicy: 'Ignore' }, DNS: '10.64.0.1', DNSPolicy: 'ClusterFirst' },
     ].map((values, i) => {
       const file = join(tmp, `lint-${i}.json`);
@@ -667,7 +667,7 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
     '--initImagePullPol=IfNotPresent',
     '--sidecarImage=knet/client-sidecar:0.1.0',
     '--sidecarImagePullPol=IfNotPresent',
-    '--sidecarAsInit=false',
+    '--sidecarAsInit=true',
     `--configmapName=${NAME}`,
     `--gateway-id=${NAME}.${NS}`,
   ];
@@ -872,18 +872,18 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
       '--initImagePullPol=Always',
       '--sidecarImage=knet/client-sidecar:0.1.0',
       '--sidecarImagePullPol=Always',
-      '--sidecarAsInit=false',
+      '--sidecarAsInit=true',
       `--configmapName=${NAME}`,
       `--gateway-id=${NAME}.${NS}`,
     ]);
     expect(c.ports?.map((p) => p.containerPort)).toEqual([9443, 9090]);
   });
 
-  it('sidecarAsInit, one replica (then no PodDisruptionBudget), Recreate', async () => {
+  it('a classic sidecar (sidecarAsInit false), one replica (then no PodDisruptionBudget), Recreate', async () => {
     const objects = await withValues({
-      webhook: { sidecarAsInit: true, replicas: 1, strategy: { type: 'Recreate' } },
+      webhook: { sidecarAsInit: false, replicas: 1, strategy: { type: 'Recreate' } },
     });
-    expect(webhookArgs(objects)).toContain('--sidecarAsInit=true');
+    expect(webhookArgs(objects)).toContain('--sidecarAsInit=false');
     const deploy = find(objects, 'Deployment', NS, WEBHOOK);
     expect(deploy.spec?.replicas).toBe(1);
     expect(deploy.spec?.strategy?.type).toBe('Recreate');
@@ -1629,7 +1629,8 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
         value: Record<string, unknown>;
       }[];
       const value = (path: string) => ops.find((o) => o.path === path)?.value;
-      // client-init first, with the chart's image and the gateway's name; the sidecar; the ConfigMap.
+      // client-init first, with the chart's image and the gateway's name; the native sidecar (the
+      // chart's default) right after it; the ConfigMap.
       expect(value('/spec/initContainers/0')).toMatchObject({
         name: 'gateway-init',
         image: 'knet/client-init:0.1.0',
@@ -1639,10 +1640,12 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
           { name: 'K8S_DNS_ips', value: '10.0.0.10' },
         ]),
       });
-      expect(value('/spec/containers/-')).toMatchObject({
+      expect(value('/spec/initContainers/1')).toMatchObject({
         name: 'gateway-sidecar',
         image: 'knet/client-sidecar:0.1.0',
+        restartPolicy: 'Always',
       });
+      expect(value('/spec/containers/-')).toBeUndefined();
       expect(value('/spec/volumes')).toContainEqual({
         name: 'gateway-configmap',
         configMap: { name: NAME, defaultMode: 0o444 },
