@@ -89,12 +89,13 @@ Deployment gives it (--ca-secret, --webhook-configuration), so these are the onl
 {{- include "pod-gateway.setting" (dict "root" . "name" "VXLAN_IP_NETWORK" "default" "172.16.0") | trimSuffix ".0/24" }}
 {{- end }}
 
-{{/* The webhook's namespaceSelector: matchLabels {<label>: "true"} (minus its own and kube-system), or the custom one as given. */}}
+{{/* The webhook's namespaceSelector: the routed_namespaces by name (a name no namespace can have when
+there are none), namespaces labelled <label>=true (minus its own and kube-system), or the custom one. */}}
 {{- define "pod-gateway.webhookNamespaceSelector" -}}
 {{- $sel := .Values.webhook.namespaceSelector }}
 {{- if eq $sel.type "custom" }}
 {{- toYaml $sel.custom }}
-{{- else }}
+{{- else if eq $sel.type "label" }}
 matchLabels:
   {{ $sel.label | quote }}: "true"
 matchExpressions:
@@ -103,6 +104,12 @@ matchExpressions:
   - key: kubernetes.io/metadata.name
     operator: NotIn
     values: [{{ .Release.Namespace }}, kube-system]
+{{- else }}
+matchExpressions:
+  # Exactly the namespaces that get the ConfigMap: a routed pod never lacks it (pod-gateway#86).
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values: {{ .Values.routed_namespaces | default (list "none.invalid") | toJson }}
 {{- end }}
 {{- end }}
 
@@ -275,6 +282,9 @@ var the webhook injects. Other settings when given in values (null removes one: 
 {{- define "pod-gateway.validate" -}}
 {{- if has .Release.Namespace .Values.routed_namespaces }}
 {{- fail (printf "routed_namespaces must not contain the release namespace %s: the gateway pod would be routed through itself" .Release.Namespace) }}
+{{- end }}
+{{- if has "kube-system" .Values.routed_namespaces }}
+{{- fail "routed_namespaces must not contain kube-system: the cluster DNS, which clients resolve the gateway with, would be routed through the gateway" }}
 {{- end }}
 {{- $wh := .Values.webhook }}
 {{- if $wh.enabled }}

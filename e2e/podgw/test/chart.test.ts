@@ -638,17 +638,22 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
     ],
     // No caBundle: the webhook patches it in, and a rendered one would be reset by every upgrade.
     clientConfig: { service: { name: WEBHOOK, namespace: NS, path: '/wh/mutating/setgateway', port: 443 } },
+    // routed_namespaces (none here): a name no namespace can have.
     namespaceSelector: {
-      matchLabels: { 'routed-gateway': 'true' },
-      matchExpressions: [
-        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS, 'kube-system'] },
-      ],
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['none.invalid'] }],
     },
     objectSelector: {
       matchExpressions: [
         { key: 'pod-gateway.knet.dev/role', operator: 'NotIn', values: ['gateway', 'webhook'] },
       ],
     },
+  };
+  /** type label: namespaces labelled routed-gateway=true, never the release namespace nor kube-system. */
+  const LABEL_SELECTOR = {
+    matchLabels: { 'routed-gateway': 'true' },
+    matchExpressions: [
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS, 'kube-system'] },
+    ],
   };
   const DEFAULT_ARGS = [
     '--webhook-listen-address=:8443',
@@ -802,6 +807,20 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
     ]);
   });
 
+  it('namespaceSelector: the routed_namespaces by name (the default), or labelled namespaces as upstream', async () => {
+    const routed = await withValues({ routed_namespaces: ROUTED });
+    expect(mwc(routed).webhooks?.[0]?.namespaceSelector).toEqual({
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ROUTED }],
+    });
+    const labelled = await withValues({
+      webhook: { namespaceSelector: { type: 'label', label: 'routed-gateway' } },
+    });
+    expect(mwc(labelled).webhooks?.[0]?.namespaceSelector).toEqual(LABEL_SELECTOR);
+    await expect(chart.render(['--set', 'routed_namespaces={kube-system}'])).rejects.toThrow(
+      'routed_namespaces must not contain kube-system',
+    );
+  });
+
   it('namespaceSelector type custom: the selector as given, nothing added', async () => {
     const custom = { matchExpressions: [{ key: 'vpn', operator: 'In', values: ['home', 'work'] }] };
     const objects = await withValues({ webhook: { namespaceSelector: { type: 'custom', custom } } });
@@ -814,7 +833,7 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
       DNS: '10.64.0.1, 10.64.0.2',
       DNSPolicy: '',
       webhook: {
-        namespaceSelector: { label: 'example.com/vpn' },
+        namespaceSelector: { type: 'label', label: 'example.com/vpn' },
         gatewayDefault: false,
         gatewayLabel: 'vpn',
         gatewayLabelValue: 'home',
@@ -823,7 +842,7 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
       },
     });
     expect(mwc(objects).webhooks?.[0]?.namespaceSelector).toEqual({
-      ...DEFAULT_WEBHOOK.namespaceSelector,
+      ...LABEL_SELECTOR,
       matchLabels: { 'example.com/vpn': 'true' },
     });
     const args = webhookArgs(objects);
@@ -1183,7 +1202,7 @@ describe('values are checked before anything is rendered', () => {
       /webhook\.replicas: Must be greater than or equal to 1/,
     );
     expect(await fails(['--set', 'webhook.namespaceSelector.type=namespace'])).toMatch(
-      /webhook\.namespaceSelector\.type: webhook\.namespaceSelector\.type must be one of the following: "label", "custom"/,
+      /webhook\.namespaceSelector\.type: webhook\.namespaceSelector\.type must be one of the following: "routed_namespaces", "label", "custom"/,
     );
     expect(await fails(['--set', 'webhook.strategy.type=OnDelete'])).toMatch(
       /webhook\.strategy\.type: webhook\.strategy\.type must be one of the following: "RollingUpdate", "Recreate"/,
@@ -1231,9 +1250,14 @@ describe('values are checked before anything is rendered', () => {
     expect(await fails(['--set', 'webhook.namespaceSelector.type=custom'])).toContain(
       'webhook.namespaceSelector.custom is empty, which would select every namespace',
     );
-    expect(await fails(['--set', 'webhook.namespaceSelector.label='])).toContain(
-      'webhook.namespaceSelector.label is empty',
-    );
+    expect(
+      await fails([
+        '--set',
+        'webhook.namespaceSelector.type=label',
+        '--set',
+        'webhook.namespaceSelector.label=',
+      ]),
+    ).toContain('webhook.namespaceSelector.label is empty');
     expect(
       await fails(['--set', 'webhook.gatewayLabel=', '--set', 'webhook.gatewayLabelValue=home']),
     ).toContain('webhook.gatewayLabelValue needs webhook.gatewayLabel');
@@ -1292,8 +1316,9 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       `NetworkPolicy ${NAME}: in, only the overlay (UDP 4789) from the routed namespaces' pods`,
     );
     // The webhook: how to label a namespace, opt a pod out, see that a pod was routed, recover.
-    expect(notes).toContain(`Let the webhook ${NS}/${WEBHOOK} route its new pods`);
-    expect(notes).toContain('kubectl label namespace <namespace> routed-gateway=true');
+    expect(notes).toContain(
+      `The webhook ${NS}/${WEBHOOK} routes the new pods of the namespaces in routed_namespaces (${ROUTED.join(', ')}).`,
+    );
     expect(notes).toContain(
       'label      setGateway: "true" routes it, "false" does not, anything else rejects the pod',
     );
@@ -1301,7 +1326,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(notes).toContain('If the webhook cannot be called (failurePolicy Fail, timeout 5 s)');
     expect(notes).toContain('never created un-routed');
     expect(notes).toContain(`kubectl -n ${NS} rollout status deployment/${WEBHOOK}`);
-    expect(notes).toContain('kubectl label namespace <namespace> routed-gateway-');
+    expect(notes).toContain(`kubectl patch mutatingwebhookconfiguration ${MWC} --type=json`);
     // The by-hand pod spec is only for webhook.enabled=false.
     expect(notes).not.toContain('image: knet/client-init');
   });
@@ -1419,7 +1444,26 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       metadata: { name: 'routed-app', namespace: 'media' },
       spec: { serviceAccountName: 'routed', containers: [{ name: 'app', image: 'busybox' }] },
     };
-    await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+    // media is routed, and the webhook cannot run here (no node): its pods are refused (fail closed).
+    const refused = await host.kubectl(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stderr).toContain(`failed calling webhook "${NAME}.${NS}.pod-gateway.knet.dev"`);
+    // NOTES' way out: let pods through un-routed, knowingly, until the next helm upgrade.
+    const failurePolicy = (value: string) =>
+      host.kubectlOk([
+        'patch',
+        'mutatingwebhookconfiguration',
+        MWC,
+        '--type=json',
+        '-p',
+        JSON.stringify([{ op: 'replace', path: '/webhooks/0/failurePolicy', value }]),
+      ]);
+    await failurePolicy('Ignore');
+    try {
+      await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+    } finally {
+      await failurePolicy('Fail');
+    }
     expect(
       await host.kubectlOk(['get', 'pod', 'routed-app', '-n', 'media', '-o', 'jsonpath={.metadata.name}'], {
         kubeconfig,

@@ -155,6 +155,8 @@ beforeAll(async () => {
       name: 'pod-gateway',
       namespace: NS,
       namespaceLabel: { key: 'routed-gateway', value: 'true' },
+      // A classic sidecar (the chart's default is a native one, as the second gateway below).
+      values: { webhook: { sidecarAsInit: false } },
       args: WEBHOOK_ARGS,
       resolvConf: WEBHOOK_RESOLV,
     }),
