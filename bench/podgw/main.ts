@@ -11,8 +11,7 @@
  * Options: --only=dns,dhcp,client,killswitch  --seconds=S (each timed dnsperf run)  --rounds=N  --keep
  */
 import { parseArgs } from 'node:util';
-import { errorMessage } from '@knet/runtime';
-import { Cleanup, log, resultEmitter } from '@knet/testing';
+import { Cleanup, log, resultEmitter, runBench } from '@knet/testing';
 import { benchClient } from './client';
 import type { BenchContext } from './context';
 import { benchDhcp } from './dhcp';
@@ -44,25 +43,11 @@ const ctx: BenchContext = {
   seconds: Number(args.seconds),
   keep: Boolean(args.keep),
 };
-const onSignal = () => void cleanup.run().then(() => process.exit(130));
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-
 async function main(): Promise<void> {
-  try {
-    if (parts.has('dns')) await benchDns(ctx);
-    if (parts.has('dhcp')) await benchDhcp(ctx);
-    if (parts.has('client')) await benchClient(ctx, Number(args.rounds));
-    if (parts.has('killswitch')) await benchKillSwitch(ctx, Number(args.rounds));
-  } finally {
-    await cleanup.run();
-  }
+  if (parts.has('dns')) await benchDns(ctx);
+  if (parts.has('dhcp')) await benchDhcp(ctx);
+  if (parts.has('client')) await benchClient(ctx, Number(args.rounds));
+  if (parts.has('killswitch')) await benchKillSwitch(ctx, Number(args.rounds));
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    log(`bench failed: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}`);
-    process.exit(1);
-  },
-);
+runBench(main, { cleanup });

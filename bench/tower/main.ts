@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ControlPlane, freePort, workspaceRoot } from '@knet/testing';
+import { ControlPlane, freePort, runBench, workspaceRoot } from '@knet/testing';
 import {
   buildBundles,
   clusterObject,
@@ -36,7 +36,6 @@ import {
 } from './bed';
 import type { Cluster } from '@knet/cluster-crd';
 import { kubeconfigTls } from '@knet/k8s';
-import { errorMessage } from '@knet/runtime';
 import { gcAndMeasure, profileDuring } from './inspect';
 import {
   buildLoadgen,
@@ -486,35 +485,12 @@ async function latency(
   }
 }
 
-let failed = false;
-let interrupted = false;
-const guard = setTimeout(() => {
-  log(`the bench exceeded its time limit (${TIME_LIMIT_MS / 60_000} min); stopping`);
-  void cleanup.run().finally(() => process.exit(1));
-}, TIME_LIMIT_MS);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  // Ctrl-C reaches us up to three times (the process group, then npm's and tsx's forwarding):
-  // the first one starts the cleanup, the others must not kill us in the middle of it.
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`${sig}: stopping everything`);
-    void cleanup.run().finally(() => {
-      if (!args.keep) rmSync(dir, { recursive: true, force: true });
-      process.exit(130);
-    });
-  });
-}
-main()
-  .catch((e: unknown) => {
-    failed = true;
-    if (!interrupted) log(`FAILED: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}`);
-  })
-  .finally(async () => {
-    clearTimeout(guard);
-    await cleanup.run();
-    if (interrupted) return; // the signal handler exits
-    if (!failed && !args.keep) rmSync(dir, { recursive: true, force: true });
+runBench(main, {
+  cleanup,
+  timeLimitMs: TIME_LIMIT_MS,
+  finish: (code) => {
+    // Kept when it failed (the logs say why), or on request.
+    if (code !== 1 && !args.keep) rmSync(dir, { recursive: true, force: true });
     else log(`logs kept in ${dir}`);
-    process.exit(failed ? 1 : 0);
-  });
+  },
+});

@@ -24,7 +24,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCertificateAuthority, issueCertificate } from '@knet/crypto';
 import { kubeconfigTls } from '@knet/k8s';
-import { errorMessage } from '@knet/runtime';
 import {
   Cleanup,
   ControlPlane,
@@ -38,6 +37,7 @@ import {
   log,
   memoryMiB,
   resultEmitter,
+  runBench,
   until,
   workspaceRoot,
 } from '@knet/testing';
@@ -586,31 +586,12 @@ function histogramDelta(a: Histogram, b: Histogram) {
   };
 }
 
-/** Stops everything (the temp dir too, unless the run failed or --keep) and exits with `code`. */
-function finish(code: number): void {
-  void cleanup.run().finally(() => {
-    if (code === 0 && !args.keep) rmSync(dir, { recursive: true, force: true });
+runBench(main, {
+  cleanup,
+  timeLimitMs: TIME_LIMIT_MS,
+  finish: (code) => {
+    // Kept when it failed (the logs say why), or on request.
+    if (code !== 1 && !args.keep) rmSync(dir, { recursive: true, force: true });
     else log(`logs kept in ${dir}`);
-    process.exit(code);
-  });
-}
-
-// One stop, whichever comes first: the end, a failure, the time limit, Ctrl-C (which reaches us
-// more than once: from the process group, then npm's and tsx's forwarding).
-let stopping = false;
-const stopOnce = (code: number, why?: string) => {
-  if (stopping) return;
-  stopping = true;
-  if (why) log(why);
-  finish(code);
-};
-setTimeout(
-  () => stopOnce(1, `the bench exceeded its time limit (${TIME_LIMIT_MS / 60_000} min); stopping`),
-  TIME_LIMIT_MS,
-).unref();
-process.on('SIGINT', () => stopOnce(130, 'SIGINT: stopping everything'));
-process.on('SIGTERM', () => stopOnce(130, 'SIGTERM: stopping everything'));
-main().then(
-  () => stopOnce(0),
-  (e: unknown) => stopOnce(1, `FAILED: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}`),
-);
+  },
+});

@@ -206,3 +206,45 @@ export async function busy(part: string): Promise<number> {
   }
   return share;
 }
+
+/** How a bench run ended: 0 done, 1 failed or over its time limit, 130 interrupted. */
+export type BenchExit = 0 | 1 | 130;
+
+/**
+ * Runs a bench's `main` and stops once, whichever comes first: its end (exit 0), a failure (1),
+ * the time limit (1) or SIGINT/SIGTERM (130; Ctrl-C reaches a bench up to three times: from the
+ * process group, then npm's and tsx's forwarding, and the later ones must not cut the cleanup
+ * short). Each way runs `cleanup` once, then `finish(code)` (e.g. remove or keep the temp dir),
+ * then exits.
+ */
+export function runBench(
+  main: () => Promise<void>,
+  opts: { cleanup: Cleanup; timeLimitMs?: number; finish?: (code: BenchExit) => void },
+): void {
+  let stopping = false;
+  const stop = (code: BenchExit, why?: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (why) log(why);
+    void opts.cleanup.run().finally(() => {
+      try {
+        opts.finish?.(code);
+      } finally {
+        process.exit(code);
+      }
+    });
+  };
+  if (opts.timeLimitMs !== undefined) {
+    const limit = opts.timeLimitMs;
+    setTimeout(
+      () => stop(1, `the bench exceeded its time limit (${limit / 60_000} min); stopping`),
+      limit,
+    ).unref();
+  }
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.on(sig, () => stop(130, `${sig}: stopping everything`));
+  main().then(
+    () => stop(0),
+    (e: unknown) => stop(1, `FAILED: ${e instanceof Error && e.stack ? e.stack : errorMessage(e)}`),
+  );
+}
