@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import {
   GATEWAY_ANNOTATION,
   parseGoBool,
+  reviewLogLevel,
   review,
   type AdmissionRequest,
   type InjectConfig,
@@ -83,6 +84,15 @@ function mutated(p: V1Pod, cfg: InjectConfig = CFG, namespace = 'media'): V1Pod 
   if (r.result !== 'mutated') throw new Error(`expected a mutation, got ${JSON.stringify(r)}`);
   return apply(p, r.patch);
 }
+
+describe('reviewLogLevel', () => {
+  it.each<[Parameters<typeof reviewLogLevel>[0], string]>([
+    [{ result: 'rejected', reason: 'invalid-label', message: 'x' }, 'warn'],
+    [{ result: 'skipped', reason: 'host-network' }, 'warn'],
+    [{ result: 'mutated', reason: 'default', patch: [] }, 'info'],
+    [{ result: 'skipped', reason: 'not-selected' }, 'debug'],
+  ])('%j → %s', (r, level) => expect(reviewLogLevel(r)).toBe(level));
+});
 
 describe('parseGoBool (strconv.ParseBool)', () => {
   it.each([

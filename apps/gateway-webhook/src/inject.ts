@@ -81,6 +81,15 @@ export type Review =
   | { result: 'skipped'; reason: (typeof SKIP_REASONS)[number] }
   | { result: 'rejected'; reason: (typeof REJECT_REASONS)[number]; message: string };
 
+/**
+ * How loudly a review is logged: a refused pod, and a selected pod left un-routed because it is on
+ * the node's network, are warnings; a routed pod is info; the rest (most pods) debug.
+ */
+export function reviewLogLevel(r: Review): 'warn' | 'info' | 'debug' {
+  if (r.result === 'rejected' || r.reason === 'host-network') return 'warn';
+  return r.result === 'mutated' ? 'info' : 'debug';
+}
+
 /** Go's strconv.ParseBool, which gateway-admision-controller uses for the label and annotation. */
 export function parseGoBool(value: string): boolean | undefined {
   if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;

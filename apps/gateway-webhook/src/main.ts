@@ -3,6 +3,7 @@ import { parseOptions, runMain, startApp } from '@knet/runtime';
 import { answerAdmission } from './admission';
 import { injectConfig } from './config';
 import { createWebhookMetrics } from './metrics';
+import { reviewLogLevel } from './inject';
 import { program } from './options';
 import { WebhookServer } from './server';
 import { createTlsSource, keepChecking } from './tls-source';
@@ -36,8 +37,10 @@ void runMain('gateway-webhook', async () => {
       metrics.reviewed(answer.review, (performance.now() - started) / 1000);
       if (answer.review) {
         const { result, reason, uid, namespace, name } = answer.review;
-        const level = result === 'rejected' ? 'warn' : result === 'mutated' ? 'info' : 'debug';
-        app.logger[level]({ result, reason, uid, namespace, pod: name }, `pod ${result}`);
+        app.logger[reviewLogLevel(answer.review)](
+          { result, reason, uid, namespace, pod: name },
+          `pod ${result}`,
+        );
       }
       return answer;
     },
