@@ -171,10 +171,10 @@ describe('selection (default, then label, then annotation)', () => {
     ['the gateway pod', CFG, { labels: { 'pod-gateway.knet.dev/role': 'gateway' } }, 'skipped/gateway-pod'],
     ['the webhook pod', CFG, { labels: { 'pod-gateway.knet.dev/role': 'webhook' } }, 'skipped/gateway-pod'],
     [
-      'already routed by this gateway',
+      'only the annotation, no containers (copied from a routed pod): routed',
       CFG,
       { annotations: { [GATEWAY_ANNOTATION]: 'pod-gateway.vpn' } },
-      'skipped/already-injected',
+      'mutated/default',
     ],
     [
       'routed by another gateway',

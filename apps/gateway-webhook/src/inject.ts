@@ -125,7 +125,9 @@ export function review(req: AdmissionRequest, cfg: InjectConfig): Review {
       message: `pod is already routed through gateway "${mark}" (annotation ${GATEWAY_ANNOTATION}) and gateway "${cfg.gatewayId}" selects it too: give each gateway its own label value (--setGatewayLabelValue) or namespace label`,
     };
   }
-  if (mark !== undefined || alreadyInjected(pod)) return { result: 'skipped', reason: 'already-injected' };
+  // The containers (or the volume), not the annotation alone: a pod that only carries the
+  // annotation (copied from a routed pod's manifest) would otherwise be left un-routed.
+  if (alreadyInjected(pod)) return { result: 'skipped', reason: 'already-injected' };
   return { result: 'mutated', reason: selection.by, patch: injectionPatch(pod, namespace, cfg) };
 }
 
