@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -10,7 +10,8 @@ import { workspaceRoot } from './workspace';
  * ESM-only dependencies are bundled in; workspace aliases resolve through tsconfig.base.json.
  */
 export async function bundleScript(entry: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'knet-bundle-'));
+  if (bundleDirs.length === 0) sweepBundleDirs();
+  const dir = mkdtempSync(join(tmpdir(), `${BUNDLE_DIR_PREFIX}${process.pid}-`));
   // Removed when this process exits (the bundle's processes are gone by then).
   bundleDirs.push(dir);
   const outfile = join(dir, basename(entry).replace(/\.[cm]?ts$/, '.cjs'));
@@ -77,7 +78,35 @@ export function appBundle(name: string): Promise<string> {
   return bundleOnce(entry);
 }
 
+/** Bundle dirs are `<tmp>/knet-bundle-<pid of the process that made it>-XXXXXX`. */
+const BUNDLE_DIR_PREFIX = 'knet-bundle-';
 const bundleDirs: string[] = [];
 process.once('exit', () => {
   for (const d of bundleDirs) rmSync(d, { recursive: true, force: true });
 });
+
+/**
+ * Removes the bundle dirs of processes that are gone: a Jest worker that its parent kills (one that
+ * did not exit when asked) never runs its exit handler, and its bundles stayed in /tmp, some
+ * hundred a day. Run at a process's first bundle; returns what it removed.
+ */
+export function sweepBundleDirs(dir = tmpdir()): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const pid = new RegExp(`^${BUNDLE_DIR_PREFIX}(\\d+)-[A-Za-z0-9]{6}$`).exec(name)?.[1];
+    if (pid === undefined || alive(Number(pid))) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, as another user's.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

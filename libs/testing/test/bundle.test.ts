@@ -1,7 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHIPPED_BUNDLE_OPTIONS, appBundle, bundleOnce, bundleScript, workspaceRoot } from '../src';
+import {
+  SHIPPED_BUNDLE_OPTIONS,
+  appBundle,
+  bundleOnce,
+  bundleScript,
+  sweepBundleDirs,
+  workspaceRoot,
+} from '../src';
 
 describe('bundles as apps ship', () => {
   it('are ASCII (V8 would keep a two-byte copy of the source) and still print non-ASCII text', async () => {
@@ -58,5 +66,29 @@ describe('bundleOnce and appBundle: one bundle per entry and process', () => {
       `appBundle: no app "no-such-app" (${join(workspaceRoot(), 'apps/no-such-app/src/main.ts')} does not exist)`,
     );
     await expect(appBundle('../libs/runtime')).rejects.toThrow(/^appBundle: no app "\.\.\/libs\/runtime"/);
+  });
+});
+
+describe('bundle dirs', () => {
+  it("are named for their process, and a dead process's are swept, a live one's kept", async () => {
+    const out = await bundleScript(join(__dirname, 'fixtures/non-ascii.ts'));
+    expect(out).toContain(`/knet-bundle-${process.pid}-`);
+    const dir = mkdtempSync(join(tmpdir(), 'knet-sweep-test-'));
+    try {
+      // A pid that was alive and is gone: a child that has exited.
+      const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+      const deadPid = Number(dead.stdout.trim());
+      for (const name of [
+        `knet-bundle-${deadPid}-abc123`,
+        `knet-bundle-${process.pid}-def456`,
+        'knet-bundle-old789',
+      ])
+        mkdirSync(join(dir, name));
+      expect(sweepBundleDirs(dir)).toEqual([`knet-bundle-${deadPid}-abc123`]);
+      expect(existsSync(join(dir, `knet-bundle-${process.pid}-def456`))).toBe(true);
+      expect(existsSync(join(dir, 'knet-bundle-old789'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
