@@ -1,0 +1,121 @@
+/**
+ * What a scene of the lab is, and the registry scenes add themselves to.
+ *
+ * A scene brings up one part of the system with the real parts (control planes from the test bed,
+ * network namespaces, the apps' own bundles) and returns its rows: one per component or proof,
+ * each with a check the lab runs (once in `--check`, again at every refresh in the live table when
+ * `live`) and the exact command a user types to poke at it by hand. Everything a scene starts is
+ * handed to `ctx.defer`, so the lab tears it down in reverse order on Ctrl-C, on a failure and at
+ * the end of `--check`.
+ *
+ * A scene module calls `registerScene` at load time; `scenes/index.ts` imports every scene module
+ * (later apps add theirs there).
+ */
+import type { ControlPlane } from '@knet/testing';
+
+export interface LabClusters {
+  /** The host cluster (tower-proxy's side): etcd + kube-apiserver + kube-controller-manager. */
+  host: ControlPlane;
+  /** The member cluster (tower-agent's side, and where the pod-gateway scene's pods are created). */
+  member: ControlPlane;
+}
+
+export interface LabContext {
+  /** The lab folder (absolute): kubeconfigs and state a user may look at; removed at teardown. */
+  readonly dir: string;
+  /** `dir` as the user typed or sees it from the workspace root (`.lab`), for commands in rows. */
+  readonly shownDir: string;
+  /** The real kubectl (the test bed's) — commands in rows name it as `kubectl`. */
+  readonly kubectl: string;
+  /** One line of progress ("starting tower-proxy"), shown while the scene comes up. */
+  progress(line: string): void;
+  /**
+   * Registers a teardown step (`what` names it in errors). Steps run in reverse order of
+   * registration; each runs once, also when an earlier one failed. Register a step as soon as the
+   * thing exists, before the next await that could fail.
+   */
+  defer(what: string, step: () => Promise<unknown> | unknown): void;
+  /** The clusters scene's control planes; throws one clear line when that scene did not run. */
+  clusters(): LabClusters;
+  /** Set by the clusters scene. */
+  setClusters(c: LabClusters): void;
+}
+
+export interface Row {
+  /** Scene-local component or proof name: `tower-proxy`, `kubectl via tower`, `kill switch`. */
+  component: string;
+  /** One phrase: what the check proves ("the member's namespaces, listed through the tunnel"). */
+  proof: string;
+  /** What a user types to look for themselves; relative paths from the workspace root. */
+  command: string;
+  /**
+   * Runs the check: resolves to a short one-line result ("5 namespaces: default, kube-public, …",
+   * "seen from 203.0.113.2"), throws an Error with one clear line when it fails.
+   */
+  check(): Promise<string>;
+  /**
+   * Re-run at every refresh of the live table (default true). False for checks that disturb the
+   * system (taking the VPN link down) or take long: the table keeps their first result.
+   */
+  live?: boolean;
+}
+
+export interface Scene {
+  /** `clusters`, `tower`, `pod-gateway` — what `--only` takes. */
+  name: string;
+  /** One line for `--help` and the table's section heading. */
+  title: string;
+  /** Scenes that must be up first (`--only tower` brings up `clusters` too). */
+  needs: readonly string[];
+  /** The app bundles it runs (`appBundle(name)`), built before any scene starts. */
+  bundles: readonly string[];
+  /** Brings the scene up; resolves to its rows, in the order their checks should run. */
+  up(ctx: LabContext): Promise<Row[]>;
+}
+
+const registry = new Map<string, Scene>();
+
+/** Adds a scene (at module load). Names are unique; its `needs` must already be registered. */
+export function registerScene(scene: Scene): void {
+  if (!/^[a-z][a-z0-9-]*$/.test(scene.name))
+    throw new Error(`scene name ${JSON.stringify(scene.name)} is invalid`);
+  if (registry.has(scene.name)) throw new Error(`scene ${scene.name} is registered twice`);
+  for (const n of scene.needs) {
+    if (!registry.has(n))
+      throw new Error(`scene ${scene.name} needs ${n}, which is not registered before it`);
+  }
+  registry.set(scene.name, scene);
+}
+
+/** Every registered scene, in registration order (which is a valid start order). */
+export function allScenes(): Scene[] {
+  return [...registry.values()];
+}
+
+/** Test hook: forget every scene. */
+export function clearScenes(): void {
+  registry.clear();
+}
+
+/**
+ * The scenes to bring up for `--only a,b` (all when `only` is empty): the named ones and what they
+ * need, in registration order. Throws one line naming the unknown scene and the known ones.
+ */
+export function selectScenes(only: readonly string[], scenes: readonly Scene[] = allScenes()): Scene[] {
+  const byName = new Map(scenes.map((s) => [s.name, s]));
+  if (only.length === 0) return [...scenes];
+  const wanted = new Set<string>();
+  const add = (name: string) => {
+    const s = byName.get(name);
+    if (!s) {
+      throw new Error(
+        `--only: no scene ${JSON.stringify(name)}; scenes are ${scenes.map((x) => x.name).join(', ')}`,
+      );
+    }
+    if (wanted.has(name)) return;
+    wanted.add(name);
+    s.needs.forEach(add);
+  };
+  only.forEach(add);
+  return scenes.filter((s) => wanted.has(s.name));
+}

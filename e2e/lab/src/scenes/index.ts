@@ -1,0 +1,2 @@
+/** Every scene, in start order: importing a scene module registers it. Later apps add theirs here. */
+import './clusters';
