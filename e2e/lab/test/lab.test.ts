@@ -1,0 +1,270 @@
+/**
+ * `npm run lab` as a user runs it: the real command in a child process (tsx, as the npm script),
+ * with the real scenes, the test bed, network namespaces and the apps' bundles. `--check --json`
+ * tours every scene and must pass and leave nothing behind; the refusals (no root, no ip, a lab
+ * already running) exit 2 in one line and create nothing; Ctrl-C tears down, also mid-start.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { namespaceOwner, parseNetnsList, workspaceRoot } from '@knet/testing';
+
+jest.setTimeout(600_000);
+
+const root = workspaceRoot();
+const TSX = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+const MAIN = join(root, 'e2e', 'lab', 'src', 'main.ts');
+
+interface LabEvent {
+  event: string;
+  [k: string]: unknown;
+}
+
+interface Run {
+  child: ChildProcess;
+  events: LabEvent[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+  /** Resolves with the first event that matches. */
+  waitFor(pred: (e: LabEvent) => boolean, ms?: number): Promise<LabEvent>;
+}
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'knet-lab-test-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function lab(args: string[], env: NodeJS.ProcessEnv = process.env, prefix: string[] = []): Run {
+  const argv = [...prefix, process.execPath, TSX, MAIN, ...args];
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const events: LabEvent[] = [];
+  let err = '';
+  const waiters: { pred: (e: LabEvent) => boolean; resolve: (e: LabEvent) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    let e: LabEvent;
+    try {
+      e = JSON.parse(l) as LabEvent;
+    } catch {
+      e = { event: 'text', line: l };
+    }
+    events.push(e);
+    for (const w of [...waiters]) {
+      if (w.pred(e)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    events,
+    stderr: () => err,
+    exited,
+    waitFor(pred, ms = 300_000) {
+      const found = events.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no such lab event within ${ms} ms; events: ${JSON.stringify(events.slice(-5))}; stderr: ${err}`,
+              ),
+            ),
+          ms,
+        );
+        waiters.push({
+          pred,
+          resolve: (e) => {
+            clearTimeout(t);
+            resolve(e);
+          },
+        });
+        void exited.then(() => {
+          clearTimeout(t);
+          reject(
+            new Error(`the lab exited first; events: ${JSON.stringify(events.slice(-5))}; stderr: ${err}`),
+          );
+        });
+      });
+    },
+  };
+}
+
+/** What a lab process `pid` left on the machine, checked from outside it. */
+function leftBy(pid: number): string[] {
+  const ns = parseNetnsList(spawnSync('ip', ['netns', 'list']).stdout.toString()).filter(
+    (n) => namespaceOwner(n) === pid,
+  );
+  const temp = readdirSync(tmpdir()).filter((d) => d.startsWith(`knet-lab-${pid}-`));
+  // Processes of the run: everything it started had TMPDIR in its temp folder.
+  const procs: string[] = [];
+  for (const p of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      if (readFileSync(`/proc/${p}/environ`, 'utf8').includes(`knet-lab-${pid}-`)) procs.push(p);
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return [...ns.map((n) => `netns ${n}`), ...temp.map((t) => `temp ${t}`), ...procs.map((p) => `pid ${p}`)];
+}
+
+describe('npm run lab -- --check --json: the whole tour', () => {
+  let run: Run;
+  let code: number | null;
+  const dir = () => join(work, 'tour');
+
+  beforeAll(async () => {
+    run = lab(['--check', '--json', `--dir=${dir()}`]);
+    code = await run.exited;
+  });
+
+  it('exits 0 with every scene up and every proof passed', () => {
+    expect({ code, stderr: run.stderr() }).toEqual({ code: 0, stderr: '' });
+    const listed = spawnSync(process.execPath, [TSX, MAIN, '--list'], { cwd: root })
+      .stdout.toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]);
+    expect(listed).toEqual(expect.arrayContaining(['clusters', 'tower', 'pod-gateway']));
+    const up = run.events.filter((e) => e.event === 'scene').map((e) => [e.scene, e.state]);
+    expect(up).toEqual(listed.map((s) => [s, 'up']));
+    const proofs = run.events.filter((e) => e.event === 'proof');
+    for (const s of listed) expect(proofs.filter((p) => p.scene === s).length).toBeGreaterThan(0);
+    expect(proofs.filter((p) => p.ok !== true)).toEqual([]);
+    for (const p of proofs) {
+      expect(p.command).toEqual(expect.any(String));
+      expect(p.result).toEqual(expect.any(String));
+      expect(p.ms).toEqual(expect.any(Number));
+    }
+    expect(run.events.find((e) => e.event === 'summary')).toMatchObject({
+      ok: true,
+      passed: proofs.length,
+      failed: 0,
+    });
+  });
+
+  it('the proofs show the system doing its job', () => {
+    const result = (scene: string, component: RegExp) =>
+      String(
+        run.events.find(
+          (e) => e.event === 'proof' && e.scene === scene && component.test(String(e.component)),
+        )?.result,
+      );
+    expect(result('tower', /kubectl/)).toContain('lab-member-only');
+    expect(
+      run.events.some(
+        (e) => e.event === 'proof' && e.scene === 'pod-gateway' && /kill switch/.test(String(e.component)),
+      ),
+    ).toBe(true);
+  });
+
+  it('tears down and leaves nothing: no namespace, process, temp dir or lab folder', () => {
+    expect(run.events.at(-1)).toMatchObject({ event: 'teardown', failures: [], left: [] });
+    expect(leftBy(run.child.pid!)).toEqual([]);
+    expect(existsSync(dir())).toBe(false);
+  });
+});
+
+describe('refusals: one line, exit 2, nothing created', () => {
+  it('not root', async () => {
+    const dir = join(work, 'not-root');
+    const run = lab(['--check', `--dir=${dir}`], { ...process.env, HOME: work }, [
+      'setpriv',
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--',
+    ]);
+    expect(await run.exited).toBe(2);
+    expect(run.stderr()).toMatch(
+      /^lab: error: the lab needs root .* but runs as uid 65534: run it as root, e\.g\. sudo npm run lab\n$/,
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('no ip', async () => {
+    const dir = join(work, 'no-ip');
+    // A PATH with node on it and nothing else (no ip, which lives next to node in /usr/bin here).
+    const bin = join(work, 'bin-without-ip');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const run = lab(['--check', `--dir=${dir}`], { ...process.env, PATH: bin });
+    expect(await run.exited).toBe(2);
+    expect(run.stderr()).toMatch(
+      /^lab: error: the lab needs iproute2's `ip netns`, which failed here \(.*\): install iproute2 \(npm run setup does\)\n$/,
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a lab already running from the folder', async () => {
+    const dir = join(work, 'running');
+    const other = spawn('sleep', ['60']);
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'lab.pid'), `${other.pid}\n`);
+      const run = lab(['--check', `--dir=${dir}`]);
+      expect(await run.exited).toBe(2);
+      expect(run.stderr()).toBe(
+        `lab: error: a lab is already running from ${dir} (pid ${other.pid}, ${dir}/lab.pid): use it, or stop it with Ctrl-C in its terminal or kill ${other.pid}\n`,
+      );
+      expect(readdirSync(dir)).toEqual(['lab.pid']);
+      expect(readFileSync(join(dir, 'lab.pid'), 'utf8')).toBe(`${other.pid}\n`);
+      expect(leftBy(run.child.pid!)).toEqual([]);
+    } finally {
+      other.kill();
+    }
+  });
+
+  it('an unknown scene', async () => {
+    const run = lab(['--only', 'towr', `--dir=${join(work, 'unknown')}`]);
+    expect(await run.exited).toBe(2);
+    expect(run.stderr()).toMatch(
+      /^lab: error: --only: no scene "towr"; scenes are clusters, tower, pod-gateway.*\n$/,
+    );
+  });
+});
+
+describe('Ctrl-C (SIGINT) tears everything down', () => {
+  it('while running (the live table): exit 0, nothing left', async () => {
+    const dir = join(work, 'sigint');
+    const run = lab(['--only=clusters', '--json', `--dir=${dir}`]);
+    await run.waitFor((e) => e.event === 'ready');
+    expect(existsSync(join(dir, 'member.kubeconfig'))).toBe(true);
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(run.events.at(-1)).toMatchObject({ event: 'teardown', failures: [], left: [] });
+    expect(leftBy(run.child.pid!)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('while a scene is coming up: exit 130, nothing left', async () => {
+    const dir = join(work, 'sigint-early');
+    const run = lab(['--only=pod-gateway', '--check', '--json', `--dir=${dir}`]);
+    await run.waitFor((e) => e.event === 'scene' && e.scene === 'clusters');
+    await run.waitFor((e) => e.event === 'progress' && String(e.line).startsWith('pod-gateway:'));
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    expect(run.events.at(-1)).toMatchObject({ event: 'teardown', failures: [], left: [] });
+    expect(leftBy(run.child.pid!)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
