@@ -12,3 +12,4 @@ export * from './charts';
 export * from './reopening-pool';
 export * from './inspector';
 export * from './webhook-bed';
+export * from './pod-runner';
