@@ -6,6 +6,7 @@ import { z } from 'zod';
 import {
   addOptions,
   CleanExit,
+  DEFAULT_EXIT_CODES,
   createProgram,
   daemonOptions,
   formatDuration,
@@ -494,6 +495,17 @@ describe('parseOptions', () => {
     expect(help).toContain('--token <token> join token (env: JOIN_TOKEN, required)');
     expect(help).toContain('(env: LOG_LEVEL, default: "info")');
     expect(help).toContain('Exit codes: 0 success');
+  });
+
+  it("lists a command's own exit codes instead of runMain's three", () => {
+    const program = createProgram({
+      name: 'lab',
+      options: {},
+      exitCodes: { ...DEFAULT_EXIT_CODES, 130: 'interrupted while starting' },
+    });
+    expect(helpOf(program)).toContain(
+      'Exit codes: 0 success, or graceful shutdown on SIGTERM/SIGINT 1 runtime error, failed cleanup or shutdown timeout 2 invalid flag, environment variable or configuration 130 interrupted while starting',
+    );
   });
 
   it('prints --version and throws CleanExit', () => {

@@ -70,6 +70,11 @@ export interface ProgramConfig<S extends OptionSpecs> {
   options: S;
   /** Cross-field checks and normalisation, run by `parseOptions` after every schema passed. */
   validate?: ValidateOptions<S>;
+  /**
+   * The exit codes `--help` lists, when the command's differ from runMain's three (0, 1, 2): e.g.
+   * `{ ...DEFAULT_EXIT_CODES, 130: 'interrupted' }`.
+   */
+  exitCodes?: Readonly<Record<number, string>>;
 }
 
 /** Identity helper that type-checks one option spec where it is written. */
@@ -83,14 +88,25 @@ export function createProgram<const S extends OptionSpecs>(config: ProgramConfig
   if (config.description) command.description(config.description);
   if (config.version) command.version(config.version, '-V, --version', 'print the version and exit');
   const program = addOptions(command, config.options);
+  if (config.exitCodes) exitCodes.set(command, config.exitCodes);
   return config.validate ? { ...program, validate: config.validate } : program;
 }
 
-const EXIT_CODES_HELP = `
-Exit codes:
-  0  success, or graceful shutdown on SIGTERM/SIGINT
-  1  runtime error, failed cleanup or shutdown timeout
-  2  invalid flag, environment variable or configuration`;
+/** The exit codes of a command run by `runMain` (see `ExitCode`), as `--help` lists them. */
+export const DEFAULT_EXIT_CODES: Readonly<Record<number, string>> = {
+  0: 'success, or graceful shutdown on SIGTERM/SIGINT',
+  1: 'runtime error, failed cleanup or shutdown timeout',
+  2: 'invalid flag, environment variable or configuration',
+};
+
+/** Per command: its own exit codes (`ProgramConfig.exitCodes`). */
+const exitCodes = new WeakMap<Command, Readonly<Record<number, string>>>();
+
+function exitCodesHelp(codes: Readonly<Record<number, string>>): string {
+  const width = Math.max(...Object.keys(codes).map((c) => c.length));
+  const lines = Object.entries(codes).map(([code, what]) => `  ${code.padEnd(width)}  ${what}`);
+  return `\nExit codes:\n${lines.join('\n')}`;
+}
 
 /** An option's commander attribute and long flag (and those of its alias flags). */
 interface OptionNames {
@@ -139,7 +155,7 @@ export function addOptions<const S extends OptionSpecs>(command: Command, specs:
   if (first) {
     command.exitOverride();
     command.configureOutput({ outputError: () => undefined });
-    command.addHelpText('after', EXIT_CODES_HELP);
+    command.addHelpText('after', () => exitCodesHelp(exitCodes.get(command) ?? DEFAULT_EXIT_CODES));
   }
   return { command, specs };
 }
