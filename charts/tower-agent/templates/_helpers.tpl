@@ -17,6 +17,14 @@
 {{- end }}
 {{- end }}
 
+{{/*
+The ClusterRoleBinding (cluster-scoped) starts with the release namespace, as in charts/pod-gateway:
+two releases of the same name in two namespaces never share one.
+*/}}
+{{- define "tower-agent.globalName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "tower-agent.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "tower-agent.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "tower-agent.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}

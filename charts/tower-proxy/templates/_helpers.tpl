@@ -17,6 +17,15 @@
 {{- end }}
 {{- end }}
 
+{{/*
+Objects outside the release namespace (the ClusterRole and ClusterRoleBinding, the admission policy
+and its binding, the Events Role and RoleBinding in "default") start with the release namespace, as
+in charts/pod-gateway: two releases of the same name in two namespaces never share one.
+*/}}
+{{- define "tower-proxy.globalName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "tower-proxy.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "tower-proxy.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "tower-proxy.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}

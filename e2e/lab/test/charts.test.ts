@@ -5,8 +5,10 @@
  * some value), then the objects as stored: each object of `helm get manifest` exists where it was
  * meant to be, labelled and annotated as the release's; the workloads' containers are hardened
  * (as far as the chart documents exceptions); no ClusterRole grants `*`. A second release of the same
- * chart in another namespace installs beside the first (cluster-scoped names must not collide), and
- * `helm uninstall` of each leaves nothing of it behind and the other release whole.
+ * chart, with the same release name, in another namespace installs beside the first (the names of
+ * objects outside the release namespace — cluster-scoped, or in a fixed one such as `default` — must
+ * carry that namespace, not only the release name, or they collide), and `helm uninstall` of each
+ * leaves nothing of it behind and the other release whole.
  */
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -125,7 +127,7 @@ async function entriesOf(yaml: string, what: string): Promise<Entry[]> {
 
 /** The objects of the release's manifest (`helm get manifest`). */
 async function manifest(r: Release): Promise<Entry[]> {
-  return entriesOf(await helmOk(['get', 'manifest', r.name, '-n', r.namespace]), r.name);
+  return entriesOf(await helmOk(['get', 'manifest', r.name, '-n', r.namespace]), `${r.namespace}-${r.name}`);
 }
 
 /** The stored object, or null when the API server has none (a namespaced one looked up in its namespace). */
@@ -214,9 +216,10 @@ it('finds the charts by listing charts/: pod-gateway, tower-proxy and tower-agen
 describe.each(CASES)('$chart installed for real (values: $values)', ({ chart, values }) => {
   const path = join(CHARTS_DIR, chart);
   const valuesArgs = values === null ? [] : ['-f', join(path, values)];
-  // The chart's name as release (its objects are then named after the chart alone), and a second one.
+  // The chart's name as release (its objects are then named after the chart alone), and a second
+  // release of the same name in another namespace: only the namespace tells them apart.
   const first: Release = { name: chart, namespace: `lab-${chart}-a` };
-  const second: Release = { name: `${chart}-two`, namespace: `lab-${chart}-b` };
+  const second: Release = { name: chart, namespace: `lab-${chart}-b` };
   const installed = new Map<string, { notes: string; entries: Entry[]; objects: Stored[] }>();
   /** The CRDs of the chart's crds/ (helm installs them before the templates, and never deletes them). */
   let crds: Entry[] = [];
@@ -306,12 +309,12 @@ describe.each(CASES)('$chart installed for real (values: $values)', ({ chart, va
     expect(workloads.length).toBeGreaterThan(0);
   });
 
-  it(`a second release ${second.name} -n ${second.namespace} installs beside it; the first stays whole and its own`, async () => {
+  it(`a second release ${second.name} -n ${second.namespace} (same name) installs beside it; the first stays whole and its own`, async () => {
     const { notes, objects } = await install(second);
     expect(notes.trim()).not.toBe('');
     expect(notes).toContain(second.name);
     checkOwnership(second);
-    // No object of one is an object of the other (cluster-scoped names carry the release).
+    // No object of one is an object of the other (names outside the release namespace carry it).
     const uids = new Set(installed.get(key(first))!.objects.map((o) => o.metadata.uid));
     expect(objects.filter((o) => uids.has(o.metadata.uid)).map(where)).toEqual([]);
     const again = await storedAll(installed.get(key(first))!.entries, first);
@@ -319,14 +322,14 @@ describe.each(CASES)('$chart installed for real (values: $values)', ({ chart, va
     checkOwnership(first);
   });
 
-  it(`helm uninstall ${second.name} exits 0, leaves nothing of it and all of ${first.name}`, async () => {
+  it(`helm uninstall ${second.name} -n ${second.namespace} exits 0, leaves nothing of it and all of ${first.name} -n ${first.namespace}`, async () => {
     await helmOk(['uninstall', second.name, '-n', second.namespace]);
     await gone(second);
     await storedAll(installed.get(key(first))!.entries, first);
     expect((await cp.helm(['status', second.name, '-n', second.namespace])).exitCode).not.toBe(0);
   });
 
-  it(`helm uninstall ${first.name} exits 0 and leaves nothing of it but the CRDs`, async () => {
+  it(`helm uninstall ${first.name} -n ${first.namespace} exits 0 and leaves nothing of it but the CRDs`, async () => {
     await helmOk(['uninstall', first.name, '-n', first.namespace]);
     await gone(first);
     expect((await cp.helm(['status', first.name, '-n', first.namespace])).exitCode).not.toBe(0);

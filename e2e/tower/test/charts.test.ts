@@ -83,17 +83,17 @@ describe('helm lint --strict', () => {
 describe('the API server accepts every rendered object (kubectl apply --dry-run=server)', () => {
   it('tower-proxy with the default values', async () => {
     expect(names(await proxyChart.dryRun(await proxyChart.render()))).toEqual([
-      'clusterrole.rbac.authorization.k8s.io/tower-proxy',
-      'clusterrolebinding.rbac.authorization.k8s.io/tower-proxy',
+      'clusterrole.rbac.authorization.k8s.io/kubesphere-system-tower-proxy',
+      'clusterrolebinding.rbac.authorization.k8s.io/kubesphere-system-tower-proxy',
       'deployment.apps/tower-proxy',
+      'role.rbac.authorization.k8s.io/kubesphere-system-tower-proxy-events',
       'role.rbac.authorization.k8s.io/tower-proxy',
-      'role.rbac.authorization.k8s.io/tower-proxy-events',
+      'rolebinding.rbac.authorization.k8s.io/kubesphere-system-tower-proxy-events',
       'rolebinding.rbac.authorization.k8s.io/tower-proxy',
-      'rolebinding.rbac.authorization.k8s.io/tower-proxy-events',
       'service/tower',
       'serviceaccount/tower-proxy',
-      'validatingadmissionpolicy.admissionregistration.k8s.io/tower-proxy-kubesphere-system-services',
-      'validatingadmissionpolicybinding.admissionregistration.k8s.io/tower-proxy-kubesphere-system-services',
+      'validatingadmissionpolicy.admissionregistration.k8s.io/kubesphere-system-tower-proxy-services',
+      'validatingadmissionpolicybinding.admissionregistration.k8s.io/kubesphere-system-tower-proxy-services',
     ]);
     // dry run: nothing was stored
     expect((await host.kubectl(['get', 'deployment', 'tower-proxy', '-n', NS])).exitCode).not.toBe(0);
@@ -196,11 +196,33 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
     expect(yaml).toContain(`- --fingerprint=${FINGERPRINT}`);
     expect(yaml).not.toContain('0123456789abcdef'); // only base64 in the Secret, never in args
     expect(names(await agentChart.dryRun(yaml))).toEqual([
-      'clusterrolebinding.rbac.authorization.k8s.io/tower-agent',
+      'clusterrolebinding.rbac.authorization.k8s.io/kubesphere-system-tower-agent',
       'deployment.apps/tower-agent',
       'secret/tower-agent-token',
       'serviceaccount/tower-agent',
     ]);
+  });
+
+  it('the same release name in another namespace: its objects outside the release namespace (cluster-scoped, or in "default") carry that namespace, so none is shared', async () => {
+    const other = 'tower-elsewhere';
+    await host.kubectlOk(['create', 'namespace', other]);
+    /** kubectl's names of the objects not in `ns`, the release namespace. */
+    const outside = async (chart: ChartBed, args: string[], ns: string) =>
+      names(
+        (await chart.dryRun(await chart.render(args, { namespace: ns }))).filter(
+          (o) => o.metadata.namespace !== ns,
+        ),
+      );
+    for (const [chart, args] of [
+      [proxyChart, []],
+      [agentChart, AGENT_VALUES],
+    ] as const) {
+      const here = await outside(chart, [...args], NS);
+      const there = await outside(chart, [...args], other);
+      expect(here.length).toBeGreaterThan(0);
+      expect(here.every((n) => n.includes(`/${NS}-`))).toBe(true);
+      expect(there).toEqual(here.map((n) => n.replace(`/${NS}-`, `/${other}-`)).sort());
+    }
   });
 });
 
@@ -400,7 +422,7 @@ describe("tower-proxy's NOTES say what protects it and what does not", () => {
       '- /metrics is on the agent port (metricsPort=0): whoever reaches that port reads the Cluster names in its series.',
     );
     expect(text).toContain(
-      '- The admission policy notes-tower-proxy-kubesphere-system-services lets the proxy touch only its own Services.',
+      '- The admission policy kubesphere-system-notes-tower-proxy-services lets the proxy touch only its own Services.',
     );
     expect(text).not.toContain('PodDisruptionBudget');
   });
@@ -755,7 +777,7 @@ describe("tower-agent's RBAC: the ClusterRole it binds is what the host may do i
       'templates/rbac.yaml',
     ]);
     expect(names(await memberChart.apply(rbac))).toEqual([
-      'clusterrolebinding.rbac.authorization.k8s.io/tower-agent',
+      'clusterrolebinding.rbac.authorization.k8s.io/kubesphere-system-tower-agent',
       'serviceaccount/tower-agent',
     ]);
     await until(
