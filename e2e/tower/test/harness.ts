@@ -1,18 +1,26 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster } from '@knet/cluster-crd';
-import { getCondition } from '@knet/k8s';
 import {
   ManagedProcess,
   TOWER_NAMESPACE,
   appBundle,
+  clusterCondition,
+  createReadyCluster,
   freePort,
-  shippedNodeFlags,
+  getCluster,
+  launchTowerAgent,
+  launchTowerProxy,
+  serviceAccountDir,
   startTowerHost,
+  towerPortRange,
   until,
+  writeClusterKubeconfig,
+  writeServiceAccountToken,
   ControlPlane,
+  type RunningProxy,
 } from '@knet/testing';
+
+export { createCluster, getCluster, type RunningProxy } from '@knet/testing';
 
 export const NS = TOWER_NAMESPACE;
 
@@ -30,14 +38,6 @@ export async function stopAll(
   await Promise.all(planes.map((cp) => cp?.stop()));
 }
 
-export interface RunningProxy {
-  proc: ManagedProcess;
-  port: number;
-  url: string;
-  fingerprint: string;
-  args: string[];
-}
-
 /**
  * Starts tower-proxy against `host` (as admin, or with `kubeconfig`, e.g. the chart's ServiceAccount);
  * the per-cluster ports come from a random range so tests do not collide.
@@ -51,7 +51,6 @@ export async function startProxy(
 ): Promise<RunningProxy> {
   const proxy = await appBundle('tower-proxy');
   const p = port ?? (await freePort());
-  const base = 10_000 + Math.floor(Math.random() * 190) * 50;
   const args = [
     // Node's own flags (e.g. --inspect) before the bundle; a restart keeps them.
     ...(opts.nodeFlags ?? []),
@@ -61,7 +60,7 @@ export async function startProxy(
     `--port=${p}`,
     '--listen-address=127.0.0.1',
     '--publish-service-address=127.0.0.1',
-    `--port-range=${base}-${base + 50}`,
+    `--port-range=${towerPortRange()}`,
     `--namespace=${NS}`,
     '--keepalive=2s',
     // AgentAvailable follows the agents at once: these tests kill and refuse agents and expect False
@@ -78,40 +77,13 @@ export function restartProxy(host: ControlPlane, old: RunningProxy): Promise<Run
   return launchProxy(host, old.args, old.port, true);
 }
 
-async function launchProxy(
+function launchProxy(
   host: ControlPlane,
   args: string[],
   p: number,
   waitReady: boolean,
 ): Promise<RunningProxy> {
-  const log = join(host.dir, `tower-proxy-${p}-${Date.now()}.log`);
-  const proc = ManagedProcess.start(
-    'tower-proxy',
-    process.execPath,
-    [...shippedNodeFlags('tower-proxy.Dockerfile'), ...args],
-    log,
-  );
-  const url = `http://127.0.0.1:${p}`;
-  try {
-    const fingerprint = await until(
-      () => `tower-proxy to become ready; its log:\n${proc.tail(30)}`,
-      async () => {
-        const r = await fetch(`${url}/version`).catch(() => undefined);
-        if (!r?.ok) return undefined;
-        if (!waitReady) return ((await r.json()) as { fingerprint: string }).fingerprint;
-        const ready = await fetch(`${url}/readyz`)
-          .then((x) => x.ok)
-          .catch(() => false);
-        return ready ? ((await r.json()) as { fingerprint: string }).fingerprint : undefined;
-      },
-      30_000,
-    );
-    return { proc, port: p, url, fingerprint, args };
-  } catch (e) {
-    // Never returned, so no test could stop it.
-    await proc.stop();
-    throw e;
-  }
+  return launchTowerProxy(args, p, join(host.dir, `tower-proxy-${p}-${Date.now()}.log`), { waitReady });
 }
 
 /** A member cluster's service-account directory for the agent (token + ca.crt), RBAC given by `rules`. */
@@ -133,16 +105,11 @@ export async function memberServiceAccount(member: ControlPlane, name = 'tower-a
     `--clusterrole=${name}-test`,
     `--serviceaccount=${NS}:${name}`,
   ]);
-  const dir = mkdtempSync(join(tmpdir(), 'knet-sa-'));
-  writeFileSync(join(dir, 'ca.crt'), member.caPem);
-  await refreshToken(member, dir, name);
-  return dir;
+  return serviceAccountDir(member, NS, name);
 }
 
-export async function refreshToken(member: ControlPlane, dir: string, name = 'tower-agent'): Promise<string> {
-  const token = (await member.kubectlOk(['create', 'token', name, '-n', NS, '--duration=1h'])).trim();
-  writeFileSync(join(dir, 'token'), token);
-  return token;
+export function refreshToken(member: ControlPlane, dir: string, name = 'tower-agent'): Promise<string> {
+  return writeServiceAccountToken(member, dir, NS, name);
 }
 
 export interface AgentSpec {
@@ -160,8 +127,8 @@ export interface AgentSpec {
 
 export function startAgent(a: AgentSpec, bundle: string): ManagedProcess {
   const apiPort = new URL(a.member.server).port;
+  const id = a.id ?? 'agent-1';
   const args = [
-    ...shippedNodeFlags('tower-agent.Dockerfile'),
     bundle,
     `--name=${a.cluster}`,
     `--proxy-server=${a.proxy.url}`,
@@ -174,25 +141,16 @@ export function startAgent(a: AgentSpec, bundle: string): ManagedProcess {
     '--max-retry-interval=2s',
     '--metrics-port=0',
     '--metrics-host=127.0.0.1',
-    `--agent-id=${a.id ?? 'agent-1'}`,
+    `--agent-id=${id}`,
     '--log-level=debug',
     ...(a.extra ?? []),
   ];
-  const env: NodeJS.ProcessEnv = { ...process.env, TOWER_TOKEN: a.token };
-  delete env['KUBECONFIG'];
-  return ManagedProcess.start(
-    `tower-agent-${a.id ?? 'agent-1'}`,
-    process.execPath,
+  return launchTowerAgent(
+    `tower-agent-${id}`,
     args,
-    join(a.member.dir, `tower-agent-${a.id ?? 'agent-1'}-${Date.now()}.log`),
-    env,
+    a.token,
+    join(a.member.dir, `tower-agent-${id}-${Date.now()}.log`),
   );
-}
-
-export async function getCluster(host: ControlPlane, name: string): Promise<Cluster> {
-  return JSON.parse(
-    await host.kubectlOk(['get', 'clusters.cluster.kubesphere.io', name, '-o', 'json']),
-  ) as Cluster;
 }
 
 /** A merge patch of a Cluster, as a user would make it with kubectl. */
@@ -207,48 +165,14 @@ export async function patchCluster(host: ControlPlane, name: string, patch: obje
   ]);
 }
 
-export async function createCluster(host: ControlPlane, name: string, spec: object = {}): Promise<void> {
-  const c = {
-    apiVersion: 'cluster.kubesphere.io/v1alpha1',
-    kind: 'Cluster',
-    metadata: { name },
-    spec: { joinFederation: true, enable: true, connection: { type: 'proxy' }, ...spec },
-  };
-  await host.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(c) });
-}
-
-/**
- * Creates a proxy-type Cluster and waits until the proxy has initialized it (token, ports,
- * endpoints, kubeconfig written; Initialized=True). `proxy` only enriches the failure message.
- */
-export async function createReadyCluster(
-  host: ControlPlane,
-  name: string,
-  proxy?: RunningProxy,
-): Promise<Cluster> {
-  await createCluster(host, name);
-  return until(
-    () => `Cluster ${name} to be initialized${proxy ? `; proxy log:\n${proxy.proc.tail(20)}` : ''}`,
-    async () => {
-      const c = await getCluster(host, name);
-      const conn = c.spec?.connection;
-      return conn?.kubeconfig && conn.token && condition(c, 'Initialized') === 'True' ? c : undefined;
-    },
-    30_000,
-  );
-}
-
+/** The status of the Cluster's condition `type` (`True`, `False`, `Unknown`), if it has one. */
 export function condition(c: Cluster, type: string): string | undefined {
-  return getCondition(c.status?.conditions, type)?.status;
+  return clusterCondition(c, type)?.status;
 }
 
-/** Writes the Cluster's kubeconfig to a file and returns its path. */
+/** Writes the Cluster's kubeconfig to a new file in `dir` and returns its path. */
 export function writeKubeconfig(c: Cluster, dir: string): string {
-  const kc = c.spec?.connection?.kubeconfig;
-  if (!kc) throw new Error(`Cluster ${c.metadata.name} has no kubeconfig yet`);
-  const file = join(dir, `${c.metadata.name}-${Date.now()}.kubeconfig`);
-  writeFileSync(file, Buffer.from(kc, 'base64'));
-  return file;
+  return writeClusterKubeconfig(c, join(dir, `${c.metadata.name}-${Date.now()}.kubeconfig`));
 }
 
 export interface TowerBedOptions {
@@ -347,7 +271,7 @@ export function towerBed(options: TowerBedOptions): TowerBed {
       return agent;
     },
     readyCluster(name, via = proxy) {
-      return createReadyCluster(bed.host, name, via);
+      return createReadyCluster(bed.host, name, via?.proc);
     },
     async untilAgentAvailable(name, agent) {
       await until(

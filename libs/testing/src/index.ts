@@ -7,6 +7,7 @@ export * from './netns';
 export * from './image';
 export * from './podgw-lab';
 export * from './tower-host';
+export * from './tower-apps';
 export * from './wait';
 export * from './charts';
 export * from './reopening-pool';
