@@ -5,7 +5,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, errorMessage } from '@knet/runtime';
-import { checkNetLabSupport } from '@knet/testing';
+import { checkNetLabSupport, processAlive } from '@knet/testing';
 
 /** The lab cannot start here: printed as one line (`lab: error: …`), exit code 2 (a UsageError). */
 export class LabRefusal extends UsageError {
@@ -54,7 +54,7 @@ export function takeLabDir(dir: string, shownDir: string, pid = process.pid): ()
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = Number(readFileSync(lock, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== pid && alive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && holder !== pid && processAlive(holder)) {
         throw new LabRefusal(
           `a lab is already running from ${shownDir} (pid ${holder}, ${shownDir}/${LOCK_FILE}): use it, or stop it with Ctrl-C in its terminal or kill ${holder}`,
         );
@@ -67,13 +67,4 @@ export function takeLabDir(dir: string, shownDir: string, pid = process.pid): ()
     return () => rmSync(lock, { force: true });
   }
   throw new LabRefusal(`cannot take ${shownDir}/${LOCK_FILE}: another lab is starting from the same folder`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

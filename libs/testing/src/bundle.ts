@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { processAlive } from './exec';
 import { workspaceRoot } from './workspace';
 
 /**
@@ -94,19 +95,9 @@ export function sweepBundleDirs(dir = tmpdir()): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
     const pid = new RegExp(`^${BUNDLE_DIR_PREFIX}(\\d+)-[A-Za-z0-9]{6}$`).exec(name)?.[1];
-    if (pid === undefined || alive(Number(pid))) continue;
+    if (pid === undefined || processAlive(Number(pid))) continue;
     rmSync(join(dir, name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists, as another user's.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

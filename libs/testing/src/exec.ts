@@ -196,3 +196,13 @@ export async function run(
     signal: r.signal,
   };
 }
+
+/** Whether process `pid` exists (EPERM: it does, as another user's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

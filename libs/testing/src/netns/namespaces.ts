@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { sleep } from '@knet/runtime';
-import { execArgv, execArgvSync } from '../exec';
+import { execArgv, execArgvSync, processAlive } from '../exec';
 
 /** Every namespace the harness creates starts with this. */
 export const NETLAB_PREFIX = 'knt-';
@@ -34,15 +34,6 @@ export function namespaceOwner(name: string): number | undefined {
 function assertLabName(name: string): void {
   if (!name.startsWith(NETLAB_PREFIX) || name.includes('/')) {
     throw new Error(`NetLab: refusing to destroy ${JSON.stringify(name)}: not a ${NETLAB_PREFIX}* namespace`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -133,7 +124,7 @@ export async function sweepStaleNetns(options: SweepOptions = {}): Promise<strin
   for (const name of parseNetnsList(r.stdout)) {
     if (!name.startsWith(NETLAB_PREFIX)) continue;
     const owner = namespaceOwner(name);
-    if (options.all || owner === undefined || !isAlive(owner)) {
+    if (options.all || owner === undefined || !processAlive(owner)) {
       await destroyNamespace(name);
       removed.push(name);
     }
