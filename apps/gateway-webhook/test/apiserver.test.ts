@@ -291,3 +291,21 @@ describe('through the API server', () => {
     ]);
   });
 });
+
+describe('the test kit (WebhookBed)', () => {
+  it('removes what it installed when its webhook cannot start, so no failing webhook stays registered', async () => {
+    const start = WebhookBed.start(cp, {
+      name: 'broken',
+      namespace: NS,
+      // A flag the webhook refuses: it exits 2 at once.
+      args: ['--max-connections=0'],
+    });
+    await expect(start).rejects.toThrow(/gateway-webhook exited/);
+    const left = await cp.kubectl(['get', 'mutatingwebhookconfiguration', `${NS}-broken`]);
+    expect(left.exitCode).not.toBe(0);
+    expect(left.stderr).toContain('NotFound');
+    expect((await cp.kubectl(['get', 'secret', 'broken-webhook-ca', '-n', NS])).exitCode).not.toBe(0);
+    // Pods of the namespaces it would have routed are created as before.
+    expect(names((await create(PLAIN, podSpec('after-broken'))).spec?.containers)).toEqual(['app']);
+  });
+});

@@ -161,3 +161,60 @@ export function resourceName(o: KubeObject): string {
   const group = o.apiVersion.includes('/') ? `.${o.apiVersion.split('/')[0]}` : '';
   return `${o.kind.toLowerCase()}${group}/${o.metadata.name}`;
 }
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+}
+
+interface RenderedDeployment extends KubeObject {
+  spec?: { template?: { spec?: { containers?: { name: string; args?: string[]; env?: EnvVar[] }[] } } };
+}
+
+/** What a container of a chart's Deployment is started with, its env resolved as the kubelet would. */
+export interface ChartContainer {
+  args: string[];
+  env: Record<string, string>;
+}
+
+/**
+ * Renders `templates/<template>` (a Deployment) of `chart` with `values`, has the API server default
+ * it (dry run), and returns container `container`'s args and env. An env var from the downward API
+ * takes its value from `fields` (`metadata.name` → the pod's name), one from a Secret from
+ * `secrets` (`<secret>/<key>`); any other is an error, so a chart change cannot go unnoticed.
+ */
+export async function chartContainer(
+  chart: ChartBed,
+  template: string,
+  container: string,
+  opts: { values?: unknown; fields?: Record<string, string>; secrets?: Record<string, string> } = {},
+): Promise<ChartContainer> {
+  const [deployment] = await chart.dryRun<RenderedDeployment>(
+    await chart.render(['--show-only', `templates/${template}`], { values: opts.values }),
+  );
+  const c = deployment?.spec?.template?.spec?.containers?.find((x) => x.name === container);
+  if (!c?.args)
+    throw new Error(`${chart.chart}: templates/${template} rendered no container ${container} with args`);
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    const field = e.valueFrom?.fieldRef?.fieldPath;
+    const secret = e.valueFrom?.secretKeyRef;
+    const value =
+      e.value ??
+      (field !== undefined ? opts.fields?.[field] : undefined) ??
+      (secret ? opts.secrets?.[`${secret.name}/${secret.key}`] : undefined);
+    if (value === undefined) throw new Error(`${chart.chart}: no value for env ${e.name} of ${container}`);
+    env[e.name] = value;
+  }
+  return { args: c.args, env };
+}
+
+/** `args` without the flags named in `replaced` (`--port`), then those flags with their new values. */
+export function replaceFlags(args: readonly string[], replaced: Record<string, string | number>): string[] {
+  const names = Object.keys(replaced);
+  return [
+    ...args.filter((a) => !names.some((n) => a === n || a.startsWith(`${n}=`))),
+    ...Object.entries(replaced).map(([n, v]) => `${n}=${v}`),
+  ];
+}

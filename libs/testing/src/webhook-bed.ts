@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appBundle } from './bundle';
-import { ChartBed } from './charts';
+import { ChartBed, chartContainer, replaceFlags, type ChartContainer } from './charts';
 import { ControlPlane, ManagedProcess, freePort } from './controlplane';
 import { until } from './wait';
 
@@ -24,12 +24,6 @@ export interface WebhookBedOptions {
   timeoutSeconds?: number;
   /** The webhook's resolv.conf (default: the cluster DNS 10.0.0.10 as a pod in `namespace` sees it). */
   resolvConf?: string;
-}
-
-interface Rendered {
-  kind: string;
-  metadata: { name: string };
-  spec?: { template?: { spec?: { containers?: { name: string; args?: string[] }[] } } };
 }
 
 /** The chart's webhook templates: installed as they are, except where the webhook is reached. */
@@ -56,8 +50,8 @@ export class WebhookBed {
     readonly metricsPort: number,
     private readonly bundle: string,
     private readonly kubeconfig: string,
-    /** The chart Deployment's args for the webhook container. */
-    private readonly chartArgs: string[],
+    /** The chart Deployment's args and env for the webhook container. */
+    private readonly container: ChartContainer,
     private readonly installed: string,
   ) {}
 
@@ -78,6 +72,25 @@ export class WebhookBed {
 
   static async start(cp: ControlPlane, opts: WebhookBedOptions): Promise<WebhookBed> {
     const dir = mkdtempSync(join(tmpdir(), 'knet-webhook-'));
+    // Until it is returned, nobody else can remove what it made: undone here when a step fails.
+    let installed: string | undefined;
+    try {
+      return await WebhookBed.setUp(cp, opts, dir, (yaml) => (installed = yaml));
+    } catch (e) {
+      if (installed !== undefined) {
+        await cp.kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: installed });
+      }
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private static async setUp(
+    cp: ControlPlane,
+    opts: WebhookBedOptions,
+    dir: string,
+    applied: (yaml: string) => void,
+  ): Promise<WebhookBed> {
     const { name, namespace } = opts;
     const [port, metricsPort, bundle] = await Promise.all([
       freePort(),
@@ -99,13 +112,11 @@ export class WebhookBed {
     };
     const only = (files: string[]) => files.flatMap((f) => ['--show-only', `templates/${f}`]);
     const installed = await chart.render(only(TEMPLATES), { values });
-    const [deployment] = await chart.dryRun(
-      await chart.render(only(['webhook-deployment.yaml']), { values }),
-    );
-    const chartArgs = (deployment as Rendered | undefined)?.spec?.template?.spec?.containers?.find(
-      (c) => c.name === 'webhook',
-    )?.args;
-    if (!chartArgs) throw new Error('WebhookBed: the chart rendered no webhook container args');
+    const container = await chartContainer(chart, 'webhook-deployment.yaml', 'webhook', {
+      values,
+      fields: { 'metadata.namespace': namespace },
+    });
+    applied(installed);
     await chart.apply(installed);
     await cp.kubectlOk([
       'patch',
@@ -128,25 +139,28 @@ export class WebhookBed {
       opts.resolvConf ??
         `search ${namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.0.0.10\noptions ndots:5\n`,
     );
-    const bed = new WebhookBed(cp, opts, dir, port, metricsPort, bundle, kubeconfig, chartArgs, installed);
-    await bed.start();
+    const bed = new WebhookBed(cp, opts, dir, port, metricsPort, bundle, kubeconfig, container, installed);
+    try {
+      await bed.start();
+    } catch (e) {
+      await bed.stop();
+      throw e;
+    }
     return bed;
   }
 
   /** The flags the process runs with: the chart's, with loopback addresses, then `args`. */
   args(): string[] {
-    const replaced = ['--webhook-listen-address=', '--metrics-port=', '--tls-hosts='];
     return [
-      ...this.chartArgs.filter((a) => !replaced.some((r) => a.startsWith(r))),
-      `--webhook-listen-address=127.0.0.1:${this.port}`,
-      '--metrics-host=127.0.0.1',
-      `--metrics-port=${this.metricsPort}`,
-      '--tls-hosts=127.0.0.1',
-      `--kubeconfig=${this.kubeconfig}`,
-      // The chart gives it from the downward API (POD_NAMESPACE).
-      `--namespace=${this.opts.namespace}`,
-      `--resolv-conf=${join(this.dir, 'resolv.conf')}`,
-      '--ca-bundle-check-interval=1s',
+      ...replaceFlags(this.container.args, {
+        '--webhook-listen-address': `127.0.0.1:${this.port}`,
+        '--metrics-host': '127.0.0.1',
+        '--metrics-port': this.metricsPort,
+        '--tls-hosts': '127.0.0.1',
+        '--kubeconfig': this.kubeconfig,
+        '--resolv-conf': join(this.dir, 'resolv.conf'),
+        '--ca-bundle-check-interval': '1s',
+      }),
       ...(this.opts.args ?? []),
     ];
   }
@@ -160,17 +174,27 @@ export class WebhookBed {
       process.execPath,
       [this.bundle, ...this.args()],
       this.logFile,
+      // The chart's env (POD_NAMESPACE from the downward API), as the kubelet sets it.
+      { ...process.env, ...this.container.env },
     );
     this.proc = proc;
-    await until(
-      'gateway-webhook ready',
-      async () => {
-        if (!proc.running) throw new Error(`gateway-webhook exited:\n${proc.tail()}`);
-        const r = await fetch(`http://127.0.0.1:${this.metricsPort}/readyz`).catch(() => undefined);
-        return r?.status === 200;
-      },
-      { timeoutMs: 30_000 },
-    );
+    // An exit ends the wait at once (a refused flag), with the webhook's own last lines.
+    let ready = false;
+    const exited = proc.wait().then((code) => {
+      if (!ready)
+        throw new Error(`gateway-webhook exited (code ${code}) before it was ready:\n${proc.tail()}`);
+    });
+    await Promise.race([
+      until(
+        'gateway-webhook ready',
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${this.metricsPort}/readyz`).catch(() => undefined);
+          return r?.status === 200;
+        },
+        { timeoutMs: 30_000 },
+      ),
+      exited,
+    ]).finally(() => (ready = true));
   }
 
   /** Kills the process (the API server then cannot reach the webhook). */
