@@ -1,2 +1,4 @@
 /** Every scene, in start order: importing a scene module registers it. Later apps add theirs here. */
 import './clusters';
+import './tower';
+import './pod-gateway';
