@@ -19,7 +19,7 @@ export const program = createProgram({
     'at it by hand; Ctrl-C tears everything down. Needs root (network namespaces) and iproute2. Only loopback ' +
     'and network namespaces the lab creates (documentation ranges) are touched.',
   exitCodes: {
-    0: 'every proof passed (or Ctrl-C once everything was up) and nothing was left behind',
+    0: 'every proof passed (interactive: every proof was passing at Ctrl-C) and nothing was left behind',
     1: 'a proof or a scene failed, or the teardown failed or left something (named)',
     2: 'cannot run here: not root, no `ip netns`, a lab already running from the folder, or a bad flag; nothing created',
     130: 'Ctrl-C (or SIGTERM) while scenes were still coming up; torn down',

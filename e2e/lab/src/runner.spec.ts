@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '@knet/runtime';
 import { LabRefusal } from './preflight';
-import { EXIT_INTERRUPTED, runLab, type LabDeps, type LabOptions } from './runner';
+import { EXIT_INTERRUPTED, runLab, type LabDeps, type LabIo, type LabOptions } from './runner';
 import type { LabContext, Row, Scene } from './scene';
 
 let root: string;
@@ -43,7 +43,12 @@ function fake(
   };
 }
 
-function harness(scenes: Scene[], overrides: Partial<LabOptions> = {}, deps: Partial<LabDeps> = {}) {
+function harness(
+  scenes: Scene[],
+  overrides: Partial<LabOptions> = {},
+  deps: Partial<LabDeps> = {},
+  io: Partial<LabIo> = {},
+) {
   const out: string[] = [];
   const controller = new AbortController();
   const opts: LabOptions = {
@@ -70,7 +75,7 @@ function harness(scenes: Scene[], overrides: Partial<LabOptions> = {}, deps: Par
     ...deps,
   };
   const run = () =>
-    runLab(opts, { write: (t) => out.push(t), isTTY: false, columns: () => 100, color: false }, full);
+    runLab(opts, { write: (t) => out.push(t), isTTY: false, columns: () => 100, color: false, ...io }, full);
   return { out, run, controller, opts, text: () => out.join('') };
 }
 
@@ -240,6 +245,29 @@ describe('runLab, interactive and --keep', () => {
     expect(text).toContain('knet lab · up');
     expect(text).toContain('$ poke a 0');
     expect(log.at(-1)).toBe('down a');
+  });
+
+  it('in a terminal: the table on the alternate screen, redrawn in place; on Ctrl-C back, with what it last said', async () => {
+    const log: string[] = [];
+    const h = harness(
+      [fake('a', log, [{}, { check: () => Promise.reject(new Error('gone')) }])],
+      { check: false },
+      {},
+      {
+        isTTY: true,
+      },
+    );
+    const running = h.run();
+    await until(() => log.filter((l) => l === 'check a-0').length >= 2);
+    h.controller.abort();
+    expect(await running).toBe(1);
+    const text = h.text();
+    expect(text).toContain('\x1b[?1049h');
+    expect(text).toContain('\x1b[H\x1b[2J');
+    const after = text.slice(text.lastIndexOf('\x1b[?1049l'));
+    expect(after).toContain('lab: ran ');
+    expect(after).toContain('1 of 2 proofs ok at the end; failing: a · a-1');
+    expect(after).toMatch(/lab: torn down in .*; nothing left behind/);
   });
 
   it('--check --keep holds after the proofs until Ctrl-C', async () => {

@@ -173,7 +173,8 @@ class LabRun {
       );
     }
     if (!check || keep) await this.hold();
-    return this.failed ? 1 : 0;
+    // Interactive: what the table last said counts (a proof failing when Ctrl-C came fails the run).
+    return this.failed || this.checks.some((c) => c.view.state === 'failed') ? 1 : 0;
   }
 
   private async prepare(scenes: Scene[]): Promise<void> {
@@ -370,7 +371,18 @@ class LabRun {
 
   /** Tears down, reports what is left; 1 when something failed or was left. */
   private async tearDown(): Promise<number> {
+    const wasLive = this.live;
     this.leaveLive();
+    if (wasLive && this.checks.length > 0) {
+      // The table is gone with the alternate screen: what it last said, in one line.
+      const failing = this.checks
+        .filter((c) => c.view.state === 'failed')
+        .map((c) => `${c.scene} · ${c.row.component}`);
+      this.emit(
+        { event: 'final', failing },
+        `lab: ran ${formatMs(this.now() - this.startedAt)}; ${this.checks.length - failing.length} of ${this.checks.length} proofs ok at the end${failing.length ? `; failing: ${failing.join(', ')}` : ''}`,
+      );
+    }
     const started = this.now();
     const steps = this.teardown.pending;
     this.progress('teardown', `tearing down (${steps} steps)`);
