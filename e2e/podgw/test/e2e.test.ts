@@ -30,11 +30,7 @@ beforeAll(async () => {
 afterAll(() => w?.dispose());
 
 /** Packets the router saw going to the VPN side's addresses (they must only ever go over tun0). */
-async function leakedToRouter(): Promise<number> {
-  const out = (await w.router.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout;
-  const line = out.split('\n').find((l) => l.includes('203.0.113.0/24'));
-  return Number(line?.trim().split(/\s+/)[0] ?? NaN);
-}
+const leakedToRouter = async (): Promise<number> => (await w.leakCounts()).router;
 
 describe('pod-gateway in network namespaces', () => {
   it('gateway-init sets the gateway up, and a second run changes nothing', async () => {
@@ -110,7 +106,7 @@ describe('pod-gateway in network namespaces', () => {
   });
 
   it('kill switch: with the VPN interface down no client packet leaves the gateway by eth0', async () => {
-    await w.router.exec('iptables', ['-t', 'raw', '-A', 'PREROUTING', '-d', '203.0.113.0/24']);
+    await w.installLeakCounters();
     await gw.host.ip('link', 'set', 'tun0', 'down');
     // The VPN routes are gone with tun0: without the kill switch, the default route (eth0) would win.
     expect(await w.whoami(a.host, INTERNET, 7, 1500)).toMatch(/^(timeout|error )/);

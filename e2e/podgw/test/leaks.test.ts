@@ -42,10 +42,9 @@ printf '%s\\n' "$payload" | exec /usr/sbin/iptables-restore "$@"
   await w.startGatewaySidecar(current, resolv);
   expect((await w.clientInit(a)).exitCode).toBe(0);
   expect(await w.whoami(a.host, INTERNET)).toBe('203.0.113.2');
-  // The router counts what reaches it for the VPN side's addresses: only tun0 may carry those.
-  await w.router.exec('iptables', ['-t', 'raw', '-A', 'PREROUTING', '-d', '203.0.113.0/24']);
-  // The cluster DNS counts queries for names outside the split domains (*.outside.example).
-  await w.clusterDns.exec('iptables', OUTSIDE_QUERIES('-A'));
+  // The router counts what reaches it for the VPN side's addresses (only tun0 may carry those), the
+  // cluster DNS queries for names outside the split domains (*.outside.example).
+  await w.installLeakCounters();
 });
 afterAll(async () => {
   rmSync(broken, { recursive: true, force: true });
@@ -53,42 +52,10 @@ afterAll(async () => {
 });
 
 /** Packets the router saw going to the VPN side's addresses since the last reset. */
-async function leakedToRouter(): Promise<number> {
-  const out = (await w.router.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout;
-  const line = out.split('\n').find((l) => l.includes('203.0.113.0/24'));
-  return Number(line?.trim().split(/\s+/)[0] ?? NaN);
-}
-
-/** iptables arguments of the cluster DNS's counter of queries for *.outside.example. */
-const OUTSIDE_QUERIES = (op: string) => [
-  '-t',
-  'raw',
-  op,
-  'PREROUTING',
-  '-p',
-  'udp',
-  '--dport',
-  '53',
-  '-m',
-  'string',
-  '--string',
-  'outside',
-  '--algo',
-  'bm',
-];
+const leakedToRouter = async (): Promise<number> => (await w.leakCounts()).router;
 
 /** Queries for names outside the split domains that reached the cluster DNS since the last reset. */
-async function leakedToClusterDns(): Promise<number> {
-  const out = (await w.clusterDns.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n']))
-    .stdout;
-  const line = out.split('\n').find((l) => l.includes('STRING match'));
-  return Number(line?.trim().split(/\s+/)[0] ?? NaN);
-}
-
-async function resetCounters(): Promise<void> {
-  await w.router.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
-  await w.clusterDns.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
-}
+const leakedToClusterDns = async (): Promise<number> => (await w.leakCounts()).clusterDns;
 
 /** Restarts the gateway's sidecar with `nameservers` in its resolv.conf; returns that file. */
 async function restartSidecar(
@@ -103,7 +70,7 @@ async function restartSidecar(
   const resolv = w.resolvConf(current);
   writeFileSync(resolv, `nameserver ${nameservers}\n`);
   await w.startGatewaySidecar(current, resolv, extra, env);
-  await resetCounters();
+  await w.resetLeakCounters();
   return resolv;
 }
 
@@ -137,7 +104,7 @@ async function recreateGateway(vpnIp: string): Promise<{ gw: Gateway; resolv: st
   // The client's neighbour entries still name the old pod's MACs (a finding of its own).
   await a.host.ip('neigh', 'flush', 'dev', 'eth0');
   await a.host.ip('neigh', 'flush', 'dev', 'vxlan0');
-  await resetCounters();
+  await w.resetLeakCounters();
   return { gw: current, resolv: w.resolvConf(current) };
 }
 
@@ -202,7 +169,7 @@ describe('DNS with the kill switch on', () => {
     }
     const resolv = w.resolvConf(current); // the cluster DNS only
     await w.startGatewaySidecar(current, resolv, [`--dns-upstream=${VPN_SERVER}`]);
-    await resetCounters();
+    await w.resetLeakCounters();
     expect(await askOutside()).toBe(`["${INTERNET}"]`);
     expect(await leakedToClusterDns()).toBe(0);
   });

@@ -23,6 +23,38 @@ const GATEWAY_NAME = 'pod-gateway.vpn.svc.cluster.local';
 const CLUSTER_DNS = '198.51.100.10';
 const INTERNET = '203.0.113.100';
 const VPN_SERVER = '203.0.113.1';
+/** The VPN side's addresses (switch "vpnnet"): only the gateway's tun0 may carry packets to them. */
+const VPN_SIDE = '203.0.113.0/24';
+
+/**
+ * The leak counters: an iptables rule without a target in the raw table's PREROUTING (it only
+ * counts, before conntrack and routing see the packet), each named by its comment.
+ *   router      packets reaching the router for the VPN side's addresses. The router is the pod
+ *               network's only way out besides the gateway's tun0, so any packet counted here
+ *               left the pod network past the VPN (the kill switch failed).
+ *   clusterDns  UDP/53 queries carrying "outside" reaching the cluster DNS: names outside the split
+ *               domains (DNS_LOCAL_CIDRS), which must go to the VPN's DNS or be refused: one counted
+ *               here (sent by the gateway's DNS or by a client directly) is a DNS leak.
+ */
+const LEAK_COUNTERS = {
+  router: {
+    comment: 'knet leak counter: to the VPN side',
+    match: ['-d', VPN_SIDE],
+  },
+  clusterDns: {
+    comment: 'knet leak counter: outside queries',
+    match: ['-p', 'udp', '--dport', '53', '-m', 'string', '--string', 'outside', '--algo', 'bm'],
+  },
+} as const;
+type LeakCounter = keyof typeof LEAK_COUNTERS;
+
+/** Packets counted since the leak counters were installed or last reset. */
+export interface LeakCounts {
+  /** Packets for the VPN side's addresses that reached the router (left the pod network not by tun0). */
+  router: number;
+  /** Queries for names outside the split domains that reached the cluster DNS. */
+  clusterDns: number;
+}
 
 /**
  * settings.sh keys → values (pod-gateway's own names, see @knet/podgw's SETTINGS). Plain strings:
@@ -91,6 +123,8 @@ export class PodgwLab {
   static readonly CLUSTER_DNS = CLUSTER_DNS;
   static readonly INTERNET = INTERNET;
   static readonly VPN_SERVER = VPN_SERVER;
+  /** The VPN side's addresses, which only the gateway's tun0 may carry. */
+  static readonly VPN_SIDE = VPN_SIDE;
   /** The settings.sh and nat.conf a lab starts with. */
   static readonly SETTINGS = SETTINGS;
   static readonly NAT_CONF = NAT_CONF;
@@ -312,6 +346,56 @@ export class PodgwLab {
     return out[0]?.addr_info[0]?.local;
   }
 
+  /**
+   * Installs the leak counters (see LEAK_COUNTERS): on the router, packets to the VPN side's
+   * addresses 203.0.113.0/24 — the only way out of the pod network besides tun0; on the cluster DNS,
+   * UDP/53 queries carrying "outside", i.e. names outside the split domains. A kill-switch test
+   * first shows a counter catching a deliberate leak, then that it stays at 0. Installing twice
+   * changes nothing.
+   */
+  async installLeakCounters(): Promise<void> {
+    for (const which of Object.keys(LEAK_COUNTERS) as LeakCounter[]) {
+      const host = this.leakCounterHost(which);
+      const exists = await host.exec('iptables', leakRule('-C', which), { check: false });
+      if (exists.exitCode !== 0) await host.exec('iptables', leakRule('-A', which));
+    }
+  }
+
+  /**
+   * What the leak counters counted since installLeakCounters() or the last resetLeakCounters().
+   * Throws one line naming the host when a counter rule is missing (never NaN).
+   */
+  async leakCounts(): Promise<LeakCounts> {
+    return {
+      router: await this.leakCount('router'),
+      clusterDns: await this.leakCount('clusterDns'),
+    };
+  }
+
+  /** Zeroes the leak counters (all of the router's and the cluster DNS's raw PREROUTING counters). */
+  async resetLeakCounters(): Promise<void> {
+    await this.router.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
+    await this.clusterDns.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
+  }
+
+  private leakCounterHost(which: LeakCounter): NetHost {
+    return which === 'router' ? this.router : this.clusterDns;
+  }
+
+  private async leakCount(which: LeakCounter): Promise<number> {
+    const host = this.leakCounterHost(which);
+    const { comment } = LEAK_COUNTERS[which];
+    const listing = (await host.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout;
+    const line = listing.split('\n').find((l) => l.includes(`/* ${comment} */`));
+    const packets = Number(line?.trim().split(/\s+/)[0]);
+    if (!line || !Number.isInteger(packets)) {
+      throw new Error(
+        `no leak counter "${comment}" in ${host.label}'s raw PREROUTING (installLeakCounters() not called?)`,
+      );
+    }
+    return packets;
+  }
+
   async dispose(): Promise<void> {
     try {
       await this.lab.dispose();
@@ -319,6 +403,12 @@ export class PodgwLab {
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
+}
+
+/** iptables arguments adding (`-A`) or checking (`-C`) a leak counter's rule. */
+function leakRule(op: '-A' | '-C', which: LeakCounter): string[] {
+  const { match, comment } = LEAK_COUNTERS[which];
+  return ['-t', 'raw', op, 'PREROUTING', ...match, '-m', 'comment', '--comment', comment];
 }
 
 /** `env -i`-free environment arguments for `env`: KEY=value pairs, PATH kept. */

@@ -8,8 +8,8 @@
  * runner plays the kubelet for the spec the webhook admitted: client-init, then client-sidecar, as
  * the stored spec says (image → app bundle, env, volumes, securityContext, dnsConfig).
  *
- * The kill switch row takes the VPN link down and counts, with iptables counters in the lab's own
- * namespaces, what still leaves: packets reaching the router for the VPN side's addresses (the
+ * The kill switch row takes the VPN link down and counts, with PodgwLab's leak counters (iptables
+ * counters in the lab's own namespaces), what still leaves: packets reaching the router for the VPN side's addresses (the
  * only way out of the pod network other than tun0) and queries for outside names reaching the
  * cluster DNS. Each counter is first shown to catch a deliberate leak: the client's same traffic
  * with the gateway's kill switch bypassed (an ACCEPT ahead of it in FORWARD, gateway-sidecar
@@ -31,6 +31,7 @@ import {
   runAdmittedPod,
   until,
   type ControlPlane,
+  type LeakCounts,
   type NetHost,
   type PodgwGateway,
   type RunningPod,
@@ -38,7 +39,7 @@ import {
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { registerScene, type Row } from '../scene';
 
-const { CLUSTER_DNS, INTERNET, VPN_SERVER } = PodgwLab;
+const { CLUSTER_DNS, INTERNET, VPN_SERVER, VPN_SIDE } = PodgwLab;
 /** The gateway's (and the webhook's) namespace, and the routed one the client pods are created in. */
 const GATEWAY_NS = 'vpn';
 const ROUTED_NS = 'media';
@@ -49,8 +50,6 @@ const GW_VPN_IP = '203.0.113.2';
 /** nat.conf's static client and its forwarded port. */
 const WEB_OVERLAY_IP = '172.16.0.10';
 const FORWARDED = { public: 8080, pod: 80 };
-/** The VPN side's addresses: only tun0 may carry them out of the gateway. */
-const VPN_SIDE = '203.0.113.0/24';
 
 registerScene({
   name: 'pod-gateway',
@@ -74,8 +73,7 @@ registerScene({
         const lab = w;
         ctx.defer('the pod-gateway network namespaces', () => lab.dispose());
         gw = await startGateway(lab);
-        await lab.router.exec('iptables', ['-t', 'raw', '-A', 'PREROUTING', '-d', VPN_SIDE]);
-        await lab.clusterDns.exec('iptables', OUTSIDE_QUERIES);
+        await lab.installLeakCounters();
       })(),
       (async () => {
         await member.kubectlOk(['create', 'namespace', GATEWAY_NS]);
@@ -265,39 +263,6 @@ function injection(pod: V1Pod): string {
   return `${first.name} (client-init) first, ${native ? 'native' : 'classic'} sidecar ${sidecar.name}`;
 }
 
-/** The cluster DNS's counter: UDP queries carrying "outside" (names outside the split domains). */
-const OUTSIDE_QUERIES = [
-  '-t',
-  'raw',
-  '-A',
-  'PREROUTING',
-  '-p',
-  'udp',
-  '--dport',
-  '53',
-  '-m',
-  'string',
-  '--string',
-  'outside',
-  '--algo',
-  'bm',
-];
-
-/** Packets counted by the raw PREROUTING rule of `host` whose listing contains `needle`. */
-async function counted(host: NetHost, needle: string): Promise<number> {
-  const listing = (await host.exec('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout;
-  const packets = Number(
-    listing
-      .split('\n')
-      .find((l) => l.includes(needle))
-      ?.trim()
-      .split(/\s+/)[0],
-  );
-  if (!Number.isInteger(packets))
-    throw new Error(`no counter matching "${needle}" in ${host.label}'s raw PREROUTING`);
-  return packets;
-}
-
 /**
  * The kill switch's proof (disturbs the scene for ~10 s; the link is back up and the clients routed
  * again before it returns).
@@ -308,14 +273,6 @@ async function killSwitch(
   runs: RunningPod[],
   routed: (run: RunningPod) => Promise<string>,
 ): Promise<string> {
-  const leaked = async () => ({
-    router: await counted(lab.router, VPN_SIDE),
-    dns: await counted(lab.clusterDns, 'STRING match'),
-  });
-  const reset = async () => {
-    await lab.router.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
-    await lab.clusterDns.exec('iptables', ['-t', 'raw', '-Z', 'PREROUTING']);
-  };
   const [first] = runs as [RunningPod];
   const sidecar = gw.sidecar;
   if (!sidecar?.running) throw new Error('gateway-sidecar is not running');
@@ -324,12 +281,12 @@ async function killSwitch(
   const outside = () => `ks${Date.now()}-${++names}.outside.example`;
 
   await gw.host.ip('link', 'set', 'tun0', 'down');
-  let caught: { router: number; dns: number };
-  let after: { router: number; dns: number };
+  let caught: LeakCounts;
+  let after: LeakCounts;
   try {
     // The VPN routes are gone with tun0: the default route (eth0) is left. The counters must see
     // the client's traffic when the kill switch is bypassed, and an outside query at the cluster DNS.
-    await reset();
+    await lab.resetLeakCounters();
     process.kill(-sidecar.pid, 'SIGSTOP');
     try {
       await gw.host.exec('iptables', ['-I', ...bypass]);
@@ -339,15 +296,15 @@ async function killSwitch(
       process.kill(-sidecar.pid, 'SIGCONT');
     }
     await lab.resolve(first.client.host, CLUSTER_DNS, outside());
-    caught = await leaked();
-    if (caught.router === 0 || caught.dns === 0) {
+    caught = await lab.leakCounts();
+    if (caught.router === 0 || caught.clusterDns === 0) {
       throw new Error(
-        `the counters missed a deliberate leak (router ${caught.router}, cluster DNS ${caught.dns}): they would prove nothing`,
+        `the counters missed a deliberate leak (router ${caught.router}, cluster DNS ${caught.clusterDns}): they would prove nothing`,
       );
     }
 
     // The kill switch: each client's traffic to the internet and an outside name, VPN down.
-    await reset();
+    await lab.resetLeakCounters();
     const tries = await Promise.all(
       runs.map(async (r) => ({
         name: r.name,
@@ -355,7 +312,7 @@ async function killSwitch(
         dns: await lab.resolve(r.client.host, OVERLAY_GATEWAY, outside()),
       })),
     );
-    after = await leaked();
+    after = await lab.leakCounts();
     const answered = tries.find((t) => !/^(timeout|error )/.test(t.tcp) || t.dns.startsWith('['));
     if (answered) {
       throw new Error(
@@ -367,9 +324,9 @@ async function killSwitch(
     await gw.host.ip('route', 'replace', '0.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
     await gw.host.ip('route', 'replace', '128.0.0.0/1', 'via', VPN_SERVER, 'dev', 'tun0');
   }
-  if (after.router > 0 || after.dns > 0) {
+  if (after.router > 0 || after.clusterDns > 0) {
     throw new Error(
-      `LEAK with the VPN down: ${after.router} packets to ${VPN_SIDE} reached the router, ${after.dns} outside queries the cluster DNS`,
+      `LEAK with the VPN down: ${after.router} packets to ${VPN_SIDE} reached the router, ${after.clusterDns} outside queries the cluster DNS`,
     );
   }
   const start = Date.now();
@@ -381,5 +338,5 @@ async function killSwitch(
     );
   }
   const n = (count: number, one: string, more: string) => `${count} ${count === 1 ? one : more}`;
-  return `leak test caught ${n(caught.router, 'packet', 'packets')} + ${n(caught.dns, 'query', 'queries')}; VPN down: 0 + 0 (${runs.length} pods); routed again in ${((Date.now() - start) / 1000).toFixed(1)} s`;
+  return `leak test caught ${n(caught.router, 'packet', 'packets')} + ${n(caught.clusterDns, 'query', 'queries')}; VPN down: 0 + 0 (${runs.length} pods); routed again in ${((Date.now() - start) / 1000).toFixed(1)} s`;
 }
