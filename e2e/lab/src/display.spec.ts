@@ -1,6 +1,6 @@
-import { fit, formatAge, formatMs, formatProofLines, renderTable, type SceneView } from './display';
+import { clip, formatAge, formatMs, formatProofLines, renderTable, type SceneView } from './display';
 
-describe('formatMs / formatAge / fit', () => {
+describe('formatMs / formatAge / clip', () => {
   it.each([
     [12.4, '12 ms'],
     [999, '999 ms'],
@@ -18,10 +18,10 @@ describe('formatMs / formatAge / fit', () => {
   ])('formatAge(%d) = %s', (ms, text) => expect(formatAge(ms)).toBe(text));
 
   it('cuts to the width with an ellipsis, on one line', () => {
-    expect(fit('abcdef', 6)).toBe('abcdef');
-    expect(fit('abcdefg', 6)).toBe('abcde…');
-    expect(fit('a\n  b', 10)).toBe('a b');
-    expect(fit('abc', 0)).toBe('');
+    expect(clip('abcdef', 6)).toBe('abcdef');
+    expect(clip('abcdefg', 6)).toBe('abcde…');
+    expect(clip('a\n  b', 10)).toBe('a b');
+    expect(clip('abc', 0)).toBe('');
   });
 });
 

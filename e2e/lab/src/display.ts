@@ -65,7 +65,7 @@ export function formatAge(ms: number): string {
 }
 
 /** `text` cut to `width` visible characters, with … when cut. */
-export function fit(text: string, width: number): string {
+export function clip(text: string, width: number): string {
   const flat = text.replace(/\s*\n\s*/g, ' ');
   if (width <= 0) return '';
   return flat.length <= width ? flat : `${flat.slice(0, Math.max(0, width - 1))}…`;
@@ -113,19 +113,19 @@ export function renderTable(v: TableView): string[] {
         : s.state === 'failed'
           ? red(color, `failed: ${s.error ?? ''}`)
           : s.state;
-    lines.push(fit(`── ${s.name}: ${s.title}`, width - state.length - 4) + ` · ${state}`);
+    lines.push(clip(`── ${s.name}: ${s.title}`, width - state.length - 4) + ` · ${state}`);
     for (const r of s.rows) {
       const age = r.at === undefined ? '' : ` · ${formatMs(r.ms ?? 0)} · ${formatAge(v.now - r.at)}`;
       const suffix = `${r.live ? '' : ' · once'}${age}`;
       const head = ` ${mark(r.state, color)} ${r.component.padEnd(nameWidth)}  `;
       const headWidth = 5 + nameWidth;
-      const result = fit(
+      const result = clip(
         r.result ?? (r.state === 'checking' ? 'checking…' : ''),
         width - headWidth - suffix.length,
       );
       const shown = r.state === 'failed' ? red(color, result) : result;
       lines.push(`${head}${shown}${dim(color, suffix)}`);
-      lines.push(dim(color, fit(`${' '.repeat(headWidth)}$ ${r.command}`, width)));
+      lines.push(dim(color, clip(`${' '.repeat(headWidth)}$ ${r.command}`, width)));
     }
     lines.push('');
   }
