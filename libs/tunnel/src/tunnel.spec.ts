@@ -23,8 +23,13 @@ describe('host keys', () => {
   it('generates ed25519 keys whose fingerprint is what ssh-keygen prints', () => {
     const k = generateHostKey();
     const dir = mkdtempSync(join(tmpdir(), 'knet-hk-'));
-    writeFileSync(join(dir, 'k.pub'), k.publicKey + '\n');
-    const out = execFileSync('ssh-keygen', ['-lf', join(dir, 'k.pub')]).toString();
+    let out: string;
+    try {
+      writeFileSync(join(dir, 'k.pub'), k.publicKey + '\n');
+      out = execFileSync('ssh-keygen', ['-lf', join(dir, 'k.pub')]).toString();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     expect(out.split(' ')[1]).toBe(k.fingerprint);
     expect(fingerprintOfPublicKey(k.publicKey)).toBe(k.fingerprint);
     const again = loadHostKey(k.privateKey);
@@ -48,13 +53,17 @@ describe('host keys', () => {
     }
     expect(pub?.[0]).toBe(0);
     const dir = mkdtempSync(join(tmpdir(), 'knet-hk-'));
-    for (const k of [encodeOpenSshEd25519(seed!, pub!, 'zero-lead'), generateHostKey('fresh')]) {
-      const file = join(dir, 'k');
-      writeFileSync(file, k.privateKey, { mode: 0o600 });
-      const derived = execFileSync('ssh-keygen', ['-y', '-f', file]).toString().trim();
-      expect(derived.split(' ').slice(0, 2).join(' ')).toBe(k.publicKey.split(' ').slice(0, 2).join(' '));
-      expect(loadHostKey(k.privateKey).fingerprint).toBe(k.fingerprint);
-      rmSync(file);
+    try {
+      for (const k of [encodeOpenSshEd25519(seed!, pub!, 'zero-lead'), generateHostKey('fresh')]) {
+        const file = join(dir, 'k');
+        writeFileSync(file, k.privateKey, { mode: 0o600 });
+        const derived = execFileSync('ssh-keygen', ['-y', '-f', file]).toString().trim();
+        expect(derived.split(' ').slice(0, 2).join(' ')).toBe(k.publicKey.split(' ').slice(0, 2).join(' '));
+        expect(loadHostKey(k.privateKey).fingerprint).toBe(k.fingerprint);
+        rmSync(file);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
