@@ -281,18 +281,46 @@ describe('runLab, interactive and --keep', () => {
     expect(log.at(-1)).toBe('down a');
   });
 
-  it('Ctrl-C while a scene comes up: tears down at once, also what it starts afterwards; exit 130', async () => {
+  it('Ctrl-C while a scene comes up: its next progress() ends it, then everything is torn down in order; exit 130', async () => {
     const log: string[] = [];
     let release: () => void = () => undefined;
     const h = harness([
       fake('a', log, [{}], {
         up: async (ctx) => {
           await new Promise<void>((r) => (release = r));
-          ctx.defer('started late', () => log.push('down late'));
+          ctx.defer('started meanwhile', () => log.push('down meanwhile'));
+          ctx.progress('next step');
+          log.push('not reached');
         },
       }),
       fake('b', log),
     ]);
+    const running = h.run();
+    await until(() => log.includes('up a'));
+    h.controller.abort();
+    // Nothing is torn down while up() is still going: the order would be wrong.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(log).toEqual(['up a']);
+    release();
+    expect(await running).toBe(EXIT_INTERRUPTED);
+    expect(log).toEqual(['up a', 'down meanwhile', 'down a']);
+  });
+
+  it('a scene that does not stop in time: the teardown starts without it, and what it registers later goes at once', async () => {
+    const log: string[] = [];
+    let release: () => void = () => undefined;
+    const h = harness(
+      [
+        fake('a', log, [{}], {
+          up: async (ctx) => {
+            await new Promise<void>((r) => (release = r));
+            ctx.defer('started late', () => log.push('down late'));
+          },
+        }),
+      ],
+      {},
+      { settleAfterAbortMs: 10 },
+    );
     const running = h.run();
     await until(() => log.includes('up a'));
     h.controller.abort();

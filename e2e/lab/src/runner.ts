@@ -45,10 +45,23 @@ export interface LabDeps {
   /** What this process left behind after teardown (namespaces, processes, temp dirs). */
   leftovers(): Promise<string[]>;
   now?(): number;
+  /** Test hook: how long to wait for an interrupted scene's up() (default 30 s). */
+  settleAfterAbortMs?: number;
 }
 
-/** How long a scene's up() may keep going after Ctrl-C before the lab stops waiting for it. */
-const SETTLE_AFTER_ABORT_MS = 60_000;
+/**
+ * How long a scene's up() may keep going after Ctrl-C before the teardown starts without it (its
+ * next ctx.progress() ends it; a control plane still starting takes up to ~15 s).
+ */
+const SETTLE_AFTER_ABORT_MS = 30_000;
+
+/** Thrown by ctx.progress() once the lab was interrupted: ends a scene's up() early. */
+export class LabInterrupted extends Error {
+  override readonly name = 'LabInterrupted';
+  constructor() {
+    super('interrupted (Ctrl-C)');
+  }
+}
 
 export const EXIT_INTERRUPTED = 130;
 
@@ -227,12 +240,15 @@ class LabRun {
     try {
       const rows = await Promise.race([upping, aborted]);
       if (rows === 'aborted') {
-        // Tear down now: whatever up() still registers is torn down as it registers it.
-        this.progress(scene.name, `${scene.name}: interrupted; tearing down while it stops`);
-        await this.teardown.run();
+        // Let up() stop at its next ctx.progress() and register what it started, so the teardown
+        // runs in order (a namespace before its cluster). One that does not stop in time is left
+        // behind: the teardown starts, and what it registers later is torn down at once.
+        this.progress(scene.name, `${scene.name}: interrupted; tearing down once it stops`);
         const settled = new AbortController();
-        await Promise.race([upping.catch(() => undefined), sleepMs(SETTLE_AFTER_ABORT_MS, settled.signal)]);
+        const settleMs = this.deps.settleAfterAbortMs ?? SETTLE_AFTER_ABORT_MS;
+        await Promise.race([upping.catch(() => undefined), sleepMs(settleMs, settled.signal)]);
         settled.abort();
+        await this.teardown.run();
         return 'aborted';
       }
       view.state = 'up';
@@ -317,7 +333,10 @@ class LabRun {
       dir: this.opts.dir,
       shownDir: this.opts.shownDir,
       kubectl: this.kubectl,
-      progress: (line) => this.progress(scene.name, `${scene.name}: ${line}`),
+      progress: (line) => {
+        if (this.deps.signal.aborted) throw new LabInterrupted();
+        this.progress(scene.name, `${scene.name}: ${line}`);
+      },
       defer: (what, step) => this.teardown.defer(`${scene.name}: ${what}`, step),
       clusters: () => {
         if (!this.clusters) throw new Error(`scene ${scene.name} needs the clusters scene, which is not up`);

@@ -27,7 +27,10 @@ export interface LabContext {
   readonly shownDir: string;
   /** The real kubectl (the test bed's) — commands in rows name it as `kubectl`. */
   readonly kubectl: string;
-  /** One line of progress ("starting tower-proxy"), shown while the scene comes up. */
+  /**
+   * One line of progress ("starting tower-proxy"), shown while the scene comes up. Once the lab is
+   * interrupted (Ctrl-C) it throws instead, ending up() there: call it between steps.
+   */
   progress(line: string): void;
   /**
    * Registers a teardown step (`what` names it in errors). Steps run in reverse order of

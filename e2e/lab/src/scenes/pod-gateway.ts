@@ -30,7 +30,6 @@ import {
   repository,
   runAdmittedPod,
   until,
-  type ControlPlane,
   type LeakCounts,
   type NetHost,
   type PodgwGateway,
@@ -76,10 +75,9 @@ registerScene({
         await lab.installLeakCounters();
       })(),
       (async () => {
+        // API objects in the member go with it (the clusters scene stops it last).
         await member.kubectlOk(['create', 'namespace', GATEWAY_NS]);
-        ctx.defer(`namespace ${GATEWAY_NS} in the member`, () => deleteNamespace(member, GATEWAY_NS));
         await member.kubectlOk(['create', 'namespace', ROUTED_NS]);
-        ctx.defer(`namespace ${ROUTED_NS} in the member`, () => deleteNamespace(member, ROUTED_NS));
         await member.kubectlOk(['label', 'namespace', ROUTED_NS, 'routed-gateway=true']);
         await applyLabConfigMap(member, ROUTED_NS, RELEASE);
         // The chart's defaults (a native sidecar), with the lab's gateway and DNS.
@@ -240,10 +238,6 @@ async function startGateway(lab: PodgwLab): Promise<PodgwGateway> {
   writeFileSync(resolv, `nameserver ${VPN_SERVER}\n`);
   await lab.startGatewaySidecar(gw, resolv);
   return gw;
-}
-
-async function deleteNamespace(cp: ControlPlane, name: string): Promise<void> {
-  await cp.kubectlOk(['delete', 'namespace', name, '--ignore-not-found', '--wait=false']);
 }
 
 /** `client-init, native sidecar gateway-sidecar (client-sidecar)`: the injected containers, in order. */
