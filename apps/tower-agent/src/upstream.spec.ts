@@ -11,8 +11,16 @@ import { until } from '@knet/testing';
 import { ApiServerProxy, chooseUpstream, inClusterUpstream, type Upstream } from './upstream';
 
 describe('inClusterUpstream', () => {
+  const made: string[] = [];
+  const tempDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'knet-sa-'));
+    made.push(d);
+    return d;
+  };
+  afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
   it('re-reads a rotated token and fails early without one', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'knet-sa-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'ca.crt'), 'CA');
     writeFileSync(join(dir, 'token'), 'one\n');
     const u = inClusterUpstream(dir, 'fd00::1', '6443', 0);
@@ -26,7 +34,7 @@ describe('inClusterUpstream', () => {
     expect((await slow.credentials()).authorization).toBe('Bearer second-token');
     await new Promise((r) => setTimeout(r, 250));
     expect((await slow.credentials()).authorization).toBe('Bearer third');
-    const empty = mkdtempSync(join(tmpdir(), 'knet-sa-'));
+    const empty = tempDir();
     writeFileSync(join(empty, 'ca.crt'), 'CA');
     expect(() => inClusterUpstream(empty, 'h', '443')).toThrow(/ENOENT/);
   });
