@@ -4,6 +4,7 @@ export * from './metrics';
 export * from './server';
 export * from './shutdown';
 export * from './options';
+export * from './commands';
 export * from './main';
 export * from './backoff';
 export * from './app';
