@@ -14,3 +14,4 @@ export * from './reopening-pool';
 export * from './inspector';
 export * from './webhook-bed';
 export * from './pod-runner';
+export * from './twingate-tenant';
