@@ -97,6 +97,20 @@ describe.each(SHELLS)('handoff with %s', (shell) => {
   });
 });
 
+it('a launcher waiting when the sidecar restarts is served by the new sidecar (the FIFO is kept)', async () => {
+  const dirPath = join(dir, 'handoff');
+  await new Handoff(dirPath).install('/bin/busybox');
+  const h = new Handoff(dirPath);
+  const run = launch(h, 'x');
+  await new Promise((r) => setTimeout(r, 200)); // the launcher is blocked on the FIFO
+  await new Handoff(dirPath).install('/bin/busybox'); // the restarted sidecar installs again
+  const writer = await h.waitForReader(AbortSignal.timeout(10_000));
+  await writer?.give(pair(4));
+  const { code, out } = await run.done;
+  expect(code).toBe(0);
+  expect(JSON.parse(out).a).toBe(pair(4).accessToken);
+});
+
 it('refuses to hand over a token with characters no token has (a line break would smuggle a second line)', async () => {
   const h = new Handoff(join(dir, 'handoff'));
   await h.install('/bin/busybox');
@@ -160,6 +174,42 @@ describe('serveHandoffs', () => {
     expect(reads.length).toBeGreaterThanOrEqual(1);
     expect(await registry.getSingleMetricAsString('connector_init_connector_alive')).toMatch(/ 1$/m);
     expect(await registry.getSingleMetricAsString('connector_init_handoffs_total')).toMatch(/ 3$/m);
+    stop.abort();
+    await served;
+  });
+
+  it('a launcher still reading its pair is not a restart: no second pair is generated (which would revoke the first)', async () => {
+    const h = new Handoff(join(dir, 'handoff'));
+    await h.install('/bin/busybox');
+    const metrics = createAppMetrics(new Registry());
+    let reprovisions = 0;
+    const stop = new AbortController();
+    const served = serveHandoffs({
+      handoff: h,
+      api: { getConnector: async () => undefined },
+      first: { id: 'C1', name: 'edge-0', origin: 'created', tokens: pair(1), conflicts: 0 },
+      reprovision: async () => {
+        reprovisions++;
+        return { id: 'C1', name: 'edge-0', origin: 'created', tokens: pair(9), conflicts: 0 };
+      },
+      signal: stop.signal,
+      metrics,
+      alivePollMs: { first: 10_000, max: 10_000 },
+    });
+    // A slow reader: holds the FIFO open for a second before reading its two lines.
+    const slow = spawn(
+      '/bin/busybox',
+      ['sh', '-c', '{ sleep 1; read -r a; read -r r; echo "$a"; } <"$1"', 'sh', h.fifo],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    slow.stdout.on('data', (d: Buffer) => (out += d));
+    await new Promise((resolve) => slow.on('close', resolve));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(out.trim()).toBe(pair(1).accessToken);
+    expect(reprovisions).toBe(0);
     stop.abort();
     await served;
   });

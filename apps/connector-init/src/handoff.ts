@@ -15,7 +15,8 @@ import { sleep } from '@knet/runtime';
  *   writes the pair (two lines) and closes. The launcher exports TWINGATE_ACCESS_TOKEN and
  *   TWINGATE_REFRESH_TOKEN and execs the connector. The tokens never touch a disk, a Secret or the
  *   API server; every later reader (a restarted connector container) gets a fresh pair of the same
- *   connector.
+ *   connector. Each reader gets its own FIFO (see `renew`), so a launcher still reading its pair is
+ *   never mistaken for a restart — which would revoke the pair it is about to use.
  */
 export const LAUNCH_SCRIPT = `# connector-init launcher (written by connector-init; see apps/connector-init/README.md).
 # Reads this pod's connector tokens from the FIFO next to this script, then execs the connector.
@@ -59,9 +60,16 @@ export class Handoff {
     this.fifo = join(dir, 'tokens');
   }
 
-  /** Writes `sh` (a copy of `shell`) and `launch`, and creates the FIFO (mode 0600). */
+  /**
+   * Creates the FIFO (mode 0600) unless there is one — a launcher may be waiting on it for a
+   * sidecar that restarted — then writes `sh` (a copy of `shell`) and, last, `launch`: once
+   * `launch` exists, everything it needs does.
+   */
   async install(shell: string): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    const existing = await stat(this.fifo).catch(() => undefined);
+    if (existing?.isFIFO()) await chmod(this.fifo, 0o600);
+    else await this.renew();
     const sh = join(this.dir, 'sh');
     await rm(`${sh}.new`, { force: true });
     await copyFile(shell, `${sh}.new`);
@@ -70,10 +78,19 @@ export class Handoff {
     const launch = join(this.dir, 'launch');
     await writeFile(`${launch}.new`, LAUNCH_SCRIPT, { mode: 0o444 });
     await rename(`${launch}.new`, launch);
-    const existing = await stat(this.fifo).catch(() => undefined);
-    if (existing && !existing.isFIFO()) await rm(this.fifo, { force: true, recursive: true });
-    if (!existing?.isFIFO()) await promisify(execFile)('mkfifo', ['-m', '600', this.fifo]);
-    await chmod(this.fifo, 0o600);
+  }
+
+  /**
+   * Puts a new FIFO at the path (atomically, by rename). A reader that has the old one open — a
+   * launcher still reading the pair it was just given — is then invisible to `waitForReader`:
+   * only a launcher that opens the path afterwards (a container restart) counts as a new reader.
+   */
+  private async renew(): Promise<void> {
+    const next = `${this.fifo}.new`;
+    await rm(next, { force: true, recursive: true });
+    await promisify(execFile)('mkfifo', ['-m', '600', next]);
+    await chmod(next, 0o600);
+    await rename(next, this.fifo);
   }
 
   /**
@@ -84,6 +101,12 @@ export class Handoff {
     while (!signal.aborted) {
       try {
         const fh = await open(this.fifo, fsc.O_WRONLY | fsc.O_NONBLOCK);
+        try {
+          await this.renew();
+        } catch (e) {
+          await fh.close();
+          throw e;
+        }
         return new HandoffWriter(fh);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
