@@ -1,6 +1,6 @@
 import { constants as fsc } from 'node:fs';
 import { chmod, copyFile, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { sleep } from '@knet/runtime';
@@ -55,6 +55,8 @@ export interface TokenPair {
 
 export class Handoff {
   readonly fifo: string;
+  /** How a FIFO is made: `mkfifo`, or the multi-call busybox's applet (the image has no coreutils). */
+  private mkfifo: readonly string[] = ['mkfifo'];
 
   constructor(readonly dir: string) {
     this.fifo = join(dir, 'tokens');
@@ -66,6 +68,7 @@ export class Handoff {
    * `launch` exists, everything it needs does.
    */
   async install(shell: string): Promise<void> {
+    if (basename(shell) === 'busybox') this.mkfifo = [shell, 'mkfifo'];
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
     const existing = await stat(this.fifo).catch(() => undefined);
     if (existing?.isFIFO()) await chmod(this.fifo, 0o600);
@@ -88,7 +91,8 @@ export class Handoff {
   private async renew(): Promise<void> {
     const next = `${this.fifo}.new`;
     await rm(next, { force: true, recursive: true });
-    await promisify(execFile)('mkfifo', ['-m', '600', next]);
+    const [cmd = 'mkfifo', ...pre] = this.mkfifo;
+    await promisify(execFile)(cmd, [...pre, '-m', '600', next]);
     await chmod(next, 0o600);
     await rename(next, this.fifo);
   }

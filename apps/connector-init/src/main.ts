@@ -86,7 +86,7 @@ void runMain('connector-init', async () => {
           signal: app.signal,
           metrics,
           logger: app.logger,
-          once: !opts.serve,
+          once: opts.once,
         });
         return;
       }

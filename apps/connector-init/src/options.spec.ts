@@ -36,7 +36,7 @@ describe('connector-init options', () => {
         reuseOffline: true,
         reuseMinAge: 600_000,
         handoffDir: '/run/knet/connector',
-        serve: true,
+        once: false,
         statusNotifications: false,
         apiDeadline: 300_000,
         metricsPort: 9090,

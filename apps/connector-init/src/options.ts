@@ -166,13 +166,13 @@ export const provisionProgram = createProgram({
       schema: schemas.existingFile(),
       default: '/bin/busybox',
     }),
-    serve: option({
-      flag: '--serve <bool>',
-      env: 'CONNECTOR_SERVE',
+    once: option({
+      flag: '--once',
+      env: 'CONNECTOR_ONCE',
       description:
-        'keep running and hand a fresh pair to every restart of the connector container; false: exit after the first handoff',
+        'exit after the first handoff (default: keep running and hand a fresh pair to every restart of the connector container)',
       schema: schemas.bool(),
-      default: true,
+      default: false,
     }),
     ...daemonOptions({
       envPrefix: 'CONNECTOR_INIT',
