@@ -32,6 +32,7 @@ export interface GcResult {
 export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const log = o.logger ?? silentLogger;
   const result: GcResult = { deleted: [], released: [], skipped: [] };
+  if (o.replicas === 0) await markDeleting(o.store, new Date().toISOString(), log);
   const read = await o.store.read();
   const plan = planGc(read.claims, o.replicas, o.deleteAdopted);
   const network = read.claims.network ?? (await o.api.remoteNetworkByName(o.network));
@@ -66,6 +67,21 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const gone = [...plan.delete.map((d) => d.ordinal), ...plan.release.map((r) => r.ordinal)];
   if (gone.length > 0) await dropRecords(o.store, gone, log);
   return result;
+}
+
+/** Marks the release as being deleted, so that its pods, still running, provision nothing more. */
+async function markDeleting(store: ClaimsStore, at: string, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= 20; attempt++) {
+    const read = await store.read();
+    if (read.claims.deleting !== undefined) return;
+    if (await store.write({ ...read.claims, deleting: at }, read)) {
+      log.info({ at }, 'release marked as being deleted');
+      return;
+    }
+  }
+  throw new Error(
+    `${store.where}: could not mark the release as being deleted (the ConfigMap kept changing)`,
+  );
 }
 
 /** Removes the records of `ordinals`, reading again after a lost race. */

@@ -180,6 +180,7 @@ export const provisionProgram = createProgram({
       zero: 'any',
       readiness: "ready once this ordinal's connector is claimed and its tokens are ready",
     }),
+    logLevel: { ...logLevelOption, env: 'CONNECTOR_INIT_LOG_LEVEL', aliases: { env: ['LOG_LEVEL'] } },
   },
   validate(opts, { name }) {
     const ordinal =

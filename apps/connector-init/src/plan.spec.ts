@@ -103,6 +103,13 @@ describe('planProvision', () => {
       },
     ],
   ];
+  cases.push([
+    'the release is being uninstalled: refuse, even with a recorded connector',
+    { ...claims([[2, rec('edge-2', 'C2')]]), deleting: '2026-12-06T12:00:00.000Z' },
+    undefined,
+    policy(2),
+    { kind: 'refuse', message: expect.stringContaining('the release is being uninstalled') },
+  ]);
   it.each(cases)('%s', (_what, c, listed, p, expected) => {
     expect(planProvision(c, listed, p)).toMatchObject(expected as object);
   });
@@ -151,15 +158,18 @@ describe('reuseCandidates', () => {
 
 describe('claims in a ConfigMap', () => {
   it('round-trips, keeps unknown keys, and drops records', () => {
-    const c = claims(
-      [
-        [0, rec('edge-0', 'C0')],
-        [12, rec('edge-12')],
-      ],
-      { id: 'N1', name: 'lab' },
-    );
+    const c: Claims = {
+      ...claims(
+        [
+          [0, rec('edge-0', 'C0')],
+          [12, rec('edge-12')],
+        ],
+        { id: 'N1', name: 'lab' },
+      ),
+      deleting: '2026-12-06T12:00:00.000Z',
+    };
     const data = serializeClaims(c, { 'future.key': 'kept', 'ordinal.5': 'dropped' });
-    expect(Object.keys(data)).toEqual(['future.key', 'network', 'ordinal.0', 'ordinal.12']);
+    expect(Object.keys(data)).toEqual(['future.key', 'deleting', 'network', 'ordinal.0', 'ordinal.12']);
     expect(parseClaims(data, 'cm')).toEqual(c);
     expect(parseClaims(serializeClaims(withRecord(c, 0, undefined)), 'cm').ordinals.has(0)).toBe(false);
   });

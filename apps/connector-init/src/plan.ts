@@ -32,11 +32,17 @@ export interface OrdinalRecord {
 export interface Claims {
   network?: { id: string; name: string };
   ordinals: ReadonlyMap<number, OrdinalRecord>;
+  /**
+   * Set by `gc --replicas 0` (the chart's pre-delete hook) before it deletes anything: the pods
+   * still run while the hook does, and must not provision again what it deletes.
+   */
+  deleting?: string;
 }
 
 export const EMPTY_CLAIMS: Claims = { ordinals: new Map() };
 
 const NETWORK_KEY = 'network';
+const DELETING_KEY = 'deleting';
 const ORDINAL_KEY = /^ordinal\.(0|[1-9]\d{0,5})$/;
 
 /** The ConfigMap key of an ordinal's record. */
@@ -49,10 +55,15 @@ export const ordinalKey = (ordinal: number) => `ordinal.${ordinal}`;
 export function parseClaims(data: Readonly<Record<string, string>> | undefined, where: string): Claims {
   const ordinals = new Map<number, OrdinalRecord>();
   let network: Claims['network'];
+  let deleting: string | undefined;
   for (const [key, value] of Object.entries(data ?? {})) {
     const bad = (why: string) =>
       new Error(`${where}: key ${key} ${why}; fix or remove the key (kubectl edit configmap)`);
     const m = ORDINAL_KEY.exec(key);
+    if (key === DELETING_KEY) {
+      deleting = value;
+      continue;
+    }
     if (!m && key !== NETWORK_KEY) continue; // keys of a later version are left alone
     let parsed: unknown;
     try {
@@ -86,7 +97,7 @@ export function parseClaims(data: Readonly<Record<string, string>> | undefined, 
     if (typeof parsed['id'] === 'string') record.id = parsed['id'];
     ordinals.set(Number(m[1]), record);
   }
-  return network ? { network, ordinals } : { ordinals };
+  return { ordinals, ...(network ? { network } : {}), ...(deleting !== undefined ? { deleting } : {}) };
 }
 
 /** The ConfigMap data for `claims`; keys this version does not know are kept from `previous`. */
@@ -96,8 +107,9 @@ export function serializeClaims(
 ): Record<string, string> {
   const data: Record<string, string> = {};
   for (const [key, value] of Object.entries(previous)) {
-    if (key !== NETWORK_KEY && !ORDINAL_KEY.test(key)) data[key] = value;
+    if (key !== NETWORK_KEY && key !== DELETING_KEY && !ORDINAL_KEY.test(key)) data[key] = value;
   }
+  if (claims.deleting !== undefined) data[DELETING_KEY] = claims.deleting;
   if (claims.network) data[NETWORK_KEY] = JSON.stringify(claims.network);
   for (const [ordinal, r] of [...claims.ordinals].sort(([a], [b]) => a - b)) {
     data[ordinalKey(ordinal)] = JSON.stringify({
@@ -161,6 +173,12 @@ export function planProvision(
   connectors: readonly ConnectorView[] | undefined,
   policy: ProvisionPolicy,
 ): ProvisionStep {
+  if (claims.deleting !== undefined) {
+    return {
+      kind: 'refuse',
+      message: `the release is being uninstalled (since ${claims.deleting}, by gc --replicas 0): not provisioning ordinal ${policy.ordinal}`,
+    };
+  }
   const own = claims.ordinals.get(policy.ordinal);
   if (own?.id !== undefined) return { kind: 'tokens', id: own.id, name: own.name };
   if (!connectors) return { kind: 'list' };

@@ -306,7 +306,7 @@ describe('the default values, as the API server stores them (server-side dry run
     expect(pod.initContainers!.map((c) => [c.name, c.restartPolicy])).toEqual([['connector-init', 'Always']]);
     const init = sidecar(pod);
     expect(init.image).toBe('ghcr.io/knet/connector-init:0.1.0');
-    expect(init.args).toEqual(['provision', '--serve']);
+    expect(init.args).toEqual(['provision']);
     expect(init.ports).toEqual([expect.objectContaining({ name: 'init-metrics', containerPort: 9090 })]);
     // The connector starts only once the startup probe passes: tokens handed over, within 10 minutes.
     expect(init.startupProbe).toMatchObject({
@@ -715,7 +715,7 @@ describe('a real install, upgrade and uninstall', () => {
 
   beforeAll(async () => {
     const out = await helmOk(['install', NAME, chart.chart, '-n', NS, '-f', valuesFile(REQUIRED)]);
-    expect(out).toContain(`kubectl -n ${NS} exec ${NAME}-0 -c connector-init -- connector-init status`);
+    expect(out).toContain(`kubectl -n ${NS} exec ${NAME}-0 -c connector-init -- /nodejs/bin/node /app/main.js status`);
     installed = (await helmOk(['get', 'manifest', NAME, '-n', NS]))
       .split('\n')
       .filter((l) => l.startsWith('# Source: '))

@@ -1,102 +1,100 @@
-import { until } from '@knet/testing';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { until, type ConnectorRelease } from '@knet/testing';
 import { ConnectorBed, type Pod } from './harness';
 
-// connector-init as it ships, against the real API server and the fake tenant: replicas are
-// processes with ordinals (sidecar + the launcher running a fake connector), with the chart's RBAC.
+// connector-init as it ships, against the real API server and the fake tenant: the chart is
+// installed for real, and its pods are processes with ordinals (the sidecar with the chart's args,
+// env and ServiceAccount; the launcher running a fake connector that heartbeats with its pair).
 
 jest.setTimeout(180_000);
 
 let bed: ConnectorBed;
-const KEYS = {
-  'test-key': 'provision',
-  'crash-key': 'provision',
-  'read-key': 'read',
-  'write-key': 'write',
-} as const;
 
 beforeAll(async () => {
-  bed = await ConnectorBed.start({ keys: { ...KEYS }, networks: ['lab', 'other'], limits: false });
+  bed = await ConnectorBed.start({
+    keys: { 'test-key': 'provision', 'crash-key': 'provision', 'read-key': 'read', 'write-key': 'write' },
+    networks: ['lab', 'other'],
+    limits: false,
+  });
 });
 afterAll(async () => {
   await bed?.stop();
 });
 
-const connectorsOf = (prefix: string) =>
-  bed.tenant.connectors().filter((c) => new RegExp(`^${prefix}-\\d+$`).test(c.name));
-
-async function startPod(release: string, ordinal: number, extra: string[] = []): Promise<Pod> {
-  const pod = await bed.startSidecar(release, ordinal, { extra });
-  await until(`${release}-${ordinal} installs its launcher`, async () => {
+async function startPod(rel: ConnectorRelease, ordinal: number, extra: string[] = []): Promise<Pod> {
+  const pod = rel.startSidecar(ordinal, { extra });
+  await until(`${rel.release}-${ordinal} installs its launcher`, () => {
     if (!pod.sidecar.running) throw new Error(`sidecar exited: ${pod.sidecar.tail(5)}`);
-    return require('node:fs').existsSync(`${pod.handoffDir}/launch`);
+    return existsSync(join(pod.handoffDir, 'launch'));
   });
-  bed.startConnector(pod);
+  rel.startConnector(pod);
   return pod;
 }
 
-async function allAlive(release: string, n: number): Promise<void> {
+async function allAlive(rel: ConnectorRelease, n: number): Promise<void> {
   await until(
-    `${n} ${release} connectors ALIVE`,
+    `${n} ${rel.release} connectors ALIVE`,
     () => {
-      for (const p of bed.pods.filter((p) => p.release === release)) {
+      for (const p of rel.pods) {
         if (!p.sidecar.running)
-          throw new Error(`${release}-${p.ordinal} sidecar exited: ${p.sidecar.tail(8)}`);
+          throw new Error(`${rel.release}-${p.ordinal} sidecar exited: ${p.sidecar.tail(8)}`);
         if (p.connector && !p.connector.running)
-          throw new Error(`${release}-${p.ordinal} connector exited: ${p.connector.tail(8)}`);
+          throw new Error(`${rel.release}-${p.ordinal} connector exited: ${p.connector.tail(8)}`);
       }
-      const alive = connectorsOf(release).filter((c) => c.state === 'ALIVE');
-      return alive.length === n;
+      return rel.connectors().filter((c) => c.state === 'ALIVE').length === n;
     },
     { timeoutMs: 60_000 },
   );
 }
 
+const handedOver = (rel: ConnectorRelease, pod: Pod) =>
+  until(`${rel.release}-${pod.ordinal} handed over`, () => {
+    if (!pod.sidecar.running) throw new Error(`sidecar exited: ${pod.sidecar.tail(8)}`);
+    return rel.log(pod.sidecar).includes('tokens handed to the connector container');
+  });
+
 describe('five replicas starting at once', () => {
-  const R = 'edge';
+  let rel: ConnectorRelease;
   beforeAll(async () => {
-    await Promise.all([0, 1, 2, 3, 4].map((o) => startPod(R, o)));
-    await allAlive(R, 5);
+    rel = await bed.release('edge', { replicas: 5 });
+    await Promise.all([0, 1, 2, 3, 4].map((o) => startPod(rel, o)));
+    await allAlive(rel, 5);
   });
 
   it('get five distinct connectors, one per ordinal, each with its own token pair never revoked by a sibling', async () => {
-    const connectors = connectorsOf(R);
+    const connectors = rel.connectors();
     expect(connectors.map((c) => c.name).sort()).toEqual(['edge-0', 'edge-1', 'edge-2', 'edge-3', 'edge-4']);
     expect(new Set(connectors.map((c) => c.id)).size).toBe(5);
     // One pair each: nobody generated tokens for a sibling's connector.
     expect(connectors.map((c) => c.tokenGenerations)).toEqual([1, 1, 1, 1, 1]);
-    const claims = await bed.claims(R);
+    const claims = await rel.claims();
     const recorded = [0, 1, 2, 3, 4].map(
       (o) => JSON.parse(claims[`ordinal.${o}`] ?? '{}') as { id: string; name: string },
     );
     expect(recorded.map((r) => r.name)).toEqual(['edge-0', 'edge-1', 'edge-2', 'edge-3', 'edge-4']);
     expect(recorded.map((r) => r.id)).toEqual(
-      ['edge-0', 'edge-1', 'edge-2', 'edge-3', 'edge-4'].map((n) => connectors.find((c) => c.name === n)?.id),
+      recorded.map((r) => connectors.find((c) => c.name === r.name)?.id),
     );
     // Every fake connector still heartbeats with its pair (a revoked pair makes it exit 3).
-    for (const p of bed.pods.filter((p) => p.release === R)) expect(p.connector?.running).toBe(true);
+    for (const p of rel.pods) expect(p.connector?.running).toBe(true);
   });
 
-  it('leave no token readable anywhere in the cluster or on disk once ALIVE', async () => {
-    const pairs = connectorsOf(R).map((c) => bed.tenant.currentTokens(c.id));
+  it('leave no token readable anywhere in the cluster, on disk or in a log once ALIVE', async () => {
+    const pairs = rel.connectors().map((c) => bed.tenant.currentTokens(c.id));
     expect(pairs.every((p) => p && p.accessToken.length > 20)).toBe(true);
-    const everything = await bed.cp.kubectlOk(['get', 'secrets,configmaps', '-A', '-o', 'json']);
-    const onDisk = bed.pods
-      .filter((p) => p.release === R)
-      .map((p) =>
-        require('node:fs')
-          .readdirSync(p.handoffDir)
-          .filter((f: string) => f !== 'tokens' && f !== 'sh')
-          .map((f: string) => require('node:fs').readFileSync(`${p.handoffDir}/${f}`, 'utf8'))
-          .join('\n'),
+    const cluster = await bed.cp.kubectlOk(['get', 'secrets,configmaps', '-A', '-o', 'json']);
+    const onDisk = rel.pods
+      .flatMap((p) =>
+        readdirSync(p.handoffDir)
+          .filter((f) => f === 'launch')
+          .map((f) => readFileSync(join(p.handoffDir, f), 'utf8')),
       )
       .join('\n');
-    const logs = bed.pods
-      .filter((p) => p.release === R)
-      .map((p) => bed.log(p.sidecar))
-      .join('\n');
+    const logs = rel.pods.map((p) => rel.log(p.sidecar)).join('\n');
     for (const pair of pairs) {
       for (const token of [pair?.accessToken ?? 'x', pair?.refreshToken ?? 'x']) {
-        expect(everything).not.toContain(token);
+        expect(cluster).not.toContain(token);
         expect(onDisk).not.toContain(token);
         expect(logs).not.toContain(token);
       }
@@ -105,7 +103,7 @@ describe('five replicas starting at once', () => {
   });
 
   it('status prints every ordinal with its connector and state, as a table and as JSON', async () => {
-    const table = await bed.runCommand('status', R);
+    const table = await rel.runCommand('status');
     expect(table.exitCode).toBe(0);
     const lines = table.stdout.split('\n');
     expect(lines[0]).toMatch(/^ORDINAL +CONNECTOR +ID +ORIGIN +STATE +LAST HEARTBEAT$/);
@@ -113,14 +111,14 @@ describe('five replicas starting at once', () => {
       lines.slice(1).map((l) =>
         l
           .split(/ +/)
-          .slice(0, 5)
           .filter((_, i) => i !== 2)
+          .slice(0, 4)
           .join(' '),
       ),
     ).toEqual([0, 1, 2, 3, 4].map((o) => `${o} edge-${o} created ALIVE`));
-    const json = await bed.runCommand('status', R, { extra: ['-o', 'json'] });
+    const json = await rel.runCommand('status', { extra: ['-o', 'json'] });
     expect(JSON.parse(json.stdout)).toMatchObject({
-      release: R,
+      release: 'edge',
       network: { name: 'lab' },
       connectors: expect.arrayContaining([
         expect.objectContaining({ ordinal: 3, name: 'edge-3', state: 'ALIVE', origin: 'created' }),
@@ -129,67 +127,84 @@ describe('five replicas starting at once', () => {
   });
 
   it('a restarted connector container gets a fresh pair of the same connector', async () => {
-    const pod = bed.pods.find((p) => p.release === R && p.ordinal === 1) as Pod;
-    const id = connectorsOf(R).find((c) => c.name === 'edge-1')?.id as string;
+    const pod = rel.pods.find((p) => p.ordinal === 1) as Pod;
+    const id = rel.connectors().find((c) => c.name === 'edge-1')?.id as string;
     const before = bed.tenant.currentTokens(id);
     await pod.connector?.kill();
     bed.tenant.setState(id, 'DEAD_HEARTBEAT_TOO_OLD');
-    bed.startConnector(pod);
-    await allAlive(R, 5);
-    const after = bed.tenant.connectors().find((c) => c.id === id);
-    expect(after?.tokenGenerations).toBe(2);
+    rel.startConnector(pod);
+    await allAlive(rel, 5);
+    expect(bed.tenant.connectors().find((c) => c.id === id)?.tokenGenerations).toBe(2);
     expect(bed.tenant.currentTokens(id)).not.toEqual(before);
   });
 
-  it('a restarted pod keeps its connector, with at most two API calls', async () => {
-    const pod = bed.pods.find((p) => p.release === R && p.ordinal === 2) as Pod;
-    const id = connectorsOf(R).find((c) => c.name === 'edge-2')?.id;
+  it('a restarted pod keeps its connector, with one API call', async () => {
+    const pod = rel.pods.find((p) => p.ordinal === 2) as Pod;
+    const id = rel.connectors().find((c) => c.name === 'edge-2')?.id;
     await pod.connector?.stop(1000);
     await pod.sidecar.stop(2000);
     const callsBefore = bed.tenant.calls.length;
-    await startPod(R, 2);
-    await until('edge-2 handed over', () =>
-      bed.log(pod.sidecar).includes('tokens handed to the connector container'),
-    );
+    await startPod(rel, 2);
+    await handedOver(rel, pod);
     const provisionCalls = bed.tenant.calls.slice(callsBefore).filter((c) => c.operation !== 'connector');
     expect(provisionCalls.map((c) => c.operation)).toEqual(['connectorGenerateTokens']);
-    await allAlive(R, 5);
-    expect(connectorsOf(R).find((c) => c.name === 'edge-2')?.id).toBe(id);
-    expect(connectorsOf(R)).toHaveLength(5);
+    await allAlive(rel, 5);
+    expect(rel.connectors().find((c) => c.name === 'edge-2')?.id).toBe(id);
+    expect(rel.connectors()).toHaveLength(5);
   });
 
   it('scale 5 → 3 and gc: the two connectors of the gone ordinals are deleted, their records dropped', async () => {
-    await bed.stopPods((p) => p.release === R && p.ordinal >= 3);
-    const gc = await bed.runCommand('gc', R, { extra: ['--replicas', '3'] });
+    await rel.stopPods((p) => p.ordinal >= 3);
+    const gc = await rel.runCommand('gc', { env: { CONNECTOR_REPLICAS: '3' } });
     expect(gc.exitCode).toBe(0);
     expect(
-      connectorsOf(R)
+      rel
+        .connectors()
         .map((c) => c.name)
         .sort(),
     ).toEqual(['edge-0', 'edge-1', 'edge-2']);
-    expect(Object.keys(await bed.claims(R)).sort()).toEqual([
+    expect(Object.keys(await rel.claims()).sort()).toEqual([
       'network',
       'ordinal.0',
       'ordinal.1',
       'ordinal.2',
     ]);
     // Idempotent: a second run deletes nothing and succeeds.
-    expect((await bed.runCommand('gc', R, { extra: ['--replicas', '3'] })).exitCode).toBe(0);
-    expect(connectorsOf(R)).toHaveLength(3);
+    expect((await rel.runCommand('gc', { env: { CONNECTOR_REPLICAS: '3' } })).exitCode).toBe(0);
+    expect(rel.connectors()).toHaveLength(3);
   });
 
-  it('uninstall (gc --replicas 0, the pre-delete hook): none left', async () => {
-    await bed.stopPods((p) => p.release === R);
-    const gc = await bed.runCommand('gc', R, { extra: ['--replicas', '0'] });
+  it('uninstall: the pre-delete hook’s gc runs while the pods still run; a pod restarting then provisions nothing; no connector or object is left', async () => {
+    const gc = await rel.runCommand('gc', { env: { CONNECTOR_REPLICAS: '0' } });
     expect(gc.exitCode).toBe(0);
-    expect(connectorsOf(R)).toEqual([]);
-    expect(Object.keys(await bed.claims(R))).toEqual(['network']);
+    expect(rel.connectors()).toEqual([]);
+    // A connector container restarting during the uninstall: its sidecar must not create a new one.
+    const pod = rel.pods.find((p) => p.ordinal === 0) as Pod;
+    await pod.connector?.kill();
+    rel.startConnector(pod);
+    await until('the sidecar refuses to provision during the uninstall', () =>
+      rel.log(pod.sidecar).includes('the release is being uninstalled'),
+    );
+    expect(rel.connectors()).toEqual([]);
+    expect((await rel.uninstall()).exitCode).toBe(0);
+    expect(rel.connectors()).toEqual([]);
+    const left = await bed.cp.kubectlOk([
+      'get',
+      'all,configmaps,secrets,roles,rolebindings,serviceaccounts,pdb',
+      '-n',
+      'connectors',
+      '-l',
+      'app.kubernetes.io/instance=edge',
+      '-o',
+      'name',
+    ]);
+    expect(left.trim()).toBe('');
   });
 });
 
 describe('reuse of offline connectors', () => {
   it('adopts offline connectors race-free, never one a sibling holds, and creates for the rest', async () => {
-    const R = 'reuse';
+    const rel = await bed.release('reuse', { replicas: 4, values: { init: { reuseMinAge: '5m' } } });
     const old = new Date(Date.now() - 3600_000);
     const offline = ['pre-a', 'pre-b'].map((name) =>
       bed.tenant.addConnector({
@@ -207,25 +222,19 @@ describe('reuse of offline connectors', () => {
       createdAt: new Date(),
       lastHeartbeatAt: null,
     });
-    await Promise.all([0, 1, 2, 3].map((o) => startPod(R, o, ['--reuse-min-age', '5m'])));
-    await until(
-      '4 reuse pods handed over',
-      () =>
-        bed.pods.filter((p) => p.release === R).every((p) => bed.log(p.sidecar).includes('tokens handed')),
-      { timeoutMs: 60_000 },
-    );
-    const claims = await bed.claims(R);
+    const pods = await Promise.all([0, 1, 2, 3].map((o) => startPod(rel, o)));
+    await Promise.all(pods.map((p) => handedOver(rel, p)));
+    const claims = await rel.claims();
     const ids = [0, 1, 2, 3].map((o) => (JSON.parse(claims[`ordinal.${o}`] ?? '{}') as { id: string }).id);
     expect(new Set(ids).size).toBe(4);
     expect(ids).toEqual(expect.arrayContaining(offline.map((c) => c.id)));
     expect(ids).not.toContain(young.id);
-    expect(connectorsOf(R)).toHaveLength(2);
+    expect(rel.connectors()).toHaveLength(2);
     // Every connector got exactly one pair: no sibling revoked another's.
     for (const id of ids) expect(bed.tenant.connectors().find((c) => c.id === id)?.tokenGenerations).toBe(1);
-    await bed.stopPods((p) => p.release === R);
     // Uninstall releases the adopted ones (kept) and deletes the created ones.
-    expect((await bed.runCommand('gc', R, { extra: ['--replicas', '0'] })).exitCode).toBe(0);
-    expect(connectorsOf(R)).toEqual([]);
+    expect((await rel.uninstall()).exitCode).toBe(0);
+    expect(rel.connectors()).toEqual([]);
     expect(
       bed.tenant
         .connectors()
@@ -237,15 +246,18 @@ describe('reuse of offline connectors', () => {
 });
 
 describe('crash between any two API calls', () => {
-  // A first start makes four vendor calls (network, list, create, tokens), with claim writes to
-  // the API server between them: killing the sidecar at each call, before and after the server
-  // acted, covers every gap between two API calls.
+  // A first start makes four vendor calls (network, list, create, tokens), with claim writes to the
+  // API server between them: killing the sidecar at each call, before and after the server acted,
+  // covers every gap between two API calls.
   it.each(['before', 'after'] as const)(
-    'killed at every vendor call (%s the server acts), started again: one connector per ordinal, no orphan',
+    'killed at every vendor call (%s the server acts), started again: one connector, no orphan',
     async (phase) => {
       for (let n = 1; n <= 4; n++) {
-        const R = `crash-${phase}-${n}`;
-        await bed.release(R);
+        const rel = await bed.release(`crash-${phase}-${n}`, {
+          replicas: 1,
+          network: 'other',
+          apiKey: 'crash-key',
+        });
         let seen = 0;
         let pod: Pod | undefined;
         const off = bed.tenant.onRequest(async (call) => {
@@ -253,62 +265,39 @@ describe('crash between any two API calls', () => {
           if (++seen === n) await pod.sidecar.kill();
         });
         try {
-          pod = await bed.startSidecar(R, 0, { apiKey: 'crash-key', network: 'other' });
+          pod = rel.startSidecar(0);
           await pod.sidecar.wait();
         } finally {
           off();
         }
         expect(seen).toBe(n);
-        pod = await bed.startSidecar(R, 0, { apiKey: 'crash-key', network: 'other' });
-        bed.startConnector(pod);
-        await until(`${R} handed over after the crash ${phase} call ${n}`, () => {
-          if (!pod?.sidecar.running) throw new Error(`sidecar exited: ${pod?.sidecar.tail(8)}`);
-          return bed.log(pod.sidecar).includes('tokens handed');
-        });
-        expect(connectorsOf(R).map((c) => c.name)).toEqual([`${R}-0`]);
-        await bed.stopPods((p) => p.release === R);
-        expect(
-          (await bed.runCommand('gc', R, { network: 'other', extra: ['--replicas', '0'] })).exitCode,
-        ).toBe(0);
-        expect(connectorsOf(R)).toEqual([]);
+        pod = await startPod(rel, 0);
+        await handedOver(rel, pod);
+        expect(rel.connectors().map((c) => c.name)).toEqual([`${rel.release}-0`]);
+        expect((await rel.uninstall()).exitCode).toBe(0);
+        expect(rel.connectors()).toEqual([]);
       }
     },
   );
 });
 
 describe('bad configuration: one clear line, non-zero exit', () => {
-  const oneLine = (stderr: string) => {
-    const lines = stderr.split('\n').filter(Boolean);
-    expect(lines).toHaveLength(1);
-    return lines[0] as string;
-  };
   it.each([
-    ['a missing API key', {}, { TWINGATE_API_KEY: '' }, 2, /--api-key \(TWINGATE_API_KEY\): required/],
-    ['an invalid API key', { apiKey: 'nope' }, {}, 2, /refused the API key.*TWINGATE_API_KEY/],
-    ['an unknown network', { network: 'nowhere' }, {}, 2, /remote network "nowhere" not found/],
-    ['a key without the Write scope', { apiKey: 'read-key' }, {}, 2, /Read & Write scope/],
-    ['a key without the Provision scope', { apiKey: 'write-key' }, {}, 2, /Provision scope/],
-  ])('%s', async (_what, o: { apiKey?: string; network?: string }, env, code, message) => {
-    const r = await bed.runCommand('provision', 'badcfg', {
-      ...o,
-      extra: [
-        '--ordinal',
-        '0',
-        '--handoff-dir',
-        `${bed.dir}/badcfg`,
-        '--launcher-shell',
-        '/bin/busybox',
-        '--metrics-port',
-        '0',
-        '--reuse-offline',
-        'false',
-      ],
-      env,
+    ['a missing API key', { TWINGATE_API_KEY: '' }, /--api-key \(TWINGATE_API_KEY\): required/],
+    ['an invalid API key', { TWINGATE_API_KEY: 'nope' }, /refused the API key.*TWINGATE_API_KEY/],
+    ['an unknown network', { TWINGATE_NETWORK: 'nowhere' }, /remote network "nowhere" not found/],
+    ['a key without the Write scope', { TWINGATE_API_KEY: 'read-key' }, /Read & Write scope/],
+    ['a key without the Provision scope', { TWINGATE_API_KEY: 'write-key' }, /Provision scope/],
+  ])('%s', async (_what, env, message) => {
+    const rel = await bed.release('badcfg', { replicas: 1, values: { init: { reuseOffline: false } } });
+    const r = await rel.runCommand('provision', {
+      env: { ...env, POD_NAME: 'badcfg-0', CONNECTOR_ONCE: 'true' },
     });
-    expect(r.exitCode).toBe(code);
-    const line = oneLine(r.stderr);
-    expect(line).toMatch(/^connector-init: /);
-    expect(line).toMatch(message);
-    expect(line).not.toContain('nope');
+    expect(r.exitCode).toBe(2);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^connector-init: /);
+    expect(lines[0]).toMatch(message);
+    expect(lines[0]).not.toContain('nope');
   });
 });

@@ -168,8 +168,15 @@ interface EnvVar {
   valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
 }
 
+interface RenderedContainer {
+  name: string;
+  args?: string[];
+  env?: EnvVar[];
+}
+
+/** A rendered Deployment or StatefulSet: its containers and init containers (native sidecars). */
 interface RenderedDeployment extends KubeObject {
-  spec?: { template?: { spec?: { containers?: { name: string; args?: string[]; env?: EnvVar[] }[] } } };
+  spec?: { template?: { spec?: { containers?: RenderedContainer[]; initContainers?: RenderedContainer[] } } };
 }
 
 /** What a container of a chart's Deployment is started with, its env resolved as the kubelet would. */
@@ -179,8 +186,8 @@ export interface ChartContainer {
 }
 
 /**
- * Renders `templates/<template>` (a Deployment) of `chart` with `values`, has the API server default
- * it (dry run), and returns container `container`'s args and env. An env var from the downward API
+ * Renders `templates/<template>` (a Deployment or StatefulSet) of `chart` with `values`, has the API
+ * server default it (dry run), and returns container (or init container) `container`'s args and env. An env var from the downward API
  * takes its value from `fields` (`metadata.name` → the pod's name), one from a Secret from
  * `secrets` (`<secret>/<key>`); any other is an error, so a chart change cannot go unnoticed.
  */
@@ -193,7 +200,8 @@ export async function chartContainer(
   const [deployment] = await chart.dryRun<RenderedDeployment>(
     await chart.render(['--show-only', `templates/${template}`], { values: opts.values }),
   );
-  const c = deployment?.spec?.template?.spec?.containers?.find((x) => x.name === container);
+  const pod = deployment?.spec?.template?.spec;
+  const c = [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])].find((x) => x.name === container);
   if (!c?.args)
     throw new Error(`${chart.chart}: templates/${template} rendered no container ${container} with args`);
   const env: Record<string, string> = {};

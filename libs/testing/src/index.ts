@@ -14,4 +14,5 @@ export * from './reopening-pool';
 export * from './inspector';
 export * from './webhook-bed';
 export * from './pod-runner';
+export * from './connector-pods';
 export * from './twingate-tenant';
