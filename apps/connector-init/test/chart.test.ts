@@ -715,7 +715,9 @@ describe('a real install, upgrade and uninstall', () => {
 
   beforeAll(async () => {
     const out = await helmOk(['install', NAME, chart.chart, '-n', NS, '-f', valuesFile(REQUIRED)]);
-    expect(out).toContain(`kubectl -n ${NS} exec ${NAME}-0 -c connector-init -- /nodejs/bin/node /app/main.js status`);
+    expect(out).toContain(
+      `kubectl -n ${NS} exec ${NAME}-0 -c connector-init -- /nodejs/bin/node /app/main.js status`,
+    );
     installed = (await helmOk(['get', 'manifest', NAME, '-n', NS]))
       .split('\n')
       .filter((l) => l.startsWith('# Source: '))
