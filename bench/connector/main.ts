@@ -185,7 +185,11 @@ function vsSeed(
   seed: number,
   extra: Record<string, unknown>,
 ): void {
-  const ratio: Record<string, unknown> = { ratio: seed === 0 ? null : ours / seed };
+  // Every metric here is lower-is-better: peer / ours, so above 1 means we do better (as the other
+  // benches' ratios read); null when ours is 0 (no collisions against the seed's some).
+  const ratio: Record<string, unknown> = {
+    ratio: ours === 0 ? null : Math.round((seed / ours) * 1000) / 1000,
+  };
   emit({ metric, value: ours, unit, peer: 'seed', peer_value: seed, ...ratio, ...extra });
 }
 

@@ -84,6 +84,13 @@ describe('transport', () => {
       });
     });
 
+    it('adds up to one second at random to Retry-After, so clients told the same second do not all return at once', async () => {
+      server.onPost = inTurn(status(429, { 'Retry-After': '7' }), ok);
+      const { client, waits } = clientOf(server, { random: () => 0.75 });
+      await client.getConnector(CONNECTOR_1);
+      expect(waits).toEqual([7750]);
+    });
+
     it('waits until a Retry-After HTTP date', async () => {
       const at = new Date(Date.now() + 5000).toUTCString();
       server.onPost = inTurn(status(429, { 'Retry-After': at }), ok);

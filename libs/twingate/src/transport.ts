@@ -385,7 +385,9 @@ export class Transport implements GraphqlRunner {
             { operation, host: this.host, waitMs },
             'Twingate API rate limit (HTTP 429): waiting',
           );
-          await budget.sleep(waitMs);
+          // Retry-After is in whole seconds, so every client told to wait would come back in the same
+          // instant and most be refused again: up to one more second, at random, spreads them.
+          await budget.sleep(Math.min(left, waitMs + Math.floor(this.random() * 1000)));
           this.throwIfAborted(operation);
           this.stats.retries++;
           continue;
