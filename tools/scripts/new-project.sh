@@ -123,7 +123,8 @@ JSON
   e2e)
     mkdir -p "$dir/test"
     lib_package
-    sed -i '/"main"\|"types"/d' "$dir/package.json"
+    # Suites are named like the existing ones (@knet/e2e-tower), apart from the apps and libs.
+    sed -i '/"main"\|"types"/d; s|"@knet/'"$name"'"|"@knet/e2e-'"$name"'"|' "$dir/package.json"
     tsconfig '"test/**/*.ts"'
     jest_config
     eslint_config
@@ -131,7 +132,8 @@ JSON
     ;;
   bench)
     lib_package
-    sed -i '/"main"\|"types"/d' "$dir/package.json"
+    # Benches are named like the existing ones (@knet/bench-tower), apart from the apps and libs.
+    sed -i '/"main"\|"types"/d; s|"@knet/'"$name"'"|"@knet/bench-'"$name"'"|' "$dir/package.json"
     tsconfig '"**/*.ts"'
     eslint_config
     echo "new-project: write $dir/main.ts (resultEmitter from @knet/testing: one JSON line per metric, the peer measured in the same run; see bench/tower/main.ts)" >&2

@@ -100,6 +100,20 @@ describe('new-project.sh app', () => {
   });
 });
 
+describe('new-project.sh bench and e2e', () => {
+  it.each([
+    ['bench', 'demo-suite', 'bench/demo-suite', '@knet/bench-demo-suite', 'type:bench'],
+    ['e2e', 'demo-suite', 'e2e/demo-suite', '@knet/e2e-demo-suite', 'type:e2e'],
+  ])('%s %s: named like the existing suites (%s → %s)', (kind, name, dir, pkg, tag) => {
+    const r = generate(kind, name);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(readFileSync(join(ws.dir, dir, 'package.json'), 'utf8'))).toMatchObject({
+      name: pkg,
+      nx: { tags: [tag] },
+    });
+  });
+});
+
 describe('new-project.sh refuses', () => {
   it.each([
     [
