@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { parseCommand, runMain, startApp, createLogger, type Logger } from '@knet/runtime';
+import { UsageError, createLogger, parseCommand, runMain, startApp, type Logger } from '@knet/runtime';
 import { loadKubeConfig } from '@knet/k8s';
 import { TwingateClient, twingateBaseUrl } from '@knet/twingate';
 import { explainApiError } from './api';
@@ -25,7 +25,7 @@ void runMain('connector-init', async () => {
     const { kc } = loadKubeConfig({ kubeconfig: o.kubeconfig });
     const namespace =
       o.namespace || readNamespace() || kc.getContextObject(kc.getCurrentContext())?.namespace;
-    if (!namespace) throw new Error('no namespace: pass --namespace (POD_NAMESPACE)');
+    if (!namespace) throw new UsageError('no namespace: pass --namespace (POD_NAMESPACE), or run in a pod');
     const tenant = twingateBaseUrl({ account: o.account, apiUrl: o.apiUrl });
     const api = new TwingateClient({
       apiKey: o.apiKey,
