@@ -144,7 +144,7 @@ describe('npm run lab -- --check --json: the whole tour', () => {
       .trim()
       .split('\n')
       .map((l) => l.split(/\s+/)[0]);
-    expect(listed).toEqual(expect.arrayContaining(['clusters', 'tower', 'pod-gateway']));
+    expect(listed).toEqual(expect.arrayContaining(['clusters', 'tower', 'pod-gateway', 'connector']));
     const up = run.events.filter((e) => e.event === 'scene').map((e) => [e.scene, e.state]);
     expect(up).toEqual(listed.map((s) => [s, 'up']));
     const proofs = run.events.filter((e) => e.event === 'proof');
@@ -175,6 +175,18 @@ describe('npm run lab -- --check --json: the whole tour', () => {
         (e) => e.event === 'proof' && e.scene === 'pod-gateway' && /kill switch/.test(String(e.component)),
       ),
     ).toBe(true);
+    // One connector per ordinal, each its own, ALIVE, and neither of its tokens readable anywhere.
+    const connectors = run.events.filter(
+      (e) => e.event === 'proof' && e.scene === 'connector' && /^connector-\d+$/.test(String(e.component)),
+    );
+    expect(connectors.map((e) => e.component)).toEqual(['connector-0', 'connector-1', 'connector-2']);
+    for (const e of connectors) {
+      expect(String(e.result)).toMatch(
+        /^\S+ ALIVE, heartbeat (just now|\d s ago); no token in \d+ Secrets, \d+ ConfigMaps, handoff dir, log$/,
+      );
+    }
+    expect(new Set(connectors.map((e) => String(e.result).split(' ')[0])).size).toBe(3);
+    expect(result('connector', /^connector status$/)).toContain('3 distinct connectors');
   });
 
   it('tears down and leaves nothing: no namespace, process, temp dir or lab folder', () => {
@@ -238,7 +250,7 @@ describe('refusals: one line, exit 2, nothing created', () => {
     const run = lab(['--only', 'towr', `--dir=${join(work, 'unknown')}`]);
     expect(await run.exited).toBe(2);
     expect(run.stderr()).toMatch(
-      /^lab: error: --only: no scene "towr"; scenes are clusters, tower, pod-gateway.*\n$/,
+      /^lab: error: --only: no scene "towr"; scenes are clusters, tower, pod-gateway, connector.*\n$/,
     );
   });
 });

@@ -2,3 +2,4 @@
 import './clusters';
 import './tower';
 import './pod-gateway';
+import './connector';
