@@ -1,5 +1,5 @@
 /**
- * `npm run lab` as a user runs it: the real command in a child process (tsx, as the npm script),
+ * `npm run lab` as a user runs it: the real command in a child process (node --import tsx, as the npm script),
  * with the real scenes, the test bed, network namespaces and the apps' bundles. `--check --json`
  * tours every scene and must pass and leave nothing behind; the refusals (no root, no ip, a lab
  * already running) exit 2 in one line and create nothing; Ctrl-C tears down, also mid-start.
@@ -23,7 +23,8 @@ import { namespaceOwner, parseNetnsList, workspaceRoot } from '@knet/testing';
 jest.setTimeout(600_000);
 
 const root = workspaceRoot();
-const TSX = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+/** As the npm script runs it: node with tsx's loader, no tsx front process (which could SIGKILL the lab on Ctrl-C). */
+const NODE_TSX = [process.execPath, '--import', 'tsx'];
 const MAIN = join(root, 'e2e', 'lab', 'src', 'main.ts');
 
 interface LabEvent {
@@ -47,7 +48,7 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function lab(args: string[], env: NodeJS.ProcessEnv = process.env, prefix: string[] = []): Run {
-  const argv = [...prefix, process.execPath, TSX, MAIN, ...args];
+  const argv = [...prefix, ...NODE_TSX, MAIN, ...args];
   const child = spawn(argv[0] as string, argv.slice(1), {
     cwd: root,
     env,
@@ -139,7 +140,7 @@ describe('npm run lab -- --check --json: the whole tour', () => {
 
   it('exits 0 with every scene up and every proof passed', () => {
     expect({ code, stderr: run.stderr() }).toEqual({ code: 0, stderr: '' });
-    const listed = spawnSync(process.execPath, [TSX, MAIN, '--list'], { cwd: root })
+    const listed = spawnSync(process.execPath, [...NODE_TSX.slice(1), MAIN, '--list'], { cwd: root })
       .stdout.toString()
       .trim()
       .split('\n')

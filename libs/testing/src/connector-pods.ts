@@ -46,6 +46,8 @@ export interface ConnectorReleaseOptions {
   dir: string;
   /** More chart values, merged over the release's (`{ init: { reuseMinAge: '0s' } }`). */
   values?: Record<string, unknown>;
+  /** How long the ServiceAccount token the pods use is valid (default 1 h; the lab runs longer). */
+  tokenSeconds?: number;
 }
 
 export class ConnectorRelease {
@@ -87,7 +89,7 @@ export class ConnectorRelease {
       valuesFile,
     ]);
     if (installed.exitCode !== 0) throw new Error(`helm install ${o.release}: ${installed.stderr.trim()}`);
-    const kubeconfig = await o.cp.serviceAccountKubeconfig(o.namespace, o.release);
+    const kubeconfig = await o.cp.serviceAccountKubeconfig(o.namespace, o.release, o.tokenSeconds);
     const spec = await chartContainer(chart, 'statefulset.yaml', 'connector-init', {
       values,
       fields: { 'metadata.name': `${o.release}-0`, 'metadata.namespace': o.namespace },

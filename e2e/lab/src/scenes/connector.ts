@@ -80,6 +80,8 @@ registerScene({
       network: NETWORK,
       replicas: REPLICAS,
       dir,
+      // The pods' ServiceAccount token must outlive a long lab session (a container restart re-reads the claims).
+      tokenSeconds: 7 * 24 * 3600,
     });
     ctx.defer(`release ${RELEASE} (gc --replicas 0, helm uninstall)`, async () => {
       const gc = await rel.uninstall();
