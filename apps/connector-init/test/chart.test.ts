@@ -389,9 +389,9 @@ describe('the default values, as the API server stores them (server-side dry run
       ['handoff', HANDOFF],
       ['kube-api-access', SA_TOKEN_PATH],
     ]);
-    expect(connector(pod).volumeMounts!.map((m) => [m.name, m.mountPath])).toEqual([
-      ['handoff', HANDOFF],
-      ['twingate-run', '/var/run/twingate'],
+    expect(connector(pod).volumeMounts!.map((m) => [m.name, m.mountPath, m.readOnly ?? false])).toEqual([
+      ['handoff', HANDOFF, true], // the connector only reads the FIFO: it cannot alter sh or launch
+      ['twingate-run', '/var/run/twingate', false],
     ]);
   });
 
