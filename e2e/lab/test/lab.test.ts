@@ -200,11 +200,15 @@ describe('npm run lab -- --check --json: the whole tour', () => {
 describe('refusals: one line, exit 2, nothing created', () => {
   it('not root', async () => {
     const dir = join(work, 'not-root');
+    // uid 65534, but allowed to read the checkout: a clean clone may sit in a root-only directory
+    // (mktemp -d is 0700, as in scripts/cold-check.sh), and the lab must get as far as its own check.
     const run = lab(['--check', `--dir=${dir}`], { ...process.env, HOME: work }, [
       'setpriv',
       '--reuid=65534',
       '--regid=65534',
       '--clear-groups',
+      '--inh-caps=+dac_read_search',
+      '--ambient-caps=+dac_read_search',
       '--',
     ]);
     expect(await run.exited).toBe(2);
