@@ -16,8 +16,13 @@ import { shippedNodeFlags } from './image';
 import type { FakeTwingateTenant } from './twingate-tenant';
 import { workspaceRoot } from './workspace';
 
-/** The fake connector process (a plain ES module run by node). */
-export const FAKE_CONNECTOR = join(workspaceRoot(), 'libs', 'testing', 'assets', 'fake-connector.mjs');
+/**
+ * The fake connector process (a plain ES module run by node). A function, not a constant: the test
+ * kit is imported by the lab, whose first job is to refuse a non-root user, so importing it must
+ * not touch the file system (as uid 65534, access() to a root-only checkout fails).
+ */
+export const fakeConnectorScript = () =>
+  join(workspaceRoot(), 'libs', 'testing', 'assets', 'fake-connector.mjs');
 
 /** The tenant slug the chart is installed with (the pods talk to the fake tenant's URL instead). */
 const ACCOUNT = 'lab.twingate.com';
@@ -154,7 +159,7 @@ export class ConnectorRelease {
     pod.connector = ManagedProcess.start(
       `${this.o.release}-${pod.ordinal}-connector-${n}`,
       join(pod.handoffDir, 'sh'),
-      [join(pod.handoffDir, 'launch'), process.execPath, FAKE_CONNECTOR, this.o.tenant.url],
+      [join(pod.handoffDir, 'launch'), process.execPath, fakeConnectorScript(), this.o.tenant.url],
       join(this.o.dir, `${this.o.release}-${pod.ordinal}-connector-${n}.log`),
       // setpriv (ManagedProcess) needs PATH; the launcher itself uses shell builtins only.
       { PATH: process.env['PATH'] },
