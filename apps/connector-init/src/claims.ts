@@ -106,35 +106,3 @@ export class KubeClaimsStore implements ClaimsStore {
     return wrapApiError(`${verb} ${this.where}`, e);
   }
 }
-
-/** In-memory claims that fail like the API server: a stale write is a conflict. */
-export class FakeClaimsStore implements ClaimsStore {
-  readonly where = 'ConfigMap test/fake-connectors';
-  data: Record<string, string> = {};
-  version = 1;
-  writes = 0;
-  conflicts = 0;
-  /** Called before each read and write (tests interleave siblings or crash here). */
-  beforeOp: (op: 'read' | 'write') => void | Promise<void> = () => undefined;
-
-  async read(): Promise<ClaimsRead> {
-    await this.beforeOp('read');
-    return {
-      claims: parseClaims(this.data, this.where),
-      version: String(this.version),
-      data: { ...this.data },
-    };
-  }
-
-  async write(claims: Claims, read: ClaimsRead): Promise<boolean> {
-    await this.beforeOp('write');
-    if (read.version !== String(this.version)) {
-      this.conflicts++;
-      return false;
-    }
-    this.data = serializeClaims(claims, read.data);
-    this.version++;
-    this.writes++;
-    return true;
-  }
-}
