@@ -11,7 +11,16 @@ export * from './iptables';
 export * from './wireguard-format';
 export * from './wireguard';
 export * from './host-net';
-export { canonicalPrefix } from './addr-math';
+export {
+  canonicalPrefix,
+  formatIp,
+  networkOf,
+  normalizeIp,
+  parseIp,
+  parsePrefix,
+  prefixContains,
+} from './addr-math';
+export type { Prefix } from './addr-math';
 export { protocolName, tableName } from './ip-names';
 export * from './drift';
 export * from './route-table';
