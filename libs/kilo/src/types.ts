@@ -116,6 +116,13 @@ export interface Segment {
   wireGuardIP: string;
   /** Filtered `allowed-location-ips` of the members. */
   allowedLocationIPs: readonly string[];
+  /**
+   * knet extension (for `cross`): the logical key the members have in `location` granularity —
+   * `location:<loc>`, or `node:<name>` for a node without an internal IP. Segments with the same
+   * group are reached over the private network in `cross`; in `location`/`full` it is the same
+   * logical key of the members.
+   */
+  group: string;
 }
 
 /** The logical structure of the overlay as seen from one node (Kilo's `Topology`). */
@@ -128,7 +135,7 @@ export interface Topology {
   location: string;
   /** The local WireGuard listen port. */
   port: number;
-  /** Whether the local node leads its segment (in `cross`: whether it has any WireGuard peer). */
+  /** Whether the local node leads its segment (in `cross`: always, every node leads its own `node:` segment). */
   leader: boolean;
   /** Local `persistent-keepalive` (seconds), applied to all of the local node's peers. */
   persistentKeepalive: number;
