@@ -345,9 +345,18 @@ describe('validateRuleSet', () => {
       {
         table: 'filter',
         chains: { 'KNT-A': [] },
-        jumps: [{ fromChain: 'INPUT', rule: '-j ACCEPT', position: 'append' }],
+        jumps: [{ fromChain: 'INPUT', rule: '-j DOCKER-USER', position: 'append' }],
       },
       /must target one of the owned chains/,
+    ],
+    [
+      'jump to a target that is neither owned nor standard',
+      {
+        table: 'filter',
+        chains: {},
+        jumps: [{ fromChain: 'INPUT', rule: '-j LOG', position: 'append' }],
+      },
+      /must target one of the owned chains \(\) or ACCEPT, DROP, RETURN/,
     ],
     [
       'jump for another table',
@@ -365,5 +374,105 @@ describe('validateRuleSet', () => {
 
   it('accepts a well-formed set', () => {
     expect(() => validateRuleSet(desired)).not.toThrow();
+  });
+
+  it('accepts rules with a standard target in built-in chains, with or without owned chains', () => {
+    expect(() => validateRuleSet(standardSet)).not.toThrow();
+    expect(() =>
+      validateRuleSet({
+        table: 'filter',
+        chains: { 'KNT-A': [] },
+        jumps: [{ fromChain: 'INPUT', rule: '-p ipencap -j DROP', position: 'append' }],
+      }),
+    ).not.toThrow();
+  });
+});
+
+/** A set with no chain of its own: two ACCEPTs at the top of FORWARD, a DROP at the bottom of INPUT. */
+const standardSet: IptablesRuleSet = {
+  table: 'filter',
+  chains: {},
+  jumps: [
+    {
+      fromChain: 'FORWARD',
+      rule: '-s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT',
+      position: 'prepend',
+    },
+    {
+      fromChain: 'FORWARD',
+      rule: '-d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT',
+      position: 'prepend',
+    },
+    { fromChain: 'INPUT', rule: '-p ipencap -j DROP', position: 'append' },
+  ],
+};
+
+const standardInSync = [
+  '-A INPUT -s 203.0.113.0/24 -j ACCEPT',
+  '-A INPUT -p ipencap -j DROP',
+  '-A FORWARD -s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT',
+  '-A FORWARD -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT',
+  '-A FORWARD -s 198.51.100.0/24 -j ACCEPT',
+];
+
+describe('rules with a standard target (ACCEPT, DROP, RETURN) in built-in chains', () => {
+  it.each<[string, string[], string[]]>([
+    ['in sync (foreign ACCEPTs around them are not ours)', standardInSync, []],
+    [
+      'one missing',
+      standardInSync.filter((l) => !l.includes('to pods')),
+      [
+        'filter/FORWARD: jumps differ (want [-s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT | -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT], have [-s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT])',
+      ],
+    ],
+    [
+      'an append rule not at the bottom',
+      [...standardInSync, '-A INPUT -j ACCEPT'],
+      ['filter/INPUT: jumps differ (want [-p ipencap -j DROP], have [-p ipencap -j DROP])'],
+    ],
+  ])('%s', (_name, lines, want) => {
+    expect(diffRuleSet(standardSet, live(...lines)).map(describeDrift)).toEqual(want);
+  });
+
+  it('counts a former rule that is still live as ours, to delete', () => {
+    const former = [{ fromChain: 'FORWARD', rule: '-s 10.9.0.0/16 -j ACCEPT', position: 'prepend' as const }];
+    const l = live(...standardInSync, '-A FORWARD -s 10.9.0.0/16 -j ACCEPT');
+    expect(diffRuleSet(standardSet, l)).toEqual([]);
+    const drift = diffRuleSet(standardSet, l, { formerJumps: former });
+    expect(drift.map(describeDrift)).toEqual([
+      'filter/FORWARD: jumps differ (want [-s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT | -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT], have [-s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT | -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT | -s 10.9.0.0/16 -j ACCEPT])',
+    ]);
+    // The repair deletes our three rules (the former one included), never the foreign ACCEPT.
+    expect(renderRepairPayload(standardSet, l, drift)).toBe(
+      [
+        '*filter',
+        '-D FORWARD -s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT',
+        '-D FORWARD -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT',
+        '-D FORWARD -s 10.9.0.0/16 -j ACCEPT',
+        '-I FORWARD 1 -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT',
+        '-I FORWARD 1 -s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('cleans up its own rules (and former ones) only', () => {
+    const l = live(...standardInSync, '-A FORWARD -s 10.9.0.0/16 -j ACCEPT');
+    const formerJumps = [
+      { fromChain: 'FORWARD', rule: '-s 10.9.0.0/16 -j ACCEPT', position: 'prepend' as const },
+    ];
+    expect(renderCleanupPayload(standardSet, l, undefined, { formerJumps })).toBe(
+      [
+        '*filter',
+        '-D INPUT -p ipencap -j DROP',
+        '-D FORWARD -s 10.2.1.0/24 -m comment --comment "knet: from pods" -j ACCEPT',
+        '-D FORWARD -d 10.2.1.0/24 -m comment --comment "knet: to pods" -j ACCEPT',
+        '-D FORWARD -s 10.9.0.0/16 -j ACCEPT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    expect(renderCleanupPayload(standardSet, live('-A INPUT -j DROP', '-A FORWARD -j ACCEPT'))).toBe('');
   });
 });

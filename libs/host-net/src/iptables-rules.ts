@@ -15,13 +15,26 @@ export const BUILTIN_CHAINS: Readonly<Record<IptablesTable, readonly string[]>> 
   security: ['INPUT', 'FORWARD', 'OUTPUT'],
 };
 
-/** A rule in a built-in chain that sends traffic into one of the owned chains. */
+/**
+ * Targets a rule in a built-in chain may have besides an owned chain. Such a rule is owned by its
+ * text: a live rule in that chain equal to it (or to one the set declared before, see
+ * `DiffOptions.formerJumps`) is the set's, any other rule with that target is foreign.
+ */
+export const STANDARD_TARGETS: readonly string[] = ['ACCEPT', 'DROP', 'RETURN'];
+
+/**
+ * A rule the set puts into a built-in chain: a jump into one of the owned chains, or a rule ending
+ * in a standard target (`-j ACCEPT`, `-j DROP`, `-j RETURN`).
+ */
 export interface IptablesJump {
   /** Must equal the rule set's table when given. */
   table?: IptablesTable;
   /** A built-in chain of the table, e.g. `FORWARD`. */
   fromChain: string;
-  /** Rule spec without `-A CHAIN`, ending in `-j OWNED` or `-g OWNED`, e.g. `-i eth0 -j KNT-FWD`. */
+  /**
+   * Rule spec without `-A CHAIN`, ending in `-j OWNED` or `-g OWNED` (e.g. `-i eth0 -j KNT-FWD`), or
+   * in `-j ACCEPT|DROP|RETURN` (e.g. `-s 10.2.1.0/24 -j ACCEPT`).
+   */
   rule: string;
   /** `prepend`: at the top of fromChain, in the given order; `append`: at the bottom. */
   position: 'prepend' | 'append';
@@ -88,9 +101,9 @@ export function validateRuleSet(set: IptablesRuleSet): void {
     }
     checkRuleText(jump.rule, `${set.table}/${jump.fromChain}`);
     const target = ruleTarget(jump.rule);
-    if (!target || !owned.has(target)) {
+    if (!target || !(owned.has(target) || STANDARD_TARGETS.includes(target))) {
       throw new IptablesRuleSetError(
-        `jump ${JSON.stringify(jump.rule)} in ${jump.fromChain} must target one of the owned chains (${[...owned].join(', ')})`,
+        `jump ${JSON.stringify(jump.rule)} in ${jump.fromChain} must target one of the owned chains (${[...owned].join(', ')}) or ${STANDARD_TARGETS.join(', ')}`,
       );
     }
   }
@@ -289,6 +302,29 @@ export interface DiffOptions {
   /** Live user chains with this prefix that are not desired are owned too (stale, to delete). */
   ownedPrefix?: string;
   canonical?: RuleCanonicalizer;
+  /**
+   * Jumps of an earlier desired state of the table: those with a standard target are still owned
+   * (stale, to delete) when live, though no longer desired.
+   */
+  formerJumps?: readonly IptablesJump[];
+}
+
+/**
+ * The canonical forms of the standard-target rules (ACCEPT, DROP, RETURN) the set owns in a
+ * built-in chain: its desired ones and `former` ones.
+ */
+function ownedStandardRules(
+  desired: IptablesRuleSet,
+  chain: string,
+  canon: RuleCanonicalizer,
+  former: readonly IptablesJump[] = [],
+): Set<string> {
+  const out = new Set<string>();
+  for (const j of [...(desired.jumps ?? []), ...former]) {
+    if (j.fromChain !== chain || !STANDARD_TARGETS.includes(ruleTarget(j.rule) ?? '')) continue;
+    out.add(canon(desired.table, chain, j.rule));
+  }
+  return out;
 }
 
 /** Owned chains of a table: the desired ones plus live ones matching the owned prefix. */
@@ -323,7 +359,8 @@ export function diffRuleSet(desired: IptablesRuleSet, live: LiveTable, options: 
   for (const chain of BUILTIN_CHAINS[table]) {
     const jumps = (desired.jumps ?? []).filter((j) => j.fromChain === chain);
     const rules = (live.rules.get(chain) ?? []).map(live1);
-    const ours = rules.filter((r) => owned.has(ruleTarget(r) ?? ''));
+    const standard = ownedStandardRules(desired, chain, canon, options.formerJumps);
+    const ours = rules.filter((r) => owned.has(ruleTarget(r) ?? '') || standard.has(r));
     if (jumps.length === 0 && ours.length === 0) continue;
     const pre = jumps.filter((j) => j.position === 'prepend').map((j) => canon(table, chain, j.rule));
     const app = jumps.filter((j) => j.position === 'append').map((j) => canon(table, chain, j.rule));
@@ -358,8 +395,12 @@ export function renderRepairPayload(
   const lines = [`*${desired.table}`];
   for (const chain of [...refill, ...stale]) lines.push(`:${chain} - [0:0]`);
   for (const chain of jumpChains) {
+    // Standard-target rules are ours when the drift listed them as ours (`have`).
+    const have = new Set(mine.flatMap((d) => (d.kind === 'jumps' && d.chain === chain ? d.have : [])));
     for (const rule of live.rules.get(chain) ?? []) {
-      if (owned.has(ruleTarget(rule) ?? '')) lines.push(`-D ${chain} ${rule}`);
+      const target = ruleTarget(rule) ?? '';
+      const standard = STANDARD_TARGETS.includes(target) && have.has(canonicalRule(rule));
+      if (owned.has(target) || standard) lines.push(`-D ${chain} ${rule}`);
     }
   }
   for (const chain of refill) {
@@ -381,19 +422,24 @@ export function renderRepairPayload(
 
 /**
  * The payload that removes everything the rule set owns from the live table: jumps into owned chains
- * (from built-in chains), then the owned chains themselves. Empty string when nothing is left.
+ * and its standard-target rules (desired or former) from built-in chains, then the owned chains
+ * themselves. Empty string when nothing is left.
  */
 export function renderCleanupPayload(
   desired: IptablesRuleSet,
   live: LiveTable,
   ownedPrefix?: string,
+  options: Pick<DiffOptions, 'canonical' | 'formerJumps'> = {},
 ): string {
+  const canon = options.canonical ?? defaultCanonicalizer;
   const owned = ownedChains(desired, live, ownedPrefix);
   const present = live.userChains.filter((c) => owned.has(c));
   const lines = [`*${desired.table}`];
   for (const chain of BUILTIN_CHAINS[desired.table]) {
+    const standard = ownedStandardRules(desired, chain, canon, options.formerJumps);
     for (const rule of live.rules.get(chain) ?? []) {
-      if (owned.has(ruleTarget(rule) ?? '')) lines.push(`-D ${chain} ${rule}`);
+      if (owned.has(ruleTarget(rule) ?? '') || standard.has(canonicalRule(rule)))
+        lines.push(`-D ${chain} ${rule}`);
     }
   }
   for (const chain of present) lines.push(`-F ${chain}`);

@@ -52,6 +52,65 @@ describe('IptablesReconciler on FakeIptables', () => {
     );
   });
 
+  it('owns rules with a standard target by their text: adds, repairs, drops the replaced, cleans up', async () => {
+    const ipt = new FakeIptables();
+    await ipt.command(['-A', 'FORWARD', '-s', '203.0.113.0/24', '-j', 'ACCEPT']);
+    const accept = (cidr: string): { fromChain: string; rule: string; position: 'prepend' } => ({
+      fromChain: 'FORWARD',
+      rule: `-s ${cidr} -m comment --comment "knet: pods" -j ACCEPT`,
+      position: 'prepend',
+    });
+    const rec = new IptablesReconciler(ipt, {
+      table: 'filter',
+      chains: { 'KNT-IPIP': ['-s 192.0.2.11/32 -j ACCEPT'] },
+      jumps: [
+        accept('10.2.1.0/24'),
+        accept('10.2.2.0/24'),
+        { fromChain: 'INPUT', rule: '-p ipencap -j KNT-IPIP', position: 'append' },
+        { fromChain: 'INPUT', rule: '-p ipencap -j DROP', position: 'append' },
+      ],
+    });
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    const forward = async (): Promise<string[]> =>
+      (await ipt.listRules('filter')).split('\n').filter((l) => l.startsWith('-A FORWARD'));
+    expect(await forward()).toEqual([
+      '-A FORWARD -s 10.2.1.0/24 -m comment --comment "knet: pods" -j ACCEPT',
+      '-A FORWARD -s 10.2.2.0/24 -m comment --comment "knet: pods" -j ACCEPT',
+      '-A FORWARD -s 203.0.113.0/24 -j ACCEPT',
+    ]);
+    expect((await ipt.listRules('filter')).split('\n').filter((l) => l.startsWith('-A INPUT'))).toEqual([
+      '-A INPUT -p ipencap -j KNT-IPIP',
+      '-A INPUT -p ipencap -j DROP',
+    ]);
+    expect((await rec.reconcile()).changed).toBe(false);
+
+    await ipt.command([
+      '-D',
+      'FORWARD',
+      '-s',
+      '10.2.2.0/24',
+      '-m',
+      'comment',
+      '--comment',
+      'knet: pods',
+      '-j',
+      'ACCEPT',
+    ]);
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    expect(await forward()).toHaveLength(3);
+
+    // A new desired state without 10.2.2.0/24: the rule it replaced goes, the foreign one stays.
+    rec.setDesired({ table: 'filter', chains: {}, jumps: [accept('10.2.1.0/24')] });
+    expect((await rec.reconcile()).remaining).toEqual([]);
+    expect(await forward()).toEqual([
+      '-A FORWARD -s 10.2.1.0/24 -m comment --comment "knet: pods" -j ACCEPT',
+      '-A FORWARD -s 203.0.113.0/24 -j ACCEPT',
+    ]);
+
+    await rec.cleanup();
+    expect(await forward()).toEqual(['-A FORWARD -s 203.0.113.0/24 -j ACCEPT']);
+  });
+
   it('rejects invalid or duplicate-table desired states up front', () => {
     const ipt = new FakeIptables();
     expect(() => new IptablesReconciler(ipt, [LAB_FILTER, LAB_FILTER])).toThrow(/table filter given twice/);

@@ -11,7 +11,9 @@ import {
   renderRepairPayload,
   ruleTarget,
   BUILTIN_CHAINS,
+  STANDARD_TARGETS,
   validateRuleSet,
+  type IptablesJump,
 } from './iptables-rules';
 import { describeDrift } from './drift';
 import type { CommandRunner, Logger } from './runner';
@@ -82,12 +84,16 @@ export interface IptablesReconcilerOptions {
 /**
  * Keeps a set of owned chains (and the jumps into them) equal to the desired state. Only owned
  * chains are ever created, flushed or deleted; built-in chains only get the declared jumps added or
- * removed, and foreign rules are never touched.
+ * removed, and foreign rules are never touched. A declared rule with a standard target (ACCEPT,
+ * DROP, RETURN) is recognised by its text: when a new desired state drops it, the reconciler
+ * remembers it until the next reconcile of its table has removed it.
  */
 export class IptablesReconciler {
   private desired: IptablesRuleSet[];
   /** `${table}\0${chain}\0${canonical desired}` → canonical form the kernel printed after applying. */
   private readonly learned = new Map<string, string>();
+  /** Table → standard-target jumps of replaced desired states, still to remove when live. */
+  private readonly former = new Map<string, IptablesJump[]>();
 
   constructor(
     private readonly backend: IptablesBackend,
@@ -106,6 +112,11 @@ export class IptablesReconciler {
       validateRuleSet(set);
       if (tables.has(set.table)) throw new Error(`iptables rule set: table ${set.table} given twice`);
       tables.add(set.table);
+    }
+    for (const old of this.desired) {
+      const standard = (old.jumps ?? []).filter((j) => STANDARD_TARGETS.includes(ruleTarget(j.rule) ?? ''));
+      if (standard.length > 0)
+        this.former.set(old.table, [...(this.former.get(old.table) ?? []), ...standard]);
     }
     this.desired = sets;
   }
@@ -126,7 +137,7 @@ export class IptablesReconciler {
     const out: Drift[] = [];
     for (const set of this.desired) {
       const live = await this.read(set.table);
-      out.push(...diffRuleSet(set, live, this.diffOptions()));
+      out.push(...diffRuleSet(set, live, this.diffOptions(set.table)));
     }
     return out;
   }
@@ -136,9 +147,12 @@ export class IptablesReconciler {
     const result: ReconcileResult = { changed: false, drift: [], remaining: [] };
     for (const set of this.desired) {
       const live = await this.read(set.table);
-      const drift = diffRuleSet(set, live, this.diffOptions());
+      const drift = diffRuleSet(set, live, this.diffOptions(set.table));
       result.drift.push(...drift);
-      if (drift.length === 0) continue;
+      if (drift.length === 0) {
+        this.former.delete(set.table);
+        continue;
+      }
       this.options.logger?.debug(
         { family: this.backend.family, table: set.table, drift: drift.map(describeDrift) },
         'iptables: drift, applying',
@@ -147,7 +161,9 @@ export class IptablesReconciler {
       result.changed = true;
       const after = await this.read(set.table);
       this.learn(set, after);
-      result.remaining.push(...diffRuleSet(set, after, this.diffOptions()));
+      const remaining = diffRuleSet(set, after, this.diffOptions(set.table));
+      if (remaining.length === 0) this.former.delete(set.table);
+      result.remaining.push(...remaining);
     }
     return result;
   }
@@ -156,16 +172,19 @@ export class IptablesReconciler {
   async cleanup(): Promise<void> {
     for (const set of this.desired) {
       const live = await this.read(set.table);
-      const payload = renderCleanupPayload(set, live, this.options.ownedPrefix);
+      const payload = renderCleanupPayload(set, live, this.options.ownedPrefix, this.diffOptions(set.table));
       if (payload === '') continue;
       this.options.logger?.debug({ family: this.backend.family, table: set.table }, 'iptables: cleanup');
       await this.backend.restore(payload);
+      this.former.delete(set.table);
     }
   }
 
-  private diffOptions(): DiffOptions {
+  private diffOptions(table: string): DiffOptions {
     const options: DiffOptions = { canonical: this.canonical, family: this.backend.family };
     if (this.options.ownedPrefix) options.ownedPrefix = this.options.ownedPrefix;
+    const former = this.former.get(table);
+    if (former) options.formerJumps = former;
     return options;
   }
 
