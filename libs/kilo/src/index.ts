@@ -1,2 +1,6 @@
 export * from './types';
 export * from './ip';
+export * from './allocate';
+export * from './leader';
+export * from './topology';
+export * from './wg-conf';
