@@ -4,3 +4,5 @@ export * from './allocate';
 export * from './leader';
 export * from './topology';
 export * from './wg-conf';
+export * from './annotations';
+export * from './wireguard';

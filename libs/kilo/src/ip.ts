@@ -93,3 +93,73 @@ export function addressIndex(cidr: string, address: string): number | undefined 
 export function withAddress(cidr: string, address: string): string {
   return `${ipOf(address)}/${prefixLength(cidr)}`;
 }
+
+function goParseV4(text: string): bigint | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0n;
+  for (const p of parts) {
+    // Go (since 1.17) refuses leading zeros: "010.0.0.1" is not an address.
+    if (!/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > 255) return undefined;
+    value = (value << 8n) | BigInt(p);
+  }
+  return value;
+}
+
+/**
+ * Go's `net.ParseIP` followed by Kilo's `cutIP`/`To4`, as canonical text: IPv4 without leading
+ * zeros, IPv6 (zones refused) including an embedded IPv4 tail, and IPv4-mapped IPv6
+ * (`::ffff:192.0.2.1`) printed as IPv4, as Go's `net.IP.String` does. Undefined when Go would
+ * return nil.
+ */
+export function goParseIP(text: string): string | undefined {
+  if (!text.includes(':')) {
+    const v4 = goParseV4(text);
+    return v4 === undefined ? undefined : formatIp(false, v4);
+  }
+  let v6Text = text;
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const v4 = goParseV4(tail);
+    if (v4 === undefined) return undefined;
+    v6Text = `${text.slice(0, lastColon + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const ip = parseIp(v6Text);
+  if (!ip?.v6) return undefined;
+  if (ip.value >> 32n === 0xffffn) return formatIp(false, ip.value & 0xffffffffn);
+  return formatIp(true, ip.value);
+}
+
+/**
+ * Go's `net.ParseCIDR` as Kilo's `normalizeIP` (pkg/k8s/backend.go) uses it: the address keeps its
+ * host bits (`10.1.0.1/24` stays `10.1.0.1/24`), IPv4 is cut to 4 bytes, the length must be
+ * decimal and within the family. Undefined when Go would fail.
+ */
+export function goParseCIDR(text: string): string | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const ip = goParseIP(text.slice(0, slash));
+  const lengthText = text.slice(slash + 1);
+  if (ip === undefined || !/^\d{1,3}$/.test(lengthText)) return undefined;
+  const length = Number(lengthText);
+  // Go checks the length against the parsed family: an IPv4-mapped IPv6 address keeps 128 bits.
+  const bits = text.slice(0, slash).includes(':') ? 128 : 32;
+  if (length > bits) return undefined;
+  if (bits === 128 && !isV6(ip)) {
+    // `::ffff:a.b.c.d/n`: Go keeps the 16-byte mask; Kilo's normalizeIP then pairs it with the
+    // 4-byte address, which no caller relies on. Treat it as IPv4 when the mask covers the prefix.
+    return length >= 96 ? `${ip}/${length - 96}` : undefined;
+  }
+  return `${ip}/${length}`;
+}
+
+/** Kilo's `isLocal` (pkg/mesh/ip.go): loopback, link-local unicast or link-local multicast. */
+export function isLocalAddress(address: string): boolean {
+  const ip = ipOf(address);
+  if (!isV6(ip)) return ['127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/24'].some((r) => prefixContains(r, ip));
+  const value = parseIp(ip)?.value ?? 0n;
+  // Go's IsLinkLocalMulticast for IPv6: ff02::/16 with any flags nibble (ff12::, ff32::, …).
+  const linkLocalMulticast = value >> 120n === 0xffn && ((value >> 112n) & 0x0fn) === 0x02n;
+  return ip === '::1' || prefixContains('fe80::/10', ip) || linkLocalMulticast;
+}
