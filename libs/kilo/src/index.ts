@@ -6,3 +6,7 @@ export * from './topology';
 export * from './wg-conf';
 export * from './annotations';
 export * from './wireguard';
+export * from './peer-resource';
+export * from './translate';
+export * from './detect-ip';
+export * from './nat';
