@@ -539,6 +539,44 @@ describe('parseOptions', () => {
   });
 });
 
+describe('repeatable: a flag given several times (Go StringSlice)', () => {
+  const program = () =>
+    createProgram({
+      name: 'demo',
+      options: {
+        cidrs: {
+          flag: '--cidr <cidrs>',
+          env: 'CIDRS',
+          description: 'CIDRs',
+          schema: schemas.list(schemas.cidr()),
+          default: [],
+          repeatable: true,
+        },
+        once: { flag: '--once <cidrs>', description: 'not repeatable', schema: schemas.list(), default: [] },
+      },
+    });
+
+  it('joins repeated values, and still takes a comma-separated one', () => {
+    expect(
+      parseOptions(program(), argv('--cidr', '10.0.0.0/8', '--cidr=fd00::/64,192.0.2.0/24'), {}),
+    ).toEqual({
+      cidrs: ['10.0.0.0/8', 'fd00::/64', '192.0.2.0/24'],
+      once: [],
+    });
+    expect(parseOptions(program(), argv(), { CIDRS: '10.0.0.0/8' }).cidrs).toEqual(['10.0.0.0/8']);
+  });
+
+  it('keeps the last value of a flag that is not repeatable (commander)', () => {
+    expect(parseOptions(program(), argv('--once', 'a', '--once', 'b')).once).toEqual(['b']);
+  });
+
+  it('names the bad item', () => {
+    expect(() => parseOptions(program(), argv('--cidr', '10.0.0.0/8', '--cidr', 'nope'), {})).toThrow(
+      /--cidr \(CIDRS\): item 2: must be a CIDR/,
+    );
+  });
+});
+
 describe('aliases: former flag and env var names keep working', () => {
   const program = () =>
     createProgram({

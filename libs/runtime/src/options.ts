@@ -33,6 +33,11 @@ export interface OptionSpec<S extends z.ZodType = z.ZodType> {
    * and an alias flag together is a usage error; `env` wins over an alias env var.
    */
   aliases?: { flags?: readonly string[]; env?: readonly string[] };
+  /**
+   * The flag may be given several times; the values are joined with commas (`--cidr a --cidr b`
+   * = `--cidr a,b`), for a `schemas.list` option whose re-built tool repeats it (Go's StringSlice).
+   */
+  repeatable?: boolean;
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;
@@ -137,6 +142,11 @@ export function addOptions<const S extends OptionSpecs>(command: Command, specs:
       }
     }
     const opt = new Option(spec.flag, describe(spec));
+    if (spec.repeatable) {
+      opt.argParser((value: string, previous: unknown) =>
+        typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value,
+      );
+    }
     if (!opt.long) throw new Error(`option ${key}: flag ${JSON.stringify(spec.flag)} needs a --long name`);
     if (opt.negate) throw new Error(`option ${key}: use a boolean schema instead of a --no-* flag`);
     command.addOption(opt);
