@@ -1,0 +1,83 @@
+import type { LeaderProbe, Topology } from '@knet/kilo';
+
+/**
+ * knet's leader health (Kilo has none: a leader whose datapath broke keeps leading, #489).
+ *
+ * A member of a location routes every other location through its leader, so it can tell whether
+ * that path works: each round it pings the WireGuard IPs of the other segments, which go through
+ * the leader. After `failures` rounds in a row where none answered, it publishes
+ * `{leader, healthy: false}` on its own Node (annotation `kilo-agent.knet.dev/leader-probe`); one
+ * round with an answer publishes `healthy: true`. Every agent reads the same verdicts and skips a
+ * leader most of whose reporting members call it unhealthy (see @knet/kilo's findLeader), so the
+ * whole mesh moves to the next candidate together.
+ *
+ * A demoted leader carries no traffic, so nobody can probe it: after `holdSeconds` the member
+ * withdraws its verdict, the node leads again and is probed again — if it is still broken, it is
+ * demoted again within `failures` rounds. With two locations a broken path between the two
+ * leaders cannot be blamed on one side: both locations move to their next candidates, which
+ * restores traffic when the fault was at one leader.
+ */
+export interface ProbeTarget {
+  /** The leader of the local segment (the one the pings go through). */
+  leader: string;
+  /** WireGuard IPs of the other segments. */
+  addresses: string[];
+}
+
+/** What this node should probe, or undefined when it leads (or nothing lies behind its leader). */
+export function probeTarget(t: Topology): ProbeTarget | undefined {
+  if (t.leader || t.granularity !== 'location') return undefined;
+  const own = t.segments.find((s) => s.location === t.location);
+  if (!own) return undefined;
+  const leader = own.hostnames[own.leader];
+  if (leader === undefined || leader === t.hostname) return undefined;
+  const addresses = t.segments.filter((s) => s.location !== t.location).map((s) => s.wireGuardIP);
+  return addresses.length === 0 ? undefined : { leader, addresses };
+}
+
+export interface ProbeState {
+  verdict?: LeaderProbe;
+  /** Failed rounds in a row against `verdict.leader` (or the current target). */
+  failures: number;
+  target?: string;
+}
+
+export interface ProbeRules {
+  failures: number;
+  holdSeconds: number;
+}
+
+/**
+ * The pure step of the prober: the state after one round (`ok` undefined = no round: nothing to
+ * probe). Returns the new state; its `verdict` is what the node publishes.
+ */
+export function nextProbeState(
+  prev: ProbeState,
+  target: ProbeTarget | undefined,
+  ok: boolean | undefined,
+  now: number,
+  rules: ProbeRules,
+): ProbeState {
+  const verdict = prev.verdict;
+  if (!target || ok === undefined) {
+    // Nothing to probe (we lead, or the demoted node no longer carries our traffic): keep an
+    // unhealthy verdict for the hold time, then withdraw it so the node is tried again.
+    if (verdict && !verdict.healthy && now - verdict.since < rules.holdSeconds)
+      return { ...prev, failures: 0 };
+    return { failures: 0 };
+  }
+  if (verdict && !verdict.healthy && verdict.leader !== target.leader) {
+    // We moved to another leader because of our verdict: keep it for the hold time.
+    if (now - verdict.since < rules.holdSeconds) {
+      return { verdict, failures: 0, target: target.leader };
+    }
+  }
+  const failures = ok ? 0 : (prev.target === target.leader ? prev.failures : 0) + 1;
+  const healthy = ok || failures < rules.failures;
+  const same = verdict && verdict.leader === target.leader && verdict.healthy === healthy;
+  return {
+    verdict: same ? verdict : { leader: target.leader, healthy, since: now },
+    failures,
+    target: target.leader,
+  };
+}
