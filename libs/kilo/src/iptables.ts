@@ -59,39 +59,35 @@ export function topologyIptables(t: Topology, cni: boolean, forwardRules: boolea
     { family: 'inet', table: 'nat', chain: KILO_NAT_CHAIN, spec: [], kind: 'chain' },
     { family: 'inet6', table: 'nat', chain: KILO_NAT_CHAIN, spec: [], kind: 'chain' },
   ];
+  /** A rule matching `flag cidr`, in the family of `cidr`. */
   const add = (
     kind: 'append' | 'prepend',
-    table: IptablesTable,
-    chain: string,
-    cidr: string,
-    spec: string[],
+    where: [IptablesTable, string],
+    match: ['-s' | '-d', string],
+    text: string,
+    target: string,
+    commentFirst = false,
   ): void => {
-    rules.push({ family: familyOf(cidr), table, chain, spec, kind });
+    const spec = commentFirst ? [...comment(text), ...match] : [...match, ...comment(text)];
+    rules.push({
+      family: familyOf(match[1]),
+      table: where[0],
+      chain: where[1],
+      spec: [...spec, '-j', target],
+      kind,
+    });
   };
+  const postrouting: [IptablesTable, string] = ['nat', 'POSTROUTING'];
+  const natChain: [IptablesTable, string] = ['nat', KILO_NAT_CHAIN];
   const forward = (cidr: string, what: string): void => {
-    add('prepend', 'filter', 'FORWARD', cidr, [
-      ...comment(`Kilo: forward packets from ${what}`),
-      '-s',
-      cidr,
-      '-j',
-      'ACCEPT',
-    ]);
-    add('prepend', 'filter', 'FORWARD', cidr, [
-      ...comment(`Kilo: forward packets to ${what}`),
-      '-d',
-      cidr,
-      '-j',
-      'ACCEPT',
-    ]);
+    add('prepend', ['filter', 'FORWARD'], ['-s', cidr], `Kilo: forward packets from ${what}`, 'ACCEPT', true);
+    add('prepend', ['filter', 'FORWARD'], ['-d', cidr], `Kilo: forward packets to ${what}`, 'ACCEPT', true);
+  };
+  const noNat = (cidr: string, what: string, kind: 'append' | 'prepend' = 'prepend'): void => {
+    add(kind, natChain, ['-d', cidr], `Kilo: do not NAT packets destined for ${what}`, 'RETURN');
   };
   if (cni && t.subnet !== undefined) {
-    add('prepend', 'nat', 'POSTROUTING', t.subnet, [
-      '-s',
-      t.subnet,
-      ...comment('Kilo: jump to KILO-NAT chain'),
-      '-j',
-      KILO_NAT_CHAIN,
-    ]);
+    add('prepend', postrouting, ['-s', t.subnet], 'Kilo: jump to KILO-NAT chain', KILO_NAT_CHAIN);
     if (forwardRules && t.leader) {
       for (const s of t.segments) {
         if (s.location !== t.location) continue;
@@ -104,61 +100,21 @@ export function topologyIptables(t: Topology, cni: boolean, forwardRules: boolea
     }
   }
   for (const s of t.segments) {
-    const wg = oneAddressCidr(s.wireGuardIP);
-    add('prepend', 'nat', KILO_NAT_CHAIN, wg, [
-      '-d',
-      wg,
-      ...comment('Kilo: do not NAT packets destined for WireGuared IPs'),
-      '-j',
-      'RETURN',
-    ]);
-    for (const aip of s.allowedIPs) {
-      add('prepend', 'nat', KILO_NAT_CHAIN, aip, [
-        '-d',
-        aip,
-        ...comment('Kilo: do not NAT packets destined for known IPs'),
-        '-j',
-        'RETURN',
-      ]);
-    }
+    // Kilo's comment has the typo.
+    noNat(oneAddressCidr(s.wireGuardIP), 'WireGuared IPs');
+    for (const aip of s.allowedIPs) noNat(aip, 'known IPs');
     if (s.location !== t.location) continue;
     for (const alip of s.allowedLocationIPs) {
-      add('prepend', 'nat', 'POSTROUTING', alip, [
-        '-d',
-        alip,
-        ...comment('Kilo: jump to NAT chain'),
-        '-j',
-        KILO_NAT_CHAIN,
-      ]);
+      add('prepend', postrouting, ['-d', alip], 'Kilo: jump to NAT chain', KILO_NAT_CHAIN);
     }
   }
   for (const peer of t.peers) {
     for (const aip of peer.allowedIPs) {
-      add('prepend', 'nat', 'POSTROUTING', aip, [
-        '-s',
-        aip,
-        ...comment('Kilo: jump to NAT chain'),
-        '-j',
-        KILO_NAT_CHAIN,
-      ]);
-      add('prepend', 'nat', KILO_NAT_CHAIN, aip, [
-        '-d',
-        aip,
-        ...comment('Kilo: do not NAT packets destined for peers'),
-        '-j',
-        'RETURN',
-      ]);
+      add('prepend', postrouting, ['-s', aip], 'Kilo: jump to NAT chain', KILO_NAT_CHAIN);
+      noNat(aip, 'peers');
     }
   }
-  for (const cidr of t.serviceCIDRs) {
-    add('append', 'nat', KILO_NAT_CHAIN, cidr, [
-      '-d',
-      cidr,
-      ...comment('Kilo: do not NAT packets destined for service CIDRs'),
-      '-j',
-      'RETURN',
-    ]);
-  }
+  for (const cidr of t.serviceCIDRs) noNat(cidr, 'service CIDRs', 'append');
   const masquerade = [...comment('Kilo: NAT remaining packets'), '-j', 'MASQUERADE'];
   rules.push(
     { family: 'inet', table: 'nat', chain: KILO_NAT_CHAIN, spec: masquerade, kind: 'append' },
