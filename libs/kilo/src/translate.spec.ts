@@ -54,6 +54,23 @@ interface NodeCase {
   out: Partial<KiloNode>;
 }
 
+/** The annotations Kilo's last four TestTranslateNode cases share, and what they give. */
+const COMMON = {
+  [KEY]: FOO_KEY,
+  [LAST_SEEN]: '1000000000',
+  [LOCATION]: 'b',
+  [KEEPALIVE]: '25',
+  [WIREGUARD_IP]: '10.4.0.1/16',
+};
+const COMMON_OUT: Partial<KiloNode> = {
+  key: FOO_KEY,
+  lastSeen: 1000000000,
+  location: 'b',
+  persistentKeepalive: 25,
+  subnet: '10.2.1.0/24',
+  wireGuardIP: '10.4.0.1/16',
+};
+
 // Kilo pkg/k8s/backend_test.go TestTranslateNode, every case, same inputs and outputs.
 const NODE_CASES: NodeCase[] = [
   { name: 'empty', out: {} },
@@ -107,110 +124,59 @@ const NODE_CASES: NodeCase[] = [
   {
     name: 'complete',
     annotations: {
+      ...COMMON,
       [ENDPOINT]: '10.0.0.1:51820',
       [FORCE_ENDPOINT]: '10.0.0.2:51821',
       [FORCE_INTERNAL_IP]: '10.1.0.2/32',
       [INTERNAL_IP]: '10.1.0.1/32',
-      [KEY]: FOO_KEY,
-      [LAST_SEEN]: '1000000000',
       [LEADER]: '',
-      [LOCATION]: 'b',
-      [KEEPALIVE]: '25',
-      [WIREGUARD_IP]: '10.4.0.1/16',
     },
     labels: { [REGION]: 'a' },
     subnet: '10.2.1.0/24',
     out: {
+      ...COMMON_OUT,
       endpoint: { ip: '10.0.0.2', port: 51821 },
-      noInternalIP: false,
       internalIP: '10.1.0.2/32',
-      key: FOO_KEY,
-      lastSeen: 1000000000,
       leader: true,
-      location: 'b',
-      persistentKeepalive: 25,
-      subnet: '10.2.1.0/24',
-      wireGuardIP: '10.4.0.1/16',
     },
   },
   {
     name: 'complete with ipv6',
     annotations: {
+      ...COMMON,
       [ENDPOINT]: '10.0.0.1:51820',
       [FORCE_ENDPOINT]: '[1100::10]:51821',
       [FORCE_INTERNAL_IP]: '10.1.0.2/32',
       [INTERNAL_IP]: '10.1.0.1/32',
-      [KEY]: FOO_KEY,
-      [LAST_SEEN]: '1000000000',
       [LEADER]: '',
-      [LOCATION]: 'b',
-      [KEEPALIVE]: '25',
-      [WIREGUARD_IP]: '10.4.0.1/16',
     },
     labels: { [REGION]: 'a' },
     subnet: '10.2.1.0/24',
     out: {
+      ...COMMON_OUT,
       endpoint: { ip: '1100::10', port: 51821 },
-      noInternalIP: false,
       internalIP: '10.1.0.2/32',
-      key: FOO_KEY,
-      lastSeen: 1000000000,
       leader: true,
-      location: 'b',
-      persistentKeepalive: 25,
-      subnet: '10.2.1.0/24',
-      wireGuardIP: '10.4.0.1/16',
     },
   },
   {
     name: 'no InternalIP',
-    annotations: {
-      [ENDPOINT]: '10.0.0.1:51820',
-      [INTERNAL_IP]: '',
-      [KEY]: FOO_KEY,
-      [LAST_SEEN]: '1000000000',
-      [LOCATION]: 'b',
-      [KEEPALIVE]: '25',
-      [WIREGUARD_IP]: '10.4.0.1/16',
-    },
+    annotations: { ...COMMON, [ENDPOINT]: '10.0.0.1:51820', [INTERNAL_IP]: '' },
     labels: { [REGION]: 'a' },
     subnet: '10.2.1.0/24',
-    out: {
-      endpoint: { ip: '10.0.0.1', port: 51820 },
-      key: FOO_KEY,
-      lastSeen: 1000000000,
-      leader: false,
-      location: 'b',
-      persistentKeepalive: 25,
-      subnet: '10.2.1.0/24',
-      wireGuardIP: '10.4.0.1/16',
-    },
+    out: { ...COMMON_OUT, endpoint: { ip: '10.0.0.1', port: 51820 } },
   },
   {
     name: 'Force no internal IP',
     annotations: {
+      ...COMMON,
       [ENDPOINT]: '10.0.0.1:51820',
       [INTERNAL_IP]: '10.1.0.1/32',
       [FORCE_INTERNAL_IP]: '',
-      [KEY]: FOO_KEY,
-      [LAST_SEEN]: '1000000000',
-      [LOCATION]: 'b',
-      [KEEPALIVE]: '25',
-      [WIREGUARD_IP]: '10.4.0.1/16',
     },
     labels: { [REGION]: 'a' },
     subnet: '10.2.1.0/24',
-    out: {
-      endpoint: { ip: '10.0.0.1', port: 51820 },
-      noInternalIP: true,
-      key: FOO_KEY,
-      lastSeen: 1000000000,
-      leader: false,
-      location: 'b',
-      persistentKeepalive: 25,
-      subnet: '10.2.1.0/24',
-      wireGuardIP: '10.4.0.1/16',
-    },
+    out: { ...COMMON_OUT, endpoint: { ip: '10.0.0.1', port: 51820 }, noInternalIP: true },
   },
 ];
 
@@ -231,7 +197,12 @@ describe('translateNode (Kilo TestTranslateNode)', () => {
 
 describe('translateNode problems (what Kilo ignores silently)', () => {
   it.each<[string, Record<string, string>, string | undefined, string[]]>([
-    ['no problems for a complete node', NODE_CASES[15]?.annotations ?? {}, '10.2.1.0/24', []],
+    [
+      'no problems for a complete node',
+      NODE_CASES.find((c) => c.name === 'complete')?.annotations ?? {},
+      '10.2.1.0/24',
+      [],
+    ],
     [
       'invalid ips',
       { [ENDPOINT]: '10.0.0.1', [INTERNAL_IP]: 'foo' },

@@ -25,6 +25,27 @@ const C = key(0x33);
 const PSK = key(0x44);
 const ZERO = key(0);
 
+/** A leader's config: an IPv4 peer without keepalive and an IPv6 one with keepalive and PSK. */
+const LEADER_CONF: Conf = {
+  privateKey: PRIVATE,
+  listenPort: 51820,
+  peers: [
+    {
+      publicKey: B,
+      allowedIPs: ['10.2.2.0/24', '10.4.0.2/32'],
+      endpoint: { ip: '192.0.2.2', port: 51820 },
+      persistentKeepalive: 0,
+    },
+    {
+      publicKey: A,
+      allowedIPs: ['10.2.1.0/24'],
+      endpoint: { ip: '2001:db8::1', port: 51820 },
+      persistentKeepalive: 25,
+      presharedKey: PSK,
+    },
+  ],
+};
+
 // Kilo pkg/wireguard/conf_test.go TestNewEndpoint: NewEndpoint(ip, port) cuts IPv4 to 4 bytes.
 describe('newEndpoint (Kilo TestNewEndpoint)', () => {
   it.each<[string, string | undefined, number, Endpoint]>([
@@ -244,25 +265,7 @@ PersistentKeepalive = 0
 });
 
 describe('parseConf', () => {
-  const conf: Conf = {
-    privateKey: PRIVATE,
-    listenPort: 51820,
-    peers: [
-      {
-        publicKey: A,
-        allowedIPs: ['10.2.1.0/24', '10.4.0.1/32'],
-        endpoint: { ip: '192.0.2.1', port: 51820 },
-        persistentKeepalive: 0,
-      },
-      {
-        publicKey: B,
-        allowedIPs: ['10.5.0.1/32'],
-        endpoint: { dns: 'peer.example.com', port: 51821 },
-        persistentKeepalive: 25,
-        presharedKey: PSK,
-      },
-    ],
-  };
+  const conf = LEADER_CONF;
 
   it('reads back what renderConf writes', () => {
     expect(parseConf(renderConf(conf))).toEqual(conf);
@@ -350,25 +353,7 @@ function device(peers: WgPeerState[], over: Partial<WgInterfaceState> = {}): WgI
 }
 
 describe('confDiffers (Kilo Conf.Equal)', () => {
-  const conf: Conf = {
-    privateKey: PRIVATE,
-    listenPort: 51820,
-    peers: [
-      {
-        publicKey: B,
-        allowedIPs: ['10.2.2.0/24', '10.4.0.2/32'],
-        endpoint: { ip: '192.0.2.2', port: 51820 },
-        persistentKeepalive: 0,
-      },
-      {
-        publicKey: A,
-        allowedIPs: ['10.2.1.0/24'],
-        endpoint: { ip: '2001:db8::1', port: 51820 },
-        persistentKeepalive: 25,
-        presharedKey: PSK,
-      },
-    ],
-  };
+  const conf = LEADER_CONF;
   const live = (): WgPeerState[] => [
     livePeer(A, {
       allowedIps: ['10.2.1.0/24'],
