@@ -13,3 +13,5 @@ export * from './peer-resource';
 export * from './translate';
 export * from './detect-ip';
 export * from './nat';
+export * from './graph';
+export * from './showconf';
