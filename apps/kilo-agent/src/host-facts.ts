@@ -12,6 +12,8 @@ export interface HostFacts {
   privateInterface?: string;
   /** MTU of the default-route interface, if there is one. */
   defaultRouteMtu?: number;
+  /** Every local address → its interface (to find the interface of a forced internal IP). */
+  addressDevices: Record<string, string>;
 }
 
 /** Kilo's fallback WireGuard MTU, and its overhead below the underlay's MTU. */
@@ -62,6 +64,7 @@ export async function readHostFacts(
     ...(detected.publicIP ? { publicIP: detected.publicIP } : {}),
     ...(privateInterface ? { privateInterface } : {}),
     ...(mtu ? { defaultRouteMtu: mtu } : {}),
+    addressDevices: Object.fromEntries(addresses.map((a) => [a.local, a.dev])),
   };
 }
 

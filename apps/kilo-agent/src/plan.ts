@@ -32,8 +32,13 @@ export interface LocalFacts {
   externalIP?: string;
   /** Detected internal IP (CIDR with the interface mask). */
   internalIP?: string;
-  /** Interface that holds the internal IP (Kilo's privIface). */
+  /** Interface that holds the detected internal IP (Kilo's privIface). */
   privateInterface?: string;
+  /**
+   * Every local address → its interface: the internal IP may be forced by annotation
+   * (`force-internal-ip`), and its interface is the one routes inside the location use.
+   */
+  addressDevices?: Readonly<Record<string, string>>;
   /** `--port`. */
   port: number;
   cniCompatibilityIP?: string;

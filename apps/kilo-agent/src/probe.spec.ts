@@ -1,7 +1,7 @@
 import type { Segment, Topology } from '@knet/kilo';
 import { nextProbeState, probeTarget, type ProbeState } from './probe';
 
-const rules = { failures: 3, holdSeconds: 60 };
+const rules = { failures: 3, holdSeconds: 60, graceSeconds: 0 };
 const target = { leader: 'east-1', addresses: ['198.51.100.194'] };
 
 function segment(location: string, hostnames: string[], leader: number, wireGuardIP: string): Segment {
@@ -109,6 +109,15 @@ describe('nextProbeState', () => {
     // With nothing to probe (this node leads now) the verdict goes after the hold.
     expect(nextProbeState(s, undefined, undefined, 1030, rules).verdict).toEqual(s.verdict);
     expect(nextProbeState(s, undefined, undefined, 1062, rules).verdict).toBeUndefined();
+  });
+
+  it('counts no failure during the grace after a node became the leader (start-up, new tunnel)', () => {
+    const graced = { ...rules, graceSeconds: 10 };
+    let s: ProbeState = { failures: 0 };
+    for (let t = 0; t < 10; t++) s = nextProbeState(s, target, false, 1000 + t, graced);
+    expect(s).toMatchObject({ failures: 0, verdict: { healthy: true } });
+    for (let t = 10; t < 13; t++) s = nextProbeState(s, target, false, 1000 + t, graced);
+    expect(s).toMatchObject({ failures: 3, verdict: { leader: 'east-1', healthy: false, since: 1012 } });
   });
 
   it('counts failures per leader: a new leader starts from zero', () => {

@@ -40,11 +40,18 @@ export interface ProbeState {
   /** Failed rounds in a row against `verdict.leader` (or the current target). */
   failures: number;
   target?: string;
+  /** When `target` became this node's leader (unix s). */
+  targetSince?: number;
 }
 
 export interface ProbeRules {
   failures: number;
   holdSeconds: number;
+  /**
+   * Failed rounds count only this long after a node became our leader: a new tunnel needs a
+   * handshake (WireGuard retries every 5 s), and at start-up every agent is still meshing.
+   */
+  graceSeconds: number;
 }
 
 /**
@@ -69,15 +76,19 @@ export function nextProbeState(
   if (verdict && !verdict.healthy && verdict.leader !== target.leader) {
     // We moved to another leader because of our verdict: keep it for the hold time.
     if (now - verdict.since < rules.holdSeconds) {
-      return { verdict, failures: 0, target: target.leader };
+      return { verdict, failures: 0, target: target.leader, targetSince: prev.targetSince ?? now };
     }
   }
-  const failures = ok ? 0 : (prev.target === target.leader ? prev.failures : 0) + 1;
+  const sameTarget = prev.target === target.leader;
+  const targetSince = sameTarget ? (prev.targetSince ?? now) : now;
+  const counting = now - targetSince >= rules.graceSeconds;
+  const failures = ok || !counting ? 0 : (sameTarget ? prev.failures : 0) + 1;
   const healthy = ok || failures < rules.failures;
   const same = verdict && verdict.leader === target.leader && verdict.healthy === healthy;
   return {
     verdict: same ? verdict : { leader: target.leader, healthy, since: now },
     failures,
     target: target.leader,
+    targetSince,
   };
 }

@@ -31,7 +31,7 @@ const options: AgentOptions = {
   checkInMs: 30_000,
   debounceMs: 1,
   probeIntervalMs: 0,
-  probe: { failures: 3, holdSeconds: 60 },
+  probe: { failures: 3, holdSeconds: 60, graceSeconds: 10 },
 };
 
 /** west-1 as a running Kilo kg publishes it. */

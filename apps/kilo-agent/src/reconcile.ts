@@ -3,6 +3,7 @@ import {
   LAST_SEEN_ANNOTATION,
   LEADER_PROBE_ANNOTATION,
   discoverNATEndpoints,
+  ipOf,
   nodeAnnotations,
   translateNode,
   translatePeer,
@@ -204,7 +205,7 @@ export class Agent {
       peers,
       hostname: facts.hostname,
       privateKey: facts.privateKey,
-      ...(facts.privateInterface ? { privateInterface: facts.privateInterface } : {}),
+      ...privateInterfaceOf(local, facts),
       discovered,
       resolved,
       now,
@@ -349,4 +350,11 @@ export class Agent {
     }
     return errors;
   }
+}
+
+/** The interface of the node's effective internal IP (forced or detected), for in-location routes. */
+function privateInterfaceOf(local: KiloNode, facts: LocalFacts): { privateInterface?: string } {
+  if (!local.internalIP) return {};
+  const dev = facts.addressDevices?.[ipOf(local.internalIP)] ?? facts.privateInterface;
+  return dev ? { privateInterface: dev } : {};
 }
