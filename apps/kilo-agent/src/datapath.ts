@@ -123,8 +123,8 @@ export class Datapath {
         errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
       }
     };
-    await step('iptables', () => this.ipt4.set([]));
-    await step('ip6tables', () => this.ipt6.set([]));
+    await step('iptables', () => this.ipt4.cleanup());
+    await step('ip6tables', () => this.ipt6.cleanup());
     await step('routes (main)', () => this.main.cleanup());
     await step(`routes (table ${KILO_TABLE})`, () => this.kilo.cleanup());
     await step('rules', () => this.rules.cleanup());

@@ -219,8 +219,10 @@ describe('Agent.cleanup', () => {
     const { cluster, agent, net } = await setup();
     await agent.pass();
     await agent.pass();
+    expect(await net.iptables.listRules('nat')).toContain('KILO-NAT');
     const errors = await agent.cleanup(false, KG_CLEANUP_ANNOTATIONS);
     expect(errors).toEqual([]);
+    expect(await net.iptables.listRules('nat')).not.toContain('KILO-');
     const routes = await net.ip.listRoutes({ table: 'main' });
     expect(routes.filter((r) => String(r.protocol) === String(ROUTE_PROTOCOL))).toEqual([]);
     const a = cluster.nodeMap.get('east-1')?.annotations ?? {};
