@@ -53,6 +53,13 @@ const DOCUMENTED_PRIVILEGES: Record<string, Record<string, { privileged?: true; 
     // values.yaml gatewaySidecar.securityContext: NET_ADMIN (fdb, iptables), NET_RAW, NET_BIND_SERVICE (53, 67).
     'gateway-sidecar': { add: ['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE'] },
   },
+  'kilo-agent': {
+    // charts/kilo-agent README "Security": NET_ADMIN (links, routes, rules, iptables, wg), NET_RAW
+    // (iptables-legacy's raw socket, the leader probes' ICMP); not privileged, unlike Kilo's manifests.
+    'kilo-agent': { add: ['NET_ADMIN', 'NET_RAW'] },
+    // The optional wireguard-go sidecar creates the TUN device and configures it.
+    'wireguard-go': { add: ['NET_ADMIN'] },
+  },
 };
 
 interface SecurityContext {

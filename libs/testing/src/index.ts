@@ -16,3 +16,4 @@ export * from './webhook-bed';
 export * from './pod-runner';
 export * from './connector-pods';
 export * from './twingate-tenant';
+export * from './kilo-mesh';
