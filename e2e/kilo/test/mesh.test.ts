@@ -95,6 +95,86 @@ describe('sessions', () => {
   });
 });
 
+describe('growth', () => {
+  it('adding a node resets no existing WireGuard session', async () => {
+    await m().waitForMatrix(30_000);
+    const before = await m().handshakes('west-1');
+    expect(before.size).toBe(1);
+    await m().addNode({ name: 'east-3', location: 'east', lan: '192.0.2.13/26', podCIDR: '203.0.113.64/28' });
+    await m().waitForMatrix(60_000);
+    const after = await m().handshakes('west-1');
+    // The east leader is unchanged (east-3 sorts after east-1): same peer, same session.
+    for (const [key, t] of before) expect(after.get(key)).toBe(t);
+    // east-3's pod CIDR was added to that peer's allowed IPs without a new handshake.
+    expect(await m().wgDump('west-1')).toContain('203.0.113.64/28');
+  });
+});
+
+/** Pings `to`'s pod address from `from` every 200 ms until it answers; returns the ms it took. */
+async function recovery(from: string, to: string, limitMs: number): Promise<number> {
+  const start = Date.now();
+  const address = podAddress(m().node(to).spec.podCIDR);
+  while (Date.now() - start < limitMs) {
+    if (await m().ping(from, address, 1)) return Date.now() - start;
+  }
+  throw new Error(`${from} → ${to}: no answer within ${limitMs} ms`);
+}
+
+async function leaderOf(location: string): Promise<string | undefined> {
+  for (const n of await leaders()) if (m().node(n).spec.location === location) return n;
+  return undefined;
+}
+
+describe('failover (knet: Kilo keeps a broken leader, #489, and waits 60-90 s for a dead one)', () => {
+  it('a leader whose WireGuard UDP is dropped upstream is replaced, and traffic flows through the new one', async () => {
+    await m().waitForMatrix(30_000);
+    const old = await leaderOf('east');
+    expect(old).toBe('east-1');
+    await m().cutUdp('east-1');
+    try {
+      // Wait until the path is really broken, then for it to come back through another leader.
+      await recovery('east-2', 'west-2', 60_000);
+      await m().waitForMatrix(60_000, ['east-2', 'east-3', 'west-1', 'west-2']);
+      const now = await leaderOf('east');
+      expect(now).not.toBe('east-1');
+      const probes = await annotations('east-2');
+      expect(probes['kilo-agent.knet.dev/leader-probe']).toBeDefined();
+    } finally {
+      await m().cutUdp('east-1', false);
+    }
+  });
+
+  it('a dead leader (agent and wireguard-go killed) is replaced well before its last-seen goes stale', async () => {
+    await m().waitForMatrix(90_000, ['east-2', 'east-3', 'west-1', 'west-2']);
+    const dead = (await leaderOf('west')) as string;
+    const member = dead === 'west-1' ? 'west-2' : 'west-1';
+    await m().killNode(dead);
+    // Kilo would wait for last-seen to pass 60 s; the members' probes demote it much sooner.
+    const tookMs = await recovery('east-2', member, 55_000);
+    expect(tookMs).toBeLessThan(55_000);
+    // The member leads now (the dead node's annotations stay until it returns: nobody cleaned up).
+    expect((await annotations(member))['kilo.squat.ai/wireguard-ip']).not.toBe('');
+    await m().startAgent(dead);
+    await m().waitForMatrix(120_000);
+  });
+});
+
+describe('granularity', () => {
+  it.each([['full'], ['cross'], ['location']])(
+    '%s: every pod CIDR still reachable from every node',
+    async (g) => {
+      for (const n of m().nodes.keys()) await m().stopAgent(n);
+      for (const n of m().nodes.keys()) await m().startAgent(n, [`--mesh-granularity=${g}`]);
+      await m().waitForMatrix(120_000);
+      expect((await annotations('west-2'))['kilo.squat.ai/granularity']).toBe(g);
+      if (g !== 'location') {
+        // Every node has its own tunnel: all of them publish a WireGuard IP.
+        expect(await leaders()).toEqual([...m().nodes.keys()].sort());
+      }
+    },
+  );
+});
+
 describe('clean-up', () => {
   it('--clean-up (the default) removes every route, rule, chain and annotation it made', async () => {
     await m().waitForMatrix(30_000);
