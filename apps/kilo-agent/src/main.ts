@@ -78,6 +78,7 @@ void runMain('kilo-agent', async () => {
       debounceMs: DEBOUNCE_MS,
       probeIntervalMs: opts.leaderProbeInterval,
       probe: { failures: opts.leaderProbeFailures, holdSeconds: 60, graceSeconds: 10 },
+      ...(opts.cni ? { cniPath: opts.cniPath } : {}),
     },
     resolve: async (name) => (await lookup(name)).address,
     ping: async (address) => (await net.ping.ping(address, { timeoutSec: 1 })).answered,

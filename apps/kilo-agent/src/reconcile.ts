@@ -14,6 +14,7 @@ import {
 } from '@knet/kilo';
 import { errorMessage, sleep, type Logger } from '@knet/runtime';
 import type { MeshCluster } from './cluster';
+import { updateCniConfig } from './cni';
 import type { ApplyReport } from './datapath';
 import type { AgentMetrics } from './metrics';
 import {
@@ -46,6 +47,8 @@ export interface AgentOptions {
   /** `--leader-probe-interval` (0 = off). */
   probeIntervalMs: number;
   probe: ProbeRules;
+  /** `--cni`: the CNI config list that gets the pod CIDR (undefined: `--cni=false`). */
+  cniPath?: string;
 }
 
 export interface AgentDeps {
@@ -196,6 +199,7 @@ export class Agent {
       now,
     );
     if (observedLocal) await this.publish(local, localAnnotations, now);
+    if (options.cniPath) await updateCniConfig(options.cniPath, local.subnet, logger);
     const resolved = new Map<string, string>();
     for (const name of dnsNames([...nodes, local], peers)) {
       resolved.set(name, await this.d.resolve(name)); // one failure fails the pass, as in Kilo
