@@ -8,6 +8,7 @@ import {
   type HealthCheck,
   type ObservabilityServer,
   Registry,
+  sleep,
 } from './index';
 
 const HOST = '127.0.0.1';
@@ -288,6 +289,26 @@ describe('createObservabilityServer limits (slow, idle and oversized clients)', 
       expect(r.closedAfterMs).toBeLessThan(3000);
     }
     expect(b.data).not.toContain('200 OK');
+  });
+
+  it('closes connections over maxConnections at accept, and serves again once they go', async () => {
+    const port = await start({ maxConnections: 3, headersTimeoutMs: 5000 });
+    const held = [0, 1, 2].map(() => {
+      const s = net.connect(port, HOST);
+      s.on('error', () => undefined);
+      sockets.push(s);
+      return new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    });
+    await Promise.all(held);
+    await sleep(50);
+    const refused = await client(port, (s) => s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+    expect(refused.data).toBe('');
+    for (const s of sockets.splice(0)) s.destroy();
+    await sleep(50);
+    const served = await client(port, (s) =>
+      s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    );
+    expect(served.data).toMatch(/^HTTP\/1.1 200 /);
   });
 
   it('answers an oversized request head with 431 and closes', async () => {

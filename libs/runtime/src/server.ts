@@ -61,6 +61,12 @@ export interface HttpLimits {
   keepAliveTimeoutMs?: number;
   /** Size of the request head (request line and headers). Default 16 KiB; larger heads get 431. */
   maxHeaderSize?: number;
+  /**
+   * Open connections at once; more are closed at accept, before a byte is read (Node's
+   * `server.maxConnections`). Default 128: probes and scrapes need a handful, and a daemon on the
+   * host network (kilo-agent's :1107) must not give strangers unbounded sockets.
+   */
+  maxConnections?: number;
 }
 
 /** The limits `createObservabilityServer` applies when a field of `HttpLimits` is not given. */
@@ -69,6 +75,7 @@ export const DEFAULT_HTTP_LIMITS: Required<HttpLimits> = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxHeaderSize: 16 * 1024,
+  maxConnections: 128,
 };
 
 /** Serves `/healthz`, `/readyz` and `/metrics`; see `createObservabilityServer`. */
@@ -140,6 +147,7 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
       else res.destroy();
     });
   });
+  server.maxConnections = limits.maxConnections;
   if (options.onConnection) server.on('connection', options.onConnection);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.onUpgrade) options.onUpgrade(req, socket, head);
