@@ -54,6 +54,21 @@ export function nodeInput(n: V1Node): NodeInput {
   };
 }
 
+/**
+ * Kilo refuses to start without its Peer CRD (pkg/k8s/backend.go `peerBackend.Init`); so do we,
+ * in one line, instead of a watch that retries a 404 forever.
+ */
+export async function checkPeerApi(kc: KubeConfig): Promise<void> {
+  try {
+    await kubeRequest(kc, { method: 'GET', path: `/apis/${PEER_GROUP}/${PEER_VERSION}` });
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    throw new Error(
+      `the Peer CRD (${PEER_PLURAL}.${PEER_GROUP}) is not installed in this cluster: install charts/kilo-agent (its crds/) or apply Kilo's manifests/crds.yaml`,
+    );
+  }
+}
+
 export class KubeCluster implements MeshCluster {
   private readonly nodeInformer: ResilientInformer<V1Node>;
   private readonly peerInformer: ResilientInformer<PeerResource & KubernetesObject>;

@@ -5,7 +5,7 @@ import { checkApiServer, loadKubeConfig } from '@knet/k8s';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KG_CLEANUP_ANNOTATIONS, topologyGraph } from '@knet/kilo';
 import { errorMessage, parseOptions, runMain, startApp } from '@knet/runtime';
-import { KubeCluster } from './cluster';
+import { KubeCluster, checkPeerApi } from './cluster';
 import { Datapath } from './datapath';
 import { autoMtu, readHostFacts } from './host-facts';
 import { loadOrCreateKey } from './key';
@@ -37,6 +37,7 @@ void runMain('kilo-agent', async () => {
   const { kc } = loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
   if (opts.master) overrideServer(kc, opts.master);
   await checkApiServer(kc);
+  await checkPeerApi(kc);
   const cluster = new KubeCluster(kc, { hostname, logger: app.logger });
   const datapath = new Datapath(net, {
     iface: opts.interface,
