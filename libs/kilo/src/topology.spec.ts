@@ -8,79 +8,20 @@ import {
   type AllowedLocationIPsScope,
   type TopologyInput,
 } from './topology';
+import { kiloFixture, kiloNode, kiloTestKey } from './fixture';
 import type { KiloNode, KiloPeer, Segment, Topology } from './types';
 
-/** Kilo's test keys: `wgtypes.Key{'k','e','y','1'}`, i.e. "key1" and 28 zero bytes, in base64. */
-function testKey(text: string): string {
-  return Buffer.concat([Buffer.from(text), Buffer.alloc(32 - text.length)]).toString('base64');
-}
-const key1 = testKey('key1');
-const key2 = testKey('key2');
-const key3 = testKey('key3');
-const key4 = testKey('key4');
-const key5 = testKey('key5');
+const testKey = kiloTestKey;
+const node = kiloNode;
+const [key1, key2, key3, key4, key5] = ['key1', 'key2', 'key3', 'key4', 'key5'].map(testKey) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 
-function node(name: string, extra: Partial<KiloNode>): KiloNode {
-  return {
-    name,
-    noInternalIP: false,
-    lastSeen: 0,
-    leader: false,
-    location: '',
-    persistentKeepalive: 0,
-    discoveredEndpoints: {},
-    allowedLocationIPs: [],
-    ...extra,
-  };
-}
-
-/** Kilo topology_test.go `setup`: nodes a–d (d has no internal IP) and peers a, b. */
-function setup(): { nodes: Record<string, KiloNode>; peers: Record<string, KiloPeer> } {
-  return {
-    nodes: {
-      a: node('a', {
-        endpoint: { ip: '10.1.0.1', port: 51820 },
-        internalIP: '192.168.0.1/32',
-        location: '1',
-        subnet: '10.2.1.0/24',
-        key: key1,
-        persistentKeepalive: 25,
-      }),
-      b: node('b', {
-        endpoint: { ip: '10.1.0.2', port: 51820 },
-        internalIP: '192.168.0.1/32',
-        location: '2',
-        subnet: '10.2.2.0/24',
-        key: key2,
-        allowedLocationIPs: ['192.168.178.3/32'],
-      }),
-      c: node('c', {
-        endpoint: { ip: '10.1.0.3', port: 51820 },
-        internalIP: '192.168.0.2/32',
-        location: '2',
-        subnet: '10.2.3.0/24',
-        key: key3,
-      }),
-      d: node('d', {
-        endpoint: { ip: '10.1.0.4', port: 51820 },
-        location: '1',
-        subnet: '10.2.4.0/24',
-        key: key4,
-      }),
-    },
-    peers: {
-      a: { name: 'a', allowedIPs: ['10.5.0.1/24', '10.5.0.2/24'], publicKey: key4 },
-      b: {
-        name: 'b',
-        allowedIPs: ['10.5.0.3/24'],
-        publicKey: key5,
-        endpoint: { ip: '192.168.0.1', port: 51820 },
-      },
-    },
-  };
-}
-
-const { nodes: fixtureNodes, peers: fixturePeers } = setup();
+const { nodes: fixtureNodes, peers: fixturePeers } = kiloFixture();
 
 /** Kilo's expected segments, as TestNewTopology spells them. */
 const segLocation1: Segment = {
@@ -305,7 +246,7 @@ describe('newTopology: every case of Kilo topology_test.go TestNewTopology', () 
   });
 
   it('does not change its input', () => {
-    const before = JSON.stringify(setup());
+    const before = JSON.stringify(kiloFixture());
     newTopology(fixtureInput({ granularity: 'location', hostname: 'a' }));
     expect(JSON.stringify({ nodes: fixtureNodes, peers: fixturePeers })).toBe(before);
   });

@@ -1,75 +1,19 @@
 import { newTopology } from './topology';
+import { kiloFixture, kiloTestKey } from './fixture';
 import type { Granularity, KiloNode, KiloPeer } from './types';
 import { asPeer, peerConf, remoteSegments, topologyConf, updateEndpoint } from './wg-conf';
 
 // Kilo has no Go tests for Conf/AsPeer/PeerConf; these tables run its topology_test.go fixture
 // (nodes a–d, d without an internal IP, peers a and b) through them.
 
-function testKey(text: string): string {
-  return Buffer.concat([Buffer.from(text), Buffer.alloc(32 - text.length)]).toString('base64');
-}
-const [key1, key2, key3, key4, key5] = ['key1', 'key2', 'key3', 'key4', 'key5'].map(testKey) as [
+const [key1, key2, key3, key4, key5] = ['key1', 'key2', 'key3', 'key4', 'key5'].map(kiloTestKey) as [
   string,
   string,
   string,
   string,
   string,
 ];
-
-function node(name: string, extra: Partial<KiloNode>): KiloNode {
-  return {
-    name,
-    noInternalIP: false,
-    lastSeen: 0,
-    leader: false,
-    location: '',
-    persistentKeepalive: 0,
-    discoveredEndpoints: {},
-    allowedLocationIPs: [],
-    ...extra,
-  };
-}
-
-const nodes: Record<string, KiloNode> = {
-  a: node('a', {
-    endpoint: { ip: '10.1.0.1', port: 51820 },
-    internalIP: '192.168.0.1/32',
-    location: '1',
-    subnet: '10.2.1.0/24',
-    key: key1,
-    persistentKeepalive: 25,
-  }),
-  b: node('b', {
-    endpoint: { ip: '10.1.0.2', port: 51820 },
-    internalIP: '192.168.0.1/32',
-    location: '2',
-    subnet: '10.2.2.0/24',
-    key: key2,
-    allowedLocationIPs: ['192.168.178.3/32'],
-  }),
-  c: node('c', {
-    endpoint: { ip: '10.1.0.3', port: 51820 },
-    internalIP: '192.168.0.2/32',
-    location: '2',
-    subnet: '10.2.3.0/24',
-    key: key3,
-  }),
-  d: node('d', {
-    endpoint: { ip: '10.1.0.4', port: 51820 },
-    location: '1',
-    subnet: '10.2.4.0/24',
-    key: key4,
-  }),
-};
-const peers: Record<string, KiloPeer> = {
-  a: { name: 'a', allowedIPs: ['10.5.0.1/24', '10.5.0.2/24'], publicKey: key4 },
-  b: {
-    name: 'b',
-    allowedIPs: ['10.5.0.3/24'],
-    publicKey: key5,
-    endpoint: { ip: '192.168.0.1', port: 51820 },
-  },
-};
+const { nodes, peers } = kiloFixture();
 
 function topology(
   granularity: Granularity,
