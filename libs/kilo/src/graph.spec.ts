@@ -1,3 +1,4 @@
+import { kiloNode, kiloTestKey } from './fixture';
 import type { KiloNode, KiloPeer } from './types';
 import { graphTopology, type ClusterView } from './showconf';
 import { newTopology } from './topology';
@@ -12,22 +13,10 @@ import { topologyGraph } from './graph';
  */
 
 const NOW = 1_700_000_000;
-const key = (s: string): string =>
-  Buffer.concat([Buffer.from(s), Buffer.alloc(32 - s.length)]).toString('base64');
+const key = kiloTestKey;
 
 function node(name: string, fields: Partial<KiloNode>): KiloNode {
-  return {
-    name,
-    noInternalIP: false,
-    lastSeen: NOW,
-    leader: false,
-    location: '',
-    persistentKeepalive: 0,
-    discoveredEndpoints: {},
-    allowedLocationIPs: [],
-    granularity: 'location',
-    ...fields,
-  };
+  return kiloNode(name, { lastSeen: NOW, granularity: 'location', ...fields });
 }
 
 const ep = (ip: string, port = 51820) => ({ ip, port });

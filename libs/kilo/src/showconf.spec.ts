@@ -1,3 +1,4 @@
+import { kiloNode, kiloTestKey } from './fixture';
 import type { KiloNode, KiloPeer } from './types';
 import {
   KgctlError,
@@ -18,23 +19,11 @@ import {
  */
 
 const NOW = 1_700_000_000;
-const key = (s: string): string =>
-  Buffer.concat([Buffer.from(s), Buffer.alloc(32 - s.length)]).toString('base64');
+const key = kiloTestKey;
 const ep = (ip: string, port = 51820) => ({ ip, port });
 
 function node(name: string, fields: Partial<KiloNode>): KiloNode {
-  return {
-    name,
-    noInternalIP: false,
-    lastSeen: NOW,
-    leader: false,
-    location: '',
-    persistentKeepalive: 0,
-    discoveredEndpoints: {},
-    allowedLocationIPs: [],
-    granularity: 'location',
-    ...fields,
-  };
+  return kiloNode(name, { lastSeen: NOW, granularity: 'location', ...fields });
 }
 
 const NODES: KiloNode[] = [
