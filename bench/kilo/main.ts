@@ -44,6 +44,7 @@ import {
   leaders,
   meshSnapshot,
   resetsOnUnrelatedChange,
+  settledLeaders,
   type FailoverResult,
 } from './mesh';
 import type { PlanResult } from './plan';
@@ -198,7 +199,7 @@ async function meshPhase(): Promise<void> {
   await busy('mesh');
   const first = await startMesh(cp);
   const mesh = first.mesh;
-  const lead = await leaders(cp, mesh);
+  const lead = await settledLeaders(cp, mesh, 30_000);
   log(`mesh: leaders ${lead.join(', ')}`);
 
   const changes = count('changes');
@@ -313,7 +314,7 @@ async function meshPhase(): Promise<void> {
   await settle(second);
   const uptime = (performance.now() - second.startedAt) / 1000;
   log(
-    `failover (kill): east-1's agent and wireguard-go SIGKILLed; leaders before ${(await leaders(cp, second.mesh)).join(', ')}`,
+    `failover (kill): east-1's agent and wireguard-go SIGKILLed; leaders before ${(await settledLeaders(cp, second.mesh, 30_000)).join(', ')}`,
   );
   let killed: { found: number[]; killed: number[] } = { found: [], killed: [] };
   const dead = await failover(

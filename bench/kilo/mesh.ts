@@ -52,6 +52,23 @@ export async function leaders(cp: ControlPlane, mesh: KiloMesh): Promise<string[
   return [...mesh.nodes.keys()].filter((n) => Boolean(all.get(n)?.[WIREGUARD_IP_ANNOTATION])).sort();
 }
 
+/**
+ * The leaders once the mesh has settled: exactly one node per location publishes a WireGuard IP
+ * (at start-up an agent that sees only itself ready leads its location for a moment).
+ */
+export async function settledLeaders(cp: ControlPlane, mesh: KiloMesh, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const locations = new Set([...mesh.nodes.values()].map((n) => n.spec.location));
+  let current: string[] = [];
+  while (Date.now() < deadline) {
+    current = await leaders(cp, mesh);
+    const led = current.map((n) => mesh.node(n).spec.location);
+    if (led.length === locations.size && new Set(led).size === locations.size) return current;
+    await sleep(500);
+  }
+  throw new Error(`no single leader per location after ${timeoutMs / 1000} s: ${current.join(', ')}`);
+}
+
 /** Parsed `wg show kilo0 dump` peer lines: public key → allowed IPs and latest handshake. */
 export function parseDump(dump: string): Map<string, { allowedIPs: string[]; handshake: number }> {
   const peers = new Map<string, { allowedIPs: string[]; handshake: number }>();
