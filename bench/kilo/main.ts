@@ -70,6 +70,11 @@ const GOAL = { planMs: 50, resets: 0, failoverMs: 10_000 };
 const KILO = { resyncMs: 30_000, failoverMs: 60_000 };
 /** How long a mesh runs before its leader is failed (past the members' 10 s probe grace). */
 const SETTLE_MS = 30_000;
+/**
+ * How long the datapath fault stays after the failover, pings going on: the members withdraw their
+ * verdict after a 60 s hold and the broken leader is tried again (apps/kilo-agent's probe.ts).
+ */
+const WATCH_AFTER_MS = 90_000;
 
 function count(name: 'changes' | 'runs'): number {
   const v = Number(args[name]);
@@ -172,6 +177,14 @@ function emitFailover(
       : {}),
     ...(r.sentMs !== undefined ? { answered_ping_sent_ms: r.sentMs } : {}),
     pings_lost: r.lost,
+    ...(r.after
+      ? {
+          after_s: WATCH_AFTER_MS / 1000,
+          after_pings_lost: r.after.lost,
+          after_pings_sent: r.after.sent,
+          after_longest_outage_ms: r.after.longestOutageMs,
+        }
+      : {}),
     ...extra,
     ...(r.error ? { error: r.error } : {}),
   });
@@ -293,7 +306,13 @@ async function meshPhase(): Promise<void> {
     "failover (datapath): east-1's WireGuard UDP dropped at the router; east-2 pings west-2's pod every 200 ms",
   );
   const cutUptime = (performance.now() - first.startedAt) / 1000;
-  const cut = await failover(mesh, 'east-2', 'west-2', () => mesh.cutUdp('east-1'), 60_000);
+  const cut = await failover(mesh, 'east-2', 'west-2', () => mesh.cutUdp('east-1'), 60_000, WATCH_AFTER_MS);
+  if (cut.after) {
+    log(
+      `failover (datapath): in the ${WATCH_AFTER_MS / 1000} s after it, with the UDP still cut: ${cut.after.lost} of ${cut.after.sent} pings lost, ` +
+        `longest outage ${(cut.after.longestOutageMs / 1000).toFixed(1)} s`,
+    );
+  }
   log(
     `failover (datapath): ${cut.ms === undefined ? cut.error : `${cut.ms.toFixed(0)} ms`}; leaders now ${(await leaders(cp, mesh)).join(', ')}`,
   );

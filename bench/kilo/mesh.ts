@@ -374,13 +374,36 @@ export interface FailoverResult {
   sentMs?: number;
   lost: number;
   answeredBefore: number;
+  /** With `watchAfterMs`: pings lost after the failover while the fault stays, and the longest outage (first lost send → next answered send). */
+  after?: { lost: number; sent: number; longestOutageMs: number };
   error?: string;
+}
+
+/** Lost pings among those sent in [from, to), and the longest stretch from a lost send to the next answered one. */
+function outages(
+  pings: readonly { sent: number; ok?: boolean }[],
+  from: number,
+  to: number,
+): { lost: number; sent: number; longestOutageMs: number } {
+  const window = pings.filter((p) => p.sent >= from && p.sent < to && p.ok !== undefined);
+  let longest = 0;
+  let start: number | undefined;
+  for (const p of window) {
+    if (!p.ok) start ??= p.sent;
+    else if (start !== undefined) {
+      longest = Math.max(longest, p.sent - start);
+      start = undefined;
+    }
+  }
+  if (start !== undefined) longest = Math.max(longest, to - start);
+  return { lost: window.filter((p) => !p.ok).length, sent: window.length, longestOutageMs: longest };
 }
 
 /**
  * Failover: east-2 pings west-2's pod address every 200 ms (each ping waits up to 1 s) while
  * `fault` breaks east's leader; the result is the time from the fault to the first answer to a ping
- * sent after it.
+ * sent after it. `watchAfterMs`: keep pinging that long after the failover, with the fault still
+ * in place, and count what is lost then (a demoted leader is tried again after the members' hold).
  */
 export async function failover(
   mesh: KiloMesh,
@@ -388,6 +411,7 @@ export async function failover(
   to: string,
   fault: () => Promise<unknown>,
   limitMs: number,
+  watchAfterMs = 0,
 ): Promise<FailoverResult> {
   const address = podAddress(mesh.node(to).spec.podCIDR);
   const pings: { sent: number; done?: number; ok?: boolean }[] = [];
@@ -435,7 +459,16 @@ export async function failover(
         error: `no ping from ${from} to ${to} answered within ${limitMs / 1000} s of the fault`,
       };
     }
-    return { ms: hit.done - t0, sentMs: hit.sent - t0, lost, answeredBefore };
+    const result: FailoverResult = { ms: hit.done - t0, sentMs: hit.sent - t0, lost, answeredBefore };
+    if (watchAfterMs > 0) {
+      log(
+        `failover: ${(hit.done - t0).toFixed(0)} ms; watching ${watchAfterMs / 1000} s more with the fault in place`,
+      );
+      const end = hit.done + watchAfterMs;
+      await sleep(Math.max(0, end - performance.now()) + 1200);
+      result.after = outages(pings, hit.sent, end);
+    }
+    return result;
   } finally {
     running = false;
     await loop;
