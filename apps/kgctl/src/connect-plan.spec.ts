@@ -198,4 +198,21 @@ describe('planConnect (Kilo connect sync)', () => {
     ]);
     expect(routes).toContainEqual({ dst: '10.10.10.10/32', dev: 'wg9' });
   });
+
+  it('fixed: never routes a leader’s endpoint into the tunnel (its internal IP is its endpoint: no NAT)', () => {
+    const t = planConnect(input()).topology;
+    const leader = t.segments[0];
+    if (!leader?.endpoint?.ip || !leader.privateIPs[0]) throw new Error('fixture: no leader endpoint');
+    // As on a network without NAT: the leader's endpoint is its internal IP.
+    const same = {
+      ...t,
+      segments: [
+        { ...leader, endpoint: { ...leader.endpoint, ip: leader.privateIPs[0] } },
+        ...t.segments.slice(1),
+      ],
+    };
+    const routes = peerRoutes(same, 'nobody', 'wg9', []);
+    expect(routes.map((r) => r.dst)).not.toContain(`${leader.privateIPs[0]}/32`);
+    expect(peerRoutes(t, 'nobody', 'wg9', []).map((r) => r.dst)).toContain(`${leader.privateIPs[0]}/32`);
+  });
 });

@@ -165,9 +165,15 @@ export function peerRoutes(
     routes.set(r.dst, r);
   };
   const via = (dst: string, gw: string): RouteSpec => ({ dst, via: gw, dev, onlink: true });
+  // A private IP that is also an endpoint (a node without NAT, whose internal and public IP are
+  // one) must not go into the tunnel: the tunnel's own UDP would then loop through it. Kilo's
+  // PeerRoutes routes it anyway; its leaders skip the same address (Routes) for this reason.
+  const endpoints = new Set(
+    t.segments.map((s) => s.endpoint?.ip).filter((ip): ip is string => ip !== undefined),
+  );
   for (const s of t.segments) {
     for (const cidr of s.cidrs) if (cidr) add(via(cidr, s.wireGuardIP));
-    for (const ip of s.privateIPs) add(via(oneAddressCidr(ip), s.wireGuardIP));
+    for (const ip of s.privateIPs) if (!endpoints.has(ip)) add(via(oneAddressCidr(ip), s.wireGuardIP));
     for (const alip of s.allowedLocationIPs) add(via(alip, s.wireGuardIP));
     add({ dst: oneAddressCidr(s.wireGuardIP), dev });
   }
