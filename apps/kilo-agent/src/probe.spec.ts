@@ -1,5 +1,5 @@
 import type { Segment, Topology } from '@knet/kilo';
-import { nextProbeState, probeTarget, type ProbeState } from './probe';
+import { holdFor, nextProbeState, probeTarget, type ProbeState } from './probe';
 
 const rules = { failures: 3, holdSeconds: 60, graceSeconds: 0 };
 const target = { leader: 'east-1', addresses: ['198.51.100.194'] };
@@ -118,6 +118,34 @@ describe('nextProbeState', () => {
     expect(s).toMatchObject({ failures: 0, verdict: { healthy: true } });
     for (let t = 10; t < 13; t++) s = nextProbeState(s, target, false, 1000 + t, graced);
     expect(s).toMatchObject({ failures: 3, verdict: { leader: 'east-1', healthy: false, since: 1012 } });
+  });
+
+  it('retries a demoted leader without the grace, and doubles the hold each time it relapses', () => {
+    const graced = { ...rules, graceSeconds: 10 };
+    let s: ProbeState = { failures: 0 };
+    for (let t = 0; t < 13; t++) s = nextProbeState(s, target, false, 1000 + t, graced);
+    expect(s.verdict).toEqual({ leader: 'east-1', healthy: false, since: 1012 });
+    expect(s.demoted).toEqual({ 'east-1': 1 });
+    // We lead meanwhile (nothing to probe); after the 60 s hold the verdict goes.
+    s = nextProbeState(s, undefined, undefined, 1071, graced);
+    expect(s.verdict).toEqual({ leader: 'east-1', healthy: false, since: 1012 });
+    s = nextProbeState(s, undefined, undefined, 1072, graced);
+    expect(s.verdict).toBeUndefined();
+    // east-1 leads again and is still broken: demoted after 3 rounds, no grace.
+    for (let t = 73; t < 76; t++) s = nextProbeState(s, target, false, 1000 + t, graced);
+    expect(s.verdict).toEqual({ leader: 'east-1', healthy: false, since: 1075 });
+    expect(s.demoted).toEqual({ 'east-1': 2 });
+    expect(holdFor(s, 'east-1', graced)).toBe(120);
+    expect(nextProbeState(s, undefined, undefined, 1075 + 119, graced).verdict).toBeDefined();
+    expect(nextProbeState(s, undefined, undefined, 1075 + 120, graced).verdict).toBeUndefined();
+  });
+
+  it('forgets the demotions of a leader healthy for a whole hold time', () => {
+    let s: ProbeState = { failures: 0, demoted: { 'east-1': 3 } };
+    s = nextProbeState(s, target, true, 2000, rules);
+    expect(s.demoted).toEqual({ 'east-1': 3 });
+    s = nextProbeState(s, target, true, 2060, rules);
+    expect(s.demoted).toEqual({});
   });
 
   it('counts failures per leader: a new leader starts from zero', () => {

@@ -12,8 +12,9 @@ import type { LeaderProbe, Topology } from '@knet/kilo';
  * whole mesh moves to the next candidate together.
  *
  * A demoted leader carries no traffic, so nobody can probe it: after `holdSeconds` the member
- * withdraws its verdict, the node leads again and is probed again — if it is still broken, it is
- * demoted again within `failures` rounds. With two locations a broken path between the two
+ * withdraws its verdict, the node leads again and is probed again, this time without the grace —
+ * if it is still broken, it is demoted again within `failures` rounds, and the next hold is twice
+ * as long (at most an hour); a whole hold time healthy forgets its demotions. With two locations a broken path between the two
  * leaders cannot be blamed on one side: both locations move to their next candidates, which
  * restores traffic when the fault was at one leader.
  */
@@ -42,6 +43,14 @@ export interface ProbeState {
   target?: string;
   /** When `target` became this node's leader (unix s). */
   targetSince?: number;
+  /** Leaders this member demoted and has not seen healthy for a hold time since: how often. */
+  demoted?: Readonly<Record<string, number>>;
+}
+
+/** The hold before retrying `leader`: doubled for each demotion in a row, at most an hour. */
+export function holdFor(state: ProbeState, leader: string, rules: ProbeRules): number {
+  const count = state.demoted?.[leader] ?? 1;
+  return Math.min(3600, rules.holdSeconds * 2 ** Math.max(0, count - 1));
 }
 
 export interface ProbeRules {
@@ -66,29 +75,45 @@ export function nextProbeState(
   rules: ProbeRules,
 ): ProbeState {
   const verdict = prev.verdict;
+  const demoted = prev.demoted ?? {};
+  const held = verdict && !verdict.healthy && now - verdict.since < holdFor(prev, verdict.leader, rules);
   if (!target || ok === undefined) {
     // Nothing to probe (we lead, or the demoted node no longer carries our traffic): keep an
-    // unhealthy verdict for the hold time, then withdraw it so the node is tried again.
-    if (verdict && !verdict.healthy && now - verdict.since < rules.holdSeconds)
-      return { ...prev, failures: 0 };
-    return { failures: 0 };
+    // unhealthy verdict for its hold time, then withdraw it so the node is tried again.
+    if (held) return { ...prev, failures: 0 };
+    return { failures: 0, demoted };
   }
-  if (verdict && !verdict.healthy && verdict.leader !== target.leader) {
+  if (held && verdict.leader !== target.leader) {
     // We moved to another leader because of our verdict: keep it for the hold time.
-    if (now - verdict.since < rules.holdSeconds) {
-      return { verdict, failures: 0, target: target.leader, targetSince: prev.targetSince ?? now };
-    }
+    return { verdict, failures: 0, target: target.leader, targetSince: prev.targetSince ?? now, demoted };
   }
   const sameTarget = prev.target === target.leader;
   const targetSince = sameTarget ? (prev.targetSince ?? now) : now;
-  const counting = now - targetSince >= rules.graceSeconds;
+  // A leader we demoted before is judged at once when it is retried: its relapse costs only
+  // `failures` rounds, not the grace as well.
+  const grace = (demoted[target.leader] ?? 0) > 0 ? 0 : rules.graceSeconds;
+  const counting = now - targetSince >= grace;
   const failures = ok || !counting ? 0 : (sameTarget ? prev.failures : 0) + 1;
   const healthy = ok || failures < rules.failures;
   const same = verdict && verdict.leader === target.leader && verdict.healthy === healthy;
-  return {
+  const next: ProbeState = {
     verdict: same ? verdict : { leader: target.leader, healthy, since: now },
     failures,
     target: target.leader,
     targetSince,
+    demoted,
   };
+  if (!healthy && !same) {
+    next.demoted = { ...demoted, [target.leader]: (demoted[target.leader] ?? 0) + 1 };
+  } else if (
+    healthy &&
+    next.verdict &&
+    now - next.verdict.since >= rules.holdSeconds &&
+    demoted[target.leader]
+  ) {
+    // Healthy for a whole hold time: forget its demotions.
+    const { [target.leader]: _forgotten, ...rest } = demoted;
+    next.demoted = rest;
+  }
+  return next;
 }
