@@ -17,3 +17,4 @@ export * from './pod-runner';
 export * from './connector-pods';
 export * from './twingate-tenant';
 export * from './kilo-mesh';
+export * from './kilo-lab';
