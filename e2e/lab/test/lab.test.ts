@@ -145,7 +145,7 @@ describe('npm run lab -- --check --json: the whole tour', () => {
       .trim()
       .split('\n')
       .map((l) => l.split(/\s+/)[0]);
-    expect(listed).toEqual(expect.arrayContaining(['clusters', 'tower', 'pod-gateway', 'connector']));
+    expect(listed).toEqual(expect.arrayContaining(['clusters', 'tower', 'pod-gateway', 'connector', 'kilo']));
     const up = run.events.filter((e) => e.event === 'scene').map((e) => [e.scene, e.state]);
     expect(up).toEqual(listed.map((s) => [s, 'up']));
     const proofs = run.events.filter((e) => e.event === 'proof');
@@ -188,6 +188,21 @@ describe('npm run lab -- --check --json: the whole tour', () => {
     }
     expect(new Set(connectors.map((e) => String(e.result).split(' ')[0])).size).toBe(3);
     expect(result('connector', /^connector status$/)).toContain('3 distinct connectors');
+    // Kilo: one leader per location (Kilo's choice with no hint and public endpoints: the first by
+    // name), sessions with the other location and the Peer kgctl connect made; the whole matrix.
+    expect(result('kilo', /^location east$/)).toMatch(
+      /^leader east-1 198\.51\.100\.\d+\/27 \(\+east-2\); handshakes: west-1 (just now|\d+ s ago), lab-peer (just now|\d+ s ago)$/,
+    );
+    expect(result('kilo', /^location west$/)).toMatch(
+      /^leader west-1 198\.51\.100\.\d+\/27 \(\+west-2\); handshakes: east-1 (just now|\d+ s ago), lab-peer (just now|\d+ s ago)$/,
+    );
+    expect(result('kilo', /^peer lab-peer$/)).toMatch(
+      /^198\.51\.100\.10\/32, latest handshake (just now|\d+ s ago) \(seen by (east|west)-1 from 192\.0\.2\.130:\d+\)/,
+    );
+    expect(result('kilo', /^ping matrix$/)).toBe('12/12 node→pod pings, lab-peer → 4/4 pods');
+    expect(result('kilo', /^kgctl graph$/)).toMatch(
+      /^4 nodes, 2 locations, 2 leaders↔lab-peer → \S+\/kilo-graph\.svg, \S+\/kilo-graph\.png/,
+    );
   });
 
   it('tears down and leaves nothing: no namespace, process, temp dir or lab folder', () => {
@@ -255,7 +270,7 @@ describe('refusals: one line, exit 2, nothing created', () => {
     const run = lab(['--only', 'towr', `--dir=${join(work, 'unknown')}`]);
     expect(await run.exited).toBe(2);
     expect(run.stderr()).toMatch(
-      /^lab: error: --only: no scene "towr"; scenes are clusters, tower, pod-gateway, connector.*\n$/,
+      /^lab: error: --only: no scene "towr"; scenes are clusters, tower, pod-gateway, connector, kilo.*\n$/,
     );
   });
 });

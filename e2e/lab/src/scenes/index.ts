@@ -3,3 +3,4 @@ import './clusters';
 import './tower';
 import './pod-gateway';
 import './connector';
+import './kilo';
