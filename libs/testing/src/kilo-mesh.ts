@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '@knet/runtime';
 import { appBundle } from './bundle';
+import { execArgv } from './exec';
 import type { ControlPlane } from './controlplane';
 import {
   bridgeLoopbackPort,
@@ -86,7 +87,13 @@ export class KiloMesh {
   private readonly dir: string;
   private readonly lans = new Map<string, NetSwitch>();
   router!: NetHost;
-  peerHost: NetHost | undefined;
+  /** External peers' hosts by name: the host and its tunnel address. */
+  readonly peers = new Map<string, { host: NetHost; address: string; bridge?: LoopbackBridge }>();
+
+  /** The default external Peer's host (`addPeerHost()` without a name). */
+  get peerHost(): NetHost | undefined {
+    return this.peers.get('peer')?.host;
+  }
 
   private constructor(
     readonly lab: NetLab,
@@ -196,7 +203,26 @@ export class KiloMesh {
   async killNode(name: string): Promise<void> {
     const n = this.node(name);
     await n.agent?.kill('SIGKILL', 0);
-    await n.host.exec('pkill', ['-KILL', '-f', 'wireguard-go'], { check: false });
+    // Only this node's wireguard-go: the processes in its network namespace (a pkill through
+    // nsenter would see, and kill, every wireguard-go of the machine).
+    const pids = (await execArgv(['ip', 'netns', 'pids', n.host.name], { check: false })).stdout
+      .split(/\s+/)
+      .filter(Boolean);
+    for (const pid of pids) {
+      let comm = '';
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue; // gone already
+      }
+      if (comm === 'wireguard-go') {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // exited meanwhile
+        }
+      }
+    }
   }
 
   /** Drops a node's WireGuard UDP at the router (an upstream firewall breaking its datapath). */
@@ -214,9 +240,9 @@ export class KiloMesh {
    * knows the LANs but no pod CIDR.
    */
   async ping(from: string, address: string, timeoutSeconds = 1): Promise<boolean> {
-    const host = from === 'peer' ? this.peerHost : this.node(from).host;
-    if (!host) throw new Error('KiloMesh: no peer host');
-    const source = from === 'peer' ? KILO_MESH.peerAddress : podAddress(this.node(from).spec.podCIDR);
+    const peer = this.peers.get(from);
+    const host = peer ? peer.host : this.node(from).host;
+    const source = peer ? peer.address : podAddress(this.node(from).spec.podCIDR);
     const r = await host.exec(
       'ping',
       ['-n', '-q', '-c', '1', '-W', String(timeoutSeconds), '-I', source, address],
@@ -252,6 +278,23 @@ export class KiloMesh {
       await sleep(500);
     } while (Date.now() < deadline);
     throw new Error(`KiloMesh: pod CIDRs unreachable after ${timeoutMs} ms: ${failures.join(', ')}`);
+  }
+
+  /**
+   * The nodes whose WireGuard device is up: the leaders (kilo-agent, like Kilo, sets the device
+   * down on members; a dead node's wireguard-go device is gone). Annotations can be stale, this
+   * cannot.
+   */
+  async leaders(): Promise<string[]> {
+    const up: string[] = [];
+    for (const [name, n] of this.nodes) {
+      if (!n.agent?.running) continue;
+      const r = await n.host.exec('ip', ['-j', 'link', 'show', 'kilo0'], { check: false });
+      if (r.exitCode !== 0) continue;
+      const [link] = JSON.parse(r.stdout) as { flags?: string[] }[];
+      if (link?.flags?.includes('UP')) up.push(name);
+    }
+    return up.sort();
   }
 
   /** `wg show kilo0 dump` on a node ('' when the device is missing). */
@@ -299,13 +342,19 @@ export class KiloMesh {
     return path;
   }
 
-  /** The external Peer's host: a namespace on the router's peers LAN, with wireguard-go. */
-  async addPeerHost(): Promise<NetHost> {
+  /**
+   * An external Peer's host: a namespace on the router's peers LAN (`lan`), with its own mount
+   * namespace for wireguard-go, the API server bridged in (for `kgctl connect`), and `address` as
+   * its tunnel address (what `ping(name, …)` sends from).
+   */
+  async addPeerHost(name = 'peer', o: { lan?: string; address?: string } = {}): Promise<NetHost> {
+    if (this.peers.has(name) || this.nodes.has(name)) throw new Error(`KiloMesh: ${name} exists`);
     const lan = this.lans.get('peers') as NetSwitch;
-    const host = await this.lab.addHost('peer', { privateMounts: true });
-    await lan.connect(host, { address: KILO_MESH.peerLan });
+    const host = await this.lab.addHost(name, { privateMounts: true });
+    await lan.connect(host, { address: o.lan ?? KILO_MESH.peerLan });
     await host.ip('route', 'add', 'default', 'via', KILO_MESH.routerLegs['peers'] as string);
-    this.peerHost = host;
+    const bridge = await bridgeLoopbackPort(host, Number(new URL(this.o.cp.server).port));
+    this.peers.set(name, { host, address: o.address ?? KILO_MESH.peerAddress, bridge });
     return host;
   }
 
@@ -315,6 +364,8 @@ export class KiloMesh {
       await n.agent?.kill('SIGKILL', 0).catch((e: unknown) => errors.push(String(e)));
       await n.bridge.close().catch((e: unknown) => errors.push(String(e)));
     }
+    for (const p of this.peers.values())
+      await p.bridge?.close().catch((e: unknown) => errors.push(String(e)));
     await this.lab.dispose().catch((e: unknown) => errors.push(String(e)));
     rmSync(this.dir, { recursive: true, force: true });
     if (errors.length > 0) throw new Error(`KiloMesh: dispose: ${errors.join('; ')}`);
