@@ -118,38 +118,6 @@ export async function kiloPeerViews(cp: ControlPlane): Promise<KiloPeerView[]> {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** The routing table and rule priority of {@link routeTransportAroundTunnel} (wg-quick uses the port as table too). */
-export const TRANSPORT_TABLE = 51820;
-const TRANSPORT_RULE_PRIORITY = 100;
-
-/**
- * Keeps a WireGuard host's own transport out of its tunnel: UDP from the WireGuard port is looked
- * up in a table of its own whose default route is the host's LAN gateway (what wg-quick does with
- * a fwmark). Needed on the mesh's peer host while `kgctl connect` routes a node's internal IP /32
- * through the tunnel even when that IP is the segment's endpoint (as Kilo's `Topology.PeerRoutes`
- * does; the agents' leader routes skip it): in KiloMesh every node's internal IP is its endpoint,
- * so without this the encrypted packets to a leader would be routed into the tunnel again.
- */
-export async function routeTransportAroundTunnel(
-  host: NetHost,
-  o: { gateway?: string; port?: number } = {},
-): Promise<void> {
-  const gateway = o.gateway ?? (KILO_MESH.routerLegs['peers'] as string);
-  await host.ip('route', 'replace', 'default', 'via', gateway, 'table', String(TRANSPORT_TABLE));
-  await host.ip(
-    'rule',
-    'add',
-    'ipproto',
-    'udp',
-    'sport',
-    String(o.port ?? 51820),
-    'lookup',
-    String(TRANSPORT_TABLE),
-    'priority',
-    String(TRANSPORT_RULE_PRIORITY),
-  );
-}
-
 export interface KgctlConnectOptions {
   mesh: KiloMesh;
   cp: ControlPlane;

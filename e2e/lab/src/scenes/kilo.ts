@@ -25,7 +25,6 @@ import {
   kiloPeerViews,
   oneLine,
   podAddress,
-  routeTransportAroundTunnel,
   run,
   startKgctlConnect,
   until,
@@ -74,9 +73,7 @@ registerScene({
     await mesh.waitForMatrix(90_000);
 
     ctx.progress(`starting kgctl connect ${PEER} on the peer host`);
-    // kgctl connect routes each node's internal IP through the tunnel, and here every internal IP
-    // is also the node's endpoint: keep WireGuard's own UDP on the LAN (see routeTransportAroundTunnel).
-    await routeTransportAroundTunnel(await mesh.addPeerHost());
+    await mesh.addPeerHost();
     const peer = await startKgctlConnect({ mesh, cp, peerName: PEER, args: ['--resync-period=5s'] });
     ctx.defer(`kgctl connect ${PEER} (deletes its Peer and interface)`, () => peer.stop());
     const peerPrefix = peer.host.commandPrefix.join(' ');

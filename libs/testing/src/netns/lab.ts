@@ -108,11 +108,21 @@ export class LabProcess {
   /** Signals the whole process group; SIGKILL after `graceMs` if still running. */
   async kill(signal: NodeJS.Signals = 'SIGTERM', graceMs = 2_000): Promise<void> {
     if (this.done) return;
-    signalGroup(this.pid, signal);
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-    if ((await Promise.race([this.exited, timer])) === 'timeout') {
-      signalGroup(this.pid, 'SIGKILL');
-      await this.exited;
+    // Hold the event loop while waiting: a process started unref'd (the mount anchors) holds
+    // nothing, and a lab or bench with nothing else pending would exit 0 halfway through its
+    // teardown (seen in the lab and bench/kilo).
+    const hold = setInterval(() => undefined, 1000);
+    let timeout: NodeJS.Timeout | undefined;
+    try {
+      signalGroup(this.pid, signal);
+      const timer = new Promise<'timeout'>((r) => (timeout = setTimeout(() => r('timeout'), graceMs)));
+      if ((await Promise.race([this.exited, timer])) === 'timeout') {
+        signalGroup(this.pid, 'SIGKILL');
+        await this.exited;
+      }
+    } finally {
+      clearTimeout(timeout);
+      clearInterval(hold);
     }
   }
 }
