@@ -1,5 +1,5 @@
-# Image for an app that programs the network (ip, bridge, iptables, wg, ping, sysctl): kilo-agent
-# and pod-gateway's gateway-init, gateway-sidecar, client-init, client-sidecar.
+# Image for an app that programs the network (ip, bridge, iptables, wg, ping, sysctl): kilo-agent, kgctl
+# (connect), and pod-gateway's gateway-init, gateway-sidecar, client-init, client-sidecar.
 # Build the bundle first, then the image, from the repository root:
 #   npx nx build @knet/gateway-init && docker build -f docker/net-app.Dockerfile --build-arg APP=gateway-init -t knet/gateway-init:dev .
 # The whole dist/apps/$APP/ folder is copied: esbuild puts native add-ons and the source map next to main.js.
