@@ -2,8 +2,7 @@
  * The planner part of the kilo bench: one agent pass's pure work for a large cluster, in-process.
  *
  * 1,000 ready nodes in 100 locations (10 each) and 100 Peers, translated as kilo-agent holds them.
- * One pass is what apps/kilo-agent's `planAgent` runs for one node (benches import libs only, so
- * the same @knet/kilo calls are made here): the ready filter (`nodeReady`, `peerReady`),
+ * One pass is kilo-agent's own `planAgent` (@knet/kilo) for one node: the ready filter,
  * `newTopology`, `planRoutes`, `planIptables`, `topologyConf` → `toWgConfig`, `toRuleSets`.
  * Runs in its own process from an esbuild bundle (plan-worker.ts; tsx cannot load @knet/kilo's
  * ESM-only dependencies), with `--expose-gc`, so the heap figures are this planner's alone.
@@ -16,21 +15,12 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import {
   DEFAULT_SUBNET,
-  TUNL_INTERFACE,
-  newTopology,
-  nodeReady,
-  peerReady,
-  planIptables,
-  planRoutes,
-  toRuleSets,
-  toWgConfig,
-  topologyConf,
+  planAgent,
+  type DesiredDatapath,
   type KiloNode,
   type KiloPeer,
-  type RoutePlan,
   type Topology,
 } from '@knet/kilo';
-import type { IptablesRuleSet, WgConfig } from '@knet/host-net';
 
 export interface PlanScale {
   locations: number;
@@ -101,16 +91,14 @@ export function bigCluster(s: PlanScale, now: number): { nodes: KiloNode[]; peer
 /** What one pass produces: the agent's desired state for one node. */
 export interface PassResult {
   topology: Topology;
-  routes: RoutePlan;
-  iptables: { inet: IptablesRuleSet[]; inet6: IptablesRuleSet[] };
-  /** Leaders only: the config `wg syncconf` gets. */
-  wg?: WgConfig;
+  datapath: DesiredDatapath;
 }
 
+const PRIVATE_KEY = key();
+
 /**
- * One pass for `hostname`, as kilo-agent's `planAgent` (apps/kilo-agent/src/plan.ts) runs it with
- * the agent's defaults (location granularity, `--encapsulate=always`, `--cni`, `--local`, stable
- * WireGuard IPs).
+ * One pass for `hostname`: kilo-agent's own `planAgent` (@knet/kilo) with the agent's defaults
+ * (location granularity, `--encapsulate=always`, `--cni`, `--local`, stable WireGuard IPs).
  */
 export function planPass(
   nodes: readonly KiloNode[],
@@ -118,43 +106,31 @@ export function planPass(
   hostname: string,
   now: number,
 ): PassResult {
-  const ready: Record<string, KiloNode> = {};
-  for (const n of nodes) if (nodeReady(n, now)) ready[n.name] = n;
-  const readyPeers: Record<string, KiloPeer> = {};
-  for (const p of peers) if (peerReady(p)) readyPeers[p.name] = p;
-  const self = ready[hostname];
-  if (!self) throw new Error(`plan bench: ${hostname} is not ready`);
-  const topology = newTopology({
-    nodes: ready,
-    peers: readyPeers,
-    granularity: 'location',
+  const plan = planAgent({
+    nodes,
+    peers,
     hostname,
-    port: self.endpoint?.port ?? 0,
-    subnet: DEFAULT_SUBNET,
-    serviceCIDRs: [],
-    persistentKeepalive: self.persistentKeepalive,
-    stableWireGuardIPs: true,
+    privateKey: PRIVATE_KEY,
+    privateInterface: 'eth0',
+    discovered: {},
+    resolved: new Map(),
     now,
+    options: {
+      granularity: 'location',
+      subnet: DEFAULT_SUBNET,
+      serviceCIDRs: [],
+      stableWireGuardIPs: true,
+      strategy: 'always',
+      compatibility: '',
+      local: true,
+      cni: true,
+      iptablesForwardRules: false,
+      iface: 'kilo0',
+      mtu: 1420,
+    },
   });
-  const routes = planRoutes(topology, {
-    kiloIface: 'kilo0',
-    privIface: 'eth0',
-    tunlIface: TUNL_INTERFACE,
-    local: true,
-    strategy: 'always',
-    compatibility: '',
-  });
-  const rules = planIptables(topology, {
-    cni: true,
-    forwardRules: false,
-    strategy: 'always',
-    compatibility: '',
-    local: true,
-  });
-  const iptables = { inet: toRuleSets(rules, 'inet'), inet6: toRuleSets(rules, 'inet6') };
-  // A member's config has no private key and is never applied (its device is down), as in the agent.
-  const wg = topology.leader ? toWgConfig(topologyConf(topology, key())) : undefined;
-  return { topology, routes, iptables, ...(wg ? { wg } : {}) };
+  if (!plan.ready) throw new Error(`plan bench: ${plan.reason}`);
+  return { topology: plan.topology, datapath: plan.datapath };
 }
 
 /** `global.gc`, exposed at run time when node was not started with --expose-gc. */
@@ -213,10 +189,10 @@ export function runPlanBench(s: PlanScale, runs: number, warmup: number): PlanRe
   const h3 = heapMiB(gc);
   const shape = {
     segments: kept.topology.segments.length,
-    wgPeers: kept.wg?.peers.length ?? 0,
-    routes: kept.routes.routes.length,
-    rules: kept.routes.rules.length,
-    iptables: kept.iptables.inet.reduce(
+    wgPeers: kept.datapath.wireguard.peers.length,
+    routes: kept.datapath.routes.main.length + kept.datapath.routes.kilo.length,
+    rules: kept.datapath.rules.length,
+    iptables: kept.datapath.iptables.inet.reduce(
       (a, set) => a + Object.values(set.chains).reduce((b, c) => b + c.length, 0) + (set.jumps?.length ?? 0),
       0,
     ),

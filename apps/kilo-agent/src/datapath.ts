@@ -13,7 +13,7 @@ import {
   type WgInterfaceState,
 } from '@knet/host-net';
 import { KILO_TABLE, TUNL_INTERFACE } from '@knet/kilo';
-import type { DesiredDatapath } from './plan';
+import type { DesiredDatapath } from '@knet/kilo';
 
 /**
  * The route and rule protocol that marks what kilo-agent put in place. Kilo uses `proto static`

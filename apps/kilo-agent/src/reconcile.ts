@@ -11,13 +11,6 @@ import {
   type KiloPeer,
   type PeerStatus,
   type Topology,
-} from '@knet/kilo';
-import { errorMessage, sleep, type Logger } from '@knet/runtime';
-import type { MeshCluster } from './cluster';
-import { updateCniConfig } from './cni';
-import type { ApplyReport } from './datapath';
-import type { AgentMetrics } from './metrics';
-import {
   dnsNames,
   localNode,
   planAgent,
@@ -25,7 +18,12 @@ import {
   type DesiredDatapath,
   type LocalFacts,
   type PlanOptions,
-} from './plan';
+} from '@knet/kilo';
+import { errorMessage, sleep, type Logger } from '@knet/runtime';
+import type { MeshCluster } from './cluster';
+import { updateCniConfig } from './cni';
+import type { ApplyReport } from './datapath';
+import type { AgentMetrics } from './metrics';
 import { nextProbeState, probeTarget, type ProbeRules, type ProbeState } from './probe';
 
 /** The datapath as the loop needs it (real: `Datapath`; tests: `Datapath` over host-net's fakes). */

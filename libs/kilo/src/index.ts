@@ -15,3 +15,4 @@ export * from './detect-ip';
 export * from './nat';
 export * from './graph';
 export * from './showconf';
+export * from './agent-plan';

@@ -1,6 +1,13 @@
 import { generateWireGuardKeyPair } from '@knet/crypto';
-import type { KiloNode } from '@knet/kilo';
-import { dnsNames, localNode, planAgent, type LocalFacts, type PlanInput, type PlanOptions } from './plan';
+import {
+  dnsNames,
+  localNode,
+  planAgent,
+  type LocalFacts,
+  type PlanInput,
+  type PlanOptions,
+} from './agent-plan';
+import type { KiloNode } from './types';
 
 const NOW = 1_700_000_000;
 const keys = { a: generateWireGuardKeyPair(), b: generateWireGuardKeyPair(), c: generateWireGuardKeyPair() };

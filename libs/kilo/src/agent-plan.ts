@@ -1,17 +1,11 @@
 import type { IptablesRuleSet, RouteSpec, RuleSpec, WgConfig } from '@knet/host-net';
+import { oneAddressCidr, nthAddress } from './ip';
+import { planIptables, toRuleSets } from './iptables';
+import { planRoutes } from './routes';
+import { newTopology, nodeReady, peerReady } from './topology';
 import {
   KILO_TABLE,
   TUNL_INTERFACE,
-  newTopology,
-  nodeReady,
-  oneAddressCidr,
-  nthAddress,
-  peerReady,
-  planIptables,
-  planRoutes,
-  toRuleSets,
-  toWgConfig,
-  topologyConf,
   type Compatibility,
   type EncapsulationStrategy,
   type Endpoint,
@@ -21,7 +15,15 @@ import {
   type LeaderProbe,
   type Topology,
   type UdpAddr,
-} from '@knet/kilo';
+} from './types';
+import { topologyConf } from './wg-conf';
+import { toWgConfig } from './wireguard';
+
+/**
+ * kilo-agent's pure pass (Kilo's `Mesh.handleLocal` + `applyTopology` without the I/O): the local
+ * node as it publishes it, and everything one node's datapath should be. Shared by the agent and
+ * its benchmark.
+ */
 
 /** What the agent knows of its own node that the API server does not say (Kilo's Mesh fields). */
 export interface LocalFacts {
