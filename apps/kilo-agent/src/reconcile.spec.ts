@@ -214,6 +214,54 @@ describe('Agent.pass', () => {
   });
 });
 
+describe('Agent.run', () => {
+  it('does not spin while its Node is missing (check-in is periodic, not retried at once)', async () => {
+    const { cluster, agent } = await setup();
+    cluster.nodeMap.delete('east-1');
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    await new Promise((r) => setTimeout(r, 500));
+    stop.abort();
+    await running;
+    // One pass at start (check-in and resync due), none after: the next is 30 s away.
+    expect(agent.passes).toBeLessThanOrEqual(2);
+  });
+
+  it('applies a change after the debounce, and publishes its own new WireGuard IP without waiting for a timer', async () => {
+    const { cluster, agent } = await setup();
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    try {
+      await until(
+        () =>
+          cluster.nodeMap.get('east-1')?.annotations?.['kilo.squat.ai/wireguard-ip'] === '198.51.100.193/27',
+        5000,
+      );
+      cluster.setNode({
+        ...kiloNode(NOW),
+        annotations: { ...kiloNode(NOW).annotations, 'kilo.squat.ai/endpoint': '192.0.2.79:51820' },
+      });
+      await until(
+        async () =>
+          agent.last?.ready === true &&
+          JSON.stringify(agent.last.datapath.wireguard.peers).includes('192.0.2.79:51820'),
+        5000,
+      );
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+});
+
+async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('Agent.cleanup', () => {
   it('removes routes, rules, chains and the annotations kg owns, and keeps the device by default', async () => {
     const { cluster, agent, net } = await setup();

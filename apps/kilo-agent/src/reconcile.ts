@@ -105,27 +105,34 @@ export class Agent {
     const o = this.d.options;
     let lastResync = 0;
     let lastProbe = 0;
+    // When a check-in pass last ran (not whether it published: a missing Node or an API outage
+    // must not turn the loop into a spin; Kilo retries at the next check-in period too).
+    let lastCheckInPass = 0;
     while (!signal.aborted) {
       const t = Date.now();
       const resyncDue = t - lastResync >= o.resyncMs;
-      const checkInDue = t - this.lastCheckIn * 1000 >= o.checkInMs;
+      const checkInDue = t - lastCheckInPass >= o.checkInMs;
       if (this.dirty || resyncDue || checkInDue) {
         this.dirty = false;
         if (resyncDue) lastResync = t;
+        if (checkInDue) lastCheckInPass = t;
         await this.pass();
       }
       if (o.probeIntervalMs > 0 && Date.now() - lastProbe >= o.probeIntervalMs) {
         lastProbe = Date.now();
         await this.probeRound();
       }
-      const waitMs = Math.max(
-        10,
-        Math.min(
-          o.resyncMs - (Date.now() - lastResync),
-          o.checkInMs - (Date.now() - this.lastCheckIn * 1000),
-          o.probeIntervalMs > 0 ? o.probeIntervalMs - (Date.now() - lastProbe) : Number.POSITIVE_INFINITY,
-        ),
-      );
+      // A change that came in during the pass (e.g. our own new WireGuard IP to publish): only the debounce.
+      const waitMs = this.dirty
+        ? o.debounceMs
+        : Math.max(
+            10,
+            Math.min(
+              o.resyncMs - (Date.now() - lastResync),
+              o.checkInMs - (Date.now() - lastCheckInPass),
+              o.probeIntervalMs > 0 ? o.probeIntervalMs - (Date.now() - lastProbe) : Number.POSITIVE_INFINITY,
+            ),
+          );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, waitMs);
         const abort = () => done();

@@ -86,6 +86,56 @@ describe('location granularity', () => {
   });
 });
 
+describe('observability and bad input', () => {
+  it("serves the topology on /graph as DOT (Kilo's endpoint), from the node's own port", async () => {
+    const script =
+      "fetch('http://127.0.0.1:1107/graph').then(async (r) => process.stdout.write(await r.text()))";
+    const r = await m()
+      .node('east-2')
+      .host.exec(process.execPath, ['-e', script], { check: false, timeoutMs: 10_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^digraph kilo \{/);
+    for (const n of m().nodes.keys()) expect(r.stdout).toContain(n);
+  });
+
+  it('an invalid annotation is ignored with a Warning Event on the Node, and the mesh keeps working', async () => {
+    await (cp as ControlPlane).kubectlOk([
+      'annotate',
+      'node',
+      'west-2',
+      'kilo.squat.ai/persistent-keepalive=often',
+      '--overwrite',
+    ]);
+    try {
+      await until(
+        'a Warning Event about west-2',
+        async () =>
+          (
+            await (cp as ControlPlane).kubectlOk([
+              'get',
+              'events',
+              '-n',
+              'default',
+              '--field-selector',
+              'involvedObject.name=west-2,type=Warning',
+              '-o',
+              'jsonpath={range .items[*]}{.reason} {.message}{"\\n"}{end}',
+            ])
+          ).includes('InvalidAnnotation'),
+        30_000,
+      );
+      await m().waitForMatrix(30_000);
+    } finally {
+      await (cp as ControlPlane).kubectlOk([
+        'annotate',
+        'node',
+        'west-2',
+        'kilo.squat.ai/persistent-keepalive-',
+      ]);
+    }
+  });
+});
+
 describe('sessions', () => {
   it('an unrelated change (a new Peer elsewhere, an annotation) resets no WireGuard session', async () => {
     await m().waitForMatrix(30_000);
