@@ -16,6 +16,8 @@ import { Agent } from './reconcile';
 /** Kilo's check-in period and the debounce of Node/Peer events. */
 const CHECK_IN_MS = 30_000;
 const DEBOUNCE_MS = 100;
+/** Open connections on --listen at once (the rest are closed at accept). */
+const MAX_CONNECTIONS = 128;
 
 // Wiring only: options → app → key, host facts, cluster, datapath → agent → serve → run → clean up.
 void runMain('kilo-agent', async () => {
@@ -87,6 +89,8 @@ void runMain('kilo-agent', async () => {
     metrics,
   });
   await app.serve({
+    // The host network: anyone who reaches the node reaches this port; probes and scrapes need few.
+    limits: { maxConnections: MAX_CONNECTIONS },
     readiness: { applied: () => agent.last?.ready === true && agent.lastError === undefined },
     routes: {
       // Kilo's endpoints: /health answers 200 while the agent runs and its last pass applied.

@@ -63,8 +63,9 @@ export interface HttpLimits {
   maxHeaderSize?: number;
   /**
    * Open connections at once; more are closed at accept, before a byte is read (Node's
-   * `server.maxConnections`). Default 128: probes and scrapes need a handful, and a daemon on the
-   * host network (kilo-agent's :1107) must not give strangers unbounded sockets.
+   * `server.maxConnections`). Default: no cap, because some servers carry long-lived
+   * connections on this port (tower-proxy's agent tunnels, a thousand of them); a port that only
+   * answers probes and scrapes on the host network (kilo-agent's :1107) sets one.
    */
   maxConnections?: number;
 }
@@ -75,7 +76,7 @@ export const DEFAULT_HTTP_LIMITS: Required<HttpLimits> = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxHeaderSize: 16 * 1024,
-  maxConnections: 128,
+  maxConnections: Number.POSITIVE_INFINITY,
 };
 
 /** Serves `/healthz`, `/readyz` and `/metrics`; see `createObservabilityServer`. */
@@ -147,7 +148,7 @@ export function createObservabilityServer(options: ObservabilityServerOptions): 
       else res.destroy();
     });
   });
-  server.maxConnections = limits.maxConnections;
+  if (Number.isFinite(limits.maxConnections)) server.maxConnections = limits.maxConnections;
   if (options.onConnection) server.on('connection', options.onConnection);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (options.onUpgrade) options.onUpgrade(req, socket, head);
