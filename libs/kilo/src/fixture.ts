@@ -71,3 +71,56 @@ export function kiloFixture(): { nodes: Record<string, KiloNode>; peers: Record<
     },
   };
 }
+
+/**
+ * The nodes kgctl's golden outputs (graph, showconf) were taken with: Kilo's topology_test nodes
+ * a–d as running agents publish them (WireGuard IPs on the leaders, `last-seen` = `now`, location
+ * granularity), and a node e that stopped checking in two minutes ago.
+ */
+export function kgctlFixtureNodes(now: number): KiloNode[] {
+  const key = kiloTestKey;
+  const ep = (ip: string, port = 51820) => ({ ip, port });
+  const node = (name: string, fields: Partial<KiloNode>): KiloNode =>
+    kiloNode(name, { lastSeen: now, granularity: 'location', ...fields });
+  return [
+    node('a', {
+      endpoint: ep('10.1.0.1'),
+      internalIP: '192.168.0.1/32',
+      location: '1',
+      subnet: '10.2.1.0/24',
+      key: key('key1'),
+      persistentKeepalive: 25,
+      wireGuardIP: '10.4.0.1/16',
+    }),
+    node('b', {
+      endpoint: ep('10.1.0.2'),
+      internalIP: '192.168.0.1/32',
+      location: '2',
+      subnet: '10.2.2.0/24',
+      key: key('key2'),
+      allowedLocationIPs: ['192.168.178.3/32'],
+      wireGuardIP: '10.4.0.2/16',
+    }),
+    node('c', {
+      endpoint: ep('10.1.0.3'),
+      internalIP: '192.168.0.2/32',
+      location: '2',
+      subnet: '10.2.3.0/24',
+      key: key('key3'),
+    }),
+    node('d', {
+      endpoint: ep('10.1.0.4'),
+      location: '1',
+      subnet: '10.2.4.0/24',
+      key: key('key4'),
+      wireGuardIP: '10.4.0.3/16',
+    }),
+    node('e', {
+      endpoint: ep('10.1.0.5'),
+      location: '3',
+      subnet: '10.2.5.0/24',
+      key: key('key6'),
+      lastSeen: now - 120,
+    }),
+  ];
+}

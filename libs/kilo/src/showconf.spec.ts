@@ -1,4 +1,4 @@
-import { kiloNode, kiloTestKey } from './fixture';
+import { kgctlFixtureNodes, kiloNode, kiloTestKey } from './fixture';
 import type { KiloNode, KiloPeer } from './types';
 import {
   KgctlError,
@@ -26,47 +26,7 @@ function node(name: string, fields: Partial<KiloNode>): KiloNode {
   return kiloNode(name, { lastSeen: NOW, granularity: 'location', ...fields });
 }
 
-const NODES: KiloNode[] = [
-  node('a', {
-    endpoint: ep('10.1.0.1'),
-    internalIP: '192.168.0.1/32',
-    location: '1',
-    subnet: '10.2.1.0/24',
-    key: key('key1'),
-    persistentKeepalive: 25,
-    wireGuardIP: '10.4.0.1/16',
-  }),
-  node('b', {
-    endpoint: ep('10.1.0.2'),
-    internalIP: '192.168.0.1/32',
-    location: '2',
-    subnet: '10.2.2.0/24',
-    key: key('key2'),
-    allowedLocationIPs: ['192.168.178.3/32'],
-    wireGuardIP: '10.4.0.2/16',
-  }),
-  node('c', {
-    endpoint: ep('10.1.0.3'),
-    internalIP: '192.168.0.2/32',
-    location: '2',
-    subnet: '10.2.3.0/24',
-    key: key('key3'),
-  }),
-  node('d', {
-    endpoint: ep('10.1.0.4'),
-    location: '1',
-    subnet: '10.2.4.0/24',
-    key: key('key4'),
-    wireGuardIP: '10.4.0.3/16',
-  }),
-  node('e', {
-    endpoint: ep('10.1.0.5'),
-    location: '3',
-    subnet: '10.2.5.0/24',
-    key: key('key6'),
-    lastSeen: NOW - 120,
-  }),
-];
+const NODES: KiloNode[] = kgctlFixtureNodes(NOW);
 
 const PEERS: KiloPeer[] = [
   { name: 'p1', allowedIPs: ['10.5.0.0/24', '10.5.0.0/24'], publicKey: key('key4'), persistentKeepalive: 0 },
