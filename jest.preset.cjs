@@ -41,7 +41,7 @@ module.exports = {
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   moduleNameMapper: {
-    '^@knet/(k8s|host-net|crypto|runtime|testing|tunnel|cluster-crd|podgw|dhcp|dns|twingate|kilo)$':
+    '^@knet/(k8s|host-net|crypto|runtime|testing|tunnel|cluster-crd|podgw|dhcp|dns|twingate|kilo|metal|capi)$':
       '<rootDir>/../../libs/$1/src/index.ts',
     // unicorn-magic (used by execa) exports only an `import` condition, which Jest's CommonJS
     // resolver does not match; point at its Node entry, which the SWC transform above converts.
