@@ -1,4 +1,5 @@
 export * from './binaries';
 export * from './controlplane';
+export * from './go-tools';
 export * from './ports';
 export * from './process';

@@ -1,9 +1,18 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, sleep } from '@knet/runtime';
-import { acquireBuildLock, formatElapsed, goBuild, GoBuildProgress } from './binaries';
+import {
+  acquireBuildLock,
+  ensureGoTool,
+  findGoTool,
+  formatElapsed,
+  goBuild,
+  GoBuildProgress,
+  goToolDir,
+  type GoToolRecipe,
+} from './go-tools';
 
 jest.setTimeout(30_000);
 
@@ -118,5 +127,86 @@ describe('acquireBuildLock', () => {
     await waiting;
     expect(second).toBeDefined();
     second?.();
+  });
+});
+
+/** A tiny Go module in the temp dir: `hello` prints `main.greeting` (set by -ldflags -X). */
+function helloModule(greeting: string): GoToolRecipe<'hello'> {
+  const moduleDir = join(dir, 'mod');
+  mkdirSync(moduleDir, { recursive: true });
+  writeFileSync(join(moduleDir, 'go.mod'), 'module example.com/hello\n\ngo 1.24\n');
+  writeFileSync(
+    join(moduleDir, 'main.go'),
+    'package main\n\nimport "fmt"\n\nvar greeting = "unset"\n\nfunc main() { fmt.Println(greeting) }\n',
+  );
+  return {
+    name: 'hello-tool',
+    moduleDir,
+    binaries: { hello: '.' },
+    ldflags: `-s -w -X main.greeting=${greeting}`,
+  };
+}
+
+describe('ensureGoTool', () => {
+  // Real `go build` of a module with no dependencies: a few seconds with a warm GOCACHE.
+  jest.setTimeout(180_000);
+
+  it('builds into <base>/<name>-<hash> with the recipe’s ldflags, then serves the cache without building', async () => {
+    const recipe = helloModule('from-ldflags');
+    const base = join(dir, 'cache');
+    expect(findGoTool(recipe, { baseDir: base })).toBeUndefined();
+    const lines: string[] = [];
+    const tool = await ensureGoTool(recipe, (l) => lines.push(l), { baseDir: base });
+    expect(tool.dir).toMatch(new RegExp(`^${base}/hello-tool-[0-9a-f]{16}$`));
+    expect(tool.bin.hello).toBe(join(tool.dir, 'hello'));
+    expect(execFileSync(tool.bin.hello, { encoding: 'utf8' })).toBe('from-ldflags\n');
+    expect(lines[0]).toBe(`building hello from ${recipe.moduleDir}`);
+    expect(lines).toContain('building hello (1/1)');
+    expect(lines.at(-1)).toMatch(/^built hello in \d+s$/);
+
+    const again: string[] = [];
+    expect(await ensureGoTool(recipe, (l) => again.push(l), { baseDir: base })).toEqual(tool);
+    expect(again).toEqual([]);
+    expect(findGoTool(recipe, { baseDir: base })).toEqual(tool);
+  });
+
+  it('keys the folder by go.mod, the module’s .go files and the recipe', () => {
+    const recipe = helloModule('a');
+    const base = join(dir, 'cache');
+    const first = goToolDir(recipe, { baseDir: base });
+    expect(goToolDir({ ...recipe, ldflags: '-s' }, { baseDir: base })).not.toBe(first);
+    writeFileSync(join(recipe.moduleDir, 'extra.go'), 'package main\n');
+    const withSource = goToolDir(recipe, { baseDir: base });
+    expect(withSource).not.toBe(first);
+    writeFileSync(join(recipe.moduleDir, 'README.md'), 'not a source\n');
+    expect(goToolDir(recipe, { baseDir: base })).toBe(withSource);
+    expect(() => goToolDir({ ...recipe, moduleDir: dir })).toThrow(
+      `no go.mod in ${dir}: a Go tool's moduleDir must be a Go module`,
+    );
+  });
+
+  it('builds once for concurrent callers', async () => {
+    const recipe = helloModule('once');
+    const base = join(dir, 'cache');
+    const lines: string[] = [];
+    const [a, b] = await Promise.all([
+      ensureGoTool(recipe, (l) => lines.push(`a: ${l}`), { baseDir: base }),
+      ensureGoTool(recipe, (l) => lines.push(`b: ${l}`), { baseDir: base }),
+    ]);
+    expect(a).toEqual(b);
+    expect(lines.filter((l) => l.endsWith('building hello (1/1)'))).toHaveLength(1);
+    expect(lines).toContainEqual(expect.stringMatching(/^b: waiting for another build/));
+  });
+
+  it('fails with go’s error, leaves nothing marked complete and releases the lock', async () => {
+    const recipe = helloModule('x');
+    const base = join(dir, 'cache');
+    writeFileSync(join(recipe.moduleDir, 'main.go'), 'package main\n\nfunc main() { undefinedCall() }\n');
+    const err = await ensureGoTool(recipe, () => undefined, { baseDir: base }).catch((e: unknown) => e);
+    expect(errorMessage(err)).toMatch(/^go build in .*\/mod failed \(exit 1\) after \d+s:\n/);
+    expect(errorMessage(err)).toContain('undefined: undefinedCall');
+    const toolDir = goToolDir(recipe, { baseDir: base });
+    expect(existsSync(join(toolDir, '.complete'))).toBe(false);
+    expect(existsSync(join(toolDir, '.lock'))).toBe(false);
   });
 });
