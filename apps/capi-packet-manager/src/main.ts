@@ -1,29 +1,91 @@
-import { parseOptions, runMain, startApp } from '@knet/runtime';
+import { hostname } from 'node:os';
+import { LeaderElector, checkApiServer, loadKubeConfig } from '@knet/k8s';
+import { MetalClient } from '@knet/metal';
+import { errorMessage, parseOptions, runMain, startApp } from '@knet/runtime';
+import { ClusterReconciler } from './cluster-reconciler';
+import { Controller } from './controller';
+import { ClusterDeviceCache } from './device-cache';
+import { MachineReconciler } from './machine-reconciler';
 import { createAppMetrics } from './metrics';
 import { program } from './options';
-import { reconcileLoop, type ItemStore } from './reconcile';
+import { ProblemLog } from './problems';
+import { KubeStore } from './store';
+import { VERSION } from './version';
 
-// Wiring only: options → app (logger, signals, metrics) → parts → serve → run until shutdown.
+// Wiring only: options → app → Metal API client, store, reconcilers, watches → serve → until shutdown.
 void runMain('capi-packet-manager', async () => {
   const opts = parseOptions(program);
   const app = startApp('capi-packet-manager', opts);
+  const { logger } = app;
   const metrics = createAppMetrics(app.registry);
-  await app.serve({ readiness: { reconciled: () => metrics.ready } });
-  await reconcileLoop({
-    store: memoryStore(), // the scaffold's placeholder: put the real driver here (@knet/k8s, @knet/host-net)
-    desired: opts.items,
-    intervalMs: opts.interval,
-    signal: app.signal,
-    logger: app.logger,
-    metrics,
-  });
-});
+  const { kc } = loadKubeConfig({ kubeconfig: opts.kubeconfig });
+  await checkApiServer(kc);
 
-function memoryStore(): ItemStore {
-  const items = new Map<string, { name: string; ownedBy?: string }>();
-  return {
-    list: async () => [...items.values()],
-    create: async (i) => void items.set(i.name, i),
-    remove: async (i) => void items.delete(i.name),
+  const metal = new MetalClient({
+    token: opts.apiKey,
+    apiUrl: opts.apiUrl,
+    userAgent: `capi-packet-manager/${VERSION}`,
+    onCall: (c) => metrics.metalCall(c.operation, c.status ?? 'none'),
+    logger,
+  });
+  const store = new KubeStore(kc);
+  const problems = new ProblemLog(logger);
+  const machines = new MachineReconciler({
+    store,
+    metal,
+    devices: new ClusterDeviceCache(metal),
+    problems,
+    logger,
+    pollIntervalMs: opts.devicePollInterval,
+  });
+  const clusters = new ClusterReconciler({ store, metal, problems });
+  const controller = new Controller({
+    kc,
+    namespace: opts.namespace,
+    watchFilter: opts.watchFilter,
+    syncPeriodMs: opts.syncPeriod,
+    clusterConcurrency: opts.clusterConcurrency,
+    machineConcurrency: opts.machineConcurrency,
+    reconcileCluster: (ns, name) => clusters.reconcile(ns, name),
+    reconcileMachine: (ns, name) => machines.reconcile(ns, name),
+    observe: (kind, seconds, outcome) => metrics.reconciled(kind, seconds, outcome),
+    logger,
+  });
+  await app.serve({ readiness: { reconciling: () => metrics.ready } });
+
+  const run = async () => {
+    await controller.start();
+    metrics.ready = true;
+    logger.info({ apiUrl: metal.apiUrl, namespace: opts.namespace ?? '(all)' }, 'reconciling');
   };
-}
+  // Losing the Lease exits, so the pod restarts clean as a follower.
+  const elector = opts.leaderElect
+    ? new LeaderElector({
+        kc,
+        namespace: opts.leaderElectionNamespace!,
+        name: opts.leaseName,
+        identity: opts.identity ?? hostname(),
+        logger,
+        onStartedLeading: () =>
+          void run().catch((e: unknown) => {
+            logger.error({ err: errorMessage(e) }, 'could not start reconciling');
+            process.exitCode = 1;
+            process.kill(process.pid, 'SIGTERM');
+          }),
+        onStoppedLeading: () => {
+          metrics.ready = false;
+          if (!app.signal.aborted) process.kill(process.pid, 'SIGTERM');
+        },
+      })
+    : undefined;
+  if (elector) elector.start();
+  else await run();
+
+  app.onShutdown(async () => {
+    metrics.ready = false;
+    await controller.stop();
+    await elector?.stop();
+    metal.close();
+  }, 'capi-packet-manager');
+  await app.untilShutdown();
+});

@@ -1,42 +1,136 @@
 import { z } from 'zod';
-import { UsageError, createProgram, daemonOptions, schemas } from '@knet/runtime';
+import { UsageError, createProgram, daemonOptions, kubeconfigOption, schemas } from '@knet/runtime';
+import { metalApiUrl } from '@knet/metal';
 import { VERSION } from './version';
 
 /**
- * Every flag of capi-packet-manager, declared once: flag, env fallback, help, schema, default. Cross-field
- * checks go in `validate` (one-line UsageError, exit 2), never in main.ts.
+ * Every flag of capi-packet-manager, declared once. CAPEM's names where it has them
+ * (`--leader-elect`, `--sync-period`, `--watch-filter`, `--namespace`, `PACKET_API_KEY`), so its
+ * manifests keep working; cross-field checks in `validate` (one line, exit 2).
  */
 export const program = createProgram({
   name: 'capi-packet-manager',
   version: VERSION,
-  description: 'Cluster API infrastructure and bootstrap provider for Packet / Equinix Metal',
+  description:
+    'Cluster API infrastructure provider for Packet / Equinix Metal: PacketCluster (control-plane elastic IP), ' +
+    'PacketMachine (devices), and the PacketKubeadmConfig bootstrap provider',
   options: {
-    // --log-level, --shutdown-timeout, --metrics-host, --metrics-port (CAPI_PACKET_MANAGER_METRICS_PORT, …);
-    // an app that talks to the API server adds `kubeconfig: { ...kubeconfigOption, description }`.
     ...daemonOptions({
       envPrefix: 'CAPI_PACKET_MANAGER',
-      defaultPort: 9090,
+      defaultPort: 8080,
       zero: 'any',
-      readiness: 'ready once the first reconcile succeeded',
+      readiness: 'ready once the watches have listed (and, with --leader-elect, while leading)',
     }),
-    items: {
-      flag: '--items <names>',
-      env: 'CAPI_PACKET_MANAGER_ITEMS',
-      description: 'comma-separated names of the items to keep in place',
-      schema: schemas.list(z.string().regex(/^[a-z0-9-]+$/, 'must be lowercase letters, digits and -')),
-      default: [],
+    kubeconfig: {
+      ...kubeconfigOption,
+      description: "kubeconfig of the management cluster (default: the pod's service account)",
     },
-    interval: {
-      flag: '--interval <duration>',
-      env: 'CAPI_PACKET_MANAGER_INTERVAL',
-      description: 'time between two reconciles (also after a failed one)',
+    apiKey: {
+      flag: '--api-key <token>',
+      env: 'PACKET_API_KEY',
+      description:
+        'Equinix Metal API token (X-Auth-Token); give it through the env from a Secret, not as a flag',
+      schema: z.string().min(1, 'is empty'),
+      secret: true,
+    },
+    apiUrl: {
+      flag: '--api-url <url>',
+      env: 'METAL_API_URL',
+      description: 'Metal API base URL: any endpoint that serves the metal/v1 API',
+      schema: z.string().transform((s, ctx) => {
+        try {
+          return metalApiUrl(s);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
+          return z.NEVER;
+        }
+      }),
+      default: 'https://api.equinix.com/metal/v1',
+    },
+    namespace: {
+      flag: '--namespace <name>',
+      env: 'CAPI_PACKET_MANAGER_NAMESPACE',
+      description: 'watch only this namespace (default: all; a namespaced install needs only a Role)',
+      schema: z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name')
+        .optional(),
+    },
+    watchFilter: {
+      flag: '--watch-filter <value>',
+      env: 'CAPI_PACKET_MANAGER_WATCH_FILTER',
+      description:
+        'reconcile only objects labelled cluster.x-k8s.io/watch-filter=<value> (as CAPI providers do)',
+      schema: z
+        .string()
+        .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'must be a label value')
+        .optional(),
+    },
+    syncPeriod: {
+      flag: '--sync-period <duration>',
+      env: 'CAPI_PACKET_MANAGER_SYNC_PERIOD',
+      description:
+        'how often every object is reconciled again without a change (a ready object costs no Metal API call)',
+      schema: schemas.duration({ min: 10_000 }),
+      default: '10m',
+    },
+    devicePollInterval: {
+      flag: '--device-poll-interval <duration>',
+      env: 'CAPI_PACKET_MANAGER_DEVICE_POLL_INTERVAL',
+      description:
+        "how often provisioning devices are looked at (one listing per cluster serves all of the cluster's machines)",
       schema: schemas.duration({ min: 100 }),
-      default: '30s',
+      default: '15s',
+    },
+    clusterConcurrency: {
+      flag: '--packetcluster-concurrency <n>',
+      env: 'CAPI_PACKET_MANAGER_PACKETCLUSTER_CONCURRENCY',
+      description: 'PacketClusters reconciled at once',
+      schema: schemas.integer({ min: 1, max: 100 }),
+      default: '10',
+    },
+    machineConcurrency: {
+      flag: '--packetmachine-concurrency <n>',
+      env: 'CAPI_PACKET_MANAGER_PACKETMACHINE_CONCURRENCY',
+      description: 'PacketMachines reconciled at once',
+      schema: schemas.integer({ min: 1, max: 100 }),
+      default: '10',
+    },
+    leaderElect: {
+      flag: '--leader-elect [bool]',
+      env: 'CAPI_PACKET_MANAGER_LEADER_ELECT',
+      description: 'with several replicas: only the Lease holder reconciles; the others wait, not ready',
+      schema: schemas.bool(),
+      default: false,
+    },
+    leaderElectionNamespace: {
+      flag: '--leader-election-namespace <name>',
+      env: 'POD_NAMESPACE',
+      description: 'namespace of the Lease (default: the pod namespace)',
+      schema: z.string().min(1).optional(),
+    },
+    leaseName: {
+      flag: '--lease-name <name>',
+      env: 'CAPI_PACKET_MANAGER_LEASE_NAME',
+      description: 'Lease used by --leader-elect',
+      schema: z.string().min(1),
+      default: 'capi-packet-manager',
+    },
+    identity: {
+      flag: '--identity <name>',
+      env: 'POD_NAME',
+      description: 'this replica in leader election and logs (default: the host name)',
+      schema: z.string().min(1).optional(),
     },
   },
   validate(opts, { name }) {
-    if (new Set(opts.items).size !== opts.items.length) {
-      throw new UsageError(`${name('items')}: each name may appear once`);
+    if (opts.leaderElect && !opts.leaderElectionNamespace) {
+      throw new UsageError(
+        `${name('leaderElect')} needs ${name('leaderElectionNamespace')} (or POD_NAMESPACE from the downward API)`,
+      );
+    }
+    if (opts.devicePollInterval > opts.syncPeriod) {
+      throw new UsageError(`${name('devicePollInterval')} cannot be longer than ${name('syncPeriod')}`);
     }
   },
 });

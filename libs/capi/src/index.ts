@@ -1,1 +1,3 @@
-export {};
+export * from './crds';
+export * from './tags';
+export * from './types';
