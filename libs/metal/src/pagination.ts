@@ -24,7 +24,7 @@ export async function listAllPages<T>(t: MetalTransport, list: PagedList): Promi
   const seen = new Set<string>();
   let url = t.url(list.path, list.query);
   for (let page = 1; ; page++) {
-    seen.add(url);
+    seen.add(pageKey(url));
     const { status, json } = await t.request({
       operation: list.operation,
       method: 'GET',
@@ -56,6 +56,14 @@ export async function listAllPages<T>(t: MetalTransport, list: PagedList): Promi
     if (seen.has(url))
       throw fail(`meta.next.href ${quote(href)} of page ${page} leads to a page already read (a loop)`);
   }
+}
+
+/** A page's identity: its URL with the query sorted and `page` 1 when absent (the API's default). */
+function pageKey(url: string): string {
+  const u = new URL(url);
+  if (!u.searchParams.has('page')) u.searchParams.set('page', '1');
+  u.searchParams.sort();
+  return u.toString();
 }
 
 /** `meta.next.href`, when it is a non-empty string. */

@@ -9,6 +9,9 @@
 /** A reset at or above this many seconds is a Unix time (2001-09-09), below it a delay in seconds. */
 export const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
 
+/** The longest wait taken from a header: a broken or hostile value must not stop the client for good. */
+export const MAX_SERVER_WAIT_MS = 60 * 60 * 1000;
+
 /** The headers the waits are read from (a fetch `Headers` satisfies it). */
 export interface HeaderReader {
   get(name: string): string | null;
@@ -45,9 +48,14 @@ export function parseRateLimitReset(value: string | null | undefined, now: numbe
  * How long an answer asks every request to hold off, in milliseconds, or undefined when it does
  * not say: a 429 by `Retry-After` or `X-RateLimit-Reset` (the later of the two when both are
  * given); a 503 by `Retry-After` only (its reset is the rate window's, not the outage's); any
- * other answer only when `X-RateLimit-Remaining` is 0, until the reset.
+ * other answer only when `X-RateLimit-Remaining` is 0, until the reset. At most `MAX_SERVER_WAIT_MS`.
  */
 export function serverWaitMs(status: number, headers: HeaderReader, now: number): number | undefined {
+  const wait = askedWaitMs(status, headers, now);
+  return wait === undefined ? undefined : Math.min(wait, MAX_SERVER_WAIT_MS);
+}
+
+function askedWaitMs(status: number, headers: HeaderReader, now: number): number | undefined {
   const reset = parseRateLimitReset(headers.get('x-ratelimit-reset'), now);
   const retryAfter = parseRetryAfter(headers.get('retry-after'), now);
   if (status === 503) return retryAfter;
