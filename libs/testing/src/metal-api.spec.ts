@@ -334,11 +334,10 @@ describe('FakeMetalApi listings', () => {
     const seen: string[] = [];
     let href: string | undefined = `${base}?tag=t&per_page=4`;
     while (href) {
-      const r = await call<{ devices: MetalDevice[]; meta: MetalMeta }>(
-        api(),
-        'GET',
-        href.slice('/metal/v1'.length),
-      );
+      const r: Reply<{ devices: MetalDevice[]; meta: MetalMeta }> = await call<{
+        devices: MetalDevice[];
+        meta: MetalMeta;
+      }>(api(), 'GET', href.slice('/metal/v1'.length));
       seen.push(...r.body.devices.map((d) => d.id));
       href = r.body.meta.next?.href;
     }
