@@ -42,7 +42,13 @@ describe('serverWaitMs', () => {
   it.each<[string, number, Record<string, string>, number | undefined]>([
     ['429 with Retry-After', 429, { 'Retry-After': '5' }, 5000],
     ['429 with a reset in seconds', 429, { 'X-RateLimit-Reset': '9' }, 9000],
-    ['429 with both: the later', 429, { 'Retry-After': '5', 'X-RateLimit-Reset': '9' }, 9000],
+    ['429 with both: Retry-After', 429, { 'Retry-After': '5', 'X-RateLimit-Reset': '9' }, 5000],
+    [
+      '429 with an unreadable Retry-After: the reset',
+      429,
+      { 'Retry-After': 'soon', 'X-RateLimit-Reset': '9' },
+      9000,
+    ],
     ['429 without either', 429, { 'X-RateLimit-Remaining': '0' }, undefined],
     ['503 with Retry-After', 503, { 'Retry-After': '3', 'X-RateLimit-Reset': '600' }, 3000],
     ['503 with only the rate window', 503, { 'X-RateLimit-Reset': '600' }, undefined],

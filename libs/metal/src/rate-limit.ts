@@ -46,9 +46,10 @@ export function parseRateLimitReset(value: string | null | undefined, now: numbe
 
 /**
  * How long an answer asks every request to hold off, in milliseconds, or undefined when it does
- * not say: a 429 by `Retry-After` or `X-RateLimit-Reset` (the later of the two when both are
- * given); a 503 by `Retry-After` only (its reset is the rate window's, not the outage's); any
- * other answer only when `X-RateLimit-Remaining` is 0, until the reset. At most `MAX_SERVER_WAIT_MS`.
+ * not say: a 429 by `Retry-After`, else by `X-RateLimit-Reset` (Retry-After is the instruction for
+ * this answer; the reset only describes the rate window); a 503 by `Retry-After` only (its reset
+ * is the rate window's, not the outage's); any other answer only when `X-RateLimit-Remaining` is
+ * 0, until the reset. At most `MAX_SERVER_WAIT_MS`.
  */
 export function serverWaitMs(status: number, headers: HeaderReader, now: number): number | undefined {
   const wait = askedWaitMs(status, headers, now);
@@ -56,12 +57,9 @@ export function serverWaitMs(status: number, headers: HeaderReader, now: number)
 }
 
 function askedWaitMs(status: number, headers: HeaderReader, now: number): number | undefined {
-  const reset = parseRateLimitReset(headers.get('x-ratelimit-reset'), now);
   const retryAfter = parseRetryAfter(headers.get('retry-after'), now);
   if (status === 503) return retryAfter;
-  if (status === 429) {
-    if (retryAfter === undefined || reset === undefined) return retryAfter ?? reset;
-    return Math.max(retryAfter, reset);
-  }
+  const reset = parseRateLimitReset(headers.get('x-ratelimit-reset'), now);
+  if (status === 429) return retryAfter ?? reset;
   return headers.get('x-ratelimit-remaining')?.trim() === '0' ? reset : undefined;
 }
