@@ -18,3 +18,4 @@ export * from './connector-pods';
 export * from './twingate-tenant';
 export * from './kilo-mesh';
 export * from './kilo-lab';
+export * from './capi-core';
