@@ -12,7 +12,22 @@ PACKAGES=(
   python3 make g++                             # node-gyp: ssh2's crypto binding
   busybox-static                               # connector-init's launcher shell (as in its image)
   graphviz                                     # dot: the lab's kilo scene renders kgctl graph to SVG/PNG
+  cloud-init                                   # `cloud-init schema`: libs/capi checks its rendered userdata
 )
+
+# cloud-init is installed only for `cloud-init schema`; it must never configure this machine. When
+# this script installs it, it is disabled first (its systemd generator then leaves cloud-init.target
+# out of every boot) and its units are masked afterwards. A cloud-init that was already here (a cloud
+# VM provisioned by it) is left alone.
+CLOUD_INIT_UNITS=(cloud-init-local.service cloud-init.service cloud-config.service cloud-final.service
+  cloud-init-hotplugd.socket)
+quiet_cloud_init() {
+  mkdir -p /etc/cloud
+  touch /etc/cloud/cloud-init.disabled
+  if [ "${1:-}" = after ] && command -v systemctl >/dev/null; then
+    systemctl mask "${CLOUD_INIT_UNITS[@]}" >/dev/null
+  fi
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -30,7 +45,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "setup-system: installing ${missing[*]}"
+installs_cloud_init=false
+for p in "${missing[@]}"; do [ "$p" = cloud-init ] && installs_cloud_init=true; done
+if $installs_cloud_init; then quiet_cloud_init before; fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if $installs_cloud_init; then quiet_cloud_init after; fi
 echo "setup-system: done"
