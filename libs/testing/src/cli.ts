@@ -1,8 +1,10 @@
 /**
  * Test bed command line: `npm run testbed -- build` builds (or finds) the control-plane binaries,
- * `npm run testbed -- up` starts a control plane and prints how to reach it until Ctrl-C.
+ * Cluster API's managers and kubeadm; `npm run testbed -- up` starts a control plane and prints
+ * how to reach it until Ctrl-C.
  */
 import { Command } from 'commander';
+import { ensureCapiManagers, ensureKubeadm } from './capi-core';
 import { ControlPlane, ensureTestBedBinaries } from './controlplane';
 
 const program = new Command('testbed')
@@ -14,13 +16,16 @@ const program = new Command('testbed')
 program
   .command('build')
   .description(
-    'build the binaries pinned in tools/kube and tools/etcd (no-op when cached) and print their paths',
+    'build the binaries pinned in tools/kube, tools/etcd, tools/capi and tools/kubeadm (no-op when cached) and print their paths',
   )
   .action(async () => {
     const started = Date.now();
-    const bin = await ensureTestBedBinaries((l) => console.error(`testbed: ${l}`));
+    const log = (l: string) => console.error(`testbed: ${l}`);
+    const bin = await ensureTestBedBinaries(log);
+    const capi = (await ensureCapiManagers(log)).bin;
+    const kubeadm = await ensureKubeadm(log);
     console.error(`testbed: binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    console.log(JSON.stringify(bin, null, 2));
+    console.log(JSON.stringify({ ...bin, capi, kubeadm }, null, 2));
   });
 
 program

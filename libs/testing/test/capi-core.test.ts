@@ -1,4 +1,7 @@
-import { CapiCore, ControlPlane, freePort, until } from '../src';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CapiCore, ControlPlane, ensureKubeadm, freePort, run, until } from '../src';
 
 jest.setTimeout(90_000);
 
@@ -430,5 +433,45 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
       );
       return left.flat().length === 0;
     });
+  });
+});
+
+describe('ensureKubeadm: kubeadm of the test bed’s Kubernetes release', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'knet-kubeadm-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const validate = async (yaml: string) => {
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, yaml);
+    return run(await ensureKubeadm(), ['config', 'validate', '--config', file]);
+  };
+
+  it('is stamped with the pinned version and `kubeadm config validate` accepts a valid v1beta4 config', async () => {
+    expect((await run(await ensureKubeadm(), ['version', '-o', 'short'])).stdout).toBe('v1.34.4');
+    const ok = await validate(
+      [
+        'apiVersion: kubeadm.k8s.io/v1beta4',
+        'kind: ClusterConfiguration',
+        'kubernetesVersion: v1.34.4',
+        'controlPlaneEndpoint: 192.0.2.10:6443',
+        'networking: {podSubnet: 172.26.0.0/16, serviceSubnet: 172.25.0.0/16}',
+      ].join('\n'),
+    );
+    expect([ok.exitCode, ok.stdout]).toEqual([0, 'ok']);
+  });
+
+  it('refuses an invalid config with kubeadm’s own reason', async () => {
+    const bad = await validate(
+      [
+        'apiVersion: kubeadm.k8s.io/v1beta4',
+        'kind: ClusterConfiguration',
+        'networking: {podSubnet: not-a-cidr}',
+      ].join('\n'),
+    );
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('networking.podSubnet: Invalid value: "not-a-cidr"');
   });
 });
