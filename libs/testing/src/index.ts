@@ -19,3 +19,4 @@ export * from './twingate-tenant';
 export * from './kilo-mesh';
 export * from './kilo-lab';
 export * from './capi-core';
+export * from './metal-api';

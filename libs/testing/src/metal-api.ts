@@ -78,6 +78,9 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_HTTP_LIMITS, errorMessage, type HttpLimits } from '@knet/runtime';
 
+/** The spec this fake is checked against, and its validator (metal-openapi.ts). */
+export * from './metal-openapi';
+
 /** The path the API is served under, as on api.equinix.com. */
 export const METAL_BASE_PATH = '/metal/v1';
 /** The request body cap (larger → 413 and the connection is closed). */
@@ -571,6 +574,18 @@ export class FakeMetalApi {
 
   get calls(): readonly MetalCall[] {
     return this.callLog;
+  }
+
+  /**
+   * The operations of the spec on the paths the fake serves: the ones it models, and the ones it
+   * answers with 501 (test/metal-api.test.ts holds this list against the spec).
+   */
+  get operations(): readonly { method: string; template: string; modelled: boolean }[] {
+    const served = this.routes.map((r) => ({ method: r.method, template: r.template, modelled: true }));
+    const unmodelled = Object.entries(NOT_MODELLED).flatMap(([template, methods]) =>
+      methods.map((method) => ({ method, template, modelled: false })),
+    );
+    return [...served, ...unmodelled];
   }
 
   /** Makes a project the tokens can use; returns its id. */
