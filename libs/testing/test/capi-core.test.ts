@@ -69,6 +69,14 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
       '-p',
       JSON.stringify({ status }),
     ]);
+  /** A stand-in infrastructure object (the kinds of infraCrd). */
+  const createInfra = (kind: string, name: string, spec: Json = {}) =>
+    create({ apiVersion: `${INFRA_GROUP}/v1beta1`, kind, metadata: { name, namespace: NS }, spec });
+  /** The ownerReference of kind `kind` on an object, once there is one. */
+  const ownerOf = async (resource: string, name: string, kind: string): Promise<Json | undefined> =>
+    ((await get(resource, name))['metadata'].ownerReferences as Json[] | undefined)?.find(
+      (r) => r['kind'] === kind,
+    );
   /** Polls until `fn` holds, naming what it waited for and the managers' last log lines if not. */
   const eventually = <T>(what: string, fn: () => Promise<T>) =>
     until(() => `${what}\n${capi.logs(15)}`, fn, { timeoutMs: 45_000, intervalMs: 300 });
@@ -168,11 +176,8 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
   it('converts through the webhook: a v1beta2 Cluster reads as v1beta1 (ref version from the contract label), and back', async () => {
     // The infrastructure first, as one manifest applies them: a Cluster whose infrastructure object
     // is missing is looked at again only after 30 s.
-    await create({
-      apiVersion: `${INFRA_GROUP}/v1beta1`,
-      kind: 'TestInfraCluster',
-      metadata: { name: 'c1', namespace: NS },
-      spec: { controlPlaneEndpoint: { host: '127.0.0.1', port: endpointPort } },
+    await createInfra('TestInfraCluster', 'c1', {
+      controlPlaneEndpoint: { host: '127.0.0.1', port: endpointPort },
     });
     await create({
       apiVersion: 'cluster.x-k8s.io/v1beta2',
@@ -212,10 +217,10 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
 
   it('mirrors a v1beta1-contract infra cluster: status.ready → infrastructure provisioned, controlPlaneEndpoint copied', async () => {
     // CAPI core adopts it: the Cluster becomes its owner.
-    const owned = await eventually('the Cluster to own TestInfraCluster c1', async () => {
-      const refs = ((await get('testinfraclusters', 'c1'))['metadata'].ownerReferences ?? []) as Json[];
-      return refs.find((r) => r['kind'] === 'Cluster' && r['name'] === 'c1');
-    });
+    const owned = await eventually('the Cluster to own TestInfraCluster c1', () =>
+      ownerOf('testinfraclusters', 'c1', 'Cluster'),
+    );
+    expect(owned['name']).toBe('c1');
     expect(owned['apiVersion']).toBe('cluster.x-k8s.io/v1beta2');
     const before = await get('clusters', 'c1');
     expect(before['status']?.initialization?.infrastructureProvisioned).not.toBe(true);
@@ -231,12 +236,7 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
   });
 
   it('takes a Machine with a bootstrap dataSecretName to Provisioned once its infra machine has a providerID and is ready', async () => {
-    await create({
-      apiVersion: `${INFRA_GROUP}/v1beta1`,
-      kind: 'TestInfraMachine',
-      metadata: { name: 'm1', namespace: NS },
-      spec: {},
-    });
+    await createInfra('TestInfraMachine', 'm1');
     await create({
       apiVersion: 'cluster.x-k8s.io/v1beta2',
       kind: 'Machine',
@@ -249,10 +249,10 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
     });
     // Adopted, and Pending: a dataSecretName given by the user (no configRef) does not set
     // bootstrapDataSecretCreated, so the Machine never shows Provisioning.
-    await eventually('the Machine to own TestInfraMachine m1', async () => {
-      const refs = ((await get('testinframachines', 'm1'))['metadata'].ownerReferences ?? []) as Json[];
-      return refs.some((r) => r['kind'] === 'Machine' && r['name'] === 'm1');
-    });
+    const owner = await eventually('the Machine to own TestInfraMachine m1', () =>
+      ownerOf('testinframachines', 'm1', 'Machine'),
+    );
+    expect([owner['name'], owner['controller']]).toEqual(['m1', true]);
     expect((await get('machines', 'm1'))['status']?.phase).toBe('Pending');
 
     await kubectl([
@@ -286,12 +286,7 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
       metadata: { name: 'cp0', namespace: NS },
       spec: { initConfiguration: {}, clusterConfiguration: {} },
     });
-    await create({
-      apiVersion: `${INFRA_GROUP}/v1beta1`,
-      kind: 'TestInfraMachine',
-      metadata: { name: 'cp0', namespace: NS },
-      spec: {},
-    });
+    await createInfra('TestInfraMachine', 'cp0');
     await create({
       apiVersion: 'cluster.x-k8s.io/v1beta2',
       kind: 'Machine',
@@ -323,12 +318,7 @@ describe('CapiCore: the real Cluster API v1.11 against the test bed', () => {
   });
 
   it('scales a MachineDeployment of 2 into 2 Machines and 2 infra machines cloned from the template', async () => {
-    await create({
-      apiVersion: `${INFRA_GROUP}/v1beta1`,
-      kind: 'TestInfraMachineTemplate',
-      metadata: { name: 'workers', namespace: NS },
-      spec: { template: { spec: { size: 'small' } } },
-    });
+    await createInfra('TestInfraMachineTemplate', 'workers', { template: { spec: { size: 'small' } } });
     await create({
       apiVersion: 'cluster.x-k8s.io/v1beta2',
       kind: 'MachineDeployment',
