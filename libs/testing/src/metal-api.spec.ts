@@ -725,6 +725,20 @@ describe('FakeMetalApi with hostile clients', () => {
     expect((await create(api, p)).status).toBe(201);
   });
 
+  it('odd request targets get 404 and the fake keeps serving', async () => {
+    const p = api.addProject();
+    for (const target of ['http://[', `//x/metal/v1/projects/${p}`, `http://h/metal/v1/projects/${p}`, '*']) {
+      const got = await raw(
+        (s) => s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: ${TOKEN}\r\n\r\n`),
+        {
+          end: true,
+        },
+      );
+      expect([target, got.split('\r\n')[0]]).toEqual([target, 'HTTP/1.1 404 Not Found']);
+    }
+    expect((await call(api, 'GET', `/projects/${p}`)).status).toBe(200);
+  });
+
   it('close() does not wait for idle keep-alive connections', async () => {
     const agent = new http.Agent({ keepAlive: true });
     const status = await new Promise<number>((resolve, reject) => {

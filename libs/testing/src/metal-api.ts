@@ -694,7 +694,13 @@ export class FakeMetalApi {
   // ---- HTTP ----
 
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://fake');
+    // Split by hand: URL() would throw on some request targets and read `//x/…` as a host.
+    const target = req.url ?? '/';
+    const cut = target.indexOf('?');
+    const url = {
+      pathname: cut < 0 ? target : target.slice(0, cut),
+      searchParams: new URLSearchParams(cut < 0 ? '' : target.slice(cut + 1)),
+    };
     readBounded(req, res, (raw) => {
       const method = (req.method ?? 'GET').toUpperCase();
       const path = url.pathname.startsWith(`${METAL_BASE_PATH}/`)
