@@ -106,6 +106,13 @@ export class ScriptedServer {
     );
   }
 
+  /** Forgets the routes and requests and drops open connections: a clean server for the next test. */
+  reset(): void {
+    this.routes.length = 0;
+    this.requests.length = 0;
+    this.server.closeAllConnections();
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -113,18 +120,18 @@ export class ScriptedServer {
 }
 
 /**
- * Starts a fresh server before each test of the enclosing `describe` (handing it to `use`) and
- * closes it after the test, failed or not.
+ * One server for the enclosing `describe`, started before its first test and closed after the
+ * last (also when a test failed), reset before each test; `use` receives it.
  */
 export function withScriptedServer(use: (server: ScriptedServer) => void): void {
-  let current: ScriptedServer | undefined;
-  beforeEach(async () => {
-    current = await ScriptedServer.start();
-    use(current);
+  let shared: ScriptedServer | undefined;
+  beforeAll(async () => {
+    shared = await ScriptedServer.start();
+    use(shared);
   });
-  afterEach(async () => {
-    await current?.close();
-    current = undefined;
+  beforeEach(() => shared?.reset());
+  afterAll(async () => {
+    await shared?.close();
   });
 }
 
