@@ -126,7 +126,7 @@ export const program = createProgram({
   validate(opts, { name }) {
     if (opts.leaderElect && !opts.leaderElectionNamespace) {
       throw new UsageError(
-        `${name('leaderElect')} needs ${name('leaderElectionNamespace')} (or POD_NAMESPACE from the downward API)`,
+        `${name('leaderElect')} needs ${name('leaderElectionNamespace')}: set the flag, or POD_NAMESPACE from the downward API`,
       );
     }
     if (opts.devicePollInterval > opts.syncPeriod) {
