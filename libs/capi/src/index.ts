@@ -1,3 +1,4 @@
 export * from './crds';
 export * from './tags';
 export * from './types';
+export * from './templates';
