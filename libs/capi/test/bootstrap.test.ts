@@ -2,11 +2,22 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadYaml } from '@kubernetes/client-node';
-import { ensureKubeadm, run, type RunResult } from '@knet/testing';
+import {
+  isSignedBy,
+  issueCertificate,
+  loadCertificateAuthority,
+  renderKubeconfig,
+  type CertificateAuthority,
+  type KubeconfigCredentials,
+} from '@knet/crypto';
+import { ControlPlane, ensureKubeadm, ManagedProcess, run, until, type RunResult } from '@knet/testing';
 import { execa } from 'execa';
 import {
+  BOOTSTRAP_TOKEN_GROUP,
+  bootstrapTokenSecret,
   caCertHash,
   clusterPki,
+  newBootstrapToken,
   controlPlaneFiles,
   renderUserData,
   type ClusterPki,
@@ -361,4 +372,194 @@ describe("cloud-init schema (Debian's cloud-init 22.4)", () => {
     const r = await run('cloud-init', ['schema', '--config-file', file]);
     expect([r.exitCode, r.stdout]).toEqual([0, `Valid cloud-config: ${file}`]);
   });
+});
+
+describe('the kubelet signer with the real kube-apiserver and kube-controller-manager', () => {
+  // What external CA mode leaves to the controller-manager: kubelet client certificates for TLS
+  // bootstrap and rotation, signed with the kubelet signer (no cluster CA key), trusted by the API
+  // server through its client CA bundle. The test bed's API server plays the workload cluster's,
+  // with bootstrap-token auth on; kubeadm's bootstrap RBAC is created as `kubeadm init` does.
+  const NODE = 'alpha-md-0';
+  let cp: ControlPlane | undefined;
+  let kcm: ManagedProcess | undefined;
+  let signer: CertificateAuthority;
+
+  beforeAll(async () => {
+    cp = await ControlPlane.start({ apiServerFlags: ['--enable-bootstrap-token-auth=true'] });
+    signer = await loadCertificateAuthority(
+      pkis.ecdsa.kubeletSigner.certPem,
+      pkis.ecdsa.kubeletSigner.keyPem,
+    );
+    const f = async (name: string, content: string) => {
+      await writeFile(join(dir, name), content, { mode: 0o600 });
+      return join(dir, name);
+    };
+    // The controller-manager as kubeadm runs it in external CA mode, plus our signer flags.
+    kcm = ManagedProcess.start(
+      'kube-controller-manager',
+      cp.bin.kubeControllerManager,
+      [
+        `--kubeconfig=${cp.kubeconfigPath}`,
+        '--secure-port=0',
+        '--leader-elect=false',
+        '--controllers=csrapproving,csrsigning',
+        '--cluster-signing-cert-file=',
+        '--cluster-signing-key-file=',
+        `--cluster-signing-kubelet-client-cert-file=${await f('kubelet-signer.crt', pkis.ecdsa.kubeletSigner.certPem)}`,
+        `--cluster-signing-kubelet-client-key-file=${await f('kubelet-signer.key', pkis.ecdsa.kubeletSigner.keyPem)}`,
+      ],
+      join(dir, 'kube-controller-manager.log'),
+    );
+    // kubeadm init's bootstrap-token phase: bootstrappers may post CSRs, and theirs are auto-approved.
+    const bindings: [string, string][] = [
+      ['kubeadm:kubelet-bootstrap', 'system:node-bootstrapper'],
+      [
+        'kubeadm:node-autoapprove-bootstrap',
+        'system:certificates.k8s.io:certificatesigningrequests:nodeclient',
+      ],
+    ];
+    for (const [name, role] of bindings)
+      await cp.kubectlOk([
+        'create',
+        'clusterrolebinding',
+        name,
+        `--clusterrole=${role}`,
+        `--group=${BOOTSTRAP_TOKEN_GROUP}`,
+      ]);
+  }, 10 * 60_000);
+
+  afterAll(async () => {
+    await kcm?.stop();
+    await cp?.stop();
+  });
+
+  async function whoami(
+    credentials: KubeconfigCredentials,
+  ): Promise<{ exitCode: number; user?: string; groups?: string[] }> {
+    const kubeconfig = join(dir, `whoami-${Math.random().toString(36).slice(2)}.kubeconfig`);
+    await writeFile(
+      kubeconfig,
+      renderKubeconfig({ name: 'probe', server: cp!.server, caPem: cp!.caPem, credentials }),
+      { mode: 0o600 },
+    );
+    const r = await cp!.kubectl(['auth', 'whoami', '-o', 'json'], { kubeconfig });
+    if (r.exitCode !== 0) return { exitCode: r.exitCode };
+    const info = (JSON.parse(r.stdout) as { status: { userInfo: { username: string; groups: string[] } } })
+      .status.userInfo;
+    return { exitCode: 0, user: info.username, groups: info.groups };
+  }
+
+  it('the API server refuses a signer-issued node certificate until the signer is in its client CA bundle', async () => {
+    const offline = await issueCertificate(signer, {
+      commonName: `system:node:${NODE}`,
+      organizations: ['system:nodes'],
+      usage: 'client',
+    });
+    const credentials = { clientCertificatePem: offline.certPem, clientKeyPem: offline.keyPem };
+    expect((await whoami(credentials)).exitCode).not.toBe(0);
+    // client-ca-bundle.crt on a control plane: the cluster CA, then the kubelet signer. The API
+    // server reloads its client CA file when it changes.
+    const bundle = join(cp!.dir, 'ca.crt');
+    await writeFile(
+      bundle,
+      `${(await readFile(bundle, 'utf8')).trim()}\n${pkis.ecdsa.kubeletSigner.certPem.trim()}\n`,
+    );
+    const seen = await until(
+      'the API server trusts the kubelet signer',
+      async () => {
+        const r = await whoami(credentials);
+        return r.exitCode === 0 && r;
+      },
+      { timeoutMs: 90_000, intervalMs: 1000 },
+    );
+    expect([seen.user, seen.groups]).toEqual([
+      `system:node:${NODE}`,
+      ['system:nodes', 'system:authenticated'],
+    ]);
+  }, 120_000);
+
+  it('a bootstrap token Secret as rendered authenticates; an expired one does not', async () => {
+    const token = newBootstrapToken();
+    const expired = newBootstrapToken();
+    await cp!.kubectlOk(['apply', '-f', '-'], {
+      input: JSON.stringify(bootstrapTokenSecret(token, new Date(Date.now() + 3600_000))),
+    });
+    await cp!.kubectlOk(['apply', '-f', '-'], {
+      input: JSON.stringify(bootstrapTokenSecret(expired, new Date(Date.now() - 60_000))),
+    });
+    const ok = await whoami({ token });
+    expect([ok.user, ok.groups]).toEqual([
+      `system:bootstrap:${token.slice(0, 6)}`,
+      ['system:bootstrappers', BOOTSTRAP_TOKEN_GROUP, 'system:authenticated'],
+    ]);
+    expect((await whoami({ token: expired })).exitCode).not.toBe(0);
+  }, 60_000);
+
+  it("a worker's TLS bootstrap: its CSR is auto-approved and signed by the kubelet signer, and the certificate authenticates", async () => {
+    const token = newBootstrapToken();
+    await cp!.kubectlOk(['apply', '-f', '-'], {
+      input: JSON.stringify(bootstrapTokenSecret(token, new Date(Date.now() + 3600_000))),
+    });
+    // What the kubelet sends: an ECDSA key, CN system:node:<name>, O system:nodes.
+    await execa('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      join(dir, 'node.key'),
+      '-out',
+      join(dir, 'node.csr'),
+      '-subj',
+      `/O=system:nodes/CN=system:node:${NODE}`,
+    ]);
+    const csr = {
+      apiVersion: 'certificates.k8s.io/v1',
+      kind: 'CertificateSigningRequest',
+      metadata: { name: `node-csr-${NODE}` },
+      spec: {
+        request: Buffer.from(await readFile(join(dir, 'node.csr'), 'utf8')).toString('base64'),
+        signerName: 'kubernetes.io/kube-apiserver-client-kubelet',
+        usages: ['digital signature', 'client auth'],
+      },
+    };
+    const asToken = join(dir, 'token.kubeconfig');
+    await writeFile(
+      asToken,
+      renderKubeconfig({ name: 'bootstrap', server: cp!.server, caPem: cp!.caPem, credentials: { token } }),
+      { mode: 0o600 },
+    );
+    await cp!.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(csr), kubeconfig: asToken });
+    const issued = await until(
+      () => `the CSR is signed (controller-manager log: ${kcm?.tail(5)})`,
+      async () => {
+        const r = await cp!.kubectl(['get', 'csr', csr.metadata.name, '-o', 'json']);
+        const status = (
+          JSON.parse(r.stdout || '{}') as {
+            status?: { certificate?: string; conditions?: { type: string }[] };
+          }
+        ).status;
+        if (!status?.certificate) return undefined;
+        return {
+          pem: Buffer.from(status.certificate, 'base64').toString(),
+          conditions: status.conditions?.map((c) => c.type),
+        };
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(issued.conditions).toEqual(['Approved']);
+    expect(await isSignedBy(issued.pem, pkis.ecdsa.kubeletSigner.certPem)).toBe(true);
+    expect(await isSignedBy(issued.pem, pkis.ecdsa.ca.certPem)).toBe(false);
+    const node = await whoami({
+      clientCertificatePem: issued.pem,
+      clientKeyPem: await readFile(join(dir, 'node.key'), 'utf8'),
+    });
+    expect([node.user, node.groups]).toEqual([
+      `system:node:${NODE}`,
+      ['system:nodes', 'system:authenticated'],
+    ]);
+  }, 120_000);
 });
