@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	metal "github.com/equinix/equinix-sdk-go/services/metalv1"
@@ -246,13 +247,18 @@ func waitActive(ctx context.Context, c *metal.APIClient, id string) (int, error)
 	}
 }
 
-// sdkError is one line: the operation, the HTTP status and the API's error body (never the token).
+// sdkError is one line: the operation, the SDK's reason (an HTTP status or a decoding error) and
+// the start of the body it got (never the token).
 func sdkError(op string, err error) error {
 	var apiErr *metal.GenericOpenAPIError
-	if errors.As(err, &apiErr) {
-		return fmt.Errorf("%s: %v: %s", op, apiErr.Error(), apiErr.Body())
+	if !errors.As(err, &apiErr) {
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	body := strings.Join(strings.Fields(string(apiErr.Body())), " ")
+	if len(body) > 300 {
+		body = body[:300] + "…"
+	}
+	return fmt.Errorf("%s: %v: %s", op, apiErr.Error(), body)
 }
 
 // statusCode is the response's HTTP status, 0 when there was no response.

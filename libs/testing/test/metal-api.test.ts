@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   FakeMetalApi,
   METAL_SDK_CHECK,
@@ -650,4 +652,84 @@ describe('equinix-sdk-go’s own client against FakeMetalApi', () => {
     expect(left.find((x) => x.id === device)?.state ?? 'gone').toMatch(/^(deprovisioning|gone)$/);
     expect(api.reservations()).toEqual([]);
   });
+
+  it('fails (exit 1, one line naming the call) when an answer breaks the spec: the SDK check is not vacuous', async () => {
+    const tool = await ensureGoTool(METAL_SDK_CHECK);
+    const fake = await FakeMetalApi.start({ durations: { queuedMs: 50, provisioningMs: 50 } });
+    const broken: [what: RegExp, mutate: Mutation][] = [
+      [
+        /^metal-sdk: requestIPReservation: /,
+        (m, path, b) => (m === 'POST' && path.endsWith('/ips') ? { ...b, quantity: 1 } : b),
+      ],
+      [
+        /^metal-sdk: findDeviceById: /,
+        (m, path, b) => (m === 'GET' && path.includes('/devices/') ? { ...b, state: 'booting' } : b),
+      ],
+    ];
+    try {
+      for (const [what, mutate] of broken) {
+        const proxy = await rewritingProxy(fake.url, mutate);
+        try {
+          const run = await execArgv(
+            [tool.bin['metal-sdk'], '-url', proxy.url, '-project', fake.addProject()],
+            {
+              env: { ...process.env, METAL_AUTH_TOKEN: TOKEN },
+              timeoutMs: 60_000,
+              check: false,
+            },
+          );
+          expect([run.exitCode, run.stdout]).toEqual([1, '']);
+          expect(run.stderr).toMatch(what);
+          expect(run.stderr.trim().split('\n')).toHaveLength(1);
+          expect(run.stderr).not.toContain(TOKEN);
+        } finally {
+          await proxy.close();
+        }
+      }
+    } finally {
+      await fake.close();
+    }
+  });
 });
+
+type Mutation = (method: string, path: string, body: Record<string, unknown>) => Record<string, unknown>;
+
+/** A loopback proxy in front of `base` that passes each JSON answer through `mutate`. */
+async function rewritingProxy(
+  base: string,
+  mutate: Mutation,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const origin = new URL(base).origin;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+      const token = req.headers['x-auth-token'];
+      if (typeof token === 'string') headers['X-Auth-Token'] = token;
+      const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
+      fetch(`${origin}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers, ...(body ? { body } : {}) })
+        .then(async (up) => {
+          const text = await up.text();
+          const path = (req.url ?? '/').split('?')[0] as string;
+          const out = text === '' ? '' : JSON.stringify(mutate(req.method ?? 'GET', path, JSON.parse(text)));
+          res.writeHead(up.status, {
+            'Content-Type': 'application/json',
+            'Content-Length': Buffer.byteLength(out),
+          });
+          res.end(out);
+        })
+        .catch(() => res.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${new URL(base).pathname}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
