@@ -38,7 +38,7 @@ export const METAL_SDK_CHECK: GoToolRecipe<'metal-sdk'> = {
   name: 'metal-sdk',
   moduleDir: METAL_SDK_TOOL_DIR,
   binaries: { 'metal-sdk': '.' },
-  firstBuild: '~30 s on 2 cores (empty Go build cache)',
+  firstBuild: '~30–40 s on 2 cores with an empty Go build cache',
 };
 
 /** An OpenAPI 3.0 schema object, as far as the validator reads it. */
