@@ -24,6 +24,7 @@ import {
   type NodeRole,
   type UserDataInput,
 } from '../src/bootstrap';
+import { opensslRsaCa } from '../src/bootstrap/fixtures';
 
 // The rendered bootstrap against the real tools: kubeadm 1.34.4 built from the test bed's Kubernetes
 // module (`kubeadm config validate`, `kubeadm init --dry-run` and `kubeadm certs check-expiration`
@@ -84,29 +85,10 @@ beforeAll(async () => {
 
   pkis.ecdsa = await clusterPki('alpha');
   // A CA as CABPK or kubeadm makes it (RSA-2048, PKCS#1), kept by clusterPki as it is.
-  await execa('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '3650',
-    '-subj',
-    '/CN=kubernetes',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout',
-    join(dir, 'rsa.key'),
-    '-out',
-    join(dir, 'rsa.crt'),
-  ]);
-  await execa('openssl', ['rsa', '-in', join(dir, 'rsa.key'), '-traditional', '-out', join(dir, 'rsa.key')]);
-  const b64 = async (f: string) => (await execa('base64', ['-w0', join(dir, f)])).stdout;
+  const rsa = await opensslRsaCa(dir);
+  const b64 = (pem: string) => Buffer.from(pem).toString('base64');
   pkis.rsa = await clusterPki('beta', {
-    ca: { data: { 'tls.crt': await b64('rsa.crt'), 'tls.key': await b64('rsa.key') } },
+    ca: { data: { 'tls.crt': b64(rsa.certPem), 'tls.key': b64(rsa.keyPem) } },
   });
 
   for (const [name, pki, clusterName] of [

@@ -43,6 +43,43 @@ const CLUSTER_ADMINS_GROUP = 'kubeadm:cluster-admins';
 const SYSTEM_MASTERS = 'system:masters';
 const NODES_GROUP = 'system:nodes';
 
+/** What kubeadm's external CA mode needs on every control plane. */
+const CONTROL_PLANE_FILES = [
+  'pki/ca.crt',
+  'pki/apiserver.crt',
+  'pki/apiserver.key',
+  'pki/apiserver-kubelet-client.crt',
+  'pki/apiserver-kubelet-client.key',
+  'pki/front-proxy-ca.crt',
+  'pki/front-proxy-client.crt',
+  'pki/front-proxy-client.key',
+  'pki/etcd/ca.crt',
+  'pki/etcd/server.crt',
+  'pki/etcd/server.key',
+  'pki/etcd/peer.crt',
+  'pki/etcd/peer.key',
+  'pki/etcd/healthcheck-client.crt',
+  'pki/etcd/healthcheck-client.key',
+  'pki/apiserver-etcd-client.crt',
+  'pki/apiserver-etcd-client.key',
+  'pki/sa.key',
+  'pki/sa.pub',
+  'pki/client-ca-bundle.crt',
+  'pki/kubelet-signer.crt',
+  'pki/kubelet-signer.key',
+  'admin.conf',
+  'controller-manager.conf',
+  'scheduler.conf',
+].map((f) => `${KUBERNETES_DIR}/${f}`);
+/** The first control plane also needs these: kubeadm init uses super-admin.conf, and its kubelet cannot TLS-bootstrap. */
+const INIT_ONLY_FILES = ['super-admin.conf', 'kubelet.conf'].map((f) => `${KUBERNETES_DIR}/${f}`);
+
+/** The paths controlPlaneFiles writes for `role`: kubeadm refuses external CA mode without any of them. */
+export function requiredControlPlaneFiles(role: 'init' | 'join-control-plane' | 'join-worker'): string[] {
+  if (role === 'join-worker') return [];
+  return role === 'init' ? [...CONTROL_PLANE_FILES, ...INIT_ONLY_FILES] : CONTROL_PLANE_FILES;
+}
+
 export interface ControlPlaneFilesInput {
   role: 'init' | 'join-control-plane';
   clusterName: string;

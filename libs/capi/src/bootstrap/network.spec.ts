@@ -1,4 +1,5 @@
 import { BootstrapError } from './errors';
+import { thrown } from './fixtures';
 import { apiServerServiceIp, checkCidrs, checkEndpoint, endpointUrl, hostPort } from './network';
 
 describe('apiServerServiceIp (kubeadm: first address of the first service CIDR)', () => {
@@ -18,12 +19,9 @@ describe('apiServerServiceIp (kubeadm: first address of the first service CIDR)'
   it.each(['10.96.0.0', '10.96.0.0/33', '10.96.0.0/31', 'fd00::/127', 'nonsense/12', '10.96.0.0/12/1'])(
     'refuses %s with an invalid-input BootstrapError',
     (cidr) => {
-      expect(() => apiServerServiceIp(cidr)).toThrow(BootstrapError);
-      try {
-        apiServerServiceIp(cidr);
-      } catch (e) {
-        expect((e as BootstrapError).kind).toBe('invalid-input');
-      }
+      const e = thrown(() => apiServerServiceIp(cidr));
+      expect(e).toBeInstanceOf(BootstrapError);
+      expect(e).toMatchObject({ kind: 'invalid-input' });
     },
   );
 });

@@ -1,9 +1,10 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { BootstrapError } from './errors';
+import { opensslRsaCa } from './fixtures';
 import {
   caCertHash,
   clusterPki,
@@ -19,38 +20,7 @@ let rsaCa: { certPem: string; keyPem: string };
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'knet-capi-pki-'));
   pki = await clusterPki('alpha');
-  // A CA as CABPK/KCP or `kubeadm init` would have made it: RSA-2048, PKCS#1 key.
-  await execa('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '3650',
-    '-subj',
-    '/CN=kubernetes',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout',
-    join(dir, 'rsa.key'),
-    '-out',
-    join(dir, 'rsa.crt'),
-  ]);
-  await execa('openssl', [
-    'rsa',
-    '-in',
-    join(dir, 'rsa.key'),
-    '-traditional',
-    '-out',
-    join(dir, 'rsa-pkcs1.key'),
-  ]);
-  rsaCa = {
-    certPem: await readFile(join(dir, 'rsa.crt'), 'utf8'),
-    keyPem: await readFile(join(dir, 'rsa-pkcs1.key'), 'utf8'),
-  };
+  rsaCa = await opensslRsaCa(dir);
 }, 60_000);
 
 afterAll(async () => {

@@ -9,6 +9,7 @@ import {
   type ControlPlaneFilesInput,
 } from './control-plane-files';
 import { BootstrapError } from './errors';
+import { thrown } from './fixtures';
 import type { NodeRole } from './kubeadm-config';
 import { caCertHash, clusterPki, type ClusterPki } from './pki';
 import { renderUserData, type UserDataInput } from './userdata';
@@ -572,14 +573,10 @@ describe('renderUserData', () => {
     ['a zero token TTL', () => ({ tokenTtlMs: 0 }), 'invalid-input', /tokenTtlMs/],
   ])('refuses %s', (_what, overrides, kind, message) => {
     const role = _what === 'files for a worker' ? 'join-worker' : 'init';
-    expect(() => renderUserData(input(role, overrides()))).toThrow(BootstrapError);
-    try {
-      renderUserData(input(role, overrides()));
-    } catch (e) {
-      expect((e as BootstrapError).kind).toBe(kind);
-      expect((e as Error).message).toMatch(message);
-      expect((e as Error).message).not.toContain('0123456789abcdef');
-    }
+    const e = thrown(() => renderUserData(input(role, overrides())));
+    expect(e).toBeInstanceOf(BootstrapError);
+    expect(e).toMatchObject({ kind, message: expect.stringMatching(message) });
+    expect((e as Error).message).not.toContain('0123456789abcdef');
   });
 
   it('refuses a control plane without its files, or with a file of another cluster', () => {

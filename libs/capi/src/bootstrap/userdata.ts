@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { isIP } from 'node:net';
 import { dumpYaml } from '@kubernetes/client-node';
 import { BootstrapError } from './errors';
-import { checkNodeName, PKI_DIR, type BootstrapFile } from './control-plane-files';
+import { checkNodeName, PKI_DIR, requiredControlPlaneFiles, type BootstrapFile } from './control-plane-files';
 import {
   parseKubernetesVersion,
   renderKubeadmConfig,
@@ -79,36 +79,6 @@ const CA_KEY_PATHS = new Set([
   `${PKI_DIR}/front-proxy-ca.key`,
   `${PKI_DIR}/etcd/ca.key`,
 ]);
-/** What kubeadm's external CA mode needs on every control plane (kubelet.conf/super-admin.conf: init only). */
-const CONTROL_PLANE_FILES = [
-  'pki/ca.crt',
-  'pki/apiserver.crt',
-  'pki/apiserver.key',
-  'pki/apiserver-kubelet-client.crt',
-  'pki/apiserver-kubelet-client.key',
-  'pki/front-proxy-ca.crt',
-  'pki/front-proxy-client.crt',
-  'pki/front-proxy-client.key',
-  'pki/etcd/ca.crt',
-  'pki/etcd/server.crt',
-  'pki/etcd/server.key',
-  'pki/etcd/peer.crt',
-  'pki/etcd/peer.key',
-  'pki/etcd/healthcheck-client.crt',
-  'pki/etcd/healthcheck-client.key',
-  'pki/apiserver-etcd-client.crt',
-  'pki/apiserver-etcd-client.key',
-  'pki/sa.key',
-  'pki/sa.pub',
-  'pki/client-ca-bundle.crt',
-  'pki/kubelet-signer.crt',
-  'pki/kubelet-signer.key',
-  'admin.conf',
-  'controller-manager.conf',
-  'scheduler.conf',
-].map((f) => `/etc/kubernetes/${f}`);
-const INIT_ONLY_FILES = ['/etc/kubernetes/super-admin.conf', '/etc/kubernetes/kubelet.conf'];
-
 /**
  * The machine's bootstrap data: `#cloud-config` with the machine's files (keys 0600, root-owned),
  * the kubeadm config, and one bootstrap script run from `runcmd` between the pre and post commands
@@ -217,8 +187,7 @@ function checkFiles(input: UserDataInput): void {
       );
     return;
   }
-  const required = input.role === 'init' ? [...CONTROL_PLANE_FILES, ...INIT_ONLY_FILES] : CONTROL_PLANE_FILES;
-  const missing = required.filter((p) => !paths.has(p));
+  const missing = requiredControlPlaneFiles(input.role).filter((p) => !paths.has(p));
   if (missing.length)
     throw new BootstrapError(
       'invalid-input',
