@@ -64,7 +64,7 @@ export interface KubeadmConfigInput {
   caCertHash: string;
   /** Control planes: the address the API server and etcd advertise (else kubeadm picks the default route's). */
   advertiseAddress?: string;
-  cloudProvider?: 'external';
+  cloudProvider?: '' | 'external';
   kubeletExtraArgs?: Record<string, string>;
 }
 

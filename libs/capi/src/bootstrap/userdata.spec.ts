@@ -386,6 +386,7 @@ describe('renderUserData', () => {
 
   it.each([
     ['no cloud provider', {}, undefined, undefined],
+    ["cloudProvider ''", { cloudProvider: '' as const }, undefined, undefined],
     [
       'cloud-provider external',
       { cloudProvider: 'external' as const },

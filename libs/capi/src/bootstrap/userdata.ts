@@ -60,8 +60,8 @@ export interface UserDataInput {
   files?: BootstrapFile[];
   /** The machine's addresses if known in advance (the first is the advertise address). */
   nodeAddresses?: string[];
-  /** `external` when a cloud controller manager (CPEM) initialises nodes. */
-  cloudProvider?: 'external';
+  /** `external` when a cloud controller manager (CPEM) initialises nodes; '' or absent: none (PacketKubeadmConfig's values). */
+  cloudProvider?: '' | 'external';
   kubeletExtraArgs?: Record<string, string>;
   /** Which metadata address the kubelet's --node-ip takes (default: the kubelet's own choice). */
   nodeIp?: 'private-ipv4' | 'public-ipv4';
