@@ -107,7 +107,6 @@ export interface MachineInput {
   pollIntervalMs: number;
 }
 
-const TERMINAL_STATES = new Set(['failed', 'inactive', 'deleted', 'deprovisioning', 'errored']);
 const PENDING_STATES = new Set(['new', 'queued', 'provisioning', 'reinstalling', 'powering_on']);
 
 /** The next step for a PacketMachine. */

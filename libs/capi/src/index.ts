@@ -1,4 +1,5 @@
+export * from './bootstrap';
 export * from './crds';
 export * from './tags';
-export * from './types';
 export * from './templates';
+export * from './types';
