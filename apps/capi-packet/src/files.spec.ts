@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '@knet/runtime';
+import { UsageError, errorMessage } from '@knet/runtime';
 import { chooseSshKey, readComponents, summary, writeFiles } from './files';
 import { PRIVATE, PUBLIC, type OutputFile } from './generate';
 import { generateSshKeyPair } from './ssh-key';
@@ -18,15 +18,18 @@ const FILES: OutputFile[] = [
   { name: 'cluster.yaml', content: 'cluster\n', mode: PUBLIC, what: 'Cluster' },
 ];
 
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof UsageError) return e;
-    throw e;
-  }
-  throw new Error('no UsageError');
+/** The message of the UsageError `fn` throws. */
+function refusal(fn: () => unknown): string {
+  expect(fn).toThrow(UsageError);
+  return errorMessage(captured(fn));
 }
+const captured = (fn: () => unknown): unknown => {
+  try {
+    return fn();
+  } catch (e) {
+    return e;
+  }
+};
 
 describe('writeFiles', () => {
   it('creates the directory and writes each file with its mode', () => {
@@ -38,7 +41,7 @@ describe('writeFiles', () => {
 
   it('without force refuses when any file exists, before writing any', () => {
     writeFileSync(join(dir, 'cluster.yaml'), 'mine\n');
-    expect(usageError(() => writeFiles(dir, FILES, false)).message).toBe(
+    expect(refusal(() => writeFiles(dir, FILES, false))).toBe(
       `${join(dir, 'cluster.yaml')} exists: give -f to overwrite`,
     );
     expect(() => statSync(join(dir, 'components.yaml'))).toThrow();
@@ -88,7 +91,7 @@ describe('chooseSshKey', () => {
 
   it('half a pair is refused', () => {
     writeFileSync(join(dir, 'id_ed25519'), 'x', { mode: 0o600 });
-    expect(usageError(() => chooseSshKey(dir, undefined, 'c')).message).toBe(
+    expect(refusal(() => chooseSshKey(dir, undefined, 'c'))).toBe(
       `${join(dir, 'id_ed25519')} exists without ${join(dir, 'id_ed25519.pub')}: remove it or give SSH_KEY`,
     );
   });
@@ -101,7 +104,7 @@ describe('readComponents', () => {
   });
 
   it('without one, the shipped file; missing (run from the sources) it says what to give', () => {
-    expect(usageError(() => readComponents(undefined)).message).toMatch(
+    expect(refusal(() => readComponents(undefined))).toMatch(
       /^no \S+\/clusterctl\/infrastructure-components\.yaml: give --components <file> \(charts\/capi-packet-manager\/clusterctl\/infrastructure-components\.yaml in the knet repository\)$/,
     );
   });
