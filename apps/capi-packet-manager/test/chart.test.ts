@@ -211,6 +211,7 @@ const MANAGER_RULES: Rule[] = [
   },
   { apiGroups: ['cluster.x-k8s.io'], resources: ['clusters', 'machines'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
 ];
 
@@ -677,6 +678,8 @@ describe('a real install', () => {
       ['get', 'secrets/c-ca', '-n', WATCHED],
       ['create', 'secrets', '-n', WATCHED],
       ['patch', 'secrets/c-kubeconfig', '-n', WATCHED],
+      ['get', 'configmaps/c-lock', '-n', WATCHED],
+      ['create', 'configmaps', '-n', WATCHED],
       ['create', 'events', '-n', WATCHED],
       ['patch', 'events', '-n', 'default'],
       ['create', 'leases.coordination.k8s.io', '-n', NS],
@@ -708,7 +711,9 @@ describe('a real install', () => {
       ['get', 'nodes'],
       ['list', 'pods', '--all-namespaces'],
       ['create', 'pods/exec', '-n', NS],
-      ['get', 'configmaps', '-n', NS],
+      ['update', 'configmaps/c-lock', '-n', WATCHED],
+      ['delete', 'configmaps/c-lock', '-n', WATCHED],
+      ['list', 'configmaps', '--all-namespaces'],
       ['get', 'customresourcedefinitions.apiextensions.k8s.io'],
       ['create', 'serviceaccounts/token', '-n', NS],
     ];
