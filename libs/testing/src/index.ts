@@ -20,3 +20,4 @@ export * from './kilo-mesh';
 export * from './kilo-lab';
 export * from './capi-core';
 export * from './metal-api';
+export * from './capi-lab';

@@ -1,0 +1,383 @@
+/**
+ * Lab helpers for a Cluster API cluster provisioned by capi-packet-manager on {@link FakeMetalApi}:
+ * the cluster and its Machines as the API objects (Cluster, PacketCluster, Machine, PacketMachine)
+ * and the fake's own devices and IP reservations show them, side by side, with what is wrong when
+ * the two disagree — so a live table can re-check, each refresh, that what the provider wrote is
+ * what the Metal API holds. Plus what the lab needs around it: an SSH key line for the devices,
+ * the manager's request counter, the pre-made bootstrap data Secret (while the manager has no
+ * bootstrap controller) and the removal of what `CapiCore` installs.
+ *
+ * Pure functions take the objects as kubectl prints them (no @knet/capi types: a view must show
+ * what is stored, also when it is not what the provider meant to write).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import type { ControlPlane } from './controlplane';
+import type { MetalDevice, MetalIpReservation } from './metal-api';
+
+/** An object as `kubectl get -o json` prints it, the fields read here. */
+export interface CapiObject {
+  apiVersion?: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    deletionTimestamp?: string;
+  };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+/** The CAPI and provider objects of one namespace, by kind. */
+export interface CapiObjects {
+  clusters: CapiObject[];
+  packetClusters: CapiObject[];
+  machines: CapiObject[];
+  packetMachines: CapiObject[];
+}
+
+const CLUSTER_NAME_LABEL = 'cluster.x-k8s.io/cluster-name';
+const CONTROL_PLANE_LABEL = 'cluster.x-k8s.io/control-plane';
+/** `spec.providerID` of a Machine on Equinix Metal. */
+const PROVIDER_ID_PREFIX = 'equinixmetal://';
+/** The label Cluster API's kustomizations put on everything they install (CRDs, webhook configurations). */
+const CAPI_PROVIDER_SELECTOR = 'cluster.x-k8s.io/provider=cluster-api';
+
+/** One `kubectl get clusters,packetclusters,machines,packetmachines` in `namespace`. */
+export async function readCapiObjects(cp: ControlPlane, namespace: string): Promise<CapiObjects> {
+  const out = await cp.kubectlOk([
+    'get',
+    'clusters.cluster.x-k8s.io,packetclusters,machines.cluster.x-k8s.io,packetmachines',
+    '-n',
+    namespace,
+    '-o',
+    'json',
+  ]);
+  const items = (JSON.parse(out) as { items: CapiObject[] }).items;
+  const of = (kind: string) => items.filter((o) => o.kind === kind);
+  return {
+    clusters: of('Cluster'),
+    packetClusters: of('PacketCluster'),
+    machines: of('Machine'),
+    packetMachines: of('PacketMachine'),
+  };
+}
+
+/** A Machine as CAPI, the provider and the fake Metal API show it. */
+export interface CapiMachineView {
+  name: string;
+  role: 'control plane' | 'worker';
+  /** The Machine's `status.phase` ('' before CAPI wrote one). */
+  phase: string;
+  /** The PacketMachine (the Machine's infrastructureRef), when it exists. */
+  packetMachine?: {
+    name: string;
+    ready: boolean;
+    /** `status.instanceStatus`: the device state the provider last saw ('' before it saw one). */
+    instanceStatus: string;
+    /** Its `Ready` condition (or `InstanceReady` when it has no `Ready`). */
+    condition?: { type: string; status: string; reason: string; message: string };
+    failureReason?: string;
+  };
+  /** The Machine's `spec.providerID` ('' when unset). */
+  providerID: string;
+  /**
+   * The device the Machine's providerID names (before CAPI copied it: the PacketMachine's), as the
+   * fake holds it (also failed and deprovisioning ones).
+   */
+  device?: { id: string; shortId: string; state: string; hostname: string; addresses: string[] };
+  /** IP addresses (ExternalIP, InternalIP) in the Machine's `status.addresses`, as CAPI copied them. */
+  addresses: string[];
+  deleting: boolean;
+}
+
+/** Every Machine of `cluster`, by name, with its PacketMachine and device. */
+export function capiMachineViews(
+  objects: CapiObjects,
+  cluster: string,
+  devices: readonly MetalDevice[],
+): CapiMachineView[] {
+  return objects.machines
+    .filter((m) => m.metadata.labels?.[CLUSTER_NAME_LABEL] === cluster)
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))
+    .map((m) => {
+      const spec = m.spec ?? {};
+      const infra = spec['infrastructureRef'] as { name?: string } | undefined;
+      const pm = objects.packetMachines.find((p) => p.metadata.name === infra?.name);
+      const providerID = typeof spec['providerID'] === 'string' ? spec['providerID'] : '';
+      // The provider writes the PacketMachine's providerID as soon as the device exists; CAPI
+      // copies it to the Machine once the PacketMachine is ready. Either names the device.
+      const pmProviderID = pm?.spec?.['providerID'];
+      const named = providerID || (typeof pmProviderID === 'string' ? pmProviderID : '');
+      const id = named.startsWith(PROVIDER_ID_PREFIX) ? named.slice(PROVIDER_ID_PREFIX.length) : '';
+      const d = id ? devices.find((x) => x.id === id) : undefined;
+      const addresses = ((m.status?.['addresses'] ?? []) as { type: string; address: string }[])
+        .filter((a) => a.type === 'ExternalIP' || a.type === 'InternalIP')
+        .map((a) => a.address);
+      const view: CapiMachineView = {
+        name: m.metadata.name,
+        role: m.metadata.labels?.[CONTROL_PLANE_LABEL] !== undefined ? 'control plane' : 'worker',
+        phase: String(m.status?.['phase'] ?? ''),
+        providerID,
+        addresses,
+        deleting: m.metadata.deletionTimestamp !== undefined,
+      };
+      if (pm) {
+        const conditions = (pm.status?.['conditions'] ?? []) as NonNullable<
+          CapiMachineView['packetMachine']
+        >['condition'][];
+        const condition =
+          conditions.find((c) => c?.type === 'Ready') ?? conditions.find((c) => c?.type === 'InstanceReady');
+        view.packetMachine = {
+          name: pm.metadata.name,
+          ready: pm.status?.['ready'] === true,
+          instanceStatus: String(pm.status?.['instanceStatus'] ?? ''),
+          ...(condition ? { condition } : {}),
+          ...(typeof pm.status?.['failureReason'] === 'string'
+            ? { failureReason: pm.status['failureReason'] }
+            : {}),
+        };
+      }
+      if (d) {
+        view.device = {
+          id: d.id,
+          shortId: d.short_id,
+          state: d.state,
+          hostname: d.hostname,
+          addresses: d.ip_addresses.map((a) => a.address),
+        };
+      }
+      return view;
+    });
+}
+
+/**
+ * What keeps a Machine from being provisioned as the fake Metal API holds it, in one line, or
+ * undefined when CAPI says Provisioned (or Running), the PacketMachine is ready with an active
+ * device, the Machine's providerID names that device and the Machine's addresses are the device's.
+ */
+export function capiMachineProblem(v: CapiMachineView): string | undefined {
+  const pm = v.packetMachine;
+  if (v.deleting) return `${v.name} is being deleted`;
+  if (!pm) return `${v.name} has no PacketMachine yet`;
+  const why = pm.condition
+    ? `${pm.condition.reason}${pm.condition.message ? `: ${pm.condition.message}` : ''}`
+    : '';
+  if (pm.failureReason)
+    return `${v.name} failed: ${pm.failureReason}${pm.condition?.message ? `: ${pm.condition.message}` : ''}`;
+  if (!v.device) {
+    return v.providerID
+      ? `${v.name}'s providerID ${v.providerID} names no device of the Metal API`
+      : `${v.name} has no device yet${why ? ` (${why})` : ''}`;
+  }
+  if (v.device.state !== 'active') return `${v.name}'s device ${v.device.shortId} is ${v.device.state}`;
+  if (pm.instanceStatus !== 'active') {
+    return `${v.name}: the PacketMachine says ${pm.instanceStatus || 'nothing'}, the device is active`;
+  }
+  if (!pm.ready) return `${v.name}: the PacketMachine is not ready${why ? ` (${why})` : ''}`;
+  if (pm.condition && pm.condition.status !== 'True') {
+    return `${v.name}: ${pm.condition.type}=${pm.condition.status} (${why})`;
+  }
+  if (!v.providerID) return `${v.name}: CAPI has not copied the providerID to the Machine yet`;
+  if (v.phase !== 'Provisioned' && v.phase !== 'Running')
+    return `${v.name}: Machine phase ${v.phase || 'none'}`;
+  const want = [...v.device.addresses].sort();
+  const got = [...v.addresses].sort();
+  if (want.join(',') !== got.join(',')) {
+    return `${v.name}'s addresses ${got.join(', ') || 'none'} are not its device's ${want.join(', ')}`;
+  }
+  return undefined;
+}
+
+/**
+ * One line for the lab's table, short enough for a 150-column terminal: role (`cp`, `worker`) and
+ * Machine phase, PacketMachine state (`pm`), the device's state in the fake (`dev`), the short id
+ * of the device the Machine's providerID names, IPv4 addresses (`+EIP` when the control-plane
+ * endpoint is among them, `+v6` when the device has IPv6), and the reason of the PacketMachine's
+ * Ready condition.
+ */
+export function formatCapiMachine(v: CapiMachineView, endpointHost?: string): string {
+  const v4 = v.addresses.filter((a) => !a.includes(':') && a !== endpointHost);
+  const extra = [
+    ...(endpointHost !== undefined && v.addresses.includes(endpointHost) ? ['+EIP'] : []),
+    ...(v.addresses.some((a) => a.includes(':')) ? ['+v6'] : []),
+  ];
+  return [
+    `${v.role === 'control plane' ? 'cp' : 'worker'} ${v.phase || 'no phase'}`,
+    `pm ${v.packetMachine?.instanceStatus || '-'}`,
+    v.device ? `dev ${v.device.state}` : 'no device',
+    v.providerID
+      ? `providerID→${v.device?.shortId ?? '?'}`
+      : `no providerID${v.device ? ` (${v.device.shortId})` : ''}`,
+    [...v4, ...extra].join(' ') || 'no address',
+    v.packetMachine?.condition?.reason ?? 'no condition',
+  ].join(' · ');
+}
+
+/** A Cluster with its PacketCluster, its control-plane elastic IP and where the fake has it. */
+export interface CapiClusterView {
+  name: string;
+  /** `spec.controlPlaneEndpoint` of the PacketCluster, as `host:port` ('' before the provider set it). */
+  endpoint: string;
+  /** The same of the Cluster (CAPI core copies it from the PacketCluster). */
+  clusterEndpoint: string;
+  packetClusterReady: boolean;
+  /** `status.initialization.infrastructureProvisioned` of the Cluster (CAPI v1beta2). */
+  infrastructureProvisioned: boolean;
+  /** The fake's reservations tagged for the cluster's control plane, with their address. */
+  reservations: { id: string; address: string }[];
+  /** Hostnames of the devices the endpoint's address is assigned to in the fake. */
+  endpointOn: string[];
+}
+
+export function capiClusterView(
+  objects: CapiObjects,
+  cluster: string,
+  eipTag: string,
+  devices: readonly MetalDevice[],
+  reservations: readonly MetalIpReservation[],
+): CapiClusterView {
+  const endpointOf = (o: CapiObject | undefined) => {
+    const e = o?.spec?.['controlPlaneEndpoint'] as { host?: string; port?: number } | undefined;
+    return e?.host ? `${e.host}:${e.port ?? ''}` : '';
+  };
+  const c = objects.clusters.find((x) => x.metadata.name === cluster);
+  const pcl = objects.packetClusters.find((x) => x.metadata.name === cluster);
+  const endpoint = endpointOf(pcl);
+  const host = endpoint.slice(0, endpoint.lastIndexOf(':'));
+  const init = c?.status?.['initialization'] as { infrastructureProvisioned?: boolean } | undefined;
+  return {
+    name: cluster,
+    endpoint,
+    clusterEndpoint: endpointOf(c),
+    packetClusterReady: pcl?.status?.['ready'] === true,
+    infrastructureProvisioned: init?.infrastructureProvisioned === true,
+    reservations: reservations
+      .filter((r) => r.tags.includes(eipTag))
+      .map((r) => ({ id: r.id, address: r.address ?? '' })),
+    endpointOn: host
+      ? devices.filter((d) => d.ip_addresses.some((a) => a.address === host)).map((d) => d.hostname)
+      : [],
+  };
+}
+
+/** What is wrong with the cluster's endpoint and infrastructure, in one line, or undefined. */
+export function capiClusterProblem(v: CapiClusterView, controlPlane: string): string | undefined {
+  if (!v.endpoint) return `PacketCluster ${v.name} has no control-plane endpoint yet`;
+  if (!v.packetClusterReady) return `PacketCluster ${v.name} is not ready`;
+  if (v.clusterEndpoint !== v.endpoint) {
+    return `Cluster ${v.name}'s endpoint ${v.clusterEndpoint || 'is unset'}${v.clusterEndpoint ? ` is not the PacketCluster's ${v.endpoint}` : ''}`;
+  }
+  if (!v.infrastructureProvisioned) return `Cluster ${v.name}: infrastructure not provisioned`;
+  const host = v.endpoint.slice(0, v.endpoint.lastIndexOf(':'));
+  if (v.reservations.length !== 1) {
+    return `${v.reservations.length} elastic IP reservations are tagged for ${v.name}, not 1`;
+  }
+  const [r] = v.reservations as [{ id: string; address: string }];
+  if (r.address !== host)
+    return `the endpoint ${host} is not the tagged reservation's ${r.address || 'address'}`;
+  if (v.endpointOn.join(',') !== controlPlane) {
+    return `the elastic IP ${host} is on ${v.endpointOn.join(', ') || 'no device'}, not ${controlPlane}`;
+  }
+  return undefined;
+}
+
+/**
+ * The sum of `capi_packet_metal_api_requests_total` in a Prometheus text exposition (the
+ * manager's /metrics): every Metal API request it made, retries included.
+ */
+export function metalRequestsCounted(metricsText: string): number {
+  let sum = 0;
+  let seen = false;
+  for (const line of metricsText.split('\n')) {
+    const m = /^capi_packet_metal_api_requests_total(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (m) {
+      sum += Number(m[1]);
+      seen = true;
+    }
+  }
+  if (!seen) throw new Error('no capi_packet_metal_api_requests_total in the manager metrics');
+  return sum;
+}
+
+/** An object of a cluster's manifests, the fields the bootstrap rewrite touches. */
+interface ManifestLike {
+  kind: string;
+  spec?: unknown;
+}
+
+/** The bootstrap kinds of this provider (PacketKubeadmConfig and its template). */
+const PACKET_BOOTSTRAP_KINDS = new Set(['PacketKubeadmConfig', 'PacketKubeadmConfigTemplate']);
+
+/**
+ * The manifests with every Machine (and the MachineDeployments' template) taking its bootstrap
+ * data from the Secret `secret` instead of a PacketKubeadmConfig, and those configs left out: how
+ * a cluster provisions while no controller serves PacketKubeadmConfig (CAPI waits for a
+ * `configRef`'s `dataSecretName` forever; a Machine's own `dataSecretName` needs none).
+ */
+export function withBootstrapSecret<T extends ManifestLike>(objects: readonly T[], secret: string): T[] {
+  const rewrite = (spec: Record<string, unknown>) => ({ ...spec, bootstrap: { dataSecretName: secret } });
+  return objects
+    .filter((o) => !PACKET_BOOTSTRAP_KINDS.has(o.kind))
+    .map((o) => {
+      const spec = o.spec as Record<string, unknown> | undefined;
+      if (o.kind === 'Machine' && spec) return { ...o, spec: rewrite(spec) };
+      if (o.kind === 'MachineDeployment' && spec) {
+        const template = spec['template'] as { spec: Record<string, unknown> };
+        return { ...o, spec: { ...spec, template: { ...template, spec: rewrite(template.spec) } } };
+      }
+      return o;
+    });
+}
+
+/**
+ * A fresh ed25519 public key in authorized_keys format (`ssh-ed25519 AAAA… comment`), for
+ * PacketMachines' `sshKeys`; the private half is discarded (nothing logs in to a fake device).
+ */
+export function sshPublicKeyLine(comment: string): string {
+  const { publicKey } = generateKeyPairSync('ed25519');
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
+  const field = (b: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const blob = Buffer.concat([field(Buffer.from('ssh-ed25519')), field(raw)]);
+  return `ssh-ed25519 ${blob.toString('base64')} ${comment}`;
+}
+
+/**
+ * Removes what {@link CapiCore} installed and leaves in the API server (its stop() keeps them):
+ * Cluster API's webhook configurations and CRDs (by the label its kustomizations set), and the
+ * CRDs named in `crds` (the provider's). Run once no object with a finalizer is left and the
+ * managers are stopped; waits until the CRDs are gone.
+ */
+export async function uninstallCapi(cp: ControlPlane, crds: readonly string[]): Promise<void> {
+  await cp.kubectlOk([
+    'delete',
+    'validatingwebhookconfigurations,mutatingwebhookconfigurations',
+    '-l',
+    CAPI_PROVIDER_SELECTOR,
+    '--ignore-not-found',
+  ]);
+  await cp.kubectlOk(['delete', 'crd', '-l', CAPI_PROVIDER_SELECTOR, '--ignore-not-found', '--timeout=60s']);
+  if (crds.length > 0) {
+    await cp.kubectlOk(['delete', 'crd', ...crds, '--ignore-not-found', '--timeout=60s']);
+  }
+  const left = [
+    ...(
+      await cp.kubectlOk([
+        'get',
+        'crd,validatingwebhookconfigurations,mutatingwebhookconfigurations',
+        '-l',
+        CAPI_PROVIDER_SELECTOR,
+        '-o',
+        'name',
+      ])
+    ).split('\n'),
+    ...(crds.length > 0
+      ? (await cp.kubectlOk(['get', 'crd', ...crds, '--ignore-not-found', '-o', 'name'])).split('\n')
+      : []),
+  ].filter(Boolean);
+  if (left.length > 0) throw new Error(`still in the API server after the delete: ${left.join(', ')}`);
+}
