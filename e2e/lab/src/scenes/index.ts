@@ -4,3 +4,4 @@ import './tower';
 import './pod-gateway';
 import './connector';
 import './kilo';
+import './capi';

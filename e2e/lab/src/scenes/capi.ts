@@ -1,0 +1,320 @@
+/**
+ * Scene `capi`: a Cluster API cluster provisioned on Packet / Equinix Metal — the real Cluster API
+ * v1.11 core (`CapiCore`: its CRDs, webhooks and controller manager, built from the Go module) and
+ * capi-packet-manager from its shipped bundle, both against the host's kube-apiserver, with the
+ * Metal API played by `FakeMetalApi` on loopback (one project; devices queued ~2 s, provisioning
+ * ~6 s, so the states are visible while the scene comes up). One cluster `lab` in namespace `capi`,
+ * from the `packet-bootstrap` template objects of @knet/capi: a control-plane Machine and a
+ * MachineDeployment of 2 workers.
+ *
+ * Bootstrap: the manager has no PacketKubeadmConfig controller yet, so the Machines take their
+ * bootstrap data from a pre-made Secret (as apps/capi-packet-manager/test/capi.test.ts does) and
+ * the PacketKubeadmConfig objects are left out — with them CAPI would wait for bootstrap data
+ * forever. Nothing has the workload cluster's kubeconfig, so CAPI never dials the endpoint; the
+ * fake's addresses (documentation ranges) are data only.
+ *
+ * Rows, live: the cluster (the elastic IP the provider reserved in the fake and assigned to the
+ * control plane's device, the endpoint CAPI copied, infrastructure provisioned, the Metal API
+ * calls so far as the fake logged them and as the manager counted them), and one per Machine
+ * (role, Machine phase, PacketMachine state, device short id and state in the fake, providerID,
+ * addresses, the PacketMachine's Ready reason), each cross-checked against the fake.
+ *
+ * Teardown, in order: the Cluster is deleted (the manager deletes every device, the finalizers
+ * go), the manager stops, Cluster API's managers stop, its CRDs and webhook configurations and the
+ * provider's CRDs are removed from the host, the fake stops.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { dumpYaml } from '@kubernetes/client-node';
+import {
+  TEMPLATE_VARIABLES,
+  bootstrapCrds,
+  clusterManifests,
+  clusterTag,
+  eipTag,
+  infrastructureCrds,
+} from '@knet/capi';
+import {
+  CapiCore,
+  FakeMetalApi,
+  ManagedProcess,
+  appBundle,
+  capiClusterProblem,
+  capiClusterView,
+  capiMachineProblem,
+  capiMachineViews,
+  formatCapiMachine,
+  freePort,
+  metalRequestsCounted,
+  readCapiObjects,
+  sleep,
+  sshPublicKeyLine,
+  uninstallCapi,
+  until,
+  withBootstrapSecret,
+  type CapiMachineView,
+} from '@knet/testing';
+import { registerScene, type Row } from '../scene';
+
+const CLUSTER = 'lab';
+const NAMESPACE = 'capi';
+const METRO = 'da';
+const WORKERS = 2;
+/** The pre-made bootstrap data every Machine points at (no PacketKubeadmConfig controller yet). */
+const BOOTSTRAP_SECRET = `${CLUSTER}-bootstrap`;
+/** How long each device state lasts in the fake: long enough to watch, short enough to wait for. */
+const DURATIONS = { queuedMs: 2_000, provisioningMs: 6_000, deprovisioningMs: 2_000 };
+const UP_TIMEOUT_MS = 180_000;
+const DELETE_TIMEOUT_MS = 120_000;
+
+registerScene({
+  name: 'capi',
+  title: `Cluster API core and capi-packet-manager on the host: cluster ${CLUSTER} (1 control plane + ${WORKERS} workers) on a fake Metal API`,
+  needs: ['clusters'],
+  bundles: ['capi-packet-manager'],
+  async up(ctx) {
+    const { host: cp } = ctx.clusters();
+    const kubectl = `kubectl --kubeconfig ${ctx.shownDir}/host.kubeconfig -n ${NAMESPACE}`;
+    const bundle = await appBundle('capi-packet-manager');
+
+    ctx.progress('starting the fake Metal API on loopback (devices queued 2 s, then provisioning 6 s)');
+    // A fresh token per run: only the manager has it (from its env, never in a flag or a log).
+    const token = randomUUID();
+    const api = await FakeMetalApi.start({ tokens: [token], durations: DURATIONS });
+    ctx.defer('the fake Metal API', () => api.close());
+    const project = api.addProject({ name: 'knet-lab' });
+
+    const providerCrds = [...infrastructureCrds(), ...bootstrapCrds()];
+    // Registered before the install, so it also runs when the install stops half-way; it runs
+    // after Cluster API's managers are stopped (registered later, so torn down earlier).
+    ctx.defer("Cluster API's and the provider's CRDs and webhook configurations", () =>
+      uninstallCapi(
+        cp,
+        providerCrds.map((c) => c.metadata.name),
+      ),
+    );
+    ctx.progress('installing Cluster API v1.11 core in the host (CRDs, webhooks, controller manager)');
+    const capi = await CapiCore.start(cp, {
+      log: (line) => {
+        try {
+          ctx.progress(`Cluster API: ${line}`);
+        } catch {
+          // Ctrl-C during the build: the next step's ctx.progress ends up().
+        }
+      },
+    });
+    ctx.defer("Cluster API's controller manager", () => capi.stop());
+
+    ctx.progress("applying the provider's CRDs (PacketCluster, PacketMachine, …) to the host");
+    await cp.kubectlOk(['apply', '-f', '-'], { input: providerCrds.map((c) => dumpYaml(c)).join('---\n') });
+    await cp.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      ...providerCrds.map((c) => `crd/${c.metadata.name}`),
+    ]);
+    await cp.kubectlOk(['create', 'namespace', NAMESPACE]);
+
+    ctx.progress('starting capi-packet-manager from its bundle');
+    const metricsPort = await freePort();
+    const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+    const manager = ManagedProcess.start(
+      'capi-packet-manager',
+      process.execPath,
+      [
+        bundle,
+        `--kubeconfig=${cp.kubeconfigPath}`,
+        `--namespace=${NAMESPACE}`,
+        '--metrics-host=127.0.0.1',
+        `--metrics-port=${metricsPort}`,
+        '--device-poll-interval=1s',
+      ],
+      join(ctx.dir, 'capi-packet-manager.log'),
+      { ...process.env, PACKET_API_KEY: token, METAL_API_URL: api.url },
+    );
+    ctx.defer('capi-packet-manager', () => manager.stop());
+    /** Why the manager is not running, or undefined. */
+    const managerDown = () =>
+      manager.running
+        ? undefined
+        : `capi-packet-manager exited: ${manager.tail(5).replace(/\s*\n\s*/g, ' ')}`;
+    await until(
+      () => `capi-packet-manager's /readyz; its log: ${manager.tail(5)}`,
+      async () => {
+        const down = managerDown();
+        if (down) throw new Error(down);
+        return (await fetch(`${metricsUrl}/readyz`, { signal: AbortSignal.timeout(2000) })).ok;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+
+    ctx.progress(
+      `creating cluster ${CLUSTER} in namespace ${NAMESPACE}: 1 control plane + ${WORKERS} workers`,
+    );
+    const v = TEMPLATE_VARIABLES;
+    const { cluster, machines } = clusterManifests(
+      {
+        clusterName: CLUSTER,
+        projectID: project,
+        location: { metro: METRO },
+        kubernetesVersion: v.kubernetesVersion.default,
+        controlPlaneMachineCount: 1,
+        workerMachineCount: WORKERS,
+        controlPlaneNodeType: v.controlPlaneNodeType.default,
+        workerNodeType: v.workerNodeType.default,
+        sshKey: sshPublicKeyLine('knet-lab'),
+        nodeOS: v.nodeOS.default,
+        podCIDR: v.podCIDR.default,
+        serviceCIDR: v.serviceCIDR.default,
+      },
+      'packet-bootstrap',
+    );
+    const bootstrapData = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: BOOTSTRAP_SECRET, labels: { 'cluster.x-k8s.io/cluster-name': CLUSTER } },
+      stringData: {
+        value: `#cloud-config\n# knet lab: pre-made bootstrap data of cluster ${CLUSTER}\n`,
+        format: 'cloud-config',
+      },
+    };
+    // Deleted first at teardown, while the manager still runs: it deletes the devices.
+    ctx.defer(`cluster ${CLUSTER} (every device deleted, every finalizer gone)`, async () => {
+      await cp.kubectl([
+        'delete',
+        'cluster.cluster.x-k8s.io',
+        CLUSTER,
+        '-n',
+        NAMESPACE,
+        '--ignore-not-found',
+        '--wait=false',
+      ]);
+      await until(
+        () =>
+          `cluster ${CLUSTER} and its devices to be gone (devices: ${
+            api
+              .devices()
+              .filter((d) => d.tags.includes(clusterTag(CLUSTER)))
+              .map((d) => `${d.hostname} ${d.state}`)
+              .join(', ') || 'none'
+          }); manager: ${manager.tail(3)}`,
+        async () =>
+          api.devices().every((d) => !d.tags.includes(clusterTag(CLUSTER))) &&
+          (await readCapiObjects(cp, NAMESPACE)).clusters.length === 0,
+        { timeoutMs: DELETE_TIMEOUT_MS, intervalMs: 500 },
+      );
+    });
+    await cp.kubectlOk(['apply', '-n', NAMESPACE, '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [bootstrapData, ...cluster, ...withBootstrapSecret(machines, BOOTSTRAP_SECRET)],
+      }),
+    });
+
+    /** The cluster's Machines and what is wrong, from one read of the objects and the fake. */
+    const look = async () => {
+      const objects = await readCapiObjects(cp, NAMESPACE);
+      const devices = api.devices();
+      const views = capiMachineViews(objects, CLUSTER, devices);
+      const clusterView = capiClusterView(objects, CLUSTER, eipTag(CLUSTER), devices, api.reservations());
+      const controlPlane = views.find((m) => m.role === 'control plane')?.name ?? '';
+      return { views, clusterView, controlPlane };
+    };
+
+    const deadline = Date.now() + UP_TIMEOUT_MS;
+    let ready: Awaited<ReturnType<typeof look>>;
+    for (;;) {
+      const down = managerDown();
+      if (down) throw new Error(down);
+      const now = await look();
+      const problems = [
+        ...(now.views.length === 1 + WORKERS ? [] : [`${now.views.length} of ${1 + WORKERS} Machines`]),
+        ...now.views.map(capiMachineProblem).filter((p): p is string => p !== undefined),
+        ...[capiClusterProblem(now.clusterView, now.controlPlane)].filter(
+          (p): p is string => p !== undefined,
+        ),
+      ];
+      if (problems.length === 0) {
+        ready = now;
+        break;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `cluster ${CLUSTER} not provisioned after ${UP_TIMEOUT_MS / 1000} s: ${problems.join('; ')}; manager: ${manager.tail(3)}`,
+        );
+      }
+      ctx.progress(`${CLUSTER}: ${states(now.views)} · ${api.calls.length} Metal API calls`);
+      await sleep(1000);
+    }
+    const callsAtReady = api.calls.length;
+
+    /** The manager's count of its Metal API requests, from its /metrics. */
+    const managerCount = async () => {
+      const r = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (!r.ok) throw new Error(`capi-packet-manager /metrics answered ${r.status}`);
+      return metalRequestsCounted(await r.text());
+    };
+
+    const clusterRow: Row = {
+      component: `cluster ${CLUSTER}`,
+      proof: `the provider reserved the control-plane elastic IP in the Metal API and assigned it to ${ready.controlPlane}'s device; CAPI core copied the endpoint to the Cluster and marked its infrastructure provisioned; every Metal API request the fake logged is one the manager counted`,
+      command: `${kubectl} get cluster.cluster.x-k8s.io,packetcluster ${CLUSTER} -o wide; curl -s ${metricsUrl}/metrics | grep ^capi_packet_metal_api`,
+      async check() {
+        const down = managerDown();
+        if (down) throw new Error(down);
+        const { clusterView, controlPlane } = await look();
+        const problem = capiClusterProblem(clusterView, controlPlane);
+        if (problem) throw new Error(problem);
+        // A request still in flight is logged by the fake before the manager counts it: look again.
+        let logged = api.calls.length;
+        let counted = await managerCount();
+        for (let i = 0; i < 3 && counted !== logged; i++) {
+          await sleep(300);
+          logged = api.calls.length;
+          counted = await managerCount();
+        }
+        if (counted !== logged) {
+          throw new Error(`the fake logged ${logged} Metal API requests, the manager counted ${counted}`);
+        }
+        return `EIP ${clusterView.endpoint} on ${controlPlane} · infra provisioned · ${logged} Metal API calls, +${logged - callsAtReady} since ready`;
+      },
+    };
+
+    const machineRow = (first: CapiMachineView): Row => ({
+      component: first.name,
+      proof: `${first.role} Machine: CAPI phase Provisioned, its PacketMachine ready (Ready condition) with the device its providerID names active in the Metal API, and the Machine's addresses that device's`,
+      command: `${kubectl} get machine.cluster.x-k8s.io/${first.name} packetmachine/${first.packetMachine?.name ?? first.name} -o wide`,
+      async check() {
+        const down = managerDown();
+        if (down) throw new Error(down);
+        const { views, clusterView } = await look();
+        const m = views.find((x) => x.name === first.name);
+        if (!m)
+          throw new Error(
+            `Machine ${first.name} is gone (now: ${views.map((x) => x.name).join(', ') || 'none'})`,
+          );
+        const problem = capiMachineProblem(m);
+        if (problem) throw new Error(problem);
+        if (first.device && m.device?.id !== first.device.id) {
+          throw new Error(
+            `${m.name} now has device ${m.device?.shortId ?? 'none'}, not ${first.device.shortId}`,
+          );
+        }
+        return formatCapiMachine(m, clusterView.endpoint.slice(0, clusterView.endpoint.lastIndexOf(':')));
+      },
+    });
+
+    return [clusterRow, ...ready.views.map(machineRow)];
+  },
+});
+
+/** `lab-control-plane-0 provisioning, lab-worker-a-… queued`: where each Machine is. */
+function states(views: readonly CapiMachineView[]): string {
+  if (views.length === 0) return 'no Machine yet';
+  return views
+    .map(
+      (m) => `${m.name} ${m.device?.state ?? m.packetMachine?.condition?.reason ?? (m.phase || 'pending')}`,
+    )
+    .join(', ');
+}
