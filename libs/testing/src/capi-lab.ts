@@ -26,6 +26,8 @@ export interface CapiObject {
   };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
+  /** A Secret's data (base64 values). */
+  data?: Record<string, string>;
 }
 
 /** The CAPI and provider objects of one namespace, by kind. */
@@ -34,6 +36,8 @@ export interface CapiObjects {
   packetClusters: CapiObject[];
   machines: CapiObject[];
   packetMachines: CapiObject[];
+  /** The namespace's Secrets (the Machines' bootstrap data among them). */
+  secrets: CapiObject[];
 }
 
 const CLUSTER_NAME_LABEL = 'cluster.x-k8s.io/cluster-name';
@@ -43,11 +47,11 @@ const PROVIDER_ID_PREFIX = 'equinixmetal://';
 /** The label Cluster API's kustomizations put on everything they install (CRDs, webhook configurations). */
 const CAPI_PROVIDER_SELECTOR = 'cluster.x-k8s.io/provider=cluster-api';
 
-/** One `kubectl get clusters,packetclusters,machines,packetmachines` in `namespace`. */
+/** One `kubectl get clusters,packetclusters,machines,packetmachines,secrets` in `namespace`. */
 export async function readCapiObjects(cp: ControlPlane, namespace: string): Promise<CapiObjects> {
   const out = await cp.kubectlOk([
     'get',
-    'clusters.cluster.x-k8s.io,packetclusters,machines.cluster.x-k8s.io,packetmachines',
+    'clusters.cluster.x-k8s.io,packetclusters,machines.cluster.x-k8s.io,packetmachines,secrets',
     '-n',
     namespace,
     '-o',
@@ -60,6 +64,7 @@ export async function readCapiObjects(cp: ControlPlane, namespace: string): Prom
     packetClusters: of('PacketCluster'),
     machines: of('Machine'),
     packetMachines: of('PacketMachine'),
+    secrets: of('Secret'),
   };
 }
 
@@ -88,6 +93,13 @@ export interface CapiMachineView {
   device?: { id: string; shortId: string; state: string; hostname: string; addresses: string[] };
   /** IP addresses (ExternalIP, InternalIP) in the Machine's `status.addresses`, as CAPI copied them. */
   addresses: string[];
+  /** The Machine's `spec.bootstrap.dataSecretName` ('' before the bootstrap provider wrote it). */
+  dataSecretName: string;
+  /**
+   * Whether the device's userdata is that Secret's `value` (what the provider must send as is);
+   * undefined while there is no device or no such Secret.
+   */
+  userdataIsBootstrapData?: boolean;
   deleting: boolean;
 }
 
@@ -114,14 +126,21 @@ export function capiMachineViews(
       const addresses = ((m.status?.['addresses'] ?? []) as { type: string; address: string }[])
         .filter((a) => a.type === 'ExternalIP' || a.type === 'InternalIP')
         .map((a) => a.address);
+      const bootstrap = spec['bootstrap'] as { dataSecretName?: string } | undefined;
+      const dataSecretName = bootstrap?.dataSecretName ?? '';
+      const value = objects.secrets.find((x) => x.metadata.name === dataSecretName)?.data?.['value'];
       const view: CapiMachineView = {
         name: m.metadata.name,
         role: m.metadata.labels?.[CONTROL_PLANE_LABEL] !== undefined ? 'control plane' : 'worker',
         phase: String(m.status?.['phase'] ?? ''),
         providerID,
         addresses,
+        dataSecretName,
         deleting: m.metadata.deletionTimestamp !== undefined,
       };
+      if (d && dataSecretName && value !== undefined) {
+        view.userdataIsBootstrapData = d.userdata === Buffer.from(value, 'base64').toString('utf8');
+      }
       if (pm) {
         const conditions = (pm.status?.['conditions'] ?? []) as NonNullable<
           CapiMachineView['packetMachine']
@@ -154,7 +173,8 @@ export function capiMachineViews(
 /**
  * What keeps a Machine from being provisioned as the fake Metal API holds it, in one line, or
  * undefined when CAPI says Provisioned (or Running), the PacketMachine is ready with an active
- * device, the Machine's providerID names that device and the Machine's addresses are the device's.
+ * device, the Machine's providerID names that device, the Machine's addresses are the device's and
+ * the device's userdata is the Machine's bootstrap data.
  */
 export function capiMachineProblem(v: CapiMachineView): string | undefined {
   const pm = v.packetMachine;
@@ -185,6 +205,12 @@ export function capiMachineProblem(v: CapiMachineView): string | undefined {
   const got = [...v.addresses].sort();
   if (want.join(',') !== got.join(',')) {
     return `${v.name}'s addresses ${got.join(', ') || 'none'} are not its device's ${want.join(', ')}`;
+  }
+  if (!v.dataSecretName) return `${v.name} has no bootstrap data Secret`;
+  if (v.userdataIsBootstrapData === undefined)
+    return `${v.name}'s bootstrap data Secret ${v.dataSecretName} is gone`;
+  if (!v.userdataIsBootstrapData) {
+    return `${v.name}'s device userdata is not its bootstrap data (Secret ${v.dataSecretName})`;
   }
   return undefined;
 }

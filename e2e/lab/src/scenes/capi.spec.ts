@@ -51,8 +51,12 @@ const createDevice = async (hostname: string) =>
       operating_system: 'ubuntu_24_04',
       metro: 'da',
       tags: [`capp:cluster-id:${CLUSTER}`],
+      userdata: userdata(hostname),
     })
   )['id'] as string;
+
+/** The bootstrap data of a Machine, as its Secret holds it and its device was created with. */
+const userdata = (machine: string) => `#cloud-config\nhostname: ${machine}\n`;
 
 const deviceById = (id: string) => api.devices().find((d) => d.id === id) as MetalDevice;
 
@@ -96,6 +100,7 @@ function machinePair(name: string, device: MetalDevice, controlPlane: boolean): 
       spec: {
         clusterName: CLUSTER,
         providerID,
+        bootstrap: { dataSecretName: name },
         infrastructureRef: { apiGroup: 'infrastructure.cluster.x-k8s.io', kind: 'PacketMachine', name },
       },
       status: { phase: 'Provisioned', addresses },
@@ -141,6 +146,11 @@ function objects(): CapiObjects {
     ],
     machines: [m1, other, m0] as CapiObject[],
     packetMachines: [pm0, pm1] as CapiObject[],
+    secrets: [cpDevice, workerDevice].map((d) => ({
+      kind: 'Secret',
+      metadata: { name: d.hostname },
+      data: { value: Buffer.from(userdata(d.hostname)).toString('base64'), format: 'Y2xvdWQtY29uZmln' },
+    })),
   };
 }
 
@@ -162,6 +172,8 @@ describe('capiMachineViews', () => {
         condition: { reason: 'Ready' },
       },
       device: { id: cpDevice.id, shortId: cpDevice.short_id, state: 'active', hostname: 'lab-cp-0' },
+      dataSecretName: 'lab-cp-0',
+      userdataIsBootstrapData: true,
       deleting: false,
     });
     // The fake's public v4, private v4 and v6 addresses, and the elastic IP on the control plane.
@@ -180,6 +192,17 @@ describe('capiMachineViews', () => {
     const worker = views(o).find((m) => m.name === 'lab-worker-0');
     expect(worker?.providerID).toBe('');
     expect(worker?.device?.id).toBe(workerDevice.id);
+  });
+  it("compares the device's userdata with the Machine's bootstrap data Secret", () => {
+    const o = objects();
+    const secret = o.secrets.find((x) => x.metadata.name === 'lab-worker-0') as CapiObject;
+    secret.data = { value: Buffer.from(userdata('someone-else')).toString('base64') };
+    expect(views(o).map((m) => [m.name, m.userdataIsBootstrapData])).toEqual([
+      ['lab-cp-0', true],
+      ['lab-worker-0', false],
+    ]);
+    o.secrets = [];
+    expect(views(o).map((m) => m.userdataIsBootstrapData)).toEqual([undefined, undefined]);
   });
 });
 
@@ -256,6 +279,17 @@ describe('capiMachineProblem', () => {
       'addresses not the device’s',
       (v) => (v.addresses = v.addresses.filter((a) => a !== endpoint)),
       "lab-cp-0's addresses <without the EIP> are not its device's <all>",
+    ],
+    ['no bootstrap data Secret', (v) => (v.dataSecretName = ''), 'lab-cp-0 has no bootstrap data Secret'],
+    [
+      'a bootstrap data Secret that is gone',
+      (v) => delete v.userdataIsBootstrapData,
+      "lab-cp-0's bootstrap data Secret lab-cp-0 is gone",
+    ],
+    [
+      'userdata that is not the bootstrap data',
+      (v) => (v.userdataIsBootstrapData = false),
+      "lab-cp-0's device userdata is not its bootstrap data (Secret lab-cp-0)",
     ],
   ])('names %s', (_, change, expected) => {
     const v = cp();

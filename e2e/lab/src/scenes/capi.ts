@@ -17,7 +17,8 @@
  * control plane's device, the endpoint CAPI copied, infrastructure provisioned, the Metal API
  * calls so far as the fake logged them and as the manager counted them), and one per Machine
  * (role, Machine phase, PacketMachine state, device short id and state in the fake, providerID,
- * addresses, the PacketMachine's Ready reason), each cross-checked against the fake.
+ * addresses, the PacketMachine's Ready reason), each cross-checked against the fake (the device
+ * the providerID names, its addresses, its userdata the Machine's bootstrap data).
  *
  * Teardown, in order: the Cluster is deleted (the manager deletes every device, the finalizers
  * go), the manager stops, Cluster API's managers stop, its CRDs and webhook configurations and the
@@ -283,7 +284,7 @@ registerScene({
 
     const machineRow = (first: CapiMachineView): Row => ({
       component: first.name,
-      proof: `${first.role} Machine: CAPI phase Provisioned, its PacketMachine ready (Ready condition) with the device its providerID names active in the Metal API, and the Machine's addresses that device's`,
+      proof: `${first.role} Machine: CAPI phase Provisioned, its PacketMachine ready (Ready condition) with the device its providerID names active in the Metal API, the Machine's addresses that device's, and its userdata the Machine's bootstrap data`,
       command: `${kubectl} get machine.cluster.x-k8s.io/${first.name} packetmachine/${first.packetMachine?.name ?? first.name} -o wide`,
       async check() {
         const down = managerDown();
