@@ -7,6 +7,7 @@
  */
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import {
+  BOOTSTRAP_API_VERSION,
   CAPI_GROUP,
   CAPI_VERSION,
   CLUSTER_NAME_LABEL,
@@ -14,6 +15,7 @@ import {
   type CapiCluster,
   type CapiMachine,
   type PacketCluster,
+  type PacketKubeadmConfig,
   type PacketMachine,
 } from '@knet/capi';
 import { ResilientInformer, WorkQueue, kubeRequest } from '@knet/k8s';
@@ -31,12 +33,15 @@ export interface ControllerOptions {
   machineConcurrency: number;
   reconcileCluster: (namespace: string, name: string) => Promise<ReconcileResult>;
   reconcileMachine: (namespace: string, name: string) => Promise<ReconcileResult>;
+  /** The bootstrap provider (PacketKubeadmConfig). */
+  reconcileBootstrap: (namespace: string, name: string) => Promise<ReconcileResult>;
+  bootstrapConcurrency: number;
   /** Each pass, for metrics. */
-  observe?: (kind: 'PacketCluster' | 'PacketMachine', seconds: number, outcome: 'ok' | 'error') => void;
+  observe?: (kind: Kind, seconds: number, outcome: 'ok' | 'error') => void;
   logger: Logger;
 }
 
-type Kind = 'PacketCluster' | 'PacketMachine';
+export type Kind = 'PacketCluster' | 'PacketMachine' | 'PacketKubeadmConfig';
 
 export class Controller {
   private readonly informers: ResilientInformer<KubernetesObject>[] = [];
@@ -45,6 +50,7 @@ export class Controller {
   private syncTimer: NodeJS.Timeout | undefined;
   private readonly packetMachines: ResilientInformer<PacketMachine>;
   private readonly packetClusters: ResilientInformer<PacketCluster>;
+  private readonly configs: ResilientInformer<PacketKubeadmConfig>;
   private stopped = false;
 
   constructor(private readonly o: ControllerOptions) {
@@ -74,6 +80,12 @@ export class Controller {
         baseDelayMs: 1000,
         maxDelayMs: 300_000,
       }),
+      PacketKubeadmConfig: new WorkQueue(wrap('PacketKubeadmConfig', o.reconcileBootstrap), {
+        logger: o.logger,
+        concurrency: o.bootstrapConcurrency,
+        baseDelayMs: 1000,
+        maxDelayMs: 300_000,
+      }),
     };
     const selector = o.watchFilter ? `${WATCH_FILTER_LABEL}=${o.watchFilter}` : undefined;
     const add = (kind: Kind) => (obj: KubernetesObject) => this.enqueue(kind, keyOf(obj));
@@ -84,8 +96,10 @@ export class Controller {
       {
         onChange: add('PacketCluster'),
         also: (pcl) =>
-          this.machinesOfCluster(
-            pcl.metadata.namespace ?? 'default',
+          this.ofCluster(
+            this.packetMachines,
+            'PacketMachine',
+            pcl.metadata.namespace,
             pcl.metadata.labels?.[CLUSTER_NAME_LABEL],
           ),
       },
@@ -98,12 +112,21 @@ export class Controller {
         onChange: add('PacketMachine'),
       },
     );
+    this.configs = this.informer<PacketKubeadmConfig>(
+      `/apis/${BOOTSTRAP_API_VERSION}`,
+      'packetkubeadmconfigs',
+      selector,
+      {
+        onChange: add('PacketKubeadmConfig'),
+      },
+    );
     this.informer<CapiCluster>(`/apis/${CAPI_GROUP}/${CAPI_VERSION}`, 'clusters', selector, {
       onChange: (c) => {
         const ref = c.spec?.infrastructureRef;
         if (ref?.kind === 'PacketCluster')
           this.enqueue('PacketCluster', `${c.metadata.namespace}/${ref.name}`);
-        this.machinesOfCluster(c.metadata.namespace ?? 'default', c.metadata.name);
+        this.ofCluster(this.packetMachines, 'PacketMachine', c.metadata.namespace, c.metadata.name);
+        this.ofCluster(this.configs, 'PacketKubeadmConfig', c.metadata.namespace, c.metadata.name);
       },
     });
     this.informer<CapiMachine>(`/apis/${CAPI_GROUP}/${CAPI_VERSION}`, 'machines', selector, {
@@ -111,6 +134,10 @@ export class Controller {
         const ref = m.spec.infrastructureRef;
         if (ref?.kind === 'PacketMachine')
           this.enqueue('PacketMachine', `${m.metadata.namespace}/${ref.name}`);
+        const cfg = m.spec.bootstrap?.configRef;
+        if (cfg?.kind === 'PacketKubeadmConfig') {
+          this.enqueue('PacketKubeadmConfig', `${m.metadata.namespace}/${cfg.name}`);
+        }
       },
     });
   }
@@ -143,10 +170,16 @@ export class Controller {
     return inf;
   }
 
-  private machinesOfCluster(namespace: string, cluster: string | undefined): void {
-    if (!cluster) return;
-    for (const pm of this.packetMachines.list(namespace)) {
-      if (pm.metadata.labels?.[CLUSTER_NAME_LABEL] === cluster) this.enqueue('PacketMachine', keyOf(pm));
+  /** Enqueues the objects of `kind` labelled for the cluster (CAPI labels what it creates or adopts). */
+  private ofCluster<T extends KubernetesObject>(
+    informer: ResilientInformer<T> | undefined,
+    kind: Kind,
+    namespace: string | undefined,
+    cluster: string | undefined,
+  ): void {
+    if (!cluster || !informer) return;
+    for (const o of informer.list(namespace ?? 'default')) {
+      if (o.metadata?.labels?.[CLUSTER_NAME_LABEL] === cluster) this.enqueue(kind, keyOf(o));
     }
   }
 
@@ -185,6 +218,7 @@ export class Controller {
   private resyncAll(): void {
     for (const pcl of this.packetClusters.list()) this.enqueue('PacketCluster', keyOf(pcl));
     for (const pm of this.packetMachines.list()) this.enqueue('PacketMachine', keyOf(pm));
+    for (const c of this.configs.list()) this.enqueue('PacketKubeadmConfig', keyOf(c));
   }
 
   async stop(): Promise<void> {
@@ -192,8 +226,7 @@ export class Controller {
     if (this.syncTimer) clearInterval(this.syncTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    this.queues.PacketCluster.stop();
-    this.queues.PacketMachine.stop();
+    for (const q of Object.values(this.queues)) q.stop();
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 }

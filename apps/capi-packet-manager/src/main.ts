@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { LeaderElector, checkApiServer, loadKubeConfig } from '@knet/k8s';
 import { MetalClient } from '@knet/metal';
 import { errorMessage, parseOptions, runMain, startApp } from '@knet/runtime';
+import { BootstrapReconciler } from './bootstrap-reconciler';
 import { ClusterReconciler } from './cluster-reconciler';
 import { Controller } from './controller';
 import { ClusterDeviceCache } from './device-cache';
@@ -39,6 +40,7 @@ void runMain('capi-packet-manager', async () => {
     pollIntervalMs: opts.devicePollInterval,
   });
   const clusters = new ClusterReconciler({ store, metal, problems });
+  const bootstrap = new BootstrapReconciler({ store, logger });
   const controller = new Controller({
     kc,
     namespace: opts.namespace,
@@ -48,10 +50,16 @@ void runMain('capi-packet-manager', async () => {
     machineConcurrency: opts.machineConcurrency,
     reconcileCluster: (ns, name) => clusters.reconcile(ns, name),
     reconcileMachine: (ns, name) => machines.reconcile(ns, name),
+    reconcileBootstrap: (ns, name) => bootstrap.reconcile(ns, name),
+    bootstrapConcurrency: opts.bootstrapConcurrency,
     observe: (kind, seconds, outcome) => metrics.reconciled(kind, seconds, outcome),
     logger,
   });
-  await app.serve({ readiness: { reconciling: () => metrics.ready } });
+  // Ready: reconciling with the watches listed — or, with --leader-elect, standing by as a
+  // follower (as controller-runtime's managers are), so a rolling update of several replicas
+  // completes; the leader is ready once its watches have listed.
+  let leading = false;
+  await app.serve({ readiness: { reconciling: () => (opts.leaderElect && !leading) || metrics.ready } });
 
   const run = async () => {
     await controller.start();
@@ -66,12 +74,14 @@ void runMain('capi-packet-manager', async () => {
         name: opts.leaseName,
         identity: opts.identity ?? hostname(),
         logger,
-        onStartedLeading: () =>
-          void run().catch((e: unknown) => {
+        onStartedLeading: () => {
+          leading = true;
+          run().catch((e: unknown) => {
             logger.error({ err: errorMessage(e) }, 'could not start reconciling');
             process.exitCode = 1;
             process.kill(process.pid, 'SIGTERM');
-          }),
+          });
+        },
         onStoppedLeading: () => {
           metrics.ready = false;
           if (!app.signal.aborted) process.kill(process.pid, 'SIGTERM');

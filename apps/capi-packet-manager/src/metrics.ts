@@ -3,7 +3,11 @@ import { Counter, Gauge, Histogram, type Registry } from '@knet/runtime';
 /** capi-packet-manager's metrics, registered on the app's registry (served on /metrics by `app.serve()`). */
 export interface AppMetrics {
   /** One reconcile pass of an object. */
-  reconciled(kind: 'PacketCluster' | 'PacketMachine', seconds: number, outcome: 'ok' | 'error'): void;
+  reconciled(
+    kind: 'PacketCluster' | 'PacketMachine' | 'PacketKubeadmConfig',
+    seconds: number,
+    outcome: 'ok' | 'error',
+  ): void;
   /** One Metal API request (each retry counts: this is what the API's rate limit sees). */
   metalCall(operation: string, status: number | 'none'): void;
   /** Watches listed (and, with --leader-elect, leading): the readiness check. */

@@ -19,7 +19,8 @@ export const program = createProgram({
       envPrefix: 'CAPI_PACKET_MANAGER',
       defaultPort: 8080,
       zero: 'any',
-      readiness: 'ready once the watches have listed (and, with --leader-elect, while leading)',
+      readiness:
+        'ready once the watches have listed; with --leader-elect also while standing by as a follower',
     }),
     kubeconfig: {
       ...kubeconfigOption,
@@ -96,10 +97,17 @@ export const program = createProgram({
       schema: schemas.integer({ min: 1, max: 100 }),
       default: '10',
     },
+    bootstrapConcurrency: {
+      flag: '--packetkubeadmconfig-concurrency <n>',
+      env: 'CAPI_PACKET_MANAGER_PACKETKUBEADMCONFIG_CONCURRENCY',
+      description: 'PacketKubeadmConfigs (bootstrap data) rendered at once',
+      schema: schemas.integer({ min: 1, max: 100 }),
+      default: '4',
+    },
     leaderElect: {
       flag: '--leader-elect [bool]',
       env: 'CAPI_PACKET_MANAGER_LEADER_ELECT',
-      description: 'with several replicas: only the Lease holder reconciles; the others wait, not ready',
+      description: 'with several replicas: only the Lease holder reconciles; the others stand by (ready)',
       schema: schemas.bool(),
       default: false,
     },

@@ -6,17 +6,22 @@
  */
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import {
+  BOOTSTRAP_API_VERSION,
   CAPI_GROUP,
   CAPI_VERSION,
   INFRA_API_VERSION,
   type CapiCluster,
   type CapiMachine,
+  type OwnerReference,
   type PacketCluster,
+  type PacketKubeadmConfig,
   type PacketMachine,
+  type SecretData,
 } from '@knet/capi';
 import {
   EventRecorder,
   addFinalizer,
+  isAlreadyExists,
   isNotFound,
   kubeRequest,
   patchObject,
@@ -25,15 +30,33 @@ import {
   type EventType,
 } from '@knet/k8s';
 
-export type ProviderObject = PacketCluster | PacketMachine;
+export type ProviderObject = PacketCluster | PacketMachine | PacketKubeadmConfig;
+
+/** A Secret or ConfigMap the provider creates (data base64 for a Secret, plain for a ConfigMap). */
+export interface NewObject {
+  kind: 'Secret' | 'ConfigMap';
+  name: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  type?: string;
+  data: Record<string, string>;
+}
 
 export interface ProviderStore {
   getPacketCluster(namespace: string, name: string): Promise<PacketCluster | undefined>;
   getPacketMachine(namespace: string, name: string): Promise<PacketMachine | undefined>;
   getCluster(namespace: string, name: string): Promise<CapiCluster | undefined>;
   getMachine(namespace: string, name: string): Promise<CapiMachine | undefined>;
+  getPacketKubeadmConfig(namespace: string, name: string): Promise<PacketKubeadmConfig | undefined>;
   /** One key of a Secret, decoded; undefined when the Secret or the key is missing. */
   getSecretValue(namespace: string, name: string, key: string): Promise<string | undefined>;
+  /** A Secret's data (base64 values), undefined when missing. */
+  getSecret(namespace: string, name: string): Promise<SecretData | undefined>;
+  /** A ConfigMap's data, undefined when missing. */
+  getConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** Creates it; false when it already exists (nothing is overwritten). */
+  create(obj: NewObject): Promise<boolean>;
   addFinalizer<T extends ProviderObject>(obj: T, finalizer: string): Promise<T>;
   /** Undefined when the object is gone afterwards. */
   removeFinalizer<T extends ProviderObject>(obj: T, finalizer: string): Promise<T | undefined>;
@@ -47,10 +70,21 @@ export interface ProviderStore {
   event(obj: ProviderObject, type: EventType, reason: string, message: string): Promise<void>;
 }
 
-const PLURAL: Record<string, string> = { PacketCluster: 'packetclusters', PacketMachine: 'packetmachines' };
+const PLURAL: Record<string, string> = {
+  PacketCluster: 'packetclusters',
+  PacketMachine: 'packetmachines',
+  PacketKubeadmConfig: 'packetkubeadmconfigs',
+};
+const API_VERSION: Record<string, string> = {
+  PacketCluster: INFRA_API_VERSION,
+  PacketMachine: INFRA_API_VERSION,
+  PacketKubeadmConfig: BOOTSTRAP_API_VERSION,
+};
 
 const infraPath = (kind: string, namespace: string, name: string) =>
-  `/apis/${INFRA_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL[kind]}/${encodeURIComponent(name)}`;
+  `/apis/${API_VERSION[kind]}/namespaces/${encodeURIComponent(namespace)}/${PLURAL[kind]}/${encodeURIComponent(name)}`;
+const corePath = (plural: string, namespace: string, name?: string) =>
+  `/api/v1/namespaces/${encodeURIComponent(namespace)}/${plural}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
 const capiPath = (plural: string, namespace: string, name: string) =>
   `/apis/${CAPI_GROUP}/${CAPI_VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}`;
 
@@ -92,13 +126,54 @@ export class KubeStore implements ProviderStore {
   getMachine(namespace: string, name: string) {
     return this.get<CapiMachine>(capiPath('machines', namespace, name), `Machine ${namespace}/${name}`);
   }
+  getPacketKubeadmConfig(namespace: string, name: string) {
+    return this.get<PacketKubeadmConfig>(
+      infraPath('PacketKubeadmConfig', namespace, name),
+      `PacketKubeadmConfig ${namespace}/${name}`,
+    );
+  }
   async getSecretValue(namespace: string, name: string, key: string) {
+    const v = (await this.getSecret(namespace, name))?.data?.[key];
+    return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+  }
+  async getSecret(namespace: string, name: string): Promise<SecretData | undefined> {
     const s = await this.get<{ data?: Record<string, string> }>(
-      `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
+      corePath('secrets', namespace, name),
       `Secret ${namespace}/${name}`,
     );
-    const v = s?.data?.[key];
-    return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+    return s ? { data: s.data ?? {} } : undefined;
+  }
+  async getConfigMap(namespace: string, name: string) {
+    const c = await this.get<{ data?: Record<string, string> }>(
+      corePath('configmaps', namespace, name),
+      `ConfigMap ${namespace}/${name}`,
+    );
+    return c ? (c.data ?? {}) : undefined;
+  }
+  async create(obj: NewObject): Promise<boolean> {
+    const body = {
+      apiVersion: 'v1',
+      kind: obj.kind,
+      metadata: {
+        name: obj.name,
+        namespace: obj.namespace,
+        labels: obj.labels,
+        ownerReferences: obj.ownerReferences,
+      },
+      ...(obj.type ? { type: obj.type } : {}),
+      data: obj.data,
+    };
+    try {
+      await kubeRequest(this.kc, {
+        method: 'POST',
+        path: corePath(obj.kind === 'Secret' ? 'secrets' : 'configmaps', obj.namespace),
+        body,
+      });
+      return true;
+    } catch (e) {
+      if (isAlreadyExists(e)) return false;
+      throw wrapApiError(`create ${obj.kind} ${obj.namespace}/${obj.name}`, e);
+    }
   }
   addFinalizer<T extends ProviderObject>(obj: T, finalizer: string): Promise<T> {
     return addFinalizer(this.kc, obj as KubernetesObject, finalizer) as Promise<T>;
@@ -129,7 +204,7 @@ export class KubeStore implements ProviderStore {
 }
 
 const refOf = (obj: ProviderObject) => ({
-  apiVersion: INFRA_API_VERSION,
+  apiVersion: API_VERSION[obj.kind]!,
   kind: obj.kind,
   namespace: obj.metadata.namespace ?? 'default',
   name: obj.metadata.name,
@@ -152,7 +227,11 @@ export interface RecordedEvent {
  */
 export class FakeStore implements ProviderStore {
   readonly objects = new Map<string, unknown>();
+  /** `namespace/name` → decoded values (what a test puts in; `getSecret` answers base64 like the API). */
   readonly secrets = new Map<string, Record<string, string>>();
+  readonly configMaps = new Map<string, Record<string, string>>();
+  /** What `create` made, in order. */
+  readonly created: NewObject[] = [];
   readonly events: RecordedEvent[] = [];
   readonly writes: string[] = [];
   private failures = new Map<string, Error>();
@@ -212,9 +291,42 @@ export class FakeStore implements ProviderStore {
     this.check('getMachine');
     return this.read<CapiMachine>('Machine', namespace, name);
   }
+  async getPacketKubeadmConfig(namespace: string, name: string) {
+    this.check('getPacketKubeadmConfig');
+    return this.read<PacketKubeadmConfig>('PacketKubeadmConfig', namespace, name);
+  }
   async getSecretValue(namespace: string, name: string, key: string) {
     this.check('getSecretValue');
     return this.secrets.get(`${namespace}/${name}`)?.[key];
+  }
+  async getSecret(namespace: string, name: string): Promise<SecretData | undefined> {
+    this.check('getSecret');
+    const s = this.secrets.get(`${namespace}/${name}`);
+    if (!s) return undefined;
+    return {
+      data: Object.fromEntries(Object.entries(s).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    };
+  }
+  async getConfigMap(namespace: string, name: string) {
+    this.check('getConfigMap');
+    const c = this.configMaps.get(`${namespace}/${name}`);
+    return c ? { ...c } : undefined;
+  }
+  async create(obj: NewObject): Promise<boolean> {
+    this.check('create');
+    const k = `${obj.namespace}/${obj.name}`;
+    const map = obj.kind === 'Secret' ? this.secrets : this.configMaps;
+    if (map.has(k)) return false;
+    const data =
+      obj.kind === 'Secret'
+        ? Object.fromEntries(
+            Object.entries(obj.data).map(([n, v]) => [n, Buffer.from(v, 'base64').toString('utf8')]),
+          )
+        : { ...obj.data };
+    map.set(k, data);
+    this.created.push(JSON.parse(JSON.stringify(obj)) as NewObject);
+    this.writes.push(`create ${obj.kind}/${obj.name}`);
+    return true;
   }
   async addFinalizer<T extends ProviderObject>(obj: T, finalizer: string): Promise<T> {
     this.check('addFinalizer');

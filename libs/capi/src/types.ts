@@ -235,7 +235,6 @@ export const providerIdFor = (deviceId: string): string => `${PROVIDER_ID_PREFIX
 
 export const BOOTSTRAP_GROUP = 'bootstrap.cluster.x-k8s.io';
 export const BOOTSTRAP_API_VERSION = `${BOOTSTRAP_GROUP}/v1beta1`;
-export const PACKET_KUBEADM_CONFIG_FINALIZER = 'packetkubeadmconfig.bootstrap.cluster.x-k8s.io';
 
 /**
  * The seed's bootstrap as a CAPI bootstrap provider: the Machine's role (first control plane:
