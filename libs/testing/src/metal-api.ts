@@ -112,6 +112,12 @@ export interface FakeMetalApiOptions {
   now?: () => number;
   /** Timeouts and header size for hostile-client tests (default: `@knet/runtime`'s `DEFAULT_HTTP_LIMITS`). */
   http?: HttpLimits;
+  /**
+   * Where project IP reservations (elastic IPs) come from (default 198.51.100.0/24). A test whose
+   * elastic IP becomes a cluster's endpoint that Cluster API will dial (once a kubeconfig Secret
+   * exists) sets a loopback block, e.g. 127.0.64.0/24, so nothing leaves this machine.
+   */
+  reservationRange?: string;
 }
 
 export interface MetalProjectOptions {
@@ -473,6 +479,7 @@ export class FakeMetalApi {
     deprovisioningMs: number;
     rateLimit: { limit: number; windowMs: number };
     now: () => number;
+    reservationRange?: string;
   };
   private offset = 0;
   private projectsById = new Map<string, ProjectRec>();
@@ -484,7 +491,8 @@ export class FakeMetalApi {
   private failNext = 0;
   private failWhere = new Set<(r: MetalDeviceRequest) => boolean>();
   private callLog: MetalCall[] = [];
-  private pools = newPools();
+  private callHook: ((call: MetalCall) => void | Promise<void>) | undefined;
+  private pools: ReturnType<typeof newPools>;
   private readonly routes: Route[];
   private stopped: Promise<void> | undefined;
 
@@ -495,6 +503,7 @@ export class FakeMetalApi {
   ) {
     this.opts = opts;
     this.url = url;
+    this.pools = newPools(opts.reservationRange);
     this.routes = this.makeRoutes();
   }
 
@@ -554,6 +563,7 @@ export class FakeMetalApi {
         deprovisioningMs: o.durations?.deprovisioningMs ?? 1000,
         rateLimit,
         now: o.now ?? Date.now,
+        reservationRange: o.reservationRange,
       },
       server,
       `http://127.0.0.1:${port}${METAL_BASE_PATH}`,
@@ -574,6 +584,15 @@ export class FakeMetalApi {
 
   get calls(): readonly MetalCall[] {
     return this.callLog;
+  }
+
+  /**
+   * Runs `hook` after each request took effect and before its answer is written (undefined: none).
+   * A test that kills its client in the hook crashes it between two calls: the effect happened,
+   * the client never saw the answer, and it cannot have sent the next call.
+   */
+  onCall(hook: ((call: MetalCall) => void | Promise<void>) | undefined): void {
+    this.callHook = hook;
   }
 
   /**
@@ -679,7 +698,7 @@ export class FakeMetalApi {
     this.failNext = 0;
     this.failWhere.clear();
     this.callLog = [];
-    this.pools = newPools();
+    this.pools = newPools(this.opts.reservationRange);
   }
 
   /** Closes the listener and cuts open connections. */
@@ -723,7 +742,7 @@ export class FakeMetalApi {
       } catch (e) {
         answer = { status: 500, body: { errors: [`FakeMetalApi: ${errorMessage(e)}`] } };
       }
-      this.callLog.push({
+      const call: MetalCall = {
         method,
         path: path || url.pathname,
         query: queryRecord(url.searchParams),
@@ -731,8 +750,15 @@ export class FakeMetalApi {
         status: answer.status,
         ...(answer.fault ? { fault: answer.fault } : {}),
         at,
-      });
-      write(res, answer);
+      };
+      this.callLog.push(call);
+      const hook = this.callHook;
+      if (!hook) write(res, answer);
+      else
+        void Promise.resolve()
+          .then(() => hook(call))
+          .catch(() => undefined)
+          .finally(() => write(res, answer));
     });
   }
 
@@ -1664,7 +1690,7 @@ class BlockPool {
   }
 }
 
-function newPools() {
+function newPools(reservationRange = '198.51.100.0/24') {
   const block = (cidr: string): [number, number] => {
     const [ip, prefix] = cidr.split('/');
     return [parseV4(ip as string) as number, 2 ** (32 - Number(prefix))];
@@ -1674,7 +1700,7 @@ function newPools() {
     privateV4: new BlockPool([block('10.0.0.0/16')]),
     /** IPv6 as an offset into 2001:db8::/64 (the low 32 bits are plenty for a test). */
     v6: new BlockPool([[2, 2 ** 20]]),
-    reserved: new BlockPool([block('198.51.100.0/24')]),
+    reserved: new BlockPool([block(reservationRange)]),
     global: new BlockPool([block('192.0.2.0/25')]),
   };
 }
