@@ -1,0 +1,217 @@
+/**
+ * The objects both providers get, and how the bench sees them: one Cluster (CAPI v1beta2) with its
+ * PacketCluster (metro da, vipManager CPEM as both providers' templates set it), one control-plane Machine with its PacketMachine, and a
+ * MachineDeployment of workers from a PacketMachineTemplate, as apps/capi-packet-manager's
+ * capi.test.ts makes them. Every Machine names a ready-made bootstrap data Secret (no bootstrap
+ * provider: the devices are fake, nothing would run the data), so the figures are the
+ * infrastructure provider's alone. Nothing has a kubeconfig of the workload cluster, so CAPI core
+ * never dials the endpoint.
+ */
+import { type ControlPlane, FakeMetalApi, type MetalFault, sleep } from '@knet/testing';
+
+type Json = Record<string, unknown>;
+
+/** The Metal project of every run (the fake's, a fixed UUID). */
+export const PROJECT = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b';
+const INFRA = 'infrastructure.cluster.x-k8s.io';
+
+/** State durations of the fake's devices: realistic in order, short in length. */
+export const DURATIONS = { queuedMs: 1000, provisioningMs: 5000, deprovisioningMs: 1000 };
+
+/** A 429 storm: a rate budget the run must hit, and injected 429s on the first device creates. */
+export interface Storm {
+  rateLimit: { limit: number; windowMs: number };
+  inject: MetalFault;
+}
+
+/** A fake Metal API with one project (one SSH key, so creates without keys are accepted, as CAPEM needs). */
+export async function startFake(token: string, storm?: Storm): Promise<FakeMetalApi> {
+  const api = await FakeMetalApi.start({
+    tokens: [token],
+    durations: DURATIONS,
+    ...(storm ? { rateLimit: storm.rateLimit } : {}),
+  });
+  api.addProject({ id: PROJECT, sshKeys: 1, ipQuota: 8 });
+  if (storm) api.inject(storm.inject);
+  return api;
+}
+
+/** The objects of cluster `name` in `ns`: 1 control-plane Machine and `workers` in a MachineDeployment. */
+export function clusterObjects(ns: string, name: string, workers: number): Json[] {
+  const ref = (kind: string, n: string) => ({ apiGroup: INFRA, kind, name: n });
+  const machineSpec = (infra: Json) => ({
+    clusterName: name,
+    version: 'v1.34.4',
+    bootstrap: { dataSecretName: `${name}-bootstrap` },
+    infrastructureRef: infra,
+  });
+  const pmSpec = { os: 'ubuntu_24_04', machineType: 'c3.small.x86', billingCycle: 'hourly' };
+  const labels = { 'cluster.x-k8s.io/cluster-name': name };
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `${name}-bootstrap`, namespace: ns, labels },
+      stringData: { value: `#cloud-config\nhostname: ${name}\n`, format: 'cloud-config' },
+    },
+    {
+      apiVersion: 'cluster.x-k8s.io/v1beta2',
+      kind: 'Cluster',
+      metadata: { name, namespace: ns },
+      spec: {
+        clusterNetwork: {
+          pods: { cidrBlocks: ['192.168.0.0/16'] },
+          services: { cidrBlocks: ['172.26.0.0/16'] },
+        },
+        infrastructureRef: ref('PacketCluster', name),
+      },
+    },
+    {
+      apiVersion: `${INFRA}/v1beta1`,
+      kind: 'PacketCluster',
+      metadata: { name, namespace: ns },
+      spec: { projectID: PROJECT, metro: 'da', vipManager: 'CPEM' },
+    },
+    {
+      apiVersion: 'cluster.x-k8s.io/v1beta2',
+      kind: 'Machine',
+      metadata: {
+        name: `${name}-cp-0`,
+        namespace: ns,
+        labels: { ...labels, 'cluster.x-k8s.io/control-plane': '' },
+      },
+      spec: machineSpec(ref('PacketMachine', `${name}-cp-0`)),
+    },
+    {
+      apiVersion: `${INFRA}/v1beta1`,
+      kind: 'PacketMachine',
+      metadata: { name: `${name}-cp-0`, namespace: ns },
+      spec: pmSpec,
+    },
+    {
+      apiVersion: `${INFRA}/v1beta1`,
+      kind: 'PacketMachineTemplate',
+      metadata: { name: `${name}-worker`, namespace: ns },
+      spec: { template: { spec: pmSpec } },
+    },
+    {
+      apiVersion: 'cluster.x-k8s.io/v1beta2',
+      kind: 'MachineDeployment',
+      metadata: { name: `${name}-worker`, namespace: ns },
+      spec: {
+        clusterName: name,
+        replicas: workers,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: machineSpec(ref('PacketMachineTemplate', `${name}-worker`)),
+        },
+      },
+    },
+  ];
+}
+
+export async function applyObjects(cp: ControlPlane, objects: Json[]): Promise<void> {
+  await cp.kubectlOk(['apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  });
+}
+
+/** What the bench reads of a cluster's infrastructure objects. */
+export interface InfraState {
+  clusterReady: boolean;
+  machines: number;
+  ready: number;
+  /** PacketMachines with a failure reason (CAPEM's terminal state: never reconciled again). */
+  failed: number;
+}
+
+const STATE = [
+  '{range .items[*]}{.kind}',
+  '{"\\t"}{.status.ready}',
+  '{"\\t"}{.status.failureReason}{"\\n"}{end}',
+].join('');
+
+/** The PacketCluster's and PacketMachines' readiness in `ns` (one kubectl call). */
+export async function infraState(cp: ControlPlane, ns: string): Promise<InfraState> {
+  const out = await cp.kubectlOk([
+    'get',
+    'packetclusters,packetmachines',
+    '-n',
+    ns,
+    '-o',
+    `jsonpath=${STATE}`,
+  ]);
+  const s: InfraState = { clusterReady: false, machines: 0, ready: 0, failed: 0 };
+  for (const line of out.split('\n')) {
+    const [kind, ready, failure] = line.split('\t');
+    if (kind === 'PacketCluster') s.clusterReady = ready === 'true';
+    if (kind !== 'PacketMachine') continue;
+    s.machines++;
+    if (ready === 'true') s.ready++;
+    if (failure) s.failed++;
+  }
+  return s;
+}
+
+/**
+ * Polls every second until the PacketCluster and `machines` PacketMachines are ready (`ms`: since
+ * `since`, ±1 s), until nothing more can change (every machine ready or failed for good, some
+ * failed), or until `timeoutMs`; `ms` is set only when all are ready.
+ */
+export async function untilReady(
+  cp: ControlPlane,
+  ns: string,
+  machines: number,
+  since: number,
+  timeoutMs: number,
+  progress: (s: InfraState) => void,
+): Promise<{ ms?: number; state: InfraState }> {
+  let last = await infraState(cp, ns);
+  let lastReport = performance.now();
+  while (performance.now() - since < timeoutMs) {
+    if (last.clusterReady && last.ready === machines) return { ms: performance.now() - since, state: last };
+    if (last.clusterReady && last.failed > 0 && last.ready + last.failed === machines) return { state: last };
+    if (performance.now() - lastReport > 10_000) {
+      progress(last);
+      lastReport = performance.now();
+    }
+    await sleep(1000);
+    last = await infraState(cp, ns);
+  }
+  return { state: last };
+}
+
+const VERSIONS = '{range .items[*]}{.kind}/{.metadata.name} {.metadata.resourceVersion}{"\\n"}{end}';
+
+/** `Kind/name` → resourceVersion of the Cluster API and infrastructure objects in `ns`. */
+export async function resourceVersions(cp: ControlPlane, ns: string): Promise<Map<string, string>> {
+  const out = await cp.kubectlOk([
+    'get',
+    'clusters.cluster.x-k8s.io,machines.cluster.x-k8s.io,packetclusters,packetmachines',
+    '-n',
+    ns,
+    '-o',
+    `jsonpath=${VERSIONS}`,
+  ]);
+  return new Map(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' ') as [string, string]),
+  );
+}
+
+/** Per kind, how many of the objects in `before` were changed or are gone in `after`. */
+export function changedObjects(
+  before: Map<string, string>,
+  after: Map<string, string>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of before) {
+    if (after.get(k) === v) continue;
+    const kind = k.slice(0, k.indexOf('/'));
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
+}
