@@ -1,6 +1,7 @@
 /**
- * capi-packet-manager (its shipped bundle) with the real Cluster API v1.11 core manager against the
- * test bed's API server, and the fake Metal API on loopback. The Machines carry their bootstrap data
+ * capi-packet-manager (its shipped bundle, with the chart's ServiceAccount and RBAC) with the real
+ * Cluster API v1.11 core manager against the test bed's API server, and the fake Metal API on
+ * loopback. The Machines carry their bootstrap data
  * Secret directly (no bootstrap provider here: CABPK would need the workload cluster to be up);
  * nothing has the workload cluster's kubeconfig, so CAPI never dials the endpoint.
  */
@@ -17,6 +18,7 @@ import {
   appBundle,
   freePort,
   until,
+  workspaceRoot,
 } from '@knet/testing';
 
 jest.setTimeout(120_000);
@@ -32,6 +34,8 @@ let capi: CapiCore;
 let api: FakeMetalApi;
 let bundle: string;
 let dir: string;
+/** The chart's ServiceAccount: the manager runs with exactly the chart's RBAC. */
+let kubeconfig: string;
 const managers: ManagedProcess[] = [];
 
 const kubectl = (args: string[], input?: unknown) =>
@@ -70,7 +74,7 @@ async function startManager(namespace: string, token = TOKEN): Promise<ManagedPr
     process.execPath,
     [
       bundle,
-      `--kubeconfig=${cp.kubeconfigPath}`,
+      `--kubeconfig=${kubeconfig}`,
       `--namespace=${namespace}`,
       '--metrics-host=127.0.0.1',
       `--metrics-port=${port}`,
@@ -191,6 +195,21 @@ beforeAll(async () => {
     await kubectl(['wait', '--for=condition=Established', '--timeout=30s', `crd/${c.metadata.name}`]);
   }
   for (const ns of ['capi', 'paused', 'crash', 'bad', 'boot']) await kubectl(['create', 'namespace', ns]);
+  // The chart's ServiceAccount and RBAC (its Deployment cannot run here: no node); the CRDs are
+  // applied above from the same source as the chart's crds/.
+  const installed = await cp.helm([
+    'install',
+    'capi-packet-manager',
+    join(workspaceRoot(), 'charts/capi-packet-manager'),
+    '-n',
+    'capi-system',
+    '--create-namespace',
+    '--skip-crds',
+    '--set',
+    'credentials.apiKey=unused-here',
+  ]);
+  if (installed.exitCode !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
+  kubeconfig = await cp.serviceAccountKubeconfig('capi-system', 'capi-packet-manager');
 }, 600_000);
 
 afterAll(async () => {
@@ -472,5 +491,17 @@ describe('bad credentials', () => {
     const log = m.tail(200);
     expect(log.match(/refused the API key/g)).toHaveLength(1);
     expect(log).not.toContain('not-the-token');
+  });
+});
+
+describe("the chart's RBAC", () => {
+  it('was enough for every call the managers above made (no 403 from the API server in any log)', async () => {
+    const logs = managers.map((m) => m.tail(100_000));
+    // The check catches a real refusal first: the ServiceAccount may not read Nodes.
+    const refused = await cp.kubectl(['get', 'nodes', `--kubeconfig=${kubeconfig}`]);
+    expect(refused.exitCode).not.toBe(0);
+    expect(/forbidden/i.test(refused.stderr)).toBe(true);
+    expect(logs.length).toBeGreaterThan(5);
+    expect(logs.filter((l) => /forbidden/i.test(l))).toEqual([]);
   });
 });
