@@ -131,9 +131,11 @@ export class MachineReconciler {
             continue;
           }
           case 'create-device': {
-            const device = await this.create(pm, projectId!, step.request, step.hardwareReservations, pass);
+            if (!projectId || !clusterName)
+              throw new Error(`PacketMachine ${namespace}/${name}: create planned without a cluster`);
+            const device = await this.create(pm, projectId, step.request, step.hardwareReservations, pass);
             if (!device) return { requeueAfterMs: this.d.rejectedRetryMs ?? 300_000 };
-            this.d.devices.invalidate(projectId!, clusterName!);
+            this.d.devices.invalidate(projectId, clusterName);
             pm = await this.d.store.patch(pm, { spec: { providerID: `equinixmetal://${device.id}` } });
             await this.d.store.event(
               pm,
@@ -308,7 +310,7 @@ export class MachineReconciler {
         last = e;
       }
     }
-    const message = `the Metal API refused the device: ${last!.message}`;
+    const message = `the Metal API refused the device: ${last?.message ?? 'no answer'}`;
     pass.set({
       type: INSTANCE_READY,
       status: 'False',

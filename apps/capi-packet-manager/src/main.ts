@@ -70,7 +70,7 @@ void runMain('capi-packet-manager', async () => {
   const elector = opts.leaderElect
     ? new LeaderElector({
         kc,
-        namespace: opts.leaderElectionNamespace!,
+        namespace: opts.leaderElectionNamespace ?? '', // validate() requires it with --leader-elect
         name: opts.leaseName,
         identity: opts.identity ?? hostname(),
         logger,

@@ -182,19 +182,22 @@ export function planMachine(i: MachineInput): MachineStep {
   if (i.device.kind === 'absent') {
     if (!intent) return { do: 'record-create-intent' };
     if (i.userdata === undefined) return { do: 'read-bootstrap-data', secret: dataSecret };
-    return createStep(i, i.userdata);
+    return createStep(i, i.machine, i.packetCluster, i.userdata);
   }
-  return deviceSteps(i, i.device.device);
+  return deviceSteps(i, i.machine, i.device.device);
 }
 
 function waiting(reason: string, message: string): ConditionUpdate {
   return { type: INSTANCE_READY, status: 'False', reason, message, severity: 'Info' };
 }
 
-function createStep(i: MachineInput, userdata: string): MachineStep {
+function createStep(
+  i: MachineInput,
+  machine: CapiMachine,
+  pcl: PacketCluster,
+  userdata: string,
+): MachineStep {
   const pm = i.packetMachine;
-  const machine = i.machine!;
-  const pcl = i.packetCluster!;
   const metro = pm.spec.metro ?? (pm.spec.facility ? undefined : pcl.spec.metro);
   const facility = pm.spec.facility ?? (pm.spec.metro ? undefined : pcl.spec.facility);
   const keys = pm.spec.sshKeys ?? [];
@@ -238,7 +241,7 @@ export function deviceAddresses(device: Device): MachineAddress[] {
   return out;
 }
 
-function deviceSteps(i: MachineInput, device: Device): MachineStep {
+function deviceSteps(i: MachineInput, machine: CapiMachine, device: Device): MachineStep {
   const providerID = `equinixmetal://${device.id}`;
   const addresses = deviceAddresses(device);
   const state = device.state ?? 'unknown';
@@ -267,8 +270,8 @@ function deviceSteps(i: MachineInput, device: Device): MachineStep {
   }
   const eip = i.packetCluster?.spec.controlPlaneEndpoint?.host;
   const holds = eip !== undefined && (device.ip_addresses ?? []).some((a) => a.address === eip);
-  if (isControlPlaneMachine(i.machine!) && eip && !holds && i.elasticIpHeld === false) {
-    return { do: 'assign-elastic-ip', deviceId: device.id!, address: eip };
+  if (isControlPlaneMachine(machine) && eip && !holds && i.elasticIpHeld === false) {
+    return { do: 'assign-elastic-ip', deviceId: device.id, address: eip };
   }
   return {
     do: 'write-status',
@@ -290,7 +293,7 @@ function deleteSteps(i: MachineInput): MachineStep {
     return { do: 'look-up-device' };
   }
   if (i.device.kind === 'found' && i.device.device.state !== 'deprovisioning') {
-    return { do: 'delete-device', deviceId: i.device.device.id! };
+    return { do: 'delete-device', deviceId: i.device.device.id };
   }
   return { do: 'remove-finalizer' };
 }
@@ -351,11 +354,14 @@ export function planCluster(i: ClusterInput): ClusterStep {
         tags: [eipTag(i.cluster.metadata.name)],
       };
     }
+    // A reservation still pending review has no address yet.
+    if (!i.reservation.address)
+      return { do: 'wait', why: `reservation ${i.reservation.id} has no address yet` };
     return {
       do: 'set-endpoint',
-      host: i.reservation.address!,
+      host: i.reservation.address,
       port: API_SERVER_PORT,
-      reservationId: i.reservation.id!,
+      reservationId: i.reservation.id,
     };
   }
   if (pcl.status?.ready === true && pcl.status.initialization?.provisioned === true)

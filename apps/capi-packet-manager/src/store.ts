@@ -204,7 +204,7 @@ export class KubeStore implements ProviderStore {
 }
 
 const refOf = (obj: ProviderObject) => ({
-  apiVersion: API_VERSION[obj.kind]!,
+  apiVersion: API_VERSION[obj.kind] ?? INFRA_API_VERSION,
   kind: obj.kind,
   namespace: obj.metadata.namespace ?? 'default',
   name: obj.metadata.name,
