@@ -182,36 +182,67 @@ export async function untilReady(
   return { state: last };
 }
 
-const VERSIONS = '{range .items[*]}{.kind}/{.metadata.name} {.metadata.resourceVersion}{"\\n"}{end}';
+interface Versioned {
+  kind: string;
+  metadata: {
+    name: string;
+    resourceVersion: string;
+    managedFields?: { manager?: string; time?: string; subresource?: string }[];
+  };
+}
 
-/** `Kind/name` → resourceVersion of the Cluster API and infrastructure objects in `ns`. */
-export async function resourceVersions(cp: ControlPlane, ns: string): Promise<Map<string, string>> {
+/** One object's resourceVersion and its managedFields entries (`manager[/subresource]` → time). */
+export interface ObjectVersion {
+  resourceVersion: string;
+  writers: Map<string, string>;
+}
+
+/** `Kind/name` → version of the Cluster API and infrastructure objects in `ns`. */
+export async function objectVersions(cp: ControlPlane, ns: string): Promise<Map<string, ObjectVersion>> {
   const out = await cp.kubectlOk([
     'get',
     'clusters.cluster.x-k8s.io,machines.cluster.x-k8s.io,packetclusters,packetmachines',
     '-n',
     ns,
     '-o',
-    `jsonpath=${VERSIONS}`,
+    'json',
+    '--show-managed-fields',
   ]);
+  const items = (JSON.parse(out) as { items: Versioned[] }).items;
   return new Map(
-    out
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split(' ') as [string, string]),
+    items.map((o) => [
+      `${o.kind}/${o.metadata.name}`,
+      {
+        resourceVersion: o.metadata.resourceVersion,
+        writers: new Map(
+          (o.metadata.managedFields ?? []).map((f) => [
+            `${f.manager ?? '?'}${f.subresource ? `/${f.subresource}` : ''}`,
+            f.time ?? '',
+          ]),
+        ),
+      },
+    ]),
   );
 }
 
-/** Per kind, how many of the objects in `before` were changed or are gone in `after`. */
+/**
+ * The objects of `before` changed (or gone) in `after`, counted by `Kind by writer`: the writers
+ * are the managedFields entries that are new or have a new time (server-side apply that only takes
+ * ownership adds an entry without one), so the count says who wrote while nothing was asked.
+ */
 export function changedObjects(
-  before: Map<string, string>,
-  after: Map<string, string>,
+  before: Map<string, ObjectVersion>,
+  after: Map<string, ObjectVersion>,
 ): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of before) {
-    if (after.get(k) === v) continue;
-    const kind = k.slice(0, k.indexOf('/'));
-    out[kind] = (out[kind] ?? 0) + 1;
+    const now = after.get(k);
+    if (now?.resourceVersion === v.resourceVersion) continue;
+    const writers = now
+      ? [...now.writers].filter(([w, t]) => v.writers.get(w) !== t).map(([w]) => w)
+      : ['(deleted)'];
+    const key = `${k.slice(0, k.indexOf('/'))} by ${writers.sort().join(' + ') || '(no managedFields change)'}`;
+    out[key] = (out[key] ?? 0) + 1;
   }
   return out;
 }

@@ -75,9 +75,3 @@ export function quantile(q: number, buckets: readonly Bucket[]): HistogramQuanti
   }
   return undefined;
 }
-
-/** The difference of two readings of the same histogram (`after - before`), bucket by bucket. */
-export function bucketsSince(after: readonly Bucket[], before: readonly Bucket[]): Bucket[] {
-  const prior = new Map(before.map((b) => [b.le, b.count]));
-  return after.map((b) => ({ le: b.le, count: b.count - (prior.get(b.le) ?? 0) }));
-}

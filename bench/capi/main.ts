@@ -39,7 +39,7 @@ import {
   applyObjects,
   changedObjects,
   clusterObjects,
-  resourceVersions,
+  objectVersions,
   startFake,
   untilReady,
 } from './bed';
@@ -99,7 +99,7 @@ interface Figures {
   toReady: { ms?: number; state: InfraState; calls: CallSummary };
   reconcile: { machine?: HistogramQuantile; cluster?: HistogramQuantile };
   settleCalls: number;
-  /** `objects` Cluster API and infrastructure objects in the namespace, `changed` of them during the window. */
+  /** `objects` Cluster API and infrastructure objects in the namespace; `changed` during the window, by kind and last writer. */
   steady: { calls: CallSummary; windowMs: number; objects: number; changed: Record<string, number> };
   storm: { ms?: number; state: InfraState; calls: CallSummary; timeoutMs: number };
   /** The managers' own figures (restarts, CAPEM's proxy), the storm's prefixed `storm_`. */
@@ -180,7 +180,7 @@ async function measure(provider: Provider): Promise<Figures> {
       log(`${provider.name} storm: ${describeState(s)}; ${stormApi.calls.length} calls`),
     );
     await sleep(SETTLE_MS);
-    const before = await resourceVersions(cp, 'bench');
+    const before = await objectVersions(cp, 'bench');
     const steadyFrom = api.calls.length;
     const w0 = performance.now();
     await sleep(STEADY_MS);
@@ -188,7 +188,7 @@ async function measure(provider: Provider): Promise<Figures> {
       calls: summarise(api.calls.slice(steadyFrom)),
       windowMs: performance.now() - w0,
       objects: before.size,
-      changed: changedObjects(before, await resourceVersions(cp, 'bench')),
+      changed: changedObjects(before, await objectVersions(cp, 'bench')),
     };
     log(
       `${provider.name}: steady ${(steady.windowMs / 1000).toFixed(0)} s: ${steady.calls.total} calls` +
@@ -310,14 +310,15 @@ function report(ours: Figures | undefined, peer: Figures | undefined): void {
     (f) => ({
       window_s: f.steady.windowMs / 1000,
       sync_period: SYNC_PERIOD,
-      // Every call here comes from resyncs (objects_changed 0): per machine per sync period, times
-      // the 6 syncs an hour of both managers' default --sync-period=10m.
+      // Per machine per sync period, times the 6 syncs an hour of both managers' default
+      // --sync-period=10m: what the calls become at the default when resyncs cause them (CAPEM's
+      // changed no object in the window, so its calls all came from resyncs).
       at_default_sync_period:
         (perMachine(f.steady.calls.total) / (f.steady.windowMs / SYNC_PERIOD_MS)) *
         (3_600_000 / DEFAULT_SYNC_PERIOD_MS),
       objects: f.steady.objects,
       objects_changed: Object.values(f.steady.changed).reduce((a, b) => a + b, 0),
-      objects_changed_by_kind: f.steady.changed,
+      objects_changed_by: f.steady.changed,
       calls: f.steady.calls.total,
       by_operation: f.steady.calls.byOperation,
       settle_calls: f.settleCalls,
