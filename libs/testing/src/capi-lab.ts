@@ -3,9 +3,10 @@
  * the cluster and its Machines as the API objects (Cluster, PacketCluster, Machine, PacketMachine)
  * and the fake's own devices and IP reservations show them, side by side, with what is wrong when
  * the two disagree — so a live table can re-check, each refresh, that what the provider wrote is
- * what the Metal API holds. Plus what the lab needs around it: an SSH key line for the devices,
- * the manager's request counter, the pre-made bootstrap data Secret (while the manager has no
- * bootstrap controller) and the removal of what `CapiCore` installs.
+ * what the Metal API holds; and the cluster's bootstrap as the devices' userdata carries it (who
+ * runs kubeadm init, whether the joins pin the CA, whether any private key of the cluster reached a
+ * device). Plus what the lab needs around it: an SSH key line for the devices, the manager's
+ * request counter and the removal of what `CapiCore` installs.
  *
  * Pure functions take the objects as kubectl prints them (no @knet/capi types: a view must show
  * what is stored, also when it is not what the provider meant to write).
@@ -36,6 +37,7 @@ export interface CapiObjects {
   packetClusters: CapiObject[];
   machines: CapiObject[];
   packetMachines: CapiObject[];
+  packetKubeadmConfigs: CapiObject[];
   /** The namespace's Secrets (the Machines' bootstrap data among them). */
   secrets: CapiObject[];
 }
@@ -47,11 +49,11 @@ const PROVIDER_ID_PREFIX = 'equinixmetal://';
 /** The label Cluster API's kustomizations put on everything they install (CRDs, webhook configurations). */
 const CAPI_PROVIDER_SELECTOR = 'cluster.x-k8s.io/provider=cluster-api';
 
-/** One `kubectl get clusters,packetclusters,machines,packetmachines,secrets` in `namespace`. */
+/** One `kubectl get` of the CAPI, provider and bootstrap objects and the Secrets in `namespace`. */
 export async function readCapiObjects(cp: ControlPlane, namespace: string): Promise<CapiObjects> {
   const out = await cp.kubectlOk([
     'get',
-    'clusters.cluster.x-k8s.io,packetclusters,machines.cluster.x-k8s.io,packetmachines,secrets',
+    'clusters.cluster.x-k8s.io,packetclusters,machines.cluster.x-k8s.io,packetmachines,packetkubeadmconfigs,secrets',
     '-n',
     namespace,
     '-o',
@@ -64,6 +66,7 @@ export async function readCapiObjects(cp: ControlPlane, namespace: string): Prom
     packetClusters: of('PacketCluster'),
     machines: of('Machine'),
     packetMachines: of('PacketMachine'),
+    packetKubeadmConfigs: of('PacketKubeadmConfig'),
     secrets: of('Secret'),
   };
 }
@@ -326,34 +329,148 @@ export function metalRequestsCounted(metricsText: string): number {
   return sum;
 }
 
-/** An object of a cluster's manifests, the fields the bootstrap rewrite touches. */
-interface ManifestLike {
-  kind: string;
-  spec?: unknown;
+/** The cluster's bootstrap as its PacketKubeadmConfigs, its Secrets and its devices' userdata show it. */
+export interface CapiBootstrapView {
+  /** The PacketKubeadmConfigs of the cluster, by name. */
+  configs: { name: string; ready: boolean; dataSecretName: string }[];
+  /** Hostnames of the devices whose userdata holds an InitConfiguration (`kubeadm init`). */
+  init: string[];
+  /** …a JoinConfiguration (`kubeadm join`). */
+  join: string[];
+  /** Of `join`, the ones whose configuration pins `caPin` and never skips the CA check. */
+  pinned: string[];
+  /** `server` of the kubeconfig in Secret `<cluster>-kubeconfig` ('' when there is none). */
+  kubeconfigServer: string;
+  /** The private keys searched for, as `<secret>/<key>`, with where they may be. */
+  keys: { name: string; allowedOn: KeyPlace }[];
+  /** `<secret>/<key> on <hostname>`: a private key in the userdata of a device it must not reach. */
+  leaks: string[];
+  /**
+   * How many of `keys` the same search finds once each is planted into a device's userdata: all of
+   * them, or a clean result would mean nothing.
+   */
+  planted: number;
+  /** The cluster's devices (whose userdata was searched). */
+  devices: number;
 }
 
-/** The bootstrap kinds of this provider (PacketKubeadmConfig and its template). */
-const PACKET_BOOTSTRAP_KINDS = new Set(['PacketKubeadmConfig', 'PacketKubeadmConfigTemplate']);
+/** Where a private key of the cluster may be: on no device (a CA's), or on control planes only. */
+export type KeyPlace = 'no device' | 'control planes';
+
+/** A line of a PEM body long enough to be one key's own (not its ASN.1 header alone). */
+const KEY_LINE_MIN = 40;
+const PRIVATE_KEY_PEM = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
 
 /**
- * The manifests with every Machine (and the MachineDeployments' template) taking its bootstrap
- * data from the Secret `secret` instead of a PacketKubeadmConfig, and those configs left out: how
- * a cluster provisions while no controller serves PacketKubeadmConfig (CAPI waits for a
- * `configRef`'s `dataSecretName` forever; a Machine's own `dataSecretName` needs none).
+ * The bootstrap of `cluster`: its configs from `objects`; who inits and who joins, from the kubeadm
+ * configuration kind in the userdata of `devices` (the cluster's; a device's hostname is its Machine's name); and every
+ * private key PEM of the Secrets named in `keys`, searched for in each userdata line by line of its
+ * body (userdata carries files as plain text). `caPin` is the cluster CA's `sha256:` hash every
+ * join must pin.
  */
-export function withBootstrapSecret<T extends ManifestLike>(objects: readonly T[], secret: string): T[] {
-  const rewrite = (spec: Record<string, unknown>) => ({ ...spec, bootstrap: { dataSecretName: secret } });
-  return objects
-    .filter((o) => !PACKET_BOOTSTRAP_KINDS.has(o.kind))
-    .map((o) => {
-      const spec = o.spec as Record<string, unknown> | undefined;
-      if (o.kind === 'Machine' && spec) return { ...o, spec: rewrite(spec) };
-      if (o.kind === 'MachineDeployment' && spec) {
-        const template = spec['template'] as { spec: Record<string, unknown> };
-        return { ...o, spec: { ...spec, template: { ...template, spec: rewrite(template.spec) } } };
+export function capiBootstrapView(
+  objects: CapiObjects,
+  cluster: string,
+  devices: readonly MetalDevice[],
+  o: { caPin: string; keys: Record<string, KeyPlace> },
+): CapiBootstrapView {
+  const configs = objects.packetKubeadmConfigs
+    .filter((c) => c.metadata.labels?.[CLUSTER_NAME_LABEL] === cluster)
+    .map((c) => ({
+      name: c.metadata.name,
+      ready: c.status?.['ready'] === true,
+      dataSecretName: String(c.status?.['dataSecretName'] ?? ''),
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const decode = (v: string) => Buffer.from(v, 'base64').toString('utf8');
+  const controlPlanes = new Set(
+    objects.machines
+      .filter((m) => m.metadata.labels?.[CONTROL_PLANE_LABEL] !== undefined)
+      .map((m) => m.metadata.name),
+  );
+  const keys: { name: string; allowedOn: KeyPlace; lines: string[] }[] = [];
+  for (const secret of objects.secrets) {
+    const allowedOn = o.keys[secret.metadata.name];
+    if (!allowedOn) continue;
+    for (const [key, value] of Object.entries(secret.data ?? {})) {
+      for (const [pem] of decode(value).matchAll(PRIVATE_KEY_PEM)) {
+        const lines = pem
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l.length >= KEY_LINE_MIN && !l.startsWith('-----'));
+        if (lines.length > 0) keys.push({ name: `${secret.metadata.name}/${key}`, allowedOn, lines });
       }
-      return o;
-    });
+    }
+  }
+  const holds = (userdata: string, k: { lines: string[] }) => k.lines.some((l) => userdata.includes(l));
+  const hosts = (re: RegExp) =>
+    devices
+      .filter((d) => re.test(d.userdata))
+      .map((d) => d.hostname)
+      .sort();
+  const join = hosts(/^\s*kind: JoinConfiguration\s*$/m);
+  const kubeconfig = objects.secrets.find((x) => x.metadata.name === `${cluster}-kubeconfig`)?.data?.[
+    'value'
+  ];
+  const sample = devices[0]?.userdata ?? '';
+  return {
+    configs,
+    init: hosts(/^\s*kind: InitConfiguration\s*$/m),
+    join,
+    pinned: devices
+      .filter(
+        (d) =>
+          join.includes(d.hostname) &&
+          d.userdata.includes(o.caPin) &&
+          !/unsafeSkipCAVerification: *true/.test(d.userdata),
+      )
+      .map((d) => d.hostname)
+      .sort(),
+    kubeconfigServer: kubeconfig ? (/^\s*server: *["']?([^"'\s]+)/m.exec(decode(kubeconfig))?.[1] ?? '') : '',
+    keys: keys.map(({ name, allowedOn }) => ({ name, allowedOn })),
+    leaks: devices.flatMap((d) =>
+      keys
+        .filter((k) => !(k.allowedOn === 'control planes' && controlPlanes.has(d.hostname)))
+        .filter((k) => holds(d.userdata, k))
+        .map((k) => `${k.name} on ${d.hostname}`),
+    ),
+    planted: keys.filter((k) => holds(`${sample}\n${k.lines.join('\n')}\n`, k)).length,
+    devices: devices.length,
+  };
+}
+
+/**
+ * What is wrong with the bootstrap, in one line, or undefined: no private key where it must not be
+ * (the search shown to find planted ones), every Machine's config ready with its data, exactly
+ * `controlPlane` running kubeadm init and every other device joining with the CA pinned, and the
+ * kubeconfig for `clusterctl get kubeconfig` pointing at `endpoint` (`host:port`).
+ */
+export function capiBootstrapProblem(
+  v: CapiBootstrapView,
+  o: { machines: number; controlPlane: string; endpoint: string },
+): string | undefined {
+  if (v.leaks.length > 0) return `PRIVATE KEY WHERE IT MUST NOT BE: ${v.leaks.join(', ')}`;
+  if (!v.keys.some((k) => k.allowedOn === 'no device')) {
+    return "no CA private key in the cluster's Secrets to search the devices for";
+  }
+  if (v.planted !== v.keys.length) {
+    return `the key search finds only ${v.planted} of ${v.keys.length} keys planted in userdata`;
+  }
+  if (v.configs.length !== o.machines) {
+    return `${v.configs.length} PacketKubeadmConfigs for ${o.machines} Machines`;
+  }
+  const waiting = v.configs.filter((c) => !c.ready || !c.dataSecretName).map((c) => c.name);
+  if (waiting.length > 0) return `no bootstrap data yet for ${waiting.join(', ')}`;
+  if (v.init.join(',') !== o.controlPlane) {
+    return `kubeadm init on ${v.init.join(', ') || 'no device'}, not ${o.controlPlane}`;
+  }
+  if (v.join.length !== v.devices - 1) return `${v.join.length} of ${v.devices - 1} devices join`;
+  const unpinned = v.join.filter((h) => !v.pinned.includes(h));
+  if (unpinned.length > 0) return `joins without the CA pinned: ${unpinned.join(', ')}`;
+  if (v.kubeconfigServer !== `https://${o.endpoint}`) {
+    return `the kubeconfig Secret points at ${v.kubeconfigServer || 'nothing'}, not https://${o.endpoint}`;
+  }
+  return undefined;
 }
 
 /**

@@ -7,9 +7,12 @@
  * SSH key line is read by the real ssh-keygen.
  */
 import { spawnSync } from 'node:child_process';
-import { TEMPLATE_VARIABLES, clusterManifests, eipTag, type Manifest } from '@knet/capi';
+import { generateKeyPairSync } from 'node:crypto';
+import { eipTag } from '@knet/capi';
 import {
   FakeMetalApi,
+  capiBootstrapProblem,
+  capiBootstrapView,
   capiClusterProblem,
   capiClusterView,
   capiMachineProblem,
@@ -17,7 +20,7 @@ import {
   formatCapiMachine,
   metalRequestsCounted,
   sshPublicKeyLine,
-  withBootstrapSecret,
+  type CapiBootstrapView,
   type CapiMachineView,
   type CapiObject,
   type CapiObjects,
@@ -146,6 +149,7 @@ function objects(): CapiObjects {
     ],
     machines: [m1, other, m0] as CapiObject[],
     packetMachines: [pm0, pm1] as CapiObject[],
+    packetKubeadmConfigs: [],
     secrets: [cpDevice, workerDevice].map((d) => ({
       kind: 'Secret',
       metadata: { name: d.hostname },
@@ -412,47 +416,172 @@ describe('metalRequestsCounted', () => {
   });
 });
 
-describe('withBootstrapSecret', () => {
-  const manifests = () =>
-    clusterManifests(
-      {
-        clusterName: CLUSTER,
-        projectID: '0b5e3c1a-2f4d-4e6a-9c8b-7a6f5e4d3c2b',
-        location: { metro: 'da' },
-        kubernetesVersion: TEMPLATE_VARIABLES.kubernetesVersion.default,
-        controlPlaneMachineCount: 1,
-        workerMachineCount: 2,
-        controlPlaneNodeType: 'c3.small.x86',
-        workerNodeType: 'c3.small.x86',
-        sshKey: 'ssh-ed25519 AAAA lab',
-        nodeOS: 'ubuntu_24_04',
-        podCIDR: '192.168.0.0/16',
-        serviceCIDR: '172.26.0.0/16',
-      },
-      'packet-bootstrap',
-    ).machines;
+describe('capiBootstrapView and capiBootstrapProblem', () => {
+  const PIN = 'sha256:5f0c6fd2a1b4e8c3d7a9b0e1f2c3d4e5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1';
+  const b64 = (t: string) => Buffer.from(t).toString('base64');
+  const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
+  const rsaKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+    type: 'pkcs1',
+    format: 'pem',
+  }) as string;
+  const saKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+    type: 'sec1',
+    format: 'pem',
+  }) as string;
+  /** A line both the sa Secret's value and every userdata hold: not part of a key, never a leak. */
+  const SHARED = 'apt-get install -y kubelet="$PACKAGE" kubeadm="$PACKAGE" kubectl="$PACKAGE"';
+  const caCert =
+    '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGVzIGFyZSBwdWJsaWMgYW5kIG1heSBnbw==\n-----END CERTIFICATE-----\n';
+  /** `text` as the content of a cloud-init write_files entry (a YAML block, indented). */
+  const file = (path: string, text: string) =>
+    `- path: ${path}\n  content: |\n${text
+      .trim()
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n')}\n`;
+  const init = [
+    '#cloud-config\nwrite_files:\n',
+    file('/etc/kubernetes/pki/ca.crt', caCert),
+    file('/etc/kubernetes/pki/sa.key', saKey),
+    file('/run/kubeadm/kubeadm.yaml', 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration'),
+    `runcmd:\n- ${SHARED}\n`,
+  ].join('');
+  const join = (pin = PIN, skip = false) =>
+    [
+      '#cloud-config\nwrite_files:\n',
+      file(
+        '/run/kubeadm/kubeadm.yaml',
+        `kind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    caCertHashes:\n    - ${pin}\n${skip ? '    unsafeSkipCAVerification: true\n' : ''}`,
+      ),
+      `runcmd:\n- ${SHARED}\n`,
+    ].join('');
 
-  it('points every Machine and the workers’ template at the Secret and leaves the PacketKubeadmConfigs out', () => {
-    const before = manifests();
-    const copy = structuredClone(before);
-    const after = withBootstrapSecret(before, 'lab-bootstrap');
-    expect(before).toEqual(copy);
-    expect(after.map((m) => `${m.kind} ${m.metadata.name}`)).toEqual([
-      'Machine lab-control-plane-0',
-      'PacketMachine lab-control-plane-0',
-      'MachineDeployment lab-worker-a',
-      'PacketMachineTemplate lab-worker-a',
-    ]);
-    const spec = (m: Manifest) => m['spec'] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-    expect(spec(after[0] as Manifest)['bootstrap']).toEqual({ dataSecretName: 'lab-bootstrap' });
-    expect(spec(after[2] as Manifest)['template'].spec.bootstrap).toEqual({
-      dataSecretName: 'lab-bootstrap',
-    });
-    // Everything else as the template made it.
-    expect(spec(after[2] as Manifest)['template'].spec.infrastructureRef).toEqual(
-      spec(before[3] as Manifest)['template'].spec.infrastructureRef,
+  function setting(o: {
+    cp?: string;
+    worker?: string;
+    configs?: boolean[];
+    server?: string;
+    keys?: boolean;
+  }) {
+    const objs = objects();
+    const labels = { 'cluster.x-k8s.io/cluster-name': CLUSTER };
+    objs.packetKubeadmConfigs = (o.configs ?? [true, true]).map((ready, n) => ({
+      kind: 'PacketKubeadmConfig',
+      metadata: { name: n === 0 ? 'lab-cp-0' : 'lab-worker-0', labels },
+      status: ready ? { ready: true, dataSecretName: n === 0 ? 'lab-cp-0' : 'lab-worker-0' } : {},
+    }));
+    objs.secrets.push(
+      {
+        kind: 'Secret',
+        metadata: { name: 'lab-ca' },
+        data: { 'tls.crt': b64(caCert), ...(o.keys === false ? {} : { 'tls.key': b64(rsaKey) }) },
+      },
+      {
+        kind: 'Secret',
+        metadata: { name: 'lab-etcd' },
+        data: o.keys === false ? {} : { 'tls.key': b64(ecKey) },
+      },
+      { kind: 'Secret', metadata: { name: 'lab-sa' }, data: { 'tls.key': b64(`# sa\n${SHARED}\n${saKey}`) } },
+      {
+        kind: 'Secret',
+        metadata: { name: 'lab-kubeconfig' },
+        data: {
+          value: b64(
+            // Quoted, as the bootstrap provider writes it.
+            `apiVersion: v1\nclusters:\n- cluster:\n    server: "${o.server ?? `https://${endpoint}:6443`}"\n  name: lab\n`,
+          ),
+        },
+      },
     );
-    expect(after[1]).toEqual(before[2]);
+    const devices = [
+      { ...cpDevice, userdata: o.cp ?? init },
+      { ...workerDevice, userdata: o.worker ?? join() },
+    ];
+    return capiBootstrapView(objs, CLUSTER, devices, {
+      caPin: PIN,
+      keys: { 'lab-ca': 'no device', 'lab-etcd': 'no device', 'lab-sa': 'control planes' },
+    });
+  }
+  const problem = (v: CapiBootstrapView) =>
+    capiBootstrapProblem(v, { machines: 2, controlPlane: 'lab-cp-0', endpoint: `${endpoint}:6443` });
+
+  it('shows who inits and who joins pinned, the kubeconfig, and no key out of place (a CA certificate and the sa key on the control plane are fine)', () => {
+    const v = setting({});
+    expect(v).toEqual({
+      configs: [
+        { name: 'lab-cp-0', ready: true, dataSecretName: 'lab-cp-0' },
+        { name: 'lab-worker-0', ready: true, dataSecretName: 'lab-worker-0' },
+      ],
+      init: ['lab-cp-0'],
+      join: ['lab-worker-0'],
+      pinned: ['lab-worker-0'],
+      kubeconfigServer: `https://${endpoint}:6443`,
+      keys: [
+        { name: 'lab-ca/tls.key', allowedOn: 'no device' },
+        { name: 'lab-etcd/tls.key', allowedOn: 'no device' },
+        { name: 'lab-sa/tls.key', allowedOn: 'control planes' },
+      ],
+      leaks: [],
+      planted: 3,
+      devices: 2,
+    });
+    expect(problem(v)).toBeUndefined();
+  });
+
+  it.each<[string, Parameters<typeof setting>[0], string]>([
+    [
+      'a whole key in userdata',
+      { worker: `${join()}${ecKey}` },
+      'PRIVATE KEY WHERE IT MUST NOT BE: lab-etcd/tls.key on lab-worker-0',
+    ],
+    [
+      'one line of a key in userdata',
+      { cp: `${init}# ${rsaKey.split('\n')[5]}\n` },
+      'PRIVATE KEY WHERE IT MUST NOT BE: lab-ca/tls.key on lab-cp-0',
+    ],
+    [
+      'a control-plane-only key on a worker',
+      { worker: `${join()}${saKey}` },
+      'PRIVATE KEY WHERE IT MUST NOT BE: lab-sa/tls.key on lab-worker-0',
+    ],
+    ['a config without data', { configs: [true, false] }, 'no bootstrap data yet for lab-worker-0'],
+    ['a Machine without config', { configs: [true] }, '1 PacketKubeadmConfigs for 2 Machines'],
+    [
+      'kubeadm init on a worker',
+      {
+        worker: `#cloud-config\nwrite_files:\n${file('/run/kubeadm/kubeadm.yaml', 'kind: InitConfiguration')}`,
+      },
+      'kubeadm init on lab-cp-0, lab-worker-0, not lab-cp-0',
+    ],
+    ['no kubeadm init', { cp: join() }, 'kubeadm init on no device, not lab-cp-0'],
+    ['a device neither inits nor joins', { worker: '#cloud-config\n' }, '0 of 1 devices join'],
+    ['a join pinning another CA', { worker: join('sha256:00') }, 'joins without the CA pinned: lab-worker-0'],
+    [
+      'a join skipping the CA check',
+      { worker: join(PIN, true) },
+      'joins without the CA pinned: lab-worker-0',
+    ],
+    [
+      'a kubeconfig for another server',
+      { server: 'https://192.0.2.1:6443' },
+      'the kubeconfig Secret points at https://192.0.2.1:6443, not https://<endpoint>:6443',
+    ],
+    [
+      'no CA key to search for',
+      { keys: false },
+      "no CA private key in the cluster's Secrets to search the devices for",
+    ],
+  ])('names %s', (_, o, expected) => {
+    expect(problem(setting(o))).toBe(expected.replace('<endpoint>', endpoint));
+  });
+
+  it('refuses a clean result from a search that misses planted keys', () => {
+    expect(problem({ ...setting({}), planted: 1 })).toBe(
+      'the key search finds only 1 of 3 keys planted in userdata',
+    );
   });
 });
 

@@ -5,20 +5,21 @@
  * Metal API played by `FakeMetalApi` on loopback (one project; devices queued ~2 s, provisioning
  * ~6 s, so the states are visible while the scene comes up). One cluster `lab` in namespace `capi`,
  * from the `packet-bootstrap` template objects of @knet/capi: a control-plane Machine and a
- * MachineDeployment of 2 workers.
+ * MachineDeployment of 2 workers, each Machine bootstrapped by the manager's own bootstrap provider
+ * (PacketKubeadmConfig: the seed's kubeadm init on the first control plane, join elsewhere).
  *
- * Bootstrap: the manager has no PacketKubeadmConfig controller yet, so the Machines take their
- * bootstrap data from a pre-made Secret (as apps/capi-packet-manager/test/capi.test.ts does) and
- * the PacketKubeadmConfig objects are left out — with them CAPI would wait for bootstrap data
- * forever. Nothing has the workload cluster's kubeconfig, so CAPI never dials the endpoint; the
- * fake's addresses (documentation ranges) are data only.
+ * Network: the bootstrap provider writes `lab-kubeconfig`, so CAPI core dials the cluster's
+ * endpoint. The fake hands out elastic IPs from a loopback block ({@link ENDPOINT_RANGE}), where
+ * nothing answers; its other addresses (documentation ranges) are data only.
  *
  * Rows, live: the cluster (the elastic IP the provider reserved in the fake and assigned to the
  * control plane's device, the endpoint CAPI copied, infrastructure provisioned, the Metal API
- * calls so far as the fake logged them and as the manager counted them), and one per Machine
- * (role, Machine phase, PacketMachine state, device short id and state in the fake, providerID,
- * addresses, the PacketMachine's Ready reason), each cross-checked against the fake (the device
- * the providerID names, its addresses, its userdata the Machine's bootstrap data).
+ * calls so far as the fake logged them and as the manager counted them); the bootstrap (who runs
+ * kubeadm init, the joins pinning the cluster CA, the kubeconfig Secret, no CA private key in any
+ * device's userdata and the other keys on control planes only); and one per Machine (role, Machine phase, PacketMachine
+ * state, device state in the fake, the device its providerID names, addresses, the PacketMachine's
+ * Ready reason), each cross-checked against the fake (the device, its addresses, its userdata the
+ * Machine's bootstrap data).
  *
  * Teardown, in order: the Cluster is deleted (the manager deletes every device, the finalizers
  * go), the manager stops, Cluster API's managers stop, its CRDs and webhook configurations and the
@@ -30,14 +31,19 @@ import { dumpYaml } from '@kubernetes/client-node';
 import {
   TEMPLATE_VARIABLES,
   bootstrapCrds,
+  caCertHash,
+  clusterSecretName,
   clusterManifests,
   clusterTag,
   eipTag,
   infrastructureCrds,
+  type ClusterSecretPurpose,
 } from '@knet/capi';
 import {
   CapiCore,
   FakeMetalApi,
+  capiBootstrapProblem,
+  capiBootstrapView,
   ManagedProcess,
   appBundle,
   capiClusterProblem,
@@ -52,8 +58,8 @@ import {
   sshPublicKeyLine,
   uninstallCapi,
   until,
-  withBootstrapSecret,
   type CapiMachineView,
+  type KeyPlace,
 } from '@knet/testing';
 import { registerScene, type Row } from '../scene';
 
@@ -61,8 +67,23 @@ const CLUSTER = 'lab';
 const NAMESPACE = 'capi';
 const METRO = 'da';
 const WORKERS = 2;
-/** The pre-made bootstrap data every Machine points at (no PacketKubeadmConfig controller yet). */
-const BOOTSTRAP_SECRET = `${CLUSTER}-bootstrap`;
+/**
+ * Where the fake takes elastic IPs from: the endpoint CAPI core dials once the kubeconfig Secret
+ * exists must be on this machine (nothing listens there).
+ */
+const ENDPOINT_RANGE = '127.0.64.0/24';
+/**
+ * Where the private key of each of the cluster's key Secrets may reach (libs/capi's README, kubeadm's
+ * external CA mode): the CAs' never leave the management cluster; the service-account key and the
+ * kubelet signer's go to control planes only.
+ */
+const KEY_PLACES = {
+  ca: 'no device',
+  etcd: 'no device',
+  proxy: 'no device',
+  sa: 'control planes',
+  'kubelet-signer': 'control planes',
+} as const satisfies Record<ClusterSecretPurpose, KeyPlace>;
 /** How long each device state lasts in the fake: long enough to watch, short enough to wait for. */
 const DURATIONS = { queuedMs: 2_000, provisioningMs: 6_000, deprovisioningMs: 2_000 };
 const UP_TIMEOUT_MS = 180_000;
@@ -81,7 +102,11 @@ registerScene({
     ctx.progress('starting the fake Metal API on loopback (devices queued 2 s, then provisioning 6 s)');
     // A fresh token per run: only the manager has it (from its env, never in a flag or a log).
     const token = randomUUID();
-    const api = await FakeMetalApi.start({ tokens: [token], durations: DURATIONS });
+    const api = await FakeMetalApi.start({
+      tokens: [token],
+      durations: DURATIONS,
+      reservationRange: ENDPOINT_RANGE,
+    });
     ctx.defer('the fake Metal API', () => api.close());
     const project = api.addProject({ name: 'knet-lab' });
 
@@ -170,15 +195,6 @@ registerScene({
       },
       'packet-bootstrap',
     );
-    const bootstrapData = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: BOOTSTRAP_SECRET, labels: { 'cluster.x-k8s.io/cluster-name': CLUSTER } },
-      stringData: {
-        value: `#cloud-config\n# knet lab: pre-made bootstrap data of cluster ${CLUSTER}\n`,
-        format: 'cloud-config',
-      },
-    };
     // Deleted first at teardown, while the manager still runs: it deletes the devices.
     ctx.defer(`cluster ${CLUSTER} (every device deleted, every finalizer gone)`, async () => {
       await cp.kubectl([
@@ -209,7 +225,7 @@ registerScene({
       input: JSON.stringify({
         apiVersion: 'v1',
         kind: 'List',
-        items: [bootstrapData, ...cluster, ...withBootstrapSecret(machines, BOOTSTRAP_SECRET)],
+        items: [...cluster, ...machines],
       }),
     });
 
@@ -220,7 +236,33 @@ registerScene({
       const views = capiMachineViews(objects, CLUSTER, devices);
       const clusterView = capiClusterView(objects, CLUSTER, eipTag(CLUSTER), devices, api.reservations());
       const controlPlane = views.find((m) => m.role === 'control plane')?.name ?? '';
-      return { views, clusterView, controlPlane };
+      const ca = objects.secrets.find((x) => x.metadata.name === clusterSecretName(CLUSTER, 'ca'))?.data?.[
+        'tls.crt'
+      ];
+      const bootstrap = ca
+        ? capiBootstrapView(
+            objects,
+            CLUSTER,
+            devices.filter((d) => d.tags.includes(clusterTag(CLUSTER))),
+            {
+              caPin: caCertHash(Buffer.from(ca, 'base64').toString('utf8')),
+              keys: Object.fromEntries(
+                Object.entries(KEY_PLACES).map(([purpose, place]) => [
+                  clusterSecretName(CLUSTER, purpose as ClusterSecretPurpose),
+                  place,
+                ]),
+              ),
+            },
+          )
+        : undefined;
+      const bootstrapProblem = bootstrap
+        ? capiBootstrapProblem(bootstrap, {
+            machines: views.length,
+            controlPlane,
+            endpoint: clusterView.endpoint,
+          })
+        : `no Secret ${CLUSTER}-ca (the cluster CA) yet`;
+      return { views, clusterView, controlPlane, bootstrap, bootstrapProblem };
     };
 
     const deadline = Date.now() + UP_TIMEOUT_MS;
@@ -232,7 +274,7 @@ registerScene({
       const problems = [
         ...(now.views.length === 1 + WORKERS ? [] : [`${now.views.length} of ${1 + WORKERS} Machines`]),
         ...now.views.map(capiMachineProblem).filter((p): p is string => p !== undefined),
-        ...[capiClusterProblem(now.clusterView, now.controlPlane)].filter(
+        ...[capiClusterProblem(now.clusterView, now.controlPlane), now.bootstrapProblem].filter(
           (p): p is string => p !== undefined,
         ),
       ];
@@ -282,6 +324,20 @@ registerScene({
       },
     };
 
+    const bootstrapRow: Row = {
+      component: 'bootstrap',
+      proof: `the manager's bootstrap provider: every Machine's PacketKubeadmConfig ready with its data; exactly ${ready.controlPlane} runs kubeadm init, every other device joins pinning the CA of Secret ${CLUSTER}-ca; Secret ${CLUSTER}-kubeconfig (clusterctl get kubeconfig) points at the endpoint; no CA private key in any device's userdata, the service-account and kubelet-signer keys on control planes only (the same search finds each key planted there)`,
+      command: `${kubectl} get packetkubeadmconfigs,secrets`,
+      async check() {
+        const down = managerDown();
+        if (down) throw new Error(down);
+        const { bootstrap, bootstrapProblem, controlPlane, clusterView } = await look();
+        if (bootstrapProblem || !bootstrap) throw new Error(bootstrapProblem);
+        const host = clusterView.endpoint.slice(0, clusterView.endpoint.lastIndexOf(':'));
+        return `init on ${controlPlane} · ${bootstrap.pinned.length} pinned joins · kubeconfig → ${host} · ${bootstrap.keys.length} keys, none out of place`;
+      },
+    };
+
     const machineRow = (first: CapiMachineView): Row => ({
       component: first.name,
       proof: `${first.role} Machine: CAPI phase Provisioned, its PacketMachine ready (Ready condition) with the device its providerID names active in the Metal API, the Machine's addresses that device's, and its userdata the Machine's bootstrap data`,
@@ -306,7 +362,7 @@ registerScene({
       },
     });
 
-    return [clusterRow, ...ready.views.map(machineRow)];
+    return [clusterRow, bootstrapRow, ...ready.views.map(machineRow)];
   },
 });
 
