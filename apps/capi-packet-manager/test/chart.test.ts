@@ -215,7 +215,7 @@ describe('helm lint --strict', () => {
     for (const values of [
       [],
       ['-f', join(CHART_DIR, 'ci/defaults-values.yaml')],
-      ['-f', join(CHART_DIR, 'ci/namespaced-values.yaml')],
+      ['-f', join(CHART_DIR, 'ci/namespaced.values.yaml')],
     ]) {
       const r = await chart.lint(values);
       expect([values.join(' '), r.stdout]).toEqual([
