@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- capi [options]`: the Packet infrastructure provider against the fake Metal API,
  * with CAPEM v0.9.0 (the upstream provider) as the peer in the same run. One JSON object per line
- * on stdout; progress on stderr. ~8 min once CAPEM is built (its first build adds ~2.5 min).
+ * on stdout; progress on stderr. ~9 min once CAPEM is built (its first build adds ~2.5 min).
  *
  * For each provider (ours, then CAPEM), on its own test bed (ControlPlane + Cluster API v1.11
  * core, the provider's CRDs) and its own FakeMetalApi (queued 1 s, provisioning 5 s):
@@ -342,6 +342,7 @@ function report(ours: Figures | undefined, peer: Figures | undefined): void {
       storm_ready_machines: f.storm.state.ready,
       storm_failed_machines: f.storm.state.failed,
       storm_wall_ms: f.storm.ms ?? null,
+      storm_restarts: f.extra['storm_restarts'],
       storm_timeout_s: f.storm.ms === undefined ? f.storm.timeoutMs / 1000 : undefined,
       by_operation: f.storm.calls.byOperation,
     }),

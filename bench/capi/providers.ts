@@ -128,6 +128,24 @@ async function waitHttp(what: string, url: string, m: ManagedProcess, timeoutMs 
   );
 }
 
+/** Applies `objects` server-side (as the bench's field manager). */
+async function applyServerSide(cp: ControlPlane, objects: unknown[]): Promise<void> {
+  await cp.kubectlOk(['apply', '--server-side', '--field-manager=knet-bench-capi', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  });
+}
+
+/** Applies CRDs and waits until the API server serves them. */
+async function installCrds(cp: ControlPlane, crds: { metadata: { name: string } }[]): Promise<void> {
+  await applyServerSide(cp, crds);
+  await cp.kubectlOk([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    ...crds.map((c) => `crd/${c.metadata.name}`),
+  ]);
+}
+
 async function scrape(url: string): Promise<string> {
   const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
   if (r.status !== 200) throw new Error(`GET ${url} answered ${r.status}`);
@@ -145,16 +163,7 @@ export function knetProvider(): Provider {
     describe: 'capi-packet-manager (apps/capi-packet-manager, its esbuild bundle)',
     settings: { 'device-poll-interval': pollInterval, concurrency: '10 (default)' },
     async install(cp) {
-      const crds = [...infrastructureCrds(), ...bootstrapCrds()];
-      await cp.kubectlOk(['apply', '-f', '-'], {
-        input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: crds }),
-      });
-      await cp.kubectlOk([
-        'wait',
-        '--for=condition=Established',
-        '--timeout=60s',
-        ...crds.map((c) => `crd/${c.metadata.name}`),
-      ]);
+      await installCrds(cp, [...infrastructureCrds(), ...bootstrapCrds()]);
     },
     async startManager(cp, s) {
       const bundle = await appBundle('capi-packet-manager');
@@ -309,15 +318,7 @@ export function capemProvider(dir: string): Provider {
           if (hook) hook.clientConfig = pointed(hook.clientConfig, state.webhookPort as number);
           return crd;
         });
-      await cp.kubectlOk(['apply', '--server-side', '--field-manager=knet-bench-capem', '-f', '-'], {
-        input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: crds }),
-      });
-      await cp.kubectlOk([
-        'wait',
-        '--for=condition=Established',
-        '--timeout=60s',
-        ...crds.map((c) => `crd/${c.metadata.name}`),
-      ]);
+      await installCrds(cp, crds);
     },
     async startManager(cp, s) {
       if (!state.bin || !state.certDir) throw new Error('capem: install() first');
@@ -387,9 +388,7 @@ export function capemProvider(dir: string): Provider {
             w.clientConfig = pointed(w.clientConfig, state.webhookPort as number);
           return wc;
         });
-      await cp.kubectlOk(['apply', '--server-side', '--field-manager=knet-bench-capem', '-f', '-'], {
-        input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: hooks }),
-      });
+      await applyServerSide(cp, hooks);
     },
     async dispose() {
       await Promise.all(state.proxies.map((p) => p.close()));
