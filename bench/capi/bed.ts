@@ -5,7 +5,7 @@
  * capi.test.ts makes them. Every Machine names a ready-made bootstrap data Secret (no bootstrap
  * provider: the devices are fake, nothing would run the data), so the figures are the
  * infrastructure provider's alone. Nothing has a kubeconfig of the workload cluster, so CAPI core
- * never dials the endpoint.
+ * never dials the endpoint (a loopback address all the same).
  */
 import { type ControlPlane, FakeMetalApi, type MetalFault, sleep } from '@knet/testing';
 
@@ -29,6 +29,9 @@ export async function startFake(token: string, storm?: Storm): Promise<FakeMetal
   const api = await FakeMetalApi.start({
     tokens: [token],
     durations: DURATIONS,
+    // The elastic IP becomes the endpoint; nothing here gives Cluster API a kubeconfig to dial it,
+    // and should that change, a loopback block keeps the dial on this machine.
+    reservationRange: '127.0.64.0/24',
     ...(storm ? { rateLimit: storm.rateLimit } : {}),
   });
   api.addProject({ id: PROJECT, sshKeys: 1, ipQuota: 8 });
