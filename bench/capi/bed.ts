@@ -1,19 +1,24 @@
 /**
  * The objects both providers get, and how the bench sees them: one Cluster (CAPI v1beta2) with its
- * PacketCluster (metro da, vipManager CPEM as both providers' templates set it), one control-plane Machine with its PacketMachine, and a
- * MachineDeployment of workers from a PacketMachineTemplate, as apps/capi-packet-manager's
- * capi.test.ts makes them. Every Machine names a ready-made bootstrap data Secret (no bootstrap
- * provider: the devices are fake, nothing would run the data), so the figures are the
- * infrastructure provider's alone. Nothing has a kubeconfig of the workload cluster, so CAPI core
- * never dials the endpoint (a loopback address all the same).
+ * PacketCluster (metro da, vipManager CPEM as both providers' templates set it), one control-plane
+ * Machine with its PacketMachine, and a MachineDeployment of workers from a PacketMachineTemplate
+ * (@knet/testing's capiClusterObjects, as apps/capi-packet-manager's capi.test.ts makes them).
+ * Every Machine names a ready-made bootstrap data Secret (no bootstrap provider: the devices are
+ * fake, nothing would run the data), so the figures are the infrastructure provider's alone.
+ * Nothing has a kubeconfig of the workload cluster, so CAPI core never dials the endpoint (a
+ * loopback address all the same).
  */
-import { type ControlPlane, FakeMetalApi, type MetalFault, sleep } from '@knet/testing';
-
-type Json = Record<string, unknown>;
+import {
+  type ControlPlane,
+  FakeMetalApi,
+  type KubeJson,
+  type MetalFault,
+  capiClusterObjects,
+  sleep,
+} from '@knet/testing';
 
 /** The Metal project of every run (the fake's, a fixed UUID). */
 export const PROJECT = '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b';
-const INFRA = 'infrastructure.cluster.x-k8s.io';
 
 /** State durations of the fake's devices: realistic in order, short in length. */
 export const DURATIONS = { queuedMs: 1000, provisioningMs: 5000, deprovisioningMs: 1000 };
@@ -40,83 +45,13 @@ export async function startFake(token: string, storm?: Storm): Promise<FakeMetal
 }
 
 /** The objects of cluster `name` in `ns`: 1 control-plane Machine and `workers` in a MachineDeployment. */
-export function clusterObjects(ns: string, name: string, workers: number): Json[] {
-  const ref = (kind: string, n: string) => ({ apiGroup: INFRA, kind, name: n });
-  const machineSpec = (infra: Json) => ({
-    clusterName: name,
-    version: 'v1.34.4',
-    bootstrap: { dataSecretName: `${name}-bootstrap` },
-    infrastructureRef: infra,
-  });
-  const pmSpec = { os: 'ubuntu_24_04', machineType: 'c3.small.x86', billingCycle: 'hourly' };
-  const labels = { 'cluster.x-k8s.io/cluster-name': name };
-  return [
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: `${name}-bootstrap`, namespace: ns, labels },
-      stringData: { value: `#cloud-config\nhostname: ${name}\n`, format: 'cloud-config' },
-    },
-    {
-      apiVersion: 'cluster.x-k8s.io/v1beta2',
-      kind: 'Cluster',
-      metadata: { name, namespace: ns },
-      spec: {
-        clusterNetwork: {
-          pods: { cidrBlocks: ['192.168.0.0/16'] },
-          services: { cidrBlocks: ['172.26.0.0/16'] },
-        },
-        infrastructureRef: ref('PacketCluster', name),
-      },
-    },
-    {
-      apiVersion: `${INFRA}/v1beta1`,
-      kind: 'PacketCluster',
-      metadata: { name, namespace: ns },
-      spec: { projectID: PROJECT, metro: 'da', vipManager: 'CPEM' },
-    },
-    {
-      apiVersion: 'cluster.x-k8s.io/v1beta2',
-      kind: 'Machine',
-      metadata: {
-        name: `${name}-cp-0`,
-        namespace: ns,
-        labels: { ...labels, 'cluster.x-k8s.io/control-plane': '' },
-      },
-      spec: machineSpec(ref('PacketMachine', `${name}-cp-0`)),
-    },
-    {
-      apiVersion: `${INFRA}/v1beta1`,
-      kind: 'PacketMachine',
-      metadata: { name: `${name}-cp-0`, namespace: ns },
-      spec: pmSpec,
-    },
-    {
-      apiVersion: `${INFRA}/v1beta1`,
-      kind: 'PacketMachineTemplate',
-      metadata: { name: `${name}-worker`, namespace: ns },
-      spec: { template: { spec: pmSpec } },
-    },
-    {
-      apiVersion: 'cluster.x-k8s.io/v1beta2',
-      kind: 'MachineDeployment',
-      metadata: { name: `${name}-worker`, namespace: ns },
-      spec: {
-        clusterName: name,
-        replicas: workers,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: machineSpec(ref('PacketMachineTemplate', `${name}-worker`)),
-        },
-      },
-    },
-  ];
-}
-
-export async function applyObjects(cp: ControlPlane, objects: Json[]): Promise<void> {
-  await cp.kubectlOk(['apply', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+export function clusterObjects(ns: string, name: string, workers: number): KubeJson[] {
+  return capiClusterObjects({
+    namespace: ns,
+    name,
+    projectId: PROJECT,
+    workers,
+    packetCluster: { vipManager: 'CPEM' },
   });
 }
 

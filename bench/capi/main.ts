@@ -36,7 +36,6 @@ import {
 import {
   type InfraState,
   type Storm,
-  applyObjects,
   changedObjects,
   clusterObjects,
   objectVersions,
@@ -148,7 +147,7 @@ async function measure(provider: Provider): Promise<Figures> {
 
     log(`${provider.name}: to ready — 1 control plane + ${WORKERS} workers`);
     const t0 = performance.now();
-    await applyObjects(cp, clusterObjects('bench', 'c1', WORKERS));
+    await cp.apply(clusterObjects('bench', 'c1', WORKERS));
     const ready = await untilReady(cp, 'bench', MACHINES, t0, TO_READY_TIMEOUT_MS, (s) =>
       log(`${provider.name}: ${describeState(s)}`),
     );
@@ -175,7 +174,7 @@ async function measure(provider: Provider): Promise<Figures> {
     );
     const stormTimeoutMs = SETTLE_MS + STEADY_MS + 20_000;
     const s0 = performance.now();
-    await applyObjects(cp, clusterObjects('storm', 's1', WORKERS));
+    await cp.apply(clusterObjects('storm', 's1', WORKERS));
     const storming = untilReady(cp, 'storm', MACHINES, s0, stormTimeoutMs, (s) =>
       log(`${provider.name} storm: ${describeState(s)}; ${stormApi.calls.length} calls`),
     );

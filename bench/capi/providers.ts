@@ -129,11 +129,8 @@ async function waitHttp(what: string, url: string, m: ManagedProcess, timeoutMs 
 }
 
 /** Applies `objects` server-side (as the bench's field manager). */
-async function applyServerSide(cp: ControlPlane, objects: unknown[]): Promise<void> {
-  await cp.kubectlOk(['apply', '--server-side', '--field-manager=knet-bench-capi', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
-  });
-}
+const applyServerSide = (cp: ControlPlane, objects: unknown[]) =>
+  cp.apply(objects, { serverSide: true, fieldManager: 'knet-bench-capi' });
 
 /** Applies CRDs and waits until the API server serves them. */
 async function installCrds(cp: ControlPlane, crds: { metadata: { name: string } }[]): Promise<void> {

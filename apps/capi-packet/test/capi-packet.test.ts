@@ -306,44 +306,38 @@ describe('capi-packet kubeconfig', () => {
   let reader: string;
   const workload = () => cp!.adminKubeconfig();
   beforeAll(async () => {
-    await cp!.kubectlOk(['apply', '-f', '-'], {
-      input: JSON.stringify({
+    await cp!.apply([
+      {
         apiVersion: 'v1',
-        kind: 'List',
-        items: [
-          {
-            apiVersion: 'v1',
-            kind: 'Secret',
-            metadata: {
-              name: 'c1-kubeconfig',
-              namespace: NS,
-              labels: { 'cluster.x-k8s.io/cluster-name': 'c1' },
-            },
-            type: 'cluster.x-k8s.io/secret',
-            stringData: { value: workload() },
-          },
-          {
-            apiVersion: 'v1',
-            kind: 'Secret',
-            metadata: { name: 'odd-kubeconfig', namespace: NS },
-            stringData: { config: 'x' },
-          },
-          {
-            apiVersion: 'rbac.authorization.k8s.io/v1',
-            kind: 'Role',
-            metadata: { name: 'kubeconfig-reader', namespace: NS },
-            rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
-          },
-          {
-            apiVersion: 'rbac.authorization.k8s.io/v1',
-            kind: 'RoleBinding',
-            metadata: { name: 'kubeconfig-reader', namespace: NS },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kubeconfig-reader' },
-            subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: NS }],
-          },
-        ],
-      }),
-    });
+        kind: 'Secret',
+        metadata: {
+          name: 'c1-kubeconfig',
+          namespace: NS,
+          labels: { 'cluster.x-k8s.io/cluster-name': 'c1' },
+        },
+        type: 'cluster.x-k8s.io/secret',
+        stringData: { value: workload() },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'odd-kubeconfig', namespace: NS },
+        stringData: { config: 'x' },
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'kubeconfig-reader', namespace: NS },
+        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'kubeconfig-reader', namespace: NS },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kubeconfig-reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: NS }],
+      },
+    ]);
     reader = await cp!.serviceAccountKubeconfig(NS, 'reader');
   });
 

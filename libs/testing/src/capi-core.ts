@@ -249,10 +249,7 @@ export class CapiCore {
         commands.push({ spec, ports, args: managerArgs(spec, objects, opts.featureGates ?? {}) });
       }
 
-      await cp.kubectlOk(
-        ['apply', '--server-side', '--force-conflicts', '--field-manager=knet-capi-core', '-f', '-'],
-        { input: list(crds) },
-      );
+      await cp.apply(crds, SERVER_SIDE);
       await cp.kubectlOk([
         'wait',
         '--for=condition=Established',
@@ -284,10 +281,7 @@ export class CapiCore {
       }
       await Promise.all(managers.map((m) => waitReady(m, opts.startTimeoutMs ?? 120_000)));
       // Registered once the servers answer, so the API server never calls a webhook not yet there.
-      await cp.kubectlOk(
-        ['apply', '--server-side', '--force-conflicts', '--field-manager=knet-capi-core', '-f', '-'],
-        { input: list(webhookConfigs) },
-      );
+      await cp.apply(webhookConfigs, SERVER_SIDE);
       const crdLabels = Object.fromEntries(crds.map((c) => [c.metadata.name, { ...c.metadata.labels }]));
       return new CapiCore(cp, dir, cp.kubeconfigPath, ca.certPem, managers, crdLabels, opts.keepDir ?? false);
     } catch (e) {
@@ -413,9 +407,8 @@ function managerArgs(
   });
 }
 
-function list(items: KubeObject[]): string {
-  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
-}
+/** How CapiCore applies what it installs (as clusterctl does, server-side). */
+const SERVER_SIDE = { serverSide: true, forceConflicts: true, fieldManager: 'knet-capi-core' };
 
 /** Resolves once the manager's /readyz answers 200; rejects at once, with its log, if it exits. */
 async function waitReady(m: CapiManager, timeoutMs: number): Promise<void> {

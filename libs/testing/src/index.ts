@@ -21,3 +21,4 @@ export * from './kilo-lab';
 export * from './capi-core';
 export * from './metal-api';
 export * from './capi-lab';
+export * from './capi-objects';

@@ -221,13 +221,7 @@ registerScene({
         { timeoutMs: DELETE_TIMEOUT_MS, intervalMs: 500 },
       );
     });
-    await cp.kubectlOk(['apply', '-n', NAMESPACE, '-f', '-'], {
-      input: JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'List',
-        items: [...cluster, ...machines],
-      }),
-    });
+    await cp.apply([...cluster, ...machines], { namespace: NAMESPACE });
 
     /** The cluster's Machines and what is wrong, from one read of the objects and the fake. */
     const look = async () => {

@@ -224,6 +224,29 @@ export class ControlPlane {
     return r.stdout;
   }
 
+  /**
+   * `kubectl apply` of `objects` as one List (one call; defaulting and admission as for any
+   * client). `serverSide` applies as field manager `fieldManager`, taking over conflicting fields
+   * with `forceConflicts`.
+   */
+  async apply(
+    objects: readonly unknown[],
+    opts: { serverSide?: boolean; forceConflicts?: boolean; fieldManager?: string; namespace?: string } = {},
+  ): Promise<string> {
+    return this.kubectlOk(
+      [
+        'apply',
+        ...(opts.serverSide ? ['--server-side'] : []),
+        ...(opts.forceConflicts ? ['--force-conflicts'] : []),
+        ...(opts.fieldManager ? [`--field-manager=${opts.fieldManager}`] : []),
+        ...(opts.namespace ? ['-n', opts.namespace] : []),
+        '-f',
+        '-',
+      ],
+      { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }) },
+    );
+  }
+
   /** Runs the real helm with this control plane's admin kubeconfig. */
   async helm(args: string[]): Promise<KubectlResult> {
     return run(this.bin.helm, args, {
