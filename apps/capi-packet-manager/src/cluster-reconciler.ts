@@ -143,7 +143,7 @@ export class ClusterReconciler {
         severity: 'Warning',
       });
       this.d.problems.report(key, trouble.reason, trouble.message);
-      return { requeueAfterMs: trouble.retryAfterMs };
+      return { requeueAfterMs: trouble.retryAfterMs, ...(trouble.holdOff ? { holdOff: true } : {}) };
     } finally {
       if (!troubled) this.d.problems.clear(key);
       const changed =

@@ -4,6 +4,8 @@
  * (the bootstrap data secret appears there), their Cluster (paused, infrastructure provisioned)
  * and their PacketCluster (the endpoint). A reconcile that asks to look again later (a provisioning
  * device, a rate limit) is re-queued after that long; everything is re-queued every sync period.
+ * One that the Metal API told to wait (429, 503, no answer) is held off until then: what wakes it
+ * meanwhile — the watch event of its own condition, a resync, a change of its Cluster — waits too.
  */
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import {
@@ -47,6 +49,8 @@ export class Controller {
   private readonly informers: ResilientInformer<KubernetesObject>[] = [];
   private readonly queues: Record<Kind, WorkQueue>;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** `<kind>/<key>` → until when nothing may reconcile it (`holdOff` results). */
+  private readonly holds = new Map<string, number>();
   private syncTimer: NodeJS.Timeout | undefined;
   private readonly packetMachines: ResilientInformer<PacketMachine>;
   private readonly packetClusters: ResilientInformer<PacketCluster>;
@@ -57,10 +61,20 @@ export class Controller {
     const wrap =
       (kind: Kind, fn: (ns: string, name: string) => Promise<ReconcileResult>) => async (key: string) => {
         const [ns, name] = split(key);
+        // Held off (the API asked to wait): whatever woke it — an event, a resync, a change that
+        // came while the last pass ran — it runs when the wait is over, not before.
+        const id = `${kind}/${key}`;
+        const heldFor = (this.holds.get(id) ?? 0) - Date.now();
+        if (heldFor > 0) {
+          this.later(kind, key, heldFor);
+          return;
+        }
         const started = performance.now();
         try {
           const r = await fn(ns, name);
           o.observe?.(kind, (performance.now() - started) / 1000, 'ok');
+          if (r.holdOff && r.requeueAfterMs !== undefined) this.holds.set(id, Date.now() + r.requeueAfterMs);
+          else this.holds.delete(id);
           if (r.requeueAfterMs !== undefined) this.later(kind, key, r.requeueAfterMs);
         } catch (e) {
           o.observe?.(kind, (performance.now() - started) / 1000, 'error');
@@ -185,10 +199,11 @@ export class Controller {
 
   enqueue(kind: Kind, key: string): void {
     if (this.stopped) return;
-    const t = this.timers.get(`${kind}/${key}`);
+    const id = `${kind}/${key}`;
+    const t = this.timers.get(id);
     if (t) {
       clearTimeout(t);
-      this.timers.delete(`${kind}/${key}`);
+      this.timers.delete(id);
     }
     this.queues[kind].add(key);
   }
@@ -226,6 +241,7 @@ export class Controller {
     if (this.syncTimer) clearInterval(this.syncTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.holds.clear();
     for (const q of Object.values(this.queues)) q.stop();
     await Promise.all(this.informers.map((i) => i.stop()));
   }

@@ -184,6 +184,23 @@ describe('MachineReconciler', () => {
     for (const n of ['w-0', 'w-1', 'w-2']) expect(pm(b, n).status?.ready).toBe(true);
   });
 
+  it("the API busy past the client's retries: a condition, and the controller told to hold off as long as the API asked", async () => {
+    const b = bed();
+    addMachine(b, 'w-0');
+    const busy = api.inject({ status: 503, times: Infinity, headers: { 'Retry-After': '7' } });
+    expect(await b.machines.reconcile(NS, 'w-0')).toEqual({ requeueAfterMs: 7000, holdOff: true });
+    expect(pm(b, 'w-0').status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'MetalApiUnavailable',
+    });
+    busy.cancel();
+    // Any other failure leaves the controller free to look again when something changes.
+    api.inject({ status: 500 });
+    expect(await b.machines.reconcile(NS, 'w-0')).toEqual({ requeueAfterMs: 60_000 });
+    await settle(b, 'w-0');
+    expect(pm(b, 'w-0').status?.ready).toBe(true);
+  });
+
   it('a device that fails provisioning: terminal condition, Warning event, no retry', async () => {
     const b = bed();
     addMachine(b, 'w-0');

@@ -37,6 +37,8 @@ import type { ProviderStore } from './store';
 export interface ReconcileResult {
   /** Look again after this long (a provisioning device, a rate limit); undefined: wait for a watch. */
   requeueAfterMs?: number;
+  /** And not sooner, whatever wakes the object: the Metal API asked to wait (429, 503, no answer). */
+  holdOff?: boolean;
 }
 
 export interface MachineReconcilerDeps {
@@ -215,7 +217,7 @@ export class MachineReconciler {
         severity: 'Warning',
       });
       this.d.problems.report(`${namespace}/${name}`, trouble.reason, trouble.message);
-      return { requeueAfterMs: trouble.retryAfterMs };
+      return { requeueAfterMs: trouble.retryAfterMs, ...(trouble.holdOff ? { holdOff: true } : {}) };
     } finally {
       if (!troubled) this.d.problems.clear(`${namespace}/${name}`);
       await this.writeStatus(namespace, name, pass);

@@ -11,6 +11,11 @@ export interface MetalTrouble {
   reason: string;
   message: string;
   retryAfterMs: number;
+  /**
+   * The API is busy or away (429, 503, no answer): nothing — not even the watch event of the
+   * condition this writes — may make the object call it again before `retryAfterMs`.
+   */
+  holdOff: boolean;
 }
 
 /** Undefined for errors that are not the Metal API's (they go to the work queue's backoff). */
@@ -24,26 +29,34 @@ export function metalTrouble(e: unknown): MetalTrouble | undefined {
           "the Metal API refused the API key (401): put a valid key in the manager's credentials Secret " +
           '(PACKET_API_KEY) and restart the manager',
         retryAfterMs: 60_000,
+        holdOff: false,
       };
     case 'transient':
     case 'unreachable':
-      return { reason: 'MetalApiUnavailable', message: e.message, retryAfterMs: e.retryAfterMs ?? 10_000 };
+      return {
+        reason: 'MetalApiUnavailable',
+        message: e.message,
+        retryAfterMs: e.retryAfterMs ?? 10_000,
+        holdOff: true,
+      };
     case 'forbidden':
       return {
         reason: 'MetalApiForbidden',
         message: `${e.message} (does the API key have access to the project?)`,
         retryAfterMs: 300_000,
+        holdOff: false,
       };
     case 'gone':
       return {
         reason: 'MetalApiNotFound',
         message: `${e.message} (is the projectID right?)`,
         retryAfterMs: 300_000,
+        holdOff: false,
       };
     case 'invalid':
-      return { reason: 'MetalApiRejected', message: e.message, retryAfterMs: 300_000 };
+      return { reason: 'MetalApiRejected', message: e.message, retryAfterMs: 300_000, holdOff: false };
     case 'terminal':
-      return { reason: 'MetalApiError', message: e.message, retryAfterMs: 60_000 };
+      return { reason: 'MetalApiError', message: e.message, retryAfterMs: 60_000, holdOff: false };
   }
 }
 
