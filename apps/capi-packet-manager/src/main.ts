@@ -13,6 +13,9 @@ import { ProblemLog } from './problems';
 import { KubeStore } from './store';
 import { VERSION } from './version';
 
+/** Probes and a scrape or two use the port; strangers past this many are refused at accept. */
+const MAX_CONNECTIONS = 64;
+
 // Wiring only: options → app → Metal API client, store, reconcilers, watches → serve → until shutdown.
 void runMain('capi-packet-manager', async () => {
   const opts = parseOptions(program);
@@ -59,7 +62,10 @@ void runMain('capi-packet-manager', async () => {
   // follower (as controller-runtime's managers are), so a rolling update of several replicas
   // completes; the leader is ready once its watches have listed.
   let leading = false;
-  await app.serve({ readiness: { reconciling: () => (opts.leaderElect && !leading) || metrics.ready } });
+  await app.serve({
+    limits: { maxConnections: MAX_CONNECTIONS },
+    readiness: { reconciling: () => (opts.leaderElect && !leading) || metrics.ready },
+  });
 
   const run = async () => {
     await controller.start();

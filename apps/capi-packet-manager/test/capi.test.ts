@@ -1,33 +1,36 @@
 /**
  * capi-packet-manager (its shipped bundle, with the chart's ServiceAccount and RBAC) with the real
  * Cluster API v1.11 core manager against the test bed's API server, and the fake Metal API on
- * loopback. The Machines carry their bootstrap data
- * Secret directly (no bootstrap provider here: CABPK would need the workload cluster to be up);
- * nothing has the workload cluster's kubeconfig, so CAPI never dials the endpoint.
+ * loopback. The Machines carry their bootstrap data Secret directly (no bootstrap provider, except
+ * in the PacketKubeadmConfig test: CABPK would need the workload cluster to be up); nothing has
+ * the workload cluster's kubeconfig, so CAPI never dials the endpoint. Last, the manager's
+ * metrics port against hostile clients.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpYaml } from '@kubernetes/client-node';
 import { bootstrapCrds, infrastructureCrds } from '@knet/capi';
 import {
   CapiCore,
   ControlPlane,
   FakeMetalApi,
   ManagedProcess,
+  ReopeningPool,
   appBundle,
+  capiClusterObjects,
   freePort,
+  gcAndMeasure,
+  sleep,
   until,
   workspaceRoot,
+  type KubeJson as Json,
 } from '@knet/testing';
 
 jest.setTimeout(120_000);
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
 const TOKEN = 'capi-test-token-0123456789';
 const PROJECT = '0b5e3c1a-2f4d-4e6a-9c8b-7a6f5e4d3c2b';
-const INFRA = 'infrastructure.cluster.x-k8s.io';
 
 let cp: ControlPlane;
 let capi: CapiCore;
@@ -36,15 +39,11 @@ let bundle: string;
 let dir: string;
 /** The chart's ServiceAccount: the manager runs with exactly the chart's RBAC. */
 let kubeconfig: string;
-const managers: ManagedProcess[] = [];
+type Manager = ManagedProcess & { metricsPort: number };
+const managers: Manager[] = [];
 
-const kubectl = (args: string[], input?: unknown) =>
-  cp.kubectlOk(
-    args,
-    input === undefined ? {} : { input: typeof input === 'string' ? input : JSON.stringify(input) },
-  );
-const apply = (objs: Json[]) =>
-  kubectl(['apply', '-f', '-'], { apiVersion: 'v1', kind: 'List', items: objs });
+const kubectl = (args: string[], input?: string) => cp.kubectlOk(args, input === undefined ? {} : { input });
+const apply = (objs: Json[]) => cp.apply(objs);
 const get = async (ns: string, resource: string, name: string): Promise<Json | undefined> => {
   const r = await cp.kubectl(['get', resource, name, '-n', ns, '-o', 'json']);
   return r.exitCode === 0 ? (JSON.parse(r.stdout) as Json) : undefined;
@@ -67,12 +66,16 @@ const eventually = <T>(what: string, fn: () => Promise<T>, timeoutMs = 60_000) =
     intervalMs: 250,
   });
 
-async function startManager(namespace: string, token = TOKEN): Promise<ManagedProcess> {
+async function startManager(
+  namespace: string,
+  o: { token?: string; nodeFlags?: string[] } = {},
+): Promise<Manager> {
   const port = await freePort();
   const m = ManagedProcess.start(
     `capi-packet-manager-${managers.length}`,
     process.execPath,
     [
+      ...(o.nodeFlags ?? []),
       bundle,
       `--kubeconfig=${kubeconfig}`,
       `--namespace=${namespace}`,
@@ -83,91 +86,16 @@ async function startManager(namespace: string, token = TOKEN): Promise<ManagedPr
       '--log-level=debug',
     ],
     join(dir, `manager-${managers.length}.log`),
-    { ...process.env, PACKET_API_KEY: token, METAL_API_URL: api.url },
+    { ...process.env, PACKET_API_KEY: o.token ?? TOKEN, METAL_API_URL: api.url },
   );
-  managers.push(m);
-  return m;
+  const manager = Object.assign(m, { metricsPort: port });
+  managers.push(manager);
+  return manager;
 }
 
 /** A Cluster, its PacketCluster, `cps` control-plane Machines and a MachineDeployment of `workers`. */
-function clusterObjects(ns: string, name: string, cps: number, workers: number): Json[] {
-  const ref = (kind: string, n: string) => ({ apiGroup: INFRA, kind, name: n });
-  const machineSpec = (infra: Json) => ({
-    clusterName: name,
-    version: 'v1.34.4',
-    bootstrap: { dataSecretName: `${name}-bootstrap` },
-    infrastructureRef: infra,
-  });
-  const pmSpec = { os: 'ubuntu_24_04', machineType: 'c3.small.x86', billingCycle: 'hourly' };
-  return [
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: `${name}-bootstrap`,
-        namespace: ns,
-        labels: { 'cluster.x-k8s.io/cluster-name': name },
-      },
-      stringData: { value: `#cloud-config\nhostname: ${name}\n`, format: 'cloud-config' },
-    },
-    {
-      apiVersion: 'cluster.x-k8s.io/v1beta2',
-      kind: 'Cluster',
-      metadata: { name, namespace: ns },
-      spec: {
-        clusterNetwork: {
-          pods: { cidrBlocks: ['192.168.0.0/16'] },
-          services: { cidrBlocks: ['172.26.0.0/16'] },
-        },
-        infrastructureRef: ref('PacketCluster', name),
-      },
-    },
-    {
-      apiVersion: `${INFRA}/v1beta1`,
-      kind: 'PacketCluster',
-      metadata: { name, namespace: ns },
-      spec: { projectID: PROJECT, metro: 'da' },
-    },
-    ...Array.from({ length: cps }, (_, i) => [
-      {
-        apiVersion: 'cluster.x-k8s.io/v1beta2',
-        kind: 'Machine',
-        metadata: {
-          name: `${name}-cp-${i}`,
-          namespace: ns,
-          labels: { 'cluster.x-k8s.io/cluster-name': name, 'cluster.x-k8s.io/control-plane': '' },
-        },
-        spec: machineSpec(ref('PacketMachine', `${name}-cp-${i}`)),
-      },
-      {
-        apiVersion: `${INFRA}/v1beta1`,
-        kind: 'PacketMachine',
-        metadata: { name: `${name}-cp-${i}`, namespace: ns },
-        spec: pmSpec,
-      },
-    ]).flat(),
-    {
-      apiVersion: `${INFRA}/v1beta1`,
-      kind: 'PacketMachineTemplate',
-      metadata: { name: `${name}-worker`, namespace: ns },
-      spec: { template: { spec: pmSpec } },
-    },
-    {
-      apiVersion: 'cluster.x-k8s.io/v1beta2',
-      kind: 'MachineDeployment',
-      metadata: { name: `${name}-worker`, namespace: ns },
-      spec: {
-        clusterName: name,
-        replicas: workers,
-        selector: { matchLabels: { 'cluster.x-k8s.io/cluster-name': name } },
-        template: {
-          metadata: { labels: { 'cluster.x-k8s.io/cluster-name': name } },
-          spec: machineSpec(ref('PacketMachineTemplate', `${name}-worker`)),
-        },
-      },
-    },
-  ];
-}
+const clusterObjects = (ns: string, name: string, cps: number, workers: number, paused = false) =>
+  capiClusterObjects({ namespace: ns, name, projectId: PROJECT, controlPlanes: cps, workers, paused });
 
 async function readyMachines(ns: string, cluster: string): Promise<Json[]> {
   return (await list(ns, 'packetmachines', `cluster.x-k8s.io/cluster-name=${cluster}`)).filter(
@@ -187,14 +115,12 @@ beforeAll(async () => {
     appBundle('capi-packet-manager'),
   ]);
   api.addProject({ id: PROJECT, ipQuota: 8 });
-  await kubectl(
-    ['apply', '-f', '-'],
-    [...infrastructureCrds(), ...bootstrapCrds()].map((c) => dumpYaml(c)).join('---\n'),
-  );
+  await cp.apply([...infrastructureCrds(), ...bootstrapCrds()]);
   for (const c of infrastructureCrds()) {
     await kubectl(['wait', '--for=condition=Established', '--timeout=30s', `crd/${c.metadata.name}`]);
   }
-  for (const ns of ['capi', 'paused', 'crash', 'bad', 'boot']) await kubectl(['create', 'namespace', ns]);
+  for (const ns of ['capi', 'paused', 'crash', 'bad', 'boot', 'calm', 'storm', 'failing', 'hostile'])
+    await kubectl(['create', 'namespace', ns]);
   // The chart's ServiceAccount and RBAC (its Deployment cannot run here: no node); the CRDs are
   // applied above from the same source as the chart's crds/.
   const installed = await cp.helm([
@@ -449,8 +375,7 @@ describe('PacketKubeadmConfig: the bootstrap provider in the same manager', () =
 
 describe('paused clusters', () => {
   it('are left alone until unpaused', async () => {
-    const objs = clusterObjects('paused', 'p1', 1, 1);
-    (objs[1] as Json)['spec'].paused = true;
+    const objs = clusterObjects('paused', 'p1', 1, 1, true);
     await startManager('paused');
     await apply(objs);
     await new Promise((r) => setTimeout(r, 4000));
@@ -477,9 +402,149 @@ describe('paused clusters', () => {
   });
 });
 
+/** All calls a cluster's provisioning made, from applying its objects to every object ready. */
+async function provision(ns: string, name: string): Promise<{ calls: typeof api.calls; log: string }> {
+  const before = api.calls.length;
+  const m = await startManager(ns);
+  await apply(clusterObjects(ns, name, 1, 1));
+  await eventually(
+    `${ns}/${name}: the PacketCluster and both PacketMachines ready`,
+    async () =>
+      (await readyMachines(ns, name)).length === 2 &&
+      (await get(ns, 'packetcluster', name))?.['status']?.ready === true,
+    90_000,
+  );
+  await m.stop();
+  return { calls: api.calls.slice(before), log: readFileSync(m.logFile, 'utf8') };
+}
+
+describe('a 503 storm', () => {
+  it('ends ready with one extra call per refusal, none sooner than Retry-After, and no create made twice', async () => {
+    // Only the manager under test talks to the fake from here (ready machines cost no call, but a
+    // manager with bad credentials would keep trying).
+    await Promise.all(managers.map((m) => m.stop()));
+    const calm = await provision('calm', 'q1');
+    // Two refusals for the device creates, two for the device listings, eight for whatever comes
+    // (the elastic IP's lookups, first of all).
+    const STORM = 12;
+    const busy = { status: 503, headers: { 'Retry-After': '1' } } as const;
+    const devices = /^\/projects\/[^/]+\/devices$/;
+    const faults = [
+      api.inject({ ...busy, method: 'POST', path: devices, times: 2 }),
+      api.inject({ ...busy, method: 'GET', path: devices, times: 2 }),
+      api.inject({ ...busy, times: 8 }),
+    ];
+    const storm = await provision('storm', 's1');
+    expect(faults.map((f) => f.hits)).toEqual([2, 2, 8]);
+    const refused = storm.calls.filter((c) => c.fault);
+    const answered = storm.calls.filter((c) => !c.fault);
+    expect(refused).toHaveLength(STORM);
+    expect(refused.every((c) => c.status === 503)).toBe(true);
+    // No call came sooner than the server asked (Retry-After: 1): the client waits it out (up to
+    // 4 attempts, the debug log says each wait), then the reconciler's requeue honours it too.
+    const retries = storm.log
+      .split('\n')
+      .filter((l) => l.includes('Metal API call failed: retrying'))
+      .map((l) => JSON.parse(l) as { status: number; waitMs: number; kind: string });
+    expect(retries.length).toBeGreaterThanOrEqual(STORM / 2);
+    expect(retries.every((r) => r.status === 503 && r.kind === 'transient' && r.waitMs === 1000)).toBe(true);
+    const signature = (c: (typeof storm.calls)[number]) =>
+      `${c.method} ${c.path} ${JSON.stringify(c.query)} ${JSON.stringify(c.body ?? null)}`;
+    const tooSoon = refused.flatMap((r) =>
+      storm.calls
+        .filter((c) => c.at > r.at && c.at - r.at < 950 && signature(c) === signature(r))
+        .map((c) => `${c.method} ${c.path} ${c.at - r.at} ms after a 503`),
+    );
+    expect(tooSoon).toEqual([]);
+    // The storm's cost is its refusals: apart from them, the same calls as the calm run. Device
+    // listings while a device provisions follow the clock, so their number may differ by a few.
+    const mutations = (calls: typeof storm.calls) =>
+      calls
+        .filter((c) => c.method !== 'GET')
+        .map((c) => `${c.method} ${c.path.replace(/[0-9a-f-]{36}/g, '<id>')}`)
+        .sort();
+    expect(mutations(answered)).toEqual(mutations(calm.calls));
+    expect(answered.length).toBeLessThanOrEqual(calm.calls.length + 4);
+    expect(devicesOf('s1')).toHaveLength(2);
+    expect(
+      api.reservations().filter((r) => r.tags.includes('cluster-api-provider-packet:cluster-id:s1')),
+    ).toHaveLength(1);
+  });
+});
+
+describe('a device that fails provisioning', () => {
+  it('gives a clear condition and an Event, costs no further call, and is replaced once its Machine goes', async () => {
+    const stopFailing = api.failDevicesWhere((r) => String(r.body['hostname']).startsWith('f1-worker-'));
+    try {
+      await startManager('failing');
+      await apply(clusterObjects('failing', 'f1', 1, 1));
+      const failed = await eventually('the worker PacketMachine failed', async () =>
+        (await list('failing', 'packetmachines')).find((p) => p['status']?.failureReason),
+      );
+      stopFailing();
+      const name: string = failed['metadata'].name;
+      expect(name).toMatch(/^f1-worker-/);
+      expect(failed['status']).toMatchObject({
+        ready: false,
+        failureReason: 'InstanceProvisionFailed',
+        failureMessage: expect.stringMatching(/provisioning failed|is failed/),
+      });
+      expect(failed['status'].conditions.find((c: Json) => c.type === 'Ready')).toMatchObject({
+        status: 'False',
+        reason: 'InstanceProvisionFailed',
+        severity: 'Error',
+      });
+      const events = JSON.parse(
+        await kubectl([
+          'get',
+          'events',
+          '-n',
+          'failing',
+          '-o',
+          'json',
+          `--field-selector=involvedObject.name=${name},involvedObject.kind=PacketMachine`,
+        ]),
+      ) as { items: Json[] };
+      expect(events.items.filter((e) => e['type'] === 'Warning').map((e) => e['reason'])).toContain(
+        'InstanceProvisionFailed',
+      );
+      // A failed machine stays failed (as CAPEM's): no call for it until someone acts.
+      const id = String(failed['spec'].providerID ?? '').replace('equinixmetal://', '');
+      expect(id).not.toBe('');
+      const before = api.calls.length;
+      await sleep(3000);
+      expect(api.calls.slice(before).filter((c) => c.path.includes(id))).toEqual([]);
+      // What a MachineHealthCheck (or a user) does: delete the Machine; its MachineSet makes another.
+      const owner = (failed['metadata'].ownerReferences as Json[]).find((o) => o['kind'] === 'Machine');
+      await kubectl(['delete', 'machine', owner?.['name'], '-n', 'failing', '--wait=false']);
+      await eventually(
+        'the failed PacketMachine gone and a new worker ready',
+        async () => {
+          const pms = await list('failing', 'packetmachines');
+          return (
+            pms.length === 2 &&
+            !pms.some((p) => p['metadata'].name === name) &&
+            (await readyMachines('failing', 'f1')).length === 2
+          );
+        },
+        90_000,
+      );
+      // The API refuses everything about a failed device (403), its deletion included: the
+      // finalizer did not wait for it.
+      expect(
+        devicesOf('f1')
+          .map((d) => d.state)
+          .sort(),
+      ).toEqual(['active', 'active', 'failed']);
+    } finally {
+      stopFailing();
+    }
+  });
+});
+
 describe('bad credentials', () => {
   it('give one clear condition and one log line', async () => {
-    const m = await startManager('bad', 'not-the-token');
+    const m = await startManager('bad', { token: 'not-the-token' });
     await apply(clusterObjects('bad', 'b1', 1, 0));
     const pcl = await eventually('PacketCluster Ready=False CredentialsInvalid', async () => {
       const p = await get('bad', 'packetcluster', 'b1');
@@ -491,6 +556,132 @@ describe('bad credentials', () => {
     const log = m.tail(200);
     expect(log.match(/refused the API key/g)).toHaveLength(1);
     expect(log).not.toContain('not-the-token');
+  });
+});
+
+describe("the manager's metrics port against hostile clients", () => {
+  // The runtime's defaults: a request head within 10 s (checked every second), a whole request
+  // within 30 s, heads up to 16 KiB; and the manager's cap of 64 connections.
+  const HEAD_MS = 10_000;
+  const REQUEST_MS = 30_000;
+  const CAP = 64;
+  type Kind = 'idle' | 'slow-head' | 'truncated-body' | 'oversized-head';
+  const KINDS: Kind[] = ['idle', 'slow-head', 'truncated-body', 'oversized-head'];
+  const deadline: Record<Kind, number> = {
+    idle: HEAD_MS,
+    'slow-head': HEAD_MS,
+    'truncated-body': REQUEST_MS,
+    'oversized-head': 0,
+  };
+  /** What each kind sends; none of them closes its side. */
+  function behave(s: Socket, kind: Kind): void {
+    s.resume(); // reads (and drops) what the server answers, so its close is seen
+    switch (kind) {
+      case 'idle':
+        return;
+      case 'slow-head': {
+        s.write('GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+        const timer = setInterval(() => (s.destroyed ? clearInterval(timer) : s.write('a')), 100);
+        return;
+      }
+      case 'truncated-body':
+        s.write('POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial');
+        return;
+      case 'oversized-head':
+        s.write(`GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(64 * 1024)}\r\n\r\n`);
+        return;
+    }
+  }
+  /** The manager's sockets on the port that are not closed yet (LISTEN and TIME_WAIT aside). */
+  const serverSockets = (port: number) =>
+    readFileSync('/proc/net/tcp', 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length > 3 && parseInt(f[1]?.split(':')[1] ?? '', 16) === port)
+      .filter((f) => f[3] !== '0A' && f[3] !== '06').length;
+  const status = async (port: number, path: string) =>
+    (await fetch(`http://127.0.0.1:${port}${path}`).catch(() => undefined))?.status;
+
+  let m: Manager;
+  let inspectPort: number;
+  beforeAll(async () => {
+    inspectPort = await freePort();
+    m = await startManager('hostile', { nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`] });
+    await eventually('the manager is ready', async () => (await status(m.metricsPort, '/readyz')) === 200);
+  });
+  afterAll(() => m?.stop());
+
+  it('closes idle, slow, truncated and oversized clients within their deadlines, holds bounded memory, and still answers probes', async () => {
+    for (let k = 0; k < 20; k++) expect(await status(m.metricsPort, '/metrics')).toBe(200);
+    const before = await gcAndMeasure(inspectPort);
+    const pool = new ReopeningPool({ port: m.metricsPort, size: 40, kinds: KINDS, behave });
+    try {
+      await sleep(REQUEST_MS + 4000);
+      // Probes and scrapes still answered while strangers keep coming.
+      for (const path of ['/healthz', '/readyz', '/metrics'])
+        expect(await status(m.metricsPort, path)).toBe(200);
+      const after = await gcAndMeasure(inspectPort);
+      expect(pool.open).toBeGreaterThan(20);
+      // Bounded: what the manager retains after a GC barely moves, and its RSS grows by buffers
+      // in flight at most.
+      expect(after.heapUsed + after.external - (before.heapUsed + before.external)).toBeLessThan(10);
+      expect(after.rss - before.rss).toBeLessThan(32);
+      for (const kind of KINDS) {
+        const times = pool.closed.filter((x) => x.kind === kind).map((x) => x.afterMs);
+        // Each closed by the server, within its deadline plus the check's second and some slack.
+        expect({
+          kind,
+          seen: times.length > 0,
+          late: times.filter((t) => t > deadline[kind] + 2500),
+        }).toEqual({
+          kind,
+          seen: true,
+          late: [],
+        });
+        // …and not before it (an idle or slow client gets its whole deadline).
+        if (kind === 'idle' || kind === 'slow-head')
+          expect(Math.min(...times)).toBeGreaterThanOrEqual(deadline[kind] - 1000);
+      }
+    } finally {
+      pool.stop();
+    }
+    await until(
+      'no socket of the manager left open on the port',
+      async () => serverSockets(m.metricsPort) === 0,
+      10_000,
+    );
+  }, 120_000);
+
+  it(`refuses connections past ${CAP} at accept, and serves again once they go`, async () => {
+    // The check first sees open connections.
+    const sockets: Socket[] = [];
+    let closedByServer = 0;
+    for (let k = 0; k < CAP + 40; k++) {
+      const s = netConnect(m.metricsPort, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.on('close', () => closedByServer++);
+      sockets.push(s);
+    }
+    await until(
+      'every connection accepted or refused',
+      async () => sockets.every((s) => !s.connecting),
+      10_000,
+    );
+    // (A keep-alive connection of this test's own fetch may hold a slot too.)
+    await until('the 40 past the cap closed by the manager', async () => closedByServer >= 40, 10_000);
+    await sleep(500);
+    const open = sockets.filter((s) => !s.destroyed && !s.readableEnded).length;
+    expect(open + closedByServer).toBe(CAP + 40);
+    expect(open).toBeGreaterThanOrEqual(CAP - 2);
+    expect(open).toBeLessThanOrEqual(CAP);
+    expect(await status(m.metricsPort, '/healthz')).toBeUndefined();
+    for (const s of sockets) s.destroy();
+    await until(
+      'a probe answered again',
+      async () => (await status(m.metricsPort, '/healthz')) === 200,
+      10_000,
+    );
   });
 });
 
