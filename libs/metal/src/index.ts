@@ -12,13 +12,7 @@ export {
   type MetalErrorKind,
 } from './errors';
 export type { HttpFetch, HttpRequestInit } from './http';
-export {
-  EPOCH_SECONDS_THRESHOLD,
-  MAX_SERVER_WAIT_MS,
-  parseRateLimitReset,
-  parseRetryAfter,
-  serverWaitMs,
-} from './rate-limit';
+export { EPOCH_SECONDS_THRESHOLD, MAX_SERVER_WAIT_MS, parseRateLimitReset, serverWaitMs } from './rate-limit';
 export {
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_MAX_WAIT_MS,

@@ -1,27 +1,10 @@
-import { parseRateLimitReset, parseRetryAfter, serverWaitMs } from './rate-limit';
+import { parseRateLimitReset, serverWaitMs } from './rate-limit';
 
 const NOW = Date.parse('2026-03-02T10:00:00Z');
 
 function headers(h: Record<string, string>): Headers {
   return new Headers(h);
 }
-
-describe('parseRetryAfter', () => {
-  it.each<[string | undefined, number | undefined]>([
-    [undefined, undefined],
-    ['', undefined],
-    ['7', 7000],
-    [' 0 ', 0],
-    ['1.5', 1500],
-    ['Mon, 02 Mar 2026 10:00:30 GMT', 30_000],
-    ['Mon, 02 Mar 2026 09:59:00 GMT', 0],
-    ['-3', undefined],
-    ['soon', undefined],
-    ['2026-03-02T10:00:30Z', undefined],
-  ])('%p → %p ms', (value, expected) => {
-    expect(parseRetryAfter(value, NOW)).toBe(expected);
-  });
-});
 
 describe('parseRateLimitReset', () => {
   it.each<[string | undefined, number | undefined]>([

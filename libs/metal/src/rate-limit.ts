@@ -5,6 +5,7 @@
  * an HTTP date). The spec itself documents none of them, so both spellings of a reset are taken:
  * a large number is an epoch, a small one seconds from now.
  */
+import { parseRetryAfter } from '@knet/runtime';
 
 /** A reset at or above this many seconds is a Unix time (2001-09-09), below it a delay in seconds. */
 export const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
@@ -15,20 +16,6 @@ export const MAX_SERVER_WAIT_MS = 60 * 60 * 1000;
 /** The headers the waits are read from (a fetch `Headers` satisfies it). */
 export interface HeaderReader {
   get(name: string): string | null;
-}
-
-/**
- * The milliseconds a `Retry-After` asks for: delta-seconds (fractions allowed) or an HTTP date
- * (one in the past is 0); undefined when absent or unreadable.
- */
-export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
-  const text = value?.trim();
-  if (!text) return undefined;
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  // HTTP dates (IMF-fixdate, RFC 850, asctime) start with the day's name.
-  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**

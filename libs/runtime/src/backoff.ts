@@ -33,3 +33,17 @@ export class Backoff {
     this.attempt = 0;
   }
 }
+
+/**
+ * The milliseconds a `Retry-After` header asks for: delta-seconds (fractions allowed) or an HTTP
+ * date (one in the past is 0); undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  // HTTP dates (IMF-fixdate, RFC 850, asctime) start with the day's name.
+  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

@@ -10,7 +10,6 @@ export {
   GRAPHQL_PATH,
   MAX_RESPONSE_BYTES,
   VALIDATE_TOKENS_PATH,
-  parseRetryAfter,
   type TwingateClientOptions,
   type TwingateStats,
 } from './transport';

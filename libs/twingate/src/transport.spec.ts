@@ -16,7 +16,7 @@ import {
   withApiServer,
 } from '../test/api-server';
 import { TwingateClient } from './client';
-import { isMutation, parseRetryAfter } from './transport';
+import { isMutation } from './transport';
 
 const CONNECTOR_1 = 'Q29ubmVjdG9yOjE=';
 
@@ -475,23 +475,6 @@ describe('transport', () => {
       expect(leaks).toEqual([]);
       expect(errors.map((e) => e.kind)).toEqual(['graphql', 'mutation', 'http', 'auth']);
     });
-  });
-});
-
-describe('parseRetryAfter', () => {
-  const now = Date.parse('2024-05-02T10:00:00Z');
-  it.each([
-    ['7', 7000],
-    [' 120 ', 120_000],
-    ['0', 0],
-    ['Thu, 02 May 2024 10:00:30 GMT', 30_000],
-    ['Thu, 02 May 2024 09:59:00 GMT', 0],
-    [null, undefined],
-    ['', undefined],
-    ['soon', undefined],
-    ['-5', undefined],
-  ])('%j → %j', (value, expected) => {
-    expect(parseRetryAfter(value, now)).toBe(expected);
   });
 });
 

@@ -1,4 +1,11 @@
-import { Backoff, errorMessage, silentLogger, sleep as runtimeSleep, type Logger } from '@knet/runtime';
+import {
+  Backoff,
+  errorMessage,
+  parseRetryAfter,
+  silentLogger,
+  sleep as runtimeSleep,
+  type Logger,
+} from '@knet/runtime';
 import { z } from 'zod';
 import { isAllowedApiOrigin, twingateBaseUrl } from './base-url';
 import {
@@ -587,21 +594,6 @@ export class Transport implements GraphqlRunner {
   private withUserSignal(signal: AbortSignal): AbortSignal {
     return this.signal ? AbortSignal.any([this.signal, signal]) : signal;
   }
-}
-
-/**
- * The milliseconds a `Retry-After` asks for: delta-seconds or an HTTP date (a date in the past is
- * 0); undefined when absent or unreadable.
- */
-export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  // HTTP dates (IMF-fixdate, RFC 850, asctime) start with the day's name.
-  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
 }
 
 /** True when the document's operation is a mutation (a write, for the rate limits). */
