@@ -211,18 +211,8 @@ const MANAGER_RULES: Rule[] = [
 ];
 
 describe('helm lint --strict', () => {
-  it('passes with the defaults and with every ci/*-values.yaml', async () => {
-    for (const values of [
-      [],
-      ['-f', join(CHART_DIR, 'ci/defaults-values.yaml')],
-      ['-f', join(CHART_DIR, 'ci/namespaced.values.yaml')],
-    ]) {
-      const r = await chart.lint(values);
-      expect([values.join(' '), r.stdout]).toEqual([
-        values.join(' '),
-        expect.stringContaining('1 chart(s) linted, 0 chart(s) failed'),
-      ]);
-    }
+  it('passes with the defaults and with every values file in ci/', async () => {
+    expect(await chart.lintAll()).toEqual([]);
   });
 });
 

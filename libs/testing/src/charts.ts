@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { ControlPlane, KubectlResult } from './controlplane';
 import { describeExit, oneLine } from './exec';
@@ -67,6 +67,28 @@ export class ChartBed {
   /** `helm lint --strict` of the chart with `args` (values); the result as helm printed it. */
   lint(args: readonly string[] = []): Promise<KubectlResult> {
     return this.cp.helm(['lint', '--strict', this.chart, '--namespace', this.namespace, ...args]);
+  }
+
+  /**
+   * `helm lint --strict` with the chart's defaults, with each values file in its `ci/` directory
+   * (found, so a new one is linted without a test change) and with each of `more` (helm args).
+   * Returns what failed, one `<values>: <helm's output>` each; empty when every lint passed.
+   */
+  async lintAll(more: readonly (readonly string[])[] = []): Promise<string[]> {
+    const ciDir = join(this.chart, 'ci');
+    const ci = existsSync(ciDir)
+      ? readdirSync(ciDir)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => ['-f', join(ciDir, f)])
+      : [];
+    const failed: string[] = [];
+    for (const args of [[], ...ci, ...more]) {
+      const r = await this.lint(args);
+      if (r.exitCode !== 0 || !r.stdout.includes('1 chart(s) linted, 0 chart(s) failed'))
+        failed.push(`${args.join(' ') || '(defaults)'}: ${(r.stdout + r.stderr).trim()}`);
+    }
+    return failed;
   }
 
   /**

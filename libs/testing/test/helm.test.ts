@@ -37,6 +37,13 @@ describe('real helm against the real API server (ChartBed)', () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it('lintAll: the defaults, every values file in ci/ and more; what failed, named by its values', async () => {
+    expect(await bed.lintAll([['--set', 'replicas=2']])).toEqual([]);
+    const failed = await bed.lintAll([['--set', 'port=70000']]);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/^--set port=70000: .*port: Must be less than or equal to 65535/s);
+  });
+
   it('renders it, and the API server accepts and defaults every object without storing it (dryRun)', async () => {
     const objects = await bed.dryRun(await bed.render(), NS);
     expect(objects.map(resourceName).sort()).toEqual([
