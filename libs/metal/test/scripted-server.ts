@@ -1,11 +1,5 @@
-import {
-  createServer as createHttpServer,
-  type IncomingHttpHeaders,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { ScriptedHttpServer, inTurn as inTurnOf, sendJson as sendJsonOf } from '@knet/testing';
 import { MetalApiError, MetalClient, type MetalCall, type MetalClientOptions } from '../src';
 
 /** The token every spec client sends; no error may ever contain it. */
@@ -39,44 +33,33 @@ interface Route {
 export class ScriptedServer {
   readonly requests: Seen[] = [];
   private readonly routes: Route[] = [];
-  private listeningPort = 0;
 
-  private constructor(
-    private readonly server: Server,
-    private readonly scheme: 'http' | 'https',
-  ) {}
+  private constructor(private readonly http: ScriptedHttpServer) {}
 
   static async start(tls?: { certPem: string; keyPem: string }): Promise<ScriptedServer> {
-    const server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem }) : createHttpServer();
-    const api = new ScriptedServer(server, tls ? 'https' : 'http');
-    server.on('request', (req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    // The handler runs only once `start` has returned: `self.api` is set by then.
+    const self: { api?: ScriptedServer } = {};
+    const http = await ScriptedHttpServer.start(
+      (req, res) => {
+        const { pathname } = req.url;
         const seen: Seen = {
-          method: req.method ?? '',
-          path: url.pathname.startsWith(BASE_PATH) ? url.pathname.slice(BASE_PATH.length) : url.pathname,
-          query: url.searchParams,
+          method: req.method,
+          path: pathname.startsWith(BASE_PATH) ? pathname.slice(BASE_PATH.length) : pathname,
+          query: req.url.searchParams,
           headers: req.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
+          body: req.body,
         };
-        api.requests.push(seen);
-        const route = api.routes.find(
-          (r) => r.method === seen.method && `${BASE_PATH}${r.path}` === url.pathname,
+        self.api?.requests.push(seen);
+        const route = self.api?.routes.find(
+          (r) => r.method === seen.method && `${BASE_PATH}${r.path}` === pathname,
         );
         const reply = route?.reply ?? ((_req, r) => sendJson(r, 404, { errors: ['Not found'] }));
-        Promise.resolve(reply(seen, res)).catch((e: unknown) =>
-          res.destroy(e instanceof Error ? e : undefined),
-        );
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    api.listeningPort = (server.address() as AddressInfo).port;
-    return api;
+        return reply(seen, res);
+      },
+      tls ? { tls } : {},
+    );
+    self.api = new ScriptedServer(http);
+    return self.api;
   }
 
   /** Answers `method` on `${BASE_PATH}${path}` with `reply` (the first matching route wins). */
@@ -86,12 +69,12 @@ export class ScriptedServer {
   }
 
   get port(): number {
-    return this.listeningPort;
+    return this.http.port;
   }
 
   /** `http://127.0.0.1:<port>`. */
   get origin(): string {
-    return `${this.scheme}://127.0.0.1:${this.port}`;
+    return this.http.origin;
   }
 
   /** `http://127.0.0.1:<port>/metal/v1`, what a client takes as `apiUrl`. */
@@ -110,12 +93,11 @@ export class ScriptedServer {
   reset(): void {
     this.routes.length = 0;
     this.requests.length = 0;
-    this.server.closeAllConnections();
+    this.http.dropConnections();
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.http.close();
   }
 }
 
@@ -135,19 +117,14 @@ export function withScriptedServer(use: (server: ScriptedServer) => void): void 
   });
 }
 
+/** A JSON answer as the Metal API sends it (`application/json; charset=utf-8`). */
 export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
+  sendJsonOf(res, status, body, { 'Content-Type': 'application/json; charset=utf-8', ...headers });
 }
 
 /** A reply with a status, an optional JSON body and headers. */
@@ -163,13 +140,7 @@ export function answer(status: number, body?: unknown, headers: Record<string, s
 }
 
 /** Each request gets the next reply; the last one repeats. */
-export function inTurn(...replies: Reply[]): Reply {
-  let i = 0;
-  return (req, res) => {
-    const reply = replies[Math.min(i++, replies.length - 1)];
-    return reply?.(req, res);
-  };
-}
+export const inTurn: (...replies: Reply[]) => Reply = inTurnOf;
 
 /** Drops the connection without an answer (a reset as the client sees it). */
 export const resetConnection: Reply = (_req, res) => {

@@ -22,3 +22,4 @@ export * from './capi-core';
 export * from './metal-api';
 export * from './capi-lab';
 export * from './capi-objects';
+export * from './scripted-http';

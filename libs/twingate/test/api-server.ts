@@ -1,5 +1,5 @@
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { ScriptedHttpServer, inTurn as inTurnOf, sendJson } from '@knet/testing';
 import { TwingateClient, TwingateError, type TwingateClientOptions } from '../src';
 
 /**
@@ -9,9 +9,6 @@ import { TwingateClient, TwingateError, type TwingateClientOptions } from '../sr
  */
 export class ApiServer {
   readonly requests: SeenRequest[] = [];
-  /** Requests being answered now, and the most there ever were at once. */
-  inFlight = 0;
-  maxInFlight = 0;
   onPost: Reply = (_req, res) => sendJson(res, 404, { detail: 'Not found.' });
   /** Default: the real API's answer to HEAD on the GraphQL path when there is no shard (405). */
   onHead: Reply = (_req, res) => {
@@ -19,59 +16,45 @@ export class ApiServer {
     res.end();
   };
 
-  private listeningPort = 0;
-
-  private constructor(private readonly server: Server) {}
+  private constructor(private readonly http: ScriptedHttpServer) {}
 
   static async start(): Promise<ApiServer> {
-    const server = createServer();
-    const api = new ApiServer(server);
-    server.on('request', (req, res) => {
-      api.inFlight++;
-      api.maxInFlight = Math.max(api.maxInFlight, api.inFlight);
-      let done = false;
-      const finished = () => {
-        if (!done) api.inFlight--;
-        done = true;
+    // The handler runs only once `start` has returned: `self.api` is set by then.
+    const self: { api?: ApiServer } = {};
+    const http = await ScriptedHttpServer.start((req, res) => {
+      const seen: SeenRequest = {
+        method: req.method,
+        path: req.url.pathname + req.url.search,
+        headers: req.headers,
+        body: req.body,
       };
-      res.on('finish', finished);
-      res.on('close', finished);
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        const seen: SeenRequest = {
-          method: req.method ?? '',
-          path: req.url ?? '',
-          headers: req.headers,
-          body,
-        };
-        if (req.headers['content-type'] === 'application/json' && body) {
-          const json = JSON.parse(body) as { query?: string; variables?: Record<string, unknown> };
-          if (typeof json.query === 'string') {
-            seen.query = json.query;
-            seen.variables = json.variables ?? {};
-            seen.operation = /^\s*(?:query|mutation)\s+(\w+)/.exec(json.query)?.[1];
-          }
+      if (req.headers['content-type'] === 'application/json' && req.body) {
+        const json = JSON.parse(req.body) as { query?: string; variables?: Record<string, unknown> };
+        if (typeof json.query === 'string') {
+          seen.query = json.query;
+          seen.variables = json.variables ?? {};
+          seen.operation = /^\s*(?:query|mutation)\s+(\w+)/.exec(json.query)?.[1];
         }
-        api.requests.push(seen);
-        const reply = req.method === 'HEAD' ? api.onHead : api.onPost;
-        Promise.resolve(reply(seen, res)).catch((e: unknown) => {
-          res.destroy(e instanceof Error ? e : undefined);
-        });
-      });
+      }
+      self.api?.requests.push(seen);
+      return (req.method === 'HEAD' ? self.api?.onHead : self.api?.onPost)?.(seen, res);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    api.listeningPort = (server.address() as AddressInfo).port;
-    return api;
+    self.api = new ApiServer(http);
+    return self.api;
+  }
+
+  /** Requests being answered now, and the most there ever were at once. */
+  get inFlight(): number {
+    return this.http.inFlight;
+  }
+
+  get maxInFlight(): number {
+    return this.http.maxInFlight;
   }
 
   /** The port it listens on (kept after `close`, to test a refused connection). */
   get port(): number {
-    return this.listeningPort;
+    return this.http.port;
   }
 
   /** `http://127.0.0.1:<port>` (what a client takes as `apiUrl`). */
@@ -84,9 +67,8 @@ export class ApiServer {
     return this.requests.filter((r) => r.method === 'POST');
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.http.close();
   }
 }
 
@@ -119,20 +101,7 @@ export interface SeenRequest {
 
 export type Reply = (req: SeenRequest, res: ServerResponse) => void | Promise<void>;
 
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json',
-    'Content-Length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
-}
+export { sendJson };
 
 /** A GraphQL success: HTTP 200 `{data}`. */
 export function sendData(res: ServerResponse, data: Record<string, unknown>): void {
@@ -172,13 +141,7 @@ export async function failure(p: Promise<unknown>): Promise<TwingateError> {
 }
 
 /** Answers the requests in turn with `replies`; later requests get the last one. */
-export function inTurn(...replies: Reply[]): Reply {
-  let i = 0;
-  return (req, res) => {
-    const reply = replies[Math.min(i++, replies.length - 1)];
-    return reply?.(req, res);
-  };
-}
+export const inTurn: (...replies: Reply[]) => Reply = inTurnOf;
 
 /** An opaque global id, as the API makes them: base64 of `Type:n` (`Q29ubmVjdG9yOjE=`). */
 export function globalId(type: string, n: number): string {
