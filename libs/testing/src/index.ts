@@ -23,3 +23,4 @@ export * from './metal-api';
 export * from './capi-lab';
 export * from './capi-objects';
 export * from './scripted-http';
+export * from './http-probes';

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
+import { postStreamed, rawExchange } from './http-probes';
 import {
   FakeMetalApi,
   METAL_MAX_BODY_BYTES,
@@ -660,22 +661,8 @@ describe('FakeMetalApi with hostile clients', () => {
   afterEach(() => api.close());
 
   /** A raw request; resolves to what the server sent until it closed the connection. */
-  function raw(write: (s: net.Socket) => void, opts: { end?: boolean } = {}): Promise<string> {
-    const { port } = new URL(api.url);
-    return new Promise((resolve, reject) => {
-      const s = net.connect(Number(port), '127.0.0.1', () => {
-        write(s);
-        if (opts.end) s.end();
-      });
-      let got = '';
-      s.setEncoding('utf8');
-      s.on('data', (d: string) => (got += d));
-      s.on('error', (e: NodeJS.ErrnoException) =>
-        e.code === 'ECONNRESET' || e.code === 'EPIPE' ? resolve(got) : reject(e),
-      );
-      s.on('close', () => resolve(got));
-    });
-  }
+  const raw = (write: (s: net.Socket) => void, opts: { end?: boolean } = {}) =>
+    rawExchange(api.url, write, opts);
 
   it('a body over 1 MiB is 413, announced or streamed, and the connection is closed', async () => {
     const p = api.addProject();
@@ -683,27 +670,11 @@ describe('FakeMetalApi with hostile clients', () => {
     const announced = await call(api, 'POST', `/projects/${p}/devices`, undefined, { raw: big });
     expect(announced.status).toBe(413);
     expect(announced.headers.get('connection')).toBe('close');
-    const streamed = await new Promise<number>((resolve, reject) => {
-      const req = http.request(`${api.url}/projects/${p}/devices`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-Auth-Token': TOKEN },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      const chunk = Buffer.alloc(64 * 1024, 'x');
-      let sent = 0;
-      const pump = () => {
-        while (sent <= METAL_MAX_BODY_BYTES + chunk.length && !req.destroyed) {
-          sent += chunk.length;
-          if (!req.write(chunk)) return void req.once('drain', pump);
-        }
-        req.end();
-      };
-      pump();
-    });
+    const streamed = await postStreamed(
+      `${api.url}/projects/${p}/devices`,
+      { 'Content-Type': 'application/json', 'X-Auth-Token': TOKEN },
+      METAL_MAX_BODY_BYTES,
+    );
     expect(streamed).toBe(413);
     expect(api.devices()).toEqual([]);
     expect(api.calls).toHaveLength(0);

@@ -1,10 +1,12 @@
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { buildSchema, parse, validate } from 'graphql';
 import {
   FakeTwingateTenant,
   TENANT_MAX_BODY_BYTES,
   TWINGATE_SDL,
+  postStreamed,
+  rawExchange,
   sleep,
   type FakeTenantOptions,
 } from '../src';
@@ -929,22 +931,8 @@ describe('FakeTwingateTenant with hostile clients', () => {
   const tenant = tenantPerTest({ limits: false, http: { headersTimeoutMs: 300, requestTimeoutMs: 600 } });
 
   /** A raw request; resolves to what the server sent until it closed the connection. */
-  function raw(write: (s: net.Socket) => void, opts: { end?: boolean } = {}): Promise<string> {
-    const { port } = new URL(tenant().url);
-    return new Promise((resolve, reject) => {
-      const s = net.connect(Number(port), '127.0.0.1', () => {
-        write(s);
-        if (opts.end) s.end();
-      });
-      let got = '';
-      s.setEncoding('utf8');
-      s.on('data', (d: string) => (got += d));
-      s.on('error', (e: NodeJS.ErrnoException) =>
-        e.code === 'ECONNRESET' || e.code === 'EPIPE' ? resolve(got) : reject(e),
-      );
-      s.on('close', () => resolve(got));
-    });
-  }
+  const raw = (write: (s: net.Socket) => void, opts: { end?: boolean } = {}) =>
+    rawExchange(tenant().url, write, opts);
 
   it('a body over 1 MiB is 413, whether announced or streamed, and the connection is closed', async () => {
     const big = JSON.stringify({
@@ -959,27 +947,11 @@ describe('FakeTwingateTenant with hostile clients', () => {
     expect(announced.status).toBe(413);
     expect(announced.headers.get('connection')).toBe('close');
     await announced.arrayBuffer();
-    const streamed = await new Promise<number>((resolve, reject) => {
-      const req = http.request(`${tenant().url}/api/graphql/`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-API-KEY': 'test-key' },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      const chunk = Buffer.alloc(64 * 1024, 'x');
-      let sent = 0;
-      const pump = () => {
-        while (sent <= TENANT_MAX_BODY_BYTES + chunk.length && !req.destroyed) {
-          sent += chunk.length;
-          if (!req.write(chunk)) return void req.once('drain', pump);
-        }
-        req.end();
-      };
-      pump();
-    });
+    const streamed = await postStreamed(
+      `${tenant().url}/api/graphql/`,
+      { 'Content-Type': 'application/json', 'X-API-KEY': 'test-key' },
+      TENANT_MAX_BODY_BYTES,
+    );
     expect(streamed).toBe(413);
     expect(tenant().calls).toHaveLength(0);
   });
