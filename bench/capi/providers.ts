@@ -14,16 +14,14 @@ import {
   type FakeMetalApi,
   type GoToolRecipe,
   ManagedProcess,
-  appBundle,
-  describeExit,
+  capiPacketManagerCommand,
   ensureGoTool,
+  goModuleDir,
+  renderProvider,
   freePort,
   log,
-  parseJsonStream,
-  run,
   sleep,
   until,
-  workspaceRoot,
 } from '@knet/testing';
 import { type Bucket, histogramBuckets } from './histogram';
 import { MetalTlsProxy } from './metal-tls-proxy';
@@ -163,26 +161,21 @@ export function knetProvider(): Provider {
       await installCrds(cp, [...infrastructureCrds(), ...bootstrapCrds()]);
     },
     async startManager(cp, s) {
-      const bundle = await appBundle('capi-packet-manager');
       const port = await freePort();
       const name = `capi-packet-manager-${s.namespace}`;
-      const start = () =>
-        ManagedProcess.start(
-          name,
-          process.execPath,
-          [
-            bundle,
-            `--kubeconfig=${cp.kubeconfigPath}`,
-            `--namespace=${s.namespace}`,
-            '--metrics-host=127.0.0.1',
-            `--metrics-port=${port}`,
-            `--device-poll-interval=${pollInterval}`,
-            `--sync-period=${s.syncPeriod}`,
-            '--log-level=info',
-          ],
-          s.logFile,
-          { ...process.env, PACKET_API_KEY: TOKEN, METAL_API_URL: s.api.url },
-        );
+      const { cmd, args, env } = await capiPacketManagerCommand({
+        kubeconfig: cp.kubeconfigPath,
+        namespace: s.namespace,
+        metalApiUrl: s.api.url,
+        token: TOKEN,
+        metricsPort: port,
+        flags: [
+          `--device-poll-interval=${pollInterval}`,
+          `--sync-period=${s.syncPeriod}`,
+          '--log-level=info',
+        ],
+      });
+      const start = () => ManagedProcess.start(name, cmd, args, s.logFile, env);
       const m = new Supervised(name, start);
       await waitHttp('capi-packet-manager /readyz', `http://127.0.0.1:${port}/readyz`, m.process);
       return {
@@ -213,23 +206,6 @@ const CAPEM_TOOL: GoToolRecipe<'capem-manager'> = {
   ].join(' '),
   firstBuild: '~2.5 min on 2 cores',
 };
-
-/** The module's folder in the Go module cache (its config/ is what clusterctl would install). */
-async function capemModuleDir(): Promise<string> {
-  const r = await run('go', ['mod', 'download', '-json', CAPEM_MODULE], {
-    cwd: join(workspaceRoot(), CAPEM_TOOL.moduleDir),
-    env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
-    timeoutMs: 600_000,
-  });
-  const dir = r.exitCode === 0 ? (JSON.parse(r.stdout) as { Dir?: string }).Dir : undefined;
-  if (!dir) {
-    throw new Error(
-      `cannot locate ${CAPEM_MODULE} in the Go module cache (go mod download in tools/capem: ${describeExit(r)}): ` +
-        `${r.stderr.trim() || r.stdout.trim()}; check the Go proxy settings`,
-    );
-  }
-  return dir;
-}
 
 interface KubeObject {
   kind: string;
@@ -276,24 +252,8 @@ export function capemProvider(dir: string): Provider {
     async install(cp) {
       const tool = await ensureGoTool(CAPEM_TOOL, (l) => log(`capem: ${l}`));
       state.bin = tool.bin['capem-manager'];
-      const moduleDir = await capemModuleDir();
-      const yaml = await run(cp.bin.kubectl, ['kustomize', join(moduleDir, 'config', 'default')]);
-      if (yaml.exitCode !== 0) {
-        throw new Error(
-          `kubectl kustomize of CAPEM's config/default failed (${describeExit(yaml)}): ${yaml.stderr}`,
-        );
-      }
-      const json = await run(
-        cp.bin.kubectl,
-        ['patch', '--local', '--type=merge', '-p', '{}', '-o', 'json', '-f', '-'],
-        { input: yaml.stdout, env: { ...process.env, KUBECONFIG: '/dev/null' } },
-      );
-      if (json.exitCode !== 0) {
-        throw new Error(
-          `converting CAPEM's manifests to JSON failed (${describeExit(json)}): ${json.stderr}`,
-        );
-      }
-      state.objects = parseJsonStream(json.stdout) as KubeObject[];
+      const moduleDir = await goModuleDir(CAPEM_TOOL.moduleDir, CAPEM_MODULE);
+      state.objects = (await renderProvider(cp, join(moduleDir, 'config', 'default'))) as KubeObject[];
       const ca = await createCertificateAuthority('knet-bench-capem-webhook-ca', 1);
       const serving = await issueCertificate(ca, {
         commonName: 'capem-webhook',

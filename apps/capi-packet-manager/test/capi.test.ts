@@ -19,6 +19,7 @@ import {
   ReopeningPool,
   appBundle,
   capiClusterObjects,
+  capiPacketManagerCommand,
   freePort,
   gcAndMeasure,
   sleep,
@@ -35,7 +36,6 @@ const PROJECT = '0b5e3c1a-2f4d-4e6a-9c8b-7a6f5e4d3c2b';
 let cp: ControlPlane;
 let capi: CapiCore;
 let api: FakeMetalApi;
-let bundle: string;
 let dir: string;
 /** The chart's ServiceAccount: the manager runs with exactly the chart's RBAC. */
 let kubeconfig: string;
@@ -71,22 +71,21 @@ async function startManager(
   o: { token?: string; nodeFlags?: string[] } = {},
 ): Promise<Manager> {
   const port = await freePort();
+  const { cmd, args, env } = await capiPacketManagerCommand({
+    kubeconfig,
+    namespace,
+    metalApiUrl: api.url,
+    token: o.token ?? TOKEN,
+    metricsPort: port,
+    flags: ['--device-poll-interval=300ms', '--sync-period=10m', '--log-level=debug'],
+    nodeFlags: o.nodeFlags ?? [],
+  });
   const m = ManagedProcess.start(
     `capi-packet-manager-${managers.length}`,
-    process.execPath,
-    [
-      ...(o.nodeFlags ?? []),
-      bundle,
-      `--kubeconfig=${kubeconfig}`,
-      `--namespace=${namespace}`,
-      '--metrics-host=127.0.0.1',
-      `--metrics-port=${port}`,
-      '--device-poll-interval=300ms',
-      '--sync-period=10m',
-      '--log-level=debug',
-    ],
+    cmd,
+    args,
     join(dir, `manager-${managers.length}.log`),
-    { ...process.env, PACKET_API_KEY: o.token ?? TOKEN, METAL_API_URL: api.url },
+    env,
   );
   const manager = Object.assign(m, { metricsPort: port });
   managers.push(manager);
@@ -106,13 +105,13 @@ async function readyMachines(ns: string, cluster: string): Promise<Json[]> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'knet-capi-'));
   cp = await ControlPlane.start({ controllerManager: true });
-  [capi, api, bundle] = await Promise.all([
+  [capi, api] = await Promise.all([
     CapiCore.start(cp),
     FakeMetalApi.start({
       tokens: [TOKEN],
       durations: { queuedMs: 200, provisioningMs: 700, deprovisioningMs: 300 },
     }),
-    appBundle('capi-packet-manager'),
+    appBundle('capi-packet-manager'), // built meanwhile, for every manager below
   ]);
   api.addProject({ id: PROJECT, ipQuota: 8 });
   await cp.apply([...infrastructureCrds(), ...bootstrapCrds()]);

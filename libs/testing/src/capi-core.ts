@@ -6,6 +6,7 @@ import {
   type ControlPlane,
   ensureGoTool,
   freePort,
+  goModuleDir,
   type GoTool,
   type GoToolOptions,
   type GoToolRecipe,
@@ -15,7 +16,6 @@ import {
 import { type KubeObject, replaceFlags } from './charts';
 import { describeExit, run } from './exec';
 import { until } from './wait';
-import { workspaceRoot } from './workspace';
 
 /** The Cluster API release the test bed runs (must match tools/capi/go.mod). */
 export const CLUSTER_API_VERSION = 'v1.11.3';
@@ -75,20 +75,8 @@ export async function ensureKubeadm(log?: Log, options?: GoToolOptions): Promise
  * The Cluster API module's folder in the Go module cache (downloaded if missing): the CRDs,
  * kustomize bases and contract docs are read from there, never copied into the repository.
  */
-export async function capiModuleDir(): Promise<string> {
-  const r = await run('go', ['mod', 'download', '-json', 'sigs.k8s.io/cluster-api'], {
-    cwd: join(workspaceRoot(), CAPI_TOOL.moduleDir),
-    env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
-    timeoutMs: 600_000,
-  });
-  const dir = r.exitCode === 0 ? (JSON.parse(r.stdout) as { Dir?: string }).Dir : undefined;
-  if (!dir) {
-    throw new Error(
-      `cannot locate sigs.k8s.io/cluster-api in the Go module cache (go mod download in ${CAPI_TOOL.moduleDir}: ` +
-        `${describeExit(r)}): ${r.stderr.trim() || r.stdout.trim()}; check the Go proxy settings`,
-    );
-  }
-  return dir;
+export function capiModuleDir(): Promise<string> {
+  return goModuleDir(CAPI_TOOL.moduleDir, 'sigs.k8s.io/cluster-api');
 }
 
 interface ProviderSpec {
@@ -324,11 +312,11 @@ export class CapiCore {
 }
 
 /**
- * What clusterctl would install for one provider: `kubectl kustomize <default>` (the real
- * kustomize built into kubectl, reading the module cache), turned into JSON by `kubectl patch
- * --local` (offline: the cert-manager kinds in the output need no API server).
+ * What clusterctl would install for a provider: `kubectl kustomize <kustomizeDir>` (its
+ * `config/default`; the real kustomize built into kubectl, reading the module cache), turned into
+ * JSON by `kubectl patch --local` (offline: the cert-manager kinds in the output need no API server).
  */
-async function renderProvider(cp: ControlPlane, kustomizeDir: string): Promise<KubeObject[]> {
+export async function renderProvider(cp: ControlPlane, kustomizeDir: string): Promise<KubeObject[]> {
   const yaml = await run(cp.bin.kubectl, ['kustomize', kustomizeDir]);
   if (yaml.exitCode !== 0) {
     throw new Error(

@@ -5,7 +5,9 @@
  * bootstrap data Secret (`<name>-bootstrap`), so no bootstrap provider is needed and no device ever
  * runs anything; a test that wants a bootstrap provider swaps the `bootstrap` of the Machines.
  * Nothing here has a kubeconfig of the workload cluster, so CAPI core never dials its endpoint.
+ * And the command that runs capi-packet-manager's bundle against a test bed and a fake Metal API.
  */
+import { appBundle } from './bundle';
 /** A Kubernetes object as JSON, free to change in a test before it is applied. */
 export type KubeJson = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -106,4 +108,38 @@ export function capiClusterObjects(o: CapiClusterObjectsOptions): KubeJson[] {
       },
     },
   ];
+}
+
+export interface CapiPacketManagerCommandOptions {
+  kubeconfig: string;
+  /** `--namespace`: the one namespace it watches. */
+  namespace: string;
+  /** The Metal API it calls (`METAL_API_URL`) with `token` (`PACKET_API_KEY`). */
+  metalApiUrl: string;
+  token: string;
+  /** `/healthz`, `/readyz` and `/metrics` on 127.0.0.1 at this port. */
+  metricsPort: number;
+  /** More flags of the manager (a later flag wins), e.g. `--device-poll-interval=1s`. */
+  flags?: readonly string[];
+  /** Flags of node before the bundle, e.g. `--inspect=127.0.0.1:<port>`. */
+  nodeFlags?: readonly string[];
+}
+
+/** How to run capi-packet-manager's bundle (for `ManagedProcess.start(name, cmd, args, log, env)`). */
+export async function capiPacketManagerCommand(
+  o: CapiPacketManagerCommandOptions,
+): Promise<{ cmd: string; args: string[]; env: NodeJS.ProcessEnv }> {
+  return {
+    cmd: process.execPath,
+    args: [
+      ...(o.nodeFlags ?? []),
+      await appBundle('capi-packet-manager'),
+      `--kubeconfig=${o.kubeconfig}`,
+      `--namespace=${o.namespace}`,
+      '--metrics-host=127.0.0.1',
+      `--metrics-port=${o.metricsPort}`,
+      ...(o.flags ?? []),
+    ],
+    env: { ...process.env, PACKET_API_KEY: o.token, METAL_API_URL: o.metalApiUrl },
+  };
 }

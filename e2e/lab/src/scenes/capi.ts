@@ -45,7 +45,7 @@ import {
   capiBootstrapProblem,
   capiBootstrapView,
   ManagedProcess,
-  appBundle,
+  capiPacketManagerCommand,
   capiClusterProblem,
   capiClusterView,
   capiMachineProblem,
@@ -97,7 +97,6 @@ registerScene({
   async up(ctx) {
     const { host: cp } = ctx.clusters();
     const kubectl = `kubectl --kubeconfig ${ctx.shownDir}/host.kubeconfig -n ${NAMESPACE}`;
-    const bundle = await appBundle('capi-packet-manager');
 
     ctx.progress('starting the fake Metal API on loopback (devices queued 2 s, then provisioning 6 s)');
     // A fresh token per run: only the manager has it (from its env, never in a flag or a log).
@@ -144,19 +143,20 @@ registerScene({
     ctx.progress('starting capi-packet-manager from its bundle');
     const metricsPort = await freePort();
     const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+    const command = await capiPacketManagerCommand({
+      kubeconfig: cp.kubeconfigPath,
+      namespace: NAMESPACE,
+      metalApiUrl: api.url,
+      token,
+      metricsPort,
+      flags: ['--device-poll-interval=1s'],
+    });
     const manager = ManagedProcess.start(
       'capi-packet-manager',
-      process.execPath,
-      [
-        bundle,
-        `--kubeconfig=${cp.kubeconfigPath}`,
-        `--namespace=${NAMESPACE}`,
-        '--metrics-host=127.0.0.1',
-        `--metrics-port=${metricsPort}`,
-        '--device-poll-interval=1s',
-      ],
+      command.cmd,
+      command.args,
       join(ctx.dir, 'capi-packet-manager.log'),
-      { ...process.env, PACKET_API_KEY: token, METAL_API_URL: api.url },
+      command.env,
     );
     ctx.defer('capi-packet-manager', () => manager.stop());
     /** Why the manager is not running, or undefined. */

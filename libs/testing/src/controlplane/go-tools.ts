@@ -154,6 +154,27 @@ export async function ensureGoTool<K extends string>(
   }
 }
 
+/**
+ * A Go module's folder in the module cache, as `go mod download -json <module>` finds it from
+ * `toolDir` (a module under tools/ that requires it; downloaded if missing). Its CRDs, kustomize
+ * trees and specs are read from there, never copied into the repository.
+ */
+export async function goModuleDir(toolDir: string, module: string): Promise<string> {
+  const r = await run('go', ['mod', 'download', '-json', module], {
+    cwd: join(workspaceRoot(), toolDir),
+    env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
+    timeoutMs: 600_000,
+  });
+  const dir = r.exitCode === 0 ? (JSON.parse(r.stdout) as { Dir?: string }).Dir : undefined;
+  if (!dir) {
+    throw new Error(
+      `cannot locate ${module} in the Go module cache (go mod download in ${toolDir}: ${describeExit(r)}): ` +
+        `${r.stderr.trim() || r.stdout.trim()}; check the Go proxy settings`,
+    );
+  }
+  return dir;
+}
+
 /** True when `f` is a non-empty file (a half-written build output is empty or absent). */
 export function builtFile(f: string): boolean {
   try {
