@@ -8,6 +8,7 @@
  * And the command that runs capi-packet-manager's bundle against a test bed and a fake Metal API.
  */
 import { appBundle } from './bundle';
+
 /** A Kubernetes object as JSON, free to change in a test before it is applied. */
 export type KubeJson = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
