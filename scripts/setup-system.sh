@@ -13,7 +13,26 @@ PACKAGES=(
   busybox-static                               # connector-init's launcher shell (as in its image)
   graphviz                                     # dot: the lab's kilo scene renders kgctl graph to SVG/PNG
   cloud-init                                   # `cloud-init schema`: libs/capi checks its rendered userdata
+  containerd runc containernetworking-plugins  # the test bed's real node: CRI runtime, OCI runtime, CNI plugins
+  buildah debootstrap                          # `npm run images`: image builds without a Docker engine, base rootfs
 )
+
+# containerd's package starts its service on install. This machine must not run a system containerd
+# (the test bed starts its own, in a network namespace, with a private root and socket), so while
+# this script installs packages a policy-rc.d (the Debian hook that invoke-rc.d and
+# deb-systemd-invoke ask) refuses every service start. An existing policy-rc.d is left alone.
+POLICY_RC_D=/usr/sbin/policy-rc.d
+own_policy_rc_d=false
+no_service_starts() {
+  if [ ! -e "$POLICY_RC_D" ]; then
+    printf '#!/bin/sh\n# setup-system.sh: no service starts while it installs packages\nexit 101\n' >"$POLICY_RC_D"
+    chmod 755 "$POLICY_RC_D"
+    own_policy_rc_d=true
+  fi
+}
+allow_service_starts() {
+  if $own_policy_rc_d; then rm -f "$POLICY_RC_D"; fi
+}
 
 # cloud-init is installed only for `cloud-init schema`; it must never configure this machine. When
 # this script installs it, it is disabled first (its systemd generator then leaves cloud-init.target
@@ -49,7 +68,10 @@ installs_cloud_init=false
 for p in "${missing[@]}"; do [ "$p" = cloud-init ] && installs_cloud_init=true; done
 if $installs_cloud_init; then quiet_cloud_init before; fi
 export DEBIAN_FRONTEND=noninteractive
+no_service_starts
+trap allow_service_starts EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+allow_service_starts
 if $installs_cloud_init; then quiet_cloud_init after; fi
 echo "setup-system: done"
