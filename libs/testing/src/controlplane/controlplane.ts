@@ -2,7 +2,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCertificateAuthority, issueCertificate, renderKubeconfig } from '@knet/crypto';
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  renderKubeconfig,
+  type CertificateAuthority,
+} from '@knet/crypto';
 import { sleep } from '@knet/runtime';
 import { ensureTestBedBinaries, type TestBedBinaries } from './binaries';
 import { describeExit, run, type RunResult } from '../exec';
@@ -18,7 +23,30 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Keep the temp dir (logs, certs) after stop, to debug a failure. */
   keepDir?: boolean;
+  /**
+   * Run etcd, kube-apiserver and kube-controller-manager inside a network namespace the caller
+   * created (the real node's, see `NodeBed`) instead of on the root namespace's loopback. The API
+   * server then listens on `address:6443` there, advertises `address` as the `kubernetes`
+   * Service's endpoint, and is reached from this process through `relay` (which must forward a
+   * root-loopback port to 127.0.0.1:6443 in the namespace). Nothing is added to the root namespace.
+   */
+  inNamespace?: ControlPlaneNamespace;
 }
+
+/** Where a control plane runs when it is not on the root namespace's loopback. */
+export interface ControlPlaneNamespace {
+  /** The netns name (`/run/netns/<name>`). */
+  netns: string;
+  /** The node's address in the namespace: API server advertise address and certificate SAN. */
+  address: string;
+  /** `--service-cluster-ip-range`; its first address is the `kubernetes` Service's ClusterIP. */
+  serviceCidr: string;
+  /** Makes `port` on 127.0.0.1 inside the namespace reachable from here; returns the local port. */
+  relay(port: number): Promise<{ port: number; close(): Promise<void> }>;
+}
+
+/** The API server's port inside a node namespace (the namespace is private, so it is fixed). */
+export const NAMESPACED_API_PORT = 6443;
 
 /** What a kubectl or helm run printed and how it exited. */
 export type KubectlResult = RunResult;
@@ -31,6 +59,9 @@ export type KubectlResult = RunResult;
 export class ControlPlane {
   private procs: ManagedProcess[] = [];
   private readonly commands = new Map<string, { cmd: string; args: string[] }>();
+  private readonly closers: Array<() => Promise<void>> = [];
+  /** Argv prefix that runs a component where this control plane lives (empty: here). */
+  private prefix: string[] = [];
 
   private constructor(
     readonly dir: string,
@@ -41,18 +72,25 @@ export class ControlPlane {
     /** Admin (system:masters) kubeconfig file. */
     readonly kubeconfigPath: string,
     private readonly keepDir: boolean,
+    private readonly ca: CertificateAuthority,
+    /**
+     * The API server's URL for components that run where it runs: the same as `server` on
+     * loopback, `https://127.0.0.1:6443` inside a node namespace.
+     */
+    readonly innerServer: string = server,
   ) {}
 
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const bin = await ensureTestBedBinaries();
+    const ns = opts.inNamespace;
+    // Inside a namespace the ports are private to it: fixed, and only the API server is relayed.
+    const [etcdPort, peerPort, apiPort, kcmPort] = ns
+      ? [2379, 2380, NAMESPACED_API_PORT, 10257]
+      : await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const relay = ns ? await ns.relay(apiPort) : undefined;
     const dir = mkdtempSync(join(tmpdir(), 'knet-cp-'));
-    const [etcdPort, peerPort, apiPort, kcmPort] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://127.0.0.1:${relay?.port ?? apiPort}`;
+    const innerServer = `https://127.0.0.1:${apiPort}`;
 
     const ca = await createCertificateAuthority('knet-testbed-ca');
     const serving = await issueCertificate(ca, {
@@ -64,7 +102,11 @@ export class ControlPlane {
         'kubernetes.default.svc',
         'kubernetes.default.svc.cluster.local',
       ],
-      ipAddresses: ['127.0.0.1', '::1', '10.0.0.1'],
+      ipAddresses: [
+        '127.0.0.1',
+        '::1',
+        ...(ns ? [ns.address, firstServiceIp(ns.serviceCidr)] : ['10.0.0.1']),
+      ],
       usage: 'server',
     });
     const admin = await issueCertificate(ca, {
@@ -94,7 +136,30 @@ export class ControlPlane {
       }),
     );
 
-    const cp = new ControlPlane(dir, bin, server, ca.certPem, kubeconfigPath, opts.keepDir ?? false);
+    const innerKubeconfig = ns
+      ? f(
+          'admin-inner.kubeconfig',
+          renderKubeconfig({
+            name: 'testbed',
+            server: innerServer,
+            caPem: ca.certPem,
+            credentials: { clientCertificatePem: admin.certPem, clientKeyPem: admin.keyPem },
+          }),
+        )
+      : kubeconfigPath;
+
+    const cp = new ControlPlane(
+      dir,
+      bin,
+      server,
+      ca.certPem,
+      kubeconfigPath,
+      opts.keepDir ?? false,
+      ca,
+      innerServer,
+    );
+    if (relay) cp.closers.push(() => relay.close());
+    if (ns) cp.prefix = ['nsenter', `--net=/run/netns/${ns.netns}`, '--'];
     const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
     try {
       const etcd = cp.spawn('etcd', bin.etcd, [
@@ -108,9 +173,12 @@ export class ControlPlane {
         '--unsafe-no-fsync=true',
         '--log-level=warn',
       ]);
-      await waitFor(etcd, deadline, async () =>
-        (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).includes('true'),
-      );
+      // In a namespace etcd is not reachable from here; the API server's /readyz includes it.
+      if (!ns) {
+        await waitFor(etcd, deadline, async () =>
+          (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).includes('true'),
+        );
+      }
 
       const apiFlags = [
         `--etcd-servers=http://127.0.0.1:${etcdPort}`,
@@ -118,9 +186,9 @@ export class ControlPlane {
         `--tls-cert-file=${tlsCert}`,
         `--tls-private-key-file=${tlsKey}`,
         `--client-ca-file=${caFile}`,
-        '--bind-address=127.0.0.1',
+        `--bind-address=${ns ? '0.0.0.0' : '127.0.0.1'}`,
         `--secure-port=${apiPort}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
+        `--service-cluster-ip-range=${ns?.serviceCidr ?? '10.0.0.0/24'}`,
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${saPub}`,
         `--service-account-signing-key-file=${saKey}`,
@@ -130,7 +198,22 @@ export class ControlPlane {
         '--profiling=false',
         '--v=1',
       ];
-      if (!hasDefaultRoute()) {
+      if (ns) {
+        // The node's kubelet serves on the node address; the API server proves itself to it
+        // with a client certificate and checks the kubelet's serving certificate against the CA.
+        const kubeletClient = await issueCertificate(ca, {
+          commonName: 'kube-apiserver-kubelet-client',
+          organizations: ['system:masters'],
+          usage: 'client',
+        });
+        apiFlags.push(
+          `--advertise-address=${ns.address}`,
+          `--kubelet-client-certificate=${f('kubelet-client.crt', kubeletClient.certPem)}`,
+          `--kubelet-client-key=${f('kubelet-client.key', kubeletClient.keyPem)}`,
+          `--kubelet-certificate-authority=${caFile}`,
+          '--kubelet-preferred-address-types=InternalIP',
+        );
+      } else if (!hasDefaultRoute()) {
         // With no default route the apiserver cannot pick an advertise address by itself;
         // loopback is not a valid Endpoints address, so the endpoint reconciler is turned off.
         apiFlags.push('--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none');
@@ -147,9 +230,9 @@ export class ControlPlane {
 
       if (opts.controllerManager) {
         const kcm = cp.spawn('kube-controller-manager', bin.kubeControllerManager, [
-          `--kubeconfig=${kubeconfigPath}`,
-          `--authentication-kubeconfig=${kubeconfigPath}`,
-          `--authorization-kubeconfig=${kubeconfigPath}`,
+          `--kubeconfig=${innerKubeconfig}`,
+          `--authentication-kubeconfig=${innerKubeconfig}`,
+          `--authorization-kubeconfig=${innerKubeconfig}`,
           '--bind-address=127.0.0.1',
           `--secure-port=${kcmPort}`,
           '--leader-elect=false',
@@ -176,10 +259,53 @@ export class ControlPlane {
   }
 
   private spawn(name: string, cmd: string, args: string[]): ManagedProcess {
-    const p = ManagedProcess.start(name, cmd, args, join(this.dir, `${name}.log`));
+    const [head, ...rest] = [...this.prefix, cmd, ...args] as [string, ...string[]];
+    const p = ManagedProcess.start(name, head, rest, join(this.dir, `${name}.log`));
     this.procs.push(p);
     this.commands.set(name, { cmd, args });
     return p;
+  }
+
+  /**
+   * A kubeconfig file for user `commonName` in `groups`, by a client certificate of this control
+   * plane's CA, for the API server at `server` (default: `innerServer`, where node components run).
+   * For the node's own components (kubelet: `system:node:<name>` in `system:nodes`; kube-proxy:
+   * `system:kube-proxy`).
+   */
+  async clientKubeconfig(
+    file: string,
+    commonName: string,
+    groups: readonly string[] = [],
+    server = this.innerServer,
+  ): Promise<string> {
+    const cert = await issueCertificate(this.ca, { commonName, organizations: [...groups], usage: 'client' });
+    const path = join(this.dir, file);
+    writeFileSync(
+      path,
+      renderKubeconfig({
+        name: 'testbed',
+        server,
+        caPem: this.caPem,
+        credentials: { clientCertificatePem: cert.certPem, clientKeyPem: cert.keyPem },
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  }
+
+  /** A serving certificate from this control plane's CA (e.g. the kubelet's, for the node address). */
+  async servingCertificate(
+    commonName: string,
+    ipAddresses: readonly string[],
+    dnsNames: readonly string[] = [],
+  ): Promise<{ certPem: string; keyPem: string }> {
+    const c = await issueCertificate(this.ca, {
+      commonName,
+      ipAddresses: [...ipAddresses],
+      dnsNames: [...dnsNames],
+      usage: 'server',
+    });
+    return { certPem: c.certPem, keyPem: c.keyPem };
   }
 
   /**
@@ -318,6 +444,7 @@ export class ControlPlane {
     const procs = this.procs.reverse();
     this.procs = [];
     for (const p of procs) await p.stop();
+    for (const close of this.closers.splice(0)) await close();
     if (!this.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -341,6 +468,17 @@ async function waitFor(proc: ManagedProcess, deadline: number, ready: () => Prom
 
 function httpGet(url: string): Promise<string> {
   return fetch(url, { signal: AbortSignal.timeout(2000) }).then((r) => r.text());
+}
+
+/** The first host address of an IPv4 CIDR (the `kubernetes` Service's ClusterIP). */
+export function firstServiceIp(cidr: string): string {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (!m) throw new Error(`service CIDR ${JSON.stringify(cidr)} is not an IPv4 CIDR like 203.0.113.0/24`);
+  const n = m.slice(1, 5).reduce((a, o) => a * 256 + Number(o), 0);
+  const bits = Number(m[5]);
+  const base = bits === 0 ? 0 : n - (n % 2 ** (32 - bits));
+  const ip = base + 1;
+  return [24, 16, 8, 0].map((s) => Math.floor(ip / 2 ** s) % 256).join('.');
 }
 
 /** True when the root namespace has an IPv4 default route (read from /proc, nothing changed). */

@@ -9,3 +9,4 @@ export {
 export * from './lab';
 export * from './bridge';
 export * from './overlay';
+export * from './root-state';
