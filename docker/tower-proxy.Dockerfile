@@ -1,14 +1,25 @@
 # tower-proxy: the host cluster's end of the tower tunnels (charts/tower-proxy).
-# Build the bundle first, from the repository root:
+#   npm run images -- tower-proxy        (bundle, base, image and its checks: docker/README.md)
+# or with docker, from the repository root:
 #   npx nx build @knet/tower-proxy
-#   docker build -f docker/tower-proxy.Dockerfile -t knet/tower-proxy:dev .
+#   docker build -f docker/tower-proxy.Dockerfile -t ghcr.io/knet/tower-proxy:dev .
 # esbuild copies native add-ons (*.node) next to main.js and main.js loads them by relative path,
 # so the whole output folder is copied, not main.js alone.
-FROM gcr.io/distroless/nodejs20-debian12:nonroot
+# BASE_IMAGE: node at /nodejs/bin/node and the user nonroot (65532). npm run images passes its node
+# runtime (node-runtime.Dockerfile); the default is the public image that runtime imitates.
+ARG BASE_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
+
+FROM ${BASE_IMAGE}
+ARG VERSION=dev
+ARG SOURCE=https://github.com/knet/knet
 COPY dist/apps/tower-proxy/ /app/
 # 65532 = distroless "nonroot"; the chart runs it with runAsNonRoot, a read-only root filesystem and no capabilities.
 USER 65532:65532
 ENV NODE_ENV=production
+LABEL org.opencontainers.image.title="tower-proxy" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # The agent endpoint (/v1/tunnel) and /healthz, /readyz, /metrics, /version. The per-cluster
 # listeners (--port-range, default 6000-7000 and 16000-17000) are reached through the Services
 # mc-<cluster>, which target the pod's ports directly.

@@ -30,7 +30,7 @@ describe('gateway-webhook options', () => {
       dnsPolicy: 'None',
       sidecarAsInit: true,
       initImage: 'registry.example/client-init:1',
-      sidecarImage: 'knet/client-sidecar',
+      sidecarImage: 'ghcr.io/knet/client-sidecar',
       listen: { host: '0.0.0.0', port: 8443 },
       metricsPort: 8080,
       configmapName: 'pod-gateway',

@@ -189,7 +189,7 @@ export const program = createProgram({
       env: 'PODGW_WEBHOOK_INIT_IMAGE',
       description: 'image of the injected init container "gateway-init" (client-init)',
       schema: z.string().min(1),
-      default: 'knet/client-init',
+      default: 'ghcr.io/knet/client-init',
     }),
     initImagePullPol: option({
       flag: '--initImagePullPol <policy>',
@@ -216,7 +216,7 @@ export const program = createProgram({
       env: 'PODGW_WEBHOOK_SIDECAR_IMAGE',
       description: 'image of the injected sidecar "gateway-sidecar" (client-sidecar)',
       schema: z.string().min(1),
-      default: 'knet/client-sidecar',
+      default: 'ghcr.io/knet/client-sidecar',
     }),
     sidecarImagePullPol: option({
       flag: '--sidecarImagePullPol <policy>',

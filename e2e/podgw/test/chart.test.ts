@@ -54,7 +54,7 @@ const WEBHOOK_IDS = [
 const FULL = {
   routed_namespaces: ROUTED,
   gatewaySidecar: {
-    image: { repository: 'knet/gateway-sidecar' },
+    image: { repository: 'ghcr.io/knet/gateway-sidecar' },
     healthPort: 8080,
     leasesClaim: 'gateway-leases',
     dnsUpstream: ['10.64.0.1', '10.64.0.2#5353'],
@@ -379,7 +379,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
 
     // gateway-init: privileged for the ip_forward sysctl, like pod-gateway's.
     const init = container(pod.initContainers, 'gateway-init');
-    expect(init.image).toBe('knet/gateway-init:0.1.0');
+    expect(init.image).toBe('ghcr.io/knet/gateway-init:0.1.0');
     expect(init.securityContext).toMatchObject({
       privileged: true,
       readOnlyRootFilesystem: true,
@@ -390,7 +390,7 @@ describe('the API server accepts every rendered object (kubectl apply --dry-run=
     // gateway-sidecar: root in the pod's netns, but only NET_ADMIN (fdb, iptables), NET_RAW (iptables'
     // legacy backend) and NET_BIND_SERVICE (53, 67).
     const sidecar = container(pod.containers, 'gateway-sidecar');
-    expect(sidecar.image).toBe('knet/gateway-sidecar:0.1.0');
+    expect(sidecar.image).toBe('ghcr.io/knet/gateway-sidecar:0.1.0');
     expect(sidecar.securityContext).toEqual({
       runAsUser: 0,
       runAsNonRoot: false,
@@ -668,9 +668,9 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
     '--setGatewayDefault=true',
     '--setGatewayLabel=setGateway',
     '--setGatewayAnnotation=setGateway',
-    '--initImage=knet/client-init:0.1.0',
+    '--initImage=ghcr.io/knet/client-init:0.1.0',
     '--initImagePullPol=IfNotPresent',
-    '--sidecarImage=knet/client-sidecar:0.1.0',
+    '--sidecarImage=ghcr.io/knet/client-sidecar:0.1.0',
     '--sidecarImagePullPol=IfNotPresent',
     '--sidecarAsInit=true',
     `--configmapName=${NAME}`,
@@ -699,7 +699,7 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
     });
     expect(pod.containers.map((c) => c.name)).toEqual(['webhook']);
     const c = container(pod.containers, 'webhook');
-    expect(c.image).toBe('knet/gateway-webhook:0.1.0');
+    expect(c.image).toBe('ghcr.io/knet/gateway-webhook:0.1.0');
     expect(c.args).toEqual(DEFAULT_ARGS);
     expect(c.env).toEqual([
       {
@@ -889,7 +889,7 @@ describe('the webhook (webhook.*): rendered, and accepted by the API server', ()
       '--setGatewayDefault=true',
       '--initImage=registry.example/client-init:v2',
       '--initImagePullPol=Always',
-      '--sidecarImage=knet/client-sidecar:0.1.0',
+      '--sidecarImage=ghcr.io/knet/client-sidecar:0.1.0',
       '--sidecarImagePullPol=Always',
       '--sidecarAsInit=true',
       `--configmapName=${NAME}`,
@@ -1328,7 +1328,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
     expect(notes).toContain(`kubectl -n ${NS} rollout status deployment/${WEBHOOK}`);
     expect(notes).toContain(`kubectl patch mutatingwebhookconfiguration ${MWC} --type=json`);
     // The by-hand pod spec is only for webhook.enabled=false.
-    expect(notes).not.toContain('image: knet/client-init');
+    expect(notes).not.toContain('image: ghcr.io/knet/client-init');
   });
 
   it('NOTES with every feature on, and without a cluster DNS to look up', async () => {
@@ -1373,8 +1373,8 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       'settings.VXLAN_IP_NETWORK=10.99.0',
     ]);
     expect(byHand).toContain('No webhook (webhook.enabled=false): add the client containers');
-    expect(byHand).toContain('image: knet/client-init:0.1.0');
-    expect(byHand).toContain('image: knet/client-sidecar:0.1.0');
+    expect(byHand).toContain('image: ghcr.io/knet/client-init:0.1.0');
+    expect(byHand).toContain('image: ghcr.io/knet/client-sidecar:0.1.0');
     expect(byHand).toContain('nameservers: [10.99.0.1]');
     expect(byHand).toContain(
       `{ name: pod-gateway, configMap: { name: notes-pod-gateway, defaultMode: 0444 } }`,
@@ -1677,7 +1677,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       // chart's default) right after it; the ConfigMap.
       expect(value('/spec/initContainers/0')).toMatchObject({
         name: 'gateway-init',
-        image: 'knet/client-init:0.1.0',
+        image: 'ghcr.io/knet/client-init:0.1.0',
         imagePullPolicy: 'IfNotPresent',
         env: expect.arrayContaining([
           { name: 'gateway', value: GATEWAY_NAME },
@@ -1686,7 +1686,7 @@ describe('a real install: the ConfigMap and the client RBAC in every routed name
       });
       expect(value('/spec/initContainers/1')).toMatchObject({
         name: 'gateway-sidecar',
-        image: 'knet/client-sidecar:0.1.0',
+        image: 'ghcr.io/knet/client-sidecar:0.1.0',
         restartPolicy: 'Always',
       });
       expect(value('/spec/containers/-')).toBeUndefined();

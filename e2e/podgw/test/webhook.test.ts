@@ -127,7 +127,7 @@ describe('a pod admitted by gateway-webhook is routed by its spec alone', () => 
     for (const pod of [web, job]) {
       const init = pod.spec?.initContainers?.[0];
       expect(init?.name).toBe('gateway-init');
-      expect(repository(init?.image ?? '')).toBe('knet/client-init');
+      expect(repository(init?.image ?? '')).toBe('ghcr.io/knet/client-init');
       expect(pod.spec?.dnsConfig?.nameservers).toEqual([OVERLAY_GATEWAY]);
       expect(init?.env).toContainEqual({ name: 'K8S_DNS_ips', value: CLUSTER_DNS });
       // The image's entrypoint runs: no command, no args.

@@ -24,3 +24,4 @@ export * from './capi-lab';
 export * from './capi-objects';
 export * from './scripted-http';
 export * from './http-probes';
+export * from './images';

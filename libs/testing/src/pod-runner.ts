@@ -1,7 +1,7 @@
 /**
  * The kubelet and the container runtime, played for the injected containers of a Pod spec *as the
  * API server stored it* (after gateway-webhook admitted it): each image's app bundle
- * (knet/client-init → client-init, knet/client-sidecar → client-sidecar) at the image's path and
+ * (ghcr.io/knet/client-init → client-init, ghcr.io/knet/client-sidecar → client-sidecar) at the image's path and
  * entrypoint, in the kubelet's order, with the spec's env, volume mounts (the ConfigMap read back
  * from the API server, the service account token, the empty no-token volume), securityContext
  * (capabilities, no new privileges, read-only root) and DNS (the resolv.conf the kubelet writes
@@ -35,8 +35,8 @@ import { until } from './wait';
 
 /** The images the webhook injects, and the app each one is (its ENTRYPOINT runs /app/main.js). */
 export const INJECTED_IMAGE_APPS: Readonly<Record<string, string>> = {
-  'knet/client-init': 'client-init',
-  'knet/client-sidecar': 'client-sidecar',
+  'ghcr.io/knet/client-init': 'client-init',
+  'ghcr.io/knet/client-sidecar': 'client-sidecar',
 };
 /** docker/net-app.Dockerfile: the image's ENTRYPOINT and PATH. */
 export const IMAGE_ENTRYPOINT: readonly string[] = ['node', '--enable-source-maps', '/app/main.js'];
@@ -146,7 +146,7 @@ mount -o remount,ro "$root"
 hostname "$name"
 exec chroot "$root" "$@"`;
 
-/** `knet/client-init:test` → `knet/client-init` (tag or digest dropped). */
+/** `ghcr.io/knet/client-init:test` → `ghcr.io/knet/client-init` (tag or digest dropped). */
 export function repository(image: string): string {
   const noDigest = image.split('@')[0] ?? '';
   const slash = noDigest.lastIndexOf('/');

@@ -2,10 +2,17 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { shippedNodeFlags, workspaceRoot } from '../src';
+import { IMAGES, isAppImage, shippedNodeFlags, workspaceRoot } from '../src';
 
 const dockerDir = join(workspaceRoot(), 'docker');
-const dockerfiles = readdirSync(dockerDir).filter((f) => f.endsWith('.Dockerfile'));
+/** The Dockerfiles of the app images (pause, busybox and the node runtime run no /app/main.js). */
+const dockerfiles = [
+  ...new Set(
+    Object.values(IMAGES)
+      .filter(isAppImage)
+      .map((r) => r.dockerfile),
+  ),
+].sort();
 
 const nodeAccepts = (flags: string[]) =>
   spawnSync(process.execPath, [...flags, '-e', 'process.exit(0)'], { encoding: 'utf8' });
@@ -13,6 +20,7 @@ const nodeAccepts = (flags: string[]) =>
 describe('shippedNodeFlags', () => {
   it('finds the docker folder’s images', () => {
     expect(dockerfiles).toEqual(expect.arrayContaining(['tower-proxy.Dockerfile', 'net-app.Dockerfile']));
+    for (const f of dockerfiles) expect(readdirSync(dockerDir)).toContain(f);
   });
 
   it.each(dockerfiles)('%s: its node flags are flags this node accepts', (file) => {
