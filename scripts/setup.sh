@@ -13,6 +13,6 @@ fi
 
 bash scripts/npm-ci.sh
 
-echo "setup: building the test bed (kube-apiserver, kube-controller-manager, kubectl, etcd, kubeadm, Cluster API managers from Go modules; helm)"
+echo "setup: building the test bed (kube-apiserver, kube-controller-manager, kubectl, etcd, kubelet, kube-proxy, kube-scheduler, kubeadm, Cluster API managers from Go modules; helm)"
 node_modules/.bin/tsx libs/testing/src/cli.ts build >/dev/null
 echo "setup: done; run 'npm test'"

@@ -24,4 +24,5 @@ export * from './capi-lab';
 export * from './capi-objects';
 export * from './scripted-http';
 export * from './http-probes';
+export * from './node';
 export * from './images';

@@ -1,0 +1,119 @@
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The kubelet's cgroup root for one node: a folder of that name at the top of every cgroup v1
+ * hierarchy (this VM has no cgroup v2), made before the kubelet starts and removed at teardown, so a
+ * node never leaves `/kubepods` behind and two nodes never share one.
+ */
+
+/** Mount points of the cgroup v1 hierarchies (from /proc/self/mountinfo), one per hierarchy. */
+export function cgroupV1Mounts(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  const out = new Set<string>();
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const fstype = right.split(' ')[0];
+    if (fstype !== 'cgroup') continue;
+    const mountPoint = left.split(' ')[4];
+    if (mountPoint) out.add(mountPoint);
+  }
+  return [...out].sort();
+}
+
+/** Makes `/<name>` in every hierarchy; cpuset gets its parent's cpus and mems (it starts empty). */
+export function createCgroupRoot(name: string, mounts = cgroupV1Mounts()): void {
+  for (const m of mounts) {
+    const dir = join(m, name);
+    if (!existsSync(dir)) mkdirSync(dir);
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      const parent = join(m, f);
+      if (existsSync(parent) && readFileSync(join(dir, f), 'utf8').trim() === '') {
+        writeFileSync(join(dir, f), readFileSync(parent, 'utf8'));
+      }
+    }
+  }
+}
+
+/** Every folder under `/<name>` in every hierarchy, deepest first. */
+export function cgroupTree(name: string, mounts = cgroupV1Mounts()): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+    }
+    out.push(d);
+  };
+  for (const m of mounts) {
+    const root = join(m, name);
+    if (existsSync(root) && statSync(root).isDirectory()) walk(root);
+  }
+  return out;
+}
+
+/** Pids in the node's cgroups (any hierarchy). */
+export function cgroupPids(name: string, mounts = cgroupV1Mounts()): number[] {
+  const pids = new Set<number>();
+  for (const d of cgroupTree(name, mounts)) {
+    try {
+      for (const l of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n')) {
+        const n = Number(l);
+        if (Number.isInteger(n) && n > 0) pids.add(n);
+      }
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return [...pids];
+}
+
+/**
+ * SIGKILLs every process in the node's cgroups, then removes the folders deepest first. Returns the
+ * folders that could not be removed (a process that would not die), empty when all went.
+ */
+export async function removeCgroupRoot(name: string, mounts = cgroupV1Mounts()): Promise<string[]> {
+  for (let round = 0; round < 50; round++) {
+    const pids = cgroupPids(name, mounts);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const left: string[] = [];
+  for (const d of cgroupTree(name, mounts)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      left.push(d);
+    }
+  }
+  return left;
+}
+
+/** Names of node cgroup roots at the top of any hierarchy that start with `prefix`. */
+export function cgroupRootsWithPrefix(prefix: string, mounts = cgroupV1Mounts()): string[] {
+  const names = new Set<string>();
+  for (const m of mounts) {
+    try {
+      for (const e of readdirSync(m, { withFileTypes: true })) {
+        if (e.isDirectory() && e.name.startsWith(prefix)) names.add(e.name);
+      }
+    } catch {
+      // unreadable hierarchy
+    }
+  }
+  return [...names].sort();
+}

@@ -1,0 +1,4 @@
+export * from './binaries';
+export * from './cgroups';
+export * from './config';
+export * from './node-bed';
