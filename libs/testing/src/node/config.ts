@@ -211,9 +211,10 @@ export function kubeletConfig(
 /**
  * kube-proxy in iptables mode, inside the node's namespace. It touches no global sysctl
  * (`conntrack.maxPerCore: 0` and zero timeouts leave nf_conntrack settings alone), serves health
- * and metrics on the namespace's loopback, and masquerades all Service traffic: the node has no
- * br_netfilter, so a pod reaching a Service backed by a pod on the same bridge would otherwise get
- * the reply straight from the backend's address.
+ * and metrics on the namespace's loopback, and masquerades all Service traffic, so the bed does not
+ * depend on br_netfilter: this kernel has it built in, elsewhere it is a module that the bed must
+ * not load (that would change the machine). Without either, a pod reaching a Service backed by a
+ * pod on the same bridge would get the reply straight from the backend's address.
  */
 export function kubeProxyConfig(net: NodeNetwork, kubeconfig: string): object {
   return {
