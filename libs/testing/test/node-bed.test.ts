@@ -3,7 +3,7 @@
  * and kube-proxy in a namespace the bed creates, running pods from locally built images.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { ensureImages, NodeBed, rootNetworkState } from '../src';
+import { ensureImages, NodeBed, rootNetworkState, UPLINK_NETWORK } from '../src';
 
 jest.setTimeout(20 * 60_000);
 
@@ -33,7 +33,13 @@ beforeAll(async () => {
   const images = await ensureImages(['pause', 'busybox'], log);
   image = images.busybox.ref;
   pause = images.pause.ref;
-  bed = await NodeBed.start({ sandboxImage: images.pause, images: [images.busybox], log });
+  bed = await NodeBed.start({ sandboxImage: images.pause, images: [images.busybox], log, uplink: true });
+  // "The internet": a server behind the node's default route.
+  const server = bed.uplink!.spawn('node', [
+    '-e',
+    `require('http').createServer((q, r) => r.end('uplink saw ' + q.socket.remoteAddress)).listen(8080, '${UPLINK_NETWORK.internet}', () => console.log('up'))`,
+  ]);
+  await server.waitForOutput(/up/);
 });
 
 afterAll(async () => {
@@ -123,6 +129,7 @@ describe('a real node in a namespace of its own', () => {
                       '-c',
                       'for i in $(seq 1 60); do timeout 3 wget -q -O /tmp/page http://$WEB_SERVICE_HOST/ && break; sleep 1; done; ' +
                         'echo "page: $(cat /tmp/page)"; ' +
+                        `echo "egress: $(timeout 5 wget -q -O- http://${UPLINK_NETWORK.internet}:8080/)"; ` +
                         'echo "api: $(timeout 5 wget -q --no-check-certificate -O- https://$KUBERNETES_SERVICE_HOST/version | grep gitVersion)"',
                     ],
                   },
@@ -145,6 +152,8 @@ describe('a real node in a namespace of its own', () => {
     expect(pods.map((p) => p.replace('pod/', ''))).toContain(page);
     // The API through the `kubernetes` Service's ClusterIP (203.0.113.1 → 192.0.2.10:6443).
     expect(logs).toContain('"gitVersion": "v1.34.4"');
+    // Egress through the node's uplink, from the pod's own address (the node does not masquerade).
+    expect(logs).toMatch(/egress: uplink saw 198\.51\.100\.\d+/);
     const ips = (
       await cp.kubectlOk(['get', 'pods', '-n', 'web', '-o', 'jsonpath={.items[*].status.podIP}'])
     ).split(' ');

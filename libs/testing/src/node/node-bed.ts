@@ -49,7 +49,17 @@ export interface NodeBedOptions {
   keepDir?: boolean;
   /** How long to wait for the Node to be Ready (default 120 s). */
   readyTimeoutMs?: number;
+  /**
+   * Give the node an uplink: a second namespace, "the internet" (`bed.uplink`), joined to the node
+   * by a veth, and the node's default route through it. Servers a test starts there are what pods'
+   * egress reaches; the pods' resolv.conf (dnsPolicy Default) names it as the nameserver. Without
+   * an uplink the node has no default route: pods reach only the node, pods and Services.
+   */
+  uplink?: boolean;
 }
+
+/** The uplink's addresses: a /30 of the node's documentation range, away from the node address. */
+export const UPLINK_NETWORK = { node: '192.0.2.129', internet: '192.0.2.130', prefix: 30 } as const;
 
 /** Every node's folder, cgroup root and netns carry this, followed by the netns name. */
 const NODE_PREFIX = 'knet-node-';
@@ -72,6 +82,8 @@ const SNAPSHOTTER = 'overlayfs';
 export class NodeBed {
   private procs: ManagedProcess[] = [];
   private stopped = false;
+  /** "The internet" when started with `uplink: true`: a namespace behind the node's default route. */
+  uplink: NetHost | undefined;
 
   private constructor(
     readonly lab: NetLab,
@@ -127,6 +139,18 @@ export class NodeBed {
     // The node's address lives on its loopback device: reachable from pods (via the bridge) and
     // from the node's own programs, with no extra kernel module.
     await host.ip('addr', 'add', `${net.nodeIp}/32`, 'dev', 'lo');
+    if (opts.uplink) {
+      const internet = await this.lab.addHost('internet');
+      const u = UPLINK_NETWORK;
+      await this.lab.link(host, internet, {
+        a: { ifname: 'uplink0', address: `${u.node}/${u.prefix}` },
+        b: { ifname: 'eth0', address: `${u.internet}/${u.prefix}` },
+      });
+      await host.ip('route', 'add', 'default', 'via', u.internet);
+      await internet.ip('route', 'add', net.podCidr, 'via', u.node);
+      await internet.ip('route', 'add', `${net.nodeIp}/32`, 'via', u.node);
+      this.uplink = internet;
+    }
 
     this.cpRef = await ControlPlane.start({
       controllerManager: true,
@@ -160,8 +184,10 @@ export class NodeBed {
       containerdConfig(p, { sandboxImage: opts.sandboxImage.ref, snapshotter: SNAPSHOTTER }),
     );
     writeFileSync(join(p.cniConfDir, '10-knet-node.conflist'), JSON.stringify(cniNetwork(net, p), null, 2));
-    // Pods with dnsPolicy Default get this; the node has no upstream resolver to offer.
-    writeFileSync(p.resolvConf, `nameserver ${net.nodeIp}\noptions ndots:1\n`);
+    // Pods with dnsPolicy Default get this: the uplink's address when there is one (a test may
+    // serve DNS there), else the node's, where nothing answers.
+    const nameserver = opts.uplink ? UPLINK_NETWORK.internet : net.nodeIp;
+    writeFileSync(p.resolvConf, `nameserver ${nameserver}\noptions ndots:1\n`);
     const containerd = this.spawn('containerd', [
       ...inNs,
       'containerd',
