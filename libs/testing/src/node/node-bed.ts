@@ -56,6 +56,11 @@ export interface NodeBedOptions {
    * an uplink the node has no default route: pods reach only the node, pods and Services.
    */
   uplink?: boolean;
+  /**
+   * KubeletConfiguration fields set over the bed's (e.g. `{ allowedUnsafeSysctls: ['net.ipv4.ip_forward'] }`,
+   * as an operator would for pod-gateway's gateway).
+   */
+  kubelet?: Record<string, unknown>;
 }
 
 /** The uplink's addresses: a /30 of the node's documentation range, away from the node address. */
@@ -216,12 +221,15 @@ export class NodeBed {
     writeFileSync(
       kubeletYaml,
       JSON.stringify(
-        kubeletConfig(net, p, {
-          cgroupRoot: `/${this.cgroupRoot}`,
-          clientCaFile,
-          tlsCertFile,
-          tlsPrivateKeyFile,
-        }),
+        {
+          ...kubeletConfig(net, p, {
+            cgroupRoot: `/${this.cgroupRoot}`,
+            clientCaFile,
+            tlsCertFile,
+            tlsPrivateKeyFile,
+          }),
+          ...opts.kubelet,
+        },
         null,
         2,
       ),
