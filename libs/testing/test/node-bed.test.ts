@@ -160,6 +160,41 @@ describe('a real node in a namespace of its own', () => {
     for (const ip of ips) expect(ip).toMatch(/^198\.51\.100\.\d+$/);
   });
 
+  it('lets a hostNetwork pod reach the API through the kubernetes Service', async () => {
+    const cp = bed!.cp;
+    await cp.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'host-net', namespace: 'web' },
+        spec: {
+          hostNetwork: true,
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'c',
+              image,
+              command: [
+                'sh',
+                '-c',
+                'timeout 5 wget -q --no-check-certificate -O- https://$KUBERNETES_SERVICE_HOST/version | grep gitVersion',
+              ],
+            },
+          ],
+        },
+      },
+    ]);
+    await waitOk([
+      'wait',
+      '--for=jsonpath={.status.phase}=Succeeded',
+      'pod/host-net',
+      '-n',
+      'web',
+      '--timeout=60s',
+    ]);
+    expect(await cp.kubectlOk(['logs', 'host-net', '-n', 'web'])).toContain('"gitVersion": "v1.34.4"');
+  });
+
   it('serves exec and logs through the kubelet', async () => {
     const cp = bed!.cp;
     const out = await cp.kubectlOk(['exec', '-n', 'web', 'deployment/web', '--', 'id', '-u']);

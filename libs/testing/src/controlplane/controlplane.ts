@@ -373,9 +373,13 @@ export class ControlPlane {
     );
   }
 
-  /** Runs the real helm with this control plane's admin kubeconfig. */
-  async helm(args: string[]): Promise<KubectlResult> {
+  /**
+   * Runs the real helm with this control plane's admin kubeconfig. `timeoutMs` (default 60 s) bounds
+   * the run; give `helm install --wait --timeout T` more than T.
+   */
+  async helm(args: string[], opts: { timeoutMs?: number } = {}): Promise<KubectlResult> {
     return run(this.bin.helm, args, {
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
       env: {
         ...process.env,
         KUBECONFIG: this.kubeconfigPath,

@@ -144,6 +144,10 @@ export class NodeBed {
     // The node's address lives on its loopback device: reachable from pods (via the bridge) and
     // from the node's own programs, with no extra kernel module.
     await host.ip('addr', 'add', `${net.nodeIp}/32`, 'dev', 'lo');
+    // The node's own programs (the API server calling a webhook's Service, hostNetwork pods) need a
+    // route to ClusterIPs before kube-proxy's OUTPUT rules can rewrite them; a real node has its
+    // default route for that. This one goes nowhere by itself: every ClusterIP is DNATed first.
+    await host.ip('route', 'add', net.serviceCidr, 'dev', 'lo');
     if (opts.uplink) {
       const internet = await this.lab.addHost('internet');
       const u = UPLINK_NETWORK;
