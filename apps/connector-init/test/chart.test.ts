@@ -382,7 +382,7 @@ describe('the default values, as the API server stores them (server-side dry run
   it('the tokens go through a memory emptyDir that both containers mount; the connector gets /var/run/twingate', () => {
     const pod = podOf(all);
     const volumes = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
-    expect(volumes['handoff']).toEqual({ name: 'handoff', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+    expect(volumes['handoff']).toEqual({ name: 'handoff', emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } });
     expect(volumes['twingate-run']?.emptyDir).toBeDefined();
     expect(volumes['twingate-run']?.emptyDir?.medium).toBeUndefined();
     expect(sidecar(pod).volumeMounts!.map((m) => [m.name, m.mountPath])).toEqual([
