@@ -76,13 +76,22 @@ export function cgroupPids(name: string, mounts = cgroupV1Mounts()): number[] {
 }
 
 /**
- * SIGKILLs every process in the node's cgroups, then removes the folders deepest first. Returns the
- * folders that could not be removed (a process that would not die), empty when all went.
+ * Thaws, then SIGKILLs, every process in the node's cgroups (runc freezes a cgroup while it kills or
+ * updates a container, and a frozen process does not die), then removes the folders deepest first.
+ * Returns the folders that could not be removed (a process that would not die), empty when all went.
  */
 export async function removeCgroupRoot(name: string, mounts = cgroupV1Mounts()): Promise<string[]> {
-  for (let round = 0; round < 50; round++) {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (let round = 0; round < 100; round++) {
     const pids = cgroupPids(name, mounts);
     if (pids.length === 0) break;
+    for (const d of cgroupTree(name, mounts)) {
+      try {
+        if (existsSync(join(d, 'freezer.state'))) writeFileSync(join(d, 'freezer.state'), 'THAWED');
+      } catch {
+        // removed meanwhile
+      }
+    }
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -90,15 +99,20 @@ export async function removeCgroupRoot(name: string, mounts = cgroupV1Mounts()):
         // gone
       }
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
-  const left: string[] = [];
-  for (const d of cgroupTree(name, mounts)) {
-    try {
-      rmdirSync(d);
-    } catch {
-      left.push(d);
+  let left: string[] = [];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    left = [];
+    for (const d of cgroupTree(name, mounts)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        left.push(d);
+      }
     }
+    if (left.length === 0) break;
+    await sleep(200);
   }
   return left;
 }
