@@ -175,7 +175,7 @@ export class ControlPlane {
       ]);
       // In a namespace etcd is not reachable from here; the API server's /readyz includes it.
       if (!ns) {
-        await waitFor(etcd, deadline, async () =>
+        await waitForProcess(etcd, deadline, async () =>
           (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).includes('true'),
         );
       }
@@ -222,7 +222,7 @@ export class ControlPlane {
         ...apiFlags,
         ...(opts.apiServerFlags ?? []),
       ]);
-      await waitFor(
+      await waitForProcess(
         api,
         deadline,
         async () => (await cp.kubectl(['get', '--raw', '/readyz'])).stdout === 'ok',
@@ -244,7 +244,7 @@ export class ControlPlane {
           '--v=1',
         ]);
         // Ready once the serviceaccount controller has made the default ServiceAccount.
-        await waitFor(
+        await waitForProcess(
           kcm,
           deadline,
           async () =>
@@ -324,7 +324,7 @@ export class ControlPlane {
     this.procs = this.procs.filter((p) => p !== old);
     if (opts.downMs) await sleep(opts.downMs);
     const p = this.spawn(name, command.cmd, command.args);
-    await waitFor(
+    await waitForProcess(
       p,
       Date.now() + 90_000,
       async () => (await this.kubectl(['get', '--raw', '/readyz'])).stdout === 'ok',
@@ -453,7 +453,15 @@ export class ControlPlane {
   }
 }
 
-async function waitFor(proc: ManagedProcess, deadline: number, ready: () => Promise<boolean>): Promise<void> {
+/**
+ * Polls `ready` every 250 ms until it says yes or `deadline` passes; fails at once, with the last
+ * lines of its log, if `proc` exits meanwhile. For the test bed's components (and the node's).
+ */
+export async function waitForProcess(
+  proc: ManagedProcess,
+  deadline: number,
+  ready: () => Promise<boolean>,
+): Promise<void> {
   let last: unknown;
   while (Date.now() < deadline) {
     if (!proc.running)

@@ -10,8 +10,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from '@knet/runtime';
-import { ControlPlane } from '../controlplane/controlplane';
+import { ControlPlane, waitForProcess } from '../controlplane/controlplane';
 import { ManagedProcess } from '../controlplane/process';
 import { execArgv, processAlive, run } from '../exec';
 import { exposeNamespacePort, NetLab, namespaceOwner, type NetHost } from '../netns';
@@ -203,7 +202,7 @@ export class NodeBed {
       '--config',
       join(p.dir, 'containerd.toml'),
     ]);
-    await waitUntil(
+    await waitForProcess(
       containerd,
       Date.now() + 30_000,
       async () => (await this.ctr(['version'])).exitCode === 0,
@@ -250,7 +249,7 @@ export class NodeBed {
       '--v=1',
     ]);
     const readyBy = Date.now() + (opts.readyTimeoutMs ?? 120_000);
-    await waitUntil(kubelet, readyBy, async () => {
+    await waitForProcess(kubelet, readyBy, async () => {
       const r = await cp.kubectl([
         'get',
         'node',
@@ -266,7 +265,7 @@ export class NodeBed {
     const proxyYaml = join(p.dir, 'kube-proxy.yaml');
     writeFileSync(proxyYaml, JSON.stringify(kubeProxyConfig(net, proxyKubeconfig), null, 2));
     const proxy = this.spawn('kube-proxy', [...inNs, bin['kube-proxy'], `--config=${proxyYaml}`, '--v=1']);
-    await waitUntil(proxy, readyBy, async () => {
+    await waitForProcess(proxy, readyBy, async () => {
       const r = await host.exec('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES'], { check: false });
       return r.stdout.includes('default/kubernetes:https');
     });
@@ -467,27 +466,6 @@ export async function sweepStaleNodes(log: Log = () => undefined): Promise<strin
     removed.push(id);
   }
   return removed;
-}
-
-async function waitUntil(
-  proc: ManagedProcess,
-  deadline: number,
-  ready: () => Promise<boolean>,
-): Promise<void> {
-  let last: unknown;
-  while (Date.now() < deadline) {
-    if (!proc.running)
-      throw new Error(`${proc.name} exited during start-up; last log lines:\n${proc.tail()}`);
-    try {
-      if (await ready()) return;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(
-    `${proc.name} not ready in time (${String(last ?? 'not yet')}); last log lines:\n${proc.tail()}`,
-  );
 }
 
 function secs(since: number): string {
