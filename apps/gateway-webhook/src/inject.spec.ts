@@ -255,7 +255,7 @@ describe('the patch', () => {
     expect(out.spec?.volumes).toEqual([
       { name: 'data', emptyDir: {} },
       { name: 'gateway-configmap', configMap: { name: 'pod-gateway', defaultMode: 0o444 } },
-      { name: 'gateway-no-token', emptyDir: { sizeLimit: '1Ki' } },
+      { name: 'gateway-no-token', emptyDir: {} },
     ]);
     expect(out.spec?.dnsPolicy).toBe('None');
     // The searches are the webhook's with the namespace fixed, then the pod's; the pod's ndots wins.

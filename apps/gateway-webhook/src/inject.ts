@@ -205,7 +205,9 @@ export function injectionPatch(pod: V1Pod, namespace: string, cfg: InjectConfig)
 
   const volumes: V1Volume[] = [
     { name: CONFIG_VOLUME, configMap: { name: cfg.configmapName, defaultMode: 0o444 } },
-    { name: NO_TOKEN_VOLUME, emptyDir: { sizeLimit: '1Ki' } },
+    // No sizeLimit: every mount of it is read-only, and the kubelet counts the empty directory's
+    // own block (4 KiB) against a limit, so 1Ki evicted every routed pod on a real node.
+    { name: NO_TOKEN_VOLUME, emptyDir: {} },
   ];
   if (!pod.spec?.volumes?.length) ops.push({ op: 'add', path: '/spec/volumes', value: volumes });
   else for (const v of volumes) ops.push({ op: 'add', path: '/spec/volumes/-', value: v });
