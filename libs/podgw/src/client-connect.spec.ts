@@ -71,7 +71,7 @@ describe('discoverFacts: the pod network gateway', () => {
     ],
   ])('%s', async (_what, env, v4, v6) => {
     const { facts } = await client({ env });
-    expect(facts).toEqual({ podInterface: 'eth0', podGateway4: v4, podGateway6: v6 });
+    expect(facts).toMatchObject({ podInterface: 'eth0', podGateway4: v4, podGateway6: v6 });
   });
 
   it('on a second run, with the default routes gone, from the routes we kept', async () => {
@@ -118,6 +118,27 @@ describe('isolatePod', () => {
       ]),
     );
     expect(await isolatePod(c.ctx, c.plan, c.facts)).toEqual([]);
+  });
+
+  it("skips a NOT_ROUTED CIDR that is the pod's own subnet: the kernel's on-link route stays", async () => {
+    // A bridge CNI whose pod CIDR is the node's subnet: replacing the connected route with one via
+    // the pod gateway left that gateway off-link, and the next route via it failed (real node).
+    const pod = await createFakeClientPod({
+      env: { NOT_ROUTED_TO_GATEWAY_CIDRS: '192.0.2.0/24 10.96.0.0/12' },
+    });
+    const connected = (await pod.net.ip.listRoutes({ family: 'inet' })).filter(
+      (r) => r.protocol === 'kernel',
+    );
+    const facts = await discoverFacts(pod.ctx);
+    expect(facts.connected).toContainEqual({ dst: '192.0.2.0/24', dev: 'eth0' });
+    await isolatePod(pod.ctx, planClient(pod.ctx.settings, undefined, facts), facts);
+    expect(await ourRoutes(pod)).toEqual([
+      '10.96.0.0/12 via 192.0.2.1 dev eth0',
+      '198.51.100.10 via 192.0.2.1 dev eth0',
+    ]);
+    expect((await pod.net.ip.listRoutes({ family: 'inet' })).filter((r) => r.protocol === 'kernel')).toEqual(
+      connected,
+    );
   });
 
   it('leaves a default route over vxlan0 (ours, from an earlier run) alone', async () => {

@@ -2,6 +2,7 @@ import { DhcpClient, type DhcpClientTimeouts, type DhcpLease, type DhcpSocketFac
 import { ExecaRunner, createHostNet } from '@knet/host-net';
 import { UsageError, type Logger } from '@knet/runtime';
 import {
+  connectedRoutes,
   deleteDefaultRoutes,
   detectPodGateway,
   ensureIp6tables,
@@ -111,6 +112,7 @@ export async function discoverFacts(
     podInterface,
     podGateway4: v4 ?? (await detectPodGateway(net, podInterface, 'inet')) ?? (await fromOurs('inet')),
     podGateway6: v6 ?? (await detectPodGateway(net, podInterface, 'inet6')) ?? (await fromOurs('inet6')),
+    connected: await connectedRoutes(net),
   };
 }
 

@@ -1,4 +1,4 @@
-import { type IptablesRuleSet, type RouteSpec, type VxlanOptions } from '@knet/host-net';
+import { canonicalPrefix, type IptablesRuleSet, type RouteSpec, type VxlanOptions } from '@knet/host-net';
 import { CHAIN_PREFIX, NDP_TYPES, ROUTE_PROTOCOLS, VXLAN_DEVICE } from './gateway-plan';
 import type { NatEntry } from './natconf';
 import { overlay, type Settings } from './settings';
@@ -10,6 +10,12 @@ export interface ClientFacts {
   podGateway4: string | undefined;
   /** IPv6 gateway of the pod network, for IPv6 NOT_ROUTED CIDRs (dual-stack clusters). */
   podGateway6: string | undefined;
+  /**
+   * The kernel's connected routes (`proto kernel`: the prefixes of the pod's own addresses). A
+   * NOT_ROUTED CIDR that is one of them is on-link already: a route via the pod gateway would
+   * replace the kernel's, and the pod gateway itself would no longer be on-link.
+   */
+  connected?: readonly { dst: string; dev: string }[];
 }
 
 /** What client-init makes true around the DHCP lease. Pure data; the app applies it. */
@@ -32,9 +38,10 @@ export function planClient(settings: Settings, nat: NatEntry | undefined, facts:
   const podRoutes: RouteSpec[] = [];
   const via = (dst: string) => (dst.includes(':') ? facts.podGateway6 : facts.podGateway4);
   const seen = new Set<string>();
+  const connected = new Set((facts.connected ?? []).map((r) => canonicalPrefix(r.dst)));
   const add = (dst: string) => {
     const gw = via(dst);
-    if (!gw || seen.has(dst)) return;
+    if (!gw || seen.has(dst) || connected.has(canonicalPrefix(dst))) return;
     seen.add(dst);
     podRoutes.push({ dst, via: gw, dev: facts.podInterface, protocol: ROUTE_PROTOCOLS.podNetwork });
   };

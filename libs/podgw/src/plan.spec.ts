@@ -172,6 +172,15 @@ describe('planClient', () => {
     });
   });
 
+  it("leaves out a NOT_ROUTED CIDR that is a connected prefix (the pod's own subnet)", () => {
+    const s = settingsWith({
+      NOT_ROUTED_TO_GATEWAY_CIDRS: '192.0.2.0/24 10.96.0.0/12',
+      K8S_DNS_IPS: '192.0.2.53',
+    });
+    const plan = planClient(s, undefined, { ...facts, connected: [{ dst: '192.0.2.0/24', dev: 'eth0' }] });
+    expect(plan.podRoutes.map((r) => r.dst)).toEqual(['10.96.0.0/12', '192.0.2.53/32']);
+  });
+
   it('takes a lease when the pod is not in nat.conf; skips routes of a family without a gateway', () => {
     const s = settingsWith({ NOT_ROUTED_TO_GATEWAY_CIDRS: '10.96.0.0/12 fd00::/8' });
     const plan = planClient(s, undefined, { ...facts, podGateway6: undefined });
