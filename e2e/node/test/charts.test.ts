@@ -17,6 +17,7 @@ import {
   type BuiltImage,
   type KubeObject,
 } from '@knet/testing';
+import { chartDir, releasePods, type Pod } from './harness';
 
 jest.setTimeout(20 * 60_000);
 
@@ -41,14 +42,6 @@ afterAll(async () => {
   expect(await rootNetworkState()).toBe(rootBefore);
 });
 
-interface PodList {
-  items: {
-    metadata: { name: string };
-    spec: { containers: { image: string }[]; initContainers?: { image: string }[] };
-    status: { phase: string; conditions?: { type: string; status: string }[] };
-  }[];
-}
-
 /** What a release made, as `kind/name` (namespaced ones in the release's namespace), CRDs left out. */
 async function releaseObjects(release: string, namespace: string): Promise<string[]> {
   const cp = bed!.cp;
@@ -72,15 +65,14 @@ async function install(
   release: string,
   namespace: string,
   args: string[] = [],
-): Promise<PodList> {
+): Promise<Pod[]> {
   const cp = bed!.cp;
-  const chartDir = join(workspaceRoot(), 'charts', chart);
   const started = Date.now();
   const r = await cp.helm(
     [
       'install',
       release,
-      chartDir,
+      chartDir(chart),
       '-n',
       namespace,
       '--create-namespace',
@@ -127,18 +119,7 @@ async function install(
     );
   }
   log(`${chart}: installed and Ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return JSON.parse(
-    await cp.kubectlOk([
-      'get',
-      'pods',
-      '-n',
-      namespace,
-      '-l',
-      `app.kubernetes.io/instance=${release}`,
-      '-o',
-      'json',
-    ]),
-  ) as PodList;
+  return releasePods(cp, namespace, release);
 }
 
 /** `helm uninstall --wait`, then: no pod of the release and none of its objects is left. */
@@ -188,20 +169,20 @@ async function uninstall(release: string, namespace: string): Promise<void> {
   expect(left).toEqual([]);
 }
 
-const images_ = (pods: PodList) =>
-  pods.items.flatMap((p) => [...p.spec.containers, ...(p.spec.initContainers ?? [])].map((c) => c.image));
+const images_ = (pods: Pod[]) =>
+  pods.flatMap((p) => [...p.spec.containers, ...(p.spec.initContainers ?? [])].map((c) => c.image));
 
 describe('every chart on a real node', () => {
   it('tower-proxy: defaults, the proxy pod Ready on our image, nothing left after uninstall', async () => {
     const pods = await install('tower-proxy', 'tower-proxy', 'tower-proxy');
-    expect(pods.items.length).toBe(1);
+    expect(pods.length).toBe(1);
     expect(images_(pods)).toEqual([images['tower-proxy'].ref]);
     await uninstall('tower-proxy', 'tower-proxy');
   });
 
   it('kilo-agent: defaults, the DaemonSet pod Ready on the node, nothing left after uninstall', async () => {
     const pods = await install('kilo-agent', 'kilo', 'kilo');
-    expect(pods.items.length).toBe(1);
+    expect(pods.length).toBe(1);
     expect(images_(pods)).toContain(images['kilo-agent'].ref);
     await uninstall('kilo', 'kilo');
   });
@@ -220,7 +201,7 @@ describe('every chart on a real node', () => {
       '-f',
       join(workspaceRoot(), 'charts/capi-packet-manager/ci/defaults-values.yaml'),
     ]);
-    expect(pods.items.length).toBe(1);
+    expect(pods.length).toBe(1);
     expect(images_(pods)).toEqual([images['capi-packet-manager'].ref]);
     await uninstall('capi-packet', 'capi-packet-system');
   });

@@ -67,7 +67,7 @@ import {
   type ContainerIdentity,
   type Pod,
   type PortForward,
-} from './tower-harness';
+} from './harness';
 
 // Cold image builds take minutes; with the images cached the file runs in about a minute.
 jest.setTimeout(600_000);

@@ -1,10 +1,11 @@
 /**
- * What tower.test.ts needs around a NodeBed: the charts' image tags, the pods of a release, a
- * program run inside a pod, `kubectl port-forward`, and the objects a release left behind.
+ * What the node suites need around a NodeBed: the charts' folders and image tags, the pods of a
+ * release, a program run inside a pod, `kubectl port-forward`, and the objects a release left behind.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  chartAppVersion as catalogAppVersion,
   ManagedProcess,
   until,
   workspaceRoot,
@@ -18,12 +19,9 @@ export function chartDir(chart: string): string {
   return join(workspaceRoot(), 'charts', chart);
 }
 
-/** The chart's appVersion: the tag its `image.tag` defaults to. */
+/** The chart's appVersion: the tag its `image.tag` defaults to (and `npm run images` tags). */
 export function chartAppVersion(chart: string): string {
-  const yaml = readFileSync(join(chartDir(chart), 'Chart.yaml'), 'utf8');
-  const m = /^appVersion:\s*['"]?([^'"\s]+)['"]?\s*$/m.exec(yaml);
-  if (!m?.[1]) throw new Error(`charts/${chart}/Chart.yaml has no appVersion`);
-  return m[1];
+  return catalogAppVersion(join(workspaceRoot(), 'charts'), chart);
 }
 
 /** `helm …` against the bed's API server (killed after `timeoutMs`); throws with helm's stderr when it fails. */
@@ -51,6 +49,7 @@ export interface Pod {
   spec: {
     securityContext?: SecurityContext;
     containers: { name: string; image: string; securityContext?: SecurityContext }[];
+    initContainers?: { name: string; image: string; securityContext?: SecurityContext }[];
   };
   status: {
     phase?: string;
