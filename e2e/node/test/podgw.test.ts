@@ -20,6 +20,7 @@ import {
   valuesFile,
   type UplinkDns,
 } from './podgw-harness';
+import { chartDir } from './harness';
 
 jest.setTimeout(20 * 60_000);
 
@@ -182,7 +183,17 @@ describe('charts/pod-gateway on a real node', () => {
     installed = true;
     await helmOrReport(
       b,
-      ['install', RELEASE, 'charts/pod-gateway', '-n', NS, '--wait', '--timeout=4m', '--values', values.path],
+      [
+        'install',
+        RELEASE,
+        chartDir('pod-gateway'),
+        '-n',
+        NS,
+        '--wait',
+        '--timeout=4m',
+        '--values',
+        values.path,
+      ],
       [NS],
     ).finally(values.remove);
 
