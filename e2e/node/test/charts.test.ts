@@ -146,20 +146,7 @@ async function uninstall(release: string, namespace: string): Promise<void> {
   );
   // `kubectl wait --for=delete` with a selector that matches nothing says so and exits 1.
   if (gone.exitCode !== 0) expect(gone.stderr).toMatch(/no matching resources found/);
-  expect(
-    (
-      await cp.kubectlOk([
-        'get',
-        'pods',
-        '-n',
-        namespace,
-        '-l',
-        `app.kubernetes.io/instance=${release}`,
-        '-o',
-        'name',
-      ])
-    ).trim(),
-  ).toBe('');
+  expect(await releasePods(cp, namespace, release)).toEqual([]);
   const left: string[] = [];
   for (const o of objects) {
     const got = await cp.kubectl(['get', o, '-n', namespace, '-o', 'name']);
