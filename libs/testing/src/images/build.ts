@@ -95,9 +95,18 @@ export async function ensureImages<N extends string>(
 ): Promise<Record<N, BuiltImage>> {
   const recipes = resolveImages(names);
   const apps = recipes.filter(isAppImage).map((r) => r.name);
-  if (apps.length > 0 && options.buildBundles !== false) await buildBundles(apps, log);
   const dir = imagesDir(options.baseDir);
   mkdirSync(dir, { recursive: true });
+  if (apps.length > 0 && options.buildBundles !== false) {
+    // One nx build at a time: jest workers asking for the same app would otherwise write its
+    // dist/apps/<app>/ at once while another reads it for an image key.
+    const releaseBundles = await acquireBuildLock(join(dir, '.bundles.lock'), log);
+    try {
+      await buildBundles(apps, log);
+    } finally {
+      releaseBundles();
+    }
+  }
   const inputs = new ImageInputs(log);
 
   const out: Record<string, BuiltImage> = {};
