@@ -17,10 +17,11 @@ PACKAGES=(
   buildah debootstrap                          # `npm run images`: image builds without a Docker engine, base rootfs
 )
 
-# containerd's package starts its service on install. This machine must not run a system containerd
-# (the test bed starts its own, in a network namespace, with a private root and socket), so while
-# this script installs packages a policy-rc.d (the Debian hook that invoke-rc.d and
-# deb-systemd-invoke ask) refuses every service start. An existing policy-rc.d is left alone.
+# containerd's package starts its service on install. The test bed needs no system containerd (it
+# starts its own, in a network namespace, with a private root and socket), so while this script
+# installs packages a policy-rc.d (the Debian hook that invoke-rc.d and deb-systemd-invoke ask)
+# refuses every service start. (On a systemd machine the unit stays enabled for the next boot;
+# `systemctl disable containerd` if you do not want it.) An existing policy-rc.d is left alone.
 POLICY_RC_D=/usr/sbin/policy-rc.d
 own_policy_rc_d=false
 no_service_starts() {
