@@ -48,18 +48,26 @@ let failed = 0;
 let skipped = 0;
 let suitesFailed = 0;
 const files = existsSync(totalsDir) ? readdirSync(totalsDir).sort() : [];
+const failures = [];
 console.log('\n=== totals per project');
 for (const f of files) {
   const t = JSON.parse(readFileSync(join(totalsDir, f), 'utf8'));
+  failures.push(...(t.failures ?? []));
   passed += t.passed;
   failed += t.failed;
   skipped += t.skipped;
   suitesFailed += t.suitesFailed;
   console.log(`${t.project.padEnd(28)} ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);
 }
+if (failures.length > 0) {
+  // Repeated here because jest printed them minutes (and thousands of lines) ago.
+  console.log('\n=== what failed');
+  for (const x of failures) console.log(`\n✕ ${x.test}\n${x.message.replace(/^/gm, '    ')}`);
+}
 const ok = results.every(Boolean) && failed === 0 && suitesFailed === 0 && skipped === 0 && passed > 0;
 if (skipped > 0) console.log(`test: ${skipped} skipped/todo test(s); skipped tests are not allowed`);
-if (suitesFailed > 0) console.log(`test: ${suitesFailed} test file(s) failed to run`);
+if (suitesFailed > 0)
+  console.log(`test: ${suitesFailed} test file(s) failed (a failing test, or the file itself failed to run)`);
 if (passed === 0) console.log('test: no test ran');
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(ok ? 0 : 1);
