@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import {
+  changedSessions,
   descendants,
   log,
   memoryMiB,
@@ -218,42 +219,6 @@ export async function changeToDatapath(
   return samples;
 }
 
-/** Latest handshakes on every leader: `leader key` → unix seconds (0 = none). */
-async function handshakeTable(mesh: KiloMesh, leaderNames: readonly string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const l of leaderNames) {
-    for (const [key, t] of await mesh.handshakes(l)) out.set(`${l} ${key}`, t);
-  }
-  return out;
-}
-
-/**
- * Waits until every established session on the leaders is younger than `maxAgeS`, so WireGuard's
- * own rekey (every 120 s while traffic flows) cannot fall into the window that follows.
- */
-async function freshSessions(
-  mesh: KiloMesh,
-  leaderNames: readonly string[],
-  maxAgeS: number,
-): Promise<Map<string, number>> {
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    await mesh.pingMatrix(); // traffic: a session older than 120 s rekeys now
-    const table = await handshakeTable(mesh, leaderNames);
-    const now = Date.now() / 1000;
-    const ages = [...table.values()].filter((t) => t > 0).map((t) => now - t);
-    if (ages.length > 0 && ages.every((a) => a < maxAgeS)) return table;
-    if (Date.now() > deadline)
-      throw new Error(`sessions did not become fresh (ages ${ages.map((a) => a.toFixed(0)).join(', ')} s)`);
-    await sleep(2000);
-  }
-}
-
-/** Established sessions (handshake > 0 before) whose handshake changed (renewed or dropped). */
-function changedSessions(before: Map<string, number>, after: Map<string, number>): string[] {
-  return [...before].filter(([k, t]) => t > 0 && after.get(k) !== t).map(([k]) => k);
-}
-
 export interface ResetResult {
   sessions: number;
   reset: string[];
@@ -273,7 +238,7 @@ export async function resetsOnUnrelatedChange(
   leaderNames: readonly string[],
   o: { tag: string; settleMs: number; replayKilo: boolean },
 ): Promise<ResetResult> {
-  const before = await freshSessions(mesh, leaderNames, 90);
+  const before = await mesh.freshHandshakes(leaderNames, 90);
   const t0 = Date.now();
   const members = [...mesh.nodes.keys()].filter((n) => !leaderNames.includes(n));
   const annotated = members[members.length - 1] ?? leaderNames[0] ?? '';
@@ -298,7 +263,7 @@ export async function resetsOnUnrelatedChange(
   await sleep(Math.max(0, o.settleMs - (Date.now() - t0)));
   await mesh.pingMatrix();
   await sleep(1000);
-  const after = await handshakeTable(mesh, leaderNames);
+  const after = await mesh.handshakeTable(leaderNames);
   const sessions = [...before.values()].filter((t) => t > 0).length;
   return { sessions, reset: changedSessions(before, after) };
 }

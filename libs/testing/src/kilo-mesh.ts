@@ -314,6 +314,37 @@ export class KiloMesh {
     );
   }
 
+  /** Latest handshakes on the devices of `names`: `node key` → unix seconds (0 = none). */
+  async handshakeTable(names: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const n of names) for (const [key, t] of await this.handshakes(n)) out.set(`${n} ${key}`, t);
+    return out;
+  }
+
+  /**
+   * {@link handshakeTable} once every established session of `names` is younger than `maxAgeS`.
+   * WireGuard rekeys a session 120 s after its handshake while traffic flows (REKEY_AFTER_TIME), so
+   * in a window that starts here and lasts less than 120 - `maxAgeS` seconds a changed handshake is
+   * a reset, not a rekey. Sends traffic (the ping matrix) while it waits: an old session rekeys then.
+   */
+  async freshHandshakes(
+    names: readonly string[],
+    maxAgeS: number,
+    timeoutMs = 150_000,
+  ): Promise<Map<string, number>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.pingMatrix();
+      const table = await this.handshakeTable(names);
+      const now = Date.now() / 1000;
+      const ages = [...table.values()].filter((t) => t > 0).map((t) => now - t);
+      if (ages.length > 0 && ages.every((a) => a < maxAgeS)) return table;
+      if (Date.now() > deadline)
+        throw new Error(`sessions did not become fresh (ages ${ages.map((a) => a.toFixed(0)).join(', ')} s)`);
+      await sleep(2000);
+    }
+  }
+
   /** Everything kilo-agent may leave on a node: routes, rules and chains (for clean-up checks). */
   async leftovers(name: string): Promise<string[]> {
     const h = this.node(name).host;
@@ -388,4 +419,9 @@ export function nodeObject(spec: KiloMeshNode): object {
     },
     spec: { podCIDR: spec.podCIDR, podCIDRs: [spec.podCIDR] },
   };
+}
+
+/** Established sessions (handshake > 0 before) whose handshake changed (renewed or dropped). */
+export function changedSessions(before: Map<string, number>, after: Map<string, number>): string[] {
+  return [...before].filter(([k, t]) => t > 0 && after.get(k) !== t).map(([k]) => k);
 }
