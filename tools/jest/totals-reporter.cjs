@@ -52,6 +52,7 @@ class TotalsReporter {
       failed: results.numFailedTests,
       skipped: results.numPendingTests + results.numTodoTests,
       suitesFailed: results.numFailedTestSuites + results.numRuntimeErrorTestSuites,
+      seconds: Math.round((Date.now() - results.startTime) / 100) / 10,
       failures: failures.slice(0, MAX_FAILURES),
     };
     fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(totals) + '\n');

@@ -57,7 +57,8 @@ for (const f of files) {
   failed += t.failed;
   skipped += t.skipped;
   suitesFailed += t.suitesFailed;
-  console.log(`${t.project.padEnd(28)} ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);
+  const took = t.seconds === undefined ? '' : ` in ${t.seconds.toFixed(1)} s`;
+  console.log(`${t.project.padEnd(28)} ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped${took}`);
 }
 if (failures.length > 0) {
   // Repeated here because jest printed them minutes (and thousands of lines) ago.
