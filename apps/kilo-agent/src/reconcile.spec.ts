@@ -202,6 +202,23 @@ describe('Agent.pass', () => {
     expect(cluster.statusWrites.length).toBe(writes);
   });
 
+  it('says once, at info, why it applies nothing while its Node has no pod CIDR (Kilo only logs it at debug)', async () => {
+    const { cluster, agent, logger, net } = await setup();
+    const node = cluster.nodeMap.get('east-1');
+    cluster.setNode({ ...node!, podCIDR: undefined });
+    expect((await agent.pass())?.ready).toBe(false);
+    expect((await agent.pass())?.ready).toBe(false);
+    const said = logger.lines.filter((l) => l.msg === 'kilo-agent: nothing to apply yet');
+    expect(said.map((l) => l.level)).toEqual(['info', 'debug']);
+    expect(said[0]?.fields['reason']).toBe(
+      "local node east-1 is not ready yet: no pod CIDR (the Node's spec.podCIDR: the controller manager's --allocate-node-cidrs sets it)",
+    );
+    expect(await net.ip.findLink('kilo0')).toBeUndefined();
+    // Once it has one, the next pass applies.
+    cluster.setNode({ ...cluster.nodeMap.get('east-1')!, podCIDR: '203.0.113.0/28' });
+    expect((await agent.pass())?.ready).toBe(true);
+  });
+
   it('keeps going through an API server outage: the failed publish is counted and retried', async () => {
     const { cluster, agent, metrics } = await setup();
     cluster.failAnnotate = 1;

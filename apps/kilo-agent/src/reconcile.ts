@@ -78,6 +78,8 @@ export class Agent {
   private lastCheckIn = 0;
   private readonly reported = new Set<string>();
   private probeState: ProbeState = { failures: 0 };
+  /** The reason of the last pass that had nothing to apply (logged at info once per reason). */
+  private lastNotReady: string | undefined;
   /** The last plan (for /graph and /health). */
   last: AgentPlan | undefined;
   /** Passes that completed (ready or not). */
@@ -224,9 +226,14 @@ export class Agent {
     metrics.peers.set(plan.readyPeers);
     this.last = plan;
     if (!plan.ready) {
-      logger.debug({ reason: plan.reason }, 'kilo-agent: nothing to apply yet');
+      // Each new reason once at info (a node without a pod CIDR stays so; at start the agent's own
+      // annotations are missing for a pass), repeats at debug.
+      const level = plan.reason === this.lastNotReady ? 'debug' : 'info';
+      this.lastNotReady = plan.reason;
+      logger[level]({ reason: plan.reason }, 'kilo-agent: nothing to apply yet');
       return plan;
     }
+    this.lastNotReady = undefined;
     metrics.leader.set(plan.datapath.leader ? 1 : 0);
     const report = await this.d.datapath.apply(plan.datapath);
     if (report.repaired.length > 0) {

@@ -151,11 +151,25 @@ describe('planAgent', () => {
   });
 
   it.each([
-    ['the local node is stale', [{ ...a, lastSeen: NOW - 61 }, b, c]],
-    ['the local node is missing', [b, c]],
-  ])('not ready when %s (nothing applied)', (_n, nodes) => {
+    [
+      'the local node is stale',
+      [{ ...a, lastSeen: NOW - 61 }, b, c],
+      'last seen 61 s ago (kilo.squat.ai/last-seen)',
+    ],
+    ['the local node is missing', [b, c], 'its Node is not seen yet'],
+    [
+      'the local node has no pod CIDR',
+      [{ ...a, subnet: undefined }, b, c],
+      "no pod CIDR (the Node's spec.podCIDR: the controller manager's --allocate-node-cidrs sets it)",
+    ],
+    [
+      'the local node has no key and no endpoint yet',
+      [{ ...a, key: '', endpoint: undefined }, b, c],
+      'no endpoint yet (kilo.squat.ai/endpoint), no WireGuard key yet (kilo.squat.ai/key)',
+    ],
+  ])('not ready when %s (nothing applied), and says why', (_n, nodes, why) => {
     const p = planAgent(input({ nodes }));
-    expect(p).toMatchObject({ ready: false, reason: 'local node a is not ready yet' });
+    expect(p).toMatchObject({ ready: false, reason: `local node a is not ready yet: ${why}` });
   });
 
   it('--encapsulate never: no tunnel address', () => {

@@ -2,7 +2,7 @@ import type { IptablesRuleSet, RouteSpec, RuleSpec, WgConfig } from '@knet/host-
 import { oneAddressCidr, nthAddress } from './ip';
 import { planIptables, toRuleSets } from './iptables';
 import { planRoutes } from './routes';
-import { newTopology, nodeReady, peerReady } from './topology';
+import { newTopology, nodeNotReadyReasons, nodeReady, peerReady } from './topology';
 import {
   KILO_TABLE,
   TUNL_INTERFACE,
@@ -163,7 +163,14 @@ export function planAgent(input: PlanInput): AgentPlan {
   const readyPeers = Object.keys(peers).length;
   const self = nodes[input.hostname];
   if (!self) {
-    return { ready: false, reason: `local node ${input.hostname} is not ready yet`, readyNodes, readyPeers };
+    const local = withDiscovered.find((n) => n.name === input.hostname);
+    const why = local ? nodeNotReadyReasons(local, input.now).join(', ') : 'its Node is not seen yet';
+    return {
+      ready: false,
+      reason: `local node ${input.hostname} is not ready yet: ${why}`,
+      readyNodes,
+      readyPeers,
+    };
   }
   const topology = newTopology({
     nodes,

@@ -81,6 +81,21 @@ export function nodeReady(node: KiloNode, now: number): boolean {
   );
 }
 
+/**
+ * Why {@link nodeReady} is false for `node`, one phrase per missing part (empty when it is ready),
+ * for the agent's log: a node without a pod CIDR never becomes ready by itself.
+ */
+export function nodeNotReadyReasons(node: KiloNode, now: number): string[] {
+  const out: string[] = [];
+  if (!endpointReady(node.endpoint)) out.push('no endpoint yet (kilo.squat.ai/endpoint)');
+  if (!keySet(node.key)) out.push('no WireGuard key yet (kilo.squat.ai/key)');
+  if (!node.subnet)
+    out.push("no pod CIDR (the Node's spec.podCIDR: the controller manager's --allocate-node-cidrs sets it)");
+  if (now - node.lastSeen >= NODE_READY_SECONDS)
+    out.push(`last seen ${Math.round(now - node.lastSeen)} s ago (kilo.squat.ai/last-seen)`);
+  return out;
+}
+
 /** Kilo's `Peer.Ready()`: at least one allowed IP and a public key. */
 export function peerReady(peer: KiloPeer): boolean {
   return peer.allowedIPs.length > 0 && keySet(peer.publicKey);
