@@ -5,7 +5,7 @@ import { CommandError } from './errors';
 import { FakeIpRoute } from './fakes/fake-ip-route';
 import { FakeCommandRunner } from './fakes/fake-runner';
 import { FakeWireGuard } from './fakes/fake-wireguard';
-import { ExecWireGuard } from './wireguard';
+import { ExecWireGuard, wireguardGoError } from './wireguard';
 import { parseWgDump, parseWgDumpAll, renderWgConfig, wgSetArgs, WgDumpParseError } from './wireguard-format';
 
 const A_PUB = 'XMhyCUqIRcOnLP2r6jtcaZqK6yReW178buDEXti+9Ro=';
@@ -271,6 +271,33 @@ describe('ExecWireGuard over a scripted runner', () => {
       'userspace',
     );
     expect(r3.commandLines()).toEqual(['wireguard-go wg0']);
+  });
+
+  it('says in one line why neither the kernel nor wireguard-go made the device (auto), without the banner', async () => {
+    const banner = [
+      '┌──────────────────────────────────────────────────────┐',
+      '│   Running wireguard-go is not required because this  │',
+      '└──────────────────────────────────────────────────────┘',
+    ].join('\n');
+    const neither = new FakeCommandRunner((c) =>
+      c.cmd === 'ip'
+        ? { exitCode: 2, stderr: 'Error: Unknown device type.' }
+        : {
+            exitCode: 1,
+            stderr: `${banner}\nERROR: (kilo0) 2026/12/06 19:34:45 Failed to create TUN device: open /dev/net/tun: no such file or directory\n`,
+          },
+    );
+    const err = await new ExecWireGuard(neither).createInterface('kilo0').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect((err as Error).message).toBe(
+      "cannot create WireGuard device kilo0: the kernel has no WireGuard (ip link add kilo0 type wireguard: unsupported), and wireguard-go failed: Failed to create TUN device: open /dev/net/tun: no such file or directory; load the kernel's wireguard module, or give this process /dev/net/tun for wireguard-go",
+    );
+    // Asked for wireguard-go alone, its own error stays as it was.
+    await expect(
+      new ExecWireGuard(neither).createInterface('kilo0', { implementation: 'userspace' }),
+    ).rejects.toThrow(/^wireguard-go kilo0 failed/);
+    expect(wireguardGoError(`${banner}\nsomething else\n`)).toBe('something else');
+    expect(wireguardGoError('')).toBe('it printed nothing');
   });
 });
 

@@ -60,6 +60,20 @@ async function withSecretFiles<T>(
   }
 }
 
+/**
+ * What wireguard-go's stderr says went wrong: its `ERROR:` lines without the interface and time
+ * prefix (`ERROR: (wg0) 2026/12/06 19:34:45 Failed to create TUN device: …`), else the lines that
+ * are not its "wireguard-go is not required" banner box.
+ */
+export function wireguardGoError(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim());
+  const errors = lines
+    .filter((l) => l.startsWith('ERROR:'))
+    .map((l) => l.replace(/^ERROR:\s*(\(\S+\)\s*)?(\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\s*)?/, ''));
+  const rest = errors.length > 0 ? errors : lines.filter((l) => l !== '' && !/^[│┌└]/.test(l));
+  return rest.join('; ') || 'it printed nothing';
+}
+
 export class ExecWireGuard implements WireGuard {
   constructor(
     private readonly runner: CommandRunner,
@@ -83,7 +97,21 @@ export class ExecWireGuard implements WireGuard {
       }
     }
     ipArgs.addWireGuard(name); // validates the name
-    await this.runner.run('wireguard-go', [name], { daemon: true });
+    try {
+      await this.runner.run('wireguard-go', [name], { daemon: true });
+    } catch (err) {
+      if (impl === 'userspace' || !(err instanceof CommandError)) throw err;
+      // One line that says both halves and what would fix either, not wireguard-go's banner.
+      const why = err.kind === 'command-not-found' ? err.message : wireguardGoError(err.stderr);
+      throw new CommandError(
+        {
+          command: err.command,
+          stderr: err.stderr,
+          ...(err.exitCode === undefined ? {} : { exitCode: err.exitCode }),
+        },
+        `cannot create WireGuard device ${name}: the kernel has no WireGuard (ip link add ${name} type wireguard: unsupported), and wireguard-go failed: ${why}; load the kernel's wireguard module, or give this process /dev/net/tun for wireguard-go`,
+      );
+    }
     return 'userspace';
   }
 
