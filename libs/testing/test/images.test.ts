@@ -1,6 +1,6 @@
 /**
- * ensureImages and checkImage for real: four representative images (pause, busybox, a net app, a
- * node app) built with buildah from docker/*.Dockerfile (or found in the cache), each checked
+ * ensureImages and checkImage for real: five representative images (pause, busybox, a net app, a
+ * node app, the wireguard-go stand-in) built with buildah from docker/*.Dockerfile (or found in the cache), each checked
  * under runc in namespaces of its own.
  */
 import { execFileSync } from 'node:child_process';
@@ -20,7 +20,7 @@ import {
 jest.setTimeout(20 * 60_000);
 
 const log = (l: string) => process.stderr.write(`images: ${l}\n`);
-const names = ['pause', 'busybox', 'gateway-init', 'gateway-webhook'] as const;
+const names = ['pause', 'busybox', 'gateway-init', 'gateway-webhook', 'wireguard-go'] as const;
 let images: Record<(typeof names)[number], BuiltImage>;
 const checks = new Map<string, CheckResult[]>();
 const leftovers = () => readdirSync(tmpdir()).filter((d) => d.startsWith('knet-image-check-'));
@@ -95,6 +95,15 @@ describe('checkImage under runc', () => {
     const probe = checks.get('gateway-webhook')?.find((r) => r.check === 'node runtime');
     expect(probe?.argv[0]).toBe('/nodejs/bin/node');
     expect(probe?.stdout).toMatch(/^user=nonroot uid=65532 certs=\d+ tmp=ok/);
+  });
+
+  it('made a userspace WireGuard device with wireguard-go, given only NET_ADMIN and /dev/net/tun', () => {
+    const device = checks.get('wireguard-go')?.find((r) => r.check === 'device');
+    expect(device?.argv).toEqual(['wireguard-go', 'wg0']);
+    expect([device?.exitCode, device?.stdout]).toEqual([
+      0,
+      expect.stringMatching(/Starting wireguard-go version/),
+    ]);
   });
 
   it('stopped pause with SIGTERM: it exited 0 saying so', () => {

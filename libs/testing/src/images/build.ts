@@ -32,9 +32,11 @@ import { Buildah } from './buildah';
 import {
   buildArgsFor,
   busyboxVersion,
+  debianUpstreamVersion,
   chartAppVersion,
   checkedBuildArgs,
   contentKey,
+  FAKE_CONNECTOR_IMAGE,
   IMAGE_SOURCE,
   imageRef,
   isAppImage,
@@ -261,6 +263,14 @@ class ImageInputs {
       const base = r.kind === 'node' ? this.runtimeKey() : this.debianKey;
       return contentKey([...common, this.version(r), base, ...deps, ...treeParts(bundle)]);
     }
+    if (r.kind === 'fake-connector') {
+      // The staged files with their executable bits (the scripts are run by their #! line).
+      const files = FAKE_CONNECTOR_IMAGE.files.flatMap((f) => [
+        `${f} ${statSync(join(this.root, f)).mode & 0o111 ? 'x' : '-'}`,
+        readFileSync(join(this.root, f)),
+      ]);
+      return contentKey([...common, FAKE_CONNECTOR_IMAGE.version, this.runtimeKey(), ...files]);
+    }
     if (r.kind === 'pause') {
       const p = await this.pause();
       return contentKey([
@@ -307,10 +317,22 @@ async function buildImage(r: ImageRecipe, key: string, b: BuildContext): Promise
         await loadArchive(buildah, d);
         if (dep === 'busybox') busyboxImage = d.ref;
       }
+    } else if (r.kind === 'fake-connector') {
+      version = FAKE_CONNECTOR_IMAGE.version;
+      // cpSync keeps the mode: the scripts stay executable in the image.
+      for (const f of FAKE_CONNECTOR_IMAGE.files) cpSync(join(inputs.root, f), join(ctx, f));
+      baseImage = await ensureNodeRuntime(b);
     } else if (r.kind === 'pause') {
       const p = await inputs.pause();
       version = pauseVersion(p.makefile);
       await compilePause(p.source, `v${version}-${p.k8sVersion}`, join(ctx, 'build', 'pause'));
+    } else if (r.kind === 'wireguard-go') {
+      const rootfs = await ensureDebianRootfs(b.dir, inputs.debian, b.log);
+      version = debianUpstreamVersion(
+        readFileSync(join(rootfs, 'var/lib/dpkg/status'), 'utf8'),
+        'wireguard-go',
+      );
+      baseImage = await ensureDebianImage(buildah, b.dir, inputs.debian, b.log);
     } else {
       const rootfs = await ensureDebianRootfs(b.dir, inputs.debian, b.log);
       version = await stageBusybox(rootfs, join(ctx, 'build', 'busybox'));

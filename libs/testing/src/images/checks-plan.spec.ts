@@ -3,6 +3,7 @@ import { containerConfig, judge } from './checks';
 import {
   checkArgv,
   checkCapabilities,
+  checkExtras,
   checkSpec,
   imageChecks,
   imageUser,
@@ -105,6 +106,26 @@ describe('imageChecks', () => {
     ).toBe(true);
     expect(imageChecks(recipe('busybox')).map((c) => c.argv)).toContainEqual(['sh', '-c', 'echo ok']);
   });
+
+  it('checks the fake connector stand-in’s entrypoint and /connectorctl health, not as an app', () => {
+    const checks = imageChecks(recipe('fake-connector'));
+    expect(checks.map((c) => c.name)).toEqual([
+      'connectord without tokens',
+      'connectorctl health before a heartbeat',
+      'connectorctl health after a heartbeat',
+    ]);
+    const [entry, before, after] = checks;
+    expect(checkArgv(entry!, { ...nodeConfig, entrypoint: ['/connectord'] })).toEqual(['/connectord']);
+    expect([
+      entry?.exit,
+      entry?.stderr?.test('fake-connector: usage: fake-connector.mjs <tenant url>'),
+    ]).toEqual([2, true]);
+    expect([before?.argv, before?.exit]).toEqual([['/connectorctl', 'health'], 1]);
+    expect(after?.env).toEqual({ FAKE_CONNECTOR_HEALTH_FILE: '/tmp/health' });
+    expect(after?.stdout?.test('healthy: last accepted heartbeat 3 ms ago\n')).toBe(true);
+    expect(after?.stdout?.test('unhealthy: last accepted heartbeat 9000 ms ago\n')).toBe(false);
+    expect(checkCapabilities(recipe('fake-connector'))).toEqual([]);
+  });
 });
 
 describe('checkArgv', () => {
@@ -115,6 +136,13 @@ describe('checkArgv', () => {
     ]);
     expect(checkArgv({ name: 'x', argv: ['ip', 'link'] }, nodeConfig)).toEqual(['ip', 'link']);
     expect(checkArgv({ name: 'c' }, { ...nodeConfig, entrypoint: [], cmd: ['sh'] })).toEqual(['sh']);
+    // No ENTRYPOINT: args replace the CMD, as a pod's args do (the wireguard-go image).
+    expect(
+      checkArgv(
+        { name: 'a', args: ['wireguard-go', 'wg0'] },
+        { ...nodeConfig, entrypoint: [], cmd: ['wireguard-go', '--version'] },
+      ),
+    ).toEqual(['wireguard-go', 'wg0']);
     expect(checkArgv({ name: 'e' }, { ...nodeConfig, entrypoint: ['/pause'], cmd: ['-v'] })).toEqual([
       '/pause',
       '-v',
@@ -201,6 +229,57 @@ describe('checkSpec', () => {
     });
     expect(s.process.env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
     expect(s.process.cwd).toBe('/');
+  });
+});
+
+describe('the wireguard-go image’s checks', () => {
+  const wg = recipe('wireguard-go');
+  const config: ImageConfig = { ...nodeConfig, entrypoint: [], cmd: ['wireguard-go', '--version'], user: '' };
+
+  it('creates a device in its own namespace with NET_ADMIN, the host’s TUN and a writable /var/run/wireguard, as the chart gives it', () => {
+    expect(checkCapabilities(wg)).toEqual(['CAP_NET_ADMIN']);
+    expect(checkExtras(wg)).toEqual({ tun: true, tmpfs: ['/var/run/wireguard'] });
+    const device = imageChecks(wg).find((c) => c.name === 'device');
+    expect(checkArgv(device!, config)).toEqual(['wireguard-go', 'wg0']);
+    const s = checkSpec(defaults, {
+      rootfs: '/r',
+      argv: ['wireguard-go', 'wg0'],
+      config,
+      user: { uid: 0, gid: 0 },
+      capabilities: checkCapabilities(wg),
+      hostname: 'wireguard-go',
+      ...checkExtras(wg),
+    });
+    const linux = s.linux as { devices?: unknown[]; resources?: { devices?: unknown[] } };
+    expect(linux.devices).toEqual([
+      { path: '/dev/net/tun', type: 'c', major: 10, minor: 200, fileMode: 0o666, uid: 0, gid: 0 },
+    ]);
+    expect(linux.resources?.devices?.at(-1)).toEqual({
+      allow: true,
+      type: 'c',
+      major: 10,
+      minor: 200,
+      access: 'rwm',
+    });
+    expect(s.mounts.filter((m) => m.destination === '/var/run/wireguard')).toEqual([
+      expect.objectContaining({ type: 'tmpfs', options: expect.arrayContaining(['uid=0', 'mode=0755']) }),
+    ]);
+  });
+
+  it('gives no other image a device or an extra mount', () => {
+    for (const name of ['kilo-agent', 'pause', 'busybox', 'tower-proxy'])
+      expect(checkExtras(recipe(name))).toEqual({ tun: false, tmpfs: [] });
+    const s = checkSpec(defaults, {
+      rootfs: '/r',
+      argv: ['/pause'],
+      config: nodeConfig,
+      user: { uid: 65535, gid: 65535 },
+      capabilities: [],
+      hostname: 'pause',
+    });
+    expect((s.linux as { devices?: unknown[] }).devices).toEqual(
+      (defaults.linux as { devices?: unknown[] }).devices,
+    );
   });
 });
 

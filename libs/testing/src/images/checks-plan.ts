@@ -33,9 +33,23 @@ export interface ImageCheck {
   mode?: 'run' | 'signal';
 }
 
-/** Capabilities a check grants, as the charts add them: net apps get NET_ADMIN and NET_RAW. */
+/**
+ * Capabilities a check grants, as the charts add them: net apps get NET_ADMIN and NET_RAW,
+ * wireguard-go (kilo-agent's sidecar) NET_ADMIN.
+ */
 export function checkCapabilities(recipe: ImageRecipe): string[] {
-  return recipe.kind === 'net' ? ['CAP_NET_ADMIN', 'CAP_NET_RAW'] : [];
+  if (recipe.kind === 'net') return ['CAP_NET_ADMIN', 'CAP_NET_RAW'];
+  return recipe.kind === 'wireguard-go' ? ['CAP_NET_ADMIN'] : [];
+}
+
+/**
+ * What a check's container gets besides its root and /tmp, as the chart gives it: wireguard-go the
+ * host's /dev/net/tun and a writable /var/run/wireguard (its UAPI sockets, an emptyDir in the chart).
+ */
+export function checkExtras(recipe: ImageRecipe): { tun: boolean; tmpfs: string[] } {
+  return recipe.kind === 'wireguard-go'
+    ? { tun: true, tmpfs: ['/var/run/wireguard'] }
+    : { tun: false, tmpfs: [] };
 }
 
 /**
@@ -53,6 +67,13 @@ export const NODE_RUNTIME_PROBE = [
   "for(const a of addons)require('/app/'+a);",
   'const u=os.userInfo();',
   "console.log(`user=${u.username} uid=${u.uid} certs=${certs} tmp=${fs.readFileSync(t,'utf8')} addons=${addons.join(',')}`);",
+].join('');
+
+/** Writes what the fake connector writes after an accepted heartbeat, then runs `/connectorctl health`. */
+const FAKE_HEARTBEAT_THEN_HEALTH = [
+  "require('fs').writeFileSync(process.env.FAKE_CONNECTOR_HEALTH_FILE,JSON.stringify({pid:1,at:Date.now()}));",
+  "const r=require('child_process').spawnSync('/connectorctl',['health'],{stdio:'inherit'});",
+  'process.exit(r.status===null?1:r.status);',
 ].join('');
 
 /**
@@ -122,10 +143,43 @@ export function imageChecks(recipe: ImageRecipe, addons: readonly string[] = [])
       { name: 'wg show', argv: ['wg', 'show', 'all', 'dump'] },
     );
   }
+  if (recipe.kind === 'fake-connector') {
+    // The TEST stand-in: /connectord refuses to start without a token pair, as nonroot on a
+    // read-only root; /connectorctl health (a #! node script: no shell) fails before a heartbeat
+    // and passes after one.
+    checks.push(
+      { name: 'connectord without tokens', args: [], exit: 2, stderr: /^fake-connector: usage: /m },
+      {
+        name: 'connectorctl health before a heartbeat',
+        argv: ['/connectorctl', 'health'],
+        exit: 1,
+        stderr: /^unhealthy: no heartbeat recorded/m,
+      },
+      {
+        name: 'connectorctl health after a heartbeat',
+        argv: ['/nodejs/bin/node', '-e', FAKE_HEARTBEAT_THEN_HEALTH],
+        env: { FAKE_CONNECTOR_HEALTH_FILE: '/tmp/health' },
+        stdout: /^healthy: last accepted heartbeat \d+ ms ago$/m,
+      },
+    );
+  }
   if (recipe.kind === 'pause') {
     checks.push(
       { name: '-v', args: ['-v'], stdout: /^pause\.c v\d+\.\d+/m },
       { name: 'SIGTERM', mode: 'signal', stderr: /Shutting down, got signal: Terminated/ },
+    );
+  }
+  if (recipe.kind === 'wireguard-go') {
+    checks.push(
+      { name: '--version', args: ['wireguard-go', '--version'], stdout: /^wireguard-go v\d+\.\d+\.\d+/m },
+      {
+        // Daemon mode: the first process creates the TUN device and the UAPI socket, hands both to
+        // its child and exits 0 (1 when either fails), so exit 0 means both worked.
+        name: 'device',
+        args: ['wireguard-go', 'wg0'],
+        env: { LOG_LEVEL: 'verbose' },
+        stdout: /Starting wireguard-go version/,
+      },
     );
   }
   if (recipe.kind === 'busybox') {
@@ -145,11 +199,13 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The argv of a check: its own, or the image's ENTRYPOINT (or CMD) with its args. */
+/**
+ * The argv of a check: its own, or its args as a pod's `args` (after the image's ENTRYPOINT, in
+ * place of its CMD; with no ENTRYPOINT the args are the whole command), or the image's default.
+ */
 export function checkArgv(check: ImageCheck, config: ImageConfig): string[] {
   if (check.argv) return check.argv;
-  const base = config.entrypoint.length > 0 ? config.entrypoint : config.cmd;
-  const argv = [...base, ...(check.args ?? (config.entrypoint.length > 0 ? config.cmd : []))];
+  const argv = [...config.entrypoint, ...(check.args ?? config.cmd)];
   if (argv.length === 0) throw new Error(`check ${check.name}: the image has neither ENTRYPOINT nor CMD`);
   return argv;
 }
@@ -204,6 +260,10 @@ export interface CheckSpecOptions {
   capabilities: string[];
   env?: Record<string, string>;
   hostname: string;
+  /** The host's /dev/net/tun in the container (`c 10:200`), allowed by its device cgroup. */
+  tun?: boolean;
+  /** More writable tmpfs mounts, owned by the process's user. */
+  tmpfs?: string[];
 }
 
 /**
@@ -240,16 +300,33 @@ export function checkSpec(defaults: RuncSpec, o: CheckSpecOptions): RuncSpec {
   };
   spec.root = { path: o.rootfs, readonly: true };
   spec.hostname = o.hostname;
+  const tmpfs = (destination: string, mode: string) => ({
+    destination,
+    type: 'tmpfs',
+    source: 'tmpfs',
+    // runc gives the tmpfs the mode of the image's /tmp; owned by the process's user, it is writable as an emptyDir is.
+    options: ['nosuid', 'nodev', `mode=${mode}`, `uid=${o.user.uid}`, `gid=${o.user.gid}`, 'size=65536k'],
+  });
   spec.mounts = [
     ...spec.mounts.filter((m) => m.destination !== '/tmp'),
-    {
-      destination: '/tmp',
-      type: 'tmpfs',
-      source: 'tmpfs',
-      // runc gives the tmpfs the mode of the image's /tmp; owned by the process's user, it is writable as an emptyDir is.
-      options: ['nosuid', 'nodev', 'mode=1777', `uid=${o.user.uid}`, `gid=${o.user.gid}`, 'size=65536k'],
-    },
+    tmpfs('/tmp', '1777'),
+    ...(o.tmpfs ?? []).map((d) => tmpfs(d, '0755')),
   ];
+  if (o.tun) {
+    const tun = { type: 'c', major: 10, minor: 200 };
+    const linux = spec.linux as RuncSpec['linux'] & {
+      devices?: unknown[];
+      resources?: { devices?: unknown[]; [k: string]: unknown };
+    };
+    linux.devices = [
+      ...(linux.devices ?? []),
+      { path: '/dev/net/tun', ...tun, fileMode: 0o666, uid: 0, gid: 0 },
+    ];
+    linux.resources = {
+      ...linux.resources,
+      devices: [...(linux.resources?.devices ?? []), { allow: true, ...tun, access: 'rwm' }],
+    };
+  }
   const wanted = ['pid', 'network', 'ipc', 'uts', 'mount'];
   const have = spec.linux.namespaces.filter((n) => !n.path).map((n) => n.type);
   spec.linux.namespaces = [

@@ -29,6 +29,7 @@ import { IMAGES, isAppImage, type ImageRecipe } from './catalog';
 import {
   checkArgv,
   checkCapabilities,
+  checkExtras,
   checkSpec,
   imageChecks,
   imageUser,
@@ -98,6 +99,7 @@ export async function checkImage(
         config,
         user,
         capabilities: checkCapabilities(recipe),
+        ...checkExtras(recipe),
         ...(check.env ? { env: check.env } : {}),
         hostname: image.name,
       });
