@@ -63,9 +63,12 @@ describe('a real node in a namespace of its own', () => {
   it('registers a Ready node with the scheduler, kubelet and kube-proxy of the pinned release', async () => {
     const cp = bed!.cp;
     const node = JSON.parse(await cp.kubectlOk(['get', 'node', bed!.network.nodeName, '-o', 'json'])) as {
+      spec: { podCIDR?: string };
       status: { nodeInfo: { kubeletVersion: string; containerRuntimeVersion: string }; addresses: unknown[] };
     };
     expect(node.status.nodeInfo.kubeletVersion).toBe('v1.34.4');
+    // The controller manager gave the node the pod network (kilo-agent reads it).
+    expect(node.spec.podCIDR).toBe('198.51.100.0/24');
     expect(node.status.nodeInfo.containerRuntimeVersion).toMatch(/^containerd:\/\/1\./);
     expect(node.status.addresses).toContainEqual({ type: 'InternalIP', address: '192.0.2.10' });
     // The imported images are known to containerd by the names the kubelet asks for.

@@ -41,6 +41,13 @@ export interface ControlPlaneNamespace {
   address: string;
   /** `--service-cluster-ip-range`; its first address is the `kubernetes` Service's ClusterIP. */
   serviceCidr: string;
+  /**
+   * The pod network: kube-controller-manager allocates it whole to the (one) node as its
+   * `spec.podCIDR` (`--allocate-node-cidrs`, `--cluster-cidr`, a node mask of the same size), as a
+   * kubeadm cluster's controller manager does; programs that read the Node's podCIDR (kilo-agent)
+   * need it. Omitted: Nodes get no podCIDR.
+   */
+  podCidr?: string;
   /** Makes `port` on 127.0.0.1 inside the namespace reachable from here; returns the local port. */
   relay(port: number): Promise<{ port: number; close(): Promise<void> }>;
 }
@@ -241,6 +248,13 @@ export class ControlPlane {
           `--cluster-signing-cert-file=${caFile}`,
           `--cluster-signing-key-file=${caKeyFile}`,
           '--use-service-account-credentials=true',
+          ...(ns?.podCidr
+            ? [
+                '--allocate-node-cidrs=true',
+                `--cluster-cidr=${ns.podCidr}`,
+                `--node-cidr-mask-size=${ns.podCidr.split('/')[1]}`,
+              ]
+            : []),
           '--v=1',
         ]);
         // Ready once the serviceaccount controller has made the default ServiceAccount.

@@ -60,6 +60,11 @@ export interface NodeBedOptions {
    * as an operator would for pod-gateway's gateway).
    */
   kubelet?: Record<string, unknown>;
+  /**
+   * Where the node's folder (`knet-node-<netns>`) goes (default the temp folder). Keep it where
+   * `sweepStaleNodes` looks (the machine's temp folder), so a run that dies is swept by the next.
+   */
+  parentDir?: string;
 }
 
 /** The uplink's addresses: a /30 of the node's documentation range, away from the node address. */
@@ -119,7 +124,7 @@ export class NodeBed {
       const id = `${NODE_PREFIX}${host.name}`;
       // The CNI network is named after the node, so its cached results can be found and removed.
       const network = { ...DEFAULT_NODE_NETWORK, cniName: id, ...opts.network };
-      const paths = nodePaths(join(tmpdir(), id));
+      const paths = nodePaths(join(opts.parentDir ?? tmpdir(), id));
       bed = new NodeBed(lab, host, network, paths, id, opts.keepDir ?? false, log);
       await bed.boot(opts, bin);
       return bed;
@@ -166,6 +171,7 @@ export class NodeBed {
         netns: host.name,
         address: net.nodeIp,
         serviceCidr: net.serviceCidr,
+        podCidr: net.podCidr,
         relay: (port) => exposeNamespacePort(host, port),
       },
     });
