@@ -550,6 +550,32 @@ describe('values: rendered as documented, accepted by the API server', () => {
     expect(credentials(podOf(all))).toEqual(only('connector-init', 'tg-admin/key'));
   });
 
+  it('init.extraEnv: appended to connector-init’s env in the sidecar, the gc CronJob and the hook Job, never the connector’s', async () => {
+    const extraEnv = [
+      { name: 'TWINGATE_API_URL', value: 'https://twingate-api.example.internal' },
+      { name: 'NODE_EXTRA_CA_CERTS', value: `${SA_TOKEN_PATH}/ca.crt` },
+      { name: 'FROM_FIELD', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    ];
+    const all = await objects({ init: { extraEnv } });
+    const extra = {
+      TWINGATE_API_URL: 'https://twingate-api.example.internal',
+      NODE_EXTRA_CA_CERTS: `${SA_TOKEN_PATH}/ca.crt`,
+      FROM_FIELD: '<field spec.nodeName>',
+    };
+    const envNames = (c: Container) => (c.env ?? []).map((e) => e.name);
+    const pod = podOf(all);
+    const cron = find(all, 'CronJob', `${NAME}-gc`).spec!.jobTemplate!.spec.template.spec.containers[0]!;
+    const hook = find(all, 'Job', `${NAME}-uninstall`).spec!.template!.spec.containers[0]!;
+    for (const c of [sidecar(pod), cron, hook]) {
+      expect(envOf(c)).toMatchObject(extra);
+      // After the chart's own variables, in the order given.
+      expect(envNames(c).slice(-3)).toEqual(Object.keys(extra));
+    }
+    expect(envOf(connector(pod))).toEqual(CONNECTOR_ENV);
+    // Defaults: nothing more than the chart's own.
+    expect(envOf(sidecar(podOf(await objects())))).not.toHaveProperty('TWINGATE_API_URL');
+  });
+
   it('every option on: an https:// account, metrics, ICMP, DNS, analytics, env, a name prefix, no gc and no hook', async () => {
     const all = await objects({
       twingate: { account: 'https://acme.twingate.com/' },
@@ -656,6 +682,9 @@ describe('values are checked before anything is rendered', () => {
     );
     expect(await refusal(withRequired({ connector: { replica: 3 } }))).toContain(
       'Additional property replica is not allowed',
+    );
+    expect(await refusal(withRequired({ init: { extraEnv: [{ value: 'x' }] } }))).toContain(
+      'init.extraEnv.0: name is required',
     );
     expect(await refusal(withRequired({ twingate: { account: 'acme twingate' } }))).toContain(
       'twingate.account',

@@ -209,6 +209,9 @@ spec:
         {{- include "connector.initEnv" $root | nindent 8 }}
         - { name: CONNECTOR_REPLICAS, value: {{ .replicas | quote }} }
         - { name: CONNECTOR_DELETE_ADOPTED, value: {{ $root.Values.gc.deleteAdopted | toString | quote }} }
+        {{- with $root.Values.init.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       securityContext: {{- toYaml $root.Values.securityContext | nindent 8 }}
       resources: {{- toYaml $root.Values.gc.resources | nindent 8 }}
       volumeMounts:
