@@ -21,8 +21,9 @@ void runMain(
   'lab',
   async () => {
     const opts = parseOptions(program);
+    const scenes = allScenes({ withNode: opts.withNode });
     if (opts.list) {
-      for (const s of allScenes()) {
+      for (const s of scenes) {
         const needs = s.needs.length ? ` (needs ${s.needs.join(', ')})` : '';
         process.stdout.write(`${s.name.padEnd(12)} ${s.title}${needs}\n`);
       }
@@ -48,7 +49,8 @@ void runMain(
 
     // Every temp dir of this run (control planes, the pod-gateway world, the webhook, the apps'
     // own) goes to one folder, so the teardown can tell what this run left behind.
-    const tmp = mkdtempSync(join(tmpdir(), `knet-lab-${process.pid}-`));
+    const machineTmpDir = tmpdir();
+    const tmp = mkdtempSync(join(machineTmpDir, `knet-lab-${process.pid}-`));
     process.env['TMPDIR'] = tmp;
     process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
@@ -61,7 +63,7 @@ void runMain(
         color: process.stdout.isTTY === true && !process.env['NO_COLOR'],
       },
       {
-        scenes: allScenes(),
+        scenes,
         machine: () => checkMachine(),
         binariesCached: () => findTestBedBinaries() !== undefined,
         binaries: async (log) => {
@@ -71,6 +73,7 @@ void runMain(
         },
         bundle: (app) => appBundle(app),
         signal: interrupt.signal,
+        machineTmpDir,
         leftovers: () => leftovers(process.pid, tmp),
       },
     );

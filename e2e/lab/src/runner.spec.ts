@@ -71,6 +71,7 @@ function harness(
     binariesCached: () => true,
     bundle: () => Promise.resolve('/tmp/x.cjs'),
     signal: controller.signal,
+    machineTmpDir: root,
     leftovers: () => Promise.resolve([]),
     ...deps,
   };
@@ -149,6 +150,59 @@ describe('runLab --check', () => {
     );
     expect(await h.run()).toBe(1);
     expect(h.text()).toContain('left behind: network namespace knt-x-1');
+  });
+
+  it("a scene's own leftover check runs after the teardown: what it names fails the run, named", async () => {
+    const log: string[] = [];
+    let left = ['mount /tmp/knet-node-x/rootfs'];
+    const scene = (extra: string[]) =>
+      fake('node', log, [{}], {
+        up: (ctx) => {
+          ctx.defer('the bed', () => {
+            log.push('bed stopped');
+            left = extra;
+          });
+          ctx.checkLeftovers('the NodeBed', () => {
+            log.push('bed leftovers');
+            return left;
+          });
+          return Promise.resolve();
+        },
+      });
+    const dirty = harness([scene(['cgroup /knet-node-x'])]);
+    expect(await dirty.run()).toBe(1);
+    expect(log).toEqual(['up node', 'check node-0', 'bed stopped', 'down node', 'bed leftovers']);
+    expect(dirty.text()).toContain('left behind: node: the NodeBed: cgroup /knet-node-x');
+
+    const clean = harness([scene([])]);
+    expect(await clean.run()).toBe(0);
+    expect(clean.text()).toContain('nothing left behind');
+  });
+
+  it('a leftover check that throws is named as one that could not check', async () => {
+    const h = harness([
+      fake('node', [], [], {
+        up: (ctx) => {
+          ctx.checkLeftovers('the NodeBed', () => Promise.reject(new Error('no /proc')));
+          return Promise.resolve();
+        },
+      }),
+    ]);
+    expect(await h.run()).toBe(1);
+    expect(h.text()).toContain('left behind: node: the NodeBed: cannot check: no /proc');
+  });
+
+  it('ctx.node() before the node scene set it: one clear line', async () => {
+    const h = harness([
+      fake('tower', [], [], {
+        up: (ctx) => {
+          ctx.node();
+          return Promise.resolve();
+        },
+      }),
+    ]);
+    expect(await h.run()).toBe(1);
+    expect(h.text()).toContain('scene tower needs the node scene, which is not up');
   });
 
   it('a failed teardown step fails the run and is named', async () => {

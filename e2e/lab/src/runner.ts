@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UsageError, errorMessage } from '@knet/runtime';
+import type { NodeBed } from '@knet/testing';
 import { formatMs, formatProofLines, green, red, renderTable, type RowView, type SceneView } from './display';
 import { LabRefusal, takeLabDir } from './preflight';
 import { selectScenes, type LabClusters, type LabContext, type Row, type Scene } from './scene';
@@ -42,6 +43,8 @@ export interface LabDeps {
   bundle(app: string): Promise<string>;
   /** Aborted on SIGINT/SIGTERM. */
   signal: AbortSignal;
+  /** The machine's temp folder (the lab points TMPDIR at a folder of its own): `ctx.machineTmpDir`. */
+  machineTmpDir: string;
   /** What this process left behind after teardown (namespaces, processes, temp dirs). */
   leftovers(): Promise<string[]>;
   now?(): number;
@@ -77,6 +80,9 @@ class LabRun {
   private readonly teardown = new Teardown();
   private readonly views: SceneView[] = [];
   private clusters: LabClusters | undefined;
+  private bed: NodeBed | undefined;
+  /** Checks of what is left that scenes added (`ctx.checkLeftovers`), run after the lab's own. */
+  private readonly leftoverChecks: { what: string; left: () => string[] | Promise<string[]> }[] = [];
   private footer = '';
   private footerSince = 0;
   private live = false;
@@ -333,6 +339,7 @@ class LabRun {
       dir: this.opts.dir,
       shownDir: this.opts.shownDir,
       kubectl: this.kubectl,
+      machineTmpDir: this.deps.machineTmpDir,
       progress: (line) => {
         if (this.deps.signal.aborted) throw new LabInterrupted();
         this.progress(scene.name, `${scene.name}: ${line}`);
@@ -344,6 +351,16 @@ class LabRun {
       },
       setClusters: (c) => {
         this.clusters = c;
+      },
+      node: () => {
+        if (!this.bed) throw new Error(`scene ${scene.name} needs the node scene, which is not up`);
+        return this.bed;
+      },
+      setNode: (bed) => {
+        this.bed = bed;
+      },
+      checkLeftovers: (what, left) => {
+        this.leftoverChecks.push({ what: `${scene.name}: ${what}`, left });
       },
     };
   }
@@ -409,6 +426,13 @@ class LabRun {
     if (this.footerTimer) clearInterval(this.footerTimer);
     this.footerTimer = undefined;
     const left = await this.deps.leftovers().catch((e: unknown) => [`cannot check: ${errorMessage(e)}`]);
+    for (const c of this.leftoverChecks) {
+      try {
+        left.push(...(await c.left()).map((l) => `${c.what}: ${l}`));
+      } catch (e) {
+        left.push(`${c.what}: cannot check: ${errorMessage(e)}`);
+      }
+    }
     const ms = this.now() - started;
     const clean = failures.length === 0 && left.length === 0;
     this.emit(

@@ -1,10 +1,11 @@
 import { allScenes, clearScenes, registerScene, selectScenes, type Scene } from './scene';
 
-const scene = (name: string, needs: string[] = []): Scene => ({
+const scene = (name: string, needs: string[] = [], onNode = false): Scene => ({
   name,
   title: name,
   needs,
   bundles: [],
+  onNode,
   up: () => Promise.resolve([]),
 });
 
@@ -18,8 +19,27 @@ describe('scene registry', () => {
     expect(allScenes().map((s) => s.name)).toEqual(['clusters', 'tower', 'pod-gateway']);
   });
 
+  it('--with-node: the onNode scenes in place of their namesakes, in registration order', () => {
+    registerScene(scene('clusters'));
+    registerScene(scene('node', [], true));
+    registerScene(scene('tower', ['clusters']));
+    registerScene(scene('tower', ['node'], true));
+    registerScene(scene('pod-gateway', ['clusters']));
+    registerScene(scene('connector', ['clusters']));
+    const names = (withNode: boolean) =>
+      allScenes({ withNode }).map((s) => `${s.name}${s.onNode ? '@node' : ''}`);
+    expect(names(false)).toEqual(['clusters', 'tower', 'pod-gateway', 'connector']);
+    expect(names(true)).toEqual(['clusters', 'node@node', 'tower@node', 'pod-gateway', 'connector']);
+    // --only tower brings up the node, not the clusters.
+    expect(selectScenes(['tower'], allScenes({ withNode: true })).map((s) => s.name)).toEqual([
+      'node',
+      'tower',
+    ]);
+  });
+
   it.each([
     [[scene('a'), scene('a')], 'scene a is registered twice'],
+    [[scene('a', [], true), scene('a', [], true)], 'scene a (on the node) is registered twice'],
     [[scene('b', ['a'])], 'scene b needs a, which is not registered before it'],
     [[scene('Bad name')], 'scene name "Bad name" is invalid'],
   ])('refuses %#: %s', (scenes, message) => {

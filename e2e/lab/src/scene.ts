@@ -10,8 +10,11 @@
  *
  * A scene module calls `registerScene` at load time; `scenes/index.ts` imports every scene module
  * (later apps add theirs there).
+ *
+ * A scene registered with `onNode: true` runs only with `--with-node`, on the real node (the `node`
+ * scene's NodeBed), in place of the scene of the same name: `tower` and `pod-gateway` have both.
  */
-import type { ControlPlane } from '@knet/testing';
+import type { ControlPlane, NodeBed } from '@knet/testing';
 
 export interface LabClusters {
   /** The host cluster (tower-proxy's side): etcd + kube-apiserver + kube-controller-manager. */
@@ -28,6 +31,11 @@ export interface LabContext {
   /** The real kubectl (the test bed's) — commands in rows name it as `kubectl`. */
   readonly kubectl: string;
   /**
+   * The machine's temp folder. The lab's own (TMPDIR) is a folder of this run; what another run
+   * must find to sweep it after a crash (a node's folder, its mounts) goes here instead.
+   */
+  readonly machineTmpDir: string;
+  /**
    * One line of progress ("starting tower-proxy"), shown while the scene comes up. Once the lab is
    * interrupted (Ctrl-C) it throws instead, ending up() there: call it between steps.
    */
@@ -42,6 +50,15 @@ export interface LabContext {
   clusters(): LabClusters;
   /** Set by the clusters scene. */
   setClusters(c: LabClusters): void;
+  /** The node scene's NodeBed (`--with-node`); throws one clear line when that scene did not run. */
+  node(): NodeBed;
+  /** Set by the node scene. */
+  setNode(bed: NodeBed): void;
+  /**
+   * Adds a check of what is left on the machine after the teardown (`what` names it): the lab runs
+   * it with its own (namespaces, processes, temp dirs) and reports each line it returns as left.
+   */
+  checkLeftovers(what: string, left: () => string[] | Promise<string[]>): void;
 }
 
 export interface Row {
@@ -72,27 +89,44 @@ export interface Scene {
   needs: readonly string[];
   /** The app bundles it runs (`appBundle(name)`), built before any scene starts. */
   bundles: readonly string[];
+  /**
+   * Runs only with `--with-node`, on the real node, in place of the scene of the same name (if
+   * any). Default false: the scene runs without `--with-node` (and with it, unless replaced).
+   */
+  onNode?: boolean;
   /** Brings the scene up; resolves to its rows, in the order their checks should run. */
   up(ctx: LabContext): Promise<Row[]>;
 }
 
+/** Every scene by `name` (process scenes) or `name@node` (`onNode`), in registration order. */
 const registry = new Map<string, Scene>();
 
-/** Adds a scene (at module load). Names are unique; its `needs` must already be registered. */
+const key = (s: Scene): string => (s.onNode ? `${s.name}@node` : s.name);
+
+/**
+ * Adds a scene (at module load). Names are unique per kind (one scene and one `onNode` scene may
+ * share a name); its `needs` must already be registered.
+ */
 export function registerScene(scene: Scene): void {
   if (!/^[a-z][a-z0-9-]*$/.test(scene.name))
     throw new Error(`scene name ${JSON.stringify(scene.name)} is invalid`);
-  if (registry.has(scene.name)) throw new Error(`scene ${scene.name} is registered twice`);
+  if (registry.has(key(scene)))
+    throw new Error(`scene ${scene.name}${scene.onNode ? ' (on the node)' : ''} is registered twice`);
   for (const n of scene.needs) {
-    if (!registry.has(n))
+    if (!registry.has(n) && !registry.has(`${n}@node`))
       throw new Error(`scene ${scene.name} needs ${n}, which is not registered before it`);
   }
-  registry.set(scene.name, scene);
+  registry.set(key(scene), scene);
 }
 
-/** Every registered scene, in registration order (which is a valid start order). */
-export function allScenes(): Scene[] {
-  return [...registry.values()];
+/**
+ * The scenes of a run, in registration order (which is a valid start order): without `withNode`
+ * every scene but the `onNode` ones; with it, the `onNode` ones in place of their namesakes.
+ */
+export function allScenes(opts: { withNode?: boolean } = {}): Scene[] {
+  const scenes = [...registry.values()];
+  if (!opts.withNode) return scenes.filter((s) => !s.onNode);
+  return scenes.filter((s) => s.onNode || !registry.has(`${s.name}@node`));
 }
 
 /** Test hook: forget every scene. */
@@ -104,7 +138,7 @@ export function clearScenes(): void {
  * The scenes to bring up for `--only a,b` (all when `only` is empty): the named ones and what they
  * need, in registration order. Throws one line naming the unknown scene and the known ones.
  */
-export function selectScenes(only: readonly string[], scenes: readonly Scene[] = allScenes()): Scene[] {
+export function selectScenes(only: readonly string[], scenes: readonly Scene[]): Scene[] {
   const byName = new Map(scenes.map((s) => [s.name, s]));
   if (only.length === 0) return [...scenes];
   const wanted = new Set<string>();

@@ -5,22 +5,25 @@
  * node's namespace); the kubelet runs what the webhook injected; a Job's traffic and DNS leave
  * through the gateway to "the internet" on the node's uplink.
  */
-import { ensureImages, NodeBed, rootNetworkState, UPLINK_NETWORK, type LabProcess } from '@knet/testing';
 import {
   CLUSTER_DNS_IP,
-  clusterDnsObjects,
-  helmOrReport,
   INTERNET_NAME,
   INTERNET_PORT,
+  NodeBed,
+  UPLINK_NETWORK,
+  clusterDnsObjects,
+  ensureImages,
+  installPodGatewayChart,
+  helmOrReport,
   kubectlOrReport,
   readyEndpoints,
+  rootNetworkState,
   startInternetServer,
   startUplinkDns,
   untilNone,
-  valuesFile,
+  type LabProcess,
   type UplinkDns,
-} from './podgw-harness';
-import { chartDir } from './harness';
+} from '@knet/testing';
 
 jest.setTimeout(20 * 60_000);
 
@@ -36,28 +39,6 @@ const OVERLAY_GATEWAY = '172.16.0.1';
 /** CapEff of a process with exactly NET_BIND_SERVICE (10), NET_ADMIN (12) and NET_RAW (13). */
 const CLIENT_CAPS = (1n << 10n) | (1n << 12n) | (1n << 13n);
 const CAP_NET_ADMIN = 1n << 12n;
-
-/**
- * Values an operator of this cluster would give: no VPN client (the gateway NATs straight out of
- * its eth0, "the internet" is behind the node's uplink), the cluster's networks, and ip_forward as a
- * pod sysctl that the kubelet allows (instead of a privileged gateway-init).
- */
-function operatorValues(bed: NodeBed): Record<string, unknown> {
-  const net = bed.network;
-  return {
-    routed_namespaces: [ROUTED],
-    gatewayInit: { ipForward: 'podSysctl' },
-    settings: {
-      // Services, pods and the node (kubelet probes) stay on the pod network; the rest goes to the gateway.
-      NOT_ROUTED_TO_GATEWAY_CIDRS: [net.serviceCidr, net.podCidr, `${net.nodeIp}/32`],
-      VPN_INTERFACE: '',
-      VPN_LOCAL_CIDRS: [net.podCidr, net.serviceCidr],
-    },
-    // Without a VPN the gateway's egress is the internet itself, not VPN servers (and this node's
-    // CNI, the bridge plugin, enforces no NetworkPolicy).
-    networkPolicy: { enabled: false },
-  };
-}
 
 interface Container {
   name: string;
@@ -179,23 +160,8 @@ describe('charts/pod-gateway on a real node', () => {
     await cp.kubectlOk(['create', 'namespace', ROUTED]);
     // The cluster DNS Service the chart looks up for K8S_DNS_IPS (values clusterDnsService).
     await cp.apply(clusterDnsObjects());
-    const values = valuesFile(operatorValues(b));
     installed = true;
-    await helmOrReport(
-      b,
-      [
-        'install',
-        RELEASE,
-        chartDir('pod-gateway'),
-        '-n',
-        NS,
-        '--wait',
-        '--timeout=4m',
-        '--values',
-        values.path,
-      ],
-      [NS],
-    ).finally(values.remove);
+    await installPodGatewayChart(b, { release: RELEASE, namespace: NS, routedNamespaces: [ROUTED] });
 
     const pods = JSON.parse(await cp.kubectlOk(['get', 'pods', '-n', NS, '-o', 'json'])) as { items: Pod[] };
     const component = (c: string) =>

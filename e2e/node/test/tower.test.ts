@@ -48,14 +48,18 @@ import {
   createReadyCluster,
   ensureImages,
   getCluster,
+  installTowerAgentChart,
+  installTowerProxyChart,
   prepareTowerHost,
   rootNetworkState,
+  towerAgentValues,
+  towerProxyMetrics,
+  towerTunnelBytes,
   until,
   writeClusterKubeconfig,
 } from '@knet/testing';
 import {
   chartAppVersion,
-  chartDir,
   containerIdentity,
   kubectlOnNode,
   helmOk,
@@ -76,7 +80,7 @@ const NS = TOWER_NAMESPACE;
 const CLUSTER = 'alpha';
 /** What both charts promise about their pods (podSecurityContext, securityContext). */
 const NONROOT = 65532;
-/** Bounds `helm install --wait`; the run gets a minute more. */
+/** Bounds `helm uninstall --wait`; the run gets a minute more. */
 const HELM_WAIT = '180s';
 const HELM_RUN_MS = 240_000;
 
@@ -93,23 +97,11 @@ const cluster = (): Promise<Cluster> => getCluster(node().cp, CLUSTER);
 const condition = async (type: string) => clusterCondition(await cluster(), type)?.status;
 
 /** The proxy's /metrics (its metricsPort, 9090) through the API server's pod proxy. */
-async function proxyMetrics(): Promise<string> {
-  const pod = await releasePod(node().cp, NS, 'tower-proxy');
-  return node().cp.kubectlOk([
-    'get',
-    '--raw',
-    `/api/v1/namespaces/${NS}/pods/${pod.metadata.name}:9090/proxy/metrics`,
-  ]);
-}
+const proxyMetrics = (): Promise<string> => towerProxyMetrics(node().cp);
 
 /** tower_proxy_bytes_total of `alpha`'s kubernetes target in `direction`. */
-async function tunnelBytes(direction: 'from_agent' | 'to_agent'): Promise<number> {
-  const re = new RegExp(
-    `^tower_proxy_bytes_total\\{cluster="${CLUSTER}",target="kubernetes",direction="${direction}"\\} (\\d+)`,
-    'm',
-  );
-  return Number(re.exec(await proxyMetrics())?.[1] ?? 0);
-}
+const tunnelBytes = async (direction: 'from_agent' | 'to_agent'): Promise<number> =>
+  towerTunnelBytes(await proxyMetrics(), CLUSTER, direction);
 
 type KubectlRun = (args: string[]) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
 
@@ -207,11 +199,7 @@ describe('tower-proxy and tower-agent as pods of their charts on a real node', (
 
   it('tower-proxy: helm install --wait; its pod runs the image built here, Ready, as the chart says', async () => {
     const cp = node().cp;
-    await helmOk(
-      cp,
-      ['install', 'tower-proxy', chartDir('tower-proxy'), '-n', NS, '--wait', `--timeout=${HELM_WAIT}`],
-      HELM_RUN_MS,
-    );
+    await installTowerProxyChart(cp);
     const pod = await expectChartPod('tower-proxy', proxyImage);
     await expectHardened(pod, 'tower-proxy');
     // It published the fingerprint agents pin, as the chart's NOTES say.
@@ -267,46 +255,9 @@ describe('tower-proxy and tower-agent as pods of their charts on a real node', (
 
   it('tower-agent: helm install --wait, dialling the ClusterIP of the Service tower; it connects and the Cluster is AgentAvailable', async () => {
     const cp = node().cp;
-    const towerIp = await cp.kubectlOk([
-      'get',
-      'service',
-      'tower',
-      '-n',
-      NS,
-      '-o',
-      'jsonpath={.spec.clusterIP}',
-    ]);
-    const fingerprint = await cp.kubectlOk([
-      '-n',
-      NS,
-      'get',
-      'configmap',
-      'tower-proxy',
-      '-o',
-      'jsonpath={.data.fingerprint}',
-    ]);
-    const token = (await cluster()).spec!.connection!.token!;
-    await helmOk(
-      cp,
-      [
-        'install',
-        'tower-agent',
-        chartDir('tower-agent'),
-        '-n',
-        NS,
-        '--wait',
-        `--timeout=${HELM_WAIT}`,
-        '--set-string',
-        `name=${CLUSTER}`,
-        '--set-string',
-        `proxyServer=http://${towerIp}:8080`,
-        '--set-string',
-        `fingerprint=${fingerprint}`,
-        '--set-string',
-        `token=${token}`,
-      ],
-      HELM_RUN_MS,
-    );
+    const values = await towerAgentValues(cp, CLUSTER);
+    expect(values.proxyServer).toMatch(/^http:\/\/203\.0\.113\.\d+:8080$/);
+    await installTowerAgentChart(cp, values);
     // Ready means connected (the chart's readiness probe is the agent's /readyz).
     const pod = await expectChartPod('tower-agent', agentImage);
     await expectHardened(pod, 'tower-agent');

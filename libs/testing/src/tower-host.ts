@@ -75,6 +75,23 @@ export async function createReadyCluster(
   );
 }
 
+/**
+ * Cluster `name` with its condition `type` True, and the condition; otherwise throws one line
+ * (`Cluster member AgentAvailable=False: <message>`).
+ */
+export async function expectClusterCondition(
+  host: ControlPlane,
+  name: string,
+  type: string,
+): Promise<{ cluster: Cluster; condition: ClusterCondition }> {
+  const cluster = await getCluster(host, name);
+  const condition = clusterCondition(cluster, type);
+  if (condition?.status !== 'True') {
+    throw new Error(`Cluster ${name} ${type}=${condition?.status ?? 'unset'}: ${condition?.message ?? ''}`);
+  }
+  return { cluster, condition };
+}
+
 /** The Cluster's condition `type` (status, since when, why), if it has one. */
 export function clusterCondition(c: Cluster, type: string): ClusterCondition | undefined {
   // Not @knet/k8s's getCondition: its tests import this library.

@@ -9,9 +9,8 @@
 import { join } from 'node:path';
 import {
   TOWER_NAMESPACE,
-  clusterCondition,
   createReadyCluster,
-  getCluster,
+  expectClusterCondition,
   oneLine,
   prepareTowerHost,
   run,
@@ -83,16 +82,7 @@ registerScene({
     );
 
     /** Cluster `member` with its condition `type` True, or one line why not. */
-    const expectCondition = async (type: string) => {
-      const c = await getCluster(host, CLUSTER);
-      const condition = clusterCondition(c, type);
-      if (condition?.status !== 'True') {
-        throw new Error(
-          `Cluster ${CLUSTER} ${type}=${condition?.status ?? 'unset'}: ${condition?.message ?? ''}`,
-        );
-      }
-      return { cluster: c, condition };
-    };
+    const expectCondition = (type: string) => expectClusterCondition(host, CLUSTER, type);
 
     const rows: Row[] = [
       {
