@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import {
   chartAppVersion as catalogAppVersion,
   ManagedProcess,
+  releasePod as libReleasePod,
+  releasePods as libReleasePods,
   until,
   workspaceRoot,
   type ControlPlane,
@@ -14,10 +16,7 @@ import {
   type NodeBed,
 } from '@knet/testing';
 
-/** `charts/<chart>` in this workspace: what `helm install` is given. */
-export function chartDir(chart: string): string {
-  return join(workspaceRoot(), 'charts', chart);
-}
+export { chartDir } from '@knet/testing';
 
 /** The chart's appVersion: the tag its `image.tag` defaults to (and `npm run images` tags). */
 export function chartAppVersion(chart: string): string {
@@ -60,31 +59,12 @@ export interface Pod {
 }
 
 /** The pods of helm release `release` in `namespace` (the charts' `app.kubernetes.io/instance` label). */
-export async function releasePods(cp: ControlPlane, namespace: string, release: string): Promise<Pod[]> {
-  const list = JSON.parse(
-    await cp.kubectlOk([
-      'get',
-      'pods',
-      '-n',
-      namespace,
-      '-l',
-      `app.kubernetes.io/instance=${release}`,
-      '-o',
-      'json',
-    ]),
-  ) as { items: Pod[] };
-  return list.items;
-}
+export const releasePods = (cp: ControlPlane, namespace: string, release: string): Promise<Pod[]> =>
+  libReleasePods<Pod>(cp, namespace, release);
 
 /** The one pod of a single-replica release. */
-export async function releasePod(cp: ControlPlane, namespace: string, release: string): Promise<Pod> {
-  const pods = await releasePods(cp, namespace, release);
-  if (pods.length !== 1)
-    throw new Error(
-      `release ${release}: expected one pod, found ${pods.map((p) => p.metadata.name).join(', ') || 'none'}`,
-    );
-  return pods[0] as Pod;
-}
+export const releasePod = (cp: ControlPlane, namespace: string, release: string): Promise<Pod> =>
+  libReleasePod<Pod>(cp, namespace, release);
 
 export function podCondition(pod: Pod, type: string): string | undefined {
   return pod.status.conditions?.find((c) => c.type === type)?.status;

@@ -22,7 +22,7 @@ import {
   oneLine,
   prepareTowerHost,
   readyEndpoints,
-  releasePodName,
+  releasePod,
   towerAgentValues,
   towerProxyMetrics,
   towerTunnelBytes,
@@ -33,7 +33,7 @@ import {
 } from '@knet/testing';
 import { formatAge } from '../display';
 import { registerScene, type Row } from '../scene';
-import { imagesOnNode, podObject } from './node';
+import { imagesOnNode, type PodObject } from './node';
 
 /** The Cluster object of the member on the host (and the agent's --name). */
 const CLUSTER = 'member';
@@ -43,8 +43,8 @@ const NS = TOWER_NAMESPACE;
 
 /** The one pod of `release`: Running and Ready, or one line why not; "pod <name> <ip>, <image>". */
 async function readyPod(cp: ControlPlane, release: string): Promise<string> {
-  const name = await releasePodName(cp, NS, release);
-  const pod = await podObject(cp, NS, name);
+  const pod = await releasePod<PodObject>(cp, NS, release);
+  const name = pod.metadata.name;
   const ready = pod.status.conditions?.find((c) => c.type === 'Ready')?.status;
   if (pod.status.phase !== 'Running' || ready !== 'True')
     throw new Error(`pod ${name} is ${pod.status.phase ?? 'unknown'}, Ready=${ready ?? 'unset'}`);
@@ -182,7 +182,7 @@ registerScene({
             spec: { clusterIP?: string; ports: { port: number; targetPort: number }[] };
           };
           const endpoints = (await readyEndpoints(bed, NS, `mc-${CLUSTER}`)).join(', ');
-          const proxyIp = (await podObject(cp, NS, await releasePodName(cp, NS, 'tower-proxy'))).status.podIP;
+          const proxyIp = (await releasePod<PodObject>(cp, NS, 'tower-proxy')).status.podIP;
           if (endpoints !== proxyIp)
             throw new Error(
               `mc-${CLUSTER}'s endpoints are ${endpoints || 'none'}, not the proxy pod ${proxyIp ?? '?'}`,

@@ -14,7 +14,7 @@ import { helmOrReport, valuesFile } from './report';
 const TOWER_HELM_WAIT_S = 180;
 
 /** `charts/<chart>` of this workspace (an absolute path: jest may run from a project's folder). */
-function workspaceChart(chart: string): string {
+export function chartDir(chart: string): string {
   return join(workspaceRoot(), 'charts', chart);
 }
 
@@ -33,7 +33,7 @@ async function helmInstall(cp: ControlPlane, args: string[], waitS: number): Pro
 export async function installTowerProxyChart(cp: ControlPlane, release = 'tower-proxy'): Promise<void> {
   await helmInstall(
     cp,
-    ['install', release, workspaceChart('tower-proxy'), '-n', TOWER_NAMESPACE],
+    ['install', release, chartDir('tower-proxy'), '-n', TOWER_NAMESPACE],
     TOWER_HELM_WAIT_S,
   );
 }
@@ -89,7 +89,7 @@ export async function installTowerAgentChart(
     [
       'install',
       release,
-      workspaceChart('tower-agent'),
+      chartDir('tower-agent'),
       '-n',
       TOWER_NAMESPACE,
       '--set-string',
@@ -105,9 +105,16 @@ export async function installTowerAgentChart(
   );
 }
 
-/** The name of the one pod of a release in `namespace` (the charts' `app.kubernetes.io/instance`). */
-export async function releasePodName(cp: ControlPlane, namespace: string, release: string): Promise<string> {
-  const names = (
+/**
+ * The pods of helm release `release` in `namespace` (the charts' `app.kubernetes.io/instance`
+ * label), as `kubectl get -o json` gives them; `P` names the fields the caller reads.
+ */
+export async function releasePods<P extends { metadata: { name: string } }>(
+  cp: ControlPlane,
+  namespace: string,
+  release: string,
+): Promise<P[]> {
+  const list = JSON.parse(
     await cp.kubectlOk([
       'get',
       'pods',
@@ -116,20 +123,29 @@ export async function releasePodName(cp: ControlPlane, namespace: string, releas
       '-l',
       `app.kubernetes.io/instance=${release}`,
       '-o',
-      'jsonpath={.items[*].metadata.name}',
-    ])
-  )
-    .split(/\s+/)
-    .filter(Boolean);
-  if (names.length !== 1) {
-    throw new Error(`release ${release}: expected one pod, found ${names.join(', ') || 'none'}`);
-  }
-  return names[0] as string;
+      'json',
+    ]),
+  ) as { items: P[] };
+  return list.items;
+}
+
+/** The one pod of a single-replica release; fails naming what it found otherwise. */
+export async function releasePod<P extends { metadata: { name: string } }>(
+  cp: ControlPlane,
+  namespace: string,
+  release: string,
+): Promise<P> {
+  const pods = await releasePods<P>(cp, namespace, release);
+  if (pods.length !== 1)
+    throw new Error(
+      `release ${release}: expected one pod, found ${pods.map((p) => p.metadata.name).join(', ') || 'none'}`,
+    );
+  return pods[0] as P;
 }
 
 /** tower-proxy's /metrics (its metricsPort, 9090), through the API server's pod proxy. */
 export async function towerProxyMetrics(cp: ControlPlane, release = 'tower-proxy'): Promise<string> {
-  const pod = await releasePodName(cp, TOWER_NAMESPACE, release);
+  const pod = (await releasePod(cp, TOWER_NAMESPACE, release)).metadata.name;
   return cp.kubectlOk([
     'get',
     '--raw',
@@ -191,7 +207,7 @@ export async function installPodGatewayChart(
       [
         'install',
         opts.release,
-        workspaceChart('pod-gateway'),
+        chartDir('pod-gateway'),
         '-n',
         opts.namespace,
         '--wait',
