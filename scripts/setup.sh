@@ -13,6 +13,10 @@ fi
 
 bash scripts/npm-ci.sh
 
-echo "setup: building the test bed (kube-apiserver, kube-controller-manager, kubectl, etcd, kubelet, kube-proxy, kube-scheduler, kubeadm, Cluster API managers from Go modules; helm)"
-node_modules/.bin/tsx libs/testing/src/cli.ts build >/dev/null
+# The control plane every system test needs. The node's binaries (kubelet, kube-proxy,
+# kube-scheduler), Cluster API's managers and kubeadm are built by `npm test` beside its first
+# tests (and on first use by anything else, or now with `npm run testbed -- build`): on 2 cores
+# that overlaps ~8 min of Go builds with tests that mostly wait.
+echo "setup: building the test bed's control plane (etcd, kube-apiserver, kube-controller-manager, kubectl from Go modules; helm)"
+node_modules/.bin/tsx libs/testing/src/cli.ts build control-plane >/dev/null
 echo "setup: done; run 'npm test'"

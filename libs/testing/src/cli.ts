@@ -16,20 +16,37 @@ const program = new Command('testbed')
   )
   .showHelpAfterError();
 
+const BUILD_PARTS = ['control-plane', 'node', 'capi'] as const;
+type BuildPart = (typeof BUILD_PARTS)[number];
+
 program
   .command('build')
   .description(
     'build the binaries pinned in tools/kube, tools/etcd, tools/kubenode, tools/capi and tools/kubeadm (no-op when cached) and print their paths',
   )
-  .action(async () => {
+  .argument(
+    '[parts...]',
+    `what to build (default: all): control-plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm), node (kubelet, kube-proxy, kube-scheduler), capi (the Cluster API managers and kubeadm)`,
+  )
+  .action(async (parts: string[]) => {
+    const unknown = parts.filter((p) => !(BUILD_PARTS as readonly string[]).includes(p));
+    if (unknown.length > 0) {
+      throw new Error(
+        `unknown part ${unknown.map((p) => JSON.stringify(p)).join(', ')} for build: give any of ${BUILD_PARTS.join(', ')}, or none for all`,
+      );
+    }
+    const want = (p: BuildPart) => parts.length === 0 || parts.includes(p);
     const started = Date.now();
     const log = (l: string) => console.error(`testbed: ${l}`);
-    const bin = await ensureTestBedBinaries(log);
-    const node = await ensureNodeBinaries(log);
-    const capi = (await ensureCapiManagers(log)).bin;
-    const kubeadm = await ensureKubeadm(log);
+    const out: Record<string, unknown> = {};
+    if (want('control-plane')) Object.assign(out, await ensureTestBedBinaries(log));
+    if (want('node')) out['node'] = await ensureNodeBinaries(log);
+    if (want('capi')) {
+      out['capi'] = (await ensureCapiManagers(log)).bin;
+      out['kubeadm'] = await ensureKubeadm(log);
+    }
     console.error(`testbed: binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    console.log(JSON.stringify({ ...bin, node, capi, kubeadm }, null, 2));
+    console.log(JSON.stringify(out, null, 2));
   });
 
 program
