@@ -14,6 +14,7 @@ import {
   clusterDnsObjects,
   ensureImages,
   installPodGatewayChart,
+  POD_GATEWAY_IMAGES,
   helmOrReport,
   kubectlOrReport,
   readyEndpoints,
@@ -93,18 +94,7 @@ let installed = false;
 
 beforeAll(async () => {
   rootBefore = await rootNetworkState();
-  const images = await ensureImages(
-    [
-      'pause',
-      'busybox',
-      'gateway-init',
-      'gateway-sidecar',
-      'client-init',
-      'client-sidecar',
-      'gateway-webhook',
-    ],
-    log,
-  );
+  const images = await ensureImages(['pause', ...POD_GATEWAY_IMAGES], log);
   refs = Object.fromEntries(Object.entries(images).map(([k, v]) => [k, v.ref]));
   busybox = images.busybox.ref;
   const { pause, ...rest } = images;

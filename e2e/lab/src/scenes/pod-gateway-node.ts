@@ -15,6 +15,7 @@ import {
   UPLINK_NETWORK,
   clusterDnsObjects,
   installPodGatewayChart,
+  POD_GATEWAY_IMAGES,
   kubectlOrReport,
   oneLine,
   readyEndpoints,
@@ -34,14 +35,6 @@ const GATEWAY_NAME = `${RELEASE}.${NS}.svc.cluster.local`;
 const OVERLAY_GATEWAY = '172.16.0.1';
 const CLIENT = 'web';
 const JOB = 'fetch';
-const IMAGES = [
-  'busybox',
-  'gateway-init',
-  'gateway-sidecar',
-  'client-init',
-  'client-sidecar',
-  'gateway-webhook',
-] as const;
 const URL = `http://${INTERNET_NAME}:${INTERNET_PORT}`;
 
 const ready = (p: PodObject) => p.status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
@@ -57,7 +50,7 @@ registerScene({
     const bed = ctx.node();
     const cp = bed.cp;
     const onNode = `kubectl --kubeconfig ${ctx.shownDir}/node.kubeconfig`;
-    const images = await imagesOnNode(ctx, bed, IMAGES);
+    const images = await imagesOnNode(ctx, bed, POD_GATEWAY_IMAGES);
 
     ctx.progress(`"the internet" on the uplink ${UPLINK_NETWORK.internet}: an HTTP server and dnsmasq`);
     const internet = await startInternetServer(bed);

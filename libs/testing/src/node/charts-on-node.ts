@@ -192,6 +192,16 @@ export function podGatewayNodeValues(
   };
 }
 
+/** The images charts/pod-gateway's pods run, and busybox for the routed clients and Jobs. */
+export const POD_GATEWAY_IMAGES = [
+  'busybox',
+  'gateway-init',
+  'gateway-sidecar',
+  'client-init',
+  'client-sidecar',
+  'gateway-webhook',
+] as const;
+
 /**
  * `helm install <release> charts/pod-gateway -n <namespace> --wait --timeout=4m` with
  * `podGatewayNodeValues`; a failure carries what the node says about the release's pods.
