@@ -116,7 +116,9 @@ if (results[0]) {
       `\n=== two lanes: system tests here; checks and other tests beside them, into ${checksLog.replace(root + '/', '')}`,
     );
     const checks = (async () => {
-      const r = [await testbed(['node', 'capi'], fd), await images(fd)];
+      // In the order the system lane needs them: node and images (libs/testing, e2e/node), then
+      // Cluster API (the lab, last there; capi-packet-manager, late here).
+      const r = [await testbed(['node'], fd), await images(fd), await testbed(['capi'], fd)];
       r.push(await format(fd), await typecheck(fd), await lint(fd));
       r.push(await jest('tests (others)', ['-p', others.join(',')], fd));
       return r;
