@@ -111,7 +111,8 @@ export async function loadOrCreateCa(
 
 /**
  * Publishes what agent installers need in a ConfigMap (server-side apply): the host key's
- * fingerprint and public key, the CA certificate and the proxy's version.
+ * fingerprint and public key, the CA certificate and the proxy's version. Labelled
+ * `app.kubernetes.io/managed-by=tower-proxy`, like the Secrets it creates.
  */
 export async function publishProxyInfo(
   kc: KubeConfig,
@@ -126,7 +127,7 @@ export async function publishProxyInfo(
       {
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name, namespace },
+        metadata: { name, namespace, labels: MANAGED_BY },
         data: {
           fingerprint: info.hostKey.fingerprint,
           'ssh-host-key.pub': info.hostKey.publicKey,

@@ -48,4 +48,14 @@ it('a missing namespace is one line saying what, where and how to fix it (host k
     'jsonpath={.data.fingerprint}',
   ]);
   expect(published).toBe(hostKey.fingerprint);
+  const label = await cp.kubectlOk([
+    '-n',
+    'nowhere',
+    'get',
+    'configmap',
+    'tower-proxy',
+    '-o',
+    "jsonpath={.metadata.labels['app\\.kubernetes\\.io/managed-by']}",
+  ]);
+  expect(label).toBe('tower-proxy');
 });
