@@ -43,11 +43,21 @@ export function createCgroupRoot(name: string, mounts = cgroupV1Mounts()): void 
   }
 }
 
-/** Every folder under `/<name>` in every hierarchy, deepest first. */
+/**
+ * Every folder under `/<name>` in every hierarchy, deepest first. A folder that goes while it is
+ * walked (runc and the kubelet remove a container's cgroups at any time) is left out, not an error.
+ */
 export function cgroupTree(name: string, mounts = cgroupV1Mounts()): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    for (const e of entries) {
       if (e.isDirectory()) walk(join(d, e.name));
     }
     out.push(d);
