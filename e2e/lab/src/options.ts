@@ -17,9 +17,9 @@ export const program = createProgram({
     'world in network namespaces (a gateway pod with a VPN link to an "internet" host, client pods admitted by ' +
     'gateway-webhook through the member API server). Shows each proof in a live table with the command to poke ' +
     'at it by hand; Ctrl-C tears everything down. Needs root (network namespaces) and iproute2. Only loopback ' +
-    'and network namespaces the lab creates (documentation ranges) are touched. With --with-node, tower and ' +
-    'pod-gateway run instead as pods of their helm charts on a real node (kubelet, containerd, runc, kube-proxy) ' +
-    'in a network namespace of its own.',
+    'and network namespaces the lab creates (documentation ranges) are touched. Tower and pod-gateway run as ' +
+    'pods of their helm charts on a real node (kubelet, containerd, runc, kube-proxy) in a network namespace of ' +
+    'its own, or with --with-node=false as processes against the two control planes.',
   exitCodes: {
     0: 'every proof passed (interactive: every proof was passing at Ctrl-C) and nothing was left behind',
     1: 'a proof or a scene failed, or the teardown failed or left something (named)',
@@ -45,15 +45,15 @@ export const program = createProgram({
       default: '',
     },
     withNode: {
-      flag: '--with-node',
+      flag: '--with-node [bool]',
       env: 'KNET_LAB_WITH_NODE',
       description:
         'run the tower and pod-gateway scenes on a real node (NodeBed: kubelet, containerd, runc, kube-proxy and ' +
         'its own control plane, in a network namespace the lab creates) from their helm charts and the images ' +
-        '`npm run images` builds (built when missing), instead of as processes against the two control planes; ' +
-        'kubeconfig .lab/node.kubeconfig',
+        '`npm run images` builds (built when missing: a few minutes the first time), kubeconfig ' +
+        '.lab/node.kubeconfig; --with-node=false runs them instead as processes against the two control planes',
       schema: schemas.bool(),
-      default: false,
+      default: true,
     },
     keep: {
       flag: '--keep',

@@ -33,13 +33,15 @@ describe('npm run lab -- --check --json: the whole tour', () => {
   const dir = () => join(work, 'tour');
 
   beforeAll(async () => {
-    run = lab(['--check', '--json', `--dir=${dir()}`]);
+    run = lab(['--check', '--json', '--with-node=false', `--dir=${dir()}`]);
     code = await run.exited;
   });
 
   it('exits 0 with every scene up and every proof passed', () => {
     expect({ code, stderr: run.stderr() }).toEqual({ code: 0, stderr: '' });
-    const listed = spawnSync(process.execPath, [...NODE_TSX.slice(1), MAIN, '--list'], { cwd: root })
+    const listed = spawnSync(process.execPath, [...NODE_TSX.slice(1), MAIN, '--list', '--with-node=false'], {
+      cwd: root,
+    })
       .stdout.toString()
       .trim()
       .split('\n')
@@ -169,7 +171,7 @@ describe('refusals: one line, exit 2, nothing created', () => {
     const run = lab(['--only', 'towr', `--dir=${join(work, 'unknown')}`]);
     expect(await run.exited).toBe(2);
     expect(run.stderr()).toMatch(
-      /^lab: error: --only: no scene "towr"; scenes are clusters, tower, pod-gateway, connector, kilo.*\n$/,
+      /^lab: error: --only: no scene "towr"; scenes are clusters, node, tower, pod-gateway, connector, kilo.*\n$/,
     );
   });
 });
@@ -189,7 +191,7 @@ describe('Ctrl-C (SIGINT) tears everything down', () => {
 
   it('while a scene is coming up: exit 130, nothing left', async () => {
     const dir = join(work, 'sigint-early');
-    const run = lab(['--only=pod-gateway', '--check', '--json', `--dir=${dir}`]);
+    const run = lab(['--only=pod-gateway', '--check', '--json', '--with-node=false', `--dir=${dir}`]);
     await run.waitFor((e) => e.event === 'scene' && e.scene === 'clusters');
     await run.waitFor((e) => e.event === 'progress' && String(e.line).startsWith('pod-gateway:'));
     run.child.kill('SIGINT');

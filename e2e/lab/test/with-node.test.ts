@@ -130,11 +130,12 @@ describe('npm run lab -- --check --with-node --only tower,pod-gateway', () => {
   });
 });
 
-describe('--with-node: Ctrl-C while the scenes on the node come up', () => {
+describe('on the node by default: Ctrl-C while the scenes on the node come up', () => {
   it('exit 130; the node is torn down and nothing is left', async () => {
     const rootBefore = await rootNetworkState();
     const dir = join(work, 'sigint');
-    const run = lab(['--check', '--json', '--with-node', '--only', 'tower', `--dir=${dir}`]);
+    // No flag: the node is the lab's default.
+    const run = lab(['--check', '--json', '--only', 'tower', `--dir=${dir}`]);
     await run.waitFor((e) => e.event === 'scene' && e.scene === 'node');
     await run.waitFor(
       (e) => e.event === 'progress' && String(e.line).startsWith('tower: helm install tower-proxy'),
