@@ -167,6 +167,24 @@ describe('runConnect (kgctl connect) on host-net fakes', () => {
     expect(bed.api.peers.has('laptop')).toBe(true);
   });
 
+  it('a sync that fails once the signal came (wireguard-go stopped by the same Ctrl-C) is no error', async () => {
+    let shutDown = () => undefined as void;
+    const bed = start({}, (api) => {
+      api.listNodes = async () => {
+        shutDown();
+        throw new Error(
+          'ip -4 addr add 10.10.10.10/32 dev kilo0 failed (exit 1): Cannot find device "kilo0"',
+        );
+      };
+    });
+    shutDown = () => bed.abort.abort();
+    await bed.run;
+    expect(bed.logger.messages('error')).toEqual([]);
+    expect(bed.logger.messages('debug')).toContain('sync interrupted by shutdown');
+    expect(bed.syncs).toEqual([]);
+    expect(bed.api.peers.has('laptop')).toBe(false);
+  });
+
   it('a failed sync is logged and retried; the interface stays up meanwhile', async () => {
     const bed = start({}, (api) => api.nodes.clear());
     await until('first sync', () => bed.syncs.length > 0);

@@ -69,8 +69,8 @@ export async function syncOnce(opts: ConnectOptions, deps: ConnectDeps): Promise
 /**
  * Runs `connect` until `deps.signal` aborts. Creates the Peer when none of that name exists (and
  * then, with `cleanUp`, deletes it on exit); an existing Peer is used as it is. Sync failures are
- * logged and retried at the next period or change, as in Kilo; failing to create the Peer or the
- * interface is fatal.
+ * logged and retried at the next period or change, as in Kilo (one that fails after the signal is
+ * not: the shutdown interrupted it); failing to create the Peer or the interface is fatal.
  */
 export async function runConnect(opts: ConnectOptions, deps: ConnectDeps): Promise<void> {
   const { api, drivers, logger, signal } = deps;
@@ -104,6 +104,12 @@ export async function runConnect(opts: ConnectOptions, deps: ConnectDeps): Promi
         await syncOnce(opts, deps);
         deps.onSync?.({ ok: true });
       } catch (e) {
+        // A signal to the whole process group (Ctrl-C in a terminal) also stops wireguard-go, and
+        // its interface goes while a sync may be running: after the signal that is no error.
+        if (signal.aborted) {
+          logger.debug({ err: errorMessage(e) }, 'sync interrupted by shutdown');
+          break;
+        }
         logger.error({ err: errorMessage(e) }, 'failed to sync');
         deps.onSync?.({ ok: false, error: errorMessage(e) });
       }
