@@ -5,7 +5,7 @@
 // source of every lib it imports: 36 programs took ~200 s of CPU, the single program ~20 s.
 //
 // The single program is the same check only while every project's tsconfig.json adds nothing to
-// tsconfig.base.json but its output paths and `types`. This script refuses (one line, exit 2)
+// tsconfig.base.json but its output paths and `types`, and includes only what it covers. This script refuses (one line, exit 2)
 // when a project's tsconfig sets anything else, so a new option is never silently not checked.
 //  - tsconfig.json: projects with `types: ["node", "jest"]` (and, as a superset, the others);
 //  - tsconfig.node-only.json: projects with `types: ["node"]`, so jest's globals stay unknown there.
@@ -19,6 +19,14 @@ const root = join(here, '..', '..');
 const OUTPUT_ONLY = new Set(['outDir', 'tsBuildInfoFile', 'declaration', 'emitDeclarationOnly', 'types']);
 const BOTH = JSON.stringify(['node', 'jest']);
 const NODE = JSON.stringify(['node']);
+// What tools/typecheck/tsconfig.json takes of a project, by its folder (a project's own include may
+// be any of these, never more).
+const COVERED = {
+  apps: ['src/**/*.ts', 'test/**/*.ts'],
+  libs: ['src/**/*.ts', 'test/**/*.ts'],
+  e2e: ['src/**/*.ts', 'test/**/*.ts'],
+  bench: ['**/*.ts', '*.ts'],
+};
 
 function fail(message) {
   console.error(`typecheck: ${message}`);
@@ -48,8 +56,14 @@ for (const group of ['apps', 'libs', 'e2e', 'bench']) {
         `${file} ${extra.length > 0 ? `sets compilerOptions ${extra.join(', ')}` : `extends ${config.extends}`}, which the single-program typecheck does not apply: move it to tsconfig.base.json, or give the project its own program in tools/typecheck`,
       );
     }
-    const types = JSON.stringify(options.types ?? []);
     const dir = `${group}/${name}`;
+    const outside = (config.include ?? []).filter((p) => !COVERED[group].includes(p));
+    if (outside.length > 0) {
+      fail(
+        `${file} includes ${outside.join(', ')}, which tools/typecheck/tsconfig.json does not cover (it takes ${COVERED[group].join(', ')} of each ${group}/ project): add the pattern there`,
+      );
+    }
+    const types = JSON.stringify(options.types ?? []);
     if (types === NODE && !nodeOnly.includes(dir)) {
       fail(
         `${file} has types ["node"] but is not in tools/typecheck/tsconfig.node-only.json's include: add "../../${dir}/*.ts" there`,
