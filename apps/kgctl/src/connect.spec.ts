@@ -81,6 +81,7 @@ function start(over: Partial<ConnectOptions> = {}, setup: (api: FakeKiloApi) => 
       logger,
       now: () => NOW,
       onSync: (r) => syncs.push(r),
+      shutdownGraceMs: 50,
     },
   );
   const bed = { net, api, abort, syncs, logger, run };
@@ -178,6 +179,23 @@ describe('runConnect (kgctl connect) on host-net fakes', () => {
       };
     });
     shutDown = () => bed.abort.abort();
+    await bed.run;
+    expect(bed.logger.messages('error')).toEqual([]);
+    expect(bed.logger.messages('debug')).toContain('sync interrupted by shutdown');
+    expect(bed.syncs).toEqual([]);
+    expect(bed.api.peers.has('laptop')).toBe(false);
+  });
+
+  it('a sync that fails just before the signal arrives (its `ip` killed by the same SIGTERM) is no error', async () => {
+    let shutDownSoon = () => undefined as void;
+    const bed = start({}, (api) => {
+      api.listNodes = async () => {
+        shutDownSoon();
+        throw new Error('ip -j -4 route show table main failed (killed by SIGTERM)');
+      };
+    });
+    // The signal lands 20 ms after the failure, within the grace (50 ms here).
+    shutDownSoon = () => void setTimeout(() => bed.abort.abort(), 20);
     await bed.run;
     expect(bed.logger.messages('error')).toEqual([]);
     expect(bed.logger.messages('debug')).toContain('sync interrupted by shutdown');

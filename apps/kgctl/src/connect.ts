@@ -37,7 +37,20 @@ export interface ConnectDeps {
   resolve?: (name: string) => Promise<string | undefined>;
   /** Called after each sync (tests, metrics). */
   onSync?: (result: { ok: boolean; error?: string }) => void;
+  /**
+   * How long a failed sync waits for a shutdown signal before it counts as an error
+   * (default {@link SHUTDOWN_GRACE_MS}).
+   */
+  shutdownGraceMs?: number;
 }
+
+/**
+ * A signal to the whole process group (Ctrl-C in a terminal, SIGTERM to the group) also reaches
+ * wireguard-go and the `ip` commands a sync runs, and under load a sync can fail from it before
+ * this process's own handler has run (CI saw `ip … failed (killed by SIGTERM)` 18 ms before
+ * "received SIGTERM"). A failed sync is only reported if no shutdown follows within this time.
+ */
+export const SHUTDOWN_GRACE_MS = 1_000;
 
 async function resolveNames(
   view: ClusterView,
@@ -104,8 +117,8 @@ export async function runConnect(opts: ConnectOptions, deps: ConnectDeps): Promi
         await syncOnce(opts, deps);
         deps.onSync?.({ ok: true });
       } catch (e) {
-        // A signal to the whole process group (Ctrl-C in a terminal) also stops wireguard-go, and
-        // its interface goes while a sync may be running: after the signal that is no error.
+        // A sync that fails from the shutdown itself is no error (see SHUTDOWN_GRACE_MS).
+        if (!signal.aborted) await sleep(deps.shutdownGraceMs ?? SHUTDOWN_GRACE_MS, signal);
         if (signal.aborted) {
           logger.debug({ err: errorMessage(e) }, 'sync interrupted by shutdown');
           break;
