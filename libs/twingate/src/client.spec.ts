@@ -100,11 +100,12 @@ describe('TwingateClient', () => {
   });
 
   it('an abort also frees calls queued behind the concurrency cap', async () => {
-    server.onPost = () => undefined; // never answers
     const controller = new AbortController();
+    // Never answers; the abort comes once the first call is at the server (the other two wait
+    // behind the cap). A fixed delay raced the first POST on a busy machine.
+    server.onPost = () => void setTimeout(() => controller.abort(), 20);
     const { client } = clientOf(server, { maxConcurrency: 1, signal: controller.signal });
     const calls = [client.getConnector('a'), client.getConnector('b'), client.listAllConnectors()];
-    setTimeout(() => controller.abort(), 50);
     const results = await Promise.all(
       calls.map((c) =>
         c.then(
