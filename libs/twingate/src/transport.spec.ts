@@ -431,15 +431,20 @@ describe('transport', () => {
     });
 
     it('rejects during a Retry-After wait (the real sleep) and when already aborted', async () => {
-      server.onPost = status(429, { 'Retry-After': '60' });
       const controller = new AbortController();
+      const tooMany = status(429, { 'Retry-After': '60' });
+      // The abort comes once the call is waiting out the Retry-After (not after a fixed delay,
+      // which could fire before the first POST on a busy machine).
+      server.onPost = (req, res) => {
+        tooMany(req, res);
+        setTimeout(() => controller.abort(), 50);
+      };
       const api = new TwingateClient({
         apiKey: API_KEY,
         apiUrl: server.url,
         signal: controller.signal,
       });
       const call = api.getConnector(CONNECTOR_1);
-      setTimeout(() => controller.abort(), 100);
       const err: unknown = await call.catch((e: unknown) => e);
       expect(isAbortError(err)).toBe(true);
       const again: unknown = await api.getConnector(CONNECTOR_1).catch((e: unknown) => e);
