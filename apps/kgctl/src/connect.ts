@@ -1,5 +1,5 @@
 import type { RouteSpec, SetResult, StateDriver, WireGuardDeviceConfig } from '@knet/host-net';
-import { errorMessage, sleep, type Logger } from '@knet/runtime';
+import { errorMessage, shutdownFollows, sleep, type Logger } from '@knet/runtime';
 import type { ClusterView } from '@knet/kilo';
 import { clusterView, type KiloApi } from './cluster';
 import { connectPeer, planConnect, type ConnectInput } from './connect-plan';
@@ -39,18 +39,10 @@ export interface ConnectDeps {
   onSync?: (result: { ok: boolean; error?: string }) => void;
   /**
    * How long a failed sync waits for a shutdown signal before it counts as an error
-   * (default {@link SHUTDOWN_GRACE_MS}).
+   * (default `SHUTDOWN_GRACE_MS` of `@knet/runtime`).
    */
   shutdownGraceMs?: number;
 }
-
-/**
- * A signal to the whole process group (Ctrl-C in a terminal, SIGTERM to the group) also reaches
- * wireguard-go and the `ip` commands a sync runs, and under load a sync can fail from it before
- * this process's own handler has run (CI saw `ip … failed (killed by SIGTERM)` 18 ms before
- * "received SIGTERM"). A failed sync is only reported if no shutdown follows within this time.
- */
-export const SHUTDOWN_GRACE_MS = 1_000;
 
 async function resolveNames(
   view: ClusterView,
@@ -117,9 +109,8 @@ export async function runConnect(opts: ConnectOptions, deps: ConnectDeps): Promi
         await syncOnce(opts, deps);
         deps.onSync?.({ ok: true });
       } catch (e) {
-        // A sync that fails from the shutdown itself is no error (see SHUTDOWN_GRACE_MS).
-        if (!signal.aborted) await sleep(deps.shutdownGraceMs ?? SHUTDOWN_GRACE_MS, signal);
-        if (signal.aborted) {
+        // A sync that fails from the shutdown itself (its commands got the same signal) is no error.
+        if (await shutdownFollows(signal, deps.shutdownGraceMs)) {
           logger.debug({ err: errorMessage(e) }, 'sync interrupted by shutdown');
           break;
         }

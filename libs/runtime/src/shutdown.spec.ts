@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createLogger, isAbortError, ShutdownManager, sleep, untilAborted } from './index';
+import { createLogger, isAbortError, ShutdownManager, shutdownFollows, sleep, untilAborted } from './index';
 
 function setup(timeoutMs = 1000) {
   const lines: Record<string, unknown>[] = [];
@@ -163,6 +163,17 @@ describe('sleep, untilAborted and isAbortError', () => {
     await expect(pending).resolves.toBe(false);
     expect(Date.now() - started).toBeLessThan(1000);
     await expect(sleep(10_000, controller.signal)).resolves.toBe(false);
+  });
+
+  it('shutdownFollows: true when the signal is aborted or aborts within the grace, false after it', async () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(shutdownFollows(aborted.signal, 10_000)).resolves.toBe(true);
+    const soon = new AbortController();
+    setTimeout(() => soon.abort(), 10);
+    await expect(shutdownFollows(soon.signal, 10_000)).resolves.toBe(true); // at the abort, not after 10 s
+    const never = new AbortController();
+    await expect(shutdownFollows(never.signal, 20)).resolves.toBe(false);
   });
 
   it('untilAborted resolves when the signal aborts (or at once if it already has)', async () => {

@@ -207,6 +207,21 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   });
 }
 
+/** How long {@link shutdownFollows} waits by default. */
+export const SHUTDOWN_GRACE_MS = 1_000;
+
+/**
+ * Whether `signal` is aborted now or within `graceMs`. A signal to the whole process group (Ctrl-C
+ * in a terminal, SIGTERM to the group) also reaches the commands a step runs, and on a busy
+ * machine the step can fail from it before this process's own handler has run (CI saw `ip … failed
+ * (killed by SIGTERM)` 18 ms before "received SIGTERM"). Loops ask this before they report a
+ * failure as an error: when it resolves true, the failure was the shutdown.
+ */
+export async function shutdownFollows(signal: AbortSignal, graceMs = SHUTDOWN_GRACE_MS): Promise<boolean> {
+  if (!signal.aborted) await sleep(graceMs, signal);
+  return signal.aborted;
+}
+
 /**
  * Resolves when `signal` aborts, keeping the process alive until then (signal listeners alone do
  * not). For daemons whose work happens in servers and watches: `await untilAborted(signal)`.
