@@ -4,7 +4,7 @@ import { KG_CLEANUP_ANNOTATIONS, LEADER_PROBE_ANNOTATION } from '@knet/kilo';
 import { RecordingLogger, createMetricsRegistry } from '@knet/runtime';
 import { FakeCluster } from './cluster';
 import { Datapath, ROUTE_PROTOCOL } from './datapath';
-import { createAgentMetrics } from './metrics';
+import { createAgentMetrics, type AgentMetrics } from './metrics';
 import { Agent, type AgentOptions } from './reconcile';
 
 const NOW = 1_700_000_000;
@@ -53,7 +53,7 @@ function kiloNode(now: number) {
   };
 }
 
-async function setup(o: { now?: number } = {}) {
+async function setup(o: { now?: number; shutdownGraceMs?: number } = {}) {
   const net: FakeHostNet = createFakeHostNet({ kernelWireGuard: false });
   await net.ip.addVeth('eth0', 'peer0');
   await net.ip.addAddress('eth0', '192.0.2.11/26');
@@ -90,8 +90,9 @@ async function setup(o: { now?: number } = {}) {
     now: () => o.now ?? NOW,
     logger,
     metrics,
+    shutdownGraceMs: o.shutdownGraceMs,
   });
-  return { net, cluster, agent, logger, metrics };
+  return { net, cluster, agent, logger, metrics, datapath };
 }
 
 describe('Agent.pass', () => {
@@ -232,6 +233,71 @@ describe('Agent.pass', () => {
 });
 
 describe('Agent.run', () => {
+  const applyErrors = async (metrics: AgentMetrics) =>
+    (await metrics.errors.get()).values.find((v) => v.labels['event'] === 'apply')?.value ?? 0;
+
+  it('a pass that fails just before the shutdown signal (its commands got the same SIGTERM) is no error', async () => {
+    const { agent, datapath, logger, metrics } = await setup({ shutdownGraceMs: 50 });
+    const stop = new AbortController();
+    datapath.apply = async () => {
+      setTimeout(() => stop.abort(), 20); // within the grace
+      throw new Error('ip -j -4 route show table main failed (killed by SIGTERM)');
+    };
+    await agent.run(stop.signal);
+    expect(logger.messages('error')).toEqual([]);
+    expect(logger.messages('debug')).toContain('kilo-agent: pass interrupted by shutdown');
+    expect(await applyErrors(metrics)).toBe(0);
+  });
+
+  it('a pass that fails with no shutdown following is an error, counted, and the loop goes on', async () => {
+    const { agent, datapath, logger, metrics } = await setup({ shutdownGraceMs: 50 });
+    const stop = new AbortController();
+    datapath.apply = async () => {
+      throw new Error('ip link add kilo0 type wireguard failed (exit 2): Unknown device type');
+    };
+    const running = agent.run(stop.signal);
+    try {
+      await until(() => logger.messages('error').length > 0, 5000);
+      const errors = logger.messages('error');
+      expect(new Set(errors)).toEqual(
+        new Set(['kilo-agent: apply failed; retrying at the next change or resync']),
+      );
+      expect(await applyErrors(metrics)).toBeGreaterThanOrEqual(errors.length);
+      expect(agent.lastError).toContain('Unknown device type');
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+
+  it('a shutdown that comes during a pass ends the loop at once, not at the next resync (30 s here)', async () => {
+    const { cluster, agent, datapath } = await setup();
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    // Settled: its own WireGuard IP published and applied, nothing left to do until the resync.
+    await until(
+      () =>
+        agent.last?.ready === true &&
+        cluster.nodeMap.get('east-1')?.annotations?.['kilo.squat.ai/wireguard-ip'] === '198.51.100.193/27',
+      5000,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const apply = datapath.apply.bind(datapath);
+    datapath.apply = async (d) => {
+      stop.abort(); // SIGTERM while the pass runs
+      return apply(d);
+    };
+    const passes = agent.passes;
+    cluster.setNode({
+      ...kiloNode(NOW),
+      annotations: { ...kiloNode(NOW).annotations, 'kilo.squat.ai/endpoint': '192.0.2.79:51820' },
+    });
+    // Before the fix the wait after the pass listened for an abort that had already happened,
+    // and run() ended only at the next resync (past this test's 5 s).
+    await running;
+    expect(agent.passes).toBe(passes + 1);
+  });
+
   it('does not spin while its Node is missing (check-in is periodic, not retried at once)', async () => {
     const { cluster, agent } = await setup();
     cluster.nodeMap.delete('east-1');

@@ -19,7 +19,7 @@ import {
   type LocalFacts,
   type PlanOptions,
 } from '@knet/kilo';
-import { errorMessage, sleep, type Logger } from '@knet/runtime';
+import { errorMessage, shutdownFollows, sleep, type Logger } from '@knet/runtime';
 import type { MeshCluster } from './cluster';
 import { updateCniConfig } from './cni';
 import type { ApplyReport } from './datapath';
@@ -62,6 +62,11 @@ export interface AgentDeps {
   now?: () => number;
   logger: Logger;
   metrics: AgentMetrics;
+  /**
+   * How long a pass that failed inside {@link Agent.run} waits for a shutdown signal before it
+   * counts as an error (default `SHUTDOWN_GRACE_MS` of `@knet/runtime`).
+   */
+  shutdownGraceMs?: number;
 }
 
 /**
@@ -86,6 +91,8 @@ export class Agent {
   passes = 0;
   /** The last pass's error, if it failed. */
   lastError: string | undefined;
+  /** The signal of {@link run} while it runs. */
+  private stopping: AbortSignal | undefined;
 
   constructor(private readonly d: AgentDeps) {
     this.now = d.now ?? (() => Math.floor(Date.now() / 1000));
@@ -104,6 +111,15 @@ export class Agent {
 
   /** Runs passes until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
+    this.stopping = signal;
+    try {
+      await this.loop(signal);
+    } finally {
+      this.stopping = undefined;
+    }
+  }
+
+  private async loop(signal: AbortSignal): Promise<void> {
     const o = this.d.options;
     let lastResync = 0;
     let lastProbe = 0;
@@ -135,6 +151,8 @@ export class Agent {
               o.probeIntervalMs > 0 ? o.probeIntervalMs - (Date.now() - lastProbe) : Number.POSITIVE_INFINITY,
             ),
           );
+      // A shutdown that came during the pass: its abort event has fired already.
+      if (signal.aborted) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, waitMs);
         const abort = () => done();
@@ -163,6 +181,11 @@ export class Agent {
       this.lastError = undefined;
       return plan;
     } catch (e) {
+      // A pass that fails from the shutdown itself (its commands got the same signal) is no error.
+      if (this.stopping && (await shutdownFollows(this.stopping, this.d.shutdownGraceMs))) {
+        this.d.logger.debug({ err: errorMessage(e) }, 'kilo-agent: pass interrupted by shutdown');
+        return undefined;
+      }
       m.errors.inc({ event: 'apply' });
       this.lastError = errorMessage(e);
       this.d.logger.error(
