@@ -63,8 +63,8 @@ export interface AgentDeps {
   logger: Logger;
   metrics: AgentMetrics;
   /**
-   * How long a pass that failed inside {@link Agent.run} waits for a shutdown signal before it
-   * counts as an error (default `SHUTDOWN_GRACE_MS` of `@knet/runtime`).
+   * How long a failed pass given a signal (as {@link Agent.run} gives it) waits for a shutdown
+   * before it counts as an error (default `SHUTDOWN_GRACE_MS` of `@knet/runtime`).
    */
   shutdownGraceMs?: number;
 }
@@ -91,8 +91,6 @@ export class Agent {
   passes = 0;
   /** The last pass's error, if it failed. */
   lastError: string | undefined;
-  /** The signal of {@link run} while it runs. */
-  private stopping: AbortSignal | undefined;
 
   constructor(private readonly d: AgentDeps) {
     this.now = d.now ?? (() => Math.floor(Date.now() / 1000));
@@ -111,15 +109,6 @@ export class Agent {
 
   /** Runs passes until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    this.stopping = signal;
-    try {
-      await this.loop(signal);
-    } finally {
-      this.stopping = undefined;
-    }
-  }
-
-  private async loop(signal: AbortSignal): Promise<void> {
     const o = this.d.options;
     let lastResync = 0;
     let lastProbe = 0;
@@ -134,7 +123,7 @@ export class Agent {
         this.dirty = false;
         if (resyncDue) lastResync = t;
         if (checkInDue) lastCheckInPass = t;
-        await this.pass();
+        await this.pass(signal);
       }
       if (o.probeIntervalMs > 0 && Date.now() - lastProbe >= o.probeIntervalMs) {
         lastProbe = Date.now();
@@ -172,8 +161,11 @@ export class Agent {
     }
   }
 
-  /** One pass (exported for tests and `--once`-style callers). */
-  async pass(): Promise<AgentPlan | undefined> {
+  /**
+   * One pass (exported for tests and `--once`-style callers). With `signal` (as {@link run} gives
+   * it), a failure the shutdown caused is not reported as an error.
+   */
+  async pass(signal?: AbortSignal): Promise<AgentPlan | undefined> {
     const m = this.d.metrics;
     m.reconciles.inc();
     try {
@@ -182,7 +174,7 @@ export class Agent {
       return plan;
     } catch (e) {
       // A pass that fails from the shutdown itself (its commands got the same signal) is no error.
-      if (this.stopping && (await shutdownFollows(this.stopping, this.d.shutdownGraceMs))) {
+      if (signal && (await shutdownFollows(signal, this.d.shutdownGraceMs))) {
         this.d.logger.debug({ err: errorMessage(e) }, 'kilo-agent: pass interrupted by shutdown');
         return undefined;
       }
