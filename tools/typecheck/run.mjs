@@ -5,8 +5,9 @@
 // source of every lib it imports: 36 programs took ~200 s of CPU, the single program ~20 s.
 //
 // The single program is the same check only while every project's tsconfig.json adds nothing to
-// tsconfig.base.json but its output paths and `types`, and includes only what it covers. This script refuses (one line, exit 2)
-// when a project's tsconfig sets anything else, so a new option is never silently not checked.
+// tsconfig.base.json but its output paths and `types`, and includes only what it covers. This
+// script refuses (one line, exit 2) when a project's tsconfig sets anything else, so a new option
+// is never silently not checked.
 //  - tsconfig.json: projects with `types: ["node", "jest"]` (and, as a superset, the others);
 //  - tsconfig.node-only.json: projects with `types: ["node"]`, so jest's globals stay unknown there.
 import { spawnSync } from 'node:child_process';
